@@ -1,0 +1,539 @@
+//! The commands: read inputs, call the core, format the result.
+
+use crate::output::{Align, Table, csv_record};
+use crate::{CliError, Format, Inputs};
+use costshare_core::agreement::Agreement;
+use costshare_core::calendar::{Date, date_from_unix_seconds};
+use costshare_core::costs::{Costs, Rates, RowError, parse_costs, parse_rates};
+use costshare_core::diag::{self, Severity};
+use costshare_core::money::{format_grouped, format_minor};
+use costshare_core::report::{self, Dim};
+use costshare_core::{alloc, explain, load};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// The agreement and what was derived from its file.
+pub struct LoadedAgreement {
+    pub agreement: Agreement,
+    pub sha256: String,
+    pub warnings: String,
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| {
+        CliError::Input(format!(
+            "costshare: error: cannot read {what} `{}`: {e}",
+            path.display()
+        ))
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Load and validate an agreement file; diagnostics rendered for the terminal.
+pub fn load_agreement_text(name: &str, bytes: &[u8]) -> Result<LoadedAgreement, CliError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        CliError::Input(format!(
+            "costshare: error: agreement `{name}` is not valid UTF-8 (byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let loaded = load::load(text);
+    let mut rendered = String::new();
+    let mut errors = 0;
+    for d in &loaded.diagnostics {
+        rendered.push_str(&diag::render(d, name, text));
+        rendered.push('\n');
+        if d.severity == Severity::Error {
+            errors += 1;
+        }
+    }
+    match loaded.agreement {
+        Some(agreement) if errors == 0 => Ok(LoadedAgreement {
+            agreement,
+            sha256: sha256_hex(bytes),
+            warnings: rendered,
+        }),
+        _ => {
+            rendered.push_str(&format!(
+                "costshare: error: {name}: {errors} problem{} found\n",
+                if errors == 1 { "" } else { "s" }
+            ));
+            Err(CliError::Input(rendered))
+        }
+    }
+}
+
+fn load_agreement(path: &Path) -> Result<LoadedAgreement, CliError> {
+    let bytes = read(path, "agreement")?;
+    let la = load_agreement_text(&path.display().to_string(), &bytes)?;
+    if !la.warnings.is_empty() {
+        eprint!("{}", la.warnings);
+    }
+    Ok(la)
+}
+
+fn row_errors(file: &Path, what: &str, errors: &[RowError]) -> CliError {
+    let mut s = String::new();
+    for e in errors {
+        s.push_str(&format!("{}:{e}\n", file.display()).replacen(":line ", ":", 1));
+    }
+    s.push_str(&format!(
+        "costshare: error: {} bad row{} in {what} `{}`; nothing was used\n",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" },
+        file.display()
+    ));
+    CliError::Input(s)
+}
+
+pub fn parse_as_of(s: Option<&str>) -> Result<Date, CliError> {
+    match s {
+        Some(t) => Date::parse(t).ok_or_else(|| CliError::Usage(format!("--as-of `{t}` is not a date (YYYY-MM-DD)"))),
+        None => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            Ok(date_from_unix_seconds(secs))
+        }
+    }
+}
+
+/// Everything a command needs: agreement, lines, allocation.
+pub struct Run {
+    pub la: LoadedAgreement,
+    pub costs: Costs,
+    pub alloc: alloc::Allocation,
+    pub as_of: Date,
+}
+
+fn run(inputs: &Inputs) -> Result<Run, CliError> {
+    let as_of = parse_as_of(inputs.as_of.as_deref())?;
+    let la = load_agreement(&inputs.agreement)?;
+    let rates = match &inputs.rates {
+        Some(p) => {
+            let b = read(p, "rates file")?;
+            parse_rates(&b, la.agreement.currency.code()).map_err(|e| row_errors(p, "rates file", &e))?
+        }
+        None => Rates::empty(),
+    };
+    let bytes = read(&inputs.costs, "costs file")?;
+    let costs = parse_costs(&la.agreement, &bytes, &rates).map_err(|e| row_errors(&inputs.costs, "costs file", &e))?;
+    Ok(run_with(la, costs, as_of))
+}
+
+pub fn run_with(la: LoadedAgreement, costs: Costs, as_of: Date) -> Run {
+    let alloc = alloc::allocate(&la.agreement, &costs.lines, as_of);
+    Run {
+        la,
+        costs,
+        alloc,
+        as_of,
+    }
+}
+
+pub fn check(path: &Path) -> Result<String, CliError> {
+    let la = load_agreement(path)?;
+    let a = &la.agreement;
+    let layers: usize = a.categories.iter().map(|c| c.layers.len()).sum();
+    Ok(format!(
+        "ok: {} `{}`: {} parties, {} categories, {} layers, {} keys; {} {} to {} (FY{}–FY{}){}\n",
+        path.display(),
+        a.id,
+        a.parties.len(),
+        a.categories.len(),
+        layers,
+        a.keys.len(),
+        a.currency.code(),
+        a.start,
+        a.end,
+        a.first_fy,
+        a.first_fy + a.fy_count as i32 - 1,
+        if la.warnings.is_empty() {
+            String::new()
+        } else {
+            "; with warnings".to_string()
+        }
+    ))
+}
+
+fn footer(r: &Run) -> String {
+    let prov = r.alloc.provisional.iter().filter(|&&p| p).count();
+    let mut s = String::new();
+    if prov > 0 {
+        s.push_str(&format!(
+            "provisional: {prov} line{} in pro-rata periods not ended by {} may still change\n",
+            if prov == 1 { "" } else { "s" },
+            r.as_of
+        ));
+    }
+    s.push_str(&format!("agreement: {} sha256 {}\n", r.la.agreement.id, r.la.sha256));
+    s
+}
+
+fn party_name(a: &Agreement, p: usize) -> &str {
+    if p < a.parties.len() {
+        &a.parties[p].id
+    } else {
+        "UNALLOCATED"
+    }
+}
+
+pub fn allocate(inputs: &Inputs, format: Format) -> Result<String, CliError> {
+    let r = run(inputs)?;
+    Ok(render_allocation(&r, format))
+}
+
+pub fn render_allocation(r: &Run, format: Format) -> String {
+    let a = &r.la.agreement;
+    let dec = a.currency.decimals();
+    let lines = &r.costs.lines;
+    let w = r.alloc.width();
+    match format {
+        Format::Csv => {
+            let mut out = String::with_capacity(lines.len() * 32 + 16);
+            out.push_str("id,party,amount\n");
+            let mut amt = String::new();
+            for &i in &r.alloc.order {
+                let row = r.alloc.row(i as usize);
+                for (p, &v) in row.iter().enumerate() {
+                    if v != 0 {
+                        amt.clear();
+                        costshare_core::money::write_minor(&mut amt, v as i128, dec);
+                        csv_record(
+                            &mut out,
+                            &[lines[i as usize].id.as_str(), party_name(a, p), amt.as_str()],
+                        );
+                    }
+                }
+            }
+            out
+        }
+        Format::Json => {
+            let mut items = Vec::with_capacity(lines.len());
+            for &i in &r.alloc.order {
+                let l = &lines[i as usize];
+                let row = r.alloc.row(i as usize);
+                let mut parts = serde_json::Map::new();
+                for (p, &v) in row.iter().enumerate() {
+                    if v != 0 {
+                        parts.insert(party_name(a, p).to_string(), json!(format_minor(v as i128, dec)));
+                    }
+                }
+                items.push(json!({
+                    "id": l.id,
+                    "date": l.date.to_string(),
+                    "category": a.categories[l.category].id,
+                    "site": l.site,
+                    "amount": format_minor(l.amount as i128, dec),
+                    "allocation": parts,
+                    "provisional": r.alloc.provisional[i as usize],
+                }));
+            }
+            let totals = party_totals(r);
+            let v = json!({
+                "agreement": {"id": a.id, "sha256": r.la.sha256},
+                "currency": a.currency.code(),
+                "as_of": r.as_of.to_string(),
+                "lines": items,
+                "totals": totals.iter().enumerate().filter(|(_, v)| **v != 0).map(|(p, v)| (party_name(a, p).to_string(), Value::String(format_minor(*v, dec)))).collect::<serde_json::Map<_, _>>(),
+            });
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
+        Format::Table => {
+            let mut headers: Vec<String> = vec!["id".into(), "date".into(), "category".into(), "amount".into()];
+            let mut align = vec![Align::Left, Align::Left, Align::Left, Align::Right];
+            let totals = party_totals(r);
+            let show_unalloc = totals[w - 1] != 0;
+            for p in 0..w {
+                if p < a.parties.len() || show_unalloc {
+                    headers.push(party_name(a, p).to_string());
+                    align.push(Align::Right);
+                }
+            }
+            let hdr: Vec<&str> = headers.iter().map(String::as_str).collect();
+            let mut t = Table::new(&hdr, &align);
+            let mut grand: i128 = 0;
+            for &i in &r.alloc.order {
+                let l = &lines[i as usize];
+                let row = r.alloc.row(i as usize);
+                let mut cells = vec![
+                    format!("{}{}", l.id, if r.alloc.provisional[i as usize] { " *" } else { "" }),
+                    l.date.to_string(),
+                    a.categories[l.category].id.clone(),
+                    format_grouped(l.amount as i128, dec),
+                ];
+                grand += l.amount as i128;
+                for (p, &v) in row.iter().enumerate() {
+                    if p < a.parties.len() || show_unalloc {
+                        cells.push(format_grouped(v as i128, dec));
+                    }
+                }
+                t.push(cells);
+            }
+            t.rule();
+            let mut cells = vec![
+                format!("total ({} lines)", lines.len()),
+                String::new(),
+                String::new(),
+                format_grouped(grand, dec),
+            ];
+            for (p, v) in totals.iter().enumerate() {
+                if p < a.parties.len() || show_unalloc {
+                    cells.push(format_grouped(*v, dec));
+                }
+            }
+            t.push(cells);
+            let mut out = format!(
+                "{} — allocation in {}, as of {}\n\n",
+                a.title,
+                a.currency.code(),
+                r.as_of
+            );
+            out.push_str(&t.render());
+            out.push('\n');
+            if r.alloc.provisional.iter().any(|&p| p) {
+                out.push_str("* provisional: in a pro-rata period not yet ended\n");
+            }
+            out.push_str(&footer(r));
+            out
+        }
+    }
+}
+
+fn party_totals(r: &Run) -> Vec<i128> {
+    let w = r.alloc.width();
+    let mut t = vec![0i128; w];
+    for (k, v) in r.alloc.amounts.iter().enumerate() {
+        t[k % w] += *v as i128;
+    }
+    t
+}
+
+pub fn report(inputs: &Inputs, by: &str, format: Format) -> Result<String, CliError> {
+    let dims = report::parse_dims(by).map_err(|e| CliError::Usage(format!("--by: {e}")))?;
+    let r = run(inputs)?;
+    render_report(&r, &dims, format)
+}
+
+pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, CliError> {
+    let a = &r.la.agreement;
+    let dec = a.currency.decimals();
+    let rows = report::report(a, &r.costs.lines, &r.alloc, dims).map_err(|e| {
+        CliError::Input(format!(
+            "costshare: error: the total of group {} exceeds the limit of a signed 64-bit count of minor units",
+            e.group.join(",")
+        ))
+    })?;
+    let total: i128 = rows.iter().map(|r| r.amount as i128).sum();
+    match format {
+        Format::Csv => {
+            let mut out = String::new();
+            let mut hdr: Vec<&str> = dims.iter().map(|d| d.name()).collect();
+            hdr.push("amount");
+            csv_record(&mut out, &hdr);
+            for row in &rows {
+                let mut f: Vec<&str> = row.values.iter().map(String::as_str).collect();
+                let amt = format_minor(row.amount as i128, dec);
+                f.push(&amt);
+                csv_record(&mut out, &f);
+            }
+            Ok(out)
+        }
+        Format::Json => {
+            let items: Vec<Value> = rows
+                .iter()
+                .map(|row| {
+                    let mut m = serde_json::Map::new();
+                    for (d, v) in dims.iter().zip(&row.values) {
+                        m.insert(d.name().to_string(), json!(v));
+                    }
+                    m.insert("amount".into(), json!(format_minor(row.amount as i128, dec)));
+                    Value::Object(m)
+                })
+                .collect();
+            let prov = r.alloc.provisional.iter().filter(|&&p| p).count();
+            let v = json!({
+                "agreement": {"id": a.id, "sha256": r.la.sha256},
+                "currency": a.currency.code(),
+                "as_of": r.as_of.to_string(),
+                "by": dims.iter().map(|d| d.name()).collect::<Vec<_>>(),
+                "rows": items,
+                "total": format_minor(total, dec),
+                "provisional_lines": prov,
+            });
+            Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+        }
+        Format::Table => {
+            let mut hdr: Vec<&str> = dims.iter().map(|d| d.name()).collect();
+            hdr.push("amount");
+            hdr.push("share");
+            let mut align = vec![Align::Left; dims.len()];
+            align.push(Align::Right);
+            align.push(Align::Right);
+            let mut t = Table::new(&hdr, &align);
+            for row in &rows {
+                let mut cells = row.values.clone();
+                if let Some(i) = dims.iter().position(|d| *d == Dim::Site)
+                    && cells[i].is_empty()
+                {
+                    cells[i] = "(no site)".into();
+                }
+                cells.push(format_grouped(row.amount as i128, dec));
+                cells.push(percent_of(row.amount as i128, total));
+                t.push(cells);
+            }
+            t.rule();
+            let mut cells = vec![String::new(); dims.len()];
+            cells[0] = "total".into();
+            cells.push(format_grouped(total, dec));
+            cells.push(if total == 0 { String::new() } else { "100.0%".into() });
+            t.push(cells);
+            let mut out = format!(
+                "{} — {} lines, in {}, by {}, as of {}\n\n",
+                a.title,
+                r.costs.lines.len(),
+                a.currency.code(),
+                dims.iter().map(|d| d.name()).collect::<Vec<_>>().join(", "),
+                r.as_of
+            );
+            out.push_str(&t.render());
+            out.push('\n');
+            out.push_str(&footer(r));
+            Ok(out)
+        }
+    }
+}
+
+/// `part / whole` as a percentage with one decimal, half to even (display only).
+pub fn percent_of(part: i128, whole: i128) -> String {
+    if whole == 0 {
+        return String::new();
+    }
+    let n = part * 1000;
+    let q = costshare_core::num::rhe_u128(n.unsigned_abs(), whole.unsigned_abs()) as i128;
+    let q = if (n < 0) != (whole < 0) { -q } else { q };
+    format!("{}{}.{}%", if q < 0 { "-" } else { "" }, q.abs() / 10, q.abs() % 10)
+}
+
+pub fn explain(inputs: &Inputs, id: &str, format: Format) -> Result<String, CliError> {
+    let r = run(inputs)?;
+    let a = &r.la.agreement;
+    let Some(idx) = r.costs.lines.iter().position(|l| l.id == id) else {
+        return Err(CliError::Input(format!(
+            "costshare: error: no line with id {id:?} in `{}`",
+            inputs.costs.display()
+        )));
+    };
+    let ex = explain::explain(a, &r.costs.lines, idx, r.as_of);
+    // the explanation comes from the literal oracle: it must agree with the engine
+    if ex.final_parts() != r.alloc.row(idx) {
+        return Err(CliError::Input(format!(
+            "costshare: internal error: the explanation of {id:?} disagrees with the allocation; please report this"
+        )));
+    }
+    match format {
+        Format::Json => {
+            let mut v = explain_json(a, &ex);
+            if let Value::Object(m) = &mut v {
+                m.insert("agreement".into(), json!({"id": a.id, "sha256": r.la.sha256}));
+                m.insert("as_of".into(), json!(r.as_of.to_string()));
+            }
+            Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+        }
+        _ => {
+            let mut out = explain::render_text(a, &ex);
+            out.push('\n');
+            out.push_str(&format!("agreement: {} sha256 {}\n", a.id, r.la.sha256));
+            Ok(out)
+        }
+    }
+}
+
+pub fn demo(write: Option<&Path>, seed: u64, as_of: Option<&str>, format: Format) -> Result<String, CliError> {
+    crate::demo::run(write, seed, as_of, format)
+}
+
+fn explain_json(a: &Agreement, ex: &explain::Explanation) -> Value {
+    use costshare_core::num::fmt_ratio;
+    use costshare_core::reference::CapTrace;
+    let dec = a.currency.decimals();
+    let m = |v: i64| json!(format_minor(v as i128, dec));
+    let l = &ex.line;
+    let fy = a.fy_index(l.date);
+    let layers: Vec<Value> = ex
+        .layers
+        .iter()
+        .map(|t| {
+            let cap = match &t.cap {
+                None => Value::Null,
+                Some(CapTrace::RunningMoney { cap, left_before, left_after }) => {
+                    json!({"kind": "money", "policy": "running", "cap": m(*cap), "left_before": m(*left_before), "left_after": m(*left_after)})
+                }
+                Some(CapTrace::RunningUnits { cap, left_before, left_after, quantity, units_taken }) => json!({
+                    "kind": "units", "policy": "running", "cap": fmt_ratio(cap, 18), "left_before": fmt_ratio(left_before, 18),
+                    "left_after": fmt_ratio(left_after, 18), "quantity": fmt_ratio(quantity, 18), "units_taken": fmt_ratio(units_taken, 18)
+                }),
+                Some(CapTrace::ProRataMoney { cap, group_total, group_lines, fraction, leftover_unit, provisional }) => json!({
+                    "kind": "money", "policy": "pro_rata", "cap": m(*cap), "group_total": m(*group_total), "group_lines": group_lines,
+                    "fraction": fmt_ratio(fraction, 18), "leftover_unit": leftover_unit, "provisional": provisional
+                }),
+                Some(CapTrace::ProRataUnits { cap, group_quantity, group_lines, fraction, quantity, leftover_unit, provisional }) => json!({
+                    "kind": "units", "policy": "pro_rata", "cap": fmt_ratio(cap, 18), "group_quantity": fmt_ratio(group_quantity, 18),
+                    "group_lines": group_lines, "fraction": fmt_ratio(fraction, 18), "quantity": fmt_ratio(quantity, 18),
+                    "leftover_unit": leftover_unit, "provisional": provisional
+                }),
+            };
+            let split: serde_json::Map<String, Value> = a
+                .parties
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| t.parts[*j] != 0)
+                .map(|(j, p)| (p.id.clone(), m(t.parts[j])))
+                .collect();
+            json!({
+                "layer": t.layer + 1,
+                "rule": explain::layer_rule(a, l.category, t.layer, fy),
+                "period": t.period.map(|p| p.label(&a.calendar)),
+                "remaining_before": m(t.remaining_before),
+                "portion": t.portion.as_ref().map(|p| fmt_ratio(p, 20)),
+                "offered": m(t.offered),
+                "cap": cap,
+                "take": m(t.take),
+                "split": split,
+                "rounding_units": t.rounding_units.iter().map(|&j| a.parties[j].id.clone()).collect::<Vec<_>>(),
+                "remaining_after": m(t.remaining_before - t.take),
+                "took_part": !t.skipped,
+            })
+        })
+        .collect();
+    let result: serde_json::Map<String, Value> = ex
+        .parts
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0)
+        .map(|(p, v)| (party_name(a, p).to_string(), m(*v)))
+        .collect();
+    json!({
+        "id": l.id,
+        "date": l.date.to_string(),
+        "fiscal_year": a.fy_label(fy),
+        "category": a.categories[l.category].id,
+        "site": l.site,
+        "description": l.description,
+        "row": l.row,
+        "amount": m(l.amount),
+        "source": {"amount": a.currency(&l.currency).map(|c| format_minor(l.source_amount as i128, c.decimals())), "currency": l.currency,
+                   "rate": l.rate.as_ref().map(|(d, r)| json!({"date": d.to_string(), "rate": fmt_ratio(r, 18)}))},
+        "quantity": l.quantity.as_ref().map(|q| fmt_ratio(&q.to_big(), 18)),
+        "layers": layers,
+        "result": result,
+        "provisional": ex.provisional,
+    })
+}

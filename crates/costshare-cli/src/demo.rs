@@ -1,0 +1,314 @@
+//! `costshare demo`: the built-in U.S.–Japan 2022 example end to end.
+
+use crate::commands::{LoadedAgreement, Run, load_agreement_text, parse_as_of, percent_of, run_with, sha256_hex};
+use crate::output::{Align, Table};
+use crate::{CliError, Format};
+use costshare_core::agreement::Agreement;
+use costshare_core::alloc::CapAmount;
+use costshare_core::costs::{parse_costs, parse_rates};
+use costshare_core::demo;
+use costshare_core::explain::quantity;
+use costshare_core::money::format_grouped;
+use costshare_core::report::{self, Dim};
+use serde_json::json;
+use std::path::Path;
+
+/// The 2022 agreement as shipped in `examples/`.
+pub const SMA_2022: &str = include_str!("../../../examples/us-japan-sma-2022.toml");
+
+pub fn run(write: Option<&Path>, seed: u64, as_of: Option<&str>, format: Format) -> Result<String, CliError> {
+    let as_of = parse_as_of(as_of)?;
+    let la: LoadedAgreement = load_agreement_text("us-japan-sma-2022.toml", SMA_2022.as_bytes())?;
+    let data = demo::generate(seed);
+    let internal =
+        |what: &str, e: String| CliError::Input(format!("costshare: internal error in the demo {what}: {e}"));
+    let rates = parse_rates(data.rates_csv.as_bytes(), la.agreement.currency.code())
+        .map_err(|e| internal("rates", format!("{e:?}")))?;
+    let costs = parse_costs(&la.agreement, data.costs_csv.as_bytes(), &rates)
+        .map_err(|e| internal("costs", format!("{e:?}")))?;
+    let mut prefix = String::new();
+    if let Some(dir) = write {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::Input(format!("costshare: error: cannot create `{}`: {e}", dir.display())))?;
+        for (name, body) in [
+            ("agreement.toml", SMA_2022),
+            ("costs.csv", &data.costs_csv),
+            ("rates.csv", &data.rates_csv),
+        ] {
+            let p = dir.join(name);
+            std::fs::write(&p, body)
+                .map_err(|e| CliError::Input(format!("costshare: error: cannot write `{}`: {e}", p.display())))?;
+        }
+        prefix = format!(
+            "wrote {}/agreement.toml, costs.csv ({} lines) and rates.csv\n  try: costshare report --agreement {0}/agreement.toml --costs {0}/costs.csv --rates {0}/rates.csv --by party,category\n\n",
+            dir.display(),
+            data.lines
+        );
+    }
+    let costs_sha = sha256_hex(data.costs_csv.as_bytes());
+    let r = run_with(la, costs, as_of);
+    match format {
+        Format::Csv => crate::commands::render_report(&r, &[Dim::FiscalYear, Dim::Category, Dim::Party], Format::Csv),
+        Format::Json => {
+            let a = &r.la.agreement;
+            let dec = a.currency.decimals();
+            let rows = report::report(
+                a,
+                &r.costs.lines,
+                &r.alloc,
+                &[Dim::FiscalYear, Dim::Category, Dim::Party],
+            )
+            .map_err(|_| internal("report", "total too large".into()))?;
+            let v = json!({
+                "agreement": {"id": a.id, "sha256": r.la.sha256},
+                "costs": {"lines": r.costs.lines.len(), "sha256": costs_sha, "seed": seed},
+                "as_of": r.as_of.to_string(),
+                "rows": rows.iter().map(|row| json!({
+                    "fiscal_year": row.values[0], "category": row.values[1], "party": row.values[2],
+                    "amount": costshare_core::money::format_minor(row.amount as i128, dec),
+                })).collect::<Vec<_>>(),
+            });
+            Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+        }
+        Format::Table => Ok(prefix + &render_demo(&r, seed, &costs_sha)),
+    }
+}
+
+fn yen_bn(v: i128) -> String {
+    // billions of yen with one decimal, half to even (display only)
+    let tenths = costshare_core::num::rhe_u128(v.unsigned_abs(), 100_000_000) as i128;
+    format!("{}{}.{}", if v < 0 { "-" } else { "" }, tenths / 10, tenths % 10)
+}
+
+fn render_demo(r: &Run, seed: u64, costs_sha: &str) -> String {
+    let a = &r.la.agreement;
+    let dec = a.currency.decimals();
+    let np = a.parties.len();
+    let w = r.alloc.width();
+    let lines = &r.costs.lines;
+    let mut o = String::new();
+    o.push_str(&format!("{}\n", a.title));
+    o.push_str(&format!(
+        "Term {} to {} (FY{}–FY{}); {} generated cost lines (seed {seed}), all amounts in {}.\n\n",
+        a.start,
+        a.end,
+        a.first_fy,
+        a.first_fy + a.fy_count as i32 - 1,
+        lines.len(),
+        a.currency.code()
+    ));
+
+    // by fiscal year and party
+    let mut by_fy = vec![vec![0i128; w]; a.fy_count];
+    let mut by_cat = vec![vec![0i128; w]; a.categories.len()];
+    for (i, l) in lines.iter().enumerate() {
+        let fy = a.fy_index(l.date);
+        for (p, &v) in r.alloc.row(i).iter().enumerate() {
+            by_fy[fy][p] += v as i128;
+            by_cat[l.category][p] += v as i128;
+        }
+    }
+    let any_unalloc = by_fy.iter().any(|row| row[np] != 0);
+    let pivot = |title: &str, labels: Vec<String>, rows: &[Vec<i128>]| -> String {
+        let mut hdr: Vec<String> = vec![title.to_string()];
+        for p in &a.parties {
+            hdr.push(p.id.clone());
+        }
+        if any_unalloc {
+            hdr.push("UNALLOCATED".into());
+        }
+        hdr.push("total".into());
+        hdr.push(format!("{} share", a.parties[0].id));
+        let h: Vec<&str> = hdr.iter().map(String::as_str).collect();
+        let mut align = vec![Align::Right; h.len()];
+        align[0] = Align::Left;
+        let mut t = Table::new(&h, &align);
+        let mut sum = vec![0i128; w];
+        for (label, row) in labels.iter().zip(rows) {
+            let total: i128 = row.iter().sum();
+            let mut cells = vec![label.clone()];
+            for (p, v) in row.iter().enumerate() {
+                sum[p] += v;
+                if p < np || any_unalloc {
+                    cells.push(format_grouped(*v, dec));
+                }
+            }
+            cells.push(format_grouped(total, dec));
+            cells.push(percent_of(row[0], total));
+            t.push(cells);
+        }
+        t.rule();
+        let total: i128 = sum.iter().sum();
+        let mut cells = vec!["total".to_string()];
+        for (p, v) in sum.iter().enumerate() {
+            if p < np || any_unalloc {
+                cells.push(format_grouped(*v, dec));
+            }
+        }
+        cells.push(format_grouped(total, dec));
+        cells.push(percent_of(sum[0], total));
+        t.push(cells);
+        t.render()
+    };
+    o.push_str("Who pays, by fiscal year\n");
+    o.push_str(&pivot(
+        "fiscal year",
+        (0..a.fy_count).map(|i| a.fy_label(i)).collect(),
+        &by_fy,
+    ));
+    o.push('\n');
+    o.push_str("Who pays, by category (five years)\n");
+    o.push_str(&pivot(
+        "category",
+        a.categories.iter().map(|c| c.id.clone()).collect(),
+        &by_cat,
+    ));
+    o.push('\n');
+    o.push_str(&ceilings(a, r));
+    let jp_total: i128 = by_fy.iter().map(|row| row[0]).sum();
+    o.push_str(&format!(
+        "\nJapan's five-year total: ¥{} billion (the agreement's headline figure is about ¥1,055.1 billion, which counts only about ¥5 billion of training relocation).\n",
+        yen_bn(jp_total)
+    ));
+    o.push_str(&format!(
+        "\nExplain any line: costshare demo --write demo && costshare explain --agreement demo/agreement.toml --costs demo/costs.csv --rates demo/rates.csv --id {}\n",
+        lines.first().map(|l| l.id.as_str()).unwrap_or("ID")
+    ));
+    let prov = r.alloc.provisional.iter().filter(|&&p| p).count();
+    if prov > 0 {
+        o.push_str(&format!(
+            "provisional: {prov} lines in pro-rata periods not ended by {}\n",
+            r.as_of
+        ));
+    }
+    o.push_str(&format!(
+        "agreement: {} sha256 {}\ncosts: sha256 {costs_sha}\n",
+        a.id, r.la.sha256
+    ));
+    o
+}
+
+/// How much of each ceiling was used, per fiscal year.
+fn ceilings(a: &Agreement, r: &Run) -> String {
+    let dec = a.currency.decimals();
+    let mut t = Table::new(
+        &["ceiling", "period", "capacity", "used", "use", "bound in"],
+        &[
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Left,
+        ],
+    );
+    for (ci, cat) in a.categories.iter().enumerate() {
+        for (li, _) in cat.layers.iter().enumerate() {
+            let uses: Vec<_> = r
+                .alloc
+                .usage
+                .iter()
+                .filter(|u| u.category == ci && u.layer == li)
+                .collect();
+            if uses.is_empty() {
+                continue;
+            }
+            let unit = cat.unit.as_deref().unwrap_or("units");
+            // group monthly periods by fiscal year
+            let mut fys: Vec<(String, Vec<_>)> = Vec::new();
+            for u in &uses {
+                let label = match u.period.fy(&a.calendar) {
+                    Some(fy) => match u.period {
+                        costshare_core::calendar::Period::Months { len: 12, .. } => format!("FY{fy}"),
+                        _ => format!("FY{fy} ({})", cat.layers[li].period.as_str()),
+                    },
+                    None => "term".into(),
+                };
+                match fys.last_mut() {
+                    Some((l, v)) if *l == label => v.push(*u),
+                    _ => fys.push((label, vec![*u])),
+                }
+            }
+            for (label, us) in fys {
+                let bound = us
+                    .iter()
+                    .filter(|u| match &u.cap {
+                        CapAmount::Money(c) => u.demand_money >= *c,
+                        CapAmount::Units(c) => u.demand_units.as_ref().map(|d| d >= c).unwrap_or(false),
+                    })
+                    .count();
+                let (capacity, used, pct) = match &us[0].cap {
+                    CapAmount::Money(_) => {
+                        let cap: i128 = us
+                            .iter()
+                            .map(|u| match u.cap {
+                                CapAmount::Money(c) => c as i128,
+                                _ => 0,
+                            })
+                            .sum();
+                        let used: i128 = us.iter().map(|u| u.used_money as i128).sum();
+                        (
+                            format_grouped(cap, dec),
+                            format_grouped(used, dec),
+                            percent_of(used, cap),
+                        )
+                    }
+                    CapAmount::Units(_) => {
+                        // average per period (e.g. workers per month)
+                        let n = us.len() as i128;
+                        let mut cap_sum = costshare_core::num::Q::ZERO;
+                        let mut used_sum = costshare_core::num::Q::ZERO;
+                        for u in &us {
+                            if let CapAmount::Units(c) = &u.cap {
+                                cap_sum = cap_sum.add(c);
+                            }
+                            if let Some(x) = &u.used_units {
+                                used_sum = used_sum.add(x);
+                            }
+                        }
+                        let nn = costshare_core::num::Q::int(n as u128);
+                        let cap_avg = cap_sum.div(&nn);
+                        let used_avg = used_sum.div(&nn);
+                        let pct = {
+                            let ratio = used_avg.div(&cap_avg);
+                            let permille = ratio.mul_int_rhe(1000).to_u128() as i128;
+                            format!("{}.{}%", permille / 10, permille % 10)
+                        };
+                        (
+                            format!(
+                                "{} {unit}/{}",
+                                quantity(&cap_avg.to_big()),
+                                cat.layers[li].period.as_str()
+                            ),
+                            format!(
+                                "{} avg",
+                                quantity(&costshare_core::num::BigRational::new(
+                                    used_avg.to_big().floor(),
+                                    1.into()
+                                ))
+                            ),
+                            pct,
+                        )
+                    }
+                };
+                let bound_text = if us.len() > 1 {
+                    format!("{bound} of {} periods", us.len())
+                } else if bound > 0 {
+                    "yes".into()
+                } else {
+                    "no".into()
+                };
+                t.push(vec![
+                    format!("{} layer {}", cat.id, li + 1),
+                    label,
+                    capacity,
+                    used,
+                    pct,
+                    bound_text,
+                ]);
+            }
+            t.rule();
+        }
+    }
+    format!("Ceiling use\n{}", t.render())
+}

@@ -1,0 +1,339 @@
+//! Civil dates, fiscal years and allocation periods.
+//!
+//! A [`Date`] is a proleptic Gregorian day. A [`FiscalCalendar`] names fiscal
+//! years by the year they start in (`start`, Japan) or end in (`end`, U.S.).
+//! Periods (`month`, `quarter`, `fiscal_year`, `term`) are contiguous date
+//! ranges, so lines sorted by date fall into each period as one run.
+
+use std::fmt;
+
+/// A civil date. Ordered chronologically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+}
+
+pub fn is_leap(y: i32) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+pub fn days_in_month(y: i32, m: u8) -> u8 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(y) => 29,
+        _ => 28,
+    }
+}
+
+impl Date {
+    pub fn new(year: i32, month: u8, day: u8) -> Option<Date> {
+        if !(1..=9999).contains(&year) || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        Some(Date { year, month, day })
+    }
+
+    /// Strict `YYYY-MM-DD` (surrounding spaces trimmed).
+    pub fn parse(s: &str) -> Option<Date> {
+        let b = s.trim_matches(' ').as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let num = |r: &[u8]| -> Option<u32> {
+            if r.iter().all(|c| c.is_ascii_digit()) {
+                Some(r.iter().fold(0u32, |acc, c| acc * 10 + (c - b'0') as u32))
+            } else {
+                None
+            }
+        };
+        Date::new(num(&b[0..4])? as i32, num(&b[5..7])? as u8, num(&b[8..10])? as u8)
+    }
+
+    /// Days since 1970-01-01 (Howard Hinnant's algorithm).
+    pub fn to_days(self) -> i64 {
+        let y = self.year as i64 - if self.month <= 2 { 1 } else { 0 };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = self.month as i64;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + self.day as i64 - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146097 + doe - 719468
+    }
+
+    pub fn from_days(z: i64) -> Date {
+        let z = z + 719468;
+        let era = z.div_euclid(146097);
+        let doe = z - era * 146097;
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        let y = yoe + era * 400;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        Date {
+            year: (y + if m <= 2 { 1 } else { 0 }) as i32,
+            month: m,
+            day: d,
+        }
+    }
+
+    /// A month index: `year·12 + month − 1`.
+    pub fn month_index(self) -> i32 {
+        self.year * 12 + self.month as i32 - 1
+    }
+
+    pub fn first_of_month_index(mi: i32) -> Date {
+        Date {
+            year: mi.div_euclid(12),
+            month: (mi.rem_euclid(12) + 1) as u8,
+            day: 1,
+        }
+    }
+
+    pub fn last_of_month_index(mi: i32) -> Date {
+        let f = Date::first_of_month_index(mi);
+        Date {
+            day: days_in_month(f.year, f.month),
+            ..f
+        }
+    }
+
+    /// Packed `yyyymmdd`, handy as a compact sort key.
+    pub fn packed(self) -> u32 {
+        self.year as u32 * 10000 + self.month as u32 * 100 + self.day as u32
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// How fiscal years are named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FyLabel {
+    /// FY2022 begins in 2022.
+    Start,
+    /// FY2022 ends in 2022.
+    End,
+}
+
+/// Fiscal years starting on the first day of `start_month`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FiscalCalendar {
+    pub start_month: u8,
+    pub label: FyLabel,
+}
+
+impl FiscalCalendar {
+    /// The calendar year in which the fiscal year holding `d` starts.
+    pub fn start_year_of(&self, d: Date) -> i32 {
+        if d.month >= self.start_month {
+            d.year
+        } else {
+            d.year - 1
+        }
+    }
+
+    /// The label number of the fiscal year holding `d` (2022 for FY2022).
+    pub fn fy_of(&self, d: Date) -> i32 {
+        self.fy_of_start_year(self.start_year_of(d))
+    }
+
+    pub fn fy_of_start_year(&self, sy: i32) -> i32 {
+        match self.label {
+            FyLabel::End if self.start_month != 1 => sy + 1,
+            _ => sy,
+        }
+    }
+
+    pub fn start_year_of_fy(&self, fy: i32) -> i32 {
+        match self.label {
+            FyLabel::End if self.start_month != 1 => fy - 1,
+            _ => fy,
+        }
+    }
+
+    /// First and last day of a fiscal year.
+    pub fn fy_bounds(&self, fy: i32) -> (Date, Date) {
+        let sy = self.start_year_of_fy(fy);
+        let first = Date {
+            year: sy,
+            month: self.start_month,
+            day: 1,
+        };
+        let last_mi = first.month_index() + 11;
+        (first, Date::last_of_month_index(last_mi))
+    }
+
+    /// Month index of the first month of the fiscal year holding `d`.
+    pub fn fy_first_month_index(&self, d: Date) -> i32 {
+        self.start_year_of(d) * 12 + self.start_month as i32 - 1
+    }
+}
+
+/// The period over which a cap resets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeriodKind {
+    Month,
+    Quarter,
+    FiscalYear,
+    Term,
+}
+
+impl PeriodKind {
+    pub fn parse(s: &str) -> Option<PeriodKind> {
+        match s {
+            "month" => Some(PeriodKind::Month),
+            "quarter" => Some(PeriodKind::Quarter),
+            "fiscal_year" => Some(PeriodKind::FiscalYear),
+            "term" => Some(PeriodKind::Term),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodKind::Month => "month",
+            PeriodKind::Quarter => "quarter",
+            PeriodKind::FiscalYear => "fiscal_year",
+            PeriodKind::Term => "term",
+        }
+    }
+}
+
+/// One concrete period: identified by its first month index (or the term).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Period {
+    /// First month index and number of months (1, 3 or 12).
+    Months {
+        first: i32,
+        len: u8,
+    },
+    Term,
+}
+
+impl Period {
+    pub fn of(kind: PeriodKind, cal: &FiscalCalendar, d: Date) -> Period {
+        match kind {
+            PeriodKind::Month => Period::Months {
+                first: d.month_index(),
+                len: 1,
+            },
+            PeriodKind::Quarter => {
+                let f = cal.fy_first_month_index(d);
+                let q = (d.month_index() - f) / 3;
+                Period::Months {
+                    first: f + q * 3,
+                    len: 3,
+                }
+            }
+            PeriodKind::FiscalYear => Period::Months {
+                first: cal.fy_first_month_index(d),
+                len: 12,
+            },
+            PeriodKind::Term => Period::Term,
+        }
+    }
+
+    /// The fiscal year (label number) a non-term period lies in.
+    pub fn fy(&self, cal: &FiscalCalendar) -> Option<i32> {
+        match self {
+            Period::Months { first, .. } => Some(cal.fy_of(Date::first_of_month_index(*first))),
+            Period::Term => None,
+        }
+    }
+
+    /// Last day of the period (`term_end` for the term).
+    pub fn last_day(&self, term_end: Date) -> Date {
+        match self {
+            Period::Months { first, len } => Date::last_of_month_index(first + *len as i32 - 1),
+            Period::Term => term_end,
+        }
+    }
+
+    /// Human label: `2022-04`, `FY2022 Q1`, `FY2022`, `term`.
+    pub fn label(&self, cal: &FiscalCalendar) -> String {
+        match self {
+            Period::Months { first, len: 1 } => {
+                let d = Date::first_of_month_index(*first);
+                format!("{:04}-{:02}", d.year, d.month)
+            }
+            Period::Months { first, len: 3 } => {
+                let d = Date::first_of_month_index(*first);
+                let q = (first - cal.fy_first_month_index(d)) / 3 + 1;
+                format!("FY{} Q{}", cal.fy_of(d), q)
+            }
+            Period::Months { first, .. } => format!("FY{}", cal.fy_of(Date::first_of_month_index(*first))),
+            Period::Term => "term".to_string(),
+        }
+    }
+}
+
+/// Today's date in UTC from seconds since the Unix epoch (the caller reads the clock).
+pub fn date_from_unix_seconds(secs: i64) -> Date {
+    Date::from_days(secs.div_euclid(86400))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parse_and_days() {
+        assert_eq!(d("2022-04-01").to_days(), 19083);
+        assert_eq!(Date::from_days(19083), d("2022-04-01"));
+        assert_eq!(Date::parse("2023-02-29"), None);
+        assert_eq!(Date::parse("2024-02-29"), Some(d("2024-02-29")));
+        assert_eq!(Date::parse("2024-2-29"), None);
+        assert_eq!(Date::parse("2024-13-01"), None);
+        for z in -800_000..800_000i64 {
+            if z % 997 == 0 {
+                assert_eq!(Date::from_days(z).to_days(), z);
+            }
+        }
+    }
+
+    #[test]
+    fn fiscal_years() {
+        let jp = FiscalCalendar {
+            start_month: 4,
+            label: FyLabel::Start,
+        };
+        assert_eq!(jp.fy_of(d("2022-04-01")), 2022);
+        assert_eq!(jp.fy_of(d("2023-03-31")), 2022);
+        let us = FiscalCalendar {
+            start_month: 10,
+            label: FyLabel::End,
+        };
+        assert_eq!(us.fy_of(d("2021-10-01")), 2022);
+        assert_eq!(us.fy_of(d("2022-09-30")), 2022);
+        assert_eq!(us.fy_bounds(2022), (d("2021-10-01"), d("2022-09-30")));
+        let cal = FiscalCalendar {
+            start_month: 1,
+            label: FyLabel::End,
+        };
+        assert_eq!(cal.fy_of(d("2022-12-31")), 2022);
+        assert_eq!(cal.fy_bounds(2022), (d("2022-01-01"), d("2022-12-31")));
+    }
+
+    #[test]
+    fn quarters() {
+        let jp = FiscalCalendar {
+            start_month: 4,
+            label: FyLabel::Start,
+        };
+        let q = Period::of(PeriodKind::Quarter, &jp, d("2022-06-30"));
+        assert_eq!(q.label(&jp), "FY2022 Q1");
+        let q4 = Period::of(PeriodKind::Quarter, &jp, d("2023-03-01"));
+        assert_eq!(q4.label(&jp), "FY2022 Q4");
+        assert_eq!(q4.last_day(d("2027-03-31")), d("2023-03-31"));
+    }
+}

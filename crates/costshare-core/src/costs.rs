@@ -1,0 +1,564 @@
+//! Cost lines and exchange rates, parsed from CSV bytes (SPEC section 6).
+//!
+//! Parsing takes bytes the caller has read; nothing here touches files. Every
+//! bad row is reported (by physical line number, the header being line 1, and
+//! id); a file with any bad row yields no lines at all.
+
+use crate::agreement::Agreement;
+use crate::calendar::Date;
+use crate::money::{self, Currency};
+use crate::num::{self, BigRational, Q};
+use std::collections::HashMap;
+use std::fmt;
+
+/// One recorded cost, converted to the agreement currency.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostLine {
+    pub id: String,
+    pub date: Date,
+    /// Index into `Agreement::categories`.
+    pub category: usize,
+    /// Minor units of the agreement currency.
+    pub amount: i64,
+    /// The amount as written, in `currency`'s minor units.
+    pub source_amount: i64,
+    pub currency: String,
+    /// The rate applied (agreement currency per major unit), when converted.
+    pub rate: Option<(Date, BigRational)>,
+    /// Quantity, only for categories that declare a unit.
+    pub quantity: Option<Q>,
+    pub site: String,
+    pub description: String,
+    /// Physical line number of the row in its file (header = 1).
+    pub row: usize,
+    /// The id this line supersedes, if any.
+    pub replaces: Option<String>,
+}
+
+/// A problem with one row (or the header) of a CSV file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// Physical line number (header = 1); 0 for the file as a whole.
+    pub line: usize,
+    pub id: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.id, self.line) {
+            (Some(id), l) => write!(f, "line {l}, id {id:?}: {}", self.message),
+            (None, 0) => write!(f, "{}", self.message),
+            (None, l) => write!(f, "line {l}: {}", self.message),
+        }
+    }
+}
+
+/// Exchange rates: agreement currency per one major unit, by currency and date.
+#[derive(Clone, Debug, Default)]
+pub struct Rates {
+    /// Per currency, sorted by date: (date, rate, factor) where factor converts
+    /// the currency's minor units to the agreement's minor units.
+    by_currency: HashMap<String, Vec<(Date, BigRational)>>,
+}
+
+impl Rates {
+    pub fn empty() -> Rates {
+        Rates::default()
+    }
+
+    /// The latest rate dated on or before `date`.
+    pub fn lookup(&self, currency: &str, date: Date) -> Option<&(Date, BigRational)> {
+        let v = self.by_currency.get(currency)?;
+        let idx = v.partition_point(|(d, _)| *d <= date);
+        if idx == 0 { None } else { v.get(idx - 1) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_currency.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Strip a UTF-8 byte-order mark.
+fn strip_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
+}
+
+fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(strip_bom(bytes))
+}
+
+fn trim(s: &str) -> &str {
+    s.trim_matches(|c| c == ' ' || c == '\t')
+}
+
+struct Header {
+    cols: HashMap<String, usize>,
+}
+
+impl Header {
+    fn read(rdr: &mut csv::Reader<&[u8]>, required: &[&str], errors: &mut Vec<RowError>) -> Option<Header> {
+        let mut rec = csv::ByteRecord::new();
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => {
+                errors.push(RowError {
+                    line: 1,
+                    id: None,
+                    message: format!("the file is empty: a header with {} is required", required.join(", ")),
+                });
+                return None;
+            }
+            Err(e) => {
+                errors.push(RowError {
+                    line: 1,
+                    id: None,
+                    message: format!("unreadable header: {e}"),
+                });
+                return None;
+            }
+        }
+        let mut cols = HashMap::new();
+        for (i, f) in rec.iter().enumerate() {
+            let Ok(name) = std::str::from_utf8(f) else {
+                errors.push(RowError {
+                    line: 1,
+                    id: None,
+                    message: "the header is not valid UTF-8".into(),
+                });
+                return None;
+            };
+            let name = trim(name).to_string();
+            if name.is_empty() {
+                continue;
+            }
+            if cols.insert(name.clone(), i).is_some() {
+                errors.push(RowError {
+                    line: 1,
+                    id: None,
+                    message: format!("column `{name}` appears twice in the header"),
+                });
+            }
+        }
+        let missing: Vec<&str> = required.iter().copied().filter(|c| !cols.contains_key(*c)).collect();
+        if !missing.is_empty() {
+            errors.push(RowError {
+                line: 1,
+                id: None,
+                message: format!(
+                    "the header lacks the required column{} {}",
+                    if missing.len() > 1 { "s" } else { "" },
+                    missing.join(", ")
+                ),
+            });
+            return None;
+        }
+        Some(Header { cols })
+    }
+
+    fn get<'r>(&self, rec: &'r [&'r str], name: &str) -> &'r str {
+        self.cols.get(name).and_then(|&i| rec.get(i)).copied().unwrap_or("")
+    }
+}
+
+/// Split a byte record into trimmed UTF-8 fields.
+fn fields(rec: &csv::ByteRecord) -> Result<Vec<&str>, usize> {
+    rec.iter()
+        .enumerate()
+        .map(|(i, f)| std::str::from_utf8(f).map(trim).map_err(|_| i + 1))
+        .collect()
+}
+
+/// Parse a rates CSV. Rows for `agreement_currency` are ignored.
+pub fn parse_rates(bytes: &[u8], agreement_currency: &str) -> Result<Rates, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut rdr = reader(bytes);
+    let Some(h) = Header::read(&mut rdr, &["date", "currency", "rate"], &mut errors) else {
+        return Err(errors);
+    };
+    let mut rates = Rates::default();
+    let mut seen: HashMap<(String, Date), usize> = HashMap::new();
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        let line = rdr.position().line() as usize;
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                errors.push(RowError {
+                    line,
+                    id: None,
+                    message: format!("unreadable CSV: {e}"),
+                });
+                break;
+            }
+        }
+        let line = rec.position().map(|p| p.line() as usize).unwrap_or(line);
+        let f = match fields(&rec) {
+            Ok(f) => f,
+            Err(col) => {
+                errors.push(RowError {
+                    line,
+                    id: None,
+                    message: format!("field {col} is not valid UTF-8"),
+                });
+                continue;
+            }
+        };
+        if f.iter().all(|s| s.is_empty()) {
+            continue;
+        }
+        let cur = h.get(&f, "currency");
+        if cur == agreement_currency {
+            continue;
+        }
+        let mut bad = Vec::new();
+        let date = Date::parse(h.get(&f, "date"));
+        if date.is_none() {
+            bad.push(format!("date {:?} is not a valid YYYY-MM-DD date", h.get(&f, "date")));
+        }
+        if !money::valid_code(cur) {
+            bad.push(format!(
+                "currency {cur:?} is not a currency code (three capital letters)"
+            ));
+        }
+        let rate_text = h.get(&f, "rate");
+        let rate = match num::parse_rational(rate_text, 18) {
+            Ok(r) if r.is_zero() => {
+                bad.push(format!("rate {rate_text:?} is zero"));
+                None
+            }
+            Ok(r) => Some(r),
+            Err(e) => {
+                bad.push(format!("rate {rate_text:?} is {e}"));
+                None
+            }
+        };
+        if !bad.is_empty() {
+            errors.push(RowError {
+                line,
+                id: None,
+                message: bad.join("; "),
+            });
+            continue;
+        }
+        let (Some(date), Some(rate)) = (date, rate) else {
+            continue;
+        };
+        if let Some(prev) = seen.insert((cur.to_string(), date), line) {
+            errors.push(RowError {
+                line,
+                id: None,
+                message: format!("a second {cur} rate for {date} (the first is on line {prev})"),
+            });
+            continue;
+        }
+        rates.by_currency.entry(cur.to_string()).or_default().push((date, rate));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for v in rates.by_currency.values_mut() {
+        v.sort_by_key(|(d, _)| *d);
+    }
+    Ok(rates)
+}
+
+/// The lines of a costs file, in file order after duplicates and replaced
+/// lines are dropped.
+#[derive(Clone, Debug, Default)]
+pub struct Costs {
+    pub lines: Vec<CostLine>,
+    /// Rows that repeated an earlier row exactly.
+    pub duplicates: usize,
+    /// Lines dropped because a later row replaces them.
+    pub replaced: usize,
+}
+
+/// Parse a costs CSV against an agreement and rates.
+pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result<Costs, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut rdr = reader(bytes);
+    let Some(h) = Header::read(&mut rdr, &["id", "date", "category", "amount"], &mut errors) else {
+        return Err(errors);
+    };
+    let width = h.cols.values().copied().max().map(|m| m + 1).unwrap_or(0);
+    let mut lines: Vec<CostLine> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut duplicates = 0usize;
+    let mut rec = csv::ByteRecord::new();
+    let mut currencies: HashMap<String, Option<Currency>> = HashMap::new();
+    let agreement_ccy = agreement.currency.code().to_string();
+    loop {
+        let pos_line = rdr.position().line() as usize;
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                errors.push(RowError {
+                    line: pos_line,
+                    id: None,
+                    message: format!("unreadable CSV: {e}"),
+                });
+                break;
+            }
+        }
+        let line = rec.position().map(|p| p.line() as usize).unwrap_or(pos_line);
+        let f = match fields(&rec) {
+            Ok(f) => f,
+            Err(col) => {
+                errors.push(RowError {
+                    line,
+                    id: None,
+                    message: format!("field {col} is not valid UTF-8"),
+                });
+                continue;
+            }
+        };
+        if f.iter().all(|s| s.is_empty()) && f.len() <= 1 {
+            continue; // a blank line
+        }
+        let _ = width;
+        let id = h.get(&f, "id");
+        let id_opt = if id.is_empty() { None } else { Some(id.to_string()) };
+        let mut bad: Vec<String> = Vec::new();
+        if id.is_empty() {
+            bad.push("id is empty".into());
+        }
+        let date_text = h.get(&f, "date");
+        let date = Date::parse(date_text);
+        match date {
+            None if date_text.is_empty() => bad.push("date is empty".into()),
+            None => bad.push(format!("date {date_text:?} is not a valid YYYY-MM-DD date")),
+            Some(d) if !agreement.in_term(d) => bad.push(format!(
+                "date {d} is outside the agreement term {} to {}",
+                agreement.start, agreement.end
+            )),
+            _ => {}
+        }
+        let cat_text = h.get(&f, "category");
+        let category = agreement.category_index(cat_text);
+        if category.is_none() {
+            if cat_text.is_empty() {
+                bad.push("category is empty".into());
+            } else {
+                let known: Vec<&str> = agreement.categories.iter().map(|c| c.id.as_str()).collect();
+                bad.push(format!(
+                    "unknown category {cat_text:?} (the agreement has {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        let ccy_text = h.get(&f, "currency");
+        let ccy_code = if ccy_text.is_empty() {
+            agreement_ccy.as_str()
+        } else {
+            ccy_text
+        };
+        let ccy = currencies
+            .entry(ccy_code.to_string())
+            .or_insert_with(|| agreement.currency(ccy_code))
+            .clone();
+        if ccy.is_none() {
+            bad.push(format!(
+                "unknown currency {ccy_code:?} (declare it under [currencies] in the agreement)"
+            ));
+        }
+        let amount_text = h.get(&f, "amount");
+        let source_amount = match &ccy {
+            Some(c) => match num::parse_minor_units(amount_text, c.decimals()) {
+                Ok(a) => Some(a),
+                Err(num::DecimalError::Empty) => {
+                    bad.push("amount is empty".into());
+                    None
+                }
+                Err(num::DecimalError::Negative) => {
+                    bad.push(format!(
+                        "amount {amount_text:?} is negative; record a correction with `replaces` instead"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    bad.push(format!(
+                        "amount {amount_text:?} is {e} ({} has {} decimals)",
+                        c.code(),
+                        c.decimals()
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        let needs_unit = category
+            .map(|c| agreement.categories[c].unit.is_some())
+            .unwrap_or(false);
+        let qty_text = h.get(&f, "quantity");
+        let quantity = if needs_unit {
+            match num::parse_rational(qty_text, 18) {
+                Ok(q) if !q.is_zero() => Some(Q::from_big(&q)),
+                Ok(_) => {
+                    bad.push(format!(
+                        "quantity is zero; category {cat_text:?} counts {} and needs a positive quantity",
+                        agreement.categories[category.unwrap_or(0)]
+                            .unit
+                            .as_deref()
+                            .unwrap_or("units")
+                    ));
+                    None
+                }
+                Err(num::DecimalError::Empty) => {
+                    bad.push(format!(
+                        "quantity is missing; category {cat_text:?} counts {} and needs a positive quantity",
+                        agreement.categories[category.unwrap_or(0)]
+                            .unit
+                            .as_deref()
+                            .unwrap_or("units")
+                    ));
+                    None
+                }
+                Err(e) => {
+                    bad.push(format!("quantity {qty_text:?} is {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        // conversion
+        let mut amount = None;
+        let mut rate_used = None;
+        if let (Some(c), Some(a), Some(d)) = (&ccy, source_amount, date) {
+            if c.code() == agreement_ccy {
+                amount = Some(a);
+            } else {
+                match rates.lookup(c.code(), d) {
+                    None => bad.push(format!("no {} rate dated on or before {d}", c.code())),
+                    Some((rd, r)) => {
+                        // a (minor of c) / 10^dc · rate · 10^da, half to even
+                        let num_ = BigRational::from_int(a)
+                            .mul(r)
+                            .mul(&BigRational::from_int(num::pow10(agreement.currency.decimals())))
+                            .div(&BigRational::from_int(num::pow10(c.decimals())));
+                        let v = num_.round_half_even();
+                        match i64::try_from(v) {
+                            Ok(v) => {
+                                amount = Some(v);
+                                rate_used = Some((*rd, r.clone()));
+                            }
+                            Err(_) => bad.push(format!(
+                                "amount {amount_text} {} converts beyond the limit of a 64-bit amount",
+                                c.code()
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+        let replaces = h.get(&f, "replaces");
+        if !replaces.is_empty() && replaces == id {
+            bad.push("a line cannot replace itself".into());
+        }
+        if !bad.is_empty() {
+            errors.push(RowError {
+                line,
+                id: id_opt,
+                message: bad.join("; "),
+            });
+            continue;
+        }
+        let (Some(date), Some(category), Some(amount), Some(source_amount), Some(ccy)) =
+            (date, category, amount, source_amount, ccy)
+        else {
+            continue;
+        };
+        let cl = CostLine {
+            id: id.to_string(),
+            date,
+            category,
+            amount,
+            source_amount,
+            currency: ccy.code().to_string(),
+            rate: rate_used,
+            quantity,
+            site: h.get(&f, "site").to_string(),
+            description: h.get(&f, "description").to_string(),
+            row: line,
+            replaces: if replaces.is_empty() {
+                None
+            } else {
+                Some(replaces.to_string())
+            },
+        };
+        match by_id.get(id) {
+            Some(&prev) => {
+                if same_values(&lines[prev], &cl) {
+                    duplicates += 1;
+                } else {
+                    errors.push(RowError {
+                        line,
+                        id: Some(id.to_string()),
+                        message: format!("id repeated with different values (first on line {})", lines[prev].row),
+                    });
+                }
+            }
+            None => {
+                by_id.insert(id.to_string(), lines.len());
+                lines.push(cl);
+            }
+        }
+    }
+    // replacements within the file
+    let mut replaced_by: HashMap<&str, usize> = HashMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(r) = &l.replaces {
+            if !by_id.contains_key(r.as_str()) {
+                errors.push(RowError {
+                    line: l.row,
+                    id: Some(l.id.clone()),
+                    message: format!("replaces {r:?}, which is not in this file"),
+                });
+            } else if let Some(&other) = replaced_by.get(r.as_str()) {
+                errors.push(RowError {
+                    line: l.row,
+                    id: Some(l.id.clone()),
+                    message: format!("replaces {r:?}, which line {} already replaces", lines[other].row),
+                });
+            } else {
+                replaced_by.insert(r.as_str(), i);
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(errors);
+    }
+    let replaced = replaced_by.len();
+    if replaced > 0 {
+        let gone: std::collections::HashSet<String> = replaced_by.keys().map(|s| s.to_string()).collect();
+        lines.retain(|l| !gone.contains(&l.id));
+    }
+    Ok(Costs {
+        lines,
+        duplicates,
+        replaced,
+    })
+}
+
+/// Two rows with one id are the same line when every parsed value agrees.
+fn same_values(a: &CostLine, b: &CostLine) -> bool {
+    a.date == b.date
+        && a.category == b.category
+        && a.source_amount == b.source_amount
+        && a.currency == b.currency
+        && a.quantity == b.quantity
+        && a.site == b.site
+        && a.description == b.description
+        && a.replaces == b.replaces
+}

@@ -1,0 +1,350 @@
+//! One line's allocation, layer by layer, in words a budget analyst reads.
+//!
+//! The story comes from the literal oracle ([`crate::reference`]) run over the
+//! line's category only (other categories cannot affect it). Callers check
+//! that its result equals the fast engine's for the same line.
+
+use crate::agreement::{Agreement, Cap, CapPolicy, SplitSource};
+use crate::calendar::Date;
+use crate::costs::CostLine;
+use crate::money::format_grouped;
+use crate::num::{BigRational, fmt_percent, fmt_ratio};
+use crate::reference::{self, CapTrace, LayerTrace};
+
+/// The explanation of one line.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    pub line: CostLine,
+    pub layers: Vec<LayerTrace>,
+    /// Final amounts per party, then UNALLOCATED.
+    pub parts: Vec<i64>,
+    pub provisional: bool,
+}
+
+impl Explanation {
+    pub fn final_parts(&self) -> &[i64] {
+        &self.parts
+    }
+}
+
+/// Explain line `idx` of `lines`.
+pub fn explain(ag: &Agreement, lines: &[CostLine], idx: usize, as_of: Date) -> Explanation {
+    let cat = lines[idx].category;
+    let subset: Vec<CostLine> = lines.iter().filter(|l| l.category == cat).cloned().collect();
+    let pos = lines[..idx].iter().filter(|l| l.category == cat).count();
+    let (alloc, traces) = reference::allocate(ag, &subset, as_of);
+    Explanation {
+        line: lines[idx].clone(),
+        layers: traces[pos].clone(),
+        parts: alloc.row(pos).to_vec(),
+        provisional: alloc.provisional[pos],
+    }
+}
+
+fn money(ag: &Agreement, v: i64) -> String {
+    format!(
+        "{} {}",
+        format_grouped(v as i128, ag.currency.decimals()),
+        ag.currency.code()
+    )
+}
+
+/// A quantity for people: exact decimal when it terminates, else a fraction
+/// with an approximation.
+pub fn quantity(q: &BigRational) -> String {
+    let exact = fmt_ratio(q, 6);
+    if exact.contains('/') {
+        let approx = fmt_ratio(
+            &BigRational::new(q.mul(&BigRational::from_int(1000)).floor(), 1000.into()),
+            3,
+        );
+        format!("{exact} (≈{approx})")
+    } else {
+        exact
+    }
+}
+
+fn fraction(f: &BigRational) -> String {
+    let pct = fmt_percent(f);
+    let exact = fmt_ratio(f, 12);
+    if exact.contains('/') {
+        format!("{exact} ({pct})")
+    } else {
+        pct
+    }
+}
+
+/// Describe a layer's rule in one phrase: "JP 100%, cap 23,178 worker per month, pro rata".
+pub fn layer_rule(ag: &Agreement, ci: usize, li: usize, fy_index: usize) -> String {
+    let cat = &ag.categories[ci];
+    let l = &cat.layers[li];
+    let shares = &l.split.get(fy_index).shares;
+    let mut s: Vec<String> = Vec::new();
+    let parts: Vec<String> = ag
+        .parties
+        .iter()
+        .zip(shares)
+        .filter(|(_, sh)| !sh.is_zero())
+        .map(|(p, sh)| format!("{} {}", p.id, fmt_percent(sh)))
+        .collect();
+    let src = match &l.split_source {
+        SplitSource::Fixed => parts.join(" / "),
+        SplitSource::Key(k) => format!("key `{k}`: {}", parts.join(" / ")),
+    };
+    s.push(src);
+    if let Some(p) = &l.portion {
+        s.push(format!(
+            "offered {} of what is left",
+            fmt_percent(&p.get(fy_index).to_big())
+        ));
+    }
+    let per = match l.period {
+        crate::calendar::PeriodKind::Month => "per month",
+        crate::calendar::PeriodKind::Quarter => "per quarter",
+        crate::calendar::PeriodKind::FiscalYear => "per fiscal year",
+        crate::calendar::PeriodKind::Term => "over the term",
+    };
+    match &l.cap {
+        None => s.push("no cap".into()),
+        Some(Cap::Money(m)) => s.push(format!("cap {} {per}", money(ag, *m.get(fy_index)))),
+        Some(Cap::Units(u)) => s.push(format!(
+            "cap {} {} {per}",
+            quantity(&u.get(fy_index).to_big()),
+            cat.unit.as_deref().unwrap_or("units")
+        )),
+    }
+    if l.cap.is_some() {
+        s.push(match l.policy {
+            CapPolicy::Running => "first come, first served".into(),
+            CapPolicy::ProRata => "shared pro rata".into(),
+        });
+    }
+    s.join(", ")
+}
+
+/// Render the explanation as text.
+pub fn render_text(ag: &Agreement, ex: &Explanation) -> String {
+    let l = &ex.line;
+    let ci = l.category;
+    let cat = &ag.categories[ci];
+    let fy_i = ag.fy_index(l.date);
+    let unit = cat.unit.as_deref().unwrap_or("units");
+    let mut o = String::new();
+    o.push_str(&format!(
+        "Line {} — {} ({}), {}, {}\n",
+        l.id,
+        cat.id,
+        cat.name,
+        l.date,
+        ag.fy_label(fy_i)
+    ));
+    if !l.site.is_empty() || !l.description.is_empty() {
+        o.push_str(&format!(
+            "  site: {}   description: {}\n",
+            if l.site.is_empty() { "-" } else { &l.site },
+            if l.description.is_empty() { "-" } else { &l.description }
+        ));
+    }
+    o.push_str(&format!("  file row: {}\n", l.row));
+    match &l.rate {
+        Some((rd, rate)) => {
+            let cur = ag.currency(&l.currency);
+            let src = cur
+                .map(|c| format_grouped(l.source_amount as i128, c.decimals()))
+                .unwrap_or_default();
+            o.push_str(&format!(
+                "  amount: {src} {} × {} {}/{} (rate dated {rd}) = {}, rounded half to even\n",
+                l.currency,
+                fmt_ratio(rate, 18),
+                ag.currency.code(),
+                l.currency,
+                money(ag, l.amount)
+            ));
+        }
+        None => o.push_str(&format!("  amount: {}\n", money(ag, l.amount))),
+    }
+    if let Some(q) = &l.quantity {
+        o.push_str(&format!("  quantity: {} {unit}\n", quantity(&q.to_big())));
+    }
+    o.push('\n');
+    let n = ex.layers.len();
+    for t in &ex.layers {
+        let period = t
+            .period
+            .map(|p| format!(" — period {}", p.label(&ag.calendar)))
+            .unwrap_or_default();
+        o.push_str(&format!(
+            "Layer {} of {n}: {}{period}\n",
+            t.layer + 1,
+            layer_rule(ag, ci, t.layer, fy_i)
+        ));
+        if t.remaining_before == 0 {
+            o.push_str("  nothing left to allocate: the line takes no part in this layer\n\n");
+            continue;
+        }
+        o.push_str(&format!(
+            "  left before this layer: {}\n",
+            money(ag, t.remaining_before)
+        ));
+        if let Some(p) = &t.portion {
+            o.push_str(&format!(
+                "  offered: {} × {} = {} (half to even)\n",
+                money(ag, t.remaining_before),
+                fmt_percent(p),
+                money(ag, t.offered)
+            ));
+            if t.offered == 0 {
+                o.push_str("  offered nothing: the line takes no part in this layer\n\n");
+                continue;
+            }
+        }
+        match &t.cap {
+            None => {}
+            Some(CapTrace::RunningMoney {
+                cap,
+                left_before,
+                left_after,
+            }) => {
+                o.push_str(&format!(
+                    "  cap {} for the period: {} unused before this line, {} after\n",
+                    money(ag, *cap),
+                    money(ag, *left_before),
+                    money(ag, *left_after)
+                ));
+            }
+            Some(CapTrace::RunningUnits {
+                cap,
+                left_before,
+                left_after,
+                quantity: q,
+                units_taken,
+            }) => {
+                o.push_str(&format!(
+                    "  cap {} {unit} for the period: {} unused before this line, {} after\n",
+                    quantity(cap),
+                    quantity(left_before),
+                    quantity(left_after)
+                ));
+                if units_taken == q {
+                    o.push_str(&format!(
+                        "  all {} {unit} of the line fit under the cap: the whole amount is taken\n",
+                        quantity(q)
+                    ));
+                } else {
+                    o.push_str(&format!(
+                        "  only {} of the line's {} {unit} fit: it takes {} × {}/{} = {}, rounded half to even\n",
+                        quantity(units_taken),
+                        quantity(q),
+                        money(ag, t.remaining_before),
+                        quantity(units_taken),
+                        quantity(q),
+                        money(ag, t.take)
+                    ));
+                }
+            }
+            Some(CapTrace::ProRataMoney {
+                cap,
+                group_total,
+                group_lines,
+                fraction: f,
+                leftover_unit,
+                provisional,
+            }) => {
+                o.push_str(&format!(
+                    "  the period's {group_lines} line(s) offer {} against a cap of {}: every line keeps {}\n",
+                    money(ag, *group_total),
+                    money(ag, *cap),
+                    fraction(f)
+                ));
+                pro_rata_detail(&mut o, ag, t, f, *leftover_unit, *provisional);
+            }
+            Some(CapTrace::ProRataUnits {
+                cap,
+                group_quantity,
+                group_lines,
+                fraction: f,
+                quantity: q,
+                leftover_unit,
+                provisional,
+            }) => {
+                o.push_str(&format!(
+                    "  the period's {group_lines} line(s) hold {} {unit} against a cap of {} {unit}: every line keeps {}\n",
+                    quantity(group_quantity),
+                    quantity(cap),
+                    fraction(f)
+                ));
+                let moved = q.mul(&BigRational::one().sub(f));
+                pro_rata_detail(&mut o, ag, t, f, *leftover_unit, *provisional);
+                if !moved.is_zero() {
+                    o.push_str(&format!(
+                        "  {} of this line's {} {unit} move on to the next layer\n",
+                        quantity(&moved),
+                        quantity(q)
+                    ));
+                }
+            }
+        }
+        o.push_str(&format!("  taken by this layer: {}\n", money(ag, t.take)));
+        if t.take > 0 {
+            let mut parts = Vec::new();
+            for (j, p) in ag.parties.iter().enumerate() {
+                if t.parts[j] != 0 || !t.exact_parts[j].is_zero() {
+                    let exact = fmt_ratio(&t.exact_parts[j], 4);
+                    let mut s = format!("{} {}", p.id, money(ag, t.parts[j]));
+                    if t.rounding_units.contains(&j) {
+                        s.push_str(&format!(" (exact {exact}; +1 rounding unit, largest remainder)"));
+                    } else if exact.contains('.') || exact.contains('/') {
+                        s.push_str(&format!(" (exact {exact}, rounded down)"));
+                    }
+                    parts.push(s);
+                }
+            }
+            o.push_str(&format!("  split: {}\n", parts.join("; ")));
+        }
+        o.push_str(&format!(
+            "  left after this layer: {}\n\n",
+            money(ag, t.remaining_before - t.take)
+        ));
+    }
+    let un = ex.parts[ag.parties.len()];
+    if un != 0 {
+        o.push_str(&format!(
+            "Overrun: {} is left after the last layer and is reported as UNALLOCATED\n\n",
+            money(ag, un)
+        ));
+    }
+    o.push_str("Result:\n");
+    for (j, p) in ag.parties.iter().enumerate() {
+        if ex.parts[j] != 0 {
+            o.push_str(&format!("  {:<12} {:>24}\n", p.id, money(ag, ex.parts[j])));
+        }
+    }
+    if un != 0 {
+        o.push_str(&format!("  {:<12} {:>24}\n", "UNALLOCATED", money(ag, un)));
+    }
+    o.push_str(&format!("  {:<12} {:>24}\n", "total", money(ag, l.amount)));
+    if ex.provisional {
+        o.push_str(
+            "\nProvisional: a pro-rata period of this line has not ended yet; its share may change as lines arrive.\n",
+        );
+    }
+    o
+}
+
+fn pro_rata_detail(o: &mut String, ag: &Agreement, t: &LayerTrace, f: &BigRational, leftover: bool, provisional: bool) {
+    let exact = BigRational::from_int(t.offered).mul(f);
+    o.push_str(&format!(
+        "  this line: {} × {} = {} exactly; rounded down{}\n",
+        money(ag, t.offered),
+        fraction(f),
+        fmt_ratio(&exact, 4),
+        if leftover {
+            ", plus 1 leftover unit (largest remainder in the period)"
+        } else {
+            ""
+        }
+    ));
+    if provisional {
+        o.push_str("  provisional: the period has not ended by the as-of date\n");
+    }
+}

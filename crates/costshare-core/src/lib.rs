@@ -1,0 +1,36 @@
+//! # costshare-core
+//!
+//! Exact cost-sharing allocation. The crate does no I/O: callers hand it text
+//! and bytes and get typed values and errors back.
+//!
+//! - [`num`]: decimal text, exact rationals ([`num::Q`] on the hot path) and the
+//!   two roundings of the contract (half to even; floor plus largest remainder).
+//! - [`money`]: currencies and minor units.
+//! - [`calendar`]: dates, fiscal years (`start` and `end` labels), periods.
+//! - [`agreement`] and [`load`]: the agreement model and its TOML loader, which
+//!   reports every problem with a span ([`diag`]).
+//! - [`keys`]: shares from weights with floors and ceilings.
+//! - [`costs`]: cost lines and exchange rates from CSV bytes.
+//! - [`alloc`]: the fast allocator; [`reference`]: the literal oracle.
+//! - [`report`]: totals by dimension; [`explain`]: one line, layer by layer.
+//! - [`demo`]: a seeded five-year cost history for the 2022 agreement.
+
+pub mod agreement;
+pub mod alloc;
+pub mod calendar;
+pub mod costs;
+pub mod demo;
+pub mod diag;
+pub mod explain;
+pub mod keys;
+pub mod load;
+pub mod money;
+pub mod num;
+pub mod reference;
+pub mod report;
+
+pub use agreement::Agreement;
+pub use alloc::{Allocation, allocate};
+pub use calendar::Date;
+pub use costs::{CostLine, Costs, Rates, RowError, parse_costs, parse_rates};
+pub use load::{Loaded, load};

@@ -1,0 +1,340 @@
+//! A slow, literal implementation of SPEC section 4, with a trace.
+//!
+//! Everything is a `BigRational` and every step is written the way the SPEC
+//! words it, with maps for period groups. It serves as the test oracle for
+//! [`crate::alloc`] and as the source of [`crate::explain`]'s layer-by-layer
+//! story (the trace records what each layer did to each line).
+
+use crate::agreement::{Agreement, Cap, CapPolicy};
+use crate::alloc::{Allocation, line_order};
+use crate::calendar::{Date, Period};
+use crate::costs::CostLine;
+use crate::num::BigRational;
+use num_bigint::BigInt;
+use num_traits::ToPrimitive;
+use std::collections::BTreeMap;
+
+/// What a cap-bearing layer did in a line's period.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CapTrace {
+    /// Running money cap: capacity left before and after this line.
+    RunningMoney {
+        cap: i64,
+        left_before: i64,
+        left_after: i64,
+    },
+    /// Running unit cap: units left before and after; the line's quantity.
+    RunningUnits {
+        cap: BigRational,
+        left_before: BigRational,
+        left_after: BigRational,
+        quantity: BigRational,
+        units_taken: BigRational,
+    },
+    /// Pro-rata: the period group's total and the fraction every line kept.
+    ProRataMoney {
+        cap: i64,
+        group_total: i64,
+        group_lines: usize,
+        fraction: BigRational,
+        leftover_unit: bool,
+        provisional: bool,
+    },
+    ProRataUnits {
+        cap: BigRational,
+        group_quantity: BigRational,
+        group_lines: usize,
+        fraction: BigRational,
+        quantity: BigRational,
+        leftover_unit: bool,
+        provisional: bool,
+    },
+}
+
+/// One layer's effect on one line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerTrace {
+    pub layer: usize,
+    /// The period the cap was counted in (none when the layer has no cap).
+    pub period: Option<Period>,
+    pub remaining_before: i64,
+    pub portion: Option<BigRational>,
+    pub offered: i64,
+    pub cap: Option<CapTrace>,
+    pub take: i64,
+    /// The take split per party (agreement order).
+    pub parts: Vec<i64>,
+    /// Exact (unrounded) shares of the take per party.
+    pub exact_parts: Vec<BigRational>,
+    /// Parties that got one extra minor unit from the largest-remainder rule.
+    pub rounding_units: Vec<usize>,
+    /// The line took no part (nothing left, or offered nothing).
+    pub skipped: bool,
+}
+
+fn r(v: i64) -> BigRational {
+    BigRational::from_int(v)
+}
+
+fn to_i64(b: &BigInt) -> i64 {
+    b.to_i64().expect("allocation amounts never exceed the line amount")
+}
+
+/// Split `t` by exact shares: floors, leftovers to largest remainders, ties to
+/// the earlier party. Returns (parts, exact, parties given a unit).
+pub fn split_exact(t: i64, shares: &[BigRational]) -> (Vec<i64>, Vec<BigRational>, Vec<usize>) {
+    let exact: Vec<BigRational> = shares.iter().map(|s| r(t).mul(s)).collect();
+    let mut parts: Vec<i64> = exact.iter().map(|x| to_i64(&x.floor())).collect();
+    let left = t - parts.iter().sum::<i64>();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    let frac = |j: usize| exact[j].sub(&r(parts[j]));
+    let fracs: Vec<BigRational> = order.iter().map(|&j| frac(j)).collect();
+    order.sort_by(|&a, &b| fracs[b].cmp(&fracs[a]).then(a.cmp(&b)));
+    let mut given = Vec::new();
+    for &j in order.iter().take(left.max(0) as usize) {
+        parts[j] += 1;
+        given.push(j);
+    }
+    given.sort();
+    (parts, exact, given)
+}
+
+/// Allocate with the literal algorithm; also returns each line's trace.
+pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation, Vec<Vec<LayerTrace>>) {
+    let order = line_order(lines);
+    let parties = ag.parties.len();
+    let w = parties + 1;
+    let mut amounts = vec![0i64; lines.len() * w];
+    let mut provisional = vec![false; lines.len()];
+    let mut traces: Vec<Vec<LayerTrace>> = vec![Vec::new(); lines.len()];
+    for (c, cat) in ag.categories.iter().enumerate() {
+        let idx: Vec<usize> = order
+            .iter()
+            .map(|&i| i as usize)
+            .filter(|&i| lines[i].category == c)
+            .collect();
+        let mut a: BTreeMap<usize, i64> = idx.iter().map(|&i| (i, lines[i].amount)).collect();
+        let mut q: BTreeMap<usize, BigRational> = idx
+            .iter()
+            .map(|&i| {
+                (
+                    i,
+                    lines[i]
+                        .quantity
+                        .as_ref()
+                        .map(|x| x.to_big())
+                        .unwrap_or_else(BigRational::zero),
+                )
+            })
+            .collect();
+        for (li, layer) in cat.layers.iter().enumerate() {
+            // offered amounts
+            let mut offered: BTreeMap<usize, i64> = BTreeMap::new();
+            let mut portion_of: BTreeMap<usize, BigRational> = BTreeMap::new();
+            for &i in &idx {
+                let fy = ag.fy_index(lines[i].date);
+                let o = match &layer.portion {
+                    Some(p) => {
+                        let p = p.get(fy).to_big();
+                        portion_of.insert(i, p.clone());
+                        to_i64(&r(a[&i]).mul(&p).round_half_even())
+                    }
+                    None => a[&i],
+                };
+                offered.insert(i, o);
+            }
+            let participants: Vec<usize> = idx.iter().copied().filter(|i| a[i] > 0 && offered[i] > 0).collect();
+            let mut take: BTreeMap<usize, i64> = BTreeMap::new();
+            let mut cap_trace: BTreeMap<usize, CapTrace> = BTreeMap::new();
+            let mut period_of: BTreeMap<usize, Period> = BTreeMap::new();
+            match &layer.cap {
+                None => {
+                    for &i in &participants {
+                        take.insert(i, offered[&i]);
+                    }
+                }
+                Some(cap) => {
+                    // group by period, keeping line order within each group
+                    let mut groups: BTreeMap<Period, Vec<usize>> = BTreeMap::new();
+                    for &i in &participants {
+                        let p = Period::of(layer.period, &ag.calendar, lines[i].date);
+                        period_of.insert(i, p);
+                        groups.entry(p).or_default().push(i);
+                    }
+                    for (p, g) in &groups {
+                        let fy = p.fy(&ag.calendar).map(|f| (f - ag.first_fy) as usize).unwrap_or(0);
+                        let prov = p.last_day(ag.end) > as_of;
+                        match (cap, layer.policy) {
+                            (Cap::Money(m), CapPolicy::Running) => {
+                                let c = *m.get(fy);
+                                let mut used = 0i64;
+                                for &i in g {
+                                    let t = offered[&i].min(c - used);
+                                    cap_trace.insert(
+                                        i,
+                                        CapTrace::RunningMoney {
+                                            cap: c,
+                                            left_before: c - used,
+                                            left_after: c - used - t,
+                                        },
+                                    );
+                                    used += t;
+                                    take.insert(i, t);
+                                }
+                            }
+                            (Cap::Units(u), CapPolicy::Running) => {
+                                let cu = u.get(fy).to_big();
+                                let mut used = BigRational::zero();
+                                for &i in g {
+                                    let qi = q[&i].clone();
+                                    let left = cu.sub(&used);
+                                    let ui = qi.clone().min(left.clone());
+                                    let t = if ui == qi {
+                                        a[&i]
+                                    } else {
+                                        to_i64(&r(a[&i]).mul(&ui).div(&qi).round_half_even())
+                                    };
+                                    used = used.add(&ui);
+                                    cap_trace.insert(
+                                        i,
+                                        CapTrace::RunningUnits {
+                                            cap: cu.clone(),
+                                            left_before: left.clone(),
+                                            left_after: left.sub(&ui),
+                                            quantity: qi.clone(),
+                                            units_taken: ui.clone(),
+                                        },
+                                    );
+                                    q.insert(i, qi.sub(&ui));
+                                    take.insert(i, t);
+                                }
+                            }
+                            (Cap::Money(m), CapPolicy::ProRata) => {
+                                let c = *m.get(fy);
+                                let sum: i64 = g.iter().map(|i| offered[i]).sum();
+                                let f = r(c).div(&r(sum)).min(BigRational::one());
+                                let x = if r(c) < r(sum) {
+                                    c
+                                } else {
+                                    to_i64(&f.mul(&r(sum)).round_half_even())
+                                };
+                                let got = pro_rata_take(g, &offered, &f, x, &mut take);
+                                for &i in g {
+                                    cap_trace.insert(
+                                        i,
+                                        CapTrace::ProRataMoney {
+                                            cap: c,
+                                            group_total: sum,
+                                            group_lines: g.len(),
+                                            fraction: f.clone(),
+                                            leftover_unit: got.contains(&i),
+                                            provisional: prov,
+                                        },
+                                    );
+                                }
+                                if prov {
+                                    for &i in g {
+                                        provisional[i] = true;
+                                    }
+                                }
+                            }
+                            (Cap::Units(u), CapPolicy::ProRata) => {
+                                let cu = u.get(fy).to_big();
+                                let sum_q = g.iter().fold(BigRational::zero(), |s, i| s.add(&q[i]));
+                                let sum_a: i64 = g.iter().map(|i| offered[i]).sum();
+                                let f = cu.div(&sum_q).min(BigRational::one());
+                                let x = to_i64(&f.mul(&r(sum_a)).round_half_even());
+                                let got = pro_rata_take(g, &offered, &f, x, &mut take);
+                                for &i in g {
+                                    cap_trace.insert(
+                                        i,
+                                        CapTrace::ProRataUnits {
+                                            cap: cu.clone(),
+                                            group_quantity: sum_q.clone(),
+                                            group_lines: g.len(),
+                                            fraction: f.clone(),
+                                            quantity: q[&i].clone(),
+                                            leftover_unit: got.contains(&i),
+                                            provisional: prov,
+                                        },
+                                    );
+                                    let nq = q[&i].mul(&BigRational::one().sub(&f));
+                                    q.insert(i, nq);
+                                }
+                                if prov {
+                                    for &i in g {
+                                        provisional[i] = true;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for &i in &idx {
+                let fy = ag.fy_index(lines[i].date);
+                let t = take.get(&i).copied().unwrap_or(0);
+                let before = a[&i];
+                let shares = &layer.split.get(fy).shares;
+                let (parts, exact, given) = split_exact(t, shares);
+                for (j, p) in parts.iter().enumerate() {
+                    amounts[i * w + j] += p;
+                }
+                a.insert(i, before - t);
+                traces[i].push(LayerTrace {
+                    layer: li,
+                    period: period_of.get(&i).copied(),
+                    remaining_before: before,
+                    portion: portion_of.get(&i).cloned(),
+                    offered: offered[&i],
+                    cap: cap_trace.remove(&i),
+                    take: t,
+                    parts,
+                    exact_parts: exact,
+                    rounding_units: given,
+                    skipped: !participants.contains(&i),
+                });
+            }
+        }
+        for &i in &idx {
+            amounts[i * w + parties] += a[&i];
+        }
+    }
+    (
+        Allocation {
+            parties,
+            order,
+            amounts,
+            provisional,
+            usage: Vec::new(),
+        },
+        traces,
+    )
+}
+
+/// Pro-rata takes for one group: floor(o·f) each, then `x − Σfloor` units to
+/// the largest fractional remainders, ties to the earlier line. Returns the
+/// lines that got a unit.
+fn pro_rata_take(
+    g: &[usize],
+    offered: &BTreeMap<usize, i64>,
+    f: &BigRational,
+    x: i64,
+    take: &mut BTreeMap<usize, i64>,
+) -> Vec<usize> {
+    let exact: Vec<BigRational> = g.iter().map(|i| r(offered[i]).mul(f)).collect();
+    let floors: Vec<i64> = exact.iter().map(|e| to_i64(&e.floor())).collect();
+    let left = x - floors.iter().sum::<i64>();
+    let mut order: Vec<usize> = (0..g.len()).collect();
+    let fr: Vec<BigRational> = (0..g.len()).map(|k| exact[k].sub(&r(floors[k]))).collect();
+    order.sort_by(|&a, &b| fr[b].cmp(&fr[a]).then(a.cmp(&b)));
+    let mut got = Vec::new();
+    for (k, &i) in g.iter().enumerate() {
+        take.insert(i, floors[k]);
+    }
+    for &k in order.iter().take(left.max(0) as usize) {
+        *take.get_mut(&g[k]).expect("present") += 1;
+        got.push(g[k]);
+    }
+    got
+}
