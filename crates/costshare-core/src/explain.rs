@@ -58,10 +58,30 @@ pub fn quantity(q: &BigRational) -> String {
             &BigRational::new(q.mul(&BigRational::from_int(1000)).floor(), 1000.into()),
             3,
         );
-        format!("{exact} (≈{approx})")
+        format!("{exact} (≈{})", group_int_part(&approx))
     } else {
-        exact
+        group_int_part(&exact)
     }
+}
+
+/// Thousands separators in the integer part of decimal text.
+fn group_int_part(s: &str) -> String {
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s, None),
+    };
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(f) = frac {
+        out.push('.');
+        out.push_str(f);
+    }
+    out
 }
 
 fn fraction(f: &BigRational) -> String {
@@ -333,17 +353,31 @@ pub fn render_text(ag: &Agreement, ex: &Explanation) -> String {
 
 fn pro_rata_detail(o: &mut String, ag: &Agreement, t: &LayerTrace, f: &BigRational, leftover: bool, provisional: bool) {
     let exact = BigRational::from_int(t.offered).mul(f);
+    let floor = exact.floor();
+    let rest = exact.sub(&BigRational::from_int(floor.clone()));
+    let floor_i: i64 = num_traits::ToPrimitive::to_i64(&floor).unwrap_or(0);
+    let exact_text = if rest.is_zero() {
+        "exactly".to_string()
+    } else {
+        format!("and {} of a minor unit", fmt_ratio(&rest, 6))
+    };
     o.push_str(&format!(
-        "  this line: {} × {} = {} exactly; rounded down{}\n",
+        "  this line: {} × {} = {} {exact_text}\n",
         money(ag, t.offered),
         fraction(f),
-        fmt_ratio(&exact, 4),
-        if leftover {
-            ", plus 1 leftover unit (largest remainder in the period)"
-        } else {
-            ""
-        }
+        money(ag, floor_i),
     ));
+    if !rest.is_zero() {
+        o.push_str(&format!(
+            "  rounded down to {}{}\n",
+            money(ag, floor_i),
+            if leftover {
+                ", plus 1 leftover unit: the period's leftover units go to the largest remainders"
+            } else {
+                "; the period's leftover units went to lines with larger remainders"
+            }
+        ));
+    }
     if provisional {
         o.push_str("  provisional: the period has not ended by the as-of date\n");
     }
