@@ -1,0 +1,444 @@
+//! Property tests: random agreements and cost lines, checked against the
+//! literal reference allocator and against the invariants of SPEC section 4.
+
+use costshare_core::agreement::{Agreement, Cap};
+use costshare_core::alloc::{self, CapAmount};
+use costshare_core::calendar::{Date, Period};
+use costshare_core::costs::{CostLine, Rates, parse_costs};
+use costshare_core::num::{BigRational, Q};
+use costshare_core::reference::{self, CapTrace};
+use costshare_core::{demo::Rng, load};
+use num_bigint::BigInt;
+use proptest::prelude::*;
+use std::fmt::Write;
+
+/// A random but valid agreement as TOML text, and matching costs CSV.
+struct Case {
+    toml: String,
+    csv: String,
+}
+
+fn pct_split(rng: &mut Rng, n: usize, fine: bool) -> Vec<String> {
+    // n shares adding to exactly 100%, in hundredths (or 1e-4 %) of a percent
+    let total: i64 = if fine { 1_000_000 } else { 10_000 };
+    let mut cuts: Vec<i64> = (0..n - 1).map(|_| rng.range(0, total)).collect();
+    cuts.sort();
+    let mut prev = 0;
+    let mut out = Vec::new();
+    for c in cuts.into_iter().chain(std::iter::once(total)) {
+        let v = c - prev;
+        prev = c;
+        out.push(if fine {
+            format!("{}.{:04}%", v / 10_000, v % 10_000)
+        } else {
+            format!("{}.{:02}%", v / 100, v % 100)
+        });
+    }
+    out
+}
+
+fn gen_case(seed: u64) -> Case {
+    let mut rng = Rng::new(seed);
+    let ccy = if rng.range(0, 1) == 0 {
+        ("JPY", 0u32)
+    } else {
+        ("USD", 2u32)
+    };
+    let start_y = rng.range(2019, 2023) as i32;
+    let start_m = rng.range(1, 12) as u8;
+    let start_d = rng.range(1, 28) as u8;
+    let start = Date::new(start_y, start_m, start_d).unwrap();
+    let days = rng.range(200, 1100);
+    let end = Date::from_days(start.to_days() + days);
+    let fy_m = rng.range(1, 12);
+    let label = if rng.range(0, 1) == 0 { "start" } else { "end" };
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "[agreement]\nid = \"p{seed}\"\ntitle = \"t\"\ncurrency = \"{}\"\nstart = \"{start}\"\nend = \"{end}\"\nfiscal_year_start = \"{fy_m:02}-01\"\nfiscal_year_label = \"{label}\"\n",
+        ccy.0
+    );
+    let np = rng.range(1, 4) as usize;
+    let parties: Vec<String> = (0..np).map(|i| format!("P{i}")).collect();
+    for p in &parties {
+        let _ = writeln!(t, "[parties.{p}]\nname = \"{p}\"");
+    }
+    // fiscal years of the term
+    let cal = costshare_core::calendar::FiscalCalendar {
+        start_month: fy_m as u8,
+        label: if label == "start" {
+            costshare_core::calendar::FyLabel::Start
+        } else {
+            costshare_core::calendar::FyLabel::End
+        },
+    };
+    let fys: Vec<i32> = (cal.fy_of(start)..=cal.fy_of(end)).collect();
+    // a key
+    let has_key = rng.range(0, 2) == 0;
+    if has_key {
+        let w: Vec<String> = parties
+            .iter()
+            .map(|p| format!("{p} = \"{}.{}\"", rng.range(0, 500), rng.range(0, 99)))
+            .collect();
+        let _ = writeln!(t, "[keys.k]\nweights = {{ {} }}", w.join(", "));
+        // a ceiling on the first party when there are others to take the rest
+        if np > 1 {
+            let _ = writeln!(t, "max = {{ P0 = \"{}%\" }}", rng.range(10, 60));
+        }
+        if np > 2 {
+            let _ = writeln!(t, "min = {{ P1 = \"{}%\" }}", rng.range(0, 20));
+        }
+        // all-zero weights would be infeasible: add weight to the last party
+        t = t.replace(
+            &format!("{} = \"0.0\"", parties[np - 1]),
+            &format!("{} = \"1.0\"", parties[np - 1]),
+        );
+    }
+    let nc = rng.range(1, 3);
+    let mut cats = Vec::new();
+    for c in 0..nc {
+        let unit = rng.range(0, 1) == 0;
+        let id = format!("c{c}");
+        let _ = writeln!(t, "\n[categories.{id}]\nname = \"{id}\"");
+        if unit {
+            let _ = writeln!(t, "unit = \"worker\"");
+        }
+        let nl = rng.range(1, 4);
+        for _ in 0..nl {
+            let _ = writeln!(t, "  [[categories.{id}.layers]]");
+            // split
+            let kind = rng.range(0, 9);
+            if has_key && kind < 2 {
+                let _ = writeln!(t, "  split = {{ key = \"k\" }}");
+            } else if kind < 4 && fys.len() > 1 {
+                // per-party schedules
+                let per_fy: Vec<Vec<String>> = fys.iter().map(|_| pct_split(&mut rng, np, false)).collect();
+                let entries: Vec<String> = parties
+                    .iter()
+                    .enumerate()
+                    .map(|(pi, p)| {
+                        let s: Vec<String> = fys
+                            .iter()
+                            .enumerate()
+                            .map(|(fi, fy)| format!("FY{fy} = \"{}\"", per_fy[fi][pi]))
+                            .collect();
+                        format!("{p} = {{ {} }}", s.join(", "))
+                    })
+                    .collect();
+                let _ = writeln!(t, "  split = {{ {} }}", entries.join(", "));
+            } else {
+                let fine = kind == 8;
+                let s = pct_split(&mut rng, np, fine);
+                let entries: Vec<String> = parties.iter().zip(&s).map(|(p, v)| format!("{p} = \"{v}\"")).collect();
+                let _ = writeln!(t, "  split = {{ {} }}", entries.join(", "));
+            }
+            let period = ["month", "quarter", "fiscal_year", "term"][rng.range(0, 3) as usize];
+            let policy = if rng.range(0, 1) == 0 { "running" } else { "pro_rata" };
+            let cap_kind = rng.range(0, 3);
+            let scale = 10i64.pow(ccy.1);
+            match cap_kind {
+                1 => {
+                    let cap = rng.range(0, 3000) * scale / if rng.range(0, 1) == 0 { 1 } else { 7 };
+                    if period != "term" && rng.range(0, 1) == 0 {
+                        let s: Vec<String> = fys
+                            .iter()
+                            .map(|fy| format!("FY{fy} = \"{}\"", cap + rng.range(0, 500) * scale))
+                            .collect();
+                        let _ = writeln!(t, "  cap = {{ {} }}", s.join(", "));
+                    } else {
+                        let _ = writeln!(t, "  cap = {cap}");
+                    }
+                    let _ = writeln!(t, "  period = \"{period}\"\n  cap_policy = \"{policy}\"");
+                }
+                2 if unit => {
+                    let _ = writeln!(t, "  cap_units = \"{}.{}\"", rng.range(0, 40), rng.range(0, 9));
+                    let _ = writeln!(t, "  period = \"{period}\"\n  cap_policy = \"{policy}\"");
+                }
+                _ => {}
+            }
+            if cap_kind != 2 && rng.range(0, 3) == 0 {
+                let _ = writeln!(t, "  portion = \"{}.{}%\"", rng.range(0, 100), rng.range(0, 9));
+            }
+        }
+        cats.push((id, unit));
+    }
+    let t = fix_portions(&t);
+    // costs
+    let mut c = String::from("id,date,category,amount,quantity,site\n");
+    let n = rng.range(1, 60);
+    for i in 0..n {
+        let d = Date::from_days(start.to_days() + rng.range(0, days));
+        let (cid, unit) = &cats[rng.range(0, cats.len() as i64 - 1) as usize];
+        let amt = match rng.range(0, 9) {
+            0 => 0,
+            1 => rng.range(1, 3),
+            2 => rng.range(1_000_000_000, 9_000_000_000_000),
+            _ => rng.range(1, 2000),
+        };
+        let amount = if ccy.1 == 0 {
+            amt.to_string()
+        } else {
+            format!("{}.{:02}", amt / 100, amt % 100)
+        };
+        let q = if *unit {
+            format!("{}.{}", rng.range(0, 12), rng.range(1, 9))
+        } else {
+            String::new()
+        };
+        let site = ["", "A", "B"][rng.range(0, 2) as usize];
+        let _ = writeln!(c, "l{i:03}-{},{d},{cid},{amount},{q},{site}", rng.range(0, 9));
+    }
+    Case { toml: t, csv: c }
+}
+
+/// Portions above 100% (from the generator's random digits) are clamped.
+fn fix_portions(t: &str) -> String {
+    t.lines()
+        .map(|l| {
+            if let Some(rest) = l.trim_start().strip_prefix("portion = \"")
+                && let Some(num) = rest.strip_suffix("%\"")
+                && num.split('.').next().and_then(|i| i.parse::<u32>().ok()).unwrap_or(0) >= 100
+            {
+                return "  portion = \"100%\"".to_string();
+            }
+            l.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn load_case(c: &Case) -> (Agreement, Vec<CostLine>) {
+    let loaded = load::load(&c.toml);
+    let ag = loaded
+        .agreement
+        .unwrap_or_else(|| panic!("generated agreement invalid: {:?}\n{}", loaded.diagnostics, c.toml));
+    let costs = parse_costs(&ag, c.csv.as_bytes(), &Rates::empty())
+        .unwrap_or_else(|e| panic!("generated costs invalid: {e:?}\n{}", c.csv));
+    (ag, costs.lines)
+}
+
+fn as_of() -> Date {
+    Date::new(2022, 6, 30).unwrap()
+}
+
+/// What a case exercised, so the generator cannot quietly degenerate.
+#[derive(Default, Debug)]
+struct Seen {
+    running_money_bound: usize,
+    running_units_partial: usize,
+    pro_rata_money_bound: usize,
+    pro_rata_units_bound: usize,
+    portions: usize,
+    unallocated: usize,
+    split_rounding: usize,
+}
+
+fn check_case(seed: u64) -> Seen {
+    let mut seen = Seen::default();
+    let case = gen_case(seed);
+    let (ag, lines) = load_case(&case);
+    let fast = alloc::allocate(&ag, &lines, as_of());
+    let (slow, traces) = reference::allocate(&ag, &lines, as_of());
+    // 1. the fast engine agrees with the literal reference, bit for bit
+    assert_eq!(fast.order, slow.order, "seed {seed}");
+    assert_eq!(fast.amounts, slow.amounts, "seed {seed}\n{}\n{}", case.toml, case.csv);
+    assert_eq!(fast.provisional, slow.provisional, "seed {seed}");
+    // 2. parts add up to the whole, and nothing is negative
+    for (i, l) in lines.iter().enumerate() {
+        let row = fast.row(i);
+        assert!(row.iter().all(|&v| v >= 0), "seed {seed}: negative part");
+        assert_eq!(
+            row.iter().sum::<i64>(),
+            l.amount,
+            "seed {seed}: line {} does not add up",
+            l.id
+        );
+    }
+    // 3. no cap is ever exceeded
+    for u in &fast.usage {
+        match &u.cap {
+            CapAmount::Money(c) => assert!(u.used_money <= *c, "seed {seed}: money cap exceeded"),
+            CapAmount::Units(c) => assert!(u.used_units.as_ref().unwrap() <= c, "seed {seed}: unit cap exceeded"),
+        }
+    }
+    // money caps, summed from the reference traces independently
+    let mut per_period: std::collections::HashMap<(usize, usize, Period), i64> = Default::default();
+    for (i, tr) in traces.iter().enumerate() {
+        for t in tr {
+            if let Some(p) = t.period {
+                *per_period.entry((lines[i].category, t.layer, p)).or_default() += t.take;
+            }
+        }
+    }
+    for ((c, l, p), used) in per_period {
+        if let Some(Cap::Money(m)) = &ag.categories[c].layers[l].cap {
+            let fy = p.fy(&ag.calendar).map(|f| (f - ag.first_fy) as usize).unwrap_or(0);
+            assert!(used <= *m.get(fy), "seed {seed}: {used} taken in {p:?} over its cap");
+        }
+    }
+    // 4. pro rata: every line of a period keeps the same fraction within one unit
+    for tr in &traces {
+        for t in tr {
+            let f = match &t.cap {
+                Some(CapTrace::ProRataMoney { fraction, .. }) | Some(CapTrace::ProRataUnits { fraction, .. }) => {
+                    fraction
+                }
+                _ => continue,
+            };
+            let exact = BigRational::from_int(t.offered).mul(f);
+            let diff = BigRational::from_int(t.take).sub(&exact);
+            let one = BigRational::one();
+            assert!(
+                diff < one && diff > BigRational::from_int(-1),
+                "seed {seed}: pro-rata take {} strays from {}",
+                t.take,
+                costshare_core::num::fmt_ratio(&exact, 4)
+            );
+        }
+    }
+    for tr in &traces {
+        for t in tr {
+            match &t.cap {
+                Some(CapTrace::RunningMoney { left_after: 0, .. }) if t.take < t.offered => {
+                    seen.running_money_bound += 1
+                }
+                Some(CapTrace::RunningUnits {
+                    units_taken, quantity, ..
+                }) if units_taken < quantity && t.take > 0 => seen.running_units_partial += 1,
+                Some(CapTrace::ProRataMoney { fraction, .. }) if *fraction < BigRational::one() => {
+                    seen.pro_rata_money_bound += 1
+                }
+                Some(CapTrace::ProRataUnits { fraction, .. }) if *fraction < BigRational::one() => {
+                    seen.pro_rata_units_bound += 1
+                }
+                _ => {}
+            }
+            if t.portion.is_some() && t.offered > 0 {
+                seen.portions += 1;
+            }
+            if !t.rounding_units.is_empty() {
+                seen.split_rounding += 1;
+            }
+        }
+    }
+    seen.unallocated = (0..lines.len()).filter(|&i| fast.row(i)[ag.parties.len()] > 0).count();
+    // 5. permutation: shuffled input gives the same allocation per line
+    let mut rng = Rng::new(seed ^ 0xABCD);
+    let mut perm: Vec<usize> = (0..lines.len()).collect();
+    for i in (1..perm.len()).rev() {
+        let j = rng.range(0, i as i64) as usize;
+        perm.swap(i, j);
+    }
+    let shuffled: Vec<CostLine> = perm.iter().map(|&i| lines[i].clone()).collect();
+    let again = alloc::allocate(&ag, &shuffled, as_of());
+    for (k, &i) in perm.iter().enumerate() {
+        assert_eq!(
+            again.row(k),
+            fast.row(i),
+            "seed {seed}: order changed line {}",
+            lines[i].id
+        );
+    }
+    seen
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn fast_matches_reference_and_invariants_hold(seed in any::<u64>()) {
+        let _ = check_case(seed);
+    }
+
+    #[test]
+    fn split_parts_add_up_and_follow_largest_remainder(amount in 0i64..i64::MAX, a in 0u32..=10_000, b in 0u32..=10_000) {
+        // three parties: a, b and the rest, in hundredths of a percent
+        let (a, b) = if a + b > 10_000 { (a / 2, b / 2) } else { (a, b) };
+        let c = 10_000 - a - b;
+        let shares: Vec<BigRational> = [a, b, c].iter().map(|&x| BigRational::new(BigInt::from(x), BigInt::from(10_000))).collect();
+        let s = costshare_core::agreement::Shares::new(shares.clone());
+        let mut acc = vec![0i64; 3];
+        alloc::Splitter::new(3).split(amount, &s, &mut acc);
+        prop_assert_eq!(acc.iter().map(|&v| v as i128).sum::<i128>(), amount as i128);
+        let (parts, _, _) = reference::split_exact(amount, &shares);
+        prop_assert_eq!(&acc, &parts);
+        for (j, sh) in shares.iter().enumerate() {
+            // each part is the floor or the floor plus one
+            let exact = BigRational::from_int(amount).mul(sh);
+            let d = BigRational::from_int(acc[j]).sub(&exact);
+            prop_assert!(d > BigRational::from_int(-1) && d < BigRational::one());
+        }
+    }
+
+    #[test]
+    fn q_arithmetic_matches_big_rationals(a in 1u64.., b in 1u64.., c in 1u64.., d in 1u64.., m in 0u64..) {
+        let x = Q::from_big(&BigRational::new(a.into(), b.into()));
+        let y = Q::from_big(&BigRational::new(c.into(), d.into()));
+        let bx = x.to_big();
+        let by = y.to_big();
+        prop_assert_eq!(x.add(&y).to_big(), bx.add(&by));
+        prop_assert_eq!(x.mul(&y).to_big(), bx.mul(&by));
+        prop_assert_eq!(x.div(&y).to_big(), bx.div(&by));
+        prop_assert_eq!(x.cmp(&y), bx.cmp(&by));
+        if bx >= by {
+            prop_assert_eq!(x.sub(&y).to_big(), bx.sub(&by));
+        }
+        let rhe = x.mul_int_rhe(m as u128).to_u128();
+        prop_assert_eq!(BigInt::from(rhe), BigRational::from_int(m).mul(&bx).round_half_even());
+    }
+}
+
+#[test]
+fn half_even_edges() {
+    use costshare_core::num::rhe_u128;
+    // exact halves go to the even neighbour
+    assert_eq!(rhe_u128(1, 2), 0);
+    assert_eq!(rhe_u128(3, 2), 2);
+    assert_eq!(rhe_u128(5, 2), 2);
+    assert_eq!(rhe_u128(7, 2), 4);
+    // just below and above a half
+    assert_eq!(rhe_u128(49, 100), 0);
+    assert_eq!(rhe_u128(51, 100), 1);
+}
+
+#[test]
+fn largest_remainder_edges() {
+    // 100 in thirds, declared C, A, B with 33.34/33.33/33.33: C 34, A 33, B 33
+    let third = |n: i64| BigRational::new(BigInt::from(n), BigInt::from(10_000));
+    let (parts, _, given) = reference::split_exact(100, &[third(3334), third(3333), third(3333)]);
+    assert_eq!(parts, vec![34, 33, 33]);
+    assert_eq!(given, vec![0]);
+    // 2 units: exact parts .6668, .6666, .6666 -> C and then A (tie, declared first)
+    let (parts, _, given) = reference::split_exact(2, &[third(3334), third(3333), third(3333)]);
+    assert_eq!(parts, vec![1, 1, 0]);
+    assert_eq!(given, vec![0, 1]);
+    // exact thirds: the tie on 1 unit goes to the first party
+    let t = BigRational::new(BigInt::from(1), BigInt::from(3));
+    let (parts, _, _) = reference::split_exact(1, &[t.clone(), t.clone(), t]);
+    assert_eq!(parts, vec![1, 0, 0]);
+}
+
+#[test]
+fn many_seeds_quickly() {
+    let mut total = Seen::default();
+    for seed in 0..300 {
+        let s = check_case(seed);
+        total.running_money_bound += s.running_money_bound;
+        total.running_units_partial += s.running_units_partial;
+        total.pro_rata_money_bound += s.pro_rata_money_bound;
+        total.pro_rata_units_bound += s.pro_rata_units_bound;
+        total.portions += s.portions;
+        total.unallocated += s.unallocated;
+        total.split_rounding += s.split_rounding;
+    }
+    eprintln!("{total:?}");
+    // the generator must keep exercising every rule
+    assert!(total.running_money_bound > 20, "{total:?}");
+    assert!(total.running_units_partial > 20, "{total:?}");
+    assert!(total.pro_rata_money_bound > 20, "{total:?}");
+    assert!(total.pro_rata_units_bound > 20, "{total:?}");
+    assert!(total.portions > 20, "{total:?}");
+    assert!(total.unallocated > 20, "{total:?}");
+    assert!(total.split_rounding > 20, "{total:?}");
+}
