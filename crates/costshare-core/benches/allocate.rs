@@ -1,1 +1,86 @@
-fn main() {}
+//! The in-memory allocator on a million generated lines of mixed layers:
+//! monthly pro-rata unit caps (labor), yearly running money caps (utilities,
+//! relocation), term envelopes (facilities, equipment) and an uncapped
+//! category (welfare), under the 2022 SMA agreement.
+//!
+//! Run: `cargo bench -p costshare-core --bench allocate` (criterion prints
+//! the throughput in elements, i.e. lines, per second).
+
+use costshare_core::calendar::Date;
+use costshare_core::costs::CostLine;
+use costshare_core::demo::Rng;
+use costshare_core::num::Q;
+use costshare_core::{alloc, load};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+
+const SMA_2022: &str = include_str!("../../../examples/us-japan-sma-2022.toml");
+
+/// `n` lines spread over the term, mixed across the six categories.
+pub fn generate(ag: &costshare_core::Agreement, n: usize, seed: u64) -> Vec<CostLine> {
+    let mut rng = Rng::new(seed);
+    let start = ag.start.to_days();
+    let days = ag.end.to_days() - start + 1;
+    let cat = |id: &str| ag.category_index(id).expect("category");
+    let cats = [
+        (cat("labor"), 40),
+        (cat("welfare"), 15),
+        (cat("utilities"), 25),
+        (cat("training_relocation"), 5),
+        (cat("facilities"), 10),
+        (cat("training_equipment"), 5),
+    ];
+    let labor = cat("labor");
+    let mut lines = Vec::with_capacity(n);
+    for i in 0..n {
+        let pick = rng.range(0, 99);
+        let mut acc = 0;
+        let mut c = cats[0].0;
+        for (ci, w) in cats {
+            acc += w;
+            if pick < acc {
+                c = ci;
+                break;
+            }
+        }
+        let date = Date::from_days(start + rng.range(0, days - 1));
+        let (amount, quantity) = if c == labor {
+            let heads = rng.range(1, 400);
+            (heads * rng.range(400_000, 520_000), Some(Q::int(heads as u128)))
+        } else {
+            (rng.range(1_000, 900_000_000), None)
+        };
+        lines.push(CostLine {
+            id: format!("L{i:07}"),
+            date,
+            category: c,
+            amount,
+            source_amount: amount,
+            currency: "JPY".into(),
+            rate: None,
+            quantity,
+            site: String::new(),
+            description: String::new(),
+            row: i + 2,
+            replaces: None,
+        });
+    }
+    lines
+}
+
+fn bench(c: &mut Criterion) {
+    let ag = load::load(SMA_2022).agreement.expect("the example loads");
+    let n = 1_000_000;
+    let lines = generate(&ag, n, 42);
+    let as_of = Date::new(2026, 11, 27).expect("date");
+    let mut g = c.benchmark_group("allocate");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("sma2022_1M_mixed_layers", |b| {
+        b.iter(|| black_box(alloc::allocate(&ag, black_box(&lines), as_of)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

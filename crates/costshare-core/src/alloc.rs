@@ -79,12 +79,26 @@ impl Allocation {
 
 /// Sort key of a line: (date, id bytes).
 pub fn line_order(lines: &[CostLine]) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..lines.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (x, y) = (&lines[a as usize], &lines[b as usize]);
-        x.date.cmp(&y.date).then_with(|| x.id.as_bytes().cmp(y.id.as_bytes()))
+    // Sort compact keys (date, first 16 id bytes) held inline, so most
+    // comparisons touch no line; only equal prefixes compare the full ids.
+    let mut keys: Vec<(u32, u128, u32)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut prefix = [0u8; 16];
+            let b = l.id.as_bytes();
+            let n = b.len().min(16);
+            prefix[..n].copy_from_slice(&b[..n]);
+            (l.date.packed(), u128::from_be_bytes(prefix), i as u32)
+        })
+        .collect();
+    keys.sort_unstable_by(|x, y| {
+        x.0.cmp(&y.0).then(x.1.cmp(&y.1)).then_with(|| {
+            let (a, b) = (lines[x.2 as usize].id.as_bytes(), lines[y.2 as usize].id.as_bytes());
+            a.cmp(b)
+        })
     });
-    order
+    keys.into_iter().map(|k| k.2).collect()
 }
 
 /// Allocate every line. Lines must have been validated against `ag`
