@@ -88,6 +88,97 @@ fn strip_bom(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
 }
 
+/// Physical line numbers of record starts, counted from byte offsets (a line
+/// ends at LF, CRLF or a lone CR), so CRLF files and quoted line breaks
+/// number the way an editor does.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> LineCounter<'a> {
+        LineCounter {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of a record starting at byte `to` (offsets only move
+    /// forward). The reader may place a record's start on the line break that
+    /// ended the previous one, so line-break bytes there are skipped.
+    fn line_at(&mut self, to: usize) -> usize {
+        let mut to = to.min(self.bytes.len());
+        while to < self.bytes.len() && (self.bytes[to] == b'\n' || self.bytes[to] == b'\r') {
+            to += 1;
+        }
+        if to > self.offset {
+            let chunk = &self.bytes[self.offset..to];
+            for (i, &b) in chunk.iter().enumerate() {
+                if b == b'\n'
+                    || (b == b'\r' && chunk.get(i + 1).copied().or_else(|| self.bytes.get(to).copied()) != Some(b'\n'))
+                {
+                    self.line += 1;
+                }
+            }
+            self.offset = to;
+        }
+        self.line
+    }
+}
+
+/// The line of a quote that is never closed (the reader would otherwise take
+/// the rest of the file into one field). Mirrors the reader's quoting: a quote
+/// opens only at the start of a field, `""` inside quotes is a literal quote.
+fn unterminated_quote(bytes: &[u8]) -> Option<usize> {
+    #[derive(PartialEq)]
+    enum St {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut st = St::FieldStart;
+    let mut line = 1usize;
+    let mut open_line = 0usize;
+    let mut prev_cr = false;
+    for &b in bytes {
+        let newline = b == b'\n' && !prev_cr || b == b'\r';
+        prev_cr = b == b'\r';
+        st = match st {
+            St::FieldStart if b == b'"' => {
+                open_line = line;
+                St::Quoted
+            }
+            St::FieldStart | St::Unquoted => {
+                if b == b',' || b == b'\n' || b == b'\r' {
+                    St::FieldStart
+                } else {
+                    St::Unquoted
+                }
+            }
+            St::Quoted => {
+                if b == b'"' {
+                    St::QuoteInQuoted
+                } else {
+                    St::Quoted
+                }
+            }
+            St::QuoteInQuoted => match b {
+                b'"' => St::Quoted,
+                b',' | b'\n' | b'\r' => St::FieldStart,
+                _ => St::Unquoted,
+            },
+        };
+        if newline {
+            line += 1;
+        }
+    }
+    (st == St::Quoted).then_some(open_line)
+}
+
 fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new()
         .has_headers(false)
@@ -186,8 +277,18 @@ pub fn parse_rates(bytes: &[u8], agreement_currency: &str) -> Result<Rates, Vec<
     let mut rates = Rates::default();
     let mut seen: HashMap<(String, Date), usize> = HashMap::new();
     let mut rec = csv::ByteRecord::new();
+    let body = strip_bom(bytes);
+    let mut lc = LineCounter::new(body);
+    if let Some(l) = unterminated_quote(body) {
+        errors.push(RowError {
+            line: l,
+            id: None,
+            message: "a quoted field is never closed (a missing `\"`)".into(),
+        });
+        return Err(errors);
+    }
     loop {
-        let line = rdr.position().line() as usize;
+        let line = lc.line_at(rdr.position().byte() as usize);
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
@@ -200,7 +301,7 @@ pub fn parse_rates(bytes: &[u8], agreement_currency: &str) -> Result<Rates, Vec<
                 break;
             }
         }
-        let line = rec.position().map(|p| p.line() as usize).unwrap_or(line);
+        let line = rec.position().map(|p| lc.line_at(p.byte() as usize)).unwrap_or(line);
         let f = match fields(&rec) {
             Ok(f) => f,
             Err(col) => {
@@ -296,8 +397,19 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
     let mut rec = csv::ByteRecord::new();
     let mut currencies: HashMap<String, Option<Currency>> = HashMap::new();
     let agreement_ccy = agreement.currency.code().to_string();
+    let body = strip_bom(bytes);
+    let mut lc = LineCounter::new(body);
+    if let Some(l) = unterminated_quote(body) {
+        errors.push(RowError {
+            line: l,
+            id: None,
+            message: "a quoted field is never closed (a missing `\"`)".into(),
+        });
+        return Err(errors);
+    }
+    let mut total: i128 = 0;
     loop {
-        let pos_line = rdr.position().line() as usize;
+        let pos_line = lc.line_at(rdr.position().byte() as usize);
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
@@ -310,7 +422,10 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                 break;
             }
         }
-        let line = rec.position().map(|p| p.line() as usize).unwrap_or(pos_line);
+        let line = rec
+            .position()
+            .map(|p| lc.line_at(p.byte() as usize))
+            .unwrap_or(pos_line);
         let f = match fields(&rec) {
             Ok(f) => f,
             Err(col) => {
@@ -509,6 +624,17 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                 }
             }
             None => {
+                total += cl.amount as i128;
+                if total > i64::MAX as i128 {
+                    errors.push(RowError {
+                        line,
+                        id: Some(id.to_string()),
+                        message:
+                            "the total of the lines so far exceeds the limit of a signed 64-bit count of minor units"
+                                .into(),
+                    });
+                    total = i64::MIN as i128; // report once
+                }
                 by_id.insert(id.to_string(), lines.len());
                 lines.push(cl);
             }
@@ -561,4 +687,28 @@ fn same_values(a: &CostLine, b: &CostLine) -> bool {
         && a.site == b.site
         && a.description == b.description
         && a.replaces == b.replaces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn physical_lines() {
+        let b = b"h\r\na\r\n\"x\r\ny\"\r\nb\rc\n";
+        let mut lc = LineCounter::new(b);
+        assert_eq!(lc.line_at(0), 1);
+        assert_eq!(lc.line_at(2), 2); // on the CRLF itself
+        assert_eq!(lc.line_at(6), 3);
+        assert_eq!(lc.line_at(14), 5); // after a quoted CRLF
+        assert_eq!(lc.line_at(15), 6); // on a lone CR: the next line
+    }
+
+    #[test]
+    fn quotes() {
+        assert_eq!(unterminated_quote(b"a,b\n1,\"x\"\"y\"\n"), None);
+        assert_eq!(unterminated_quote(b"a,b\n1,\"open\n2,3\n"), Some(2));
+        assert_eq!(unterminated_quote(b"a,b\n1,x\"y\n"), None);
+        assert_eq!(unterminated_quote(b"a\r\n\"x\r\n"), Some(2));
+    }
 }

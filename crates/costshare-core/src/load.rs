@@ -216,7 +216,10 @@ impl Cx {
                 self.err(
                     v.span(),
                     format!("{what} is a TOML float ({}); floats are never exact", f.as_str()),
-                    format!("the number as a string, e.g. \"{}\"", f.as_str()),
+                    match float_as_decimal(f.as_str()) {
+                        Some(d) => format!("the number as a string: \"{d}\""),
+                        None => "a non-negative number as a string, e.g. \"1500000000\"".to_string(),
+                    },
                 );
                 None
             }
@@ -1064,7 +1067,15 @@ impl Cx {
             let values = k.shares.values.iter().map(|s| Shares::new(s.clone())).collect();
             return Some((ByFy { values }, SplitSource::Key(k.id.clone())));
         }
+        // where to point for each fiscal year: the year's table in a schedule of
+        // splits, else the whole split
+        let mut year_spans: Option<Vec<Range<usize>>> = None;
         let per_fy: ByFy<Vec<BigRational>> = if looks_like_schedule(t) {
+            let mut scratch = Cx {
+                diags: Vec::new(),
+                term: self.term,
+            };
+            year_spans = scratch.schedule(v, "", true, |_, yv| Some(yv.span())).map(|b| b.values);
             self.schedule(v, &format!("`split` of {what}"), true, |c, yv| {
                 c.split_table(yv, what, cx).map(|b| b.values[0].clone())
             })?
@@ -1082,25 +1093,35 @@ impl Cx {
         }
         if !bad.is_empty() {
             let all_same = per_fy.values.windows(2).all(|w| w[0] == w[1]);
-            let detail = if all_same || self.term.is_none() {
-                format!("add up to {}", fmt_percent(&bad[0].1))
-            } else {
-                bad.iter()
-                    .map(|(i, s)| {
-                        format!(
-                            "add up to {} in FY{}",
-                            fmt_percent(s),
-                            self.term.map(|t| t.first_fy).unwrap_or(0) + *i as i32
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            self.err(
-                v.span(),
-                format!("the shares of {what} {detail}, not 100%"),
-                "party shares that add up to exactly 100%",
-            );
+            let first_fy = self.term.map(|t| t.first_fy).unwrap_or(0);
+            // one diagnostic per place to change
+            let mut by_span: Vec<(Range<usize>, Vec<String>)> = Vec::new();
+            for (i, sum) in &bad {
+                let span = year_spans
+                    .as_ref()
+                    .and_then(|y| y.get(*i).cloned())
+                    .unwrap_or_else(|| v.span());
+                let text = if all_same || self.term.is_none() {
+                    format!("add up to {}", fmt_percent(sum))
+                } else {
+                    format!("add up to {} in FY{}", fmt_percent(sum), first_fy + *i as i32)
+                };
+                match by_span.iter_mut().find(|(s, _)| *s == span) {
+                    Some((_, v)) => {
+                        if !v.contains(&text) {
+                            v.push(text)
+                        }
+                    }
+                    None => by_span.push((span, vec![text])),
+                }
+            }
+            for (span, texts) in by_span {
+                self.err(
+                    span,
+                    format!("the shares of {what} {}, not 100%", texts.join(", ")),
+                    "party shares that add up to exactly 100%",
+                );
+            }
             return None;
         }
         let values = per_fy.values.into_iter().map(Shares::new).collect();
@@ -1138,6 +1159,44 @@ impl Cx {
     }
 }
 
+/// The exact decimal text a TOML float's literal stands for (`1.5e9` →
+/// `1500000000`), to suggest in place of it; `None` for signs, inf and nan.
+fn float_as_decimal(lit: &str) -> Option<String> {
+    let lit = lit.replace('_', "");
+    let lit = lit.strip_prefix('+').unwrap_or(&lit);
+    let (mant, exp) = match lit.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (lit, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if exp.unsigned_abs() > 40 {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let point = int.len() as i32 + exp; // position of the point within `digits`
+    let s = if point <= 0 {
+        format!("0.{}{}", "0".repeat((-point) as usize), digits)
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    let t = s.trim_start_matches('0');
+    Some(if t.is_empty() || t.starts_with('.') {
+        format!("0{t}")
+    } else {
+        t.to_string()
+    })
+}
+
 fn party_list(parties: &[Party]) -> String {
     if parties.is_empty() {
         "a party declared as [parties.ID]".to_string()
@@ -1158,4 +1217,21 @@ struct Head {
     calendar: FiscalCalendar,
     first_fy: i32,
     fy_count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::float_as_decimal;
+
+    #[test]
+    fn float_suggestions() {
+        assert_eq!(float_as_decimal("1.5e9").as_deref(), Some("1500000000"));
+        assert_eq!(float_as_decimal("23400000000.0").as_deref(), Some("23400000000"));
+        assert_eq!(float_as_decimal("0.61").as_deref(), Some("0.61"));
+        assert_eq!(float_as_decimal("6.1E-1").as_deref(), Some("0.61"));
+        assert_eq!(float_as_decimal("1_000.5").as_deref(), Some("1000.5"));
+        assert_eq!(float_as_decimal("-1.0"), None);
+        assert_eq!(float_as_decimal("inf"), None);
+        assert_eq!(float_as_decimal("nan"), None);
+    }
 }
