@@ -309,7 +309,7 @@ pub fn render_text(ag: &Agreement, ex: &Explanation) -> String {
             let mut parts = Vec::new();
             for (j, p) in ag.parties.iter().enumerate() {
                 if t.parts[j] != 0 || !t.exact_parts[j].is_zero() {
-                    let exact = fmt_ratio(&t.exact_parts[j], 4);
+                    let exact = minor_exact(ag, &t.exact_parts[j]);
                     let mut s = format!("{} {}", p.id, money(ag, t.parts[j]));
                     if t.rounding_units.contains(&j) {
                         s.push_str(&format!(" (exact {exact}; +1 rounding unit, largest remainder)"));
@@ -320,6 +320,13 @@ pub fn render_text(ag: &Agreement, ex: &Explanation) -> String {
                 }
             }
             o.push_str(&format!("  split: {}\n", parts.join("; ")));
+            if !t.rounding_units.is_empty() {
+                let n = t.rounding_units.len();
+                o.push_str(&format!(
+                    "  rounding: every share was rounded down to the minor unit; the {n} unit{} left went one each to the largest remainders (ties to the party declared first)\n",
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
         }
         o.push_str(&format!(
             "  left after this layer: {}\n\n",
@@ -349,6 +356,22 @@ pub fn render_text(ag: &Agreement, ex: &Explanation) -> String {
         );
     }
     o
+}
+
+/// An exact amount given in minor units, shown in the currency's units:
+/// `0.6666`, or `72,727.2727…` when it does not terminate within four digits
+/// past the minor unit.
+fn minor_exact(ag: &Agreement, x: &BigRational) -> String {
+    let dec = ag.currency.decimals();
+    let x = x.div(&BigRational::from_int(crate::num::pow10(dec)));
+    let digits = dec as usize + 4;
+    let exact = fmt_ratio(&x, digits);
+    if !exact.contains('/') {
+        return group_int_part(&exact);
+    }
+    let scale = crate::num::pow10(dec + 4);
+    let t = BigRational::new(x.mul(&BigRational::from_int(scale.clone())).floor(), scale);
+    format!("{}…", group_int_part(&fmt_ratio(&t, digits)))
 }
 
 fn pro_rata_detail(o: &mut String, ag: &Agreement, t: &LayerTrace, f: &BigRational, leftover: bool, provisional: bool) {
