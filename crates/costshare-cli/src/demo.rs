@@ -77,7 +77,8 @@ pub fn run(write: Option<&Path>, seed: u64, as_of: Option<&str>, format: Format)
 fn yen_bn(v: i128) -> String {
     // billions of yen with one decimal, half to even (display only)
     let tenths = costshare_core::num::rhe_u128(v.unsigned_abs(), 100_000_000) as i128;
-    format!("{}{}.{}", if v < 0 { "-" } else { "" }, tenths / 10, tenths % 10)
+    let s = format_grouped(tenths, 1);
+    if v < 0 { format!("-{s}") } else { s }
 }
 
 fn render_demo(r: &Run, seed: u64, costs_sha: &str) -> String {
