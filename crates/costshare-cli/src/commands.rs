@@ -423,6 +423,11 @@ pub fn percent_of(part: i128, whole: i128) -> String {
 }
 
 pub fn explain(inputs: &Inputs, id: &str, format: Format) -> Result<String, CliError> {
+    if format == Format::Csv {
+        return Err(CliError::Usage(
+            "explain has no csv form; use --format table or --format json".into(),
+        ));
+    }
     let r = run(inputs)?;
     let a = &r.la.agreement;
     let Some(idx) = r.costs.lines.iter().position(|l| l.id == id) else {
