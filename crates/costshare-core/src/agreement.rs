@@ -35,12 +35,16 @@ pub struct Shares {
     pub shares: Vec<BigRational>,
     /// `(numerators, denominator)` with `Σ numerators = denominator`.
     pub fast: Option<(Vec<u128>, u128)>,
+    /// The party holding 100%, when one does.
+    pub whole: Option<usize>,
 }
 
 impl Shares {
     pub fn new(shares: Vec<BigRational>) -> Shares {
         let fast = common_denominator(&shares);
-        Shares { shares, fast }
+        let one = BigRational::one();
+        let whole = shares.iter().position(|s| *s == one);
+        Shares { shares, fast, whole }
     }
 }
 

@@ -225,7 +225,12 @@ impl Engine {
                                 }
                             }
                             (Cap::Units(u), CapPolicy::ProRata) => {
-                                if self.pro_rata_units(s, e, u.get(fy_i)) && period.last_day(ag.end) > as_of {
+                                let later_units = cat.layers[li + 1..]
+                                    .iter()
+                                    .any(|l| matches!(l.cap, Some(Cap::Units(_))));
+                                if self.pro_rata_units(s, e, u.get(fy_i), later_units)
+                                    && period.last_day(ag.end) > as_of
+                                {
                                     self.mark_provisional(idx, s, e, out);
                                 }
                             }
@@ -367,7 +372,8 @@ impl Engine {
         true
     }
 
-    fn pro_rata_units(&mut self, s: usize, e: usize, cap: &Q) -> bool {
+    /// `track_qty`: a later layer counts units, so quantities must move on.
+    fn pro_rata_units(&mut self, s: usize, e: usize, cap: &Q, track_qty: bool) -> bool {
         let mut total_q = Q::ZERO;
         let mut total_a: u128 = 0;
         let mut any = false;
@@ -405,7 +411,9 @@ impl Engine {
             self.take[k] = fl;
             floors += fl as i128;
             self.order_buf.push((fr, k));
-            self.qty[k] = self.qty[k].mul(&one_minus_f);
+            if track_qty {
+                self.qty[k] = self.qty[k].mul(&one_minus_f);
+            }
         }
         self.give_leftovers(x - floors);
         true
@@ -458,7 +466,39 @@ impl Splitter {
     /// Add the parts of `t` to `acc` (one slot per party).
     pub fn split(&mut self, t: i64, shares: &Shares, acc: &mut [i64]) {
         let t = t as u128;
+        if let Some(j) = shares.whole {
+            // one party holds 100%
+            acc[j] += t as i64;
+            return;
+        }
         if let Some((nums, den)) = &shares.fast {
+            if t * den <= u64::MAX as u128 {
+                // t·k ≤ t·den fits in u64: cheaper divisions
+                let (t, den) = (t as u64, *den as u64);
+                self.rems.clear();
+                let mut given: u64 = 0;
+                for (j, &k) in nums.iter().enumerate() {
+                    if k == 0 {
+                        continue;
+                    }
+                    let p = t * k as u64;
+                    let fl = p / den;
+                    acc[j] += fl as i64;
+                    given += fl;
+                    let r = p % den;
+                    if r > 0 {
+                        self.rems.push((r as u128, j));
+                    }
+                }
+                let left = (t - given) as usize;
+                if left > 0 {
+                    self.rems.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+                    for &(_, j) in self.rems.iter().take(left) {
+                        acc[j] += 1;
+                    }
+                }
+                return;
+            }
             self.rems.clear();
             let mut given: u128 = 0;
             for (j, &k) in nums.iter().enumerate() {
