@@ -4,7 +4,7 @@ use crate::output::{Align, Table, csv_record};
 use crate::{CliError, Format, Inputs};
 use costshare_core::agreement::Agreement;
 use costshare_core::calendar::{Date, date_from_unix_seconds};
-use costshare_core::costs::{Costs, Rates, RowError, parse_costs, parse_rates};
+use costshare_core::costs::{Costs, Rates, RowError, parse_costs, parse_rates_partial};
 use costshare_core::diag::{self, Severity};
 use costshare_core::money::{format_grouped, format_minor};
 use costshare_core::report::{self, Dim};
@@ -78,7 +78,8 @@ fn load_agreement(path: &Path) -> Result<LoadedAgreement, CliError> {
     Ok(la)
 }
 
-fn row_errors(file: &Path, what: &str, errors: &[RowError]) -> CliError {
+/// Every bad row as `FILE:LINE, id ID: message`, then a summary line.
+fn row_errors_text(file: &Path, what: &str, errors: &[RowError]) -> String {
     let mut s = String::new();
     for e in errors {
         s.push_str(&format!("{}:{e}\n", file.display()).replacen(":line ", ":", 1));
@@ -89,7 +90,7 @@ fn row_errors(file: &Path, what: &str, errors: &[RowError]) -> CliError {
         if errors.len() == 1 { "" } else { "s" },
         file.display()
     ));
-    CliError::Input(s)
+    s
 }
 
 pub fn parse_as_of(s: Option<&str>) -> Result<Date, CliError> {
@@ -116,15 +117,29 @@ pub struct Run {
 fn run(inputs: &Inputs) -> Result<Run, CliError> {
     let as_of = parse_as_of(inputs.as_of.as_deref())?;
     let la = load_agreement(&inputs.agreement)?;
-    let rates = match &inputs.rates {
+    let (rates, rate_errors) = match &inputs.rates {
         Some(p) => {
             let b = read(p, "rates file")?;
-            parse_rates(&b, la.agreement.currency.code()).map_err(|e| row_errors(p, "rates file", &e))?
+            parse_rates_partial(&b, la.agreement.currency.code())
         }
-        None => Rates::empty(),
+        None => (Rates::empty(), Vec::new()),
     };
     let bytes = read(&inputs.costs, "costs file")?;
-    let costs = parse_costs(&la.agreement, &bytes, &rates).map_err(|e| row_errors(&inputs.costs, "costs file", &e))?;
+    // check the costs even when some rates are bad, so every bad row of both
+    // files is named in one run
+    let costs = parse_costs(&la.agreement, &bytes, &rates);
+    let mut msg = String::new();
+    if let (Some(p), false) = (&inputs.rates, rate_errors.is_empty()) {
+        msg.push_str(&row_errors_text(p, "rates file", &rate_errors));
+    }
+    let costs = match costs {
+        Ok(c) if msg.is_empty() => c,
+        Ok(_) => return Err(CliError::Input(msg)),
+        Err(e) => {
+            msg.push_str(&row_errors_text(&inputs.costs, "costs file", &e));
+            return Err(CliError::Input(msg));
+        }
+    };
     Ok(run_with(la, costs, as_of))
 }
 
@@ -432,7 +447,7 @@ pub fn explain(inputs: &Inputs, id: &str, format: Format) -> Result<String, CliE
     let a = &r.la.agreement;
     let Some(idx) = r.costs.lines.iter().position(|l| l.id == id) else {
         return Err(CliError::Input(format!(
-            "costshare: error: no line with id {id:?} in `{}`",
+            "costshare: error: no line with id `{id}` in `{}`",
             inputs.costs.display()
         )));
     };
@@ -440,7 +455,7 @@ pub fn explain(inputs: &Inputs, id: &str, format: Format) -> Result<String, CliE
     // the explanation comes from the literal oracle: it must agree with the engine
     if ex.final_parts() != r.alloc.row(idx) {
         return Err(CliError::Input(format!(
-            "costshare: internal error: the explanation of {id:?} disagrees with the allocation; please report this"
+            "costshare: internal error: the explanation of `{id}` disagrees with the allocation; please report this"
         )));
     }
     match format {

@@ -68,6 +68,9 @@ enum Command {
     Check {
         /// The agreement file (TOML).
         agreement: PathBuf,
+        /// Accepted for symmetry with the other commands; checking does not depend on it.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<String>,
     },
     /// Allocate every cost line: one row per (line, party) with a non-zero amount.
     #[command(
@@ -141,7 +144,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Check { agreement } => commands::check(&agreement),
+        Command::Check { agreement, as_of } => {
+            commands::parse_as_of(as_of.as_deref()).and_then(|_| commands::check(&agreement))
+        }
         Command::Allocate { inputs, format } => commands::allocate(&inputs, format),
         Command::Report { inputs, by, format } => commands::report(&inputs, &by, format),
         Command::Explain { inputs, id, format } => commands::explain(&inputs, &id, format),

@@ -247,10 +247,11 @@ impl Period {
         }
     }
 
-    /// Last day of the period (`term_end` for the term).
+    /// Last day of the period within the term: no line can be dated after the
+    /// term ends, so a period that runs past it is complete at the term's end.
     pub fn last_day(&self, term_end: Date) -> Date {
         match self {
-            Period::Months { first, len } => Date::last_of_month_index(first + *len as i32 - 1),
+            Period::Months { first, len } => Date::last_of_month_index(first + *len as i32 - 1).min(term_end),
             Period::Term => term_end,
         }
     }

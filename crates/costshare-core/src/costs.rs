@@ -47,7 +47,7 @@ pub struct RowError {
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.id, self.line) {
-            (Some(id), l) => write!(f, "line {l}, id {id:?}: {}", self.message),
+            (Some(id), l) => write!(f, "line {l}, id {id}: {}", self.message),
             (None, 0) => write!(f, "{}", self.message),
             (None, l) => write!(f, "line {l}: {}", self.message),
         }
@@ -186,8 +186,9 @@ fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
         .from_reader(strip_bom(bytes))
 }
 
+/// Surrounding spaces (only spaces, as the contract says) are not part of a field.
 fn trim(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    s.trim_matches(' ')
 }
 
 struct Header {
@@ -195,7 +196,14 @@ struct Header {
 }
 
 impl Header {
-    fn read(rdr: &mut csv::Reader<&[u8]>, required: &[&str], errors: &mut Vec<RowError>) -> Option<Header> {
+    /// Read the header. A column the program reads (`known`) may appear only
+    /// once; other columns are ignored, repeated or not.
+    fn read(
+        rdr: &mut csv::Reader<&[u8]>,
+        required: &[&str],
+        known: &[&str],
+        errors: &mut Vec<RowError>,
+    ) -> Option<Header> {
         let mut rec = csv::ByteRecord::new();
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
@@ -228,6 +236,9 @@ impl Header {
             };
             let name = trim(name).to_string();
             if name.is_empty() {
+                continue;
+            }
+            if !known.contains(&name.as_str()) {
                 continue;
             }
             if cols.insert(name.clone(), i).is_some() {
@@ -269,10 +280,23 @@ fn fields(rec: &csv::ByteRecord) -> Result<Vec<&str>, usize> {
 
 /// Parse a rates CSV. Rows for `agreement_currency` are ignored.
 pub fn parse_rates(bytes: &[u8], agreement_currency: &str) -> Result<Rates, Vec<RowError>> {
+    let (rates, errors) = parse_rates_partial(bytes, agreement_currency);
+    if errors.is_empty() { Ok(rates) } else { Err(errors) }
+}
+
+/// Parse a rates CSV, keeping the good rows even when others are bad, so
+/// that a costs file can still be checked against them and every bad row of
+/// both files reported in one run.
+pub fn parse_rates_partial(bytes: &[u8], agreement_currency: &str) -> (Rates, Vec<RowError>) {
     let mut errors = Vec::new();
     let mut rdr = reader(bytes);
-    let Some(h) = Header::read(&mut rdr, &["date", "currency", "rate"], &mut errors) else {
-        return Err(errors);
+    let Some(h) = Header::read(
+        &mut rdr,
+        &["date", "currency", "rate"],
+        &["date", "currency", "rate"],
+        &mut errors,
+    ) else {
+        return (Rates::default(), errors);
     };
     let mut rates = Rates::default();
     let mut seen: HashMap<(String, Date), usize> = HashMap::new();
@@ -285,7 +309,7 @@ pub fn parse_rates(bytes: &[u8], agreement_currency: &str) -> Result<Rates, Vec<
             id: None,
             message: "a quoted field is never closed (a missing `\"`)".into(),
         });
-        return Err(errors);
+        return (rates, errors);
     }
     loop {
         let line = lc.line_at(rdr.position().byte() as usize);
@@ -323,22 +347,22 @@ pub fn parse_rates(bytes: &[u8], agreement_currency: &str) -> Result<Rates, Vec<
         let mut bad = Vec::new();
         let date = Date::parse(h.get(&f, "date"));
         if date.is_none() {
-            bad.push(format!("date {:?} is not a valid YYYY-MM-DD date", h.get(&f, "date")));
+            bad.push(format!("date `{}` is not a valid YYYY-MM-DD date", h.get(&f, "date")));
         }
         if !money::valid_code(cur) {
             bad.push(format!(
-                "currency {cur:?} is not a currency code (three capital letters)"
+                "currency `{cur}` is not a currency code (three capital letters)"
             ));
         }
         let rate_text = h.get(&f, "rate");
         let rate = match num::parse_rational(rate_text, 18) {
             Ok(r) if r.is_zero() => {
-                bad.push(format!("rate {rate_text:?} is zero"));
+                bad.push(format!("rate `{rate_text}` is zero"));
                 None
             }
             Ok(r) => Some(r),
             Err(e) => {
-                bad.push(format!("rate {rate_text:?} is {e}"));
+                bad.push(format!("rate `{rate_text}` is {e}"));
                 None
             }
         };
@@ -363,13 +387,10 @@ pub fn parse_rates(bytes: &[u8], agreement_currency: &str) -> Result<Rates, Vec<
         }
         rates.by_currency.entry(cur.to_string()).or_default().push((date, rate));
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
     for v in rates.by_currency.values_mut() {
         v.sort_by_key(|(d, _)| *d);
     }
-    Ok(rates)
+    (rates, errors)
 }
 
 /// The lines of a costs file, in file order after duplicates and replaced
@@ -387,7 +408,22 @@ pub struct Costs {
 pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result<Costs, Vec<RowError>> {
     let mut errors = Vec::new();
     let mut rdr = reader(bytes);
-    let Some(h) = Header::read(&mut rdr, &["id", "date", "category", "amount"], &mut errors) else {
+    let Some(h) = Header::read(
+        &mut rdr,
+        &["id", "date", "category", "amount"],
+        &[
+            "id",
+            "date",
+            "category",
+            "amount",
+            "currency",
+            "quantity",
+            "site",
+            "description",
+            "replaces",
+        ],
+        &mut errors,
+    ) else {
         return Err(errors);
     };
     let width = h.cols.values().copied().max().map(|m| m + 1).unwrap_or(0);
@@ -429,9 +465,14 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         let f = match fields(&rec) {
             Ok(f) => f,
             Err(col) => {
+                let id = h
+                    .cols
+                    .get("id")
+                    .and_then(|&i| rec.get(i))
+                    .and_then(|b| std::str::from_utf8(b).ok());
                 errors.push(RowError {
                     line,
-                    id: None,
+                    id: id.map(|s| trim(s).to_string()).filter(|s| !s.is_empty()),
                     message: format!("field {col} is not valid UTF-8"),
                 });
                 continue;
@@ -451,7 +492,7 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         let date = Date::parse(date_text);
         match date {
             None if date_text.is_empty() => bad.push("date is empty".into()),
-            None => bad.push(format!("date {date_text:?} is not a valid YYYY-MM-DD date")),
+            None => bad.push(format!("date `{date_text}` is not a valid YYYY-MM-DD date")),
             Some(d) if !agreement.in_term(d) => bad.push(format!(
                 "date {d} is outside the agreement term {} to {}",
                 agreement.start, agreement.end
@@ -466,7 +507,7 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
             } else {
                 let known: Vec<&str> = agreement.categories.iter().map(|c| c.id.as_str()).collect();
                 bad.push(format!(
-                    "unknown category {cat_text:?} (the agreement has {})",
+                    "unknown category `{cat_text}` (the agreement has {})",
                     known.join(", ")
                 ));
             }
@@ -483,7 +524,7 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
             .clone();
         if ccy.is_none() {
             bad.push(format!(
-                "unknown currency {ccy_code:?} (declare it under [currencies] in the agreement)"
+                "unknown currency `{ccy_code}` (declare it under [currencies] in the agreement)"
             ));
         }
         let amount_text = h.get(&f, "amount");
@@ -496,13 +537,13 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                 }
                 Err(num::DecimalError::Negative) => {
                     bad.push(format!(
-                        "amount {amount_text:?} is negative; record a correction with `replaces` instead"
+                        "amount `{amount_text}` is negative; record a correction with `replaces` instead"
                     ));
                     None
                 }
                 Err(e) => {
                     bad.push(format!(
-                        "amount {amount_text:?} is {e} ({} has {} decimals)",
+                        "amount `{amount_text}` is {e} ({} has {} decimals)",
                         c.code(),
                         c.decimals()
                     ));
@@ -520,7 +561,7 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                 Ok(q) if !q.is_zero() => Some(Q::from_big(&q)),
                 Ok(_) => {
                     bad.push(format!(
-                        "quantity is zero; category {cat_text:?} counts {} and needs a positive quantity",
+                        "quantity is zero; category `{cat_text}` counts {} and needs a positive quantity",
                         agreement.categories[category.unwrap_or(0)]
                             .unit
                             .as_deref()
@@ -530,7 +571,7 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                 }
                 Err(num::DecimalError::Empty) => {
                     bad.push(format!(
-                        "quantity is missing; category {cat_text:?} counts {} and needs a positive quantity",
+                        "quantity is missing; category `{cat_text}` counts {} and needs a positive quantity",
                         agreement.categories[category.unwrap_or(0)]
                             .unit
                             .as_deref()
@@ -539,7 +580,7 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                     None
                 }
                 Err(e) => {
-                    bad.push(format!("quantity {qty_text:?} is {e}"));
+                    bad.push(format!("quantity `{qty_text}` is {e}"));
                     None
                 }
             }
@@ -648,13 +689,13 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                 errors.push(RowError {
                     line: l.row,
                     id: Some(l.id.clone()),
-                    message: format!("replaces {r:?}, which is not in this file"),
+                    message: format!("replaces `{r}`, which is not in this file"),
                 });
             } else if let Some(&other) = replaced_by.get(r.as_str()) {
                 errors.push(RowError {
                     line: l.row,
                     id: Some(l.id.clone()),
-                    message: format!("replaces {r:?}, which line {} already replaces", lines[other].row),
+                    message: format!("replaces `{r}`, which line {} already replaces", lines[other].row),
                 });
             } else {
                 replaced_by.insert(r.as_str(), i);

@@ -47,6 +47,8 @@ pub fn load(src: &str) -> Loaded {
     let mut cx = Cx {
         diags: Vec::new(),
         term: None,
+        failed_keys: Vec::new(),
+        failed_currencies: Vec::new(),
     };
     let agreement = cx.document(doc.get_ref());
     let mut diagnostics = cx.diags;
@@ -86,6 +88,10 @@ struct Term {
 struct Cx {
     diags: Vec<Diagnostic>,
     term: Option<Term>,
+    /// Keys and currencies that are declared but wrong: already reported, so
+    /// their uses are not reported again as unknown.
+    failed_keys: Vec<String>,
+    failed_currencies: Vec<String>,
 }
 
 struct Ctx<'a> {
@@ -204,14 +210,18 @@ impl Cx {
                     Some(t.trim_start_matches(['+', '-']).to_string())
                 }
             }
-            DeValue::Integer(_) => {
-                self.err(
-                    v.span(),
-                    format!("{what} must be written in decimal"),
-                    "a decimal number",
-                );
-                None
-            }
+            DeValue::Integer(i) => match u128::from_str_radix(i.as_str(), i.radix()) {
+                // hexadecimal, octal and binary TOML integers are integers too
+                Ok(n) => Some(n.to_string()),
+                Err(_) => {
+                    self.err(
+                        v.span(),
+                        format!("{what} is not a number of zero or more"),
+                        "a number of zero or more",
+                    );
+                    None
+                }
+            },
             DeValue::Float(f) => {
                 self.err(
                     v.span(),
@@ -334,13 +344,18 @@ impl Cx {
             }
         };
         let mut default: Option<T> = None;
+        let mut default_failed = false;
+        let mut failed_years: Vec<i32> = Vec::new();
         let mut years: Vec<(i32, T)> = Vec::new();
         let mut ok = true;
         for (k, kspan, val) in entries(table) {
             if k == "default" {
                 match one(self, val) {
                     Some(x) => default = Some(x),
-                    None => ok = false,
+                    None => {
+                        ok = false;
+                        default_failed = true;
+                    }
                 }
                 continue;
             }
@@ -371,7 +386,10 @@ impl Cx {
             }
             match one(self, val) {
                 Some(x) => years.push((fy, x)),
-                None => ok = false,
+                None => {
+                    ok = false;
+                    failed_years.push(fy);
+                }
             }
         }
         let term = self.term?;
@@ -386,6 +404,8 @@ impl Cx {
                 .or_else(|| default.clone())
             {
                 Some(x) => values.push(x),
+                // a year whose value was wrong is reported already, not missing
+                None if failed_years.contains(&fy) || (default_failed && !ok) => {}
                 None => missing.push(format!("FY{fy}")),
             }
         }
@@ -505,17 +525,23 @@ impl Cx {
             match val.get_ref() {
                 DeValue::Integer(i) if i.radix() == 10 => match i.as_str().parse::<u32>() {
                     Ok(d) if d <= MAX_DECIMALS => out.push(Currency::declared(code, d)),
-                    _ => self.err(
-                        val.span(),
-                        format!("minor units of {code} must be 0 to 18"),
-                        "an integer from 0 to 18",
-                    ),
+                    _ => {
+                        self.failed_currencies.push(code.to_string());
+                        self.err(
+                            val.span(),
+                            format!("minor units of {code} must be 0 to 18"),
+                            "an integer from 0 to 18",
+                        )
+                    }
                 },
-                other => self.err(
-                    val.span(),
-                    format!("minor units of {code} must be an integer, found {}", kind_name(other)),
-                    "an integer from 0 to 18, e.g. KRW = 0",
-                ),
+                other => {
+                    self.failed_currencies.push(code.to_string());
+                    self.err(
+                        val.span(),
+                        format!("minor units of {code} must be an integer, found {}", kind_name(other)),
+                        "an integer from 0 to 18, e.g. KRW = 0",
+                    )
+                }
             }
         }
         out
@@ -585,7 +611,7 @@ impl Cx {
         let currency = req(self, "currency").and_then(|(_, cv)| {
             let code = self.string(cv, "`currency`", "a currency code such as \"JPY\"")?;
             let c = Currency::builtin(code).or_else(|| declared.iter().find(|c| c.code() == code).cloned());
-            if c.is_none() {
+            if c.is_none() && !self.failed_currencies.iter().any(|f| f == code) {
                 self.err(
                     cv.span(),
                     format!("unknown currency `{code}`"),
@@ -828,6 +854,8 @@ impl Cx {
                     id: id.to_string(),
                     shares: ByFy { values: shares },
                 });
+            } else {
+                self.failed_keys.push(id.to_string());
             }
         }
         out
@@ -1051,6 +1079,9 @@ impl Cx {
             }
             let name = self.string(kv, "`key`", "the name of a [keys.NAME] table")?;
             let Some(k) = cx.keys.iter().find(|k| k.id == name) else {
+                if self.failed_keys.iter().any(|k| k == name) {
+                    return None; // the key itself is reported already
+                }
                 let known: Vec<&str> = cx.keys.iter().map(|k| k.id.as_str()).collect();
                 self.err(
                     kv.span(),
@@ -1074,6 +1105,8 @@ impl Cx {
             let mut scratch = Cx {
                 diags: Vec::new(),
                 term: self.term,
+                failed_keys: Vec::new(),
+                failed_currencies: Vec::new(),
             };
             year_spans = scratch.schedule(v, "", true, |_, yv| Some(yv.span())).map(|b| b.values);
             self.schedule(v, &format!("`split` of {what}"), true, |c, yv| {

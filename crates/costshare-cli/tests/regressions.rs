@@ -1,0 +1,238 @@
+//! Regression tests, each named after what a review found.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("costshare-regress-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn file(&self, name: &str, body: &[u8]) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const AGREEMENT: &str = r#"[agreement]
+id = "r"
+title = "Regressions"
+currency = "JPY"
+start = "2022-04-01"
+end = "2022-12-15"
+fiscal_year_start = "04-01"
+
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+
+[categories.u]
+name = "Utilities"
+  [[categories.u.layers]]
+  split = { JP = "100%" }
+  cap = 0x3E8
+  period = "month"
+  cap_policy = "pro_rata"
+  [[categories.u.layers]]
+  split = { US = "100%" }
+"#;
+
+#[test]
+fn error_messages_name_ids_verbatim() {
+    let d = Dir::new("verbatim");
+    let a = d.file("a.toml", AGREEMENT.as_bytes());
+    let c = d.file("c.csv", b"id,date,category,amount\n\"r\"\"4850\",2021-01-05,u,1\n");
+    let (code, out, err) = run(&["allocate", "--agreement", &a, "--costs", &c, "--format", "csv"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains(":2, id r\"4850: "), "{err}");
+    let c = d.file("c2.csv", b"id,date,category,amount\nok,2022-05-01,u,1\n");
+    let (code, _, err) = run(&["explain", "--agreement", &a, "--costs", &c, "--id", "no\"pe\\x"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no\"pe\\x"), "{err}");
+}
+
+#[test]
+fn check_accepts_as_of() {
+    let d = Dir::new("check-as-of");
+    let a = d.file("a.toml", AGREEMENT.as_bytes());
+    assert_eq!(run(&["check", &a, "--as-of", "2022-01-01"]).0, 0);
+    assert_eq!(run(&["check", &a, "--as-of", "yesterday"]).0, 2);
+}
+
+#[test]
+fn repeated_extra_columns_are_ignored_but_repeated_known_ones_are_not() {
+    let d = Dir::new("extra-cols");
+    let a = d.file("a.toml", AGREEMENT.as_bytes());
+    let c = d.file("c.csv", b"note,id,date,category,amount,note\nx,l1,2022-05-01,u,10,y\n");
+    let (code, out, err) = run(&["allocate", "--agreement", &a, "--costs", &c, "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "id,party,amount\nl1,JP,10\n");
+    let c = d.file("c2.csv", b"id,date,category,amount,amount\nl1,2022-05-01,u,10,11\n");
+    let (code, _, err) = run(&["allocate", "--agreement", &a, "--costs", &c, "--format", "csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("amount") && err.contains("twice"), "{err}");
+}
+
+#[test]
+fn bad_rates_do_not_hide_bad_cost_rows() {
+    let d = Dir::new("rates-and-costs");
+    let a = d.file("a.toml", AGREEMENT.as_bytes());
+    let r = d.file("r.csv", b"date,currency,rate\n2022-01-01,EUR,abc\n");
+    let c = d.file("c.csv", b"id,date,category,amount\nlate,2023-05-01,u,1\n");
+    let (code, _, err) = run(&[
+        "allocate",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--rates",
+        &r,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("r.csv:2:") && err.contains("abc"), "{err}");
+    assert!(err.contains("c.csv:2, id late:"), "{err}");
+}
+
+fn error_count(stderr: &str) -> usize {
+    stderr.lines().filter(|l| l.starts_with("error:")).count()
+}
+
+#[test]
+fn one_mistake_one_diagnostic() {
+    let d = Dir::new("one-diag");
+    // an infeasible key is reported once, not again where a split uses it
+    let a = d.file(
+        "k.toml",
+        AGREEMENT
+            .replace("[categories.u]", "[keys.k]\nweights = { JP = \"1\", US = \"1\" }\nmax = { JP = \"10%\", US = \"10%\" }\n\n[categories.u]")
+            .replace("split = { US = \"100%\" }", "split = { key = \"k\" }")
+            .as_bytes(),
+    );
+    let (code, _, err) = run(&["check", &a]);
+    assert_eq!((code, error_count(&err)), (1, 1), "{err}");
+    // a wrong value in one year of a schedule is not also a missing year
+    let a = d.file(
+        "s.toml",
+        AGREEMENT.replace("cap = 0x3E8", "cap = { FY2022 = \"-1\" }").as_bytes(),
+    );
+    let (code, _, err) = run(&["check", &a]);
+    assert_eq!((code, error_count(&err)), (1, 1), "{err}");
+    // a declared currency with bad minor units is not also unknown
+    let a = d.file(
+        "c.toml",
+        AGREEMENT
+            .replace("currency = \"JPY\"", "currency = \"KRW\"")
+            .replace("[parties.JP]", "[currencies]\nKRW = \"0\"\n\n[parties.JP]")
+            .as_bytes(),
+    );
+    let (code, _, err) = run(&["check", &a]);
+    assert_eq!((code, error_count(&err)), (1, 1), "{err}");
+}
+
+#[test]
+fn invalid_utf8_names_the_id() {
+    let d = Dir::new("utf8");
+    let a = d.file("a.toml", AGREEMENT.as_bytes());
+    let c = d.file("c.csv", b"id,date,category,amount,site\nl1,2022-05-01,u,10,\xff\xfe\n");
+    let (code, _, err) = run(&["allocate", "--agreement", &a, "--costs", &c, "--format", "csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("c.csv:2, id l1: ") && err.contains("UTF-8"), "{err}");
+}
+
+#[test]
+fn only_spaces_are_trimmed() {
+    let d = Dir::new("trim");
+    let a = d.file("a.toml", AGREEMENT.as_bytes());
+    let c = d.file(
+        "c.csv",
+        b"id,date,category,amount,site\n l1 ,2022-05-01, u , 10 ,\ttab\n",
+    );
+    let (code, out, err) = run(&[
+        "report",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--by",
+        "site",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "site,amount\n\ttab,10\n");
+}
+
+#[test]
+fn hex_integers_are_integers_and_provisional_ends_with_the_term() {
+    let d = Dir::new("hex");
+    let a = d.file("a.toml", AGREEMENT.as_bytes());
+    // cap 0x3E8 = 1000 a month, pro rata; December runs past the term's end (12-15)
+    let c = d.file(
+        "c.csv",
+        b"id,date,category,amount\nd1,2022-12-10,u,1500\nd2,2022-12-15,u,500\n",
+    );
+    let (code, out, err) = run(&[
+        "allocate",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--format",
+        "csv",
+        "--as-of",
+        "2022-12-20",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "id,party,amount\nd1,JP,750\nd1,US,750\nd2,JP,250\nd2,US,250\n");
+    let (_, out, _) = run(&[
+        "allocate",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--format",
+        "json",
+        "--as-of",
+        "2022-12-20",
+    ]);
+    assert!(!out.contains("\"provisional\": true"), "the term ended on 12-15: {out}");
+    let (_, out, _) = run(&[
+        "allocate",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--format",
+        "json",
+        "--as-of",
+        "2022-12-14",
+    ]);
+    assert!(out.contains("\"provisional\": true"), "{out}");
+}
