@@ -404,35 +404,48 @@ pub struct Costs {
     pub replaced: usize,
 }
 
-/// Parse a costs CSV against an agreement and rates.
-pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result<Costs, Vec<RowError>> {
+/// One costs row as text: the columns of SPEC section 6, trimmed, empty where
+/// missing, with its physical line number.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawRow {
+    pub line: usize,
+    pub id: String,
+    pub date: String,
+    pub category: String,
+    pub amount: String,
+    pub currency: String,
+    pub quantity: String,
+    pub site: String,
+    pub description: String,
+    pub replaces: String,
+}
+
+/// The costs columns the program reads.
+pub const COST_COLUMNS: [&str; 9] = [
+    "id",
+    "date",
+    "category",
+    "amount",
+    "currency",
+    "quantity",
+    "site",
+    "description",
+    "replaces",
+];
+
+/// Read the rows of a costs CSV (header, quoting, BOM, CRLF, trimming, line
+/// numbers); no check of the values yet.
+pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
     let mut errors = Vec::new();
     let mut rdr = reader(bytes);
     let Some(h) = Header::read(
         &mut rdr,
         &["id", "date", "category", "amount"],
-        &[
-            "id",
-            "date",
-            "category",
-            "amount",
-            "currency",
-            "quantity",
-            "site",
-            "description",
-            "replaces",
-        ],
+        &COST_COLUMNS,
         &mut errors,
     ) else {
         return Err(errors);
     };
-    let width = h.cols.values().copied().max().map(|m| m + 1).unwrap_or(0);
-    let mut lines: Vec<CostLine> = Vec::new();
-    let mut by_id: HashMap<String, usize> = HashMap::new();
-    let mut duplicates = 0usize;
-    let mut rec = csv::ByteRecord::new();
-    let mut currencies: HashMap<String, Option<Currency>> = HashMap::new();
-    let agreement_ccy = agreement.currency.code().to_string();
     let body = strip_bom(bytes);
     let mut lc = LineCounter::new(body);
     if let Some(l) = unterminated_quote(body) {
@@ -443,7 +456,8 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         });
         return Err(errors);
     }
-    let mut total: i128 = 0;
+    let mut rows = Vec::new();
+    let mut rec = csv::ByteRecord::new();
     loop {
         let pos_line = lc.line_at(rdr.position().byte() as usize);
         match rdr.read_byte_record(&mut rec) {
@@ -481,185 +495,217 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         if f.iter().all(|s| s.is_empty()) && f.len() <= 1 {
             continue; // a blank line
         }
-        let _ = width;
-        let id = h.get(&f, "id");
-        let id_opt = if id.is_empty() { None } else { Some(id.to_string()) };
-        let mut bad: Vec<String> = Vec::new();
-        if id.is_empty() {
-            bad.push("id is empty".into());
-        }
-        let date_text = h.get(&f, "date");
-        let date = Date::parse(date_text);
-        match date {
-            None if date_text.is_empty() => bad.push("date is empty".into()),
-            None => bad.push(format!("date `{date_text}` is not a valid YYYY-MM-DD date")),
-            Some(d) if !agreement.in_term(d) => bad.push(format!(
-                "date {d} is outside the agreement term {} to {}",
-                agreement.start, agreement.end
-            )),
-            _ => {}
-        }
-        let cat_text = h.get(&f, "category");
-        let category = agreement.category_index(cat_text);
-        if category.is_none() {
-            if cat_text.is_empty() {
-                bad.push("category is empty".into());
-            } else {
-                let known: Vec<&str> = agreement.categories.iter().map(|c| c.id.as_str()).collect();
-                bad.push(format!(
-                    "unknown category `{cat_text}` (the agreement has {})",
-                    known.join(", ")
-                ));
-            }
-        }
-        let ccy_text = h.get(&f, "currency");
-        let ccy_code = if ccy_text.is_empty() {
-            agreement_ccy.as_str()
-        } else {
-            ccy_text
-        };
-        let ccy = currencies
-            .entry(ccy_code.to_string())
-            .or_insert_with(|| agreement.currency(ccy_code))
-            .clone();
-        if ccy.is_none() {
-            bad.push(format!(
-                "unknown currency `{ccy_code}` (declare it under [currencies] in the agreement)"
-            ));
-        }
-        let amount_text = h.get(&f, "amount");
-        let source_amount = match &ccy {
-            Some(c) => match num::parse_minor_units(amount_text, c.decimals()) {
-                Ok(a) => Some(a),
-                Err(num::DecimalError::Empty) => {
-                    bad.push("amount is empty".into());
-                    None
-                }
-                Err(num::DecimalError::Negative) => {
-                    bad.push(format!(
-                        "amount `{amount_text}` is negative; record a correction with `replaces` instead"
-                    ));
-                    None
-                }
-                Err(e) => {
-                    bad.push(format!(
-                        "amount `{amount_text}` is {e} ({} has {} decimals)",
-                        c.code(),
-                        c.decimals()
-                    ));
-                    None
-                }
-            },
-            None => None,
-        };
-        let needs_unit = category
-            .map(|c| agreement.categories[c].unit.is_some())
-            .unwrap_or(false);
-        let qty_text = h.get(&f, "quantity");
-        let quantity = if needs_unit {
-            match num::parse_rational(qty_text, 18) {
-                Ok(q) if !q.is_zero() => Some(Q::from_big(&q)),
-                Ok(_) => {
-                    bad.push(format!(
-                        "quantity is zero; category `{cat_text}` counts {} and needs a positive quantity",
-                        agreement.categories[category.unwrap_or(0)]
-                            .unit
-                            .as_deref()
-                            .unwrap_or("units")
-                    ));
-                    None
-                }
-                Err(num::DecimalError::Empty) => {
-                    bad.push(format!(
-                        "quantity is missing; category `{cat_text}` counts {} and needs a positive quantity",
-                        agreement.categories[category.unwrap_or(0)]
-                            .unit
-                            .as_deref()
-                            .unwrap_or("units")
-                    ));
-                    None
-                }
-                Err(e) => {
-                    bad.push(format!("quantity `{qty_text}` is {e}"));
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        // conversion
-        let mut amount = None;
-        let mut rate_used = None;
-        if let (Some(c), Some(a), Some(d)) = (&ccy, source_amount, date) {
-            if c.code() == agreement_ccy {
-                amount = Some(a);
-            } else {
-                match rates.lookup(c.code(), d) {
-                    None => bad.push(format!("no {} rate dated on or before {d}", c.code())),
-                    Some((rd, r)) => {
-                        // a (minor of c) / 10^dc · rate · 10^da, half to even
-                        let num_ = BigRational::from_int(a)
-                            .mul(r)
-                            .mul(&BigRational::from_int(num::pow10(agreement.currency.decimals())))
-                            .div(&BigRational::from_int(num::pow10(c.decimals())));
-                        let v = num_.round_half_even();
-                        match i64::try_from(v) {
-                            Ok(v) => {
-                                amount = Some(v);
-                                rate_used = Some((*rd, r.clone()));
-                            }
-                            Err(_) => bad.push(format!(
-                                "amount {amount_text} {} converts beyond the limit of a 64-bit amount",
-                                c.code()
-                            )),
-                        }
-                    }
-                }
-            }
-        }
-        let replaces = h.get(&f, "replaces");
-        if !replaces.is_empty() && replaces == id {
-            bad.push("a line cannot replace itself".into());
-        }
-        if !bad.is_empty() {
-            errors.push(RowError {
-                line,
-                id: id_opt,
-                message: bad.join("; "),
-            });
-            continue;
-        }
-        let (Some(date), Some(category), Some(amount), Some(source_amount), Some(ccy)) =
-            (date, category, amount, source_amount, ccy)
-        else {
-            continue;
-        };
-        let cl = CostLine {
-            id: id.to_string(),
-            date,
-            category,
-            amount,
-            source_amount,
-            currency: ccy.code().to_string(),
-            rate: rate_used,
-            quantity,
+        rows.push(RawRow {
+            line,
+            id: h.get(&f, "id").to_string(),
+            date: h.get(&f, "date").to_string(),
+            category: h.get(&f, "category").to_string(),
+            amount: h.get(&f, "amount").to_string(),
+            currency: h.get(&f, "currency").to_string(),
+            quantity: h.get(&f, "quantity").to_string(),
             site: h.get(&f, "site").to_string(),
             description: h.get(&f, "description").to_string(),
-            row: line,
-            replaces: if replaces.is_empty() {
+            replaces: h.get(&f, "replaces").to_string(),
+        });
+    }
+    if errors.is_empty() { Ok(rows) } else { Err(errors) }
+}
+
+/// Check one row against the agreement and rates and convert it to the
+/// agreement currency. The error lists every problem of the row.
+pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Result<CostLine, String> {
+    let mut bad: Vec<String> = Vec::new();
+    let id = raw.id.as_str();
+    if id.is_empty() {
+        bad.push("id is empty".into());
+    }
+    let date_text = raw.date.as_str();
+    let date = Date::parse(date_text);
+    match date {
+        None if date_text.is_empty() => bad.push("date is empty".into()),
+        None => bad.push(format!("date `{date_text}` is not a valid YYYY-MM-DD date")),
+        Some(d) if !agreement.in_term(d) => bad.push(format!(
+            "date {d} is outside the agreement term {} to {}",
+            agreement.start, agreement.end
+        )),
+        _ => {}
+    }
+    let cat_text = raw.category.as_str();
+    let category = agreement.category_index(cat_text);
+    if category.is_none() {
+        if cat_text.is_empty() {
+            bad.push("category is empty".into());
+        } else {
+            let known: Vec<&str> = agreement.categories.iter().map(|c| c.id.as_str()).collect();
+            bad.push(format!(
+                "unknown category `{cat_text}` (the agreement has {})",
+                known.join(", ")
+            ));
+        }
+    }
+    let agreement_ccy = agreement.currency.code();
+    let ccy_code = if raw.currency.is_empty() {
+        agreement_ccy
+    } else {
+        raw.currency.as_str()
+    };
+    let ccy = agreement.currency(ccy_code);
+    if ccy.is_none() {
+        bad.push(format!(
+            "unknown currency `{ccy_code}` (declare it under [currencies] in the agreement)"
+        ));
+    }
+    let amount_text = raw.amount.as_str();
+    let source_amount = match &ccy {
+        Some(c) => match num::parse_minor_units(amount_text, c.decimals()) {
+            Ok(a) => Some(a),
+            Err(num::DecimalError::Empty) => {
+                bad.push("amount is empty".into());
                 None
-            } else {
-                Some(replaces.to_string())
-            },
+            }
+            Err(num::DecimalError::Negative) => {
+                bad.push(format!(
+                    "amount `{amount_text}` is negative; record a correction with `replaces` instead"
+                ));
+                None
+            }
+            Err(e) => {
+                bad.push(format!(
+                    "amount `{amount_text}` is {e} ({} has {} decimals)",
+                    c.code(),
+                    c.decimals()
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let unit = category.and_then(|c| agreement.categories[c].unit.as_deref());
+    let qty_text = raw.quantity.as_str();
+    let quantity = match unit {
+        None => None,
+        Some(unit) => match num::parse_rational(qty_text, 18) {
+            Ok(q) if !q.is_zero() => Some(Q::from_big(&q)),
+            Ok(_) => {
+                bad.push(format!(
+                    "quantity is zero; category `{cat_text}` counts {unit} and needs a positive quantity"
+                ));
+                None
+            }
+            Err(num::DecimalError::Empty) => {
+                bad.push(format!(
+                    "quantity is missing; category `{cat_text}` counts {unit} and needs a positive quantity"
+                ));
+                None
+            }
+            Err(e) => {
+                bad.push(format!("quantity `{qty_text}` is {e}"));
+                None
+            }
+        },
+    };
+    // conversion
+    let mut amount = None;
+    let mut rate_used = None;
+    if let (Some(c), Some(a), Some(d)) = (&ccy, source_amount, date) {
+        match convert(agreement, rates, c, a, d) {
+            Ok((v, r)) => {
+                amount = Some(v);
+                rate_used = r;
+            }
+            Err(e) => bad.push(e.replace("{amount}", amount_text)),
+        }
+    }
+    if !raw.replaces.is_empty() && raw.replaces == raw.id {
+        bad.push("a line cannot replace itself".into());
+    }
+    if !bad.is_empty() {
+        return Err(bad.join("; "));
+    }
+    let (Some(date), Some(category), Some(amount), Some(source_amount), Some(ccy)) =
+        (date, category, amount, source_amount, ccy)
+    else {
+        return Err("incomplete row".into());
+    };
+    Ok(CostLine {
+        id: raw.id.clone(),
+        date,
+        category,
+        amount,
+        source_amount,
+        currency: ccy.code().to_string(),
+        rate: rate_used,
+        quantity,
+        site: raw.site.clone(),
+        description: raw.description.clone(),
+        row: raw.line,
+        replaces: if raw.replaces.is_empty() {
+            None
+        } else {
+            Some(raw.replaces.clone())
+        },
+    })
+}
+
+/// Convert `amount` (minor units of `c`) dated `d` into the agreement
+/// currency: the latest rate on or before `d`, half to even.
+pub fn convert(
+    agreement: &Agreement,
+    rates: &Rates,
+    c: &Currency,
+    amount: i64,
+    d: Date,
+) -> Result<(i64, Option<(Date, BigRational)>), String> {
+    if c.code() == agreement.currency.code() {
+        return Ok((amount, None));
+    }
+    let Some((rd, r)) = rates.lookup(c.code(), d) else {
+        return Err(format!("no {} rate dated on or before {d}", c.code()));
+    };
+    // a (minor of c) / 10^dc · rate · 10^da, half to even
+    let v = BigRational::from_int(amount)
+        .mul(r)
+        .mul(&BigRational::from_int(num::pow10(agreement.currency.decimals())))
+        .div(&BigRational::from_int(num::pow10(c.decimals())))
+        .round_half_even();
+    match i64::try_from(v) {
+        Ok(v) => Ok((v, Some((*rd, r.clone())))),
+        Err(_) => Err(format!(
+            "amount {{amount}} {} converts beyond the limit of a 64-bit amount",
+            c.code()
+        )),
+    }
+}
+
+/// Parse a costs CSV against an agreement and rates.
+pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result<Costs, Vec<RowError>> {
+    let rows = read_rows(bytes)?;
+    let mut errors = Vec::new();
+    let mut lines: Vec<CostLine> = Vec::with_capacity(rows.len());
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut duplicates = 0usize;
+    let mut total: i128 = 0;
+    for raw in &rows {
+        let cl = match validate_row(agreement, rates, raw) {
+            Ok(cl) => cl,
+            Err(message) => {
+                let id = if raw.id.is_empty() { None } else { Some(raw.id.clone()) };
+                errors.push(RowError {
+                    line: raw.line,
+                    id,
+                    message,
+                });
+                continue;
+            }
         };
-        match by_id.get(id) {
+        match by_id.get(&cl.id) {
             Some(&prev) => {
                 if same_values(&lines[prev], &cl) {
                     duplicates += 1;
                 } else {
                     errors.push(RowError {
-                        line,
-                        id: Some(id.to_string()),
+                        line: raw.line,
+                        id: Some(cl.id.clone()),
                         message: format!("id repeated with different values (first on line {})", lines[prev].row),
                     });
                 }
@@ -668,15 +714,15 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                 total += cl.amount as i128;
                 if total > i64::MAX as i128 {
                     errors.push(RowError {
-                        line,
-                        id: Some(id.to_string()),
+                        line: raw.line,
+                        id: Some(cl.id.clone()),
                         message:
                             "the total of the lines so far exceeds the limit of a signed 64-bit count of minor units"
                                 .into(),
                     });
                     total = i64::MIN as i128; // report once
                 }
-                by_id.insert(id.to_string(), lines.len());
+                by_id.insert(cl.id.clone(), lines.len());
                 lines.push(cl);
             }
         }
