@@ -20,7 +20,7 @@ pub struct LoadedAgreement {
     pub warnings: String,
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
+pub fn read(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|e| {
         CliError::Input(format!(
             "costshare: error: cannot read {what} `{}`: {e}",
@@ -69,7 +69,7 @@ pub fn load_agreement_text(name: &str, bytes: &[u8]) -> Result<LoadedAgreement, 
     }
 }
 
-fn load_agreement(path: &Path) -> Result<LoadedAgreement, CliError> {
+pub fn load_agreement(path: &Path) -> Result<LoadedAgreement, CliError> {
     let bytes = read(path, "agreement")?;
     let la = load_agreement_text(&path.display().to_string(), &bytes)?;
     if !la.warnings.is_empty() {
@@ -106,17 +106,78 @@ pub fn parse_as_of(s: Option<&str>) -> Result<Date, CliError> {
     }
 }
 
-/// Everything a command needs: agreement, lines, allocation.
-pub struct Run {
+/// The lines allocated under one agreement (a ledger has one part per
+/// agreement version; files have one part).
+pub struct RunPart {
     pub la: LoadedAgreement,
     pub costs: Costs,
     pub alloc: alloc::Allocation,
+}
+
+/// The journal a run was read from.
+pub struct JournalInfo {
+    pub entries: u64,
+    pub head: String,
+}
+
+/// Everything a command needs: agreement(s), lines, allocation.
+pub struct Run {
+    pub parts: Vec<RunPart>,
     pub as_of: Date,
+    pub journal: Option<JournalInfo>,
+}
+
+impl Run {
+    /// The part whose agreement names the parties and titles the output (the
+    /// latest version; versions keep the same parties and currency).
+    pub fn main(&self) -> &RunPart {
+        &self.parts[self.parts.len() - 1]
+    }
+    pub fn line_count(&self) -> usize {
+        self.parts.iter().map(|p| p.costs.lines.len()).sum()
+    }
+    pub fn provisional_count(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| p.alloc.provisional.iter().filter(|&&x| x).count())
+            .sum()
+    }
+    /// Agreement hashes and the journal head, for JSON.
+    pub fn provenance(&self) -> Value {
+        let m = self.main();
+        let mut v = json!({"agreement": {"id": m.la.agreement.id, "sha256": m.la.sha256}});
+        if self.parts.len() > 1 {
+            v["agreement_versions"] = json!(
+                self.parts
+                    .iter()
+                    .map(|p| json!({"id": p.la.agreement.id, "sha256": p.la.sha256}))
+                    .collect::<Vec<_>>()
+            );
+        }
+        if let Some(j) = &self.journal {
+            v["journal"] = json!({"entries": j.entries, "head": j.head});
+        }
+        v
+    }
 }
 
 fn run(inputs: &Inputs) -> Result<Run, CliError> {
     let as_of = parse_as_of(inputs.as_of.as_deref())?;
-    let la = load_agreement(&inputs.agreement)?;
+    let (agreement, costs) = match (&inputs.ledger, &inputs.agreement, &inputs.costs) {
+        (Some(l), None, None) if inputs.rates.is_none() => return crate::ledger_cmds::run_ledger(l, as_of),
+        (Some(_), _, _) => {
+            return Err(CliError::Usage(
+                "--ledger reads the agreement, costs and rates recorded in the ledger; do not give --agreement, --costs or --rates with it".into(),
+            ));
+        }
+        (None, Some(a), Some(c)) => (a, c),
+        (None, _, _) => {
+            return Err(CliError::Usage(
+                "give --agreement FILE and --costs FILE, or --ledger LEDGER".into(),
+            ));
+        }
+    };
+    let la = load_agreement(agreement)?;
     let (rates, rate_errors) = match &inputs.rates {
         Some(p) => {
             let b = read(p, "rates file")?;
@@ -124,19 +185,19 @@ fn run(inputs: &Inputs) -> Result<Run, CliError> {
         }
         None => (Rates::empty(), Vec::new()),
     };
-    let bytes = read(&inputs.costs, "costs file")?;
+    let bytes = read(costs, "costs file")?;
     // check the costs even when some rates are bad, so every bad row of both
     // files is named in one run
-    let costs = parse_costs(&la.agreement, &bytes, &rates);
+    let parsed = parse_costs(&la.agreement, &bytes, &rates);
     let mut msg = String::new();
     if let (Some(p), false) = (&inputs.rates, rate_errors.is_empty()) {
         msg.push_str(&row_errors_text(p, "rates file", &rate_errors));
     }
-    let costs = match costs {
+    let costs = match parsed {
         Ok(c) if msg.is_empty() => c,
         Ok(_) => return Err(CliError::Input(msg)),
         Err(e) => {
-            msg.push_str(&row_errors_text(&inputs.costs, "costs file", &e));
+            msg.push_str(&row_errors_text(costs, "costs file", &e));
             return Err(CliError::Input(msg));
         }
     };
@@ -146,10 +207,9 @@ fn run(inputs: &Inputs) -> Result<Run, CliError> {
 pub fn run_with(la: LoadedAgreement, costs: Costs, as_of: Date) -> Run {
     let alloc = alloc::allocate(&la.agreement, &costs.lines, as_of);
     Run {
-        la,
-        costs,
-        alloc,
+        parts: vec![RunPart { la, costs, alloc }],
         as_of,
+        journal: None,
     }
 }
 
@@ -179,7 +239,7 @@ pub fn check(path: &Path) -> Result<String, CliError> {
 }
 
 fn footer(r: &Run) -> String {
-    let prov = r.alloc.provisional.iter().filter(|&&p| p).count();
+    let prov = r.provisional_count();
     let mut s = String::new();
     if prov > 0 {
         s.push_str(&format!(
@@ -188,7 +248,12 @@ fn footer(r: &Run) -> String {
             r.as_of
         ));
     }
-    s.push_str(&format!("agreement: {} sha256 {}\n", r.la.agreement.id, r.la.sha256));
+    for p in &r.parts {
+        s.push_str(&format!("agreement: {} sha256 {}\n", p.la.agreement.id, p.la.sha256));
+    }
+    if let Some(j) = &r.journal {
+        s.push_str(&format!("journal: {} entries, head {}\n", j.entries, j.head));
+    }
     s
 }
 
@@ -206,59 +271,73 @@ pub fn allocate(inputs: &Inputs, format: Format) -> Result<String, CliError> {
 }
 
 pub fn render_allocation(r: &Run, format: Format) -> String {
-    let a = &r.la.agreement;
+    let a = &r.main().la.agreement;
     let dec = a.currency.decimals();
-    let lines = &r.costs.lines;
-    let w = r.alloc.width();
+    let w = r.main().alloc.width();
     match format {
         Format::Csv => {
-            let mut out = String::with_capacity(lines.len() * 32 + 16);
+            let mut out = String::with_capacity(r.line_count() * 32 + 16);
             out.push_str("id,party,amount\n");
             let mut amt = String::new();
-            for &i in &r.alloc.order {
-                let row = r.alloc.row(i as usize);
-                for (p, &v) in row.iter().enumerate() {
-                    if v != 0 {
-                        amt.clear();
-                        costshare_core::money::write_minor(&mut amt, v as i128, dec);
-                        csv_record(
-                            &mut out,
-                            &[lines[i as usize].id.as_str(), party_name(a, p), amt.as_str()],
-                        );
+            for part in &r.parts {
+                let pa = &part.la.agreement;
+                for &i in &part.alloc.order {
+                    let row = part.alloc.row(i as usize);
+                    for (p, &v) in row.iter().enumerate() {
+                        if v != 0 {
+                            amt.clear();
+                            costshare_core::money::write_minor(&mut amt, v as i128, dec);
+                            csv_record(
+                                &mut out,
+                                &[
+                                    part.costs.lines[i as usize].id.as_str(),
+                                    party_name(pa, p),
+                                    amt.as_str(),
+                                ],
+                            );
+                        }
                     }
                 }
             }
             out
         }
         Format::Json => {
-            let mut items = Vec::with_capacity(lines.len());
-            for &i in &r.alloc.order {
-                let l = &lines[i as usize];
-                let row = r.alloc.row(i as usize);
-                let mut parts = serde_json::Map::new();
-                for (p, &v) in row.iter().enumerate() {
-                    if v != 0 {
-                        parts.insert(party_name(a, p).to_string(), json!(format_minor(v as i128, dec)));
+            let mut items = Vec::with_capacity(r.line_count());
+            for part in &r.parts {
+                let pa = &part.la.agreement;
+                for &i in &part.alloc.order {
+                    let l = &part.costs.lines[i as usize];
+                    let row = part.alloc.row(i as usize);
+                    let mut parts = serde_json::Map::new();
+                    for (p, &v) in row.iter().enumerate() {
+                        if v != 0 {
+                            parts.insert(party_name(pa, p).to_string(), json!(format_minor(v as i128, dec)));
+                        }
                     }
+                    items.push(json!({
+                        "id": l.id,
+                        "date": l.date.to_string(),
+                        "category": pa.categories[l.category].id,
+                        "site": l.site,
+                        "amount": format_minor(l.amount as i128, dec),
+                        "allocation": parts,
+                        "provisional": part.alloc.provisional[i as usize],
+                    }));
                 }
-                items.push(json!({
-                    "id": l.id,
-                    "date": l.date.to_string(),
-                    "category": a.categories[l.category].id,
-                    "site": l.site,
-                    "amount": format_minor(l.amount as i128, dec),
-                    "allocation": parts,
-                    "provisional": r.alloc.provisional[i as usize],
-                }));
             }
             let totals = party_totals(r);
-            let v = json!({
-                "agreement": {"id": a.id, "sha256": r.la.sha256},
-                "currency": a.currency.code(),
-                "as_of": r.as_of.to_string(),
-                "lines": items,
-                "totals": totals.iter().enumerate().filter(|(_, v)| **v != 0).map(|(p, v)| (party_name(a, p).to_string(), Value::String(format_minor(*v, dec)))).collect::<serde_json::Map<_, _>>(),
-            });
+            let mut v = r.provenance();
+            v["currency"] = json!(a.currency.code());
+            v["as_of"] = json!(r.as_of.to_string());
+            v["lines"] = json!(items);
+            v["totals"] = Value::Object(
+                totals
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v != 0)
+                    .map(|(p, v)| (party_name(a, p).to_string(), Value::String(format_minor(*v, dec))))
+                    .collect(),
+            );
             serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
         }
         Format::Table => {
@@ -275,26 +354,28 @@ pub fn render_allocation(r: &Run, format: Format) -> String {
             let hdr: Vec<&str> = headers.iter().map(String::as_str).collect();
             let mut t = Table::new(&hdr, &align);
             let mut grand: i128 = 0;
-            for &i in &r.alloc.order {
-                let l = &lines[i as usize];
-                let row = r.alloc.row(i as usize);
-                let mut cells = vec![
-                    format!("{}{}", l.id, if r.alloc.provisional[i as usize] { " *" } else { "" }),
-                    l.date.to_string(),
-                    a.categories[l.category].id.clone(),
-                    format_grouped(l.amount as i128, dec),
-                ];
-                grand += l.amount as i128;
-                for (p, &v) in row.iter().enumerate() {
-                    if p < a.parties.len() || show_unalloc {
-                        cells.push(format_grouped(v as i128, dec));
+            for part in &r.parts {
+                for &i in &part.alloc.order {
+                    let l = &part.costs.lines[i as usize];
+                    let row = part.alloc.row(i as usize);
+                    let mut cells = vec![
+                        format!("{}{}", l.id, if part.alloc.provisional[i as usize] { " *" } else { "" }),
+                        l.date.to_string(),
+                        part.la.agreement.categories[l.category].id.clone(),
+                        format_grouped(l.amount as i128, dec),
+                    ];
+                    grand += l.amount as i128;
+                    for (p, &v) in row.iter().enumerate() {
+                        if p < a.parties.len() || show_unalloc {
+                            cells.push(format_grouped(v as i128, dec));
+                        }
                     }
+                    t.push(cells);
                 }
-                t.push(cells);
             }
             t.rule();
             let mut cells = vec![
-                format!("total ({} lines)", lines.len()),
+                format!("total ({} lines)", r.line_count()),
                 String::new(),
                 String::new(),
                 format_grouped(grand, dec),
@@ -313,7 +394,7 @@ pub fn render_allocation(r: &Run, format: Format) -> String {
             );
             out.push_str(&t.render());
             out.push('\n');
-            if r.alloc.provisional.iter().any(|&p| p) {
+            if r.provisional_count() > 0 {
                 out.push_str("* provisional: in a pro-rata period not yet ended\n");
             }
             out.push_str(&footer(r));
@@ -323,10 +404,12 @@ pub fn render_allocation(r: &Run, format: Format) -> String {
 }
 
 fn party_totals(r: &Run) -> Vec<i128> {
-    let w = r.alloc.width();
+    let w = r.main().alloc.width();
     let mut t = vec![0i128; w];
-    for (k, v) in r.alloc.amounts.iter().enumerate() {
-        t[k % w] += *v as i128;
+    for part in &r.parts {
+        for (k, v) in part.alloc.amounts.iter().enumerate() {
+            t[k % w] += *v as i128;
+        }
     }
     t
 }
@@ -337,15 +420,60 @@ pub fn report(inputs: &Inputs, by: &str, format: Format) -> Result<String, CliEr
     render_report(&r, &dims, format)
 }
 
+fn too_large(group: &[String]) -> CliError {
+    CliError::Input(format!(
+        "costshare: error: the total of group {} exceeds the limit of a signed 64-bit count of minor units",
+        group.join(",")
+    ))
+}
+
+/// Report rows over every part: one part as the core sorts it; several merged
+/// and sorted by the same rules (parties in agreement order, UNALLOCATED last;
+/// the other dimensions in text order, which is their order too).
+pub fn report_rows(r: &Run, dims: &[Dim]) -> Result<Vec<report::Row>, CliError> {
+    let mut per: Vec<Vec<report::Row>> = Vec::new();
+    for part in &r.parts {
+        per.push(
+            report::report(&part.la.agreement, &part.costs.lines, &part.alloc, dims)
+                .map_err(|e| too_large(&e.group))?,
+        );
+    }
+    if per.len() == 1 {
+        return Ok(per.pop().unwrap_or_default());
+    }
+    let a = &r.main().la.agreement;
+    let mut sums: std::collections::HashMap<Vec<String>, i128> = std::collections::HashMap::new();
+    for rows in per {
+        for row in rows {
+            *sums.entry(row.values).or_default() += row.amount as i128;
+        }
+    }
+    let prank = |p: &str| a.parties.iter().position(|x| x.id == p).unwrap_or(usize::MAX);
+    let mut rows: Vec<(Vec<String>, i128)> = sums.into_iter().filter(|(_, v)| *v != 0).collect();
+    rows.sort_by(|x, y| {
+        for (n, d) in dims.iter().enumerate() {
+            let o = match d {
+                Dim::Party => prank(&x.0[n]).cmp(&prank(&y.0[n])),
+                _ => x.0[n].as_bytes().cmp(y.0[n].as_bytes()),
+            };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    rows.into_iter()
+        .map(|(values, v)| match i64::try_from(v) {
+            Ok(amount) => Ok(report::Row { values, amount }),
+            Err(_) => Err(too_large(&values)),
+        })
+        .collect()
+}
+
 pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, CliError> {
-    let a = &r.la.agreement;
+    let a = &r.main().la.agreement;
     let dec = a.currency.decimals();
-    let rows = report::report(a, &r.costs.lines, &r.alloc, dims).map_err(|e| {
-        CliError::Input(format!(
-            "costshare: error: the total of group {} exceeds the limit of a signed 64-bit count of minor units",
-            e.group.join(",")
-        ))
-    })?;
+    let rows = report_rows(r, dims)?;
     let total: i128 = rows.iter().map(|r| r.amount as i128).sum();
     match format {
         Format::Csv => {
@@ -373,16 +501,13 @@ pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, Cl
                     Value::Object(m)
                 })
                 .collect();
-            let prov = r.alloc.provisional.iter().filter(|&&p| p).count();
-            let v = json!({
-                "agreement": {"id": a.id, "sha256": r.la.sha256},
-                "currency": a.currency.code(),
-                "as_of": r.as_of.to_string(),
-                "by": dims.iter().map(|d| d.name()).collect::<Vec<_>>(),
-                "rows": items,
-                "total": format_minor(total, dec),
-                "provisional_lines": prov,
-            });
+            let mut v = r.provenance();
+            v["currency"] = json!(a.currency.code());
+            v["as_of"] = json!(r.as_of.to_string());
+            v["by"] = json!(dims.iter().map(|d| d.name()).collect::<Vec<_>>());
+            v["rows"] = json!(items);
+            v["total"] = json!(format_minor(total, dec));
+            v["provisional_lines"] = json!(r.provisional_count());
             Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
         }
         Format::Table => {
@@ -413,7 +538,7 @@ pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, Cl
             let mut out = format!(
                 "{} — {} lines, in {}, by {}, as of {}\n\n",
                 a.title,
-                r.costs.lines.len(),
+                r.line_count(),
                 a.currency.code(),
                 dims.iter().map(|d| d.name()).collect::<Vec<_>>().join(", "),
                 r.as_of
@@ -444,16 +569,24 @@ pub fn explain(inputs: &Inputs, id: &str, format: Format) -> Result<String, CliE
         ));
     }
     let r = run(inputs)?;
-    let a = &r.la.agreement;
-    let Some(idx) = r.costs.lines.iter().position(|l| l.id == id) else {
+    let found = r
+        .parts
+        .iter()
+        .find_map(|p| p.costs.lines.iter().position(|l| l.id == id).map(|i| (p, i)));
+    let Some((part, idx)) = found else {
+        let place = match (&inputs.ledger, &inputs.costs) {
+            (Some(l), _) => format!("the ledger `{l}`"),
+            (None, Some(c)) => format!("`{}`", c.display()),
+            (None, None) => "the input".to_string(),
+        };
         return Err(CliError::Input(format!(
-            "costshare: error: no line with id `{id}` in `{}`",
-            inputs.costs.display()
+            "costshare: error: no line with id `{id}` in {place}"
         )));
     };
-    let ex = explain::explain(a, &r.costs.lines, idx, r.as_of);
+    let a = &part.la.agreement;
+    let ex = explain::explain(a, &part.costs.lines, idx, r.as_of);
     // the explanation comes from the literal oracle: it must agree with the engine
-    if ex.final_parts() != r.alloc.row(idx) {
+    if ex.final_parts() != part.alloc.row(idx) {
         return Err(CliError::Input(format!(
             "costshare: internal error: the explanation of `{id}` disagrees with the allocation; please report this"
         )));
@@ -462,15 +595,25 @@ pub fn explain(inputs: &Inputs, id: &str, format: Format) -> Result<String, CliE
         Format::Json => {
             let mut v = explain_json(a, &ex);
             if let Value::Object(m) = &mut v {
-                m.insert("agreement".into(), json!({"id": a.id, "sha256": r.la.sha256}));
+                m.insert("agreement".into(), json!({"id": a.id, "sha256": part.la.sha256}));
+                if let Some(j) = &r.journal {
+                    m.insert("journal".into(), json!({"entries": j.entries, "head": j.head}));
+                    m.insert("journal_entry".into(), json!(ex.line.row));
+                }
                 m.insert("as_of".into(), json!(r.as_of.to_string()));
             }
             Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
         }
         _ => {
             let mut out = explain::render_text(a, &ex);
+            if r.journal.is_some() {
+                out = out.replacen("  file row: ", "  journal entry: ", 1);
+            }
             out.push('\n');
-            out.push_str(&format!("agreement: {} sha256 {}\n", a.id, r.la.sha256));
+            out.push_str(&format!("agreement: {} sha256 {}\n", a.id, part.la.sha256));
+            if let Some(j) = &r.journal {
+                out.push_str(&format!("journal: {} entries, head {}\n", j.entries, j.head));
+            }
             Ok(out)
         }
     }

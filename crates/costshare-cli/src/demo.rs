@@ -50,18 +50,18 @@ pub fn run(write: Option<&Path>, seed: u64, as_of: Option<&str>, format: Format)
     match format {
         Format::Csv => crate::commands::render_report(&r, &[Dim::FiscalYear, Dim::Category, Dim::Party], Format::Csv),
         Format::Json => {
-            let a = &r.la.agreement;
+            let a = &r.parts[0].la.agreement;
             let dec = a.currency.decimals();
             let rows = report::report(
                 a,
-                &r.costs.lines,
-                &r.alloc,
+                &r.parts[0].costs.lines,
+                &r.parts[0].alloc,
                 &[Dim::FiscalYear, Dim::Category, Dim::Party],
             )
             .map_err(|_| internal("report", "total too large".into()))?;
             let v = json!({
-                "agreement": {"id": a.id, "sha256": r.la.sha256},
-                "costs": {"lines": r.costs.lines.len(), "sha256": costs_sha, "seed": seed},
+                "agreement": {"id": a.id, "sha256": r.parts[0].la.sha256},
+                "costs": {"lines": r.parts[0].costs.lines.len(), "sha256": costs_sha, "seed": seed},
                 "as_of": r.as_of.to_string(),
                 "rows": rows.iter().map(|row| json!({
                     "fiscal_year": row.values[0], "category": row.values[1], "party": row.values[2],
@@ -82,11 +82,11 @@ fn yen_bn(v: i128) -> String {
 }
 
 fn render_demo(r: &Run, seed: u64, costs_sha: &str) -> String {
-    let a = &r.la.agreement;
+    let a = &r.parts[0].la.agreement;
     let dec = a.currency.decimals();
     let np = a.parties.len();
-    let w = r.alloc.width();
-    let lines = &r.costs.lines;
+    let w = r.parts[0].alloc.width();
+    let lines = &r.parts[0].costs.lines;
     let mut o = String::new();
     o.push_str(&format!("{}\n", a.title));
     o.push_str(&format!(
@@ -104,7 +104,7 @@ fn render_demo(r: &Run, seed: u64, costs_sha: &str) -> String {
     let mut by_cat = vec![vec![0i128; w]; a.categories.len()];
     for (i, l) in lines.iter().enumerate() {
         let fy = a.fy_index(l.date);
-        for (p, &v) in r.alloc.row(i).iter().enumerate() {
+        for (p, &v) in r.parts[0].alloc.row(i).iter().enumerate() {
             by_fy[fy][p] += v as i128;
             by_cat[l.category][p] += v as i128;
         }
@@ -175,7 +175,7 @@ fn render_demo(r: &Run, seed: u64, costs_sha: &str) -> String {
         "\nExplain any line: costshare demo --write demo && costshare explain --agreement demo/agreement.toml --costs demo/costs.csv --rates demo/rates.csv --id {}\n",
         lines.first().map(|l| l.id.as_str()).unwrap_or("ID")
     ));
-    let prov = r.alloc.provisional.iter().filter(|&&p| p).count();
+    let prov = r.provisional_count();
     if prov > 0 {
         o.push_str(&format!(
             "provisional: {prov} lines in pro-rata periods not ended by {}\n",
@@ -184,7 +184,7 @@ fn render_demo(r: &Run, seed: u64, costs_sha: &str) -> String {
     }
     o.push_str(&format!(
         "agreement: {} sha256 {}\ncosts: sha256 {costs_sha}\n",
-        a.id, r.la.sha256
+        a.id, r.parts[0].la.sha256
     ));
     o
 }
@@ -205,7 +205,7 @@ fn ceilings(a: &Agreement, r: &Run) -> String {
     );
     for (ci, cat) in a.categories.iter().enumerate() {
         for (li, _) in cat.layers.iter().enumerate() {
-            let uses: Vec<_> = r
+            let uses: Vec<_> = r.parts[0]
                 .alloc
                 .usage
                 .iter()

@@ -4,6 +4,7 @@
 
 mod commands;
 mod demo;
+mod ledger_cmds;
 mod output;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -49,10 +50,13 @@ pub enum Format {
 pub struct Inputs {
     /// The agreement file (TOML).
     #[arg(long, value_name = "FILE")]
-    pub agreement: PathBuf,
+    pub agreement: Option<PathBuf>,
     /// The costs file (CSV with id,date,category,amount[,currency,quantity,site,description,replaces]).
     #[arg(long, value_name = "FILE")]
-    pub costs: PathBuf,
+    pub costs: Option<PathBuf>,
+    /// Read agreement, costs and rates from a ledger (a SQLite file or a postgres:// URL) instead.
+    #[arg(long, value_name = "LEDGER")]
+    pub ledger: Option<String>,
     /// Exchange rates (CSV with date,currency,rate), for lines in other currencies.
     #[arg(long, value_name = "FILE")]
     pub rates: Option<PathBuf>,
@@ -109,6 +113,105 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Create a ledger (a SQLite file, or a postgres:// URL) holding an agreement.
+    #[command(
+        after_help = "Examples:\n  costshare init sma.ledger --agreement examples/us-japan-sma-2022.toml\n  costshare init postgres://postgres@127.0.0.1/test --agreement a.toml --rates rates.csv"
+    )]
+    Init {
+        /// Where to create the ledger: a file path (SQLite) or a postgres:// URL.
+        ledger: String,
+        /// The agreement file (TOML); version 1, in force from its start date.
+        #[arg(long, value_name = "FILE")]
+        agreement: PathBuf,
+        /// Exchange rates to record with it.
+        #[arg(long, value_name = "FILE")]
+        rates: Option<PathBuf>,
+    },
+    /// Record a costs file into a ledger: idempotent (a line already there is skipped) and atomic.
+    #[command(
+        after_help = "Examples:\n  costshare record sma.ledger costs-2022-04.csv\n  costshare record sma.ledger costs.csv --rates rates.csv"
+    )]
+    Record {
+        /// The ledger.
+        ledger: String,
+        /// The costs file (CSV); a `replaces` column voids the line it names.
+        costs: PathBuf,
+        /// Exchange rates to record first.
+        #[arg(long, value_name = "FILE")]
+        rates: Option<PathBuf>,
+    },
+    /// Void a recorded line; it stays in the journal and in `history`.
+    #[command(after_help = "Example:\n  costshare void sma.ledger L-2022-04-OKI --reason \"entered twice\"")]
+    Void {
+        /// The ledger.
+        ledger: String,
+        /// The id of the line to void.
+        id: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Put a new version of the agreement in force from the first day of a fiscal year.
+    #[command(
+        after_help = "Example:\n  costshare amend sma.ledger --agreement sma-extended.toml --effective 2025-04-01"
+    )]
+    Amend {
+        /// The ledger.
+        ledger: String,
+        /// The new agreement file (same parties, currency and fiscal years).
+        #[arg(long, value_name = "FILE")]
+        agreement: PathBuf,
+        /// Lines dated on or after this day fall under the new version.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        effective: String,
+    },
+    /// Close a fiscal year: issue its statement, frozen; later changes show as adjustments.
+    #[command(after_help = "Example:\n  costshare close sma.ledger --period FY2022")]
+    Close {
+        /// The ledger.
+        ledger: String,
+        /// The fiscal year, e.g. FY2022.
+        #[arg(long)]
+        period: String,
+        /// The date of the statement (default: today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Differences between closed statements and the allocation now, to settle in the current period.
+    #[command(after_help = "Example:\n  costshare adjustments sma.ledger")]
+    Adjustments {
+        /// The ledger.
+        ledger: String,
+        /// Pro-rata periods ending after this date are provisional (default: today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// What was recorded, voided, amended and closed, when, and from which file.
+    #[command(
+        after_help = "Examples:\n  costshare history sma.ledger\n  costshare history sma.ledger --id L-2022-04-OKI"
+    )]
+    History {
+        /// The ledger.
+        ledger: String,
+        /// Only the entries about this line.
+        #[arg(long)]
+        id: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Recompute the hash chain and re-derive every closed statement.
+    #[command(after_help = "Example:\n  costshare verify sma.ledger")]
+    Verify {
+        /// The ledger.
+        ledger: String,
+    },
     /// Run the built-in U.S.–Japan 2022 example end to end and print its five-year report.
     #[command(after_help = "Examples:\n  costshare demo\n  costshare demo --write demo-out")]
     Demo {
@@ -150,6 +253,27 @@ fn main() -> ExitCode {
         Command::Allocate { inputs, format } => commands::allocate(&inputs, format),
         Command::Report { inputs, by, format } => commands::report(&inputs, &by, format),
         Command::Explain { inputs, id, format } => commands::explain(&inputs, &id, format),
+        Command::Init {
+            ledger,
+            agreement,
+            rates,
+        } => ledger_cmds::init(&ledger, &agreement, rates.as_deref()),
+        Command::Record { ledger, costs, rates } => ledger_cmds::record(&ledger, &costs, rates.as_deref()),
+        Command::Void { ledger, id, reason } => ledger_cmds::void(&ledger, &id, &reason),
+        Command::Amend {
+            ledger,
+            agreement,
+            effective,
+        } => ledger_cmds::amend(&ledger, &agreement, &effective),
+        Command::Close {
+            ledger,
+            period,
+            as_of,
+            format,
+        } => ledger_cmds::close(&ledger, &period, as_of.as_deref(), format),
+        Command::Adjustments { ledger, as_of, format } => ledger_cmds::adjustments(&ledger, as_of.as_deref(), format),
+        Command::History { ledger, id, format } => ledger_cmds::history(&ledger, id.as_deref(), format),
+        Command::Verify { ledger } => ledger_cmds::verify(&ledger),
         Command::Demo {
             write,
             seed,

@@ -78,6 +78,34 @@ impl Rates {
         self.by_currency.values().map(Vec::len).sum()
     }
 
+    /// Build from (currency, date, rate) rows; a second rate for one
+    /// currency and date is refused (returned).
+    pub fn from_rows(rows: impl IntoIterator<Item = (String, Date, BigRational)>) -> Result<Rates, (String, Date)> {
+        let mut r = Rates::default();
+        for (c, d, rate) in rows {
+            let v = r.by_currency.entry(c.clone()).or_default();
+            if v.iter().any(|(x, _)| *x == d) {
+                return Err((c, d));
+            }
+            v.push((d, rate));
+        }
+        for v in r.by_currency.values_mut() {
+            v.sort_by_key(|(d, _)| *d);
+        }
+        Ok(r)
+    }
+
+    /// Every rate as (currency, date, rate), currencies in byte order.
+    pub fn rows(&self) -> Vec<(String, Date, BigRational)> {
+        let mut out: Vec<(String, Date, BigRational)> = self
+            .by_currency
+            .iter()
+            .flat_map(|(c, v)| v.iter().map(move |(d, r)| (c.clone(), *d, r.clone())))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

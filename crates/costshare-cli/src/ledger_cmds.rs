@@ -1,0 +1,412 @@
+//! The ledger commands: init, record, void, amend, close, adjustments,
+//! history, verify; and reading a ledger for allocate, report and explain.
+
+use crate::commands::{JournalInfo, LoadedAgreement, Run, RunPart, load_agreement, parse_as_of, read};
+use crate::output::{Align, Table, csv_record};
+use crate::{CliError, Format};
+use costshare_core::calendar::Date;
+use costshare_core::costs::Costs;
+use costshare_core::money::{format_grouped, format_minor};
+use costshare_store::ledger::{self, Input, Ledger, LedgerError, Verified, now_utc};
+use costshare_store::state::{self, State};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::Path;
+
+fn err(e: LedgerError) -> CliError {
+    match e {
+        LedgerError::Rows { .. } => CliError::Input(format!("{e}\n").replace('\n', "\n").trim_end().to_string() + "\n"),
+        other => CliError::Input(format!("costshare: error: {other}")),
+    }
+}
+
+fn open(target: &str) -> Result<(Ledger, State), CliError> {
+    let mut l = Ledger::open(target).map_err(err)?;
+    let st = l.state().map_err(err)?;
+    Ok((l, st))
+}
+
+fn tail(st: &State) -> String {
+    format!("journal: {} entries, head {}\n", st.entries, st.head)
+}
+
+/// Allocate everything recorded in a ledger, for allocate/report/explain.
+pub fn run_ledger(target: &str, as_of: Date) -> Result<Run, CliError> {
+    let (_, st) = open(target)?;
+    let parts = state::allocate(&st, as_of).map_err(|e| err(e.into()))?;
+    let parts = parts
+        .into_iter()
+        .map(|p| {
+            let v = &st.versions[p.version];
+            RunPart {
+                la: LoadedAgreement {
+                    agreement: v.agreement.clone(),
+                    sha256: v.sha256.clone(),
+                    warnings: String::new(),
+                },
+                costs: Costs {
+                    lines: p.lines,
+                    duplicates: 0,
+                    replaced: 0,
+                },
+                alloc: p.alloc,
+            }
+        })
+        .collect();
+    Ok(Run {
+        parts,
+        as_of,
+        journal: Some(JournalInfo {
+            entries: st.entries,
+            head: st.head.clone(),
+        }),
+    })
+}
+
+fn progress(msg: &str) {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K{msg}");
+    }
+}
+
+fn progress_done() {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+pub fn init(target: &str, agreement: &Path, rates: Option<&Path>) -> Result<String, CliError> {
+    // check the agreement with full diagnostics first
+    let la = load_agreement(agreement)?;
+    let bytes = read(agreement, "agreement")?;
+    let rate_bytes = match rates {
+        Some(p) => Some(read(p, "rates file")?),
+        None => None,
+    };
+    let name = agreement.display().to_string();
+    let rname = rates.map(|p| p.display().to_string()).unwrap_or_default();
+    let rin = rate_bytes.as_ref().map(|b| Input { name: &rname, bytes: b });
+    let (_, st) = Ledger::init(
+        target,
+        Input {
+            name: &name,
+            bytes: &bytes,
+        },
+        rin,
+        &now_utc(),
+    )
+    .map_err(err)?;
+    Ok(format!(
+        "created ledger {target}: agreement `{}` (sha256 {}), {} rates\n{}",
+        la.agreement.id,
+        la.sha256,
+        st.rates.len(),
+        tail(&st)
+    ))
+}
+
+pub fn record(target: &str, costs: &Path, rates: Option<&Path>) -> Result<String, CliError> {
+    let bytes = read(costs, "costs file")?;
+    let rate_bytes = match rates {
+        Some(p) => Some(read(p, "rates file")?),
+        None => None,
+    };
+    let name = costs.display().to_string();
+    let rname = rates.map(|p| p.display().to_string()).unwrap_or_default();
+    let rin = rate_bytes.as_ref().map(|b| Input { name: &rname, bytes: b });
+    let mut l = Ledger::open(target).map_err(err)?;
+    progress(&format!("recording {name} ({} bytes)…", bytes.len()));
+    let out = l.record(
+        Input {
+            name: &name,
+            bytes: &bytes,
+        },
+        rin,
+        &now_utc(),
+    );
+    progress_done();
+    let out = out.map_err(err)?;
+    let st = l.state().map_err(err)?;
+    let mut s = format!(
+        "recorded {} line{} from {name}; {} already there",
+        out.recorded,
+        if out.recorded == 1 { "" } else { "s" },
+        out.already
+    );
+    if out.voided > 0 {
+        s.push_str(&format!("; {} voided by `replaces`", out.voided));
+    }
+    if out.dropped > 0 {
+        s.push_str(&format!("; {} superseded within the file", out.dropped));
+    }
+    if out.rates_added > 0 {
+        s.push_str(&format!("; {} rates added", out.rates_added));
+    }
+    s.push('\n');
+    s.push_str(&tail(&st));
+    Ok(s)
+}
+
+pub fn void(target: &str, id: &str, reason: &str) -> Result<String, CliError> {
+    let mut l = Ledger::open(target).map_err(err)?;
+    l.void(id, reason, &now_utc()).map_err(err)?;
+    let st = l.state().map_err(err)?;
+    Ok(format!("voided {id}: {reason}\n{}", tail(&st)))
+}
+
+pub fn amend(target: &str, agreement: &Path, effective: &str) -> Result<String, CliError> {
+    let eff = Date::parse(effective)
+        .ok_or_else(|| CliError::Usage(format!("--effective `{effective}` is not a date (YYYY-MM-DD)")))?;
+    let la = load_agreement(agreement)?;
+    let bytes = read(agreement, "agreement")?;
+    let name = agreement.display().to_string();
+    let mut l = Ledger::open(target).map_err(err)?;
+    let v = l
+        .amend(
+            Input {
+                name: &name,
+                bytes: &bytes,
+            },
+            eff,
+            &now_utc(),
+        )
+        .map_err(err)?;
+    let st = l.state().map_err(err)?;
+    Ok(format!(
+        "agreement version {v} `{}` (sha256 {}) in force for lines dated on or after {eff}\n{}",
+        la.agreement.id,
+        la.sha256,
+        tail(&st)
+    ))
+}
+
+pub fn close(target: &str, period: &str, as_of: Option<&str>, format: Format) -> Result<String, CliError> {
+    let as_of = parse_as_of(as_of)?;
+    let mut l = Ledger::open(target).map_err(err)?;
+    let rows = l.close(period, as_of, &now_utc()).map_err(err)?;
+    let st = l.state().map_err(err)?;
+    let ag = &st.latest().agreement;
+    let dec = ag.currency.decimals();
+    let seq = st.statements.last().map(|s| s.seq).unwrap_or(0);
+    match format {
+        Format::Csv => {
+            let mut out = String::new();
+            csv_record(&mut out, &["period", "party", "category", "amount"]);
+            for r in &rows {
+                csv_record(
+                    &mut out,
+                    &[
+                        period,
+                        &r.party,
+                        &r.category,
+                        &format_minor(r.amount_minor as i128, dec),
+                    ],
+                );
+            }
+            Ok(out)
+        }
+        Format::Json => {
+            let v = json!({
+                "period": period, "as_of": as_of.to_string(), "journal_entry": seq,
+                "rows": rows.iter().map(|r| json!({"party": r.party, "category": r.category, "amount": format_minor(r.amount_minor as i128, dec)})).collect::<Vec<_>>(),
+                "journal": {"entries": st.entries, "head": st.head},
+                "agreement": {"id": ag.id, "sha256": st.latest().sha256},
+            });
+            Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+        }
+        Format::Table => {
+            let mut t = Table::new(
+                &["party", "category", "amount"],
+                &[Align::Left, Align::Left, Align::Right],
+            );
+            for r in &rows {
+                t.push(vec![
+                    r.party.clone(),
+                    r.category.clone(),
+                    format_grouped(r.amount_minor as i128, dec),
+                ]);
+            }
+            Ok(format!(
+                "Statement for {period} as of {as_of} (journal entry {seq}), in {}\n\n{}\nlater corrections show in `costshare adjustments`\nagreement: {} sha256 {}\n{}",
+                ag.currency.code(),
+                t.render(),
+                ag.id,
+                st.latest().sha256,
+                tail(&st)
+            ))
+        }
+    }
+}
+
+pub fn adjustments(target: &str, as_of: Option<&str>, format: Format) -> Result<String, CliError> {
+    let as_of = parse_as_of(as_of)?;
+    let (_, st) = open(target)?;
+    let adj = ledger::adjustments(&st, as_of).map_err(err)?;
+    let ag = &st.latest().agreement;
+    let dec = ag.currency.decimals();
+    let m = |v: i64| format_minor(v as i128, dec);
+    match format {
+        Format::Csv => {
+            let mut out = String::new();
+            csv_record(
+                &mut out,
+                &["period", "party", "category", "statement", "now", "adjustment"],
+            );
+            for a in &adj {
+                csv_record(
+                    &mut out,
+                    &[
+                        &a.period,
+                        &a.party,
+                        &a.category,
+                        &m(a.statement),
+                        &m(a.now),
+                        &m(a.now - a.statement),
+                    ],
+                );
+            }
+            Ok(out)
+        }
+        Format::Json => {
+            let v = json!({
+                "adjustments": adj.iter().map(|a| json!({"period": a.period, "party": a.party, "category": a.category,
+                    "statement": m(a.statement), "now": m(a.now), "adjustment": m(a.now - a.statement)})).collect::<Vec<_>>(),
+                "journal": {"entries": st.entries, "head": st.head},
+                "agreement": {"id": ag.id, "sha256": st.latest().sha256},
+            });
+            Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+        }
+        Format::Table => {
+            let mut out = String::new();
+            if st.statements.is_empty() {
+                out.push_str("no fiscal year has been closed: nothing to adjust\n");
+            } else if adj.is_empty() {
+                out.push_str(&format!(
+                    "no adjustments: the closed statements ({}) match the allocation now\n",
+                    st.statements
+                        .iter()
+                        .map(|s| s.period.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            } else {
+                let mut t = Table::new(
+                    &["period", "party", "category", "statement", "now", "adjustment"],
+                    &[
+                        Align::Left,
+                        Align::Left,
+                        Align::Left,
+                        Align::Right,
+                        Align::Right,
+                        Align::Right,
+                    ],
+                );
+                for a in &adj {
+                    let d = a.now as i128 - a.statement as i128;
+                    t.push(vec![
+                        a.period.clone(),
+                        a.party.clone(),
+                        a.category.clone(),
+                        format_grouped(a.statement as i128, dec),
+                        format_grouped(a.now as i128, dec),
+                        format!("{}{}", if d > 0 { "+" } else { "" }, format_grouped(d, dec)),
+                    ]);
+                }
+                out.push_str(&format!(
+                    "Adjustments to settle in the current period, in {}\n\n",
+                    ag.currency.code()
+                ));
+                out.push_str(&t.render());
+                out.push('\n');
+            }
+            out.push_str(&format!(
+                "agreement: {} sha256 {}\n{}",
+                ag.id,
+                st.latest().sha256,
+                tail(&st)
+            ));
+            Ok(out)
+        }
+    }
+}
+
+pub fn history(target: &str, id: Option<&str>, format: Format) -> Result<String, CliError> {
+    let (_, st) = open(target)?;
+    // the batch each line came from, for "from which file"
+    let batch_of = |seq: u64| -> Option<&state::Batch> { st.batches.iter().rev().find(|b| b.seq < seq) };
+    let entries: Vec<&state::LogEntry> = st
+        .log
+        .iter()
+        .filter(|e| match id {
+            None => true,
+            Some(want) => e.id.as_deref() == Some(want),
+        })
+        .collect();
+    if let Some(want) = id
+        && entries.is_empty()
+    {
+        return Err(CliError::Input(format!(
+            "costshare: error: no entry about line `{want}` in the ledger `{target}`"
+        )));
+    }
+    let source = |e: &state::LogEntry| -> String {
+        match (e.kind, batch_of(e.seq)) {
+            ("line", Some(b)) => format!("{} (sha256 {})", b.file, b.sha256),
+            _ => String::new(),
+        }
+    };
+    match format {
+        Format::Csv => {
+            let mut out = String::new();
+            csv_record(&mut out, &["seq", "at", "kind", "id", "summary", "source"]);
+            for e in &entries {
+                csv_record(
+                    &mut out,
+                    &[
+                        &e.seq.to_string(),
+                        &e.at,
+                        e.kind,
+                        e.id.as_deref().unwrap_or(""),
+                        &e.summary,
+                        &source(e),
+                    ],
+                );
+            }
+            Ok(out)
+        }
+        Format::Json => {
+            let v = json!({
+                "entries": entries.iter().map(|e| json!({"seq": e.seq, "at": e.at, "kind": e.kind, "id": e.id, "summary": e.summary, "source": source(e)})).collect::<Vec<_>>(),
+                "journal": {"entries": st.entries, "head": st.head},
+            });
+            Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+        }
+        Format::Table => {
+            let mut t = Table::new(
+                &["seq", "at", "kind", "what"],
+                &[Align::Right, Align::Left, Align::Left, Align::Left],
+            );
+            for e in &entries {
+                let mut what = e.summary.clone();
+                let src = source(e);
+                if !src.is_empty() && id.is_some() {
+                    what.push_str(&format!(" — from {src}"));
+                }
+                t.push(vec![e.seq.to_string(), e.at.clone(), e.kind.to_string(), what]);
+            }
+            Ok(format!("{}\n{}", t.render(), tail(&st)))
+        }
+    }
+}
+
+pub fn verify(target: &str) -> Result<String, CliError> {
+    let mut l = Ledger::open(target).map_err(err)?;
+    match l.verify().map_err(err)? {
+        Verified::Ok { entries, head } => Ok(format!(
+            "ok: {entries} journal entries verified; every closed statement re-derived\nhead {head}\n"
+        )),
+        Verified::Bad { seq, message } => Err(CliError::Input(format!(
+            "costshare: verify failed at journal entry {seq}: {message}"
+        ))),
+    }
+}

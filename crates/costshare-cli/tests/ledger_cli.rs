@@ -1,0 +1,314 @@
+//! The ledger from the command line (SQLite): the forms of the ledger issue,
+//! end to end as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("costshare-ledger-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+    fn file(&self, name: &str, body: &str) -> String {
+        std::fs::write(self.0.join(name), body).unwrap();
+        self.path(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "{args:?}\n{err}");
+    out
+}
+
+fn demo(d: &Dir) -> (String, String, String) {
+    ok(&["demo", "--as-of", "2026-11-27", "--write", &d.path("demo")]);
+    (
+        d.path("demo/agreement.toml"),
+        d.path("demo/costs.csv"),
+        d.path("demo/rates.csv"),
+    )
+}
+
+#[test]
+fn ledger_outputs_equal_the_file_forms() {
+    let d = Dir::new("same");
+    let (a, c, r) = demo(&d);
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a, "--rates", &r]);
+    let out = ok(&["record", &l, &c]);
+    assert!(out.starts_with("recorded 1460 lines"), "{out}");
+    // idempotent
+    let out = ok(&["record", &l, &c]);
+    assert!(
+        out.starts_with("recorded 0 lines") && out.contains("1460 already there"),
+        "{out}"
+    );
+    let file = ok(&[
+        "allocate",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--rates",
+        &r,
+        "--format",
+        "csv",
+        "--as-of",
+        "2026-11-27",
+    ]);
+    let ledger = ok(&["allocate", "--ledger", &l, "--format", "csv", "--as-of", "2026-11-27"]);
+    assert_eq!(file, ledger);
+    for dims in ["party", "fiscal_year,category,party", "site,month", "category"] {
+        let file = ok(&[
+            "report",
+            "--agreement",
+            &a,
+            "--costs",
+            &c,
+            "--rates",
+            &r,
+            "--by",
+            dims,
+            "--format",
+            "csv",
+        ]);
+        let ledger = ok(&["report", "--ledger", &l, "--by", dims, "--format", "csv"]);
+        assert_eq!(file, ledger, "--by {dims}");
+    }
+    // human output ends with the journal head and the agreement hash; JSON carries both
+    let table = ok(&["report", "--ledger", &l, "--by", "party"]);
+    let head_line = table.lines().last().unwrap();
+    assert!(head_line.starts_with("journal: 1523 entries, head "), "{table}");
+    assert!(table.contains("agreement: us-japan-sma-2022 sha256 "));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["report", "--ledger", &l, "--by", "party", "--format", "json"])).unwrap();
+    assert_eq!(json["journal"]["entries"], 1523);
+    assert_eq!(json["journal"]["head"].as_str().unwrap().len(), 64);
+    assert_eq!(json["agreement"]["sha256"].as_str().unwrap().len(), 64);
+    let ex = ok(&[
+        "explain",
+        "--ledger",
+        &l,
+        "--id",
+        "L-2022-04-OKI",
+        "--as-of",
+        "2026-11-27",
+    ]);
+    assert!(ex.contains("journal entry: ") && ex.contains("shared pro rata"), "{ex}");
+    let v = ok(&["verify", &l]);
+    assert!(v.starts_with("ok: 1523 journal entries verified"), "{v}");
+    // usage: --ledger excludes the file inputs
+    assert_eq!(
+        run(&["allocate", "--ledger", &l, "--costs", &c, "--format", "csv"]).0,
+        2
+    );
+}
+
+#[test]
+fn bad_file_records_nothing_and_names_every_row() {
+    let d = Dir::new("atomic");
+    let (a, _, r) = demo(&d);
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a, "--rates", &r]);
+    let c = d.file(
+        "bad.csv",
+        "id,date,category,amount\ng1,2022-05-01,welfare,100\nb1,2030-01-01,welfare,1\ng2,2022-05-02,welfare,100\nb2,2022-05-01,nope,1\n",
+    );
+    let (code, out, err) = run(&["record", &l, &c]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("bad.csv:3, id b1:") && err.contains("bad.csv:5, id b2:"),
+        "{err}"
+    );
+    let h = ok(&["history", &l]);
+    assert!(!h.contains("g1"), "nothing recorded: {h}");
+    // conflicting values for a recorded id
+    let c1 = d.file("c1.csv", "id,date,category,amount\nx,2022-05-01,welfare,100\n");
+    let c2 = d.file("c2.csv", "id,date,category,amount\nx,2022-05-01,welfare,101\n");
+    ok(&["record", &l, &c1]);
+    let (code, _, err) = run(&["record", &l, &c2]);
+    assert_eq!(code, 1);
+    assert!(err.contains("c2.csv:2, id x:") && err.contains("replaces"), "{err}");
+}
+
+#[test]
+fn corrections_statements_and_adjustments() {
+    let d = Dir::new("close");
+    let a = d.file(
+        "a.toml",
+        r#"[agreement]
+id = "u"
+currency = "JPY"
+start = "2022-04-01"
+end = "2024-03-31"
+fiscal_year_start = "04-01"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.u]
+name = "Utilities"
+  [[categories.u.layers]]
+  split = { JP = "100%" }
+  cap = 1000
+  [[categories.u.layers]]
+  split = { US = "100%" }
+"#,
+    );
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a]);
+    ok(&[
+        "record",
+        &l,
+        &d.file(
+            "c1.csv",
+            "id,date,category,amount\na,2022-05-01,u,600\nb,2022-06-01,u,600\n",
+        ),
+    ]);
+    let st = ok(&["close", &l, "--period", "FY2022", "--format", "csv"]);
+    assert_eq!(st, "period,party,category,amount\nFY2022,JP,u,1000\nFY2022,US,u,200\n");
+    assert_eq!(run(&["close", &l, "--period", "FY2022"]).0, 1, "a year closes once");
+    // a late line and a correction change FY2022: the statement stays, adjustments show
+    ok(&[
+        "record",
+        &l,
+        &d.file(
+            "c2.csv",
+            "id,date,category,amount,replaces\nb2,2022-06-01,u,300,b\nc,2022-04-15,u,50,\n",
+        ),
+    ]);
+    let adj = ok(&["adjustments", &l, "--format", "csv"]);
+    // a 600, b2 300 (replacing b), c 50: 950 under the cap; JP pays it all
+    assert_eq!(
+        adj,
+        "period,party,category,statement,now,adjustment\nFY2022,JP,u,1000,950,-50\nFY2022,US,u,200,0,-200\n"
+    );
+    ok(&["void", &l, "c", "--reason", "duplicate invoice"]);
+    assert_eq!(run(&["void", &l, "c", "--reason", "again"]).0, 1);
+    let hist = ok(&["history", &l, "--id", "b"]);
+    assert!(
+        hist.contains("line b ") && hist.contains("voided b: replaced by b2"),
+        "{hist}"
+    );
+    let v = ok(&["verify", &l]);
+    assert!(v.starts_with("ok: "), "{v}");
+}
+
+#[test]
+fn amendments_apply_from_their_effective_date() {
+    let d = Dir::new("amend");
+    let base = r#"[agreement]
+id = "u"
+currency = "JPY"
+start = "2022-04-01"
+end = "END"
+fiscal_year_start = "04-01"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.u]
+name = "Utilities"
+  [[categories.u.layers]]
+  split = { JP = "100%" }
+  cap = CAP
+  [[categories.u.layers]]
+  split = { US = "100%" }
+"#;
+    let a = d.file("a.toml", &base.replace("END", "2024-03-31").replace("CAP", "1000"));
+    let b = d.file("b.toml", &base.replace("END", "2026-03-31").replace("CAP", "500"));
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a]);
+    ok(&[
+        "record",
+        &l,
+        &d.file(
+            "c.csv",
+            "id,date,category,amount\na,2022-05-01,u,800\nb,2023-05-01,u,800\n",
+        ),
+    ]);
+    // not the first day of a fiscal year
+    assert_eq!(run(&["amend", &l, "--agreement", &b, "--effective", "2023-05-01"]).0, 1);
+    ok(&["amend", &l, "--agreement", &b, "--effective", "2023-04-01"]);
+    // a line after the old term's end is now accepted under the new version
+    ok(&[
+        "record",
+        &l,
+        &d.file("c2.csv", "id,date,category,amount\nc,2025-05-01,u,800\n"),
+    ]);
+    let out = ok(&["allocate", "--ledger", &l, "--format", "csv"]);
+    assert_eq!(
+        out,
+        "id,party,amount\na,JP,800\nb,JP,500\nb,US,300\nc,JP,500\nc,US,300\n"
+    );
+    let out = ok(&["report", "--ledger", &l, "--by", "fiscal_year,party", "--format", "csv"]);
+    assert_eq!(
+        out,
+        "fiscal_year,party,amount\nFY2022,JP,800\nFY2023,JP,500\nFY2023,US,300\nFY2025,JP,500\nFY2025,US,300\n"
+    );
+    assert!(ok(&["verify", &l]).starts_with("ok: "));
+}
+
+#[test]
+fn editing_the_journal_behind_the_programs_back_is_caught() {
+    let d = Dir::new("tamper");
+    let (a, c, r) = demo(&d);
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a, "--rates", &r]);
+    ok(&["record", &l, &c]);
+    let py = |code: &str| {
+        Command::new("python3")
+            .args(["-c", code])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !py("import sqlite3") {
+        eprintln!("SKIPPED: python3 with sqlite3 is needed to edit the database by hand");
+        assert!(
+            std::env::var("COSTSHARE_REQUIRE_ORACLES").is_err(),
+            "python3 is required in CI"
+        );
+        return;
+    }
+    // the database itself refuses updates and deletes
+    let refused = py(&format!(
+        "import sqlite3,sys\nc=sqlite3.connect({l:?})\ntry:\n  c.execute('delete from journal where seq=100'); c.commit(); sys.exit(1)\nexcept sqlite3.DatabaseError: sys.exit(0)"
+    ));
+    assert!(refused, "DELETE must be refused by the database");
+    // someone drops the trigger and edits an amount: verify names the entry
+    assert!(py(&format!(
+        "import sqlite3\nc=sqlite3.connect({l:?})\nc.execute('drop trigger journal_no_update')\nb=c.execute('select body from journal where seq=300').fetchone()[0]\nb=bytes(b).replace(b'amount=', b'amount=1')\nc.execute('update journal set body=? where seq=300',(b,))\nc.commit()"
+    )));
+    let (code, _, err) = run(&["verify", &l]);
+    assert_eq!(code, 1);
+    assert!(err.contains("journal entry 300"), "{err}");
+    let _ = Path::new(&l);
+}

@@ -1,0 +1,90 @@
+//! The storage interface both databases implement, and the errors of the store.
+
+use crate::journal::Stored;
+use std::fmt;
+
+/// What went wrong in the store.
+#[derive(Debug)]
+pub enum StoreError {
+    /// `init` on a ledger that exists.
+    Exists(String),
+    /// No ledger at that place.
+    NotFound(String),
+    /// The database refused or failed.
+    Db(String),
+    /// Stored data does not read back (a damaged or edited journal).
+    Corrupt { seq: u64, message: String },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Exists(w) => write!(f, "a ledger already exists at {w}; refusing to overwrite it"),
+            StoreError::NotFound(w) => write!(f, "no costshare ledger at {w} (create one with `costshare init`)"),
+            StoreError::Db(m) => write!(f, "database error: {m}"),
+            StoreError::Corrupt { seq, message } => write!(f, "journal entry {seq} is damaged: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A journal row as inserted: the stored entry plus the columns kept for
+/// people querying the table by hand.
+pub struct Row<'a> {
+    pub stored: &'a Stored,
+    pub kind: &'a str,
+    pub at: &'a str,
+}
+
+/// One ledger database. The journal is the only source of truth; it is
+/// append-only (the database refuses UPDATE and DELETE on it).
+pub trait Backend {
+    /// Where the ledger is, for messages.
+    fn location(&self) -> String;
+    /// Every entry in `seq` order.
+    fn read_all(&mut self) -> Result<Vec<Stored>, StoreError>;
+    /// Start a transaction holding the ledger's write lock: writers queue here.
+    fn begin_write(&mut self) -> Result<(), StoreError>;
+    /// Append rows inside the transaction.
+    fn insert(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError>;
+    fn commit(&mut self) -> Result<(), StoreError>;
+    fn rollback(&mut self);
+}
+
+/// Open an existing ledger: a `postgres://` URL or a SQLite file path.
+pub fn open(target: &str) -> Result<Box<dyn Backend>, StoreError> {
+    if is_postgres(target) {
+        return open_postgres(target, false);
+    }
+    Ok(Box::new(crate::sqlite::Sqlite::open(target)?))
+}
+
+/// Create a new, empty ledger (schema only); refuses an existing one.
+pub fn create(target: &str) -> Result<Box<dyn Backend>, StoreError> {
+    if is_postgres(target) {
+        return open_postgres(target, true);
+    }
+    Ok(Box::new(crate::sqlite::Sqlite::create(target)?))
+}
+
+pub fn is_postgres(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(target: &str, create: bool) -> Result<Box<dyn Backend>, StoreError> {
+    let pg = if create {
+        crate::pg::Pg::create(target)?
+    } else {
+        crate::pg::Pg::open(target)?
+    };
+    Ok(Box::new(pg))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_target: &str, _create: bool) -> Result<Box<dyn Backend>, StoreError> {
+    Err(StoreError::Db(
+        "this build has no PostgreSQL support (build with the `postgres` feature)".into(),
+    ))
+}

@@ -1,0 +1,719 @@
+//! Ledger operations: init, record, void, amend, close, verify.
+//!
+//! Every write runs in one database transaction under the ledger's write
+//! lock: read the journal, replay it, decide what to append (or refuse with
+//! every problem named), append, commit. A refused or interrupted write
+//! leaves the journal as it was.
+
+use crate::backend::{self, Backend, Row, StoreError};
+use crate::journal::{self, Body, Entry, LineBody, StatementRow};
+use crate::state::{self, State};
+use costshare_core::calendar::Date;
+use costshare_core::costs::{RawRow, RowError, parse_rates_partial, read_rows, validate_row};
+use costshare_core::money::format_minor;
+use costshare_core::num::fmt_ratio;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Why a ledger operation refused.
+#[derive(Debug)]
+pub enum LedgerError {
+    Store(StoreError),
+    /// Bad rows of an input file (every one of them).
+    Rows {
+        file: String,
+        errors: Vec<RowError>,
+    },
+    /// Another problem with the request.
+    Invalid(String),
+}
+
+impl fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LedgerError::Store(e) => write!(f, "{e}"),
+            LedgerError::Rows { file, errors } => {
+                for e in errors {
+                    writeln!(f, "{file}:{}", e.to_string().replacen("line ", "", 1))?;
+                }
+                write!(
+                    f,
+                    "{} bad row{} in `{file}`; nothing was recorded",
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                )
+            }
+            LedgerError::Invalid(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl From<StoreError> for LedgerError {
+    fn from(e: StoreError) -> Self {
+        LedgerError::Store(e)
+    }
+}
+
+/// An input file: its name (for messages and history) and bytes.
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// What `record` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordOutcome {
+    pub recorded: u64,
+    pub already: u64,
+    pub voided: u64,
+    pub rates_added: u64,
+    /// Rows of the file superseded by another row of the same file.
+    pub dropped: u64,
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verified {
+    Ok { entries: u64, head: String },
+    Bad { seq: u64, message: String },
+}
+
+/// UTC now as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let d = costshare_core::calendar::date_from_unix_seconds(secs);
+    let t = secs.rem_euclid(86400);
+    format!("{d}T{:02}:{:02}:{:02}Z", t / 3600, (t / 60) % 60, t % 60)
+}
+
+pub struct Ledger {
+    backend: Box<dyn Backend>,
+}
+
+impl Ledger {
+    pub fn open(target: &str) -> Result<Ledger, LedgerError> {
+        Ok(Ledger {
+            backend: backend::open(target)?,
+        })
+    }
+
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// Create a ledger holding the agreement (version 1, in force from its
+    /// start) and optional rates.
+    pub fn init(
+        target: &str,
+        agreement: Input<'_>,
+        rates: Option<Input<'_>>,
+        now: &str,
+    ) -> Result<(Ledger, State), LedgerError> {
+        let text = std::str::from_utf8(agreement.bytes)
+            .map_err(|_| LedgerError::Invalid("the agreement is not UTF-8".into()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let ag = costshare_core::load(text).agreement.ok_or_else(|| {
+            LedgerError::Invalid(format!(
+                "{} is not a valid agreement (run `costshare check`)",
+                agreement.name
+            ))
+        })?;
+        // validate the rates before creating anything
+        let rate_bodies = match &rates {
+            Some(r) => new_rates(&State::default(), r, ag.currency.code())?,
+            None => Vec::new(),
+        };
+        let backend = backend::create(target)?;
+        let mut ledger = Ledger { backend };
+        let name = agreement.name.to_string();
+        let sha = journal::sha256_hex(agreement.bytes);
+        let content = text.to_string();
+        let start = ag.start.to_string();
+        ledger.transact(now, move |_| {
+            let mut bodies = vec![
+                Body::Init {
+                    format: journal::FORMAT.into(),
+                },
+                Body::Agreement {
+                    version: 1,
+                    effective: start,
+                    file: name,
+                    sha256: sha,
+                    content,
+                },
+            ];
+            bodies.extend(rate_bodies);
+            Ok((bodies, ()))
+        })?;
+        let st = ledger.state()?;
+        Ok((ledger, st))
+    }
+
+    /// The state as of the last committed entry.
+    pub fn state(&mut self) -> Result<State, LedgerError> {
+        let stored = self.backend.read_all()?;
+        Ok(State::replay(&stored)?)
+    }
+
+    /// Run `decide` under the write lock and append what it returns.
+    fn transact<T>(
+        &mut self,
+        now: &str,
+        decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
+    ) -> Result<T, LedgerError> {
+        self.backend.begin_write()?;
+        let result = self.append_locked(now, decide);
+        match result {
+            Ok(v) => {
+                self.backend.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.backend.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn append_locked<T>(
+        &mut self,
+        now: &str,
+        decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let stored = self.backend.read_all()?;
+        let st = State::replay(&stored)?;
+        let (bodies, out) = decide(&st)?;
+        if bodies.is_empty() {
+            return Ok(out);
+        }
+        let entries: Vec<Entry> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Entry {
+                seq: st.entries + 1 + i as u64,
+                at: now.to_string(),
+                body,
+            })
+            .collect();
+        let sealed = journal::seal(&entries, st.head.clone());
+        let rows: Vec<Row<'_>> = sealed
+            .iter()
+            .zip(&entries)
+            .map(|(s, e)| Row {
+                stored: s,
+                kind: e.body.kind(),
+                at: &e.at,
+            })
+            .collect();
+        self.backend.insert(&rows)?;
+        Ok(out)
+    }
+
+    /// Record a costs file (and optional rates): idempotent and atomic.
+    pub fn record(
+        &mut self,
+        costs: Input<'_>,
+        rates: Option<Input<'_>>,
+        now: &str,
+    ) -> Result<RecordOutcome, LedgerError> {
+        let rows = read_rows(costs.bytes).map_err(|errors| LedgerError::Rows {
+            file: costs.name.to_string(),
+            errors,
+        })?;
+        let file = costs.name.to_string();
+        let sha = journal::sha256_hex(costs.bytes);
+        self.transact(now, |st| plan_record(st, &file, &sha, &rows, rates.as_ref()))
+    }
+
+    /// Void one line.
+    pub fn void(&mut self, id: &str, reason: &str, now: &str) -> Result<(), LedgerError> {
+        self.transact(now, |st| {
+            let Some(&i) = st.by_id.get(id) else {
+                return Err(LedgerError::Invalid(format!("no line with id `{id}` in the ledger")));
+            };
+            if let Some((seq, why)) = &st.lines[i].voided {
+                return Err(LedgerError::Invalid(format!(
+                    "line `{id}` was voided already (journal entry {seq}: {why})"
+                )));
+            }
+            Ok((
+                vec![Body::Void {
+                    id: id.to_string(),
+                    reason: reason.to_string(),
+                }],
+                (),
+            ))
+        })
+    }
+
+    /// A new version of the agreement for lines dated on or after `effective`.
+    pub fn amend(&mut self, agreement: Input<'_>, effective: Date, now: &str) -> Result<u32, LedgerError> {
+        let text = std::str::from_utf8(agreement.bytes)
+            .map_err(|_| LedgerError::Invalid("the agreement is not UTF-8".into()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let b = costshare_core::load(text).agreement.ok_or_else(|| {
+            LedgerError::Invalid(format!(
+                "{} is not a valid agreement (run `costshare check`)",
+                agreement.name
+            ))
+        })?;
+        let name = agreement.name.to_string();
+        let sha = journal::sha256_hex(agreement.bytes);
+        let content = text.to_string();
+        self.transact(now, move |st| {
+            let cur = &st.latest().agreement;
+            let mut problems = Vec::new();
+            let (fy_first, _) = b.calendar.fy_bounds(b.calendar.fy_of(effective));
+            if fy_first != effective {
+                problems.push(format!(
+                    "--effective {effective} is not the first day of a fiscal year (FY{} starts {fy_first})",
+                    b.calendar.fy_of(effective)
+                ));
+            }
+            if effective <= st.latest().effective {
+                problems.push(format!(
+                    "--effective {effective} must come after the current version's ({})",
+                    st.latest().effective
+                ));
+            }
+            if !b.in_term(effective) {
+                problems.push(format!(
+                    "--effective {effective} is outside the new agreement's term {} to {}",
+                    b.start, b.end
+                ));
+            }
+            let ids = |a: &costshare_core::Agreement| a.parties.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+            if ids(cur) != ids(&b) {
+                problems.push(format!(
+                    "the new version must declare the same parties in the same order ({} now; {} in {name})",
+                    ids(cur).join(", "),
+                    ids(&b).join(", ")
+                ));
+            }
+            if cur.currency != b.currency {
+                problems.push(format!(
+                    "the new version must keep the currency {}",
+                    cur.currency.code()
+                ));
+            }
+            if cur.calendar != b.calendar {
+                problems.push("the new version must keep the fiscal-year start and label".to_string());
+            }
+            if !problems.is_empty() {
+                return Err(LedgerError::Invalid(problems.join("\n")));
+            }
+            // lines already recorded on or after the date must fit the new version
+            let rates = st.rates();
+            let mut errors = Vec::new();
+            for l in st.active() {
+                let Some(d) = Date::parse(&l.body.date) else { continue };
+                if d < effective {
+                    continue;
+                }
+                if let Err(m) = validate_row(&b, &rates, &state::raw_row(l)) {
+                    errors.push(RowError {
+                        line: l.seq as usize,
+                        id: Some(l.body.id.clone()),
+                        message: m,
+                    });
+                }
+            }
+            if !errors.is_empty() {
+                return Err(LedgerError::Rows {
+                    file: "the ledger (journal entry)".into(),
+                    errors,
+                });
+            }
+            let version = st.versions.len() as u32 + 1;
+            Ok((
+                vec![Body::Agreement {
+                    version,
+                    effective: effective.to_string(),
+                    file: name,
+                    sha256: sha,
+                    content,
+                }],
+                version,
+            ))
+        })
+    }
+
+    /// Close a fiscal year: its statement is the allocation now, frozen.
+    pub fn close(&mut self, period: &str, as_of: Date, now: &str) -> Result<Vec<StatementRow>, LedgerError> {
+        let fy = period
+            .strip_prefix("FY")
+            .filter(|y| !y.is_empty() && y.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|y| y.parse::<i32>().ok())
+            .ok_or_else(|| LedgerError::Invalid(format!("`{period}` is not a fiscal year such as FY2022")))?;
+        self.transact(now, |st| {
+            if let Some(s) = st.statements.iter().find(|s| s.fy == fy) {
+                return Err(LedgerError::Invalid(format!(
+                    "{period} was closed already (journal entry {}, as of {}); later changes show as adjustments",
+                    s.seq, s.as_of
+                )));
+            }
+            let in_term = st.versions.iter().any(|v| {
+                let a = &v.agreement;
+                fy >= a.first_fy && fy < a.first_fy + a.fy_count as i32
+            });
+            if !in_term {
+                return Err(LedgerError::Invalid(format!(
+                    "{period} is outside the agreement's term"
+                )));
+            }
+            let parts = state::allocate(st, as_of)?;
+            let rows = state::year_totals(st, &parts, fy);
+            Ok((
+                vec![Body::Close {
+                    period: format!("FY{fy}"),
+                    as_of: as_of.to_string(),
+                    rows: rows.clone(),
+                }],
+                rows,
+            ))
+        })
+    }
+
+    /// Recompute the hash chain and re-derive every closed statement.
+    pub fn verify(&mut self) -> Result<Verified, LedgerError> {
+        let stored = self.backend.read_all()?;
+        let mut st = State {
+            head: journal::GENESIS.to_string(),
+            ..State::default()
+        };
+        let mut prev = journal::GENESIS.to_string();
+        for (i, s) in stored.iter().enumerate() {
+            let expect_seq = i as u64 + 1;
+            let bad = |m: String| Ok(Verified::Bad { seq: s.seq, message: m });
+            if s.seq != expect_seq {
+                return bad(format!(
+                    "expected entry {expect_seq} here (an entry is missing or out of place)"
+                ));
+            }
+            if s.prev_hash != prev {
+                return bad(format!(
+                    "its previous hash {} does not match the hash {prev} of entry {}",
+                    s.prev_hash,
+                    expect_seq - 1
+                ));
+            }
+            let h = journal::chain_hash(&prev, &s.body);
+            if h != s.hash {
+                return bad(format!("its bytes hash to {h}, not the stored {}", s.hash));
+            }
+            let e = match journal::decode(&s.body) {
+                Ok(e) => e,
+                Err(d) => return bad(format!("its bytes do not read as an entry: {}", d.0)),
+            };
+            if e.seq != s.seq {
+                return bad(format!("its bytes say entry {}", e.seq));
+            }
+            if let Body::Close { period, rows, as_of } = &e.body {
+                let fy = period
+                    .strip_prefix("FY")
+                    .and_then(|y| y.parse::<i32>().ok())
+                    .unwrap_or(0);
+                let d = Date::parse(as_of).unwrap_or(Date {
+                    year: 1970,
+                    month: 1,
+                    day: 1,
+                });
+                let parts = match state::allocate(&st, d) {
+                    Ok(p) => p,
+                    Err(err) => return bad(format!("the statement cannot be re-derived: {err}")),
+                };
+                let again = state::year_totals(&st, &parts, fy);
+                if &again != rows {
+                    return bad(format!(
+                        "the {period} statement differs from the allocation of the entries before it"
+                    ));
+                }
+            }
+            if let Err(err) = st.apply(e) {
+                return bad(err.to_string());
+            }
+            st.head = s.hash.clone();
+            prev = s.hash.clone();
+        }
+        Ok(Verified::Ok {
+            entries: stored.len() as u64,
+            head: prev,
+        })
+    }
+}
+
+/// Rate entries for the rows of a rates file that the ledger lacks; a rate
+/// that contradicts a recorded one is refused.
+fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<Vec<Body>, LedgerError> {
+    let (parsed, errors) = parse_rates_partial(rates.bytes, agreement_currency);
+    if !errors.is_empty() {
+        return Err(LedgerError::Rows {
+            file: rates.name.to_string(),
+            errors,
+        });
+    }
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (c, d, r) in parsed.rows() {
+        match st.rates.get(&(c.clone(), d)) {
+            Some((text, have)) if *have != r => problems.push(format!(
+                "{}: the {c} rate for {d} is recorded as {text} already; this file says {}",
+                rates.name,
+                fmt_ratio(&r, 18)
+            )),
+            Some(_) => {}
+            None => out.push(Body::Rate {
+                date: d.to_string(),
+                currency: c,
+                rate: fmt_ratio(&r, 18),
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(LedgerError::Invalid(problems.join("\n")));
+    }
+    Ok(out)
+}
+
+/// The normalized, recorded form of a valid row.
+fn line_body(st: &State, v: usize, raw: &RawRow, cl: &costshare_core::CostLine) -> LineBody {
+    let ag = &st.versions[v].agreement;
+    let ccy = ag.currency(&cl.currency);
+    LineBody {
+        batch: 0,
+        id: cl.id.clone(),
+        date: cl.date.to_string(),
+        category: raw.category.clone(),
+        amount: ccy
+            .map(|c| format_minor(cl.source_amount as i128, c.decimals()))
+            .unwrap_or_else(|| raw.amount.clone()),
+        currency: cl.currency.clone(),
+        quantity: cl
+            .quantity
+            .as_ref()
+            .map(|q| fmt_ratio(&q.to_big(), 18))
+            .unwrap_or_default(),
+        site: cl.site.clone(),
+        description: cl.description.clone(),
+    }
+}
+
+fn same_line(a: &LineBody, b: &LineBody) -> bool {
+    LineBody { batch: 0, ..a.clone() } == LineBody { batch: 0, ..b.clone() }
+}
+
+fn plan_record(
+    st: &State,
+    file: &str,
+    sha: &str,
+    rows: &[RawRow],
+    rates: Option<&Input<'_>>,
+) -> Result<(Vec<Body>, RecordOutcome), LedgerError> {
+    let ccy = st.latest().agreement.currency.code().to_string();
+    let rate_bodies = match rates {
+        Some(r) => new_rates(st, r, &ccy)?,
+        None => Vec::new(),
+    };
+    // the rates as they will be once this file's are added
+    let mut merged = st.rates.clone();
+    for b in &rate_bodies {
+        if let Body::Rate { date, currency, rate } = b
+            && let (Some(d), Ok(r)) = (Date::parse(date), costshare_core::num::parse_rational(rate, 18))
+        {
+            merged.insert((currency.clone(), d), (rate.clone(), r));
+        }
+    }
+    let rates_now =
+        costshare_core::costs::Rates::from_rows(merged.iter().map(|((c, d), (_, r))| (c.clone(), *d, r.clone())))
+            .unwrap_or_default();
+    let mut errors: Vec<RowError> = Vec::new();
+    // valid rows, first occurrence of each id in the file
+    let mut accepted: Vec<(usize, LineBody, Option<String>, i64)> = Vec::new();
+    let mut in_file: HashMap<&str, usize> = HashMap::new();
+    let mut outcome = RecordOutcome::default();
+    for (ri, raw) in rows.iter().enumerate() {
+        let v = st.version_at(Date::parse(&raw.date));
+        match validate_row(&st.versions[v].agreement, &rates_now, raw) {
+            Err(message) => errors.push(RowError {
+                line: raw.line,
+                id: if raw.id.is_empty() { None } else { Some(raw.id.clone()) },
+                message,
+            }),
+            Ok(cl) => {
+                let body = line_body(st, v, raw, &cl);
+                match in_file.get(raw.id.as_str()) {
+                    Some(&k) => {
+                        if !same_line(&accepted[k].1, &body) || accepted[k].2 != cl.replaces {
+                            errors.push(RowError {
+                                line: raw.line,
+                                id: Some(raw.id.clone()),
+                                message: format!(
+                                    "id repeated with different values (first on line {})",
+                                    rows[accepted[k].0].line
+                                ),
+                            });
+                        }
+                    }
+                    None => {
+                        in_file.insert(raw.id.as_str(), accepted.len());
+                        accepted.push((ri, body, cl.replaces.clone(), cl.amount));
+                    }
+                }
+            }
+        }
+    }
+    // replacements: a line of this file is dropped; a recorded line is voided
+    let mut drop_ids: Vec<String> = Vec::new();
+    let mut voids: Vec<Body> = Vec::new();
+    let mut replaced_once: HashMap<String, usize> = HashMap::new();
+    for (ri, body, replaces, _) in &accepted {
+        let Some(r) = replaces else { continue };
+        if let Some(prev) = replaced_once.insert(r.clone(), rows[*ri].line) {
+            errors.push(RowError {
+                line: rows[*ri].line,
+                id: Some(body.id.clone()),
+                message: format!("replaces `{r}`, which line {prev} already replaces"),
+            });
+            continue;
+        }
+        match st.by_id.get(r) {
+            Some(&i) => {
+                if st.lines[i].voided.is_none() {
+                    voids.push(Body::Void {
+                        id: r.clone(),
+                        reason: format!("replaced by {} in {file}", body.id),
+                    });
+                }
+            }
+            None if in_file.contains_key(r.as_str()) => drop_ids.push(r.clone()),
+            None => errors.push(RowError {
+                line: rows[*ri].line,
+                id: Some(body.id.clone()),
+                message: format!("replaces `{r}`, which is neither in the ledger nor in this file"),
+            }),
+        }
+    }
+    // against what is recorded
+    let mut new_lines: Vec<Body> = Vec::new();
+    let mut total: i128 = 0;
+    for l in st.active() {
+        let v = st.version_at(Date::parse(&l.body.date));
+        if let Ok(cl) = validate_row(&st.versions[v].agreement, &rates_now, &state::raw_row(l)) {
+            total += cl.amount as i128;
+        }
+    }
+    for (ri, body, _, amount) in &accepted {
+        if drop_ids.contains(&body.id) {
+            outcome.dropped += 1;
+            continue;
+        }
+        match st.by_id.get(&body.id) {
+            Some(&i) => {
+                if same_line(&st.lines[i].body, body) {
+                    outcome.already += 1;
+                } else {
+                    errors.push(RowError {
+                        line: rows[*ri].line,
+                        id: Some(body.id.clone()),
+                        message: format!(
+                            "id already recorded with different values (journal entry {}); record the correction under a new id with `replaces`",
+                            st.lines[i].seq
+                        ),
+                    });
+                }
+            }
+            None => {
+                total += *amount as i128;
+                if total > i64::MAX as i128 {
+                    errors.push(RowError {
+                        line: rows[*ri].line,
+                        id: Some(body.id.clone()),
+                        message: "the ledger's total would exceed the limit of a signed 64-bit count of minor units"
+                            .into(),
+                    });
+                    total = i64::MIN as i128;
+                }
+                new_lines.push(Body::Line(body.clone()));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(LedgerError::Rows {
+            file: file.to_string(),
+            errors,
+        });
+    }
+    // exact repeats of a row within the file count as already there
+    outcome.already += (rows.len() - accepted.len()) as u64;
+    outcome.recorded = new_lines.len() as u64;
+    outcome.voided = voids.len() as u64;
+    outcome.rates_added = rate_bodies.len() as u64;
+    let mut bodies = rate_bodies;
+    if !new_lines.is_empty() || !voids.is_empty() {
+        let batch_seq = st.entries + 1 + bodies.len() as u64;
+        bodies.push(Body::Batch {
+            file: file.to_string(),
+            sha256: sha.to_string(),
+            rows: rows.len() as u64,
+        });
+        for b in &mut new_lines {
+            if let Body::Line(l) = b {
+                l.batch = batch_seq;
+            }
+        }
+        bodies.extend(new_lines);
+        bodies.extend(voids);
+    }
+    Ok((bodies, outcome))
+}
+
+/// Differences between closed statements and the allocation now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adjustment {
+    pub period: String,
+    pub party: String,
+    pub category: String,
+    pub statement: i64,
+    pub now: i64,
+}
+
+pub fn adjustments(st: &State, as_of: Date) -> Result<Vec<Adjustment>, LedgerError> {
+    let parts = state::allocate(st, as_of)?;
+    let mut out = Vec::new();
+    for s in &st.statements {
+        let now = state::year_totals(st, &parts, s.fy);
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for r in s.rows.iter().chain(now.iter()) {
+            let k = (r.party.clone(), r.category.clone());
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let ag = &st.latest().agreement;
+        let prank = |p: &str| ag.parties.iter().position(|x| x.id == p).unwrap_or(usize::MAX);
+        keys.sort_by(|a, b| prank(&a.0).cmp(&prank(&b.0)).then(a.1.as_bytes().cmp(b.1.as_bytes())));
+        for (p, c) in keys {
+            let get = |rows: &[StatementRow]| {
+                rows.iter()
+                    .find(|r| r.party == p && r.category == c)
+                    .map(|r| r.amount_minor)
+                    .unwrap_or(0)
+            };
+            let (a, b) = (get(&s.rows), get(&now));
+            if a != b {
+                out.push(Adjustment {
+                    period: s.period.clone(),
+                    party: p,
+                    category: c,
+                    statement: a,
+                    now: b,
+                });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,24 @@
+//! # costshare-store
+//!
+//! The ledger: an append-only, hash-chained journal of everything recorded
+//! (agreement versions, rates, cost lines, voids, closed statements), in one
+//! SQLite file or a PostgreSQL database, behind one [`backend::Backend`]
+//! interface. The journal is the only source of truth; [`state::State`] is
+//! derived by replaying it.
+//!
+//! - [`journal`]: entries, canonical bytes, the hash chain.
+//! - [`backend`], [`sqlite`], [`pg`]: the databases.
+//! - [`state`]: replay, allocation under the version in force at each date.
+//! - [`ledger`]: init, record, void, amend, close, verify, adjustments.
+
+pub mod backend;
+pub mod journal;
+pub mod ledger;
+#[cfg(feature = "postgres")]
+pub mod pg;
+pub mod sqlite;
+pub mod state;
+
+pub use backend::StoreError;
+pub use ledger::{Input, Ledger, LedgerError, RecordOutcome, Verified};
+pub use state::State;

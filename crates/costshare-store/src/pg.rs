@@ -1,0 +1,153 @@
+//! The PostgreSQL backend, for a team server.
+//!
+//! Writers serialize on `LOCK TABLE journal IN EXCLUSIVE MODE` inside their
+//! transaction; readers are never blocked. A trigger refuses UPDATE, DELETE
+//! and TRUNCATE on the journal.
+
+use crate::backend::{Backend, Row, StoreError};
+use crate::journal::Stored;
+use postgres::{Client, NoTls};
+
+pub struct Pg {
+    client: Client,
+    url: String,
+}
+
+fn db(e: postgres::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+pub const SCHEMA: &str = "
+CREATE TABLE journal (
+    seq BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    body BYTEA NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE FUNCTION costshare_journal_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the costshare journal is append-only'; END $$;
+CREATE TRIGGER journal_no_update BEFORE UPDATE OR DELETE ON journal
+    FOR EACH ROW EXECUTE FUNCTION costshare_journal_append_only();
+CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON journal
+    FOR EACH STATEMENT EXECUTE FUNCTION costshare_journal_append_only();
+";
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Pg {
+    fn connect(url: &str) -> Result<Client, StoreError> {
+        Client::connect(url, NoTls).map_err(|e| StoreError::Db(format!("cannot connect to {}: {e}", redact(url))))
+    }
+
+    fn has_journal(client: &mut Client) -> Result<bool, StoreError> {
+        let row = client
+            .query_one("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'journal'", &[])
+            .map_err(db)?;
+        Ok(row.get::<_, i64>(0) > 0)
+    }
+
+    pub fn create(url: &str) -> Result<Pg, StoreError> {
+        let mut client = Pg::connect(url)?;
+        let mut tx = client.transaction().map_err(db)?;
+        tx.batch_execute("LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE")
+            .ok();
+        let exists = tx
+            .query_one("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'journal'", &[])
+            .map_err(db)?
+            .get::<_, i64>(0)
+            > 0;
+        if exists {
+            return Err(StoreError::Exists(redact(url)));
+        }
+        tx.batch_execute(SCHEMA).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Pg {
+            client,
+            url: url.to_string(),
+        })
+    }
+
+    pub fn open(url: &str) -> Result<Pg, StoreError> {
+        let mut client = Pg::connect(url)?;
+        if !Pg::has_journal(&mut client)? {
+            return Err(StoreError::NotFound(redact(url)));
+        }
+        Ok(Pg {
+            client,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Backend for Pg {
+    fn location(&self) -> String {
+        redact(&self.url)
+    }
+
+    fn read_all(&mut self) -> Result<Vec<Stored>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq", &[])
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| Stored {
+                seq: r.get::<_, i64>(0) as u64,
+                body: r.get(1),
+                prev_hash: r.get(2),
+                hash: r.get(3),
+            })
+            .collect())
+    }
+
+    fn begin_write(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute("BEGIN; LOCK TABLE journal IN EXCLUSIVE MODE")
+            .map_err(db)
+    }
+
+    fn insert(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError> {
+        let st = self
+            .client
+            .prepare("INSERT INTO journal (seq, kind, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)")
+            .map_err(db)?;
+        for r in rows {
+            self.client
+                .execute(
+                    &st,
+                    &[
+                        &(r.stored.seq as i64),
+                        &r.kind,
+                        &r.at,
+                        &r.stored.body,
+                        &r.stored.prev_hash,
+                        &r.stored.hash,
+                    ],
+                )
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.client.batch_execute("COMMIT").map_err(db)
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.client.batch_execute("ROLLBACK");
+    }
+}

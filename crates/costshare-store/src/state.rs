@@ -1,0 +1,353 @@
+//! The ledger's state, derived by replaying the journal from the start.
+//!
+//! Nothing here touches a database: `State::replay` takes stored entries and
+//! returns agreements in force, rates, lines (with their voids), statements.
+
+use crate::backend::StoreError;
+use crate::journal::{self, Body, Entry, LineBody, StatementRow, Stored};
+use costshare_core::agreement::Agreement;
+use costshare_core::alloc::{self, Allocation};
+use costshare_core::calendar::Date;
+use costshare_core::costs::{CostLine, Rates, RawRow, validate_row};
+use costshare_core::num::{self, BigRational};
+use std::collections::{BTreeMap, HashMap};
+
+/// One version of the agreement.
+#[derive(Clone, Debug)]
+pub struct Version {
+    pub seq: u64,
+    pub version: u32,
+    /// Lines dated on or after this date (and before the next version's) fall
+    /// under this version.
+    pub effective: Date,
+    pub file: String,
+    pub sha256: String,
+    pub content: String,
+    pub agreement: Agreement,
+}
+
+/// One recorded line and what became of it.
+#[derive(Clone, Debug)]
+pub struct LedgerLine {
+    pub seq: u64,
+    pub at: String,
+    pub body: LineBody,
+    /// The entry that voided it, and why.
+    pub voided: Option<(u64, String)>,
+}
+
+/// A closed fiscal year's statement.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub seq: u64,
+    pub at: String,
+    pub period: String,
+    pub fy: i32,
+    pub as_of: String,
+    pub rows: Vec<StatementRow>,
+}
+
+/// A recorded file.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub seq: u64,
+    pub at: String,
+    pub file: String,
+    pub sha256: String,
+    pub rows: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub entries: u64,
+    pub head: String,
+    pub versions: Vec<Version>,
+    /// (currency, date) → (rate text, exact rate).
+    pub rates: BTreeMap<(String, Date), (String, BigRational)>,
+    pub lines: Vec<LedgerLine>,
+    pub by_id: HashMap<String, usize>,
+    pub statements: Vec<Statement>,
+    pub batches: Vec<Batch>,
+    /// Every decoded entry, for `history` (kept small: lines are referenced by index).
+    pub log: Vec<LogEntry>,
+}
+
+/// What `history` shows of an entry.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub at: String,
+    pub kind: &'static str,
+    /// The line id the entry concerns (lines and voids), if any.
+    pub id: Option<String>,
+    pub summary: String,
+}
+
+fn corrupt(seq: u64, m: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { seq, message: m.into() }
+}
+
+impl State {
+    /// Replay stored entries (in seq order).
+    pub fn replay(stored: &[Stored]) -> Result<State, StoreError> {
+        let mut st = State {
+            head: journal::GENESIS.to_string(),
+            ..State::default()
+        };
+        for s in stored {
+            let e = journal::decode(&s.body).map_err(|e| corrupt(s.seq, e.0))?;
+            if e.seq != s.seq {
+                return Err(corrupt(s.seq, format!("its bytes say seq {}", e.seq)));
+            }
+            st.apply(e)?;
+            st.head = s.hash.clone();
+        }
+        Ok(st)
+    }
+
+    /// Apply one entry.
+    pub fn apply(&mut self, e: Entry) -> Result<(), StoreError> {
+        self.entries = e.seq;
+        let seq = e.seq;
+        let kind = e.body.kind();
+        let (id, summary) = match e.body {
+            Body::Init { format } => (None, format!("ledger created ({format})")),
+            Body::Agreement {
+                version,
+                effective,
+                file,
+                sha256,
+                content,
+            } => {
+                let loaded = costshare_core::load(&content);
+                let agreement = loaded
+                    .agreement
+                    .ok_or_else(|| corrupt(seq, "the stored agreement does not load"))?;
+                let effective = Date::parse(&effective).ok_or_else(|| corrupt(seq, "bad effective date"))?;
+                let summary = format!(
+                    "agreement version {version} `{}` from {file} (sha256 {sha256}), in force from {effective}",
+                    agreement.id
+                );
+                self.versions.push(Version {
+                    seq,
+                    version,
+                    effective,
+                    file,
+                    sha256,
+                    content,
+                    agreement,
+                });
+                (None, summary)
+            }
+            Body::Rate { date, currency, rate } => {
+                let d = Date::parse(&date).ok_or_else(|| corrupt(seq, "bad rate date"))?;
+                let r = num::parse_rational(&rate, 18).map_err(|_| corrupt(seq, "bad rate"))?;
+                let summary = format!("rate {currency} {rate} from {date}");
+                self.rates.insert((currency, d), (rate, r));
+                (None, summary)
+            }
+            Body::Batch { file, sha256, rows } => {
+                let summary = format!("recorded {file} (sha256 {sha256}, {rows} rows)");
+                self.batches.push(Batch {
+                    seq,
+                    at: e.at.clone(),
+                    file,
+                    sha256,
+                    rows,
+                });
+                (None, summary)
+            }
+            Body::Line(body) => {
+                let summary = format!(
+                    "line {} {} {} {} {}{}",
+                    body.id,
+                    body.date,
+                    body.category,
+                    body.amount,
+                    body.currency,
+                    if body.site.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" at {}", body.site)
+                    }
+                );
+                let id = body.id.clone();
+                if self.by_id.contains_key(&id) {
+                    return Err(corrupt(seq, format!("line id {id} recorded twice")));
+                }
+                self.by_id.insert(id.clone(), self.lines.len());
+                self.lines.push(LedgerLine {
+                    seq,
+                    at: e.at.clone(),
+                    body,
+                    voided: None,
+                });
+                (Some(id), summary)
+            }
+            Body::Void { id, reason } => {
+                let i = *self
+                    .by_id
+                    .get(&id)
+                    .ok_or_else(|| corrupt(seq, format!("voids unknown line {id}")))?;
+                self.lines[i].voided = Some((seq, reason.clone()));
+                (Some(id.clone()), format!("voided {id}: {reason}"))
+            }
+            Body::Close { period, as_of, rows } => {
+                let fy = period
+                    .strip_prefix("FY")
+                    .and_then(|y| y.parse::<i32>().ok())
+                    .ok_or_else(|| corrupt(seq, "bad period"))?;
+                let summary = format!("closed {period} as of {as_of} ({} statement rows)", rows.len());
+                self.statements.push(Statement {
+                    seq,
+                    at: e.at.clone(),
+                    period,
+                    fy,
+                    as_of,
+                    rows,
+                });
+                (None, summary)
+            }
+        };
+        self.log.push(LogEntry {
+            seq,
+            at: e.at,
+            kind,
+            id,
+            summary,
+        });
+        Ok(())
+    }
+
+    /// The exchange rates recorded so far.
+    pub fn rates(&self) -> Rates {
+        Rates::from_rows(self.rates.iter().map(|((c, d), (_, r))| (c.clone(), *d, r.clone()))).unwrap_or_default()
+    }
+
+    /// The version in force at `date`: the last one effective on or before it
+    /// (the first version for earlier dates, so its term check reports them).
+    pub fn version_at(&self, date: Option<Date>) -> usize {
+        match date {
+            None => 0,
+            Some(d) => self.versions.iter().rposition(|v| v.effective <= d).unwrap_or(0),
+        }
+    }
+
+    /// The current agreement (latest version).
+    pub fn latest(&self) -> &Version {
+        &self.versions[self.versions.len() - 1]
+    }
+
+    /// Lines that count: not voided.
+    pub fn active(&self) -> impl Iterator<Item = &LedgerLine> {
+        self.lines.iter().filter(|l| l.voided.is_none())
+    }
+}
+
+/// A recorded line as a costs row (its journal entry number as its "line").
+pub fn raw_row(l: &LedgerLine) -> RawRow {
+    RawRow {
+        line: l.seq as usize,
+        id: l.body.id.clone(),
+        date: l.body.date.clone(),
+        category: l.body.category.clone(),
+        amount: l.body.amount.clone(),
+        currency: l.body.currency.clone(),
+        quantity: l.body.quantity.clone(),
+        site: l.body.site.clone(),
+        description: l.body.description.clone(),
+        replaces: String::new(),
+    }
+}
+
+/// The allocation of the lines under one agreement version.
+pub struct Part {
+    pub version: usize,
+    pub lines: Vec<CostLine>,
+    pub alloc: Allocation,
+}
+
+/// Allocate every active line under the version in force at its date.
+pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
+    let rates = st.rates();
+    let mut per_version: Vec<Vec<CostLine>> = vec![Vec::new(); st.versions.len()];
+    for l in st.active() {
+        let d = Date::parse(&l.body.date);
+        let v = st.version_at(d);
+        let cl = validate_row(&st.versions[v].agreement, &rates, &raw_row(l))
+            .map_err(|m| corrupt(l.seq, format!("line {} no longer validates: {m}", l.body.id)))?;
+        per_version[v].push(cl);
+    }
+    Ok(per_version
+        .into_iter()
+        .enumerate()
+        .map(|(v, lines)| {
+            let alloc = alloc::allocate(&st.versions[v].agreement, &lines, as_of);
+            Part {
+                version: v,
+                lines,
+                alloc,
+            }
+        })
+        .collect())
+}
+
+/// Totals of one fiscal year per (party, category), parties in agreement
+/// order then UNALLOCATED, categories in byte order; non-zero only.
+pub fn year_totals(st: &State, parts: &[Part], fy: i32) -> Vec<StatementRow> {
+    let mut sums: BTreeMap<(usize, String), i128> = BTreeMap::new();
+    let mut party_names: Vec<String> = Vec::new();
+    for p in parts {
+        let ag = &st.versions[p.version].agreement;
+        for (i, l) in p.lines.iter().enumerate() {
+            if ag.calendar.fy_of(l.date) != fy {
+                continue;
+            }
+            for (j, &v) in p.alloc.row(i).iter().enumerate() {
+                if v == 0 {
+                    continue;
+                }
+                let name = if j < ag.parties.len() {
+                    ag.parties[j].id.clone()
+                } else {
+                    "UNALLOCATED".to_string()
+                };
+                let rank = match party_names.iter().position(|n| *n == name) {
+                    Some(r) => r,
+                    None => {
+                        party_names.push(name);
+                        party_names.len() - 1
+                    }
+                };
+                *sums.entry((rank, ag.categories[l.category].id.clone())).or_default() += v as i128;
+            }
+        }
+    }
+    // parties in the order of the latest agreement, UNALLOCATED last
+    let order = |name: &str| -> usize {
+        let ag = &st.latest().agreement;
+        ag.parties
+            .iter()
+            .position(|p| p.id == name)
+            .unwrap_or(if name == "UNALLOCATED" {
+                usize::MAX
+            } else {
+                usize::MAX - 1
+            })
+    };
+    let mut rows: Vec<StatementRow> = sums
+        .into_iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|((rank, cat), v)| StatementRow {
+            party: party_names[rank].clone(),
+            category: cat,
+            amount_minor: v.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        order(&a.party)
+            .cmp(&order(&b.party))
+            .then(a.category.as_bytes().cmp(b.category.as_bytes()))
+    });
+    rows
+}
