@@ -121,25 +121,31 @@ impl Backend for Pg {
     }
 
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError> {
-        let st = self
+        // COPY in text format: one round trip for the whole batch
+        use std::io::Write;
+        let mut w = self
             .client
-            .prepare("INSERT INTO journal (seq, kind, at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)")
+            .copy_in("COPY journal (seq, kind, at, body, prev_hash, hash) FROM STDIN")
             .map_err(db)?;
+        let mut line = String::new();
         for r in rows {
-            self.client
-                .execute(
-                    &st,
-                    &[
-                        &(r.stored.seq as i64),
-                        &r.kind,
-                        &r.at,
-                        &r.stored.body,
-                        &r.stored.prev_hash,
-                        &r.stored.hash,
-                    ],
-                )
-                .map_err(db)?;
+            line.clear();
+            line.push_str(&r.stored.seq.to_string());
+            line.push('\t');
+            copy_text(&mut line, r.kind);
+            line.push('\t');
+            copy_text(&mut line, r.at);
+            line.push_str("\t\\\\x");
+            line.push_str(&crate::journal::hex(&r.stored.body));
+            line.push('\t');
+            copy_text(&mut line, &r.stored.prev_hash);
+            line.push('\t');
+            copy_text(&mut line, &r.stored.hash);
+            line.push('\n');
+            w.write_all(line.as_bytes())
+                .map_err(|e| StoreError::Db(e.to_string()))?;
         }
+        w.finish().map_err(db)?;
         Ok(())
     }
 
@@ -149,5 +155,18 @@ impl Backend for Pg {
 
     fn rollback(&mut self) {
         let _ = self.client.batch_execute("ROLLBACK");
+    }
+}
+
+/// A text value in COPY text format: backslash, tab, LF and CR escaped.
+fn copy_text(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
     }
 }
