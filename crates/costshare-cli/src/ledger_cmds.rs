@@ -30,6 +30,11 @@ fn tail(st: &State) -> String {
     format!("journal: {} entries, head {}\n", st.entries, st.head)
 }
 
+fn tail_of(l: &mut Ledger) -> Result<String, CliError> {
+    let (n, h) = l.last_head().map_err(err)?;
+    Ok(format!("journal: {n} entries, head {h}\n"))
+}
+
 /// Allocate everything recorded in a ledger, for allocate/report/explain.
 pub fn run_ledger(target: &str, as_of: Date) -> Result<Run, CliError> {
     let (_, st) = open(target)?;
@@ -115,18 +120,34 @@ pub fn record(target: &str, costs: &Path, rates: Option<&Path>) -> Result<String
     let rname = rates.map(|p| p.display().to_string()).unwrap_or_default();
     let rin = rate_bytes.as_ref().map(|b| Input { name: &rname, bytes: b });
     let mut l = Ledger::open(target).map_err(err)?;
-    progress(&format!("recording {name} ({} bytes)…", bytes.len()));
-    let out = l.record(
+    let tty = std::io::stderr().is_terminal();
+    let mut bar = |stage: &str, done: u64, total: u64| {
+        if !tty {
+            return;
+        }
+        if total > 0 {
+            let width = 30u64;
+            let filled = (done * width / total.max(1)) as usize;
+            progress(&format!(
+                "{name}: {stage} [{}{}] {done}/{total}",
+                "#".repeat(filled),
+                "-".repeat(width as usize - filled)
+            ));
+        } else {
+            progress(&format!("{name}: {stage}…"));
+        }
+    };
+    let out = l.record_with_progress(
         Input {
             name: &name,
             bytes: &bytes,
         },
         rin,
         &now_utc(),
+        &mut bar,
     );
     progress_done();
     let out = out.map_err(err)?;
-    let st = l.state().map_err(err)?;
     let mut s = format!(
         "recorded {} line{} from {name}; {} already there",
         out.recorded,
@@ -143,15 +164,14 @@ pub fn record(target: &str, costs: &Path, rates: Option<&Path>) -> Result<String
         s.push_str(&format!("; {} rates added", out.rates_added));
     }
     s.push('\n');
-    s.push_str(&tail(&st));
+    s.push_str(&tail_of(&mut l)?);
     Ok(s)
 }
 
 pub fn void(target: &str, id: &str, reason: &str) -> Result<String, CliError> {
     let mut l = Ledger::open(target).map_err(err)?;
     l.void(id, reason, &now_utc()).map_err(err)?;
-    let st = l.state().map_err(err)?;
-    Ok(format!("voided {id}: {reason}\n{}", tail(&st)))
+    Ok(format!("voided {id}: {reason}\n{}", tail_of(&mut l)?))
 }
 
 pub fn amend(target: &str, agreement: &Path, effective: &str) -> Result<String, CliError> {
@@ -364,7 +384,7 @@ pub fn history(target: &str, id: Option<&str>, format: Format) -> Result<String,
                     &mut out,
                     &[
                         &e.seq.to_string(),
-                        &e.at,
+                        e.at.as_ref(),
                         e.kind,
                         e.id.as_deref().unwrap_or(""),
                         &e.summary,
@@ -376,7 +396,7 @@ pub fn history(target: &str, id: Option<&str>, format: Format) -> Result<String,
         }
         Format::Json => {
             let v = json!({
-                "entries": entries.iter().map(|e| json!({"seq": e.seq, "at": e.at, "kind": e.kind, "id": e.id, "summary": e.summary, "source": source(e)})).collect::<Vec<_>>(),
+                "entries": entries.iter().map(|e| json!({"seq": e.seq, "at": e.at.to_string(), "kind": e.kind, "id": e.id, "summary": state::summary(&st, e), "source": source(e)})).collect::<Vec<_>>(),
                 "journal": {"entries": st.entries, "head": st.head},
             });
             Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
@@ -387,12 +407,12 @@ pub fn history(target: &str, id: Option<&str>, format: Format) -> Result<String,
                 &[Align::Right, Align::Left, Align::Left, Align::Left],
             );
             for e in &entries {
-                let mut what = e.summary.clone();
+                let mut what = state::summary(&st, e);
                 let src = source(e);
                 if !src.is_empty() && id.is_some() {
                     what.push_str(&format!(" — from {src}"));
                 }
-                t.push(vec![e.seq.to_string(), e.at.clone(), e.kind.to_string(), what]);
+                t.push(vec![e.seq.to_string(), e.at.to_string(), e.kind.to_string(), what]);
             }
             Ok(format!("{}\n{}", t.render(), tail(&st)))
         }

@@ -37,6 +37,9 @@ pub struct Row<'a> {
     pub at: &'a str,
 }
 
+/// Receives each entry's seq and canonical bytes.
+pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a;
+
 /// One ledger database. The journal is the only source of truth; it is
 /// append-only (the database refuses UPDATE and DELETE on it).
 pub trait Backend {
@@ -44,6 +47,9 @@ pub trait Backend {
     fn location(&self) -> String;
     /// Every entry in `seq` order.
     fn read_all(&mut self) -> Result<Vec<Stored>, StoreError>;
+    /// Call `f` with each entry's seq and bytes in `seq` order, without
+    /// keeping them; returns the last entry's seq and hash.
+    fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError>;
     /// Start a transaction holding the ledger's write lock: writers queue here.
     fn begin_write(&mut self) -> Result<(), StoreError>;
     /// Append rows inside the transaction.
@@ -60,7 +66,8 @@ pub fn open(target: &str) -> Result<Box<dyn Backend>, StoreError> {
     Ok(Box::new(crate::sqlite::Sqlite::open(target)?))
 }
 
-/// Create a new, empty ledger (schema only); refuses an existing one.
+/// Create a new, empty ledger: the schema, in a write transaction left open
+/// for the first entries (see `Ledger::init`); refuses an existing ledger.
 pub fn create(target: &str) -> Result<Box<dyn Backend>, StoreError> {
     if is_postgres(target) {
         return open_postgres(target, true);

@@ -91,12 +91,15 @@ pub fn now_utc() -> String {
 
 pub struct Ledger {
     backend: Box<dyn Backend>,
+    /// Entry count and head hash after this handle's last write.
+    last: Option<(u64, String)>,
 }
 
 impl Ledger {
     pub fn open(target: &str) -> Result<Ledger, LedgerError> {
         Ok(Ledger {
             backend: backend::open(target)?,
+            last: None,
         })
     }
 
@@ -126,36 +129,43 @@ impl Ledger {
             Some(r) => new_rates(&State::default(), r, ag.currency.code())?,
             None => Vec::new(),
         };
+        // the schema and the first entries commit together
         let backend = backend::create(target)?;
-        let mut ledger = Ledger { backend };
+        let mut ledger = Ledger { backend, last: None };
         let name = agreement.name.to_string();
         let sha = journal::sha256_hex(agreement.bytes);
         let content = text.to_string();
         let start = ag.start.to_string();
-        ledger.transact(now, move |_| {
-            let mut bodies = vec![
-                Body::Init {
-                    format: journal::FORMAT.into(),
-                },
-                Body::Agreement {
-                    version: 1,
-                    effective: start,
-                    file: name,
-                    sha256: sha,
-                    content,
-                },
-            ];
-            bodies.extend(rate_bodies);
-            Ok((bodies, ()))
-        })?;
+        let mut bodies = vec![
+            Body::Init {
+                format: journal::FORMAT.into(),
+            },
+            Body::Agreement {
+                version: 1,
+                effective: start,
+                file: name,
+                sha256: sha,
+                content,
+            },
+        ];
+        bodies.extend(rate_bodies);
+        let result = ledger.append_locked(true, now, move |_| Ok((bodies, ())));
+        match result {
+            Ok(()) => ledger.backend.commit()?,
+            Err(e) => {
+                ledger.backend.rollback();
+                return Err(e);
+            }
+        }
         let st = ledger.state()?;
         Ok((ledger, st))
     }
 
     /// The state as of the last committed entry.
     pub fn state(&mut self) -> Result<State, LedgerError> {
-        let stored = self.backend.read_all()?;
-        Ok(State::replay(&stored)?)
+        let st = State::load(self.backend.as_mut())?;
+        st.check_complete()?;
+        Ok(st)
     }
 
     /// Run `decide` under the write lock and append what it returns.
@@ -164,8 +174,11 @@ impl Ledger {
         now: &str,
         decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
     ) -> Result<T, LedgerError> {
-        self.backend.begin_write()?;
-        let result = self.append_locked(now, decide);
+        if let Err(e) = self.backend.begin_write() {
+            self.backend.rollback();
+            return Err(e.into());
+        }
+        let result = self.append_locked(false, now, decide);
         match result {
             Ok(v) => {
                 self.backend.commit()?;
@@ -180,13 +193,17 @@ impl Ledger {
 
     fn append_locked<T>(
         &mut self,
+        starting: bool,
         now: &str,
         decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
     ) -> Result<T, LedgerError> {
-        let stored = self.backend.read_all()?;
-        let st = State::replay(&stored)?;
+        let st = State::load(self.backend.as_mut())?;
+        if st.entries > 0 || !starting {
+            st.check_complete()?;
+        }
         let (bodies, out) = decide(&st)?;
         if bodies.is_empty() {
+            self.last = Some((st.entries, st.head.clone()));
             return Ok(out);
         }
         let entries: Vec<Entry> = bodies
@@ -209,7 +226,21 @@ impl Ledger {
             })
             .collect();
         self.backend.insert(&rows)?;
+        if let Some(s) = sealed.last() {
+            self.last = Some((s.seq, s.hash.clone()));
+        }
         Ok(out)
+    }
+
+    /// Entry count and head hash after this handle's last write (or read).
+    pub fn last_head(&mut self) -> Result<(u64, String), LedgerError> {
+        match &self.last {
+            Some(l) => Ok(l.clone()),
+            None => {
+                let st = self.state()?;
+                Ok((st.entries, st.head))
+            }
+        }
     }
 
     /// Record a costs file (and optional rates): idempotent and atomic.
@@ -219,13 +250,28 @@ impl Ledger {
         rates: Option<Input<'_>>,
         now: &str,
     ) -> Result<RecordOutcome, LedgerError> {
+        self.record_with_progress(costs, rates, now, &mut |_, _, _| {})
+    }
+
+    /// `record`, reporting progress as (stage, done, total).
+    pub fn record_with_progress(
+        &mut self,
+        costs: Input<'_>,
+        rates: Option<Input<'_>>,
+        now: &str,
+        progress: &mut dyn FnMut(&str, u64, u64),
+    ) -> Result<RecordOutcome, LedgerError> {
+        progress("reading the file", 0, 0);
         let rows = read_rows(costs.bytes).map_err(|errors| LedgerError::Rows {
             file: costs.name.to_string(),
             errors,
         })?;
         let file = costs.name.to_string();
         let sha = journal::sha256_hex(costs.bytes);
-        self.transact(now, |st| plan_record(st, &file, &sha, &rows, rates.as_ref()))
+        progress("reading the journal (waiting for other writers)", 0, 0);
+        let out = self.transact(now, |st| plan_record(st, &file, &sha, &rows, rates.as_ref(), progress));
+        progress("done", 0, 0);
+        out
     }
 
     /// Void one line.
@@ -511,6 +557,7 @@ fn plan_record(
     sha: &str,
     rows: &[RawRow],
     rates: Option<&Input<'_>>,
+    progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<(Vec<Body>, RecordOutcome), LedgerError> {
     let ccy = st.latest().agreement.currency.code().to_string();
     let rate_bodies = match rates {
@@ -534,7 +581,11 @@ fn plan_record(
     let mut accepted: Vec<(usize, LineBody, Option<String>, i64)> = Vec::new();
     let mut in_file: HashMap<&str, usize> = HashMap::new();
     let mut outcome = RecordOutcome::default();
+    let total_rows = rows.len() as u64;
     for (ri, raw) in rows.iter().enumerate() {
+        if ri % 20_000 == 0 {
+            progress("checking rows", ri as u64, total_rows);
+        }
         let v = st.version_at(Date::parse(&raw.date));
         match validate_row(&st.versions[v].agreement, &rates_now, raw) {
             Err(message) => errors.push(RowError {
@@ -652,6 +703,7 @@ fn plan_record(
     outcome.recorded = new_lines.len() as u64;
     outcome.voided = voids.len() as u64;
     outcome.rates_added = rate_bodies.len() as u64;
+    progress("writing", outcome.recorded, outcome.recorded);
     let mut bodies = rate_bodies;
     if !new_lines.is_empty() || !voids.is_empty() {
         let batch_seq = st.entries + 1 + bodies.len() as u64;

@@ -4,7 +4,7 @@
 //! transaction; readers are never blocked. A trigger refuses UPDATE, DELETE
 //! and TRUNCATE on the journal.
 
-use crate::backend::{Backend, Row, StoreError};
+use crate::backend::{Backend, EntryVisitor, Row, StoreError};
 use crate::journal::Stored;
 use postgres::{Client, NoTls};
 
@@ -13,8 +13,13 @@ pub struct Pg {
     url: String,
 }
 
+/// `postgres::Error` displays only its kind ("db error"); the reason is its source.
+fn msg(e: &postgres::Error) -> String {
+    std::error::Error::source(e).map_or_else(|| e.to_string(), |s| format!("{e}: {s}"))
+}
+
 fn db(e: postgres::Error) -> StoreError {
-    StoreError::Db(e.to_string())
+    StoreError::Db(msg(&e))
 }
 
 pub const SCHEMA: &str = "
@@ -50,7 +55,8 @@ fn redact(url: &str) -> String {
 
 impl Pg {
     fn connect(url: &str) -> Result<Client, StoreError> {
-        Client::connect(url, NoTls).map_err(|e| StoreError::Db(format!("cannot connect to {}: {e}", redact(url))))
+        Client::connect(url, NoTls)
+            .map_err(|e| StoreError::Db(format!("cannot connect to {}: {}", redact(url), msg(&e))))
     }
 
     fn has_journal(client: &mut Client) -> Result<bool, StoreError> {
@@ -60,21 +66,26 @@ impl Pg {
         Ok(row.get::<_, i64>(0) > 0)
     }
 
+    /// Create the schema inside a transaction left open: the caller appends
+    /// the first entries and commits, so an interrupted init leaves nothing.
     pub fn create(url: &str) -> Result<Pg, StoreError> {
         let mut client = Pg::connect(url)?;
-        let mut tx = client.transaction().map_err(db)?;
-        tx.batch_execute("LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE")
-            .ok();
-        let exists = tx
-            .query_one("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'journal'", &[])
-            .map_err(db)?
-            .get::<_, i64>(0)
-            > 0;
-        if exists {
-            return Err(StoreError::Exists(redact(url)));
+        client.batch_execute("BEGIN").map_err(db)?;
+        // concurrent creators queue here on an advisory lock ("costshar" as an i64), which
+        // any user may take (a LOCK on a catalog table needs rights most users lack)
+        let setup = (|| {
+            client
+                .batch_execute("SELECT pg_advisory_xact_lock(7165072476159369586)")
+                .map_err(db)?;
+            if Pg::has_journal(&mut client)? {
+                return Err(StoreError::Exists(redact(url)));
+            }
+            client.batch_execute(SCHEMA).map_err(db)
+        })();
+        if let Err(e) = setup {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(e);
         }
-        tx.batch_execute(SCHEMA).map_err(db)?;
-        tx.commit().map_err(db)?;
         Ok(Pg {
             client,
             url: url.to_string(),
@@ -112,6 +123,21 @@ impl Backend for Pg {
                 hash: r.get(3),
             })
             .collect())
+    }
+
+    fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT seq, body, hash FROM journal ORDER BY seq", &[])
+            .map_err(db)?;
+        let mut last = None;
+        for r in &rows {
+            let seq = r.get::<_, i64>(0) as u64;
+            let body: &[u8] = r.get(1);
+            f(seq, body)?;
+            last = Some(seq);
+        }
+        Ok(last.and_then(|seq| rows.last().map(|r| (seq, r.get::<_, String>(2)))))
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {

@@ -5,7 +5,7 @@
 //! Writers take the write lock with `BEGIN IMMEDIATE` and wait up to a minute
 //! for each other.
 
-use crate::backend::{Backend, Row, StoreError};
+use crate::backend::{Backend, EntryVisitor, Row, StoreError};
 use crate::journal::Stored;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::Path;
@@ -42,9 +42,21 @@ impl Sqlite {
         Ok(())
     }
 
+    /// Create the schema inside a transaction left open: the caller appends
+    /// the first entries and commits, so an interrupted init leaves no ledger
+    /// (at most an empty file, which a later init may use).
     pub fn create(path: &str) -> Result<Sqlite, StoreError> {
-        if Path::new(path).exists() {
-            return Err(StoreError::Exists(path.to_string()));
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.len() > 0
+        {
+            // an existing non-empty file: a ledger, or something else; never overwrite
+            let empty_db = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)))
+                .map(|n| n == 0)
+                .unwrap_or(false);
+            if !empty_db {
+                return Err(StoreError::Exists(path.to_string()));
+            }
         }
         let conn = Connection::open_with_flags(
             path,
@@ -52,8 +64,22 @@ impl Sqlite {
         )
         .map_err(db)?;
         Sqlite::configure(&conn)?;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        let has: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(db)?;
+        if has > 0 {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(StoreError::Exists(path.to_string()));
+        }
+        if let Err(e) = conn.execute_batch(SCHEMA) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(db(e));
+        }
         Ok(Sqlite {
             conn,
             path: path.to_string(),
@@ -108,6 +134,38 @@ impl Backend for Sqlite {
             })
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, body, hash FROM journal ORDER BY seq")
+            .map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        let mut last: Option<(u64, String)> = None;
+        let mut last_seq = 0u64;
+        let mut last_hash_needed = false;
+        while let Some(r) = rows.next().map_err(db)? {
+            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+            let body = r.get_ref(1).map_err(db)?.as_blob().map_err(|e| StoreError::Corrupt {
+                seq,
+                message: e.to_string(),
+            })?;
+            f(seq, body)?;
+            last_seq = seq;
+            last_hash_needed = true;
+        }
+        drop(rows);
+        if last_hash_needed {
+            let h: String = self
+                .conn
+                .query_row("SELECT hash FROM journal WHERE seq = ?1", [last_seq as i64], |r| {
+                    r.get(0)
+                })
+                .map_err(db)?;
+            last = Some((last_seq, h));
+        }
+        Ok(last)
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {

@@ -11,6 +11,32 @@ use costshare_core::calendar::Date;
 use costshare_core::costs::{CostLine, Rates, RawRow, validate_row};
 use costshare_core::num::{self, BigRational};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+/// FxHash (rustc's hasher): ids are not attacker-chosen keys here, and it is
+/// several times faster than SipHash on a million short ids.
+#[derive(Default, Clone, Copy)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+}
+
+pub type BuildFx = BuildHasherDefault<Fx>;
 
 /// One version of the agreement.
 #[derive(Clone, Debug)]
@@ -30,7 +56,6 @@ pub struct Version {
 #[derive(Clone, Debug)]
 pub struct LedgerLine {
     pub seq: u64,
-    pub at: String,
     pub body: LineBody,
     /// The entry that voided it, and why.
     pub voided: Option<(u64, String)>,
@@ -65,7 +90,7 @@ pub struct State {
     /// (currency, date) → (rate text, exact rate).
     pub rates: BTreeMap<(String, Date), (String, BigRational)>,
     pub lines: Vec<LedgerLine>,
-    pub by_id: HashMap<String, usize>,
+    pub by_id: HashMap<String, usize, BuildFx>,
     pub statements: Vec<Statement>,
     pub batches: Vec<Batch>,
     /// Every decoded entry, for `history` (kept small: lines are referenced by index).
@@ -76,7 +101,8 @@ pub struct State {
 #[derive(Clone, Debug)]
 pub struct LogEntry {
     pub seq: u64,
-    pub at: String,
+    /// Shared by the entries of one write.
+    pub at: Arc<str>,
     pub kind: &'static str,
     /// The line id the entry concerns (lines and voids), if any.
     pub id: Option<String>,
@@ -88,6 +114,37 @@ fn corrupt(seq: u64, m: impl Into<String>) -> StoreError {
 }
 
 impl State {
+    /// Load by streaming every entry from the database (no hashes kept but
+    /// the head's).
+    pub fn load(backend: &mut dyn crate::backend::Backend) -> Result<State, StoreError> {
+        let mut st = State {
+            head: journal::GENESIS.to_string(),
+            ..State::default()
+        };
+        let last = backend.for_each(&mut |seq, body| {
+            let e = journal::decode(body).map_err(|e| corrupt(seq, e.0))?;
+            if e.seq != seq {
+                return Err(corrupt(seq, format!("its bytes say seq {}", e.seq)));
+            }
+            st.apply(e)
+        })?;
+        if let Some((_, h)) = last {
+            st.head = h;
+        }
+        Ok(st)
+    }
+
+    /// A ledger always starts with `init` and an agreement.
+    pub fn check_complete(&self) -> Result<(), StoreError> {
+        if self.versions.is_empty() {
+            return Err(corrupt(
+                self.entries,
+                "the ledger holds no agreement (its init did not complete); create it again with `costshare init`",
+            ));
+        }
+        Ok(())
+    }
+
     /// Replay stored entries (in seq order).
     pub fn replay(stored: &[Stored]) -> Result<State, StoreError> {
         let mut st = State {
@@ -102,6 +159,7 @@ impl State {
             st.apply(e)?;
             st.head = s.hash.clone();
         }
+        st.check_complete()?;
         Ok(st)
     }
 
@@ -158,19 +216,8 @@ impl State {
                 (None, summary)
             }
             Body::Line(body) => {
-                let summary = format!(
-                    "line {} {} {} {} {}{}",
-                    body.id,
-                    body.date,
-                    body.category,
-                    body.amount,
-                    body.currency,
-                    if body.site.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" at {}", body.site)
-                    }
-                );
+                // the summary of a line is written when history asks (see `summary`)
+                let summary = String::new();
                 let id = body.id.clone();
                 if self.by_id.contains_key(&id) {
                     return Err(corrupt(seq, format!("line id {id} recorded twice")));
@@ -178,7 +225,6 @@ impl State {
                 self.by_id.insert(id.clone(), self.lines.len());
                 self.lines.push(LedgerLine {
                     seq,
-                    at: e.at.clone(),
                     body,
                     voided: None,
                 });
@@ -209,9 +255,13 @@ impl State {
                 (None, summary)
             }
         };
+        let at = match self.log.last() {
+            Some(prev) if *prev.at == *e.at => prev.at.clone(),
+            _ => Arc::from(e.at.as_str()),
+        };
         self.log.push(LogEntry {
             seq,
-            at: e.at,
+            at,
             kind,
             id,
             summary,
@@ -242,6 +292,29 @@ impl State {
     pub fn active(&self) -> impl Iterator<Item = &LedgerLine> {
         self.lines.iter().filter(|l| l.voided.is_none())
     }
+}
+
+/// What `history` says of an entry: lines are described from their body.
+pub fn summary(st: &State, e: &LogEntry) -> String {
+    if e.kind == "line"
+        && let Some(l) = e.id.as_ref().and_then(|id| st.by_id.get(id)).map(|&i| &st.lines[i])
+    {
+        let b = &l.body;
+        return format!(
+            "line {} {} {} {} {}{}",
+            b.id,
+            b.date,
+            b.category,
+            b.amount,
+            b.currency,
+            if b.site.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", b.site)
+            }
+        );
+    }
+    e.summary.clone()
 }
 
 /// A recorded line as a costs row (its journal entry number as its "line").

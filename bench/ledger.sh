@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Ledger benchmark: record N lines into a new SQLite ledger, report from it,
+# then add one late line and report again. Prints wall seconds and peak
+# memory (GNU time's maximum resident set size) for each step.
+#
+#   bench/ledger.sh [N]      (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+cargo build --release -q
+B=target/release/costshare
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+python3 bench/gen_costs.py "$N" 42 > "$W/costs.csv"
+printf 'id,date,category,amount,currency,quantity,site,description\nLATE-1,2023-06-15,labor,9000000,JPY,20,Okinawa,late payroll\n' > "$W/late.csv"
+step() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$W/t" "$@" > "$W/out" 2> "$W/err" || { cat "$W/err"; exit 1; }
+  read -r secs kb < "$W/t"
+  printf '%-36s %8.2f s %8d MB\n' "$name" "$secs" $((kb / 1024))
+}
+echo "costshare ledger benchmark: $N lines ($(du -h "$W/costs.csv" | cut -f1) of CSV), SQLite"
+step "init" $B init "$W/l.db" --agreement examples/us-japan-sma-2022.toml
+step "record $N lines" $B record "$W/l.db" "$W/costs.csv"
+step "report --by party,category" $B report --ledger "$W/l.db" --by party,category --format csv
+step "record the same file again (no-op)" $B record "$W/l.db" "$W/costs.csv"
+step "record 1 late line" $B record "$W/l.db" "$W/late.csv"
+step "report after the late line" $B report --ledger "$W/l.db" --by party,category --format csv
+step "verify" $B verify "$W/l.db"
+echo "ledger file: $(du -h "$W/l.db" | cut -f1)"
