@@ -354,8 +354,8 @@ pub fn history(target: &str, id: Option<&str>, format: Format) -> Result<String,
     let (_, st) = open(target)?;
     // the batch each line came from, for "from which file"
     let batch_of = |seq: u64| -> Option<&state::Batch> { st.batches.iter().rev().find(|b| b.seq < seq) };
-    let entries: Vec<&state::LogEntry> = st
-        .log
+    let all = st.history();
+    let entries: Vec<&state::LogEntry> = all
         .iter()
         .filter(|e| match id {
             None => true,

@@ -21,7 +21,14 @@ pub struct Fx(u64);
 
 impl Hasher for Fx {
     fn finish(&self) -> u64 {
-        self.0
+        // murmur3's finalizer: spread similar ids (L0000001, L0000002) over
+        // every bit, low (bucket) and high (control byte) alike
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
     fn write(&mut self, bytes: &[u8]) {
         const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
@@ -93,8 +100,11 @@ pub struct State {
     pub by_id: HashMap<String, usize, BuildFx>,
     pub statements: Vec<Statement>,
     pub batches: Vec<Batch>,
-    /// Every decoded entry, for `history` (kept small: lines are referenced by index).
+    /// Entries other than lines, for `history`.
     pub log: Vec<LogEntry>,
+    /// When lines were recorded: (first seq, time) for each run of lines
+    /// written together.
+    pub line_at: Vec<(u64, Arc<str>)>,
 }
 
 /// What `history` shows of an entry.
@@ -255,10 +265,14 @@ impl State {
                 (None, summary)
             }
         };
-        let at = match self.log.last() {
-            Some(prev) if *prev.at == *e.at => prev.at.clone(),
-            _ => Arc::from(e.at.as_str()),
-        };
+        // lines are listed from `lines` (see `history`), not kept twice
+        if kind == "line" {
+            if self.line_at.last().map(|(_, a)| **a != *e.at).unwrap_or(true) {
+                self.line_at.push((seq, Arc::from(e.at.as_str())));
+            }
+            return Ok(());
+        }
+        let at = Arc::from(e.at.as_str());
         self.log.push(LogEntry {
             seq,
             at,
@@ -291,6 +305,31 @@ impl State {
     /// Lines that count: not voided.
     pub fn active(&self) -> impl Iterator<Item = &LedgerLine> {
         self.lines.iter().filter(|l| l.voided.is_none())
+    }
+}
+
+impl State {
+    /// Every entry for `history`, in seq order: the log merged with the lines.
+    pub fn history(&self) -> Vec<LogEntry> {
+        let mut out: Vec<LogEntry> = Vec::with_capacity(self.log.len() + self.lines.len());
+        out.extend(self.log.iter().cloned());
+        for l in &self.lines {
+            let k = self.line_at.partition_point(|(s, _)| *s <= l.seq);
+            let at = if k == 0 {
+                Arc::from("")
+            } else {
+                self.line_at[k - 1].1.clone()
+            };
+            out.push(LogEntry {
+                seq: l.seq,
+                at,
+                kind: "line",
+                id: Some(l.body.id.clone()),
+                summary: String::new(),
+            });
+        }
+        out.sort_by_key(|e| e.seq);
+        out
     }
 }
 
