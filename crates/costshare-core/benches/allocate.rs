@@ -80,6 +80,42 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(alloc::allocate(&ag, black_box(&lines), as_of)))
     });
     g.finish();
+
+    // a late line in a ledger of a million lines: only its period groups are
+    // recomputed (monthly and yearly caps), or its whole category (term caps)
+    let mut g = c.benchmark_group("late_line_in_1M");
+    g.sample_size(20);
+    let mut inc = alloc::Incremental::new(&ag, lines.clone(), as_of);
+    let mut k = 0u64;
+    for (name, cat, date, qty) in [
+        ("labor_monthly_pro_rata_units", "labor", (2023, 6, 15), Some(20u128)),
+        ("utilities_yearly_running_cap", "utilities", (2023, 6, 15), None),
+        ("facilities_term_envelope", "facilities", (2023, 6, 15), None),
+    ] {
+        let category = ag.category_index(cat).expect("category");
+        let date = Date::new(date.0, date.1, date.2).expect("date");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                k += 1;
+                let line = CostLine {
+                    id: format!("LATE{k:08}"),
+                    date,
+                    category,
+                    amount: 9_000_000,
+                    source_amount: 9_000_000,
+                    currency: "JPY".into(),
+                    rate: None,
+                    quantity: qty.map(Q::int),
+                    site: String::new(),
+                    description: String::new(),
+                    row: 0,
+                    replaces: None,
+                };
+                black_box(inc.add_line(line))
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -562,3 +562,302 @@ impl Splitter {
 pub fn small(v: &BigOrSmall) -> u128 {
     v.to_u128()
 }
+
+/// What an incremental update recomputed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpdateStats {
+    /// Period groups recomputed, over all layers.
+    pub groups: usize,
+    /// Line positions recomputed, over all layers (a line counts once per layer).
+    pub line_layers: usize,
+}
+
+/// Per category: lines in order and each layer's inputs and takes, so a late
+/// line re-allocates only the period groups it touches.
+struct IncCat {
+    idx: Vec<u32>,
+    /// `rem_in[k][pos]`: what is left of the line entering layer k (k = layers: the overrun).
+    rem_in: Vec<Vec<i64>>,
+    /// `qty_in[k][pos]`, for categories with a unit.
+    qty_in: Vec<Vec<Q>>,
+    take: Vec<Vec<i64>>,
+    prov: Vec<Vec<bool>>,
+}
+
+/// An allocation kept up to date as lines arrive.
+///
+/// Adding a line recomputes, layer by layer, only the period groups holding a
+/// line whose input changed (the new line first, then every line whose take
+/// or quantity changed). The result equals [`allocate`] over all lines; the
+/// tests check it on random agreements.
+pub struct Incremental<'a> {
+    ag: &'a Agreement,
+    as_of: Date,
+    lines: Vec<CostLine>,
+    cats: Vec<IncCat>,
+    amounts: Vec<i64>,
+    eng: Engine,
+}
+
+impl<'a> Incremental<'a> {
+    pub fn new(ag: &'a Agreement, lines: Vec<CostLine>, as_of: Date) -> Incremental<'a> {
+        let order = line_order(&lines);
+        let w = ag.parties.len() + 1;
+        let mut cats: Vec<IncCat> = ag
+            .categories
+            .iter()
+            .map(|c| {
+                let l = c.layers.len();
+                IncCat {
+                    idx: Vec::new(),
+                    rem_in: vec![Vec::new(); l + 1],
+                    qty_in: if c.unit.is_some() {
+                        vec![Vec::new(); l + 1]
+                    } else {
+                        Vec::new()
+                    },
+                    take: vec![Vec::new(); l],
+                    prov: vec![Vec::new(); l],
+                }
+            })
+            .collect();
+        for &i in &order {
+            let l = &lines[i as usize];
+            let c = &mut cats[l.category];
+            c.idx.push(i);
+            push_line(c, l);
+        }
+        let mut inc = Incremental {
+            ag,
+            as_of,
+            amounts: vec![0; lines.len() * w],
+            lines,
+            cats,
+            eng: Engine::new(ag.parties.len()),
+        };
+        for c in 0..inc.cats.len() {
+            let all: Vec<usize> = (0..inc.cats[c].idx.len()).collect();
+            inc.recompute(c, all);
+        }
+        inc
+    }
+
+    pub fn lines(&self) -> &[CostLine] {
+        &self.lines
+    }
+
+    /// Add one validated line; returns what was recomputed.
+    pub fn add_line(&mut self, line: CostLine) -> UpdateStats {
+        let w = self.ag.parties.len() + 1;
+        let li = self.lines.len() as u32;
+        let c = line.category;
+        let key = (line.date, line.id.clone());
+        let cat = &self.cats[c];
+        let pos = cat.idx.partition_point(|&j| {
+            let o = &self.lines[j as usize];
+            (o.date, o.id.as_bytes()) < (key.0, key.1.as_bytes())
+        });
+        let cat = &mut self.cats[c];
+        cat.idx.insert(pos, li);
+        cat.rem_in[0].insert(pos, line.amount);
+        for k in 1..cat.rem_in.len() {
+            cat.rem_in[k].insert(pos, 0);
+        }
+        if !cat.qty_in.is_empty() {
+            cat.qty_in[0].insert(pos, line.quantity.clone().unwrap_or(Q::ZERO));
+            for k in 1..cat.qty_in.len() {
+                cat.qty_in[k].insert(pos, Q::ZERO);
+            }
+        }
+        for k in 0..cat.take.len() {
+            cat.take[k].insert(pos, 0);
+            cat.prov[k].insert(pos, false);
+        }
+        self.lines.push(line);
+        self.amounts.extend(std::iter::repeat_n(0, w));
+        self.recompute(c, vec![pos])
+    }
+
+    /// The allocation of every line so far.
+    pub fn allocation(&self) -> Allocation {
+        let w = self.ag.parties.len() + 1;
+        let mut provisional = vec![false; self.lines.len()];
+        for c in &self.cats {
+            for layer in &c.prov {
+                for (pos, &p) in layer.iter().enumerate() {
+                    if p {
+                        provisional[c.idx[pos] as usize] = true;
+                    }
+                }
+            }
+        }
+        Allocation {
+            parties: w - 1,
+            order: line_order(&self.lines),
+            amounts: self.amounts.clone(),
+            provisional,
+            usage: Vec::new(),
+        }
+    }
+
+    fn period_of(&self, c: usize, layer: usize, pos: usize) -> Period {
+        let l = &self.lines[self.cats[c].idx[pos] as usize];
+        Period::of(self.ag.categories[c].layers[layer].period, &self.ag.calendar, l.date)
+    }
+
+    /// Recompute category `c` from layer 0 for the positions in `dirty`
+    /// (sorted): each layer redoes the groups holding a dirty line, and the
+    /// lines whose take or quantity changed are dirty for the next layer.
+    fn recompute(&mut self, c: usize, mut dirty: Vec<usize>) -> UpdateStats {
+        let ag = self.ag;
+        let cat = &ag.categories[c];
+        let w = ag.parties.len() + 1;
+        let unit = cat.unit.is_some();
+        let mut stats = UpdateStats::default();
+        for (k, layer) in cat.layers.iter().enumerate() {
+            if dirty.is_empty() {
+                break;
+            }
+            // the ranges to recompute: single lines (no cap) or whole period groups
+            let mut ranges: Vec<(usize, usize)> = Vec::new();
+            let n = self.cats[c].idx.len();
+            for &p in &dirty {
+                if let Some(&(_, e)) = ranges.last()
+                    && p < e
+                {
+                    continue;
+                }
+                if layer.cap.is_none() {
+                    ranges.push((p, p + 1));
+                    continue;
+                }
+                let per = self.period_of(c, k, p);
+                let mut s = p;
+                while s > 0 && self.period_of(c, k, s - 1) == per {
+                    s -= 1;
+                }
+                let mut e = p + 1;
+                while e < n && self.period_of(c, k, e) == per {
+                    e += 1;
+                }
+                ranges.push((s, e));
+            }
+            let mut next: Vec<usize> = Vec::new();
+            for &(s, e) in &ranges {
+                stats.groups += 1;
+                stats.line_layers += e - s;
+                // load the group into the engine's buffers at 0..len
+                let len = e - s;
+                let eng = &mut self.eng;
+                eng.offered.clear();
+                eng.take.clear();
+                eng.take.resize(len, 0);
+                eng.qty.clear();
+                let ic = &self.cats[c];
+                for pos in s..e {
+                    let a = ic.rem_in[k][pos];
+                    let fy = ag.fy_index(self.lines[ic.idx[pos] as usize].date);
+                    let o = match &layer.portion {
+                        Some(pr) if a > 0 => pr.get(fy).mul_int_rhe(a as u128).to_u128() as i64,
+                        Some(_) => 0,
+                        None => a,
+                    };
+                    eng.offered.push(o);
+                    if unit {
+                        eng.qty.push(ic.qty_in[k][pos].clone());
+                    }
+                }
+                let mut prov = false;
+                match &layer.cap {
+                    None => eng.take.copy_from_slice(&eng.offered),
+                    Some(cap) => {
+                        let per = self.period_of(c, k, s);
+                        let fy_i = match per.fy(&ag.calendar) {
+                            Some(fy) => (fy - ag.first_fy).clamp(0, ag.fy_count as i32 - 1) as usize,
+                            None => 0,
+                        };
+                        let open = per.last_day(ag.end) > self.as_of;
+                        let eng = &mut self.eng;
+                        match (cap, layer.policy) {
+                            (Cap::Money(m), CapPolicy::Running) => eng.running_money(0, len, *m.get(fy_i)),
+                            (Cap::Units(u), CapPolicy::Running) => eng.running_units(0, len, u.get(fy_i)),
+                            (Cap::Money(m), CapPolicy::ProRata) => {
+                                prov = eng.pro_rata_money(0, len, *m.get(fy_i)) && open
+                            }
+                            (Cap::Units(u), CapPolicy::ProRata) => {
+                                let later = cat.layers[k + 1..].iter().any(|l| matches!(l.cap, Some(Cap::Units(_))));
+                                prov = eng.pro_rata_units(0, len, u.get(fy_i), later) && open;
+                            }
+                        }
+                    }
+                }
+                // write back; lines whose take or quantity changed move on as dirty
+                let ic = &mut self.cats[c];
+                for (j, pos) in (s..e).enumerate() {
+                    let new_take = self.eng.take[j];
+                    let old_take = ic.take[k][pos];
+                    ic.prov[k][pos] = prov && self.eng.offered[j] > 0;
+                    let new_rem = ic.rem_in[k][pos] - new_take;
+                    let mut changed = new_take != old_take || ic.rem_in[k + 1][pos] != new_rem;
+                    if unit {
+                        let q_out = if matches!(layer.cap, Some(Cap::Units(_))) {
+                            self.eng.qty[j].clone()
+                        } else {
+                            ic.qty_in[k][pos].clone()
+                        };
+                        if ic.qty_in[k + 1][pos] != q_out {
+                            changed = true;
+                            ic.qty_in[k + 1][pos] = q_out;
+                        }
+                    }
+                    if new_take != old_take {
+                        let line = ic.idx[pos] as usize;
+                        let fy = ag.fy_index(self.lines[line].date);
+                        let shares = layer.split.get(fy);
+                        let row = &mut self.amounts[line * w..line * w + w - 1];
+                        // remove the old parts, add the new: splits are deterministic
+                        let mut old = vec![0i64; w - 1];
+                        self.eng.splitter.split(old_take, shares, &mut old);
+                        for (a, o) in row.iter_mut().zip(&old) {
+                            *a -= o;
+                        }
+                        self.eng.splitter.split(new_take, shares, row);
+                        ic.take[k][pos] = new_take;
+                    }
+                    ic.rem_in[k + 1][pos] = new_rem;
+                    if changed || dirty.binary_search(&pos).is_ok() {
+                        next.push(pos);
+                    }
+                }
+            }
+            next.sort_unstable();
+            next.dedup();
+            dirty = next;
+        }
+        // the overrun of every line that changed
+        let last = cat.layers.len();
+        let ic = &self.cats[c];
+        for &pos in &dirty {
+            let line = ic.idx[pos] as usize;
+            self.amounts[line * w + w - 1] = ic.rem_in[last][pos];
+        }
+        stats
+    }
+}
+
+fn push_line(c: &mut IncCat, l: &CostLine) {
+    c.rem_in[0].push(l.amount);
+    for k in 1..c.rem_in.len() {
+        c.rem_in[k].push(0);
+    }
+    if !c.qty_in.is_empty() {
+        c.qty_in[0].push(l.quantity.clone().unwrap_or(Q::ZERO));
+        for k in 1..c.qty_in.len() {
+            c.qty_in[k].push(Q::ZERO);
+        }
+    }
+    for k in 0..c.take.len() {
+        c.take[k].push(0);
+        c.prov[k].push(false);
+    }
+}

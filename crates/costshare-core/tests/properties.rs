@@ -442,3 +442,86 @@ fn many_seeds_quickly() {
     assert!(total.unallocated > 20, "{total:?}");
     assert!(total.split_rounding > 20, "{total:?}");
 }
+
+/// Lines added one at a time to an incremental allocation end where a full
+/// allocation of all of them does.
+fn check_incremental(seed: u64) {
+    let case = gen_case(seed);
+    let (ag, lines) = load_case(&case);
+    let mut rng = Rng::new(seed ^ 0x1234);
+    let mut shuffled = lines.clone();
+    for i in (1..shuffled.len()).rev() {
+        let j = rng.range(0, i as i64) as usize;
+        shuffled.swap(i, j);
+    }
+    let cut = rng.range(0, shuffled.len() as i64) as usize;
+    let rest = shuffled.split_off(cut);
+    let mut inc = alloc::Incremental::new(&ag, shuffled, as_of());
+    for l in rest {
+        inc.add_line(l);
+    }
+    let got = inc.allocation();
+    let want = alloc::allocate(&ag, inc.lines(), as_of());
+    assert_eq!(got.amounts, want.amounts, "seed {seed}\n{}\n{}", case.toml, case.csv);
+    assert_eq!(got.provisional, want.provisional, "seed {seed}");
+    assert_eq!(got.order, want.order, "seed {seed}");
+}
+
+#[test]
+fn incremental_equals_full_allocation() {
+    for seed in 0..400 {
+        check_incremental(seed);
+    }
+}
+
+#[test]
+fn a_late_line_recomputes_only_its_groups() {
+    // monthly caps: a late line touches its month, not the other 59
+    let toml = r#"[agreement]
+id = "late"
+currency = "JPY"
+start = "2022-04-01"
+end = "2027-03-31"
+fiscal_year_start = "04-01"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.labor]
+name = "Labor"
+unit = "worker"
+  [[categories.labor.layers]]
+  split = { JP = "100%" }
+  cap_units = 100
+  period = "month"
+  cap_policy = "pro_rata"
+  [[categories.labor.layers]]
+  split = { US = "100%" }
+"#;
+    let ag = load::load(toml).agreement.unwrap();
+    let mut csv = String::from("id,date,category,amount,quantity\n");
+    for m in 0..60 {
+        let d = Date::from_days(Date::new(2022, 4, 10).unwrap().to_days() + m * 30);
+        for k in 0..20 {
+            let _ = writeln!(csv, "L{m:02}-{k:02},{d},labor,{},{}", 1000 + k * 7, 5 + k % 4);
+        }
+    }
+    let lines = parse_costs(&ag, csv.as_bytes(), &Rates::empty()).unwrap().lines;
+    let n = lines.len();
+    let mut inc = alloc::Incremental::new(&ag, lines, as_of());
+    let late = parse_costs(
+        &ag,
+        b"id,date,category,amount,quantity\nLATE,2023-06-15,labor,5000,9\n",
+        &Rates::empty(),
+    )
+    .unwrap()
+    .lines
+    .remove(0);
+    let stats = inc.add_line(late);
+    // layer 1: the June group (20 lines + the new one); layer 2: only the lines whose share changed
+    assert!(stats.line_layers <= 2 * 21, "{stats:?} for {n} lines");
+    assert_eq!(
+        inc.allocation().amounts,
+        alloc::allocate(&ag, inc.lines(), as_of()).amounts
+    );
+}
