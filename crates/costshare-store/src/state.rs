@@ -381,6 +381,7 @@ pub struct Part {
 
 /// Allocate every active line under the version in force at its date.
 pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
+    st.check_complete()?;
     let rates = st.rates();
     let mut per_version: Vec<Vec<CostLine>> = vec![Vec::new(); st.versions.len()];
     for l in st.active() {
