@@ -574,6 +574,11 @@ pub fn explain(inputs: &Inputs, id: &str, format: Format) -> Result<String, CliE
         .iter()
         .find_map(|p| p.costs.lines.iter().position(|l| l.id == id).map(|i| (p, i)));
     let Some((part, idx)) = found else {
+        if let Some(l) = &inputs.ledger
+            && let Some(m) = crate::ledger_cmds::voided_note(l, id)
+        {
+            return Err(CliError::Input(format!("costshare: error: {m}")));
+        }
         let place = match (&inputs.ledger, &inputs.costs) {
             (Some(l), _) => format!("the ledger `{l}`"),
             (None, Some(c)) => format!("`{}`", c.display()),

@@ -430,3 +430,13 @@ pub fn verify(target: &str) -> Result<String, CliError> {
         ))),
     }
 }
+
+/// Why a recorded line is not allocated: it was voided (and when, why).
+pub fn voided_note(target: &str, id: &str) -> Option<String> {
+    let (_, st) = open(target).ok()?;
+    let l = &st.lines[*st.by_id.get(id)?];
+    let (seq, why) = l.voided.as_ref()?;
+    Some(format!(
+        "line `{id}` was voided (journal entry {seq}: {why}); `costshare history {target} --id {id}` shows its story"
+    ))
+}

@@ -312,3 +312,90 @@ fn editing_the_journal_behind_the_programs_back_is_caught() {
     assert!(err.contains("journal entry 300"), "{err}");
     let _ = Path::new(&l);
 }
+
+/// Found by review: replacements across separate `record` runs.
+#[test]
+fn replacements_hold_across_files() {
+    let d = Dir::new("replaces");
+    let a = d.file(
+        "a.toml",
+        r#"[agreement]
+id = "u"
+currency = "JPY"
+start = "2022-04-01"
+end = "2024-03-31"
+fiscal_year_start = "04-01"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.u]
+name = "Utilities"
+  [[categories.u.layers]]
+  split = { JP = "100%" }
+  cap = 1000
+  [[categories.u.layers]]
+  split = { US = "100%" }
+"#,
+    );
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a]);
+    // a line superseded within a file cannot come back from a later file
+    let f1 = d.file(
+        "f1.csv",
+        "id,date,category,amount,replaces\nb,2022-06-01,u,600,\na,2022-06-01,u,300,\nb2,2022-06-01,u,650,b\nb3,2022-06-01,u,700,b2\n",
+    );
+    let out = ok(&["record", &l, &f1]);
+    assert!(out.contains("2 superseded within the file"), "{out}");
+    let f2 = d.file(
+        "f2.csv",
+        "id,date,category,amount\nb,2022-06-01,u,600\nc,2022-09-01,u,500\n",
+    );
+    let out = ok(&["record", &l, &f2]);
+    assert!(
+        out.starts_with("recorded 1 line") && out.contains("1 already there"),
+        "{out}"
+    );
+    let alloc = ok(&["allocate", "--ledger", &l, "--format", "csv"]);
+    assert_eq!(alloc, "id,party,amount\na,JP,300\nb3,JP,700\nc,US,500\n");
+    // a line replaced already cannot be replaced again from another file
+    ok(&[
+        "record",
+        &l,
+        &d.file("ra.csv", "id,date,category,amount,replaces\na2,2022-06-01,u,1,a\n"),
+    ]);
+    let (code, _, err) = run(&[
+        "record",
+        &l,
+        &d.file("rb.csv", "id,date,category,amount,replaces\na3,2022-06-01,u,1,a\n"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("rb.csv:2, id a3:") && err.contains("a2"), "{err}");
+    // a recorded id with another `replaces` is a conflict, and voids nothing
+    let (code, _, err) = run(&[
+        "record",
+        &l,
+        &d.file("rc.csv", "id,date,category,amount,replaces\na2,2022-06-01,u,1,b3\n"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        ok(&["allocate", "--ledger", &l, "--format", "csv"]).contains("b3,JP,"),
+        "b3 must not be voided"
+    );
+    // a cycle is refused, in the ledger and in the file form
+    let cy = d.file(
+        "cy.csv",
+        "id,date,category,amount,replaces\np,2022-06-01,u,1,q\nq,2022-06-01,u,1,p\n",
+    );
+    let (code, _, err) = run(&["record", &l, &cy]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cy.csv:2, id p:") && err.contains("cycle"), "{err}");
+    let (code, _, err) = run(&["allocate", "--agreement", &a, "--costs", &cy, "--format", "csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cycle"), "{err}");
+    // explaining a voided line says so
+    let (code, _, err) = run(&["explain", "--ledger", &l, "--id", "b"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("was voided"), "{err}");
+    assert!(ok(&["verify", &l]).starts_with("ok: "));
+}

@@ -776,6 +776,28 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
             }
         }
     }
+    // a cycle of replacements (p replaces q, q replaces p) would drop them all
+    let next: HashMap<&str, &str> = lines
+        .iter()
+        .filter_map(|l| l.replaces.as_deref().map(|r| (l.id.as_str(), r)))
+        .collect();
+    for l in &lines {
+        let mut cur = l.id.as_str();
+        for _ in 0..next.len() {
+            match next.get(cur) {
+                Some(&n) if n == l.id => {
+                    errors.push(RowError {
+                        line: l.row,
+                        id: Some(l.id.clone()),
+                        message: format!("is part of a cycle of replacements that leads back to `{}`", l.id),
+                    });
+                    break;
+                }
+                Some(&n) => cur = n,
+                None => break,
+            }
+        }
+    }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
         return Err(errors);

@@ -46,8 +46,9 @@ pub enum Body {
     /// One cost line as recorded (values normalized: amount with its
     /// currency's decimals, exact quantity).
     Line(LineBody),
-    /// A line voided, by `costshare void` or a `replaces` column.
-    Void { id: String, reason: String },
+    /// A line voided, by `costshare void` (`by` empty) or by the line `by`
+    /// whose `replaces` names it.
+    Void { id: String, reason: String, by: String },
     /// A statement for one fiscal year: the allocation at closing, frozen.
     Close {
         period: String,
@@ -68,6 +69,8 @@ pub struct LineBody {
     pub quantity: String,
     pub site: String,
     pub description: String,
+    /// The id this line supersedes (voided in the same write), or empty.
+    pub replaces: String,
 }
 
 /// One figure of a statement: a party's amount in a category for the year.
@@ -190,10 +193,12 @@ pub fn canonical(e: &Entry) -> Vec<u8> {
             field(&mut o, "quantity", &l.quantity);
             field(&mut o, "site", &l.site);
             field(&mut o, "description", &l.description);
+            field(&mut o, "replaces", &l.replaces);
         }
-        Body::Void { id, reason } => {
+        Body::Void { id, reason, by } => {
             field(&mut o, "id", id);
             field(&mut o, "reason", reason);
+            field(&mut o, "by", by);
         }
         Body::Close { period, as_of, rows } => {
             field(&mut o, "period", period);
@@ -275,10 +280,12 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
             quantity: take("quantity")?,
             site: take("site")?,
             description: take("description")?,
+            replaces: take("replaces")?,
         }),
         "void" => Body::Void {
             id: take("id")?,
             reason: take("reason")?,
+            by: take("by")?,
         },
         "close" => {
             let period = take("period")?;
@@ -383,10 +390,12 @@ mod tests {
                 quantity: String::new(),
                 site: "Camp Foster, Okinawa".into(),
                 description: "x=y".into(),
+                replaces: "r0".into(),
             }),
             Body::Void {
                 id: "a".into(),
                 reason: "typo".into(),
+                by: String::new(),
             },
             Body::Close {
                 period: "FY2022".into(),

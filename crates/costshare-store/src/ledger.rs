@@ -289,6 +289,7 @@ impl Ledger {
                 vec![Body::Void {
                     id: id.to_string(),
                     reason: reason.to_string(),
+                    by: String::new(),
                 }],
                 (),
             ))
@@ -391,7 +392,7 @@ impl Ledger {
     pub fn close(&mut self, period: &str, as_of: Date, now: &str) -> Result<Vec<StatementRow>, LedgerError> {
         let fy = period
             .strip_prefix("FY")
-            .filter(|y| !y.is_empty() && y.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|y| y.len() >= 4 && y.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|y| y.parse::<i32>().ok())
             .ok_or_else(|| LedgerError::Invalid(format!("`{period}` is not a fiscal year such as FY2022")))?;
         self.transact(now, |st| {
@@ -544,6 +545,7 @@ fn line_body(st: &State, v: usize, raw: &RawRow, cl: &costshare_core::CostLine) 
             .unwrap_or_default(),
         site: cl.site.clone(),
         description: cl.description.clone(),
+        replaces: cl.replaces.clone().unwrap_or_default(),
     }
 }
 
@@ -616,51 +618,10 @@ fn plan_record(
             }
         }
     }
-    // replacements: a line of this file is dropped; a recorded line is voided
-    let mut drop_ids: Vec<String> = Vec::new();
-    let mut voids: Vec<Body> = Vec::new();
-    let mut replaced_once: HashMap<String, usize> = HashMap::new();
-    for (ri, body, replaces, _) in &accepted {
-        let Some(r) = replaces else { continue };
-        if let Some(prev) = replaced_once.insert(r.clone(), rows[*ri].line) {
-            errors.push(RowError {
-                line: rows[*ri].line,
-                id: Some(body.id.clone()),
-                message: format!("replaces `{r}`, which line {prev} already replaces"),
-            });
-            continue;
-        }
-        match st.by_id.get(r) {
-            Some(&i) => {
-                if st.lines[i].voided.is_none() {
-                    voids.push(Body::Void {
-                        id: r.clone(),
-                        reason: format!("replaced by {} in {file}", body.id),
-                    });
-                }
-            }
-            None if in_file.contains_key(r.as_str()) => drop_ids.push(r.clone()),
-            None => errors.push(RowError {
-                line: rows[*ri].line,
-                id: Some(body.id.clone()),
-                message: format!("replaces `{r}`, which is neither in the ledger nor in this file"),
-            }),
-        }
-    }
-    // against what is recorded
-    let mut new_lines: Vec<Body> = Vec::new();
-    let mut total: i128 = 0;
-    for l in st.active() {
-        let v = st.version_at(Date::parse(&l.body.date));
-        if let Ok(cl) = validate_row(&st.versions[v].agreement, &rates_now, &state::raw_row(l)) {
-            total += cl.amount as i128;
-        }
-    }
-    for (ri, body, _, amount) in &accepted {
-        if drop_ids.contains(&body.id) {
-            outcome.dropped += 1;
-            continue;
-        }
+    // what is new, and what is recorded already (the same values, `replaces`
+    // included, are "already there"; other values are an error)
+    let mut is_new: Vec<bool> = Vec::with_capacity(accepted.len());
+    for (ri, body, _, _) in &accepted {
         match st.by_id.get(&body.id) {
             Some(&i) => {
                 if same_line(&st.lines[i].body, body) {
@@ -675,24 +636,112 @@ fn plan_record(
                         ),
                     });
                 }
+                is_new.push(false);
             }
-            None => {
-                total += *amount as i128;
-                if total > i64::MAX as i128 {
-                    errors.push(RowError {
-                        line: rows[*ri].line,
-                        id: Some(body.id.clone()),
-                        message: "the ledger's total would exceed the limit of a signed 64-bit count of minor units"
-                            .into(),
-                    });
-                    total = i64::MIN as i128;
+            None => is_new.push(true),
+        }
+    }
+    // replacements by new lines: the target (recorded, or a line of this
+    // file) is voided, once; a line superseded within the file is recorded
+    // and voided, so a later file cannot bring it back
+    let mut voids: Vec<Body> = Vec::new();
+    let mut replaced_once: HashMap<String, usize> = HashMap::new();
+    for (k, (ri, body, replaces, _)) in accepted.iter().enumerate() {
+        let Some(r) = replaces else { continue };
+        if !is_new[k] {
+            continue; // recorded already, with this same `replaces`: done then
+        }
+        let line = rows[*ri].line;
+        let fail = |m: String| RowError {
+            line,
+            id: Some(body.id.clone()),
+            message: m,
+        };
+        if let Some(prev) = replaced_once.insert(r.clone(), line) {
+            errors.push(fail(format!("replaces `{r}`, which line {prev} already replaces")));
+            continue;
+        }
+        match (st.by_id.get(r), in_file.get(r.as_str())) {
+            (Some(&i), _) => match (&st.lines[i].voided, &st.lines[i].replaced_by) {
+                (None, _) => {}
+                (Some((seq, _)), Some(by)) => {
+                    errors.push(fail(format!(
+                        "replaces `{r}`, which `{by}` replaced already (journal entry {seq})"
+                    )));
+                    continue;
                 }
-                new_lines.push(Body::Line(body.clone()));
+                (Some((seq, why)), None) => {
+                    errors.push(fail(format!(
+                        "replaces `{r}`, which was voided already (journal entry {seq}: {why})"
+                    )));
+                    continue;
+                }
+            },
+            (None, Some(_)) => {}
+            (None, None) => {
+                errors.push(fail(format!(
+                    "replaces `{r}`, which is neither in the ledger nor in this file"
+                )));
+                continue;
+            }
+        }
+        voids.push(Body::Void {
+            id: r.clone(),
+            reason: format!("replaced by {} in {file}", body.id),
+            by: body.id.clone(),
+        });
+    }
+    // a cycle of replacements (p replaces q, q replaces p) would void them all
+    {
+        let next: HashMap<&str, &str> = accepted
+            .iter()
+            .filter_map(|(_, b, r, _)| r.as_deref().map(|r| (b.id.as_str(), r)))
+            .collect();
+        for (ri, body, _, _) in &accepted {
+            let mut cur = body.id.as_str();
+            for _ in 0..next.len() {
+                match next.get(cur) {
+                    Some(&n) if n == body.id => {
+                        errors.push(RowError {
+                            line: rows[*ri].line,
+                            id: Some(body.id.clone()),
+                            message: format!("is part of a cycle of replacements that leads back to `{}`", body.id),
+                        });
+                        break;
+                    }
+                    Some(&n) => cur = n,
+                    None => break,
+                }
             }
         }
     }
+    // totals stay within the limit
+    let mut total: i128 = 0;
+    for l in st.active() {
+        let v = st.version_at(Date::parse(&l.body.date));
+        if let Some(a) = state::line_amount(&st.versions[v].agreement, &rates_now, &l.body) {
+            total += a as i128;
+        }
+    }
+    let mut new_lines: Vec<Body> = Vec::new();
+    for (k, (ri, body, _, amount)) in accepted.iter().enumerate() {
+        if !is_new[k] {
+            continue;
+        }
+        total += *amount as i128;
+        if total > i64::MAX as i128 {
+            errors.push(RowError {
+                line: rows[*ri].line,
+                id: Some(body.id.clone()),
+                message: "the ledger's total would exceed the limit of a signed 64-bit count of minor units".into(),
+            });
+            total = i64::MIN as i128;
+        }
+        new_lines.push(Body::Line(body.clone()));
+    }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
+        errors.dedup();
         return Err(LedgerError::Rows {
             file: file.to_string(),
             errors,
@@ -700,8 +749,14 @@ fn plan_record(
     }
     // exact repeats of a row within the file count as already there
     outcome.already += (rows.len() - accepted.len()) as u64;
+    outcome.dropped = voids
+        .iter()
+        .filter(
+            |v| matches!(v, Body::Void { id, .. } if in_file.contains_key(id.as_str()) && !st.by_id.contains_key(id)),
+        )
+        .count() as u64;
     outcome.recorded = new_lines.len() as u64;
-    outcome.voided = voids.len() as u64;
+    outcome.voided = voids.len() as u64 - outcome.dropped;
     outcome.rates_added = rate_bodies.len() as u64;
     progress("writing", outcome.recorded, outcome.recorded);
     let mut bodies = rate_bodies;

@@ -66,6 +66,8 @@ pub struct LedgerLine {
     pub body: LineBody,
     /// The entry that voided it, and why.
     pub voided: Option<(u64, String)>,
+    /// The line that replaced it, when a `replaces` voided it.
+    pub replaced_by: Option<String>,
 }
 
 /// A closed fiscal year's statement.
@@ -215,7 +217,10 @@ impl State {
                 (None, summary)
             }
             Body::Batch { file, sha256, rows } => {
-                let summary = format!("recorded {file} (sha256 {sha256}, {rows} rows)");
+                let summary = format!(
+                    "recorded {file} (sha256 {sha256}, {rows} row{})",
+                    if rows == 1 { "" } else { "s" }
+                );
                 self.batches.push(Batch {
                     seq,
                     at: e.at.clone(),
@@ -237,15 +242,19 @@ impl State {
                     seq,
                     body,
                     voided: None,
+                    replaced_by: None,
                 });
                 (Some(id), summary)
             }
-            Body::Void { id, reason } => {
+            Body::Void { id, reason, by } => {
                 let i = *self
                     .by_id
                     .get(&id)
                     .ok_or_else(|| corrupt(seq, format!("voids unknown line {id}")))?;
                 self.lines[i].voided = Some((seq, reason.clone()));
+                if !by.is_empty() {
+                    self.lines[i].replaced_by = Some(by);
+                }
                 (Some(id.clone()), format!("voided {id}: {reason}"))
             }
             Body::Close { period, as_of, rows } => {
@@ -372,6 +381,64 @@ pub fn raw_row(l: &LedgerLine) -> RawRow {
     }
 }
 
+/// A recorded line as a cost line under `ag`. Recorded values are normalized
+/// and were validated when recorded, so this is the quick path of
+/// `validate_row`; anything unexpected falls back to it for the message.
+pub fn cost_line(ag: &Agreement, rates: &Rates, l: &LedgerLine) -> Result<CostLine, String> {
+    let b = &l.body;
+    let quick = (|| {
+        let date = Date::parse(&b.date)?;
+        if !ag.in_term(date) {
+            return None;
+        }
+        let category = ag.category_index(&b.category)?;
+        let ccy = ag.currency(&b.currency)?;
+        let source_amount = num::parse_minor_units(&b.amount, ccy.decimals()).ok()?;
+        let (amount, rate) = costshare_core::costs::convert(ag, rates, &ccy, source_amount, date).ok()?;
+        let quantity = match ag.categories[category].unit {
+            None => None,
+            Some(_) => {
+                let q = num::parse_rational(&b.quantity, 18).ok()?;
+                if q.is_zero() {
+                    return None;
+                }
+                Some(costshare_core::num::Q::from_big(&q))
+            }
+        };
+        Some(CostLine {
+            id: b.id.clone(),
+            date,
+            category,
+            amount,
+            source_amount,
+            currency: b.currency.clone(),
+            rate,
+            quantity,
+            site: b.site.clone(),
+            description: b.description.clone(),
+            row: l.seq as usize,
+            replaces: None,
+        })
+    })();
+    match quick {
+        Some(cl) => Ok(cl),
+        None => validate_row(ag, rates, &raw_row(l)),
+    }
+}
+
+/// A recorded line's amount in the agreement currency, for totals.
+pub fn line_amount(ag: &Agreement, rates: &Rates, b: &LineBody) -> Option<i64> {
+    let ccy = ag.currency(&b.currency)?;
+    let a = num::parse_minor_units(&b.amount, ccy.decimals()).ok()?;
+    if ccy.code() == ag.currency.code() {
+        return Some(a);
+    }
+    let date = Date::parse(&b.date)?;
+    costshare_core::costs::convert(ag, rates, &ccy, a, date)
+        .ok()
+        .map(|(v, _)| v)
+}
+
 /// The allocation of the lines under one agreement version.
 pub struct Part {
     pub version: usize,
@@ -387,7 +454,7 @@ pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
     for l in st.active() {
         let d = Date::parse(&l.body.date);
         let v = st.version_at(d);
-        let cl = validate_row(&st.versions[v].agreement, &rates, &raw_row(l))
+        let cl = cost_line(&st.versions[v].agreement, &rates, l)
             .map_err(|m| corrupt(l.seq, format!("line {} no longer validates: {m}", l.body.id)))?;
         per_version[v].push(cl);
     }

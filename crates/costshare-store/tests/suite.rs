@@ -485,13 +485,14 @@ fn replaces_voids_the_recorded_line(target: &str) {
     );
     assert_eq!(mark(&mut l), m);
 
-    // replacing a line of the same file drops it; replacing nothing is an error
+    // replacing a line of the same file supersedes it; replacing nothing is an error
     let out = record(
         &mut l,
         "b.csv",
         "id,date,category,amount,replaces\nM-1,2022-06-01,labor,5,\nM-2,2022-06-01,labor,6,M-1\n",
     );
-    assert_eq!((out.recorded, out.dropped, out.voided), (1, 1, 0));
+    // the superseded line is recorded and voided too, so a later file cannot bring it back
+    assert_eq!((out.recorded, out.dropped, out.voided), (2, 1, 0));
     let err = l
         .record(
             input(
@@ -504,7 +505,10 @@ fn replaces_voids_the_recorded_line(target: &str) {
         .unwrap_err();
     assert!(matches!(&err, LedgerError::Rows { errors, .. } if errors.len() == 1 && errors[0].line == 2));
     let st = state(&mut l);
-    assert!(st.by_id.contains_key("M-2") && !st.by_id.contains_key("M-1"));
+    assert!(st.by_id.contains_key("M-2"));
+    let m1 = &st.lines[st.by_id["M-1"]];
+    assert_eq!(m1.replaced_by.as_deref(), Some("M-2"), "M-1 is kept, voided by M-2");
+    assert!(m1.voided.is_some());
     verify_ok(&mut l);
 }
 
