@@ -24,7 +24,8 @@ step "init" $B init "$W/l.db" --agreement examples/us-japan-sma-2022.toml
 step "record $N lines" $B record "$W/l.db" "$W/costs.csv"
 step "report --by party,category" $B report --ledger "$W/l.db" --by party,category --format csv
 step "record the same file again (no-op)" $B record "$W/l.db" "$W/costs.csv"
-step "record 1 late line" $B record "$W/l.db" "$W/late.csv"
+step "record 1 late line --impact" $B record "$W/l.db" "$W/late.csv" --impact
+grep '^impact' "$W/out" | sed 's/^/    /' 
 step "report after the late line" $B report --ledger "$W/l.db" --by party,category --format csv
 step "verify" $B verify "$W/l.db"
 echo "ledger file: $(du -h "$W/l.db" | cut -f1)"

@@ -110,7 +110,7 @@ pub fn init(target: &str, agreement: &Path, rates: Option<&Path>) -> Result<Stri
     ))
 }
 
-pub fn record(target: &str, costs: &Path, rates: Option<&Path>) -> Result<String, CliError> {
+pub fn record(target: &str, costs: &Path, rates: Option<&Path>, impact: bool) -> Result<String, CliError> {
     let bytes = read(costs, "costs file")?;
     let rate_bytes = match rates {
         Some(p) => Some(read(p, "rates file")?),
@@ -164,6 +164,9 @@ pub fn record(target: &str, costs: &Path, rates: Option<&Path>) -> Result<String
         s.push_str(&format!("; {} rates added", out.rates_added));
     }
     s.push('\n');
+    if impact && (out.recorded > 0 || out.voided > 0) {
+        s.push_str(&impact_text(&mut l)?);
+    }
     s.push_str(&tail_of(&mut l)?);
     Ok(s)
 }
@@ -439,4 +442,80 @@ pub fn voided_note(target: &str, id: &str) -> Option<String> {
     Some(format!(
         "line `{id}` was voided (journal entry {seq}: {why}); `costshare history {target} --id {id}` shows its story"
     ))
+}
+
+/// What the last batch changed in earlier lines' allocation.
+fn impact_text(l: &mut Ledger) -> Result<String, CliError> {
+    let st = l.state().map_err(err)?;
+    let Some(batch) = st.batches.last() else {
+        return Ok(String::new());
+    };
+    let as_of = parse_as_of(None)?;
+    let imp = state::impact_of_batch(&st, batch.seq, as_of).map_err(|e| err(e.into()))?;
+    let dec = st.latest().agreement.currency.decimals();
+    let mut s = String::new();
+    match &imp.incremental {
+        Some((stats, t)) => s.push_str(&format!(
+            "impact: {} new line{} taken in incrementally: {} period group{} re-allocated ({} line-layers) in {:.2} ms\n",
+            imp.new_lines,
+            if imp.new_lines == 1 { "" } else { "s" },
+            stats.groups,
+            if stats.groups == 1 { "" } else { "s" },
+            stats.line_layers,
+            t.as_secs_f64() * 1000.0
+        )),
+        None => s.push_str(&format!(
+            "impact: {} new and {} voided line{} (fully re-allocated)\n",
+            imp.new_lines,
+            imp.voided_lines,
+            if imp.voided_lines == 1 { "" } else { "s" }
+        )),
+    }
+    if imp.changed.is_empty() {
+        s.push_str("impact: no earlier line's allocation changed\n");
+        return Ok(s);
+    }
+    let mut total = vec![0i128; imp.parties.len()];
+    for (_, d) in &imp.changed {
+        for (t, v) in total.iter_mut().zip(d) {
+            *t += *v as i128;
+        }
+    }
+    let moves: Vec<String> = imp
+        .parties
+        .iter()
+        .zip(&total)
+        .filter(|(_, v)| **v != 0)
+        .map(|(p, v)| format!("{p} {}{}", if *v > 0 { "+" } else { "" }, format_grouped(*v, dec)))
+        .collect();
+    s.push_str(&format!(
+        "impact: {} earlier line{} changed: {}\n",
+        imp.changed.len(),
+        if imp.changed.len() == 1 { "" } else { "s" },
+        moves.join(", ")
+    ));
+    let mut biggest: Vec<&(String, Vec<i64>)> = imp.changed.iter().collect();
+    biggest.sort_by_key(|(id, d)| {
+        (
+            std::cmp::Reverse(d.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0)),
+            id.clone(),
+        )
+    });
+    for (id, d) in biggest.into_iter().take(5) {
+        let parts: Vec<String> = imp
+            .parties
+            .iter()
+            .zip(d)
+            .filter(|(_, v)| **v != 0)
+            .map(|(p, v)| {
+                format!(
+                    "{p} {}{}",
+                    if *v > 0 { "+" } else { "" },
+                    format_grouped(*v as i128, dec)
+                )
+            })
+            .collect();
+        s.push_str(&format!("  {id}: {}\n", parts.join(", ")));
+    }
+    Ok(s)
 }

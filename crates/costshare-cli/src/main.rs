@@ -139,6 +139,9 @@ enum Command {
         /// Exchange rates to record first.
         #[arg(long, value_name = "FILE")]
         rates: Option<PathBuf>,
+        /// Also show what the new lines change in the allocation of earlier ones (late costs).
+        #[arg(long)]
+        impact: bool,
     },
     /// Void a recorded line; it stays in the journal and in `history`.
     #[command(after_help = "Example:\n  costshare void sma.ledger L-2022-04-OKI --reason \"entered twice\"")]
@@ -258,7 +261,12 @@ fn main() -> ExitCode {
             agreement,
             rates,
         } => ledger_cmds::init(&ledger, &agreement, rates.as_deref()),
-        Command::Record { ledger, costs, rates } => ledger_cmds::record(&ledger, &costs, rates.as_deref()),
+        Command::Record {
+            ledger,
+            costs,
+            rates,
+            impact,
+        } => ledger_cmds::record(&ledger, &costs, rates.as_deref(), impact),
         Command::Void { ledger, id, reason } => ledger_cmds::void(&ledger, &id, &reason),
         Command::Amend {
             ledger,

@@ -566,7 +566,7 @@ pub fn small(v: &BigOrSmall) -> u128 {
 /// What an incremental update recomputed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UpdateStats {
-    /// Period groups recomputed, over all layers.
+    /// Period groups of capped layers recomputed, over all layers.
     pub groups: usize,
     /// Line positions recomputed, over all layers (a line counts once per layer).
     pub line_layers: usize,
@@ -744,7 +744,9 @@ impl<'a> Incremental<'a> {
             }
             let mut next: Vec<usize> = Vec::new();
             for &(s, e) in &ranges {
-                stats.groups += 1;
+                if layer.cap.is_some() {
+                    stats.groups += 1;
+                }
                 stats.line_layers += e - s;
                 // load the group into the engine's buffers at 0..len
                 let len = e - s;

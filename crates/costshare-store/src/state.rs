@@ -531,3 +531,103 @@ pub fn year_totals(st: &State, parts: &[Part], fy: i32) -> Vec<StatementRow> {
     });
     rows
 }
+
+/// What a recorded batch changed in the allocation of the lines before it.
+#[derive(Clone, Debug)]
+pub struct Impact {
+    /// Lines the batch added.
+    pub new_lines: usize,
+    /// Lines the batch voided (through `replaces`).
+    pub voided_lines: usize,
+    /// When the batch only added lines: what the incremental allocator
+    /// recomputed to take them in, and how long that took.
+    pub incremental: Option<(costshare_core::alloc::UpdateStats, std::time::Duration)>,
+    /// Earlier lines whose allocation changed: id and change per party
+    /// (then UNALLOCATED).
+    pub changed: Vec<(String, Vec<i64>)>,
+    /// Party names in order (then UNALLOCATED).
+    pub parties: Vec<String>,
+}
+
+/// The impact of batch `batch_seq` on the lines recorded before it.
+pub fn impact_of_batch(st: &State, batch_seq: u64, as_of: Date) -> Result<Impact, StoreError> {
+    st.check_complete()?;
+    let rates = st.rates();
+    let nv = st.versions.len();
+    let mut base: Vec<Vec<CostLine>> = vec![Vec::new(); nv];
+    let mut new: Vec<Vec<CostLine>> = vec![Vec::new(); nv];
+    let mut gone: Vec<Vec<CostLine>> = vec![Vec::new(); nv];
+    for l in &st.lines {
+        let v = st.version_at(Date::parse(&l.body.date));
+        let cl = || cost_line(&st.versions[v].agreement, &rates, l).map_err(|m| corrupt(l.seq, m));
+        let voided_by_batch = matches!(&l.voided, Some((s, _)) if *s > batch_seq);
+        if l.body.batch == batch_seq {
+            if l.voided.is_none() {
+                new[v].push(cl()?);
+            }
+        } else if l.seq < batch_seq && (l.voided.is_none() || voided_by_batch) {
+            if voided_by_batch {
+                gone[v].push(cl()?);
+            } else {
+                base[v].push(cl()?);
+            }
+        }
+    }
+    let ag0 = &st.latest().agreement;
+    let mut parties: Vec<String> = ag0.parties.iter().map(|p| p.id.clone()).collect();
+    parties.push("UNALLOCATED".into());
+    let w = parties.len();
+    let new_lines = new.iter().map(Vec::len).sum();
+    let voided_lines = gone.iter().map(Vec::len).sum();
+    let mut changed = Vec::new();
+    let mut incremental = None;
+    if voided_lines == 0 {
+        let mut stats = costshare_core::alloc::UpdateStats::default();
+        let mut spent = std::time::Duration::ZERO;
+        for v in 0..nv {
+            let ag = &st.versions[v].agreement;
+            let n = base[v].len();
+            let mut inc = alloc::Incremental::new(ag, std::mem::take(&mut base[v]), as_of);
+            let before = inc.allocation().amounts;
+            let t = std::time::Instant::now();
+            for l in std::mem::take(&mut new[v]) {
+                let s = inc.add_line(l);
+                stats.groups += s.groups;
+                stats.line_layers += s.line_layers;
+            }
+            spent += t.elapsed();
+            let after = inc.allocation().amounts;
+            for i in 0..n {
+                let (b, a) = (&before[i * w..(i + 1) * w], &after[i * w..(i + 1) * w]);
+                if a != b {
+                    changed.push((inc.lines()[i].id.clone(), a.iter().zip(b).map(|(x, y)| x - y).collect()));
+                }
+            }
+        }
+        incremental = Some((stats, spent));
+    } else {
+        for v in 0..nv {
+            let ag = &st.versions[v].agreement;
+            let mut before_lines = base[v].clone();
+            before_lines.extend(gone[v].iter().cloned());
+            let before = alloc::allocate(ag, &before_lines, as_of);
+            let mut after_lines = std::mem::take(&mut base[v]);
+            let n = after_lines.len();
+            after_lines.extend(std::mem::take(&mut new[v]));
+            let after = alloc::allocate(ag, &after_lines, as_of);
+            for (i, line) in after_lines.iter().enumerate().take(n) {
+                let (b, a) = (before.row(i), after.row(i));
+                if a != b {
+                    changed.push((line.id.clone(), a.iter().zip(b).map(|(x, y)| x - y).collect()));
+                }
+            }
+        }
+    }
+    Ok(Impact {
+        new_lines,
+        voided_lines,
+        incremental,
+        changed,
+        parties,
+    })
+}
