@@ -401,6 +401,7 @@ pub fn history(target: &str, id: Option<&str>, format: Format) -> Result<String,
             let v = json!({
                 "entries": entries.iter().map(|e| json!({"seq": e.seq, "at": e.at.to_string(), "kind": e.kind, "id": e.id, "summary": state::summary(&st, e), "source": source(e)})).collect::<Vec<_>>(),
                 "journal": {"entries": st.entries, "head": st.head},
+                "agreement": {"id": st.latest().agreement.id, "sha256": st.latest().sha256},
             });
             Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
         }
@@ -417,7 +418,13 @@ pub fn history(target: &str, id: Option<&str>, format: Format) -> Result<String,
                 }
                 t.push(vec![e.seq.to_string(), e.at.to_string(), e.kind.to_string(), what]);
             }
-            Ok(format!("{}\n{}", t.render(), tail(&st)))
+            Ok(format!(
+                "{}\nagreement: {} sha256 {}\n{}",
+                t.render(),
+                st.latest().agreement.id,
+                st.latest().sha256,
+                tail(&st)
+            ))
         }
     }
 }
