@@ -486,6 +486,8 @@ pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
     }
     let mut rows = Vec::new();
     let mut rec = csv::ByteRecord::new();
+    // column positions, looked up once
+    let ix: [Option<usize>; 9] = COST_COLUMNS.map(|c| h.cols.get(c).copied());
     loop {
         let pos_line = lc.line_at(rdr.position().byte() as usize);
         match rdr.read_byte_record(&mut rec) {
@@ -523,17 +525,18 @@ pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
         if f.iter().all(|s| s.is_empty()) && f.len() <= 1 {
             continue; // a blank line
         }
+        let get = |k: usize| ix[k].and_then(|i| f.get(i)).copied().unwrap_or("").to_string();
         rows.push(RawRow {
             line,
-            id: h.get(&f, "id").to_string(),
-            date: h.get(&f, "date").to_string(),
-            category: h.get(&f, "category").to_string(),
-            amount: h.get(&f, "amount").to_string(),
-            currency: h.get(&f, "currency").to_string(),
-            quantity: h.get(&f, "quantity").to_string(),
-            site: h.get(&f, "site").to_string(),
-            description: h.get(&f, "description").to_string(),
-            replaces: h.get(&f, "replaces").to_string(),
+            id: get(0),
+            date: get(1),
+            category: get(2),
+            amount: get(3),
+            currency: get(4),
+            quantity: get(5),
+            site: get(6),
+            description: get(7),
+            replaces: get(8),
         });
     }
     if errors.is_empty() { Ok(rows) } else { Err(errors) }
@@ -710,7 +713,7 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
     let rows = read_rows(bytes)?;
     let mut errors = Vec::new();
     let mut lines: Vec<CostLine> = Vec::with_capacity(rows.len());
-    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut by_id: HashMap<String, usize, crate::fxhash::BuildFx> = HashMap::default();
     let mut duplicates = 0usize;
     let mut total: i128 = 0;
     for raw in &rows {

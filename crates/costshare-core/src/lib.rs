@@ -22,6 +22,7 @@ pub mod costs;
 pub mod demo;
 pub mod diag;
 pub mod explain;
+pub mod fxhash;
 pub mod keys;
 pub mod load;
 pub mod money;

@@ -118,7 +118,7 @@ pub fn report(ag: &Agreement, lines: &[CostLine], alloc: &Allocation, dims: &[Di
         }
     }
     let want_site = dims.contains(&Dim::Site);
-    let mut site_ids: HashMap<&str, i64> = HashMap::new();
+    let mut site_ids: HashMap<&str, i64, crate::fxhash::BuildFx> = HashMap::default();
     let mut sites: Vec<&str> = Vec::new();
     let mut line_site: Vec<i64> = Vec::new();
     if want_site {
@@ -134,7 +134,7 @@ pub fn report(ag: &Agreement, lines: &[CostLine], alloc: &Allocation, dims: &[Di
     }
     let by_party = dims.contains(&Dim::Party);
     let w = alloc.width();
-    let mut groups: HashMap<[i64; 5], i128> = HashMap::new();
+    let mut groups: HashMap<[i64; 5], i128, crate::fxhash::BuildFx> = HashMap::default();
     let key_of = |li: usize, party: i64| -> [i64; 5] {
         let l = &lines[li];
         let mut k = [0i64; 5];
