@@ -448,6 +448,56 @@ pub struct RawRow {
     pub replaces: String,
 }
 
+/// A costs row borrowed from the reader's buffer: the same columns as
+/// [`RawRow`] without copying them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowRef<'a> {
+    pub line: usize,
+    pub id: &'a str,
+    pub date: &'a str,
+    pub category: &'a str,
+    pub amount: &'a str,
+    pub currency: &'a str,
+    pub quantity: &'a str,
+    pub site: &'a str,
+    pub description: &'a str,
+    pub replaces: &'a str,
+}
+
+impl RawRow {
+    pub fn as_ref(&self) -> RowRef<'_> {
+        RowRef {
+            line: self.line,
+            id: &self.id,
+            date: &self.date,
+            category: &self.category,
+            amount: &self.amount,
+            currency: &self.currency,
+            quantity: &self.quantity,
+            site: &self.site,
+            description: &self.description,
+            replaces: &self.replaces,
+        }
+    }
+}
+
+impl RowRef<'_> {
+    pub fn to_owned_row(&self) -> RawRow {
+        RawRow {
+            line: self.line,
+            id: self.id.to_string(),
+            date: self.date.to_string(),
+            category: self.category.to_string(),
+            amount: self.amount.to_string(),
+            currency: self.currency.to_string(),
+            quantity: self.quantity.to_string(),
+            site: self.site.to_string(),
+            description: self.description.to_string(),
+            replaces: self.replaces.to_string(),
+        }
+    }
+}
+
 /// The costs columns the program reads.
 pub const COST_COLUMNS: [&str; 9] = [
     "id",
@@ -464,6 +514,14 @@ pub const COST_COLUMNS: [&str; 9] = [
 /// Read the rows of a costs CSV (header, quoting, BOM, CRLF, trimming, line
 /// numbers); no check of the values yet.
 pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
+    let mut rows = Vec::new();
+    let errors = for_each_row(bytes, |r| rows.push(r.to_owned_row()));
+    if errors.is_empty() { Ok(rows) } else { Err(errors) }
+}
+
+/// Call `f` with each row of a costs CSV, borrowed (no copy per field);
+/// returns the problems of the CSV layer (header, quoting, encoding).
+pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError> {
     let mut errors = Vec::new();
     let mut rdr = reader(bytes);
     let Some(h) = Header::read(
@@ -472,7 +530,7 @@ pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
         &COST_COLUMNS,
         &mut errors,
     ) else {
-        return Err(errors);
+        return errors;
     };
     let body = strip_bom(bytes);
     let mut lc = LineCounter::new(body);
@@ -482,9 +540,8 @@ pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
             id: None,
             message: "a quoted field is never closed (a missing `\"`)".into(),
         });
-        return Err(errors);
+        return errors;
     }
-    let mut rows = Vec::new();
     let mut rec = csv::ByteRecord::new();
     // column positions, looked up once
     let ix: [Option<usize>; 9] = COST_COLUMNS.map(|c| h.cols.get(c).copied());
@@ -506,7 +563,7 @@ pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
             .position()
             .map(|p| lc.line_at(p.byte() as usize))
             .unwrap_or(pos_line);
-        let f = match fields(&rec) {
+        let fl = match fields(&rec) {
             Ok(f) => f,
             Err(col) => {
                 let id = h
@@ -522,11 +579,11 @@ pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
                 continue;
             }
         };
-        if f.iter().all(|s| s.is_empty()) && f.len() <= 1 {
+        if fl.iter().all(|s| s.is_empty()) && fl.len() <= 1 {
             continue; // a blank line
         }
-        let get = |k: usize| ix[k].and_then(|i| f.get(i)).copied().unwrap_or("").to_string();
-        rows.push(RawRow {
+        let get = |k: usize| ix[k].and_then(|i| fl.get(i)).copied().unwrap_or("");
+        f(RowRef {
             line,
             id: get(0),
             date: get(1),
@@ -539,18 +596,23 @@ pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
             replaces: get(8),
         });
     }
-    if errors.is_empty() { Ok(rows) } else { Err(errors) }
+    errors
 }
 
 /// Check one row against the agreement and rates and convert it to the
 /// agreement currency. The error lists every problem of the row.
 pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Result<CostLine, String> {
+    validate_ref(agreement, rates, &raw.as_ref())
+}
+
+/// [`validate_row`] on a borrowed row.
+pub fn validate_ref(agreement: &Agreement, rates: &Rates, raw: &RowRef<'_>) -> Result<CostLine, String> {
     let mut bad: Vec<String> = Vec::new();
-    let id = raw.id.as_str();
+    let id = raw.id;
     if id.is_empty() {
         bad.push("id is empty".into());
     }
-    let date_text = raw.date.as_str();
+    let date_text = raw.date;
     let date = Date::parse(date_text);
     match date {
         None if date_text.is_empty() => bad.push("date is empty".into()),
@@ -561,7 +623,7 @@ pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Resul
         )),
         _ => {}
     }
-    let cat_text = raw.category.as_str();
+    let cat_text = raw.category;
     let category = agreement.category_index(cat_text);
     if category.is_none() {
         if cat_text.is_empty() {
@@ -578,7 +640,7 @@ pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Resul
     let ccy_code = if raw.currency.is_empty() {
         agreement_ccy
     } else {
-        raw.currency.as_str()
+        raw.currency
     };
     let ccy = agreement.currency(ccy_code);
     if ccy.is_none() {
@@ -586,7 +648,7 @@ pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Resul
             "unknown currency `{ccy_code}` (declare it under [currencies] in the agreement)"
         ));
     }
-    let amount_text = raw.amount.as_str();
+    let amount_text = raw.amount;
     let source_amount = match &ccy {
         Some(c) => match num::parse_minor_units(amount_text, c.decimals()) {
             Ok(a) => Some(a),
@@ -612,7 +674,7 @@ pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Resul
         None => None,
     };
     let unit = category.and_then(|c| agreement.categories[c].unit.as_deref());
-    let qty_text = raw.quantity.as_str();
+    let qty_text = raw.quantity;
     let quantity = match unit {
         None => None,
         Some(unit) => match num::parse_rational(qty_text, 18) {
@@ -659,7 +721,7 @@ pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Resul
         return Err("incomplete row".into());
     };
     Ok(CostLine {
-        id: raw.id.clone(),
+        id: raw.id.to_string(),
         date,
         category,
         amount,
@@ -667,13 +729,13 @@ pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Resul
         currency: ccy.code().to_string(),
         rate: rate_used,
         quantity,
-        site: raw.site.clone(),
-        description: raw.description.clone(),
+        site: raw.site.to_string(),
+        description: raw.description.to_string(),
         row: raw.line,
         replaces: if raw.replaces.is_empty() {
             None
         } else {
-            Some(raw.replaces.clone())
+            Some(raw.replaces.to_string())
         },
     })
 }
@@ -710,23 +772,27 @@ pub fn convert(
 
 /// Parse a costs CSV against an agreement and rates.
 pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result<Costs, Vec<RowError>> {
-    let rows = read_rows(bytes)?;
     let mut errors = Vec::new();
-    let mut lines: Vec<CostLine> = Vec::with_capacity(rows.len());
+    let mut lines: Vec<CostLine> = Vec::with_capacity(bytes.len() / 48);
     let mut by_id: HashMap<String, usize, crate::fxhash::BuildFx> = HashMap::default();
     let mut duplicates = 0usize;
     let mut total: i128 = 0;
-    for raw in &rows {
-        let cl = match validate_row(agreement, rates, raw) {
+    // rows are validated as they are read: no copy of the file's text is kept
+    let csv_errors = for_each_row(bytes, |raw| {
+        let cl = match validate_ref(agreement, rates, &raw) {
             Ok(cl) => cl,
             Err(message) => {
-                let id = if raw.id.is_empty() { None } else { Some(raw.id.clone()) };
+                let id = if raw.id.is_empty() {
+                    None
+                } else {
+                    Some(raw.id.to_string())
+                };
                 errors.push(RowError {
                     line: raw.line,
                     id,
                     message,
                 });
-                continue;
+                return;
             }
         };
         match by_id.get(&cl.id) {
@@ -757,6 +823,13 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
                 lines.push(cl);
             }
         }
+    });
+    if !csv_errors.is_empty() {
+        // the CSV layer failed (header, quoting, encoding): report those with the row errors
+        let mut all = csv_errors;
+        all.extend(errors);
+        all.sort_by_key(|e| e.line);
+        return Err(all);
     }
     // replacements within the file
     let mut replaced_by: HashMap<&str, usize> = HashMap::new();
