@@ -462,7 +462,7 @@ impl Cx {
                 Vec::new()
             }
         };
-        let ctx_currency = head.as_ref().map(|h| h.currency.clone());
+        let ctx_currency = head.as_ref().map(|h| h.currency);
         let keys = match field(doc, "keys") {
             Some((_, v)) => self.keys(v, &parties),
             None => Vec::new(),
@@ -998,7 +998,7 @@ impl Cx {
             cap_ok = false;
         }
         if let Some((_, cv)) = cap_f {
-            let ccy = cx.currency.clone();
+            let ccy = cx.currency;
             match self.schedule(cv, "`cap`", !is_term, |c, x| c.money(x, "cap", &ccy)) {
                 Some(s) => cap = Some(Cap::Money(s)),
                 None => cap_ok = false,

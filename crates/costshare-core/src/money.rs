@@ -2,11 +2,21 @@
 
 use std::fmt::Write;
 
-/// A currency and its number of minor-unit decimals.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A currency and its number of minor-unit decimals. The code is three
+/// ASCII capitals, held inline (no allocation per use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Currency {
-    code: String,
+    code: [u8; 3],
     decimals: u32,
+}
+
+fn code_bytes(code: &str) -> [u8; 3] {
+    let b = code.as_bytes();
+    let mut out = *b"???";
+    if b.len() == 3 {
+        out.copy_from_slice(b);
+    }
+    out
 }
 
 /// The built-in currencies; they cannot be redefined.
@@ -18,20 +28,21 @@ pub const MAX_DECIMALS: u32 = 18;
 impl Currency {
     pub fn builtin(code: &str) -> Option<Currency> {
         BUILTIN.iter().find(|(c, _)| *c == code).map(|(c, d)| Currency {
-            code: c.to_string(),
+            code: code_bytes(c),
             decimals: *d,
         })
     }
 
+    /// A declared currency; `code` is three ASCII capitals (checked by the loader).
     pub fn declared(code: &str, decimals: u32) -> Currency {
         Currency {
-            code: code.to_string(),
+            code: code_bytes(code),
             decimals,
         }
     }
 
     pub fn code(&self) -> &str {
-        &self.code
+        std::str::from_utf8(&self.code).unwrap_or("???")
     }
 
     pub fn decimals(&self) -> u32 {
