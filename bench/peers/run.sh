@@ -179,7 +179,7 @@ tool_cmd() {
     ledger) CMD=(ledger --args-only -f "$d/journal.ledger" balance --flat --no-total
                  --balance-format '%(account)\t%(display_total)\n' '^Expenses:Party:') ;;
     hledger) CMD=(hledger -f "$d/journal.hledger" balance --auto -O csv '^Expenses:Party:') ;;
-    beancount) CMD=(env BEANCOUNT_DISABLE_LOAD_CACHE=1 PYTHONPATH="$HERE" "$VENV/bin/bean-query" -f csv "$d/journal.beancount"
+    beancount) CMD=(env BEANCOUNT_DISABLE_LOAD_CACHE=1 PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$HERE" "$VENV/bin/bean-query" -f csv "$d/journal.beancount"
                     "SELECT account, sum(position) AS total WHERE account ~ '^Expenses:Party:' GROUP BY account ORDER BY account") ;;
   esac
 }
@@ -194,11 +194,14 @@ SUMMARY=$WORK/summary.tsv
 printf 'tool\tlines\tstatus\tinput_bytes\tsecs\tkb\n' > "$SUMMARY"
 FAILED=0
 declare -A CS_OK=()
+GEN_STAMP=$(sha256sum < "$HERE/gen.py" | cut -c1-16)  # generated files are reused until gen.py changes
 for n in "${SIZES[@]}"; do
   d=$WORK/data-$n-seed$SEED
-  if [[ ! -f $d/.done ]]; then
+  if [[ ! -f $d/.done || $(cat "$d/.done") != "$GEN_STAMP" ]]; then
     say "generating $n lines (seed $SEED) into $d"
-    rm -rf "$d" && python3 "$HERE/gen.py" "$n" "$SEED" "$d" && touch "$d/.done"
+    rm -rf "$d"
+    python3 "$HERE/gen.py" "$n" "$SEED" "$d" || { echo "run.sh: gen.py failed" >&2; exit 1; }
+    echo "$GEN_STAMP" > "$d/.done"
   fi
   for t in "${TOOL_LIST[@]}"; do
     bytes=$(stat -c %s "$d/$(tool_input "$t")")
@@ -247,6 +250,7 @@ for n in "${SIZES[@]}"; do
 done
 
 # ---- 4. table ---------------------------------------------------------------------------------
+printf 'load_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$META"
 python3 "$HERE/table.py" --summary "$SUMMARY" --versions "$VERSIONS" --meta "$META" \
   --expected "$(for n in "${SIZES[@]}"; do printf '%s=%s ' "$n" "$WORK/data-$n-seed$SEED/expected.csv"; done)" \
   ${OUT:+--out "$OUT"}
