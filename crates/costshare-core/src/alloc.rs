@@ -18,7 +18,7 @@
 use crate::agreement::{Agreement, Cap, CapPolicy, Shares};
 use crate::calendar::{Date, Period};
 use crate::costs::CostLine;
-use crate::num::{BigOrSmall, BigRational, FloorRem, Q};
+use crate::num::{BigRational, FloorRem, Q};
 use num_bigint::BigInt;
 use num_traits::ToPrimitive;
 use std::cmp::Ordering;
@@ -353,7 +353,6 @@ impl Engine {
             return true;
         }
         // f = C / S; X = C; floors plus largest remainders, ties to the earlier line
-        let f = Q::S(cap as u128, total);
         let mut floors: i128 = 0;
         self.order_buf.clear();
         for k in s..e {
@@ -361,7 +360,7 @@ impl Engine {
             if o == 0 {
                 continue;
             }
-            let fr = mul_floor_rem_exact(o as u128, cap as u128, total, &f);
+            let fr = mul_floor_rem_exact(o as u128, cap as u128, total);
             let fl = fr.floor_u128() as i64;
             self.take[k] = fl;
             floors += fl as i128;
@@ -442,7 +441,7 @@ fn cmp_rem(a: &FloorRem, b: &FloorRem) -> Ordering {
 
 /// `o · c / s` as floor and remainder over `s` (not reduced, so remainders of
 /// one group compare directly).
-fn mul_floor_rem_exact(o: u128, c: u128, s: u128, _f: &Q) -> FloorRem {
+fn mul_floor_rem_exact(o: u128, c: u128, s: u128) -> FloorRem {
     // o, c < 2^63, so o·c < 2^126 always fits
     let p = o * c;
     FloorRem::S(p / s, p % s)
@@ -556,11 +555,6 @@ impl Splitter {
             acc[*j] += 1;
         }
     }
-}
-
-/// Shorthand used by explanations: the integer of a [`BigOrSmall`].
-pub fn small(v: &BigOrSmall) -> u128 {
-    v.to_u128()
 }
 
 /// What an incremental update recomputed.

@@ -474,17 +474,6 @@ impl BigOrSmall {
     }
 }
 
-/// `a · n / d` for non-negative integers, exact, as `(floor, remainder)` with
-/// the remainder in `[0, d)`; in `u128` when the product fits.
-pub fn mul_div_floor(a: u128, n: u128, d: u128) -> (BigOrSmall, BigOrSmall) {
-    if let Some(p) = a.checked_mul(n) {
-        return (BigOrSmall::S(p / d), BigOrSmall::S(p % d));
-    }
-    let p = BigInt::from(a) * BigInt::from(n);
-    let (q, r) = p.div_mod_floor(&BigInt::from(d));
-    (BigOrSmall::B(q), BigOrSmall::B(r))
-}
-
 /// Exact decimal text of a non-negative rational when it terminates within
 /// `max_frac` digits, else `n/d`. For messages and explanations, not money.
 pub fn fmt_ratio(r: &BigRational, max_frac: usize) -> String {
