@@ -1,44 +1,31 @@
 //! The ledger from the command line (SQLite): the forms of the ledger issue,
 //! end to end as a user runs them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-struct Dir(PathBuf);
+mod common;
+use common::{Dir, run};
 
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("costshare-ledger-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-    fn file(&self, name: &str, body: &str) -> String {
-        std::fs::write(self.0.join(name), body).unwrap();
-        self.path(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+/// JP pays utilities up to 1,000 a fiscal year; the US pays the rest.
+const UTILITIES: &str = r#"[agreement]
+id = "u"
+currency = "JPY"
+start = "2022-04-01"
+end = "2024-03-31"
+fiscal_year_start = "04-01"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.u]
+name = "Utilities"
+  [[categories.u.layers]]
+  split = { JP = "100%" }
+  cap = 1000
+  [[categories.u.layers]]
+  split = { US = "100%" }
+"#;
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = run(args);
@@ -161,27 +148,7 @@ fn bad_file_records_nothing_and_names_every_row() {
 #[test]
 fn corrections_statements_and_adjustments() {
     let d = Dir::new("close");
-    let a = d.file(
-        "a.toml",
-        r#"[agreement]
-id = "u"
-currency = "JPY"
-start = "2022-04-01"
-end = "2024-03-31"
-fiscal_year_start = "04-01"
-[parties.JP]
-name = "JP"
-[parties.US]
-name = "US"
-[categories.u]
-name = "Utilities"
-  [[categories.u.layers]]
-  split = { JP = "100%" }
-  cap = 1000
-  [[categories.u.layers]]
-  split = { US = "100%" }
-"#,
-    );
+    let a = d.file("a.toml", UTILITIES);
     let l = d.path("l.db");
     ok(&["init", &l, "--agreement", &a]);
     ok(&[
@@ -242,8 +209,8 @@ name = "Utilities"
   [[categories.u.layers]]
   split = { US = "100%" }
 "#;
-    let a = d.file("a.toml", &base.replace("END", "2024-03-31").replace("CAP", "1000"));
-    let b = d.file("b.toml", &base.replace("END", "2026-03-31").replace("CAP", "500"));
+    let a = d.file("a.toml", base.replace("END", "2024-03-31").replace("CAP", "1000"));
+    let b = d.file("b.toml", base.replace("END", "2026-03-31").replace("CAP", "500"));
     let l = d.path("l.db");
     ok(&["init", &l, "--agreement", &a]);
     ok(&[
@@ -317,27 +284,7 @@ fn editing_the_journal_behind_the_programs_back_is_caught() {
 #[test]
 fn replacements_hold_across_files() {
     let d = Dir::new("replaces");
-    let a = d.file(
-        "a.toml",
-        r#"[agreement]
-id = "u"
-currency = "JPY"
-start = "2022-04-01"
-end = "2024-03-31"
-fiscal_year_start = "04-01"
-[parties.JP]
-name = "JP"
-[parties.US]
-name = "US"
-[categories.u]
-name = "Utilities"
-  [[categories.u.layers]]
-  split = { JP = "100%" }
-  cap = 1000
-  [[categories.u.layers]]
-  split = { US = "100%" }
-"#,
-    );
+    let a = d.file("a.toml", UTILITIES);
     let l = d.path("l.db");
     ok(&["init", &l, "--agreement", &a]);
     // a line superseded within a file cannot come back from a later file

@@ -1,0 +1,46 @@
+//! Helpers shared by the CLI integration tests: a temporary directory that
+//! cleans up after itself, and running the binary.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+use std::process::Command;
+
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    /// A fresh directory for one test (`tag` unique within the test binary).
+    pub fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("costshare-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+    /// Write a file and return its path.
+    pub fn file(&self, name: &str, body: impl AsRef<[u8]>) -> String {
+        std::fs::write(self.0.join(name), body).unwrap();
+        self.path(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run `costshare` with `args`: (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
