@@ -8,7 +8,7 @@ use costshare_core::costs::{Costs, Rates, RowError, parse_costs, parse_rates_par
 use costshare_core::diag::{self, Severity};
 use costshare_core::money::{format_grouped, format_minor};
 use costshare_core::report::{self, Dim};
-use costshare_core::{alloc, explain, load};
+use costshare_core::{alloc, explain, load, stream};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -142,29 +142,73 @@ impl Run {
             .map(|p| p.alloc.provisional.iter().filter(|&&x| x).count())
             .sum()
     }
+    /// What the rendered outputs say about the run besides its rows.
+    pub fn meta(&self) -> Meta<'_> {
+        Meta {
+            agreements: self.parts.iter().map(|p| &p.la).collect(),
+            journal: self.journal.as_ref(),
+            as_of: self.as_of,
+            lines: self.line_count(),
+            provisional: self.provisional_count(),
+        }
+    }
+}
+
+/// The facts around a report: agreements (the last one names the parties),
+/// journal, as-of date, counts.
+pub struct Meta<'a> {
+    pub agreements: Vec<&'a LoadedAgreement>,
+    pub journal: Option<&'a JournalInfo>,
+    pub as_of: Date,
+    pub lines: usize,
+    pub provisional: usize,
+}
+
+impl Meta<'_> {
+    fn main(&self) -> &LoadedAgreement {
+        self.agreements[self.agreements.len() - 1]
+    }
+
     /// Agreement hashes and the journal head, for JSON.
     pub fn provenance(&self) -> Value {
         let m = self.main();
-        let mut v = json!({"agreement": {"id": m.la.agreement.id, "sha256": m.la.sha256}});
-        if self.parts.len() > 1 {
+        let mut v = json!({"agreement": {"id": m.agreement.id, "sha256": m.sha256}});
+        if self.agreements.len() > 1 {
             v["agreement_versions"] = json!(
-                self.parts
+                self.agreements
                     .iter()
-                    .map(|p| json!({"id": p.la.agreement.id, "sha256": p.la.sha256}))
+                    .map(|la| json!({"id": la.agreement.id, "sha256": la.sha256}))
                     .collect::<Vec<_>>()
             );
         }
-        if let Some(j) = &self.journal {
+        if let Some(j) = self.journal {
             v["journal"] = json!({"entries": j.entries, "head": j.head});
         }
         v
     }
 }
 
-fn run(inputs: &Inputs) -> Result<Run, CliError> {
+/// The file inputs of a command, the agreement and rates already read.
+struct FileInputs<'a> {
+    la: LoadedAgreement,
+    rates: Rates,
+    rates_path: Option<&'a Path>,
+    rate_errors: Vec<RowError>,
+    costs: &'a Path,
+    as_of: Date,
+}
+
+enum Prepared<'a> {
+    Ledger(Run),
+    Files(Box<FileInputs<'a>>),
+}
+
+fn prepare(inputs: &Inputs) -> Result<Prepared<'_>, CliError> {
     let as_of = parse_as_of(inputs.as_of.as_deref())?;
     let (agreement, costs) = match (&inputs.ledger, &inputs.agreement, &inputs.costs) {
-        (Some(l), None, None) if inputs.rates.is_none() => return crate::ledger_cmds::run_ledger(l, as_of),
+        (Some(l), None, None) if inputs.rates.is_none() => {
+            return crate::ledger_cmds::run_ledger(l, as_of).map(Prepared::Ledger);
+        }
         (Some(_), _, _) => {
             return Err(CliError::Usage(
                 "--ledger reads the agreement, costs and rates recorded in the ledger; do not give --agreement, --costs or --rates with it".into(),
@@ -185,23 +229,132 @@ fn run(inputs: &Inputs) -> Result<Run, CliError> {
         }
         None => (Rates::empty(), Vec::new()),
     };
-    let bytes = read(costs, "costs file")?;
+    Ok(Prepared::Files(Box::new(FileInputs {
+        la,
+        rates,
+        rates_path: inputs.rates.as_deref(),
+        rate_errors,
+        costs: costs.as_path(),
+        as_of,
+    })))
+}
+
+fn run(inputs: &Inputs) -> Result<Run, CliError> {
+    match prepare(inputs)? {
+        Prepared::Ledger(r) => Ok(r),
+        Prepared::Files(f) => run_files(*f),
+    }
+}
+
+/// The general path: every line parsed, kept and allocated.
+fn run_files(f: FileInputs<'_>) -> Result<Run, CliError> {
+    let bytes = read(f.costs, "costs file")?;
     // check the costs even when some rates are bad, so every bad row of both
     // files is named in one run
-    let parsed = parse_costs(&la.agreement, &bytes, &rates);
+    let parsed = parse_costs(&f.la.agreement, &bytes, &f.rates);
+    drop(bytes);
     let mut msg = String::new();
-    if let (Some(p), false) = (&inputs.rates, rate_errors.is_empty()) {
-        msg.push_str(&row_errors_text(p, "rates file", &rate_errors));
+    if let (Some(p), false) = (f.rates_path, f.rate_errors.is_empty()) {
+        msg.push_str(&row_errors_text(p, "rates file", &f.rate_errors));
     }
     let costs = match parsed {
         Ok(c) if msg.is_empty() => c,
         Ok(_) => return Err(CliError::Input(msg)),
         Err(e) => {
-            msg.push_str(&row_errors_text(costs, "costs file", &e));
+            msg.push_str(&row_errors_text(f.costs, "costs file", &e));
             return Err(CliError::Input(msg));
         }
     };
-    Ok(run_with(la, costs, as_of))
+    Ok(run_with(f.la, costs, f.as_of))
+}
+
+/// The streaming path (`costshare_core::stream`): the costs file read in
+/// blocks, each block's halves on two threads, no line kept. `Ok(Err(why))`
+/// when the input needs the general path.
+fn stream_report(f: &FileInputs<'_>, dims: &[Dim]) -> Result<Result<stream::StreamReport, stream::Fallback>, CliError> {
+    use std::io::Read;
+    const BLOCK: usize = 8 << 20;
+    let cannot = |e: std::io::Error| {
+        CliError::Input(format!(
+            "costshare: error: cannot read costs file `{}`: {e}",
+            f.costs.display()
+        ))
+    };
+    let mut file = std::fs::File::open(f.costs).map_err(cannot)?;
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK.min(size + 1) + 4096);
+    // fill `buf` to about BLOCK bytes; true at the end of the file
+    let fill = |file: &mut std::fs::File, buf: &mut Vec<u8>| -> Result<bool, CliError> {
+        while buf.len() < BLOCK {
+            let have = buf.len();
+            buf.resize(have.max(BLOCK), 0);
+            let n = file.read(&mut buf[have..]).map_err(cannot);
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    buf.truncate(have);
+                    return Err(e);
+                }
+            };
+            buf.truncate(have + n);
+            if n == 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let mut eof = fill(&mut file, &mut buf)?;
+    let bom = if buf.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let Some(nl) = memchr_newline(&buf[bom..]) else {
+        return Ok(Err(stream::Fallback("no header line in the first block")));
+    };
+    let header_end = bom + nl + 1;
+    let plan = match stream::Plan::new(&f.la.agreement, &f.rates, dims, &buf[bom..header_end - 1]) {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(why)),
+    };
+    let hint = size / 80; // per worker: half the lines, at 40 bytes a line
+    let mut workers = vec![plan.worker(hint), plan.worker(hint)];
+    let mut start = header_end;
+    loop {
+        let end = if eof {
+            buf.len()
+        } else {
+            match buf[start..].iter().rposition(|&b| b == b'\n') {
+                Some(i) => start + i + 1,
+                None => start,
+            }
+        };
+        let block = &buf[start..end];
+        let ok = match (block.len() > 1 << 16, stream::split_point(block)) {
+            (true, Some(cut)) => {
+                let (a, b) = block.split_at(cut);
+                let (w0, w1) = workers.split_at_mut(1);
+                let plan = &plan;
+                std::thread::scope(|s| {
+                    let h = s.spawn(|| w1[0].feed(plan, b));
+                    let r0 = w0[0].feed(plan, a);
+                    let r1 = h.join().unwrap_or(Err(stream::Fallback("a worker panicked")));
+                    r0.and(r1)
+                })
+            }
+            _ => workers[0].feed(&plan, block),
+        };
+        if let Err(why) = ok {
+            return Ok(Err(why));
+        }
+        if eof {
+            break;
+        }
+        buf.drain(..end);
+        start = 0;
+        eof = fill(&mut file, &mut buf)?;
+    }
+    Ok(plan.finish(workers))
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
 }
 
 pub fn run_with(la: LoadedAgreement, costs: Costs, as_of: Date) -> Run {
@@ -238,8 +391,8 @@ pub fn check(path: &Path) -> Result<String, CliError> {
     ))
 }
 
-fn footer(r: &Run) -> String {
-    let prov = r.provisional_count();
+fn footer(r: &Meta<'_>) -> String {
+    let prov = r.provisional;
     let mut s = String::new();
     if prov > 0 {
         s.push_str(&format!(
@@ -248,10 +401,10 @@ fn footer(r: &Run) -> String {
             r.as_of
         ));
     }
-    for p in &r.parts {
-        s.push_str(&format!("agreement: {} sha256 {}\n", p.la.agreement.id, p.la.sha256));
+    for la in &r.agreements {
+        s.push_str(&format!("agreement: {} sha256 {}\n", la.agreement.id, la.sha256));
     }
-    if let Some(j) = &r.journal {
+    if let Some(j) = r.journal {
         s.push_str(&format!("journal: {} entries, head {}\n", j.entries, j.head));
     }
     s
@@ -326,7 +479,7 @@ pub fn render_allocation(r: &Run, format: Format) -> String {
                 }
             }
             let totals = party_totals(r);
-            let mut v = r.provenance();
+            let mut v = r.meta().provenance();
             v["currency"] = json!(a.currency.code());
             v["as_of"] = json!(r.as_of.to_string());
             v["lines"] = json!(items);
@@ -397,7 +550,7 @@ pub fn render_allocation(r: &Run, format: Format) -> String {
             if r.provisional_count() > 0 {
                 out.push_str("* provisional: in a pro-rata period not yet ended\n");
             }
-            out.push_str(&footer(r));
+            out.push_str(&footer(&r.meta()));
             out
         }
     }
@@ -416,7 +569,38 @@ fn party_totals(r: &Run) -> Vec<i128> {
 
 pub fn report(inputs: &Inputs, by: &str, format: Format) -> Result<String, CliError> {
     let dims = report::parse_dims(by).map_err(|e| CliError::Usage(format!("--by: {e}")))?;
-    let r = run(inputs)?;
+    let f = match prepare(inputs)? {
+        Prepared::Ledger(r) => return render_report(&r, &dims, format),
+        Prepared::Files(f) => f,
+    };
+    // COSTSHARE_REPORT_PATH=general forces the general path; =explain says
+    // on stderr which path ran and why (for tests and benchmarks)
+    let mode = std::env::var("COSTSHARE_REPORT_PATH").unwrap_or_default();
+    let streamed = if mode == "general" {
+        Err(stream::Fallback("COSTSHARE_REPORT_PATH=general"))
+    } else if !f.rate_errors.is_empty() {
+        Err(stream::Fallback("bad rates"))
+    } else {
+        stream_report(&f, &dims)?
+    };
+    if mode == "explain" {
+        match &streamed {
+            Ok(_) => eprintln!("costshare: report path: streaming"),
+            Err(why) => eprintln!("costshare: report path: general ({})", why.0),
+        }
+    }
+    if let Ok(sr) = streamed {
+        let rows = sr.rows.map_err(|e| too_large(&e.group))?;
+        let meta = Meta {
+            agreements: vec![&f.la],
+            journal: None,
+            as_of: f.as_of,
+            lines: sr.lines,
+            provisional: 0,
+        };
+        return Ok(render_rows(&meta, &rows, &dims, format));
+    }
+    let r = run_files(*f)?;
     render_report(&r, &dims, format)
 }
 
@@ -471,9 +655,14 @@ pub fn report_rows(r: &Run, dims: &[Dim]) -> Result<Vec<report::Row>, CliError> 
 }
 
 pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, CliError> {
-    let a = &r.main().la.agreement;
-    let dec = a.currency.decimals();
     let rows = report_rows(r, dims)?;
+    Ok(render_rows(&r.meta(), &rows, dims, format))
+}
+
+/// Report rows as CSV, JSON or a table.
+pub fn render_rows(r: &Meta<'_>, rows: &[report::Row], dims: &[Dim], format: Format) -> String {
+    let a = &r.main().agreement;
+    let dec = a.currency.decimals();
     let total: i128 = rows.iter().map(|r| r.amount as i128).sum();
     match format {
         Format::Csv => {
@@ -481,13 +670,13 @@ pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, Cl
             let mut hdr: Vec<&str> = dims.iter().map(|d| d.name()).collect();
             hdr.push("amount");
             csv_record(&mut out, &hdr);
-            for row in &rows {
+            for row in rows {
                 let mut f: Vec<&str> = row.values.iter().map(String::as_str).collect();
                 let amt = format_minor(row.amount as i128, dec);
                 f.push(&amt);
                 csv_record(&mut out, &f);
             }
-            Ok(out)
+            out
         }
         Format::Json => {
             let items: Vec<Value> = rows
@@ -507,8 +696,8 @@ pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, Cl
             v["by"] = json!(dims.iter().map(|d| d.name()).collect::<Vec<_>>());
             v["rows"] = json!(items);
             v["total"] = json!(format_minor(total, dec));
-            v["provisional_lines"] = json!(r.provisional_count());
-            Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+            v["provisional_lines"] = json!(r.provisional);
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
         }
         Format::Table => {
             let mut hdr: Vec<&str> = dims.iter().map(|d| d.name()).collect();
@@ -518,7 +707,7 @@ pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, Cl
             align.push(Align::Right);
             align.push(Align::Right);
             let mut t = Table::new(&hdr, &align);
-            for row in &rows {
+            for row in rows {
                 let mut cells = row.values.clone();
                 if let Some(i) = dims.iter().position(|d| *d == Dim::Site)
                     && cells[i].is_empty()
@@ -538,7 +727,7 @@ pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, Cl
             let mut out = format!(
                 "{} — {} lines, in {}, by {}, as of {}\n\n",
                 a.title,
-                r.line_count(),
+                r.lines,
                 a.currency.code(),
                 dims.iter().map(|d| d.name()).collect::<Vec<_>>().join(", "),
                 r.as_of
@@ -546,7 +735,7 @@ pub fn render_report(r: &Run, dims: &[Dim], format: Format) -> Result<String, Cl
             out.push_str(&t.render());
             out.push('\n');
             out.push_str(&footer(r));
-            Ok(out)
+            out
         }
     }
 }

@@ -17,8 +17,14 @@ fn cases() -> Vec<PathBuf> {
 }
 
 fn run(args: &[&str]) -> (i32, Vec<u8>, String) {
+    run_env(args, "explain")
+}
+
+/// `path`: the value of COSTSHARE_REPORT_PATH (`general` forces the general path).
+fn run_env(args: &[&str], path: &str) -> (i32, Vec<u8>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
         .args(args)
+        .env("COSTSHARE_REPORT_PATH", path)
         .output()
         .expect("binary runs");
     (
@@ -31,6 +37,7 @@ fn run(args: &[&str]) -> (i32, Vec<u8>, String) {
 #[test]
 fn conformance_cases_byte_for_byte() {
     let mut failures = Vec::new();
+    let mut streamed = 0;
     for dir in cases() {
         let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
         let case = std::fs::read_to_string(dir.join("case.txt")).unwrap();
@@ -55,7 +62,8 @@ fn conformance_cases_byte_for_byte() {
         if code != 0 || out != want {
             failures.push(format!("{}: allocate (exit {code}) {err}", dir.display()));
         }
-        let (code, out, err) = run(&[
+        // the report, by whichever path the input takes, then by the general one
+        let args = [
             "report",
             "--agreement",
             &p("agreement.toml"),
@@ -67,11 +75,19 @@ fn conformance_cases_byte_for_byte() {
             &dims,
             "--format",
             "csv",
-        ]);
+        ];
         let want = std::fs::read(dir.join("report.csv")).unwrap();
-        if code != 0 || out != want {
-            failures.push(format!("{}: report (exit {code}) {err}", dir.display()));
+        for path in ["explain", "general"] {
+            let (code, out, err) = run_env(&args, path);
+            if code != 0 || out != want {
+                failures.push(format!("{}: report, {path} path (exit {code}) {err}", dir.display()));
+            }
+            if err.contains("report path: streaming") {
+                streamed += 1;
+            }
         }
     }
     assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n"));
+    // the uncapped cases take the streaming path
+    assert!(streamed >= 3, "only {streamed} cases took the streaming path");
 }

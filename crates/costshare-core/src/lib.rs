@@ -12,6 +12,7 @@
 //! - [`keys`]: shares from weights with floors and ceilings.
 //! - [`costs`]: cost lines and exchange rates from CSV bytes.
 //! - [`alloc`]: the fast allocator; [`reference`]: the literal oracle.
+//! - [`stream`]: the one-pass report of uncapped agreements (no lines kept).
 //! - [`report`]: totals by dimension; [`explain`]: one line, layer by layer.
 //! - [`demo`]: a seeded five-year cost history for the 2022 agreement.
 
@@ -29,6 +30,7 @@ pub mod money;
 pub mod num;
 pub mod reference;
 pub mod report;
+pub mod stream;
 
 pub use agreement::Agreement;
 pub use alloc::{Allocation, allocate};

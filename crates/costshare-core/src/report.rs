@@ -103,20 +103,7 @@ pub struct TotalTooLarge {
 /// the order given: parties in agreement order (UNALLOCATED last), fiscal
 /// years and months ascending, categories and sites in byte order.
 pub fn report(ag: &Agreement, lines: &[CostLine], alloc: &Allocation, dims: &[Dim]) -> Result<Vec<Row>, TotalTooLarge> {
-    // rank categories and sites by byte order so keys are small integers
-    let mut cat_rank = vec![0i64; ag.categories.len()];
-    {
-        let mut ids: Vec<(usize, &str)> = ag
-            .categories
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i, c.id.as_str()))
-            .collect();
-        ids.sort_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
-        for (rank, (i, _)) in ids.into_iter().enumerate() {
-            cat_rank[i] = rank as i64;
-        }
-    }
+    let cat_rank = category_ranks(ag);
     let want_site = dims.contains(&Dim::Site);
     let mut site_ids: HashMap<&str, i64, crate::fxhash::BuildFx> = HashMap::default();
     let mut sites: Vec<&str> = Vec::new();
@@ -164,6 +151,36 @@ pub fn report(ag: &Agreement, lines: &[CostLine], alloc: &Allocation, dims: &[Di
             }
         }
     }
+    rows_from_groups(ag, dims, &cat_rank, &sites, groups)
+}
+
+/// Rank of each category (in agreement order) by byte order of its id, so
+/// report keys are small integers that sort like the ids.
+pub(crate) fn category_ranks(ag: &Agreement) -> Vec<i64> {
+    let mut cat_rank = vec![0i64; ag.categories.len()];
+    let mut ids: Vec<(usize, &str)> = ag
+        .categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i, c.id.as_str()))
+        .collect();
+    ids.sort_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
+    for (rank, (i, _)) in ids.into_iter().enumerate() {
+        cat_rank[i] = rank as i64;
+    }
+    cat_rank
+}
+
+/// Turn group totals into sorted, named report rows. A key holds, in `dims`
+/// order: the party index, the fiscal-year label, the category rank, an index
+/// into `sites`, or the month index.
+pub(crate) fn rows_from_groups<S: std::hash::BuildHasher>(
+    ag: &Agreement,
+    dims: &[Dim],
+    cat_rank: &[i64],
+    sites: &[&str],
+    groups: HashMap<[i64; 5], i128, S>,
+) -> Result<Vec<Row>, TotalTooLarge> {
     // site ranks by byte order
     let mut site_rank = vec![0i64; sites.len()];
     {

@@ -525,3 +525,111 @@ unit = "worker"
         alloc::allocate(&ag, inc.lines(), as_of()).amounts
     );
 }
+
+/// The streaming report (one pass, no lines kept) gives the general path's
+/// rows on uncapped agreements, for every kind of dimension list, whether
+/// the file is fed to one worker or split between two.
+#[test]
+fn streaming_report_equals_general_report() {
+    use costshare_core::report::{self, Dim};
+    use costshare_core::stream::{Plan, split_point};
+    let dim_lists: [&[Dim]; 6] = [
+        &[Dim::Party],
+        &[Dim::Party, Dim::Category],
+        &[Dim::Category, Dim::Site],
+        &[Dim::FiscalYear, Dim::Month],
+        &[Dim::Site, Dim::Party, Dim::Month],
+        &[Dim::Party, Dim::FiscalYear, Dim::Category, Dim::Site, Dim::Month],
+    ];
+    let mut streamed = 0;
+    for seed in 0..300u64 {
+        let c = gen_case(seed);
+        // drop every cap: the streaming path takes uncapped agreements only
+        let toml: String = c
+            .toml
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !(t.starts_with("cap") || t.starts_with("period") || t.starts_with("cap_policy"))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let case = Case { toml, csv: c.csv };
+        let (ag, lines) = load_case(&case);
+        let alloc = alloc::allocate(&ag, &lines, as_of());
+        let (header, body) = case.csv.split_once('\n').unwrap();
+        let rates = Rates::empty();
+        for dims in dim_lists {
+            let general = report::report(&ag, &lines, &alloc, dims);
+            let plan = Plan::new(&ag, &rates, dims, header.as_bytes()).expect("uncapped plan");
+            let two = seed % 2 == 0;
+            let mut workers = vec![plan.worker(4), plan.worker(4)];
+            let body = body.as_bytes();
+            match (two, split_point(body)) {
+                (true, Some(cut)) => {
+                    workers[0].feed(&plan, &body[..cut]).unwrap();
+                    workers[1].feed(&plan, &body[cut..]).unwrap();
+                }
+                _ => workers[0].feed(&plan, body).unwrap(),
+            }
+            let sr = plan.finish(workers).unwrap();
+            assert_eq!(sr.lines, lines.len(), "seed {seed}");
+            assert_eq!(sr.rows, general, "seed {seed} dims {dims:?}\n{}", case.toml);
+            streamed += 1;
+        }
+    }
+    assert_eq!(streamed, 300 * 6);
+}
+
+/// What the streaming path must leave to the general one.
+#[test]
+fn streaming_report_falls_back() {
+    use costshare_core::report::Dim;
+    use costshare_core::stream::{Fallback, Plan};
+    let ag = load::load(
+        "[agreement]\nid = \"a\"\ntitle = \"t\"\ncurrency = \"USD\"\nstart = \"2022-01-01\"\nend = \"2022-12-31\"\n\
+         fiscal_year_start = \"01-01\"\nfiscal_year_label = \"start\"\n[parties.A]\nname = \"A\"\n[parties.B]\nname = \"B\"\n\
+         [categories.x]\nname = \"x\"\n  [[categories.x.layers]]\n  split = { A = \"50%\", B = \"50%\" }\n",
+    )
+    .agreement
+    .unwrap();
+    let rates = Rates::empty();
+    let dims = [Dim::Party];
+    let run = |header: &str, rows: &[&str]| -> Result<(), Fallback> {
+        let plan = Plan::new(&ag, &rates, &dims, header.as_bytes())?;
+        let mut w = vec![plan.worker(1), plan.worker(1)];
+        w[0].feed(&plan, rows[0].as_bytes())?;
+        if let Some(r) = rows.get(1) {
+            w[1].feed(&plan, r.as_bytes())?;
+        }
+        plan.finish(w).map(|_| ())
+    };
+    let h = "id,date,category,amount";
+    assert!(run(h, &["a,2022-01-01,x,1.00\nb,2022-01-02,x,2.00\n"]).is_ok());
+    for (why, header, rows) in [
+        ("repeat", h, vec!["a,2022-01-01,x,1.00\na,2022-01-01,x,1.00\n"]),
+        (
+            "repeat across workers",
+            h,
+            vec!["a,2022-01-01,x,1.00\n", "a,2022-01-01,x,1.00\n"],
+        ),
+        ("quote", h, vec!["\"a\",2022-01-01,x,1.00\n"]),
+        ("lone CR", h, vec!["a,2022-01-01,x,1.00\rb,2022-01-01,x,1.00\n"]),
+        ("bad date", h, vec!["a,2022-13-01,x,1.00\n"]),
+        ("out of term", h, vec!["a,2023-01-01,x,1.00\n"]),
+        ("category", h, vec!["a,2022-01-01,y,1.00\n"]),
+        ("amount", h, vec!["a,2022-01-01,x,1.001\n"]),
+        ("empty id", h, vec![",2022-01-01,x,1.00\n"]),
+        (
+            "replaces",
+            "id,date,category,amount,replaces",
+            vec!["b,2022-01-01,x,1.00,a\n"],
+        ),
+        ("missing column", "id,date,amount", vec!["a,2022-01-01,1.00\n"]),
+        ("twice", "id,id,date,category,amount", vec!["a,a,2022-01-01,x,1.00\n"]),
+    ] {
+        assert!(run(header, &rows).is_err(), "{why} should fall back");
+    }
+    let plan = Plan::new(&ag, &rates, &dims, h.as_bytes()).unwrap();
+    assert!(plan.worker(1).feed(&plan, b"a,2022-01-01,x,1.00\n\xff\n").is_err());
+}

@@ -1,0 +1,512 @@
+//! The streaming report: a costs CSV totalled by report dimensions in one
+//! pass, keeping no lines — only the id set (to refuse repeated ids) and the
+//! report's groups. Memory does not grow with the number of lines beyond
+//! those two.
+//!
+//! It takes the common, clean case only, and says when it cannot:
+//! - every layer of the agreement is uncapped, so each line's allocation
+//!   depends on that line alone (caps need the lines of a period together);
+//! - rows have no quotes, no lone carriage returns and valid UTF-8;
+//! - every row is valid, no id repeats, no row `replaces` another.
+//!
+//! On anything else a call returns [`Fallback`] and the caller runs the
+//! general path (`parse_costs`, `allocate`, `report`), which gives the exact
+//! diagnostics or handles the rare feature. So this path never writes an
+//! error message, and its result equals the general path's row for row (the
+//! tests compare the two on random agreements and files).
+//!
+//! Work can be split: [`Plan::worker`] makes independent workers, each fed
+//! whole lines (say, the two halves of a block on two cores);
+//! [`Plan::finish`] merges them, refusing an id seen by two workers.
+//! The hot path allocates nothing per line.
+
+use crate::agreement::Agreement;
+use crate::alloc::Splitter;
+use crate::calendar::Date;
+use crate::costs::{COST_COLUMNS, Rates, convert};
+use crate::fxhash::{BuildFx, Fx};
+use crate::num;
+use crate::report::{Dim, Row, TotalTooLarge, category_ranks, rows_from_groups};
+use std::collections::HashMap;
+use std::hash::Hasher;
+
+/// The streaming path cannot take this input; run the general path. The
+/// reason is for logs and tests, not for users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fallback(pub &'static str);
+
+/// What a streaming run produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamReport {
+    /// The report rows, as [`crate::report::report`] gives them.
+    pub rows: Result<Vec<Row>, TotalTooLarge>,
+    /// Cost lines counted.
+    pub lines: usize,
+}
+
+/// Column kinds, in [`COST_COLUMNS`] order.
+const ID: usize = 0;
+const DATE: usize = 1;
+const CATEGORY: usize = 2;
+const AMOUNT: usize = 3;
+const CURRENCY: usize = 4;
+const QUANTITY: usize = 5;
+const SITE: usize = 6;
+const REPLACES: usize = 8;
+const NONE: u8 = u8::MAX;
+
+/// Checked once: the agreement, the header and the dimensions.
+pub struct Plan<'a> {
+    ag: &'a Agreement,
+    rates: &'a Rates,
+    dims: Vec<Dim>,
+    /// For each CSV column, the kind it holds (`NONE` for ignored columns).
+    col_kind: Vec<u8>,
+    cat_rank: Vec<i64>,
+    /// Per category: it declares a unit (quantities are checked).
+    unit: Vec<bool>,
+    by_party: bool,
+    /// Decimals of amounts written in the agreement currency (as the
+    /// general path looks them up).
+    own_decimals: u32,
+}
+
+impl<'a> Plan<'a> {
+    /// `header` is the first line of the file (BOM and line break removed).
+    pub fn new(ag: &'a Agreement, rates: &'a Rates, dims: &[Dim], header: &[u8]) -> Result<Plan<'a>, Fallback> {
+        if ag.categories.iter().any(|c| c.layers.iter().any(|l| l.cap.is_some())) {
+            return Err(Fallback("a capped layer"));
+        }
+        if dims.is_empty() || dims.len() > 5 {
+            return Err(Fallback("dimensions"));
+        }
+        let header = header.strip_suffix(b"\r").unwrap_or(header);
+        if header.contains(&b'"') || header.contains(&b'\r') {
+            return Err(Fallback("header needs the full CSV reader"));
+        }
+        let header = std::str::from_utf8(header).map_err(|_| Fallback("header not UTF-8"))?;
+        let mut col_kind = Vec::new();
+        let mut seen = [false; 9];
+        for name in header.split(',') {
+            let name = name.trim_matches(' ');
+            let kind = COST_COLUMNS.iter().position(|c| *c == name);
+            match kind {
+                Some(k) if seen[k] => return Err(Fallback("a column appears twice")),
+                Some(k) => {
+                    seen[k] = true;
+                    col_kind.push(k as u8);
+                }
+                None => col_kind.push(NONE),
+            }
+        }
+        if !(seen[ID] && seen[DATE] && seen[CATEGORY] && seen[AMOUNT]) {
+            return Err(Fallback("a required column is missing"));
+        }
+        Ok(Plan {
+            ag,
+            rates,
+            dims: dims.to_vec(),
+            col_kind,
+            cat_rank: category_ranks(ag),
+            unit: ag.categories.iter().map(|c| c.unit.is_some()).collect(),
+            by_party: dims.contains(&Dim::Party),
+            own_decimals: ag
+                .currency(ag.currency.code())
+                .map(|c| c.decimals())
+                .unwrap_or(ag.currency.decimals()),
+        })
+    }
+
+    /// A worker with room for about `lines_hint` ids before it grows.
+    pub fn worker(&self, lines_hint: usize) -> Worker {
+        let w = self.ag.parties.len() + 1;
+        Worker {
+            ids: IdSet::with_capacity(lines_hint),
+            splitter: Splitter::new(w - 1),
+            row: vec![0; w],
+            slots: HashMap::default(),
+            sums: Vec::new(),
+            last: None,
+            sites: HashMap::default(),
+            site_names: Vec::new(),
+            lines: 0,
+            total: 0,
+        }
+    }
+
+    /// Merge the workers' totals into report rows. Fails when two workers
+    /// saw the same id (the general path then names the rows).
+    pub fn finish(&self, mut workers: Vec<Worker>) -> Result<StreamReport, Fallback> {
+        // the largest id set is probed by the others
+        workers.sort_by_key(|w| std::cmp::Reverse(w.ids.len));
+        let mut total: i128 = 0;
+        for (i, w) in workers.iter().enumerate() {
+            for other in &workers[..i] {
+                if w.ids.iter().any(|id| other.ids.contains(id)) {
+                    return Err(Fallback("an id repeated across blocks"));
+                }
+            }
+            total += w.total;
+        }
+        if total > i64::MAX as i128 {
+            return Err(Fallback("total beyond 64 bits"));
+        }
+        let w = self.ag.parties.len() + 1;
+        let mut site_ids: HashMap<&str, i64, BuildFx> = HashMap::default();
+        let mut sites: Vec<&str> = Vec::new();
+        let mut groups: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
+        let mut lines = 0usize;
+        let site_pos = self.dims.iter().position(|d| *d == Dim::Site);
+        let party_pos = self.dims.iter().position(|d| *d == Dim::Party);
+        for wk in &workers {
+            lines += wk.lines;
+            for (key, &slot) in &wk.slots {
+                let mut k = [0i64; 5];
+                let mut j = 0;
+                for (n, d) in self.dims.iter().enumerate() {
+                    if *d != Dim::Party {
+                        k[n] = key[j];
+                        j += 1;
+                    }
+                }
+                if let Some(sp) = site_pos {
+                    let name = wk.site_names[k[sp] as usize].as_str();
+                    let next = sites.len() as i64;
+                    k[sp] = *site_ids.entry(name).or_insert_with(|| {
+                        sites.push(name);
+                        next
+                    });
+                }
+                let sums = &wk.sums[slot as usize * w..(slot as usize + 1) * w];
+                match party_pos {
+                    Some(pp) => {
+                        for (p, &v) in sums.iter().enumerate() {
+                            if v != 0 {
+                                k[pp] = p as i64;
+                                *groups.entry(k).or_insert(0) += v;
+                            }
+                        }
+                    }
+                    None => {
+                        let v: i128 = sums.iter().sum();
+                        if v != 0 {
+                            *groups.entry(k).or_insert(0) += v;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(StreamReport {
+            rows: rows_from_groups(self.ag, &self.dims, &self.cat_rank, &sites, groups),
+            lines,
+        })
+    }
+}
+
+/// One worker's state: its ids and its group totals.
+pub struct Worker {
+    ids: IdSet,
+    splitter: Splitter,
+    /// One line's parts (parties, then UNALLOCATED).
+    row: Vec<i64>,
+    /// Non-party dimension values → slot in `sums`.
+    slots: HashMap<[i64; 4], u32, BuildFx>,
+    /// `sums[slot · width + party]`.
+    sums: Vec<i128>,
+    last: Option<([i64; 4], u32)>,
+    sites: HashMap<String, u32, BuildFx>,
+    site_names: Vec<String>,
+    lines: usize,
+    total: i128,
+}
+
+impl Worker {
+    /// Take whole lines: `data` ends at a line break or at the end of the
+    /// file. It must not contain the header.
+    pub fn feed(&mut self, plan: &Plan<'_>, data: &[u8]) -> Result<(), Fallback> {
+        if memchr::memchr(b'"', data).is_some() {
+            return Err(Fallback("a quoted field"));
+        }
+        let text = std::str::from_utf8(data).map_err(|_| Fallback("not UTF-8"))?;
+        let mut start = 0usize;
+        let bytes = text.as_bytes();
+        for nl in memchr::memchr_iter(b'\n', bytes) {
+            self.line(plan, &text[start..nl])?;
+            start = nl + 1;
+        }
+        if start < bytes.len() {
+            self.line(plan, &text[start..])?;
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, plan: &Plan<'_>, line: &str) -> Result<(), Fallback> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.as_bytes().contains(&b'\r') {
+            return Err(Fallback("a lone carriage return"));
+        }
+        let mut f: [&str; 9] = [""; 9];
+        let mut n = 0usize;
+        let mut any = false;
+        for (i, field) in line.split(',').enumerate() {
+            let t = field.trim_matches(' ');
+            any |= !t.is_empty();
+            if let Some(&k) = plan.col_kind.get(i)
+                && k != NONE
+            {
+                f[k as usize] = t;
+            }
+            n = i + 1;
+        }
+        if !any && n <= 1 {
+            return Ok(()); // a blank line
+        }
+        let ag = plan.ag;
+        if f[ID].is_empty() {
+            return Err(Fallback("an empty id"));
+        }
+        if !f[REPLACES].is_empty() {
+            return Err(Fallback("a replacement"));
+        }
+        let date = Date::parse(f[DATE]).ok_or(Fallback("a bad date"))?;
+        if !ag.in_term(date) {
+            return Err(Fallback("a date outside the term"));
+        }
+        let cat = ag
+            .categories
+            .iter()
+            .position(|c| c.id == f[CATEGORY])
+            .ok_or(Fallback("an unknown category"))?;
+        let ccy = f[CURRENCY];
+        let amount = if ccy.is_empty() || ccy == ag.currency.code() {
+            num::parse_minor_units(f[AMOUNT], plan.own_decimals).map_err(|_| Fallback("a bad amount"))?
+        } else {
+            let c = ag.currency(ccy).ok_or(Fallback("an unknown currency"))?;
+            let a = num::parse_minor_units(f[AMOUNT], c.decimals()).map_err(|_| Fallback("a bad amount"))?;
+            convert(ag, plan.rates, &c, a, date).map_err(|_| Fallback("no rate"))?.0
+        };
+        if plan.unit[cat] {
+            match num::parse_rational(f[QUANTITY], 18) {
+                Ok(q) if !q.is_zero() => {}
+                _ => return Err(Fallback("a bad quantity")),
+            }
+        }
+        if !self.ids.insert(f[ID].as_bytes()) {
+            return Err(Fallback("a repeated id"));
+        }
+        self.total += amount as i128;
+        if self.total > i64::MAX as i128 {
+            return Err(Fallback("total beyond 64 bits"));
+        }
+        self.lines += 1;
+        // allocate: uncapped layers, so the line alone decides its parts
+        let fy = ag.fy_index(date);
+        let w = self.row.len();
+        self.row.fill(0);
+        let mut rem = amount;
+        for layer in &ag.categories[cat].layers {
+            let o = match &layer.portion {
+                None => rem,
+                Some(_) if rem == 0 => 0,
+                Some(p) => p.get(fy).mul_int_rhe(rem as u128).to_u128() as i64,
+            };
+            if o == 0 {
+                continue;
+            }
+            rem -= o;
+            self.splitter.split(o, layer.split.get(fy), &mut self.row[..w - 1]);
+        }
+        self.row[w - 1] += rem;
+        // the group of its non-party dimensions
+        let mut key = [0i64; 4];
+        let mut j = 0;
+        for d in &plan.dims {
+            let v = match d {
+                Dim::Party => continue,
+                Dim::FiscalYear => ag.calendar.fy_of(date) as i64,
+                Dim::Category => plan.cat_rank[cat],
+                Dim::Month => date.month_index() as i64,
+                Dim::Site => self.site(f[SITE]) as i64,
+            };
+            key[j] = v;
+            j += 1;
+        }
+        let slot = match self.last {
+            Some((k, s)) if k == key => s,
+            _ => {
+                let next = self.slots.len() as u32;
+                let s = *self.slots.entry(key).or_insert(next);
+                if s == next {
+                    self.sums.resize(self.sums.len() + w, 0);
+                }
+                self.last = Some((key, s));
+                s
+            }
+        };
+        let sums = &mut self.sums[slot as usize * w..(slot as usize + 1) * w];
+        if plan.by_party {
+            for (s, &v) in sums.iter_mut().zip(&self.row) {
+                *s += v as i128;
+            }
+        } else {
+            sums[0] += self.row.iter().map(|&v| v as i128).sum::<i128>();
+        }
+        Ok(())
+    }
+
+    fn site(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.sites.get(s) {
+            return i;
+        }
+        let i = self.site_names.len() as u32;
+        self.sites.insert(s.to_string(), i);
+        self.site_names.push(s.to_string());
+        i
+    }
+
+    /// Lines taken so far.
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+}
+
+/// A set of ids: their bytes in one arena, open addressing over 64-bit slots
+/// holding a 16-bit hash tag and the arena offset. No allocation per id.
+struct IdSet {
+    /// 0 = empty; else `tag << 48 | (offset + 1)`.
+    slots: Vec<u64>,
+    /// Each id as a 2-byte little-endian length and its bytes.
+    arena: Vec<u8>,
+    len: usize,
+}
+
+const OFFSET_BITS: u32 = 48;
+
+fn hash_id(id: &[u8]) -> u64 {
+    let mut h = Fx::default();
+    h.write(id);
+    h.finish()
+}
+
+impl IdSet {
+    fn with_capacity(n: usize) -> IdSet {
+        let slots = (n.max(8) * 2).next_power_of_two();
+        IdSet {
+            slots: vec![0; slots],
+            arena: Vec::with_capacity(n.saturating_mul(12).min(1 << 30)),
+            len: 0,
+        }
+    }
+
+    fn id_at(&self, slot: u64) -> &[u8] {
+        let off = ((slot & ((1 << OFFSET_BITS) - 1)) - 1) as usize;
+        let n = u16::from_le_bytes([self.arena[off], self.arena[off + 1]]) as usize;
+        &self.arena[off + 2..off + 2 + n]
+    }
+
+    /// Where `id` is or would go.
+    fn find(&self, id: &[u8], h: u64) -> (usize, bool) {
+        let mask = self.slots.len() - 1;
+        let tag = h >> OFFSET_BITS;
+        let mut i = h as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return (i, false);
+            }
+            if s >> OFFSET_BITS == tag && self.id_at(s) == id {
+                return (i, true);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn contains(&self, id: &[u8]) -> bool {
+        self.find(id, hash_id(id)).1
+    }
+
+    /// Add `id`; false when it was already there.
+    fn insert(&mut self, id: &[u8]) -> bool {
+        let Ok(n) = u16::try_from(id.len()) else {
+            // an id over 64 KiB: count it as seen so the general path decides
+            return false;
+        };
+        let h = hash_id(id);
+        let (i, found) = self.find(id, h);
+        if found {
+            return false;
+        }
+        let off = self.arena.len() as u64;
+        if off + 1 >= 1 << OFFSET_BITS {
+            return false;
+        }
+        self.arena.extend_from_slice(&n.to_le_bytes());
+        self.arena.extend_from_slice(id);
+        self.slots[i] = (h >> OFFSET_BITS) << OFFSET_BITS | (off + 1);
+        self.len += 1;
+        if self.len * 2 > self.slots.len() {
+            self.grow();
+        }
+        true
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![0; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, bigger);
+        let mask = self.slots.len() - 1;
+        for s in old.into_iter().filter(|&s| s != 0) {
+            let h = hash_id(self.id_at(s));
+            let mut i = h as usize & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut off = 0usize;
+        std::iter::from_fn(move || {
+            if off >= self.arena.len() {
+                return None;
+            }
+            let n = u16::from_le_bytes([self.arena[off], self.arena[off + 1]]) as usize;
+            let id = &self.arena[off + 2..off + 2 + n];
+            off += 2 + n;
+            Some(id)
+        })
+    }
+}
+
+/// Where to cut `data` near its middle so both parts hold whole lines: just
+/// after a line break, or `None` when there is none to cut at.
+pub fn split_point(data: &[u8]) -> Option<usize> {
+    let mid = data.len() / 2;
+    memchr::memchr(b'\n', &data[mid..]).map(|i| mid + i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_set() {
+        let mut s = IdSet::with_capacity(1);
+        for i in 0..10_000 {
+            assert!(s.insert(format!("L{i:07}").as_bytes()));
+        }
+        assert!(!s.insert(b"L0000042"));
+        assert!(s.contains(b"L0009999"));
+        assert!(!s.contains(b"L0010000"));
+        assert_eq!(s.len, 10_000);
+        assert_eq!(s.iter().count(), 10_000);
+        assert!(s.insert(b""));
+        assert!(!s.insert(b""));
+    }
+
+    #[test]
+    fn split_points() {
+        assert_eq!(split_point(b"a\nb\nc\n"), Some(4));
+        assert_eq!(split_point(b"abc"), None);
+    }
+}
