@@ -9,7 +9,8 @@ use crate::backend::{self, Backend, Row, StoreError};
 use crate::journal::{self, Body, Entry, LineBody, StatementRow};
 use crate::state::{self, State};
 use costshare_core::calendar::Date;
-use costshare_core::costs::{RawRow, RowError, parse_rates_partial, read_rows, validate_row};
+use costshare_core::costs::{RowError, RowRef, for_each_row, parse_rates_partial, validate_ref, validate_row};
+use costshare_core::fxhash::BuildFx;
 use costshare_core::money::format_minor;
 use costshare_core::num::fmt_ratio;
 use std::collections::HashMap;
@@ -262,14 +263,10 @@ impl Ledger {
         progress: &mut dyn FnMut(&str, u64, u64),
     ) -> Result<RecordOutcome, LedgerError> {
         progress("reading the file", 0, 0);
-        let rows = read_rows(costs.bytes).map_err(|errors| LedgerError::Rows {
-            file: costs.name.to_string(),
-            errors,
-        })?;
         let file = costs.name.to_string();
         let sha = journal::sha256_hex(costs.bytes);
         progress("reading the journal (waiting for other writers)", 0, 0);
-        let out = self.transact(now, |st| plan_record(st, &file, &sha, &rows, rates.as_ref(), progress));
+        let out = self.transact(now, |st| plan_record(st, &file, &sha, costs.bytes, rates.as_ref(), progress));
         progress("done", 0, 0);
         out
     }
@@ -525,39 +522,63 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
     Ok(out)
 }
 
-/// The normalized, recorded form of a valid row.
-fn line_body(st: &State, v: usize, raw: &RawRow, cl: &costshare_core::CostLine) -> LineBody {
+/// The normalized, recorded form of a valid row (its strings moved, not copied).
+fn line_body(st: &State, v: usize, raw: &RowRef<'_>, cl: costshare_core::CostLine) -> LineBody {
     let ag = &st.versions[v].agreement;
     let ccy = ag.currency(&cl.currency);
     LineBody {
         batch: 0,
-        id: cl.id.clone(),
+        id: cl.id,
         date: cl.date.to_string(),
-        category: raw.category.clone(),
+        category: raw.category.to_string(),
         amount: ccy
             .map(|c| format_minor(cl.source_amount as i128, c.decimals()))
-            .unwrap_or_else(|| raw.amount.clone()),
-        currency: cl.currency.clone(),
+            .unwrap_or_else(|| raw.amount.to_string()),
+        currency: cl.currency,
         quantity: cl
             .quantity
             .as_ref()
             .map(|q| fmt_ratio(&q.to_big(), 18))
             .unwrap_or_default(),
-        site: cl.site.clone(),
-        description: cl.description.clone(),
-        replaces: cl.replaces.clone().unwrap_or_default(),
+        site: cl.site,
+        description: cl.description,
+        replaces: cl.replaces.unwrap_or_default(),
     }
 }
 
+/// The same recorded values (the batch aside).
 fn same_line(a: &LineBody, b: &LineBody) -> bool {
-    LineBody { batch: 0, ..a.clone() } == LineBody { batch: 0, ..b.clone() }
+    a.id == b.id
+        && a.date == b.date
+        && a.category == b.category
+        && a.amount == b.amount
+        && a.currency == b.currency
+        && a.quantity == b.quantity
+        && a.site == b.site
+        && a.description == b.description
+        && a.replaces == b.replaces
+}
+
+/// A valid row of the file being recorded.
+struct Pending {
+    /// Physical line in the file.
+    line: usize,
+    body: LineBody,
+    /// In the agreement currency.
+    amount: i64,
+}
+
+impl Pending {
+    fn replaces(&self) -> Option<&String> {
+        (!self.body.replaces.is_empty()).then_some(&self.body.replaces)
+    }
 }
 
 fn plan_record(
     st: &State,
     file: &str,
     sha: &str,
-    rows: &[RawRow],
+    bytes: &[u8],
     rates: Option<&Input<'_>>,
     progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<(Vec<Body>, RecordOutcome), LedgerError> {
@@ -579,56 +600,73 @@ fn plan_record(
         costshare_core::costs::Rates::from_rows(merged.iter().map(|((c, d), (_, r))| (c.clone(), *d, r.clone())))
             .unwrap_or_default();
     let mut errors: Vec<RowError> = Vec::new();
-    // valid rows, first occurrence of each id in the file
-    let mut accepted: Vec<(usize, LineBody, Option<String>, i64)> = Vec::new();
-    let mut in_file: HashMap<&str, usize> = HashMap::new();
-    let mut outcome = RecordOutcome::default();
-    let total_rows = rows.len() as u64;
-    for (ri, raw) in rows.iter().enumerate() {
-        if ri % 20_000 == 0 {
-            progress("checking rows", ri as u64, total_rows);
+    // every row checked as it is read: no copy of the file's text is kept
+    let total_rows = memchr::memchr_iter(b'\n', bytes).count() as u64;
+    let mut pending: Vec<Pending> = Vec::with_capacity(total_rows as usize);
+    let mut rows = 0u64;
+    let csv_errors = for_each_row(bytes, |raw| {
+        if rows % 20_000 == 0 {
+            progress("checking rows", rows, total_rows);
         }
-        let v = st.version_at(Date::parse(&raw.date));
-        match validate_row(&st.versions[v].agreement, &rates_now, raw) {
+        rows += 1;
+        let v = st.version_at(Date::parse(raw.date));
+        match validate_ref(&st.versions[v].agreement, &rates_now, &raw) {
             Err(message) => errors.push(RowError {
                 line: raw.line,
-                id: if raw.id.is_empty() { None } else { Some(raw.id.clone()) },
+                id: if raw.id.is_empty() { None } else { Some(raw.id.to_string()) },
                 message,
             }),
-            Ok(cl) => {
-                let body = line_body(st, v, raw, &cl);
-                match in_file.get(raw.id.as_str()) {
-                    Some(&k) => {
-                        if !same_line(&accepted[k].1, &body) || accepted[k].2 != cl.replaces {
-                            errors.push(RowError {
-                                line: raw.line,
-                                id: Some(raw.id.clone()),
-                                message: format!(
-                                    "id repeated with different values (first on line {})",
-                                    rows[accepted[k].0].line
-                                ),
-                            });
-                        }
-                    }
-                    None => {
-                        in_file.insert(raw.id.as_str(), accepted.len());
-                        accepted.push((ri, body, cl.replaces.clone(), cl.amount));
-                    }
+            Ok(cl) => pending.push(Pending {
+                line: raw.line,
+                amount: cl.amount,
+                body: line_body(st, v, &raw, cl),
+            }),
+        }
+    });
+    if !csv_errors.is_empty() {
+        return Err(LedgerError::Rows {
+            file: file.to_string(),
+            errors: csv_errors,
+        });
+    }
+    // valid rows, first occurrence of each id in the file
+    let mut in_file: HashMap<&str, usize, BuildFx> = HashMap::default();
+    in_file.reserve(pending.len());
+    let mut accepted: Vec<&Pending> = Vec::with_capacity(pending.len());
+    // where each accepted row sits in `pending`
+    let mut accepted_at: Vec<usize> = Vec::with_capacity(pending.len());
+    for (at, p) in pending.iter().enumerate() {
+        match in_file.get(p.body.id.as_str()) {
+            Some(&k) => {
+                let first: &Pending = accepted[k];
+                if !same_line(&first.body, &p.body) {
+                    errors.push(RowError {
+                        line: p.line,
+                        id: Some(p.body.id.clone()),
+                        message: format!("id repeated with different values (first on line {})", first.line),
+                    });
                 }
+            }
+            None => {
+                in_file.insert(p.body.id.as_str(), accepted.len());
+                accepted.push(p);
+                accepted_at.push(at);
             }
         }
     }
+    let mut outcome = RecordOutcome::default();
     // what is new, and what is recorded already (the same values, `replaces`
     // included, are "already there"; other values are an error)
     let mut is_new: Vec<bool> = Vec::with_capacity(accepted.len());
-    for (ri, body, _, _) in &accepted {
+    for p in &accepted {
+        let body = &p.body;
         match st.by_id.get(&body.id) {
             Some(&i) => {
                 if same_line(&st.lines[i].body, body) {
                     outcome.already += 1;
                 } else {
                     errors.push(RowError {
-                        line: rows[*ri].line,
+                        line: p.line,
                         id: Some(body.id.clone()),
                         message: format!(
                             "id already recorded with different values (journal entry {}); record the correction under a new id with `replaces`",
@@ -645,19 +683,20 @@ fn plan_record(
     // file) is voided, once; a line superseded within the file is recorded
     // and voided, so a later file cannot bring it back
     let mut voids: Vec<Body> = Vec::new();
-    let mut replaced_once: HashMap<String, usize> = HashMap::new();
-    for (k, (ri, body, replaces, _)) in accepted.iter().enumerate() {
-        let Some(r) = replaces else { continue };
+    let mut replaced_once: HashMap<&str, usize, BuildFx> = HashMap::default();
+    for (k, p) in accepted.iter().enumerate() {
+        let body = &p.body;
+        let Some(r) = p.replaces() else { continue };
         if !is_new[k] {
             continue; // recorded already, with this same `replaces`: done then
         }
-        let line = rows[*ri].line;
+        let line = p.line;
         let fail = |m: String| RowError {
             line,
             id: Some(body.id.clone()),
             message: m,
         };
-        if let Some(prev) = replaced_once.insert(r.clone(), line) {
+        if let Some(prev) = replaced_once.insert(r.as_str(), line) {
             errors.push(fail(format!("replaces `{r}`, which line {prev} already replaces")));
             continue;
         }
@@ -693,17 +732,18 @@ fn plan_record(
     }
     // a cycle of replacements (p replaces q, q replaces p) would void them all
     {
-        let next: HashMap<&str, &str> = accepted
+        let next: HashMap<&str, &str, BuildFx> = accepted
             .iter()
-            .filter_map(|(_, b, r, _)| r.as_deref().map(|r| (b.id.as_str(), r)))
+            .filter_map(|p| p.replaces().map(|r| (p.body.id.as_str(), r.as_str())))
             .collect();
-        for (ri, body, _, _) in &accepted {
+        for p in accepted.iter().filter(|_| !next.is_empty()) {
+            let body = &p.body;
             let mut cur = body.id.as_str();
             for _ in 0..next.len() {
                 match next.get(cur) {
                     Some(&n) if n == body.id => {
                         errors.push(RowError {
-                            line: rows[*ri].line,
+                            line: p.line,
                             id: Some(body.id.clone()),
                             message: format!("is part of a cycle of replacements that leads back to `{}`", body.id),
                         });
@@ -723,21 +763,21 @@ fn plan_record(
             total += a as i128;
         }
     }
-    let mut new_lines: Vec<Body> = Vec::new();
-    for (k, (ri, body, _, amount)) in accepted.iter().enumerate() {
+    let mut new_count = 0u64;
+    for (k, p) in accepted.iter().enumerate() {
         if !is_new[k] {
             continue;
         }
-        total += *amount as i128;
+        new_count += 1;
+        total += p.amount as i128;
         if total > i64::MAX as i128 {
             errors.push(RowError {
-                line: rows[*ri].line,
-                id: Some(body.id.clone()),
+                line: p.line,
+                id: Some(p.body.id.clone()),
                 message: "the ledger's total would exceed the limit of a signed 64-bit count of minor units".into(),
             });
             total = i64::MIN as i128;
         }
-        new_lines.push(Body::Line(body.clone()));
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
@@ -748,14 +788,28 @@ fn plan_record(
         });
     }
     // exact repeats of a row within the file count as already there
-    outcome.already += (rows.len() - accepted.len()) as u64;
+    outcome.already += rows - accepted.len() as u64;
     outcome.dropped = voids
         .iter()
         .filter(
             |v| matches!(v, Body::Void { id, .. } if in_file.contains_key(id.as_str()) && !st.by_id.contains_key(id)),
         )
         .count() as u64;
-    outcome.recorded = new_lines.len() as u64;
+    outcome.recorded = new_count;
+    // the new lines' bodies, moved out of the file's rows
+    let mut keep = vec![false; pending.len()];
+    for (k, &at) in accepted_at.iter().enumerate() {
+        keep[at] = is_new[k];
+    }
+    drop(accepted);
+    drop(in_file);
+    drop(replaced_once);
+    let mut new_lines: Vec<Body> = Vec::with_capacity(new_count as usize);
+    for (p, keep) in pending.into_iter().zip(keep) {
+        if keep {
+            new_lines.push(Body::Line(p.body));
+        }
+    }
     outcome.voided = voids.len() as u64 - outcome.dropped;
     outcome.rates_added = rate_bodies.len() as u64;
     progress("writing", outcome.recorded, outcome.recorded);
@@ -765,7 +819,7 @@ fn plan_record(
         bodies.push(Body::Batch {
             file: file.to_string(),
             sha256: sha.to_string(),
-            rows: rows.len() as u64,
+            rows,
         });
         for b in &mut new_lines {
             if let Body::Line(l) = b {
