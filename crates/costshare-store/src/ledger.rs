@@ -207,28 +207,58 @@ impl Ledger {
             self.last = Some((st.entries, st.head.clone()));
             return Ok(out);
         }
-        let entries: Vec<Entry> = bodies
-            .into_iter()
-            .enumerate()
-            .map(|(i, body)| Entry {
-                seq: st.entries + 1 + i as u64,
-                at: now.to_string(),
-                body,
-            })
-            .collect();
-        let sealed = journal::seal(&entries, st.head.clone());
-        let rows: Vec<Row<'_>> = sealed
-            .iter()
-            .zip(&entries)
-            .map(|(s, e)| Row {
-                stored: s,
-                kind: e.body.kind(),
-                at: &e.at,
-            })
-            .collect();
-        self.backend.insert(&rows)?;
-        if let Some(s) = sealed.last() {
-            self.last = Some((s.seq, s.hash.clone()));
+        // seal on a second thread while this one inserts: the hash chain is
+        // sequential, but canonical bytes and hashes of one chunk are ready
+        // while the database takes the previous chunk
+        const CHUNK: usize = 16_384;
+        let base = st.entries + 1;
+        let head = st.head.clone();
+        let mut last: Option<(u64, String)> = None;
+        let backend = &mut self.backend;
+        std::thread::scope(|s| -> Result<(), LedgerError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, Vec<journal::Stored>)>(2);
+            s.spawn(move || {
+                let mut prev = head;
+                let mut it = bodies.into_iter().enumerate();
+                loop {
+                    let chunk: Vec<Entry> = it
+                        .by_ref()
+                        .take(CHUNK)
+                        .map(|(i, body)| Entry {
+                            seq: base + i as u64,
+                            at: now.to_string(),
+                            body,
+                        })
+                        .collect();
+                    let Some(_) = chunk.last() else { break };
+                    let sealed = journal::seal(&chunk, prev.clone());
+                    if let Some(l) = sealed.last() {
+                        prev = l.hash.clone();
+                    }
+                    if tx.send((chunk, sealed)).is_err() {
+                        break; // the insert failed: nothing more to do
+                    }
+                }
+            });
+            for (chunk, sealed) in rx {
+                let rows: Vec<Row<'_>> = sealed
+                    .iter()
+                    .zip(&chunk)
+                    .map(|(s, e)| Row {
+                        stored: s,
+                        kind: e.body.kind(),
+                        at: &e.at,
+                    })
+                    .collect();
+                backend.insert(&rows)?;
+                if let Some(s) = sealed.last() {
+                    last = Some((s.seq, s.hash.clone()));
+                }
+            }
+            Ok(())
+        })?;
+        if last.is_some() {
+            self.last = last;
         }
         Ok(out)
     }
@@ -266,7 +296,9 @@ impl Ledger {
         let file = costs.name.to_string();
         let sha = journal::sha256_hex(costs.bytes);
         progress("reading the journal (waiting for other writers)", 0, 0);
-        let out = self.transact(now, |st| plan_record(st, &file, &sha, costs.bytes, rates.as_ref(), progress));
+        let out = self.transact(now, |st| {
+            plan_record(st, &file, &sha, costs.bytes, rates.as_ref(), progress)
+        });
         progress("done", 0, 0);
         out
     }
@@ -605,7 +637,7 @@ fn plan_record(
     let mut pending: Vec<Pending> = Vec::with_capacity(total_rows as usize);
     let mut rows = 0u64;
     let csv_errors = for_each_row(bytes, |raw| {
-        if rows % 20_000 == 0 {
+        if rows.is_multiple_of(20_000) {
             progress("checking rows", rows, total_rows);
         }
         rows += 1;
@@ -613,7 +645,11 @@ fn plan_record(
         match validate_ref(&st.versions[v].agreement, &rates_now, &raw) {
             Err(message) => errors.push(RowError {
                 line: raw.line,
-                id: if raw.id.is_empty() { None } else { Some(raw.id.to_string()) },
+                id: if raw.id.is_empty() {
+                    None
+                } else {
+                    Some(raw.id.to_string())
+                },
                 message,
             }),
             Ok(cl) => pending.push(Pending {
