@@ -35,6 +35,10 @@ pub struct Allocation {
     /// Per input line: it took part in a pro-rata period that had not ended
     /// by the as-of date, so its figures may still change.
     pub provisional: Vec<bool>,
+    /// Per input line: the last day of the latest pro-rata period it took
+    /// part in, whatever the as-of date; it is provisional while the as-of
+    /// date is before that day.
+    pub open_until: Vec<Option<Date>>,
     /// How much of each capped layer's capacity each period used.
     pub usage: Vec<CapUse>,
 }
@@ -113,6 +117,7 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> Allocation {
         order,
         amounts: vec![0; lines.len() * w],
         provisional: vec![false; lines.len()],
+        open_until: vec![None; lines.len()],
         usage: Vec::new(),
     };
     // lines per category, each in (date, id) order
@@ -220,18 +225,16 @@ impl Engine {
                             (Cap::Money(m), CapPolicy::Running) => self.running_money(s, e, *m.get(fy_i)),
                             (Cap::Units(u), CapPolicy::Running) => self.running_units(s, e, u.get(fy_i)),
                             (Cap::Money(m), CapPolicy::ProRata) => {
-                                if self.pro_rata_money(s, e, *m.get(fy_i)) && period.last_day(ag.end) > as_of {
-                                    self.mark_provisional(idx, s, e, out);
+                                if self.pro_rata_money(s, e, *m.get(fy_i)) {
+                                    self.mark_provisional(idx, s, e, out, period.last_day(ag.end), as_of);
                                 }
                             }
                             (Cap::Units(u), CapPolicy::ProRata) => {
                                 let later_units = cat.layers[li + 1..]
                                     .iter()
                                     .any(|l| matches!(l.cap, Some(Cap::Units(_))));
-                                if self.pro_rata_units(s, e, u.get(fy_i), later_units)
-                                    && period.last_day(ag.end) > as_of
-                                {
-                                    self.mark_provisional(idx, s, e, out);
+                                if self.pro_rata_units(s, e, u.get(fy_i), later_units) {
+                                    self.mark_provisional(idx, s, e, out, period.last_day(ag.end), as_of);
                                 }
                             }
                         }
@@ -297,10 +300,15 @@ impl Engine {
         }
     }
 
-    fn mark_provisional(&self, idx: &[u32], s: usize, e: usize, out: &mut Allocation) {
+    /// The lines of a pro-rata group that took part stay open until its last day.
+    fn mark_provisional(&self, idx: &[u32], s: usize, e: usize, out: &mut Allocation, last_day: Date, as_of: Date) {
         for k in s..e {
             if self.offered[k] > 0 {
-                out.provisional[idx[k] as usize] = true;
+                let i = idx[k] as usize;
+                out.open_until[i] = out.open_until[i].max(Some(last_day));
+                if last_day > as_of {
+                    out.provisional[i] = true;
+                }
             }
         }
     }
@@ -575,7 +583,8 @@ struct IncCat {
     /// `qty_in[k][pos]`, for categories with a unit.
     qty_in: Vec<Vec<Q>>,
     take: Vec<Vec<i64>>,
-    prov: Vec<Vec<bool>>,
+    /// The last day of the pro-rata period each line took part in, per layer.
+    prov: Vec<Vec<Option<Date>>>,
 }
 
 /// An allocation kept up to date as lines arrive.
@@ -665,7 +674,7 @@ impl<'a> Incremental<'a> {
         }
         for k in 0..cat.take.len() {
             cat.take[k].insert(pos, 0);
-            cat.prov[k].insert(pos, false);
+            cat.prov[k].insert(pos, None);
         }
         self.lines.push(line);
         self.amounts.extend(std::iter::repeat_n(0, w));
@@ -675,13 +684,12 @@ impl<'a> Incremental<'a> {
     /// The allocation of every line so far.
     pub fn allocation(&self) -> Allocation {
         let w = self.ag.parties.len() + 1;
-        let mut provisional = vec![false; self.lines.len()];
+        let mut open_until: Vec<Option<Date>> = vec![None; self.lines.len()];
         for c in &self.cats {
             for layer in &c.prov {
                 for (pos, &p) in layer.iter().enumerate() {
-                    if p {
-                        provisional[c.idx[pos] as usize] = true;
-                    }
+                    let i = c.idx[pos] as usize;
+                    open_until[i] = open_until[i].max(p);
                 }
             }
         }
@@ -689,7 +697,8 @@ impl<'a> Incremental<'a> {
             parties: w - 1,
             order: line_order(&self.lines),
             amounts: self.amounts.clone(),
-            provisional,
+            provisional: open_until.iter().map(|u| u.is_some_and(|d| d > self.as_of)).collect(),
+            open_until,
             usage: Vec::new(),
         }
     }
@@ -763,7 +772,7 @@ impl<'a> Incremental<'a> {
                         eng.qty.push(ic.qty_in[k][pos].clone());
                     }
                 }
-                let mut prov = false;
+                let mut prov: Option<Date> = None;
                 match &layer.cap {
                     None => eng.take.copy_from_slice(&eng.offered),
                     Some(cap) => {
@@ -772,17 +781,17 @@ impl<'a> Incremental<'a> {
                             Some(fy) => (fy - ag.first_fy).clamp(0, ag.fy_count as i32 - 1) as usize,
                             None => 0,
                         };
-                        let open = per.last_day(ag.end) > self.as_of;
+                        let last_day = per.last_day(ag.end);
                         let eng = &mut self.eng;
                         match (cap, layer.policy) {
                             (Cap::Money(m), CapPolicy::Running) => eng.running_money(0, len, *m.get(fy_i)),
                             (Cap::Units(u), CapPolicy::Running) => eng.running_units(0, len, u.get(fy_i)),
                             (Cap::Money(m), CapPolicy::ProRata) => {
-                                prov = eng.pro_rata_money(0, len, *m.get(fy_i)) && open
+                                prov = eng.pro_rata_money(0, len, *m.get(fy_i)).then_some(last_day)
                             }
                             (Cap::Units(u), CapPolicy::ProRata) => {
                                 let later = cat.layers[k + 1..].iter().any(|l| matches!(l.cap, Some(Cap::Units(_))));
-                                prov = eng.pro_rata_units(0, len, u.get(fy_i), later) && open;
+                                prov = eng.pro_rata_units(0, len, u.get(fy_i), later).then_some(last_day);
                             }
                         }
                     }
@@ -792,7 +801,7 @@ impl<'a> Incremental<'a> {
                 for (j, pos) in (s..e).enumerate() {
                     let new_take = self.eng.take[j];
                     let old_take = ic.take[k][pos];
-                    ic.prov[k][pos] = prov && self.eng.offered[j] > 0;
+                    ic.prov[k][pos] = prov.filter(|_| self.eng.offered[j] > 0);
                     let new_rem = ic.rem_in[k][pos] - new_take;
                     let mut changed = new_take != old_take || ic.rem_in[k + 1][pos] != new_rem;
                     if unit {
@@ -854,6 +863,6 @@ fn push_line(c: &mut IncCat, l: &CostLine) {
     }
     for k in 0..c.take.len() {
         c.take[k].push(0);
-        c.prov[k].push(false);
+        c.prov[k].push(None);
     }
 }

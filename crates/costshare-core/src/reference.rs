@@ -106,6 +106,7 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
     let w = parties + 1;
     let mut amounts = vec![0i64; lines.len() * w];
     let mut provisional = vec![false; lines.len()];
+    let mut open_until: Vec<Option<Date>> = vec![None; lines.len()];
     let mut traces: Vec<Vec<LayerTrace>> = vec![Vec::new(); lines.len()];
     for (c, cat) in ag.categories.iter().enumerate() {
         let idx: Vec<usize> = order
@@ -232,10 +233,9 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                                         },
                                     );
                                 }
-                                if prov {
-                                    for &i in g {
-                                        provisional[i] = true;
-                                    }
+                                for &i in g {
+                                    open_until[i] = open_until[i].max(Some(p.last_day(ag.end)));
+                                    provisional[i] |= prov;
                                 }
                             }
                             (Cap::Units(u), CapPolicy::ProRata) => {
@@ -261,10 +261,9 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                                     let nq = q[&i].mul(&BigRational::one().sub(&f));
                                     q.insert(i, nq);
                                 }
-                                if prov {
-                                    for &i in g {
-                                        provisional[i] = true;
-                                    }
+                                for &i in g {
+                                    open_until[i] = open_until[i].max(Some(p.last_day(ag.end)));
+                                    provisional[i] |= prov;
                                 }
                             }
                         }
@@ -306,6 +305,7 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
             order,
             amounts,
             provisional,
+            open_until,
             usage: Vec::new(),
         },
         traces,

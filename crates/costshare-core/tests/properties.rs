@@ -244,6 +244,7 @@ fn check_case(seed: u64) -> Seen {
     assert_eq!(fast.order, slow.order, "seed {seed}");
     assert_eq!(fast.amounts, slow.amounts, "seed {seed}\n{}\n{}", case.toml, case.csv);
     assert_eq!(fast.provisional, slow.provisional, "seed {seed}");
+    assert_eq!(fast.open_until, slow.open_until, "seed {seed}");
     // 2. parts add up to the whole, and nothing is negative
     for (i, l) in lines.iter().enumerate() {
         let row = fast.row(i);
@@ -464,6 +465,7 @@ fn check_incremental(seed: u64) {
     let want = alloc::allocate(&ag, inc.lines(), as_of());
     assert_eq!(got.amounts, want.amounts, "seed {seed}\n{}\n{}", case.toml, case.csv);
     assert_eq!(got.provisional, want.provisional, "seed {seed}");
+    assert_eq!(got.open_until, want.open_until, "seed {seed}");
     assert_eq!(got.order, want.order, "seed {seed}");
 }
 
