@@ -569,6 +569,10 @@ fn party_totals(r: &Run) -> Vec<i128> {
 
 pub fn report(inputs: &Inputs, by: &str, format: Format) -> Result<String, CliError> {
     let dims = report::parse_dims(by).map_err(|e| CliError::Usage(format!("--by: {e}")))?;
+    if let (Some(l), None, None, None) = (&inputs.ledger, &inputs.agreement, &inputs.costs, &inputs.rates) {
+        let as_of = parse_as_of(inputs.as_of.as_deref())?;
+        return crate::ledger_cmds::report(l, &dims, as_of, format);
+    }
     let f = match prepare(inputs)? {
         Prepared::Ledger(r) => return render_report(&r, &dims, format),
         Prepared::Files(f) => f,
@@ -604,7 +608,7 @@ pub fn report(inputs: &Inputs, by: &str, format: Format) -> Result<String, CliEr
     render_report(&r, &dims, format)
 }
 
-fn too_large(group: &[String]) -> CliError {
+pub fn too_large(group: &[String]) -> CliError {
     CliError::Input(format!(
         "costshare: error: the total of group {} exceeds the limit of a signed 64-bit count of minor units",
         group.join(",")

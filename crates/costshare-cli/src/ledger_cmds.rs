@@ -1,13 +1,17 @@
 //! The ledger commands: init, record, void, amend, close, adjustments,
 //! history, verify; and reading a ledger for allocate, report and explain.
 
-use crate::commands::{JournalInfo, LoadedAgreement, Run, RunPart, load_agreement, parse_as_of, read};
+use crate::commands::{
+    JournalInfo, LoadedAgreement, Meta, Run, RunPart, load_agreement, parse_as_of, read, render_report, render_rows,
+};
 use crate::output::{Align, Table, csv_record};
 use crate::{CliError, Format};
 use costshare_core::calendar::Date;
 use costshare_core::costs::Costs;
 use costshare_core::money::{format_grouped, format_minor};
-use costshare_store::ledger::{self, Input, Ledger, LedgerError, Verified, now_utc};
+use costshare_core::report::Dim;
+use costshare_store::derived;
+use costshare_store::ledger::{self, DerivedStatus, Input, Ledger, LedgerError, Verified, now_utc};
 use costshare_store::state::{self, State};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -38,7 +42,44 @@ fn tail_of(l: &mut Ledger) -> Result<String, CliError> {
 /// Allocate everything recorded in a ledger, for allocate/report/explain.
 pub fn run_ledger(target: &str, as_of: Date) -> Result<Run, CliError> {
     let (_, st) = open(target)?;
-    let parts = state::allocate(&st, as_of).map_err(|e| err(e.into()))?;
+    run_state(&st, as_of)
+}
+
+/// A report from a ledger: from its derived state when that reflects the
+/// journal's head (no replay), else by replaying the journal, after which the
+/// derived state is written for the next command.
+pub fn report(target: &str, dims: &[Dim], as_of: Date, format: Format) -> Result<String, CliError> {
+    let mut l = Ledger::open(target).map_err(err)?;
+    if let Some((meta, agreement, sha256)) = l.derived().map_err(err)? {
+        let rows = derived::report(&agreement, &meta, dims).map_err(|e| crate::commands::too_large(&e.group))?;
+        let la = LoadedAgreement {
+            agreement,
+            sha256,
+            warnings: String::new(),
+        };
+        let journal = JournalInfo {
+            entries: meta.seq,
+            head: meta.head.clone(),
+        };
+        let info = Meta {
+            agreements: vec![&la],
+            journal: Some(&journal),
+            as_of,
+            lines: meta.lines as usize,
+            provisional: meta.provisional(as_of) as usize,
+        };
+        return Ok(render_rows(&info, &rows, dims, format));
+    }
+    let st = l.state().map_err(err)?;
+    let r = run_state(&st, as_of)?;
+    let out = render_report(&r, dims, format)?;
+    // a cache: a ledger this process may not write to is still read
+    let _ = l.write_derived(&st);
+    Ok(out)
+}
+
+fn run_state(st: &State, as_of: Date) -> Result<Run, CliError> {
+    let parts = state::allocate(st, as_of).map_err(|e| err(e.into()))?;
     let parts = parts
         .into_iter()
         .map(|p| {
@@ -120,6 +161,41 @@ pub fn record(target: &str, costs: &Path, rates: Option<&Path>, impact: bool) ->
     let rname = rates.map(|p| p.display().to_string()).unwrap_or_default();
     let rin = rate_bytes.as_ref().map(|b| Input { name: &rname, bytes: b });
     let mut l = Ledger::open(target).map_err(err)?;
+    if rin.is_none() {
+        let t = std::time::Instant::now();
+        let fast = l
+            .record_fast(
+                Input {
+                    name: &name,
+                    bytes: &bytes,
+                },
+                &now_utc(),
+            )
+            .map_err(err)?;
+        if let Some((out, imp)) = fast {
+            let mut s = recorded_text(&name, &out);
+            if impact && out.recorded > 0 {
+                let (meta, ag, _) = match l.derived().map_err(err)? {
+                    Some(d) => d,
+                    None => return Err(CliError::Input("costshare: error: the derived state vanished".into())),
+                };
+                let _ = meta;
+                let mut parties: Vec<String> = ag.parties.iter().map(|p| p.id.clone()).collect();
+                parties.push("UNALLOCATED".into());
+                s.push_str(&format!(
+                    "impact: {} new line{} taken in from the derived state: {} line{} re-allocated in {:.2} ms (the whole command so far)\n",
+                    out.recorded,
+                    if out.recorded == 1 { "" } else { "s" },
+                    imp.reallocated,
+                    if imp.reallocated == 1 { "" } else { "s" },
+                    t.elapsed().as_secs_f64() * 1000.0
+                ));
+                s.push_str(&changed_text(&imp.changed, &parties, ag.currency.decimals()));
+            }
+            s.push_str(&tail_of(&mut l)?);
+            return Ok(s);
+        }
+    }
     let tty = std::io::stderr().is_terminal();
     let mut bar = |stage: &str, done: u64, total: u64| {
         if !tty {
@@ -148,6 +224,16 @@ pub fn record(target: &str, costs: &Path, rates: Option<&Path>, impact: bool) ->
     );
     progress_done();
     let out = out.map_err(err)?;
+    let mut s = recorded_text(&name, &out);
+    if impact && (out.recorded > 0 || out.voided > 0) {
+        s.push_str(&impact_text(&mut l)?);
+    }
+    s.push_str(&tail_of(&mut l)?);
+    Ok(s)
+}
+
+/// What `record` says it did.
+fn recorded_text(name: &str, out: &costshare_store::RecordOutcome) -> String {
     let mut s = format!(
         "recorded {} line{} from {name}; {} already there",
         out.recorded,
@@ -164,11 +250,7 @@ pub fn record(target: &str, costs: &Path, rates: Option<&Path>, impact: bool) ->
         s.push_str(&format!("; {} rates added", out.rates_added));
     }
     s.push('\n');
-    if impact && (out.recorded > 0 || out.voided > 0) {
-        s.push_str(&impact_text(&mut l)?);
-    }
-    s.push_str(&tail_of(&mut l)?);
-    Ok(s)
+    s
 }
 
 pub fn void(target: &str, id: &str, reason: &str) -> Result<String, CliError> {
@@ -432,8 +514,14 @@ pub fn history(target: &str, id: Option<&str>, format: Format) -> Result<String,
 pub fn verify(target: &str) -> Result<String, CliError> {
     let mut l = Ledger::open(target).map_err(err)?;
     match l.verify().map_err(err)? {
-        Verified::Ok { entries, head } => Ok(format!(
-            "ok: {entries} journal entries verified; every closed statement re-derived\nhead {head}\n"
+        Verified::Ok { entries, head, derived } => Ok(format!(
+            "ok: {entries} journal entries verified; every closed statement re-derived\nhead {head}\nderived state: {}\n",
+            match derived {
+                DerivedStatus::Consistent => "matches the journal",
+                DerivedStatus::Refreshed => "rebuilt from the journal (it was missing or older than the head)",
+                DerivedStatus::Repaired => "REPAIRED: it differed from the journal and was rebuilt from it",
+                DerivedStatus::NotKept => "not kept (the agreement was amended; commands replay the journal)",
+            }
         )),
         Verified::Bad { seq, message } => Err(CliError::Input(format!(
             "costshare: verify failed at journal entry {seq}: {message}"
@@ -478,18 +566,25 @@ fn impact_text(l: &mut Ledger) -> Result<String, CliError> {
             if imp.voided_lines == 1 { "" } else { "s" }
         )),
     }
-    if imp.changed.is_empty() {
+    s.push_str(&changed_text(&imp.changed, &imp.parties, dec));
+    Ok(s)
+}
+
+/// Earlier lines whose allocation changed: the net move per party, then the
+/// five largest changes.
+fn changed_text(changed: &[(String, Vec<i64>)], parties: &[String], dec: u32) -> String {
+    let mut s = String::new();
+    if changed.is_empty() {
         s.push_str("impact: no earlier line's allocation changed\n");
-        return Ok(s);
+        return s;
     }
-    let mut total = vec![0i128; imp.parties.len()];
-    for (_, d) in &imp.changed {
+    let mut total = vec![0i128; parties.len()];
+    for (_, d) in changed {
         for (t, v) in total.iter_mut().zip(d) {
             *t += *v as i128;
         }
     }
-    let moves: Vec<String> = imp
-        .parties
+    let moves: Vec<String> = parties
         .iter()
         .zip(&total)
         .filter(|(_, v)| **v != 0)
@@ -497,11 +592,11 @@ fn impact_text(l: &mut Ledger) -> Result<String, CliError> {
         .collect();
     s.push_str(&format!(
         "impact: {} earlier line{} changed: {}\n",
-        imp.changed.len(),
-        if imp.changed.len() == 1 { "" } else { "s" },
+        changed.len(),
+        if changed.len() == 1 { "" } else { "s" },
         moves.join(", ")
     ));
-    let mut biggest: Vec<&(String, Vec<i64>)> = imp.changed.iter().collect();
+    let mut biggest: Vec<&(String, Vec<i64>)> = changed.iter().collect();
     biggest.sort_by_key(|(id, d)| {
         (
             std::cmp::Reverse(d.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0)),
@@ -509,8 +604,7 @@ fn impact_text(l: &mut Ledger) -> Result<String, CliError> {
         )
     });
     for (id, d) in biggest.into_iter().take(5) {
-        let parts: Vec<String> = imp
-            .parties
+        let parts: Vec<String> = parties
             .iter()
             .zip(d)
             .filter(|(_, v)| **v != 0)
@@ -524,5 +618,5 @@ fn impact_text(l: &mut Ledger) -> Result<String, CliError> {
             .collect();
         s.push_str(&format!("  {id}: {}\n", parts.join(", ")));
     }
-    Ok(s)
+    s
 }

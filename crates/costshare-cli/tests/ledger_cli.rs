@@ -305,11 +305,12 @@ fn replacements_hold_across_files() {
     );
     let alloc = ok(&["allocate", "--ledger", &l, "--format", "csv"]);
     assert_eq!(alloc, "id,party,amount\na,JP,300\nb3,JP,700\nc,US,500\n");
-    // a late line: its impact on earlier lines, taken in incrementally
+    // a late line: its impact on earlier lines, taken in from the derived
+    // state (the fiscal year its yearly cap ties it to: 4 lines)
     let late = d.file("late.csv", "id,date,category,amount\nearly,2022-04-02,u,100\n");
     let out = ok(&["record", &l, &late, "--impact"]);
     assert!(
-        out.contains("impact: 1 new line taken in incrementally: 1 period group re-allocated"),
+        out.contains("impact: 1 new line taken in from the derived state: 4 lines re-allocated"),
         "{out}"
     );
     // a 300 and b3 700 filled the cap of 1000; 100 earlier moves 100 of b3 to US

@@ -156,7 +156,7 @@ pub fn report(ag: &Agreement, lines: &[CostLine], alloc: &Allocation, dims: &[Di
 
 /// Rank of each category (in agreement order) by byte order of its id, so
 /// report keys are small integers that sort like the ids.
-pub(crate) fn category_ranks(ag: &Agreement) -> Vec<i64> {
+pub fn category_ranks(ag: &Agreement) -> Vec<i64> {
     let mut cat_rank = vec![0i64; ag.categories.len()];
     let mut ids: Vec<(usize, &str)> = ag
         .categories
@@ -174,7 +174,7 @@ pub(crate) fn category_ranks(ag: &Agreement) -> Vec<i64> {
 /// Turn group totals into sorted, named report rows. A key holds, in `dims`
 /// order: the party index, the fiscal-year label, the category rank, an index
 /// into `sites`, or the month index.
-pub(crate) fn rows_from_groups<S: std::hash::BuildHasher>(
+pub fn rows_from_groups<S: std::hash::BuildHasher>(
     ag: &Agreement,
     dims: &[Dim],
     cat_rank: &[i64],

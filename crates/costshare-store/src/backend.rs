@@ -56,6 +56,18 @@ pub trait Backend {
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError>;
     fn commit(&mut self) -> Result<(), StoreError>;
     fn rollback(&mut self);
+    /// The last entry's seq and hash; `None` for an empty journal.
+    fn head(&mut self) -> Result<Option<(u64, String)>, StoreError>;
+    /// One entry's canonical bytes.
+    fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A blob of the derived state (see `derived`): a cache beside the
+    /// journal, rewritten at will, never part of its truth.
+    fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Write a blob of the derived state, inside a write transaction.
+    fn cache_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Start and end a read transaction: the reads between see one snapshot.
+    fn begin_read(&mut self) -> Result<(), StoreError>;
+    fn end_read(&mut self);
 }
 
 /// Open an existing ledger: a `postgres://` URL or a SQLite file path.

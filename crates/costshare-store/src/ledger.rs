@@ -6,8 +6,10 @@
 //! leaves the journal as it was.
 
 use crate::backend::{self, Backend, Row, StoreError};
+use crate::derived::{self, LateImpact};
 use crate::journal::{self, Body, Entry, LineBody, StatementRow};
 use crate::state::{self, State};
+use costshare_core::agreement::Agreement;
 use costshare_core::calendar::Date;
 use costshare_core::costs::{RowError, RowRef, for_each_row, parse_rates_partial, validate_ref, validate_row};
 use costshare_core::fxhash::BuildFx;
@@ -75,8 +77,28 @@ pub struct RecordOutcome {
 /// What `verify` found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verified {
-    Ok { entries: u64, head: String },
-    Bad { seq: u64, message: String },
+    Ok {
+        entries: u64,
+        head: String,
+        derived: DerivedStatus,
+    },
+    Bad {
+        seq: u64,
+        message: String,
+    },
+}
+
+/// What `verify` found of the derived state (a cache beside the journal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DerivedStatus {
+    /// It matched a rebuild from the journal, blob for blob.
+    Consistent,
+    /// It was missing or older than the journal's head: rebuilt.
+    Refreshed,
+    /// It differed from a rebuild (damaged or edited): rebuilt.
+    Repaired,
+    /// Not kept: the agreement was amended, so commands replay the journal.
+    NotKept,
 }
 
 /// UTC now as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -198,11 +220,14 @@ impl Ledger {
         now: &str,
         decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
     ) -> Result<T, LedgerError> {
-        let st = State::load(self.backend.as_mut())?;
+        let mut st = State::load(self.backend.as_mut())?;
         if st.entries > 0 || !starting {
             st.check_complete()?;
         }
         let (bodies, out) = decide(&st)?;
+        // a small write keeps the derived state up to date (a bulk load leaves
+        // it for the next report to rebuild, so the load stays fast)
+        let keep: Option<Vec<Body>> = (bodies.len() <= CACHE_REBUILD_MAX).then(|| bodies.clone());
         if bodies.is_empty() {
             self.last = Some((st.entries, st.head.clone()));
             return Ok(out);
@@ -257,6 +282,20 @@ impl Ledger {
             }
             Ok(())
         })?;
+        if let (Some(kept), Some((seq, hash))) = (keep, &last) {
+            for (i, body) in kept.into_iter().enumerate() {
+                st.apply(Entry {
+                    seq: base + i as u64,
+                    at: now.to_string(),
+                    body,
+                })?;
+            }
+            st.head = hash.clone();
+            debug_assert_eq!(st.entries, *seq);
+            if derived::applicable(&st) {
+                derived::put_all(self.backend.as_mut(), &derived::build(&st)?)?;
+            }
+        }
         if last.is_some() {
             self.last = last;
         }
@@ -301,6 +340,190 @@ impl Ledger {
         });
         progress("done", 0, 0);
         out
+    }
+
+    /// Record a small file of new lines from the derived state, without
+    /// replaying the journal: the new lines re-allocate only the dates their
+    /// capped periods tie them to. `None` when the file needs the full path
+    /// (no fresh derived state, rates, replacements, a bad or conflicting
+    /// row: the full path then records it or names every problem).
+    pub fn record_fast(
+        &mut self,
+        costs: Input<'_>,
+        now: &str,
+    ) -> Result<Option<(RecordOutcome, LateImpact)>, LedgerError> {
+        if memchr::memchr_iter(b'\n', costs.bytes).count() > FAST_RECORD_MAX_ROWS + 1 {
+            return Ok(None);
+        }
+        if let Err(e) = self.backend.begin_write() {
+            self.backend.rollback();
+            return Err(e.into());
+        }
+        match self.record_fast_locked(costs, now) {
+            Ok(Some((out, imp, wrote))) => {
+                if wrote {
+                    self.backend.commit()?;
+                } else {
+                    self.backend.rollback();
+                }
+                Ok(Some((out, imp)))
+            }
+            Ok(None) => {
+                self.backend.rollback();
+                Ok(None)
+            }
+            Err(e) => {
+                self.backend.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn record_fast_locked(
+        &mut self,
+        costs: Input<'_>,
+        now: &str,
+    ) -> Result<Option<(RecordOutcome, LateImpact, bool)>, LedgerError> {
+        let backend = self.backend.as_mut();
+        let Some(mut meta) = derived::fresh_meta(backend)? else {
+            return Ok(None);
+        };
+        let (ag, _) = derived::agreement(backend, &meta)?;
+        let rates = derived::rates(backend, &meta)?;
+        // every row valid, no replacement: otherwise the full path
+        let mut pending: Vec<(LineBody, costshare_core::CostLine)> = Vec::new();
+        let mut bad = false;
+        let mut rows = 0u64;
+        let csv_errors = for_each_row(costs.bytes, |raw| {
+            rows += 1;
+            if bad || !raw.replaces.is_empty() {
+                bad = true;
+                return;
+            }
+            match validate_ref(&ag, &rates, &raw) {
+                Ok(cl) => {
+                    let body = line_body_in(&ag, &raw, cl.clone());
+                    pending.push((body, cl));
+                }
+                Err(_) => bad = true,
+            }
+        });
+        if bad || !csv_errors.is_empty() {
+            return Ok(None);
+        }
+        let mut outcome = RecordOutcome::default();
+        let mut in_file: HashMap<&str, usize, BuildFx> = HashMap::default();
+        let mut fresh: Vec<usize> = Vec::new();
+        for (k, (body, _)) in pending.iter().enumerate() {
+            if let Some(&first) = in_file.get(body.id.as_str()) {
+                if !same_line(&pending[first].0, body) {
+                    return Ok(None);
+                }
+                outcome.already += 1;
+                continue;
+            }
+            in_file.insert(body.id.as_str(), k);
+            match derived::recorded(backend, &body.id)? {
+                Some((_, rec)) if same_line(&rec, body) => outcome.already += 1,
+                Some(_) => return Ok(None),
+                None => fresh.push(k),
+            }
+        }
+        let added: i128 = fresh.iter().map(|&k| pending[k].1.amount as i128).sum();
+        if meta.total + added > i64::MAX as i128 {
+            return Ok(None);
+        }
+        if fresh.is_empty() {
+            return Ok(Some((outcome, LateImpact::default(), false)));
+        }
+        // the entries: a batch, then its lines
+        let batch_seq = meta.seq + 1;
+        let mut bodies = vec![Body::Batch {
+            file: costs.name.to_string(),
+            sha256: journal::sha256_hex(costs.bytes),
+            rows,
+        }];
+        let mut new_lines = Vec::with_capacity(fresh.len());
+        for (n, &k) in fresh.iter().enumerate() {
+            let (mut body, cl) = pending[k].clone();
+            body.batch = batch_seq;
+            bodies.push(Body::Line(body));
+            new_lines.push((cl, batch_seq + 1 + n as u64));
+        }
+        outcome.recorded = fresh.len() as u64;
+        let entries: Vec<Entry> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Entry {
+                seq: batch_seq + i as u64,
+                at: now.to_string(),
+                body,
+            })
+            .collect();
+        let sealed = journal::seal(&entries, meta.head.clone());
+        let rows_out: Vec<Row<'_>> = sealed
+            .iter()
+            .zip(&entries)
+            .map(|(s, e)| Row {
+                stored: s,
+                kind: e.body.kind(),
+                at: &e.at,
+            })
+            .collect();
+        backend.insert(&rows_out)?;
+        let (impact, blobs) = derived::add_lines(backend, &ag, &mut meta, new_lines)?;
+        if let Some(l) = sealed.last() {
+            meta.seq = l.seq;
+            meta.head = l.hash.clone();
+        }
+        derived::put_all(backend, &blobs)?;
+        derived::put_all(backend, &[derived::meta_blob(&meta)])?;
+        self.last = Some((meta.seq, meta.head.clone()));
+        Ok(Some((outcome, impact, true)))
+    }
+
+    /// The derived state when it reflects the journal's head (with its
+    /// agreement and sha256), read in one snapshot.
+    pub fn derived(&mut self) -> Result<Option<(derived::Meta, Agreement, String)>, LedgerError> {
+        self.backend.begin_read()?;
+        let out = (|| -> Result<_, StoreError> {
+            let Some(meta) = derived::fresh_meta(self.backend.as_mut())? else {
+                return Ok(None);
+            };
+            let (ag, sha) = derived::agreement(self.backend.as_mut(), &meta)?;
+            Ok(Some((meta, ag, sha)))
+        })();
+        self.backend.end_read();
+        Ok(out?)
+    }
+
+    /// Write the derived state of `st` if the journal's head is still `st`'s
+    /// (a reader that replayed the journal leaves it for the next one).
+    pub fn write_derived(&mut self, st: &State) -> Result<(), LedgerError> {
+        if !derived::applicable(st) {
+            return Ok(());
+        }
+        let blobs = derived::build(st)?;
+        self.backend.begin_write()?;
+        let out = (|| -> Result<bool, StoreError> {
+            match self.backend.head()? {
+                Some((seq, hash)) if seq == st.entries && hash == st.head => {
+                    derived::put_all(self.backend.as_mut(), &blobs)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })();
+        match out {
+            Ok(true) => self.backend.commit()?,
+            Ok(false) => self.backend.rollback(),
+            Err(e) => {
+                self.backend.rollback();
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     /// Void one line.
@@ -514,9 +737,36 @@ impl Ledger {
             st.head = s.hash.clone();
             prev = s.hash.clone();
         }
+        // the derived state must equal a rebuild from the verified journal
+        let derived = if !derived::applicable(&st) {
+            DerivedStatus::NotKept
+        } else {
+            let blobs = derived::build(&st)?;
+            let fresh = derived::fresh_meta(self.backend.as_mut())?.is_some();
+            let mut same = fresh;
+            if fresh {
+                for (k, v) in &blobs {
+                    if self.backend.cache_get(k)?.as_deref() != Some(v.as_slice()) {
+                        same = false;
+                        break;
+                    }
+                }
+            }
+            if same {
+                DerivedStatus::Consistent
+            } else {
+                self.write_derived(&st)?;
+                if fresh {
+                    DerivedStatus::Repaired
+                } else {
+                    DerivedStatus::Refreshed
+                }
+            }
+        };
         Ok(Verified::Ok {
             entries: stored.len() as u64,
             head: prev,
+            derived,
         })
     }
 }
@@ -554,9 +804,19 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
     Ok(out)
 }
 
+/// Writes of at most this many entries rebuild the derived state with them.
+const CACHE_REBUILD_MAX: usize = 10_000;
+
+/// Files of at most this many rows may take the fast path (see `record_fast`).
+const FAST_RECORD_MAX_ROWS: usize = 10_000;
+
 /// The normalized, recorded form of a valid row (its strings moved, not copied).
 fn line_body(st: &State, v: usize, raw: &RowRef<'_>, cl: costshare_core::CostLine) -> LineBody {
-    let ag = &st.versions[v].agreement;
+    line_body_in(&st.versions[v].agreement, raw, cl)
+}
+
+/// [`line_body`] under an agreement.
+fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: costshare_core::CostLine) -> LineBody {
     let ccy = ag.currency(&cl.currency);
     LineBody {
         batch: 0,

@@ -9,9 +9,12 @@
 //! - [`journal`]: entries, canonical bytes, the hash chain.
 //! - [`backend`], [`sqlite`], [`pg`]: the databases.
 //! - [`state`]: replay, allocation under the version in force at each date.
+//! - [`derived`]: the derived state kept beside the journal (a cache), so a
+//!   report or a late line does not replay it.
 //! - [`ledger`]: init, record, void, amend, close, verify, adjustments.
 
 pub mod backend;
+pub mod derived;
 pub mod journal;
 pub mod ledger;
 #[cfg(feature = "postgres")]
@@ -20,5 +23,5 @@ pub mod sqlite;
 pub mod state;
 
 pub use backend::StoreError;
-pub use ledger::{Input, Ledger, LedgerError, RecordOutcome, Verified};
+pub use ledger::{DerivedStatus, Input, Ledger, LedgerError, RecordOutcome, Verified};
 pub use state::State;

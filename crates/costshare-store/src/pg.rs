@@ -11,6 +11,8 @@ use postgres::{Client, NoTls};
 pub struct Pg {
     client: Client,
     url: String,
+    /// The derived state's table is known to exist.
+    cache_table: bool,
 }
 
 /// `postgres::Error` displays only its kind ("db error"); the reason is its source.
@@ -89,6 +91,7 @@ impl Pg {
         Ok(Pg {
             client,
             url: url.to_string(),
+            cache_table: false,
         })
     }
 
@@ -100,6 +103,7 @@ impl Pg {
         Ok(Pg {
             client,
             url: url.to_string(),
+            cache_table: false,
         })
     }
 }
@@ -177,6 +181,69 @@ impl Backend for Pg {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.client.batch_execute("COMMIT").map_err(db)
+    }
+
+    fn head(&mut self) -> Result<Option<(u64, String)>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1", &[])
+            .map_err(db)?;
+        Ok(rows.first().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))))
+    }
+
+    fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT body FROM journal WHERE seq = $1", &[&(seq as i64)])
+            .map_err(db)?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !self.cache_table {
+            let row = self
+                .client
+                .query_one(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'cache'",
+                    &[],
+                )
+                .map_err(db)?;
+            if row.get::<_, i64>(0) == 0 {
+                return Ok(None);
+            }
+            self.cache_table = true;
+        }
+        let rows = self
+            .client
+            .query("SELECT v FROM cache WHERE k = $1", &[&key])
+            .map_err(db)?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn cache_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if !self.cache_table {
+            self.client
+                .batch_execute("CREATE TABLE IF NOT EXISTS cache (k text PRIMARY KEY, v bytea NOT NULL)")
+                .map_err(db)?;
+            self.cache_table = true;
+        }
+        self.client
+            .execute(
+                "INSERT INTO cache (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                &[&key, &value],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .map_err(db)
+    }
+
+    fn end_read(&mut self) {
+        let _ = self.client.batch_execute("COMMIT");
     }
 
     fn rollback(&mut self) {

@@ -13,7 +13,12 @@ use std::path::Path;
 pub struct Sqlite {
     conn: Connection,
     path: String,
+    /// The derived state's table is known to exist.
+    cache_table: bool,
 }
+
+/// The derived state's blobs (see `derived`): a cache, rewritten at will.
+pub const CACHE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS cache (k TEXT PRIMARY KEY, v BLOB NOT NULL);";
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Db(e.to_string())
@@ -83,6 +88,7 @@ impl Sqlite {
         Ok(Sqlite {
             conn,
             path: path.to_string(),
+            cache_table: false,
         })
     }
 
@@ -109,6 +115,7 @@ impl Sqlite {
         Ok(Sqlite {
             conn,
             path: path.to_string(),
+            cache_table: false,
         })
     }
 }
@@ -195,6 +202,64 @@ impl Backend for Sqlite {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.conn.execute_batch("COMMIT").map_err(db)
+    }
+
+    fn head(&mut self) -> Result<Option<(u64, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")
+            .map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        match rows.next().map_err(db)? {
+            Some(r) => Ok(Some((r.get::<_, i64>(0).map_err(db)? as u64, r.get(1).map_err(db)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT body FROM journal WHERE seq = ?1")
+            .map_err(db)?;
+        let mut rows = st.query([seq as i64]).map_err(db)?;
+        match rows.next().map_err(db)? {
+            Some(r) => Ok(Some(r.get(0).map_err(db)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        // a ledger made before the derived state has no cache table: nothing cached
+        let mut st = match self.conn.prepare_cached("SELECT v FROM cache WHERE k = ?1") {
+            Ok(st) => st,
+            Err(_) => return Ok(None),
+        };
+        let mut rows = st.query([key]).map_err(db)?;
+        match rows.next().map_err(db)? {
+            Some(r) => Ok(Some(r.get(0).map_err(db)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn cache_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if !self.cache_table {
+            self.conn.execute_batch(CACHE_SCHEMA).map_err(db)?;
+            self.cache_table = true;
+        }
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO cache (k, v) VALUES (?1, ?2)")
+            .map_err(db)?
+            .execute(params![key, value])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN").map_err(db)
+    }
+
+    fn end_read(&mut self) {
+        let _ = self.conn.execute_batch("COMMIT");
     }
 
     fn rollback(&mut self) {

@@ -118,7 +118,7 @@ fn record(l: &mut Ledger, name: &str, text: &str) -> RecordOutcome {
 
 fn verify_ok(l: &mut Ledger) -> (u64, String) {
     match l.verify().unwrap_or_else(|e| panic!("verify: {e}")) {
-        Verified::Ok { entries, head } => (entries, head),
+        Verified::Ok { entries, head, .. } => (entries, head),
         Verified::Bad { seq, message } => panic!("verify: entry {seq} is bad: {message}"),
     }
 }

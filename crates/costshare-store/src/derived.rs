@@ -1,0 +1,678 @@
+//! The derived state: what a report and a late line need, kept beside the
+//! journal so that neither replays it.
+//!
+//! It is a cache. The journal stays the only truth: the derived state names
+//! the entry it reflects (seq and head hash), is used only while that is still
+//! the journal's head, and is rebuilt from a full replay otherwise. It is
+//! written in the same transaction as the entries it reflects, so a crash
+//! leaves it either matching the journal or stale, never wrong.
+//!
+//! Blobs by key, in the backend's `cache` table:
+//! - `meta`: the reflected head, the agreement and rate entries, the line
+//!   count and total, report totals by (party, category, month, site), and
+//!   how many lines stay provisional until each date;
+//! - `b/CATEGORY/FY`: the active lines of one category and fiscal year, in
+//!   (date, id) order — what re-allocating a period group needs;
+//! - `i/SHARD`: every recorded id (voided ones too) with its entry, in 256
+//!   shards by hash, to tell a new id from a recorded one.
+//!
+//! It exists only for a ledger with one agreement version (amendments make
+//! every command replay the journal). A late line re-allocates the dates its
+//! capped layers' periods tie it to: a month or a fiscal year for monthly and
+//! yearly caps, the whole term for term caps.
+
+use crate::backend::{Backend, StoreError};
+use crate::journal::{self, Body, LineBody};
+use crate::state::{self, State};
+use costshare_core::agreement::Agreement;
+use costshare_core::alloc;
+use costshare_core::calendar::{Date, Period};
+use costshare_core::costs::CostLine;
+use costshare_core::fxhash::Fx;
+use costshare_core::num::{BigRational, Q};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hasher;
+
+/// The layout of the blobs; another value is ignored (and rebuilt).
+pub const FORMAT: u32 = 1;
+const SHARDS: u64 = 256;
+
+/// A line as the derived state keeps it.
+#[derive(Clone, Debug)]
+pub struct DLine {
+    pub id: String,
+    pub date: Date,
+    /// Minor units of the agreement currency.
+    pub amount: i64,
+    pub quantity: Option<Q>,
+    pub site: String,
+    pub seq: u64,
+}
+
+/// A blob of the derived state and its key.
+pub type Blob = (String, Vec<u8>);
+
+/// (party index — parties then UNALLOCATED —, category index, month index, site).
+pub type TotalKey = (u16, u16, i32, String);
+
+/// Everything but the lines and ids.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Meta {
+    /// The journal entry this state reflects, and its hash.
+    pub seq: u64,
+    pub head: String,
+    /// The agreement's entry.
+    pub version_seq: u64,
+    /// Rate entries.
+    pub rate_seqs: Vec<u64>,
+    /// Active lines and their total (agreement currency).
+    pub lines: u64,
+    pub total: i128,
+    /// Allocated amounts.
+    pub totals: BTreeMap<TotalKey, i128>,
+    /// Lines provisional until each date (`Allocation::open_until`).
+    pub open: BTreeMap<Date, u64>,
+}
+
+impl Meta {
+    /// Lines still provisional at `as_of`.
+    pub fn provisional(&self, as_of: Date) -> u64 {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.open.range((Excluded(as_of), Unbounded)).map(|(_, n)| n).sum()
+    }
+}
+
+fn damaged(key: &str) -> StoreError {
+    StoreError::Db(format!("derived state `{key}` does not decode"))
+}
+
+// --- encoding -------------------------------------------------------------
+
+#[derive(Default)]
+struct W(Vec<u8>);
+
+impl W {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u128(&mut self, v: u128) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i128(&mut self, v: i128) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.u32(s.len() as u32);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn date(&mut self, d: Date) {
+        self.u32(d.packed());
+    }
+}
+
+struct R<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> R<'a> {
+    fn new(b: &'a [u8]) -> R<'a> {
+        R { b, pos: 0 }
+    }
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|s| s[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take(8)?.try_into().ok().map(i64::from_le_bytes)
+    }
+    fn u128(&mut self) -> Option<u128> {
+        self.take(16)?.try_into().ok().map(u128::from_le_bytes)
+    }
+    fn i128(&mut self) -> Option<i128> {
+        self.take(16)?.try_into().ok().map(i128::from_le_bytes)
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        let n = self.u32()? as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+    fn date(&mut self) -> Option<Date> {
+        let p = self.u32()?;
+        Date::new((p / 10000) as i32, (p / 100 % 100) as u8, (p % 100) as u8)
+    }
+    fn done(&self) -> bool {
+        self.pos == self.b.len()
+    }
+}
+
+fn encode_meta(m: &Meta) -> Vec<u8> {
+    let mut w = W::default();
+    w.u32(FORMAT);
+    w.u64(m.seq);
+    w.str(&m.head);
+    w.u64(m.version_seq);
+    w.u32(m.rate_seqs.len() as u32);
+    for &s in &m.rate_seqs {
+        w.u64(s);
+    }
+    w.u64(m.lines);
+    w.i128(m.total);
+    w.u32(m.totals.len() as u32);
+    for ((p, c, mi, site), v) in &m.totals {
+        w.u32(*p as u32);
+        w.u32(*c as u32);
+        w.u32(*mi as u32);
+        w.str(site);
+        w.i128(*v);
+    }
+    w.u32(m.open.len() as u32);
+    for (d, n) in &m.open {
+        w.date(*d);
+        w.u64(*n);
+    }
+    w.0
+}
+
+fn decode_meta(b: &[u8]) -> Option<Meta> {
+    let mut r = R::new(b);
+    if r.u32()? != FORMAT {
+        return None;
+    }
+    let mut m = Meta {
+        seq: r.u64()?,
+        head: r.str()?.to_string(),
+        version_seq: r.u64()?,
+        ..Meta::default()
+    };
+    for _ in 0..r.u32()? {
+        m.rate_seqs.push(r.u64()?);
+    }
+    m.lines = r.u64()?;
+    m.total = r.i128()?;
+    for _ in 0..r.u32()? {
+        let p = u16::try_from(r.u32()?).ok()?;
+        let c = u16::try_from(r.u32()?).ok()?;
+        let mi = r.u32()? as i32;
+        let site = r.str()?.to_string();
+        m.totals.insert((p, c, mi, site), r.i128()?);
+    }
+    for _ in 0..r.u32()? {
+        let d = r.date()?;
+        m.open.insert(d, r.u64()?);
+    }
+    r.done().then_some(m)
+}
+
+fn encode_q(w: &mut W, q: &Option<Q>) {
+    match q {
+        None => w.u8(0),
+        Some(Q::S(n, d)) => {
+            w.u8(1);
+            w.u128(*n);
+            w.u128(*d);
+        }
+        Some(q) => {
+            let b = q.to_big();
+            w.u8(2);
+            w.str(&b.numer().to_string());
+            w.str(&b.denom().to_string());
+        }
+    }
+}
+
+fn decode_q(r: &mut R<'_>) -> Option<Option<Q>> {
+    Some(match r.u8()? {
+        0 => None,
+        1 => Some(Q::S(r.u128()?, r.u128()?)),
+        2 => {
+            let n = num_bigint::BigInt::parse_bytes(r.str()?.as_bytes(), 10)?;
+            let d = num_bigint::BigInt::parse_bytes(r.str()?.as_bytes(), 10)?;
+            if d.sign() != num_bigint::Sign::Plus || n.sign() == num_bigint::Sign::Minus {
+                return None;
+            }
+            Some(Q::from_big(&BigRational::new(n, d)))
+        }
+        _ => return None,
+    })
+}
+
+fn encode_bucket(lines: &[DLine]) -> Vec<u8> {
+    let mut w = W(Vec::with_capacity(lines.len() * 40 + 8));
+    w.u32(FORMAT);
+    w.u32(lines.len() as u32);
+    for l in lines {
+        w.str(&l.id);
+        w.date(l.date);
+        w.i64(l.amount);
+        encode_q(&mut w, &l.quantity);
+        w.str(&l.site);
+        w.u64(l.seq);
+    }
+    w.0
+}
+
+fn decode_bucket(b: &[u8]) -> Option<Vec<DLine>> {
+    let mut r = R::new(b);
+    if r.u32()? != FORMAT {
+        return None;
+    }
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(b.len() / 16));
+    for _ in 0..n {
+        out.push(DLine {
+            id: r.str()?.to_string(),
+            date: r.date()?,
+            amount: r.i64()?,
+            quantity: decode_q(&mut r)?,
+            site: r.str()?.to_string(),
+            seq: r.u64()?,
+        });
+    }
+    r.done().then_some(out)
+}
+
+fn encode_shard(ids: &[(String, u64)]) -> Vec<u8> {
+    let mut w = W::default();
+    w.u32(FORMAT);
+    w.u32(ids.len() as u32);
+    for (id, seq) in ids {
+        w.str(id);
+        w.u64(*seq);
+    }
+    w.0
+}
+
+fn decode_shard(b: &[u8]) -> Option<Vec<(String, u64)>> {
+    let mut r = R::new(b);
+    if r.u32()? != FORMAT {
+        return None;
+    }
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(b.len() / 12));
+    for _ in 0..n {
+        out.push((r.str()?.to_string(), r.u64()?));
+    }
+    r.done().then_some(out)
+}
+
+fn shard_of(id: &str) -> u64 {
+    let mut h = Fx::default();
+    h.write(id.as_bytes());
+    h.finish() % SHARDS
+}
+
+fn bucket_key(category: usize, fy: usize) -> String {
+    format!("b/{category}/{fy}")
+}
+
+fn shard_key(shard: u64) -> String {
+    format!("i/{shard}")
+}
+
+// --- building -------------------------------------------------------------
+
+/// The derived state exists for ledgers with one agreement version.
+pub fn applicable(st: &State) -> bool {
+    st.versions.len() == 1
+}
+
+/// Every blob of the derived state of `st`, rebuilt from scratch.
+pub fn build(st: &State) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let ag = &st.versions[0].agreement;
+    // amounts do not depend on the as-of date; `open_until` does not either
+    let parts = state::allocate(st, ag.start)?;
+    let part = parts
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Db("no agreement".into()))?;
+    let mut meta = Meta {
+        seq: st.entries,
+        head: st.head.clone(),
+        version_seq: st.versions[0].seq,
+        rate_seqs: st.log.iter().filter(|e| e.kind == "rate").map(|e| e.seq).collect(),
+        ..Meta::default()
+    };
+    let mut buckets: Vec<Vec<DLine>> = vec![Vec::new(); ag.categories.len() * ag.fy_count];
+    let w = part.alloc.width();
+    for &i in &part.alloc.order {
+        let i = i as usize;
+        let l = &part.lines[i];
+        add_totals(&mut meta, l, part.alloc.row(i), 1);
+        if let Some(d) = part.alloc.open_until[i] {
+            *meta.open.entry(d).or_insert(0) += 1;
+        }
+        meta.lines += 1;
+        meta.total += l.amount as i128;
+        buckets[l.category * ag.fy_count + ag.fy_index(l.date)].push(DLine {
+            id: l.id.clone(),
+            date: l.date,
+            amount: l.amount,
+            quantity: l.quantity.clone(),
+            site: l.site.clone(),
+            // a ledger's cost line carries its journal entry as its row
+            seq: l.row as u64,
+        });
+    }
+    debug_assert_eq!(w, ag.parties.len() + 1);
+    let mut shards: Vec<Vec<(String, u64)>> = vec![Vec::new(); SHARDS as usize];
+    for l in &st.lines {
+        shards[shard_of(&l.body.id) as usize].push((l.body.id.clone(), l.seq));
+    }
+    let mut out = Vec::with_capacity(buckets.len() + shards.len() + 1);
+    for (k, b) in buckets.iter().enumerate() {
+        out.push((bucket_key(k / ag.fy_count, k % ag.fy_count), encode_bucket(b)));
+    }
+    for (s, ids) in shards.iter().enumerate() {
+        out.push((shard_key(s as u64), encode_shard(ids)));
+    }
+    out.push(("meta".to_string(), encode_meta(&meta)));
+    Ok(out)
+}
+
+/// Add (`sign` = 1) or remove (−1) one line's parts from the totals.
+fn add_totals(meta: &mut Meta, l: &CostLine, row: &[i64], sign: i128) {
+    let mi = l.date.month_index();
+    for (p, &v) in row.iter().enumerate() {
+        if v == 0 {
+            continue;
+        }
+        let key = (p as u16, l.category as u16, mi, l.site.clone());
+        let e = meta.totals.entry(key).or_insert(0);
+        *e += sign * v as i128;
+        if *e == 0 {
+            let key = (p as u16, l.category as u16, mi, l.site.clone());
+            meta.totals.remove(&key);
+        }
+    }
+}
+
+/// Write every blob (inside the caller's write transaction).
+pub fn put_all(backend: &mut dyn Backend, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    for (k, v) in blobs {
+        backend.cache_put(k, v)?;
+    }
+    Ok(())
+}
+
+/// The derived state's meta, when it reflects the journal's head now.
+pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
+    let Some(b) = backend.cache_get("meta")? else {
+        return Ok(None);
+    };
+    let Some(meta) = decode_meta(&b) else {
+        return Ok(None);
+    };
+    match backend.head()? {
+        Some((seq, hash)) if seq == meta.seq && hash == meta.head => Ok(Some(meta)),
+        _ => Ok(None),
+    }
+}
+
+/// The agreement the derived state was built under.
+pub fn agreement(backend: &mut dyn Backend, meta: &Meta) -> Result<(Agreement, String), StoreError> {
+    let seq = meta.version_seq;
+    let bytes = backend.entry(seq)?.ok_or_else(|| damaged("meta"))?;
+    let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
+    match e.body {
+        Body::Agreement { content, sha256, .. } => {
+            let ag = costshare_core::load(&content)
+                .agreement
+                .ok_or_else(|| StoreError::Corrupt {
+                    seq,
+                    message: "the stored agreement does not load".into(),
+                })?;
+            Ok((ag, sha256))
+        }
+        _ => Err(damaged("meta")),
+    }
+}
+
+/// The rates recorded so far.
+pub fn rates(backend: &mut dyn Backend, meta: &Meta) -> Result<costshare_core::costs::Rates, StoreError> {
+    let mut rows = Vec::new();
+    for &seq in &meta.rate_seqs {
+        let bytes = backend.entry(seq)?.ok_or_else(|| damaged("meta"))?;
+        let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
+        if let Body::Rate { date, currency, rate } = e.body {
+            let d = Date::parse(&date).ok_or_else(|| damaged("meta"))?;
+            let r = costshare_core::num::parse_rational(&rate, 18).map_err(|_| damaged("meta"))?;
+            rows.push((currency, d, r));
+        }
+    }
+    costshare_core::costs::Rates::from_rows(rows).map_err(|_| damaged("meta"))
+}
+
+/// Report totals as the core's report groups: keys in `dims` order (party
+/// index, fiscal-year label, category rank, site index, month index).
+pub fn report(
+    ag: &Agreement,
+    meta: &Meta,
+    dims: &[costshare_core::report::Dim],
+) -> Result<Vec<costshare_core::report::Row>, costshare_core::report::TotalTooLarge> {
+    use costshare_core::report::{Dim, category_ranks, rows_from_groups};
+    let cat_rank = category_ranks(ag);
+    let mut site_ids: HashMap<&str, i64, state::BuildFx> = HashMap::default();
+    let mut sites: Vec<&str> = Vec::new();
+    let mut groups: HashMap<[i64; 5], i128, state::BuildFx> = HashMap::default();
+    for ((p, c, mi, site), v) in &meta.totals {
+        let mut k = [0i64; 5];
+        for (n, d) in dims.iter().enumerate() {
+            k[n] = match d {
+                Dim::Party => *p as i64,
+                Dim::FiscalYear => ag.calendar.fy_of(Date::first_of_month_index(*mi)) as i64,
+                Dim::Category => cat_rank[*c as usize],
+                Dim::Month => *mi as i64,
+                Dim::Site => {
+                    let next = sites.len() as i64;
+                    *site_ids.entry(site.as_str()).or_insert_with(|| {
+                        sites.push(site.as_str());
+                        next
+                    })
+                }
+            };
+        }
+        *groups.entry(k).or_insert(0) += v;
+    }
+    groups.retain(|_, v| *v != 0);
+    rows_from_groups(ag, dims, &cat_rank, &sites, groups)
+}
+
+// --- late lines -----------------------------------------------------------
+
+/// What taking new lines in changed.
+#[derive(Clone, Debug, Default)]
+pub struct LateImpact {
+    /// Lines re-allocated (the new ones and those sharing their periods).
+    pub reallocated: usize,
+    /// Earlier lines whose allocation changed: id and change per party
+    /// (then UNALLOCATED).
+    pub changed: Vec<(String, Vec<i64>)>,
+}
+
+/// The dates a line's allocation is tied to: the union of its capped layers'
+/// periods, widened until it is a union of whole periods of every layer.
+fn tied_range(ag: &Agreement, category: usize, d: Date) -> (Date, Date) {
+    let (mut lo, mut hi) = (d, d);
+    loop {
+        let (mut nlo, mut nhi) = (lo, hi);
+        for layer in ag.categories[category].layers.iter().filter(|l| l.cap.is_some()) {
+            let first = |p: Period| match p {
+                Period::Months { first, .. } => Date::first_of_month_index(first).max(ag.start),
+                Period::Term => ag.start,
+            };
+            nlo = nlo.min(first(Period::of(layer.period, &ag.calendar, lo)));
+            nhi = nhi.max(Period::of(layer.period, &ag.calendar, hi).last_day(ag.end));
+        }
+        if (nlo, nhi) == (lo, hi) {
+            return (lo, hi);
+        }
+        (lo, hi) = (nlo, nhi);
+    }
+}
+
+fn cost_line(ag: &Agreement, category: usize, l: &DLine) -> CostLine {
+    CostLine {
+        id: l.id.clone(),
+        date: l.date,
+        category,
+        amount: l.amount,
+        source_amount: l.amount,
+        currency: ag.currency.code().to_string(),
+        rate: None,
+        quantity: l.quantity.clone(),
+        site: l.site.clone(),
+        description: String::new(),
+        row: l.seq as usize,
+        replaces: None,
+    }
+}
+
+/// Take new lines (validated, with their journal entries) into the derived
+/// state: each one re-allocates only the dates it is tied to. The caller
+/// writes the returned blobs with the journal entries, after setting the
+/// meta's head.
+pub fn add_lines(
+    backend: &mut dyn Backend,
+    ag: &Agreement,
+    meta: &mut Meta,
+    new: Vec<(CostLine, u64)>,
+) -> Result<(LateImpact, Vec<Blob>), StoreError> {
+    let mut buckets: BTreeMap<(usize, usize), Vec<DLine>> = BTreeMap::new();
+    let mut shards: BTreeMap<u64, Vec<(String, u64)>> = BTreeMap::new();
+    let mut impact = LateImpact::default();
+    let mut changed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let added: std::collections::HashSet<String> = new.iter().map(|(l, _)| l.id.clone()).collect();
+    for (line, seq) in new {
+        let c = line.category;
+        let (lo, hi) = tied_range(ag, c, line.date);
+        let (f0, f1) = (ag.fy_index(lo), ag.fy_index(hi));
+        for fy in f0..=f1 {
+            if let std::collections::btree_map::Entry::Vacant(e) = buckets.entry((c, fy)) {
+                let key = bucket_key(c, fy);
+                let b = backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?;
+                e.insert(decode_bucket(&b).ok_or_else(|| damaged(&key))?);
+            }
+        }
+        // the tied lines, in (date, id) order, before and after
+        let mut before: Vec<CostLine> = Vec::new();
+        for fy in f0..=f1 {
+            for l in &buckets[&(c, fy)] {
+                if l.date >= lo && l.date <= hi {
+                    before.push(cost_line(ag, c, l));
+                }
+            }
+        }
+        let a0 = alloc::allocate(ag, &before, ag.start);
+        let mut after = before.clone();
+        after.push(line.clone());
+        let a1 = alloc::allocate(ag, &after, ag.start);
+        impact.reallocated += after.len();
+        for (i, l) in before.iter().enumerate() {
+            let (r0, r1) = (a0.row(i), a1.row(i));
+            if r0 != r1 {
+                add_totals(meta, l, r0, -1);
+                add_totals(meta, l, r1, 1);
+                let d = changed.entry(l.id.clone()).or_insert_with(|| vec![0; r0.len()]);
+                for ((x, a), b) in d.iter_mut().zip(r1).zip(r0) {
+                    *x += a - b;
+                }
+            }
+            if a0.open_until[i] != a1.open_until[i] {
+                if let Some(d) = a0.open_until[i] {
+                    let n = meta.open.entry(d).or_insert(0);
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        meta.open.remove(&d);
+                    }
+                }
+                if let Some(d) = a1.open_until[i] {
+                    *meta.open.entry(d).or_insert(0) += 1;
+                }
+            }
+        }
+        let k = before.len();
+        add_totals(meta, &line, a1.row(k), 1);
+        if let Some(d) = a1.open_until[k] {
+            *meta.open.entry(d).or_insert(0) += 1;
+        }
+        meta.lines += 1;
+        meta.total += line.amount as i128;
+        // into its bucket, in (date, id) order
+        let fy = ag.fy_index(line.date);
+        let b = buckets.get_mut(&(c, fy)).ok_or_else(|| damaged("bucket"))?;
+        let pos = b.partition_point(|o| (o.date, o.id.as_bytes()) < (line.date, line.id.as_bytes()));
+        b.insert(
+            pos,
+            DLine {
+                id: line.id.clone(),
+                date: line.date,
+                amount: line.amount,
+                quantity: line.quantity.clone(),
+                site: line.site.clone(),
+                seq,
+            },
+        );
+        let s = shard_of(&line.id);
+        if let std::collections::btree_map::Entry::Vacant(e) = shards.entry(s) {
+            let key = shard_key(s);
+            let b = backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?;
+            e.insert(decode_shard(&b).ok_or_else(|| damaged(&key))?);
+        }
+        if let Some(sh) = shards.get_mut(&s) {
+            sh.push((line.id.clone(), seq));
+        }
+    }
+    // lines added in this call are not "earlier lines"
+    impact.changed = changed
+        .into_iter()
+        .filter(|(id, d)| !added.contains(id) && d.iter().any(|&x| x != 0))
+        .collect();
+    let mut blobs = Vec::new();
+    for ((c, fy), b) in &buckets {
+        blobs.push((bucket_key(*c, *fy), encode_bucket(b)));
+    }
+    for (s, ids) in &shards {
+        blobs.push((shard_key(*s), encode_shard(ids)));
+    }
+    Ok((impact, blobs))
+}
+
+/// The meta blob, for writing after its head is set.
+pub fn meta_blob(meta: &Meta) -> (String, Vec<u8>) {
+    ("meta".to_string(), encode_meta(meta))
+}
+
+/// The entry that recorded `id`, if any (voided lines included).
+pub fn recorded(backend: &mut dyn Backend, id: &str) -> Result<Option<(u64, LineBody)>, StoreError> {
+    let key = shard_key(shard_of(id));
+    let b = backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?;
+    let ids = decode_shard(&b).ok_or_else(|| damaged(&key))?;
+    let Some(&(_, seq)) = ids.iter().find(|(i, _)| i == id) else {
+        return Ok(None);
+    };
+    let bytes = backend.entry(seq)?.ok_or_else(|| damaged(&key))?;
+    let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
+    match e.body {
+        Body::Line(l) => Ok(Some((seq, l))),
+        _ => Err(damaged(&key)),
+    }
+}

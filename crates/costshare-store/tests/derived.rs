@@ -1,0 +1,208 @@
+//! The derived state kept beside the journal equals a replay of the journal:
+//! after lines taken in from it (the fast path of `record`), after writes by
+//! the full path, and as `verify` sees it. Every example agreement, random
+//! lines sized so that the caps bind.
+
+use costshare_core::agreement::{Agreement, Cap};
+use costshare_core::calendar::Date;
+use costshare_core::demo::Rng;
+use costshare_core::report::{self, Dim};
+use costshare_store::{DerivedStatus, Input, Ledger, Verified, derived, state};
+use num_traits::ToPrimitive;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+fn examples() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut v: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap()))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 5, "the example agreements");
+    v
+}
+
+/// Random valid lines: amounts up to a quarter of the category's smallest
+/// money cap, quantities up to half its unit cap, so caps bind.
+fn lines_csv(ag: &Agreement, rng: &mut Rng, n: usize, prefix: &str) -> String {
+    let mut s = String::from("id,date,category,amount,quantity,site\n");
+    let days = ag.end.to_days() - ag.start.to_days();
+    for i in 0..n {
+        let c = rng.range(0, ag.categories.len() as i64 - 1) as usize;
+        let cat = &ag.categories[c];
+        let mut money = i64::MAX;
+        let mut units = i64::MAX;
+        for l in &cat.layers {
+            match &l.cap {
+                Some(Cap::Money(m)) => money = money.min(m.values.iter().copied().min().unwrap_or(i64::MAX)),
+                Some(Cap::Units(u)) => {
+                    for q in &u.values {
+                        units = units.min(q.to_big().floor().to_i64().unwrap_or(i64::MAX));
+                    }
+                }
+                None => {}
+            }
+        }
+        let top = if money == i64::MAX {
+            10_000_000
+        } else {
+            (money / 4).max(1)
+        };
+        let minor = rng.range(1, top);
+        let dec = ag.currency.decimals();
+        let amount = costshare_core::money::format_minor(minor as i128, dec);
+        let qty = if cat.unit.is_some() {
+            let top = if units == i64::MAX { 500 } else { (units / 2).max(1) };
+            format!("{}.{}", rng.range(0, top), rng.range(1, 9))
+        } else {
+            String::new()
+        };
+        let d = Date::from_days(ag.start.to_days() + rng.range(0, days));
+        let site = ["", "North", "South"][rng.range(0, 2) as usize];
+        let _ = writeln!(s, "{prefix}{i:04},{d},{},{amount},{qty},{site}", cat.id);
+    }
+    s
+}
+
+const DIMS: [&[Dim]; 5] = [
+    &[Dim::Party],
+    &[Dim::Party, Dim::Category],
+    &[Dim::FiscalYear, Dim::Category, Dim::Party],
+    &[Dim::Site, Dim::Month],
+    &[Dim::Party, Dim::FiscalYear, Dim::Category, Dim::Site, Dim::Month],
+];
+
+/// The derived state is fresh and says what a replay says.
+fn check(l: &mut Ledger, what: &str) {
+    let st = l.state().unwrap();
+    let (meta, ag, _) = l
+        .derived()
+        .unwrap()
+        .unwrap_or_else(|| panic!("{what}: no fresh derived state"));
+    assert_eq!(meta.seq, st.entries, "{what}");
+    assert_eq!(meta.head, st.head, "{what}");
+    for as_of in [
+        ag.start,
+        Date::from_days((ag.start.to_days() + ag.end.to_days()) / 2),
+        ag.end,
+    ] {
+        let parts = state::allocate(&st, as_of).unwrap();
+        let p = &parts[0];
+        assert_eq!(meta.lines as usize, p.lines.len(), "{what}");
+        let prov = p.alloc.provisional.iter().filter(|&&x| x).count() as u64;
+        assert_eq!(meta.provisional(as_of), prov, "{what}: provisional at {as_of}");
+        for dims in DIMS {
+            let want = report::report(&ag, &p.lines, &p.alloc, dims).unwrap();
+            let got = derived::report(&ag, &meta, dims).unwrap();
+            assert_eq!(got, want, "{what}: report by {dims:?}");
+        }
+    }
+}
+
+fn input<'a>(name: &'a str, text: &'a str) -> Input<'a> {
+    Input {
+        name,
+        bytes: text.as_bytes(),
+    }
+}
+
+#[test]
+fn derived_state_equals_a_replay() {
+    let dir = std::env::temp_dir().join(format!("costshare-derived-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = "2026-11-27T00:00:00Z";
+    let mut late_lines = 0;
+    let mut moved = 0;
+    for (n, (name, text)) in examples().into_iter().enumerate() {
+        let ag = costshare_core::load(&text).agreement.expect("example loads");
+        let path = dir.join(format!("l{n}.db")).display().to_string();
+        let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
+        let mut rng = Rng::new(n as u64 + 7);
+        // a first file, taken in line by line from the derived state
+        let first = lines_csv(&ag, &mut rng, 120, "a");
+        let (out, _) = l
+            .record_fast(input("first.csv", &first), now)
+            .unwrap()
+            .expect("fast path");
+        assert_eq!(out.recorded, 120, "{name}");
+        check(&mut l, &format!("{name}: first file"));
+        // late lines, one small file at a time
+        for k in 0..6 {
+            let late = lines_csv(&ag, &mut rng, 1 + k % 3, &format!("late{k}-"));
+            let (out, imp) = l
+                .record_fast(input("late.csv", &late), now)
+                .unwrap()
+                .expect("fast path");
+            late_lines += out.recorded;
+            moved += imp.changed.len();
+            check(&mut l, &format!("{name}: late file {k}"));
+        }
+        // the same file again: nothing new, nothing written
+        let again = lines_csv(&ag, &mut Rng::new(n as u64 + 7), 120, "a");
+        let (out, _) = l
+            .record_fast(input("first.csv", &again), now)
+            .unwrap()
+            .expect("fast path");
+        assert_eq!((out.recorded, out.already), (0, 120), "{name}");
+        // the full path (a replacement) keeps the derived state up to date
+        let repl = "id,date,category,amount,quantity,site,replaces\n";
+        let st = l.state().unwrap();
+        let old = &st.lines[3].body;
+        let text = format!(
+            "{repl}r1,{},{},{},{},{},{}\n",
+            old.date, old.category, old.amount, old.quantity, old.site, old.id
+        );
+        assert!(
+            l.record_fast(input("r.csv", &text), now).unwrap().is_none(),
+            "replacements take the full path"
+        );
+        l.record(input("r.csv", &text), None, now).unwrap();
+        check(&mut l, &format!("{name}: after a replacement"));
+        l.void("a0007", "test", now).unwrap();
+        check(&mut l, &format!("{name}: after a void"));
+        match l.verify().unwrap() {
+            Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Consistent, "{name}"),
+            Verified::Bad { seq, message } => panic!("{name}: verify failed at {seq}: {message}"),
+        }
+    }
+    assert!(late_lines >= 50, "late lines taken in: {late_lines}");
+    assert!(moved > 0, "no late line moved an earlier one: the caps never bound");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A damaged derived state is caught by `verify` and rebuilt.
+#[test]
+fn verify_repairs_a_damaged_derived_state() {
+    let dir = std::env::temp_dir().join(format!("costshare-derived-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
+    let ag = costshare_core::load(&text).agreement.unwrap();
+    let path = dir.join("l.db").display().to_string();
+    let now = "2026-11-27T00:00:00Z";
+    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
+    let csv = lines_csv(&ag, &mut Rng::new(1), 50, "x");
+    l.record(input("x.csv", &csv), None, now).unwrap();
+    check(&mut l, "before damage");
+    // change one report total behind the program's back
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let meta: Vec<u8> = conn
+        .query_row("SELECT v FROM cache WHERE k = 'meta'", [], |r| r.get(0))
+        .unwrap();
+    let mut bad = meta.clone();
+    let last = bad.len() - 20;
+    bad[last] ^= 1;
+    conn.execute("UPDATE cache SET v = ?1 WHERE k = 'meta'", [&bad])
+        .unwrap();
+    drop(conn);
+    match l.verify().unwrap() {
+        Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Repaired),
+        Verified::Bad { seq, message } => panic!("verify failed at {seq}: {message}"),
+    }
+    check(&mut l, "after repair");
+    let _ = std::fs::remove_dir_all(&dir);
+}
