@@ -74,7 +74,9 @@ pub fn report(target: &str, dims: &[Dim], as_of: Date, format: Format) -> Result
     let r = run_state(&st, as_of)?;
     let out = render_report(&r, dims, format)?;
     // a cache: a ledger this process may not write to is still read
-    let _ = l.write_derived(&st);
+    if let [part] = r.parts.as_slice() {
+        let _ = l.write_derived_with(&st, &part.costs.lines, &part.alloc);
+    }
     Ok(out)
 }
 
@@ -175,13 +177,6 @@ pub fn record(target: &str, costs: &Path, rates: Option<&Path>, impact: bool) ->
         if let Some((out, imp)) = fast {
             let mut s = recorded_text(&name, &out);
             if impact && out.recorded > 0 {
-                let (meta, ag, _) = match l.derived().map_err(err)? {
-                    Some(d) => d,
-                    None => return Err(CliError::Input("costshare: error: the derived state vanished".into())),
-                };
-                let _ = meta;
-                let mut parties: Vec<String> = ag.parties.iter().map(|p| p.id.clone()).collect();
-                parties.push("UNALLOCATED".into());
                 s.push_str(&format!(
                     "impact: {} new line{} taken in from the derived state: {} line{} re-allocated in {:.2} ms (the whole command so far)\n",
                     out.recorded,
@@ -190,7 +185,7 @@ pub fn record(target: &str, costs: &Path, rates: Option<&Path>, impact: bool) ->
                     if imp.reallocated == 1 { "" } else { "s" },
                     t.elapsed().as_secs_f64() * 1000.0
                 ));
-                s.push_str(&changed_text(&imp.changed, &parties, ag.currency.decimals()));
+                s.push_str(&changed_text(&imp.changed, &imp.parties, imp.decimals));
             }
             s.push_str(&tail_of(&mut l)?);
             return Ok(s);

@@ -14,6 +14,9 @@ pub enum StoreError {
     Db(String),
     /// Stored data does not read back (a damaged or edited journal).
     Corrupt { seq: u64, message: String },
+    /// A blob of the derived state is missing or does not decode (it is a
+    /// cache: the journal is intact, and `verify` rebuilds it).
+    Cache(String),
 }
 
 impl fmt::Display for StoreError {
@@ -23,6 +26,10 @@ impl fmt::Display for StoreError {
             StoreError::NotFound(w) => write!(f, "no costshare ledger at {w} (create one with `costshare init`)"),
             StoreError::Db(m) => write!(f, "database error: {m}"),
             StoreError::Corrupt { seq, message } => write!(f, "journal entry {seq} is damaged: {message}"),
+            StoreError::Cache(key) => write!(
+                f,
+                "the derived state (`{key}`) is damaged; `costshare verify` rebuilds it from the journal"
+            ),
         }
     }
 }

@@ -34,20 +34,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
 /// The layout of the blobs; another value is ignored (and rebuilt).
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 const SHARDS: u64 = 256;
-
-/// A line as the derived state keeps it.
-#[derive(Clone, Debug)]
-pub struct DLine {
-    pub id: String,
-    pub date: Date,
-    /// Minor units of the agreement currency.
-    pub amount: i64,
-    pub quantity: Option<Q>,
-    pub site: String,
-    pub seq: u64,
-}
 
 /// A blob of the derived state and its key.
 pub type Blob = (String, Vec<u8>);
@@ -83,7 +71,7 @@ impl Meta {
 }
 
 fn damaged(key: &str) -> StoreError {
-    StoreError::Db(format!("derived state `{key}` does not decode"))
+    StoreError::Cache(key.to_string())
 }
 
 // --- encoding -------------------------------------------------------------
@@ -255,7 +243,10 @@ fn decode_q(r: &mut R<'_>) -> Option<Option<Q>> {
     })
 }
 
-fn encode_bucket(lines: &[DLine]) -> Vec<u8> {
+/// A bucket: the active lines of one category and month, in (date, id)
+/// order, as cost lines in the agreement currency (their `row` is their
+/// journal entry).
+fn encode_bucket(lines: &[CostLine]) -> Vec<u8> {
     let mut w = W(Vec::with_capacity(lines.len() * 40 + 8));
     w.u32(FORMAT);
     w.u32(lines.len() as u32);
@@ -265,29 +256,47 @@ fn encode_bucket(lines: &[DLine]) -> Vec<u8> {
         w.i64(l.amount);
         encode_q(&mut w, &l.quantity);
         w.str(&l.site);
-        w.u64(l.seq);
+        w.u64(l.row as u64);
     }
     w.0
 }
 
-fn decode_bucket(b: &[u8]) -> Option<Vec<DLine>> {
+/// Decode a bucket's lines dated within `lo..=hi` onto `out`. Their
+/// currency is left empty (the allocator does not read it): no allocation
+/// but the id and site of each line.
+fn decode_bucket_into(b: &[u8], category: usize, lo: Date, hi: Date, out: &mut Vec<CostLine>) -> Option<()> {
     let mut r = R::new(b);
     if r.u32()? != FORMAT {
         return None;
     }
     let n = r.u32()? as usize;
-    let mut out = Vec::with_capacity(n.min(b.len() / 16));
+    out.reserve(n.min(b.len() / 16));
     for _ in 0..n {
-        out.push(DLine {
-            id: r.str()?.to_string(),
-            date: r.date()?,
-            amount: r.i64()?,
-            quantity: decode_q(&mut r)?,
-            site: r.str()?.to_string(),
-            seq: r.u64()?,
+        let id = r.str()?;
+        let date = r.date()?;
+        let amount = r.i64()?;
+        let quantity = decode_q(&mut r)?;
+        let site = r.str()?;
+        let row = r.u64()? as usize;
+        if date < lo || date > hi {
+            continue;
+        }
+        out.push(CostLine {
+            id: id.to_string(),
+            date,
+            category,
+            amount,
+            source_amount: amount,
+            currency: String::new(),
+            rate: None,
+            quantity,
+            site: site.to_string(),
+            description: String::new(),
+            row,
+            replaces: None,
         });
     }
-    r.done().then_some(out)
+    r.done().then_some(())
 }
 
 fn encode_shard(ids: &[(String, u64)]) -> Vec<u8> {
@@ -320,8 +329,9 @@ fn shard_of(id: &str) -> u64 {
     h.finish() % SHARDS
 }
 
-fn bucket_key(category: usize, fy: usize) -> String {
-    format!("b/{category}/{fy}")
+/// The bucket of a category and a month (its month index).
+fn bucket_key(category: usize, month: i32) -> String {
+    format!("b/{category}/{month}")
 }
 
 fn shard_key(shard: u64) -> String {
@@ -336,14 +346,19 @@ pub fn applicable(st: &State) -> bool {
 }
 
 /// Every blob of the derived state of `st`, rebuilt from scratch.
-pub fn build(st: &State) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-    let ag = &st.versions[0].agreement;
+pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
     // amounts do not depend on the as-of date; `open_until` does not either
-    let parts = state::allocate(st, ag.start)?;
+    let parts = state::allocate(st, st.versions[0].agreement.start)?;
     let part = parts
         .into_iter()
         .next()
         .ok_or_else(|| StoreError::Db("no agreement".into()))?;
+    Ok(build_with(st, &part.lines, &part.alloc))
+}
+
+/// [`build`] from an allocation of `st`'s active lines already made.
+pub fn build_with(st: &State, lines: &[CostLine], alloc: &alloc::Allocation) -> Vec<Blob> {
+    let ag = &st.versions[0].agreement;
     let mut meta = Meta {
         seq: st.entries,
         head: st.head.clone(),
@@ -351,41 +366,42 @@ pub fn build(st: &State) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         rate_seqs: st.log.iter().filter(|e| e.kind == "rate").map(|e| e.seq).collect(),
         ..Meta::default()
     };
-    let mut buckets: Vec<Vec<DLine>> = vec![Vec::new(); ag.categories.len() * ag.fy_count];
-    let w = part.alloc.width();
-    for &i in &part.alloc.order {
+    // every month of the term has a bucket per category, empty or not, so a
+    // rebuild overwrites every bucket an earlier state wrote
+    let m0 = ag.start.month_index();
+    let months = (ag.end.month_index() - m0 + 1) as usize;
+    let mut buckets: Vec<Vec<CostLine>> = vec![Vec::new(); ag.categories.len() * months];
+    for &i in &alloc.order {
         let i = i as usize;
-        let l = &part.lines[i];
-        add_totals(&mut meta, l, part.alloc.row(i), 1);
-        if let Some(d) = part.alloc.open_until[i] {
+        let l = &lines[i];
+        add_totals(&mut meta, l, alloc.row(i), 1);
+        if let Some(d) = alloc.open_until[i] {
             *meta.open.entry(d).or_insert(0) += 1;
         }
         meta.lines += 1;
         meta.total += l.amount as i128;
-        buckets[l.category * ag.fy_count + ag.fy_index(l.date)].push(DLine {
-            id: l.id.clone(),
-            date: l.date,
-            amount: l.amount,
-            quantity: l.quantity.clone(),
-            site: l.site.clone(),
-            // a ledger's cost line carries its journal entry as its row
-            seq: l.row as u64,
-        });
+        let mut b = l.clone();
+        // kept in the agreement currency: conversion happened when recorded
+        b.source_amount = b.amount;
+        b.currency = ag.currency.code().to_string();
+        b.rate = None;
+        b.description = String::new();
+        b.replaces = None;
+        buckets[l.category * months + (l.date.month_index() - m0) as usize].push(b);
     }
-    debug_assert_eq!(w, ag.parties.len() + 1);
     let mut shards: Vec<Vec<(String, u64)>> = vec![Vec::new(); SHARDS as usize];
     for l in &st.lines {
         shards[shard_of(&l.body.id) as usize].push((l.body.id.clone(), l.seq));
     }
     let mut out = Vec::with_capacity(buckets.len() + shards.len() + 1);
     for (k, b) in buckets.iter().enumerate() {
-        out.push((bucket_key(k / ag.fy_count, k % ag.fy_count), encode_bucket(b)));
+        out.push((bucket_key(k / months, m0 + (k % months) as i32), encode_bucket(b)));
     }
     for (s, ids) in shards.iter().enumerate() {
         out.push((shard_key(s as u64), encode_shard(ids)));
     }
     out.push(("meta".to_string(), encode_meta(&meta)));
-    Ok(out)
+    out
 }
 
 /// Add (`sign` = 1) or remove (−1) one line's parts from the totals.
@@ -506,6 +522,10 @@ pub struct LateImpact {
     /// Earlier lines whose allocation changed: id and change per party
     /// (then UNALLOCATED).
     pub changed: Vec<(String, Vec<i64>)>,
+    /// Party ids in order, then UNALLOCATED.
+    pub parties: Vec<String>,
+    /// Decimals of the agreement currency.
+    pub decimals: u32,
 }
 
 /// The dates a line's allocation is tied to: the union of its capped layers'
@@ -529,23 +549,6 @@ fn tied_range(ag: &Agreement, category: usize, d: Date) -> (Date, Date) {
     }
 }
 
-fn cost_line(ag: &Agreement, category: usize, l: &DLine) -> CostLine {
-    CostLine {
-        id: l.id.clone(),
-        date: l.date,
-        category,
-        amount: l.amount,
-        source_amount: l.amount,
-        currency: ag.currency.code().to_string(),
-        rate: None,
-        quantity: l.quantity.clone(),
-        site: l.site.clone(),
-        description: String::new(),
-        row: l.seq as usize,
-        replaces: None,
-    }
-}
-
 /// Take new lines (validated, with their journal entries) into the derived
 /// state: each one re-allocates only the dates it is tied to. The caller
 /// writes the returned blobs with the journal entries, after setting the
@@ -556,37 +559,47 @@ pub fn add_lines(
     meta: &mut Meta,
     new: Vec<(CostLine, u64)>,
 ) -> Result<(LateImpact, Vec<Blob>), StoreError> {
-    let mut buckets: BTreeMap<(usize, usize), Vec<DLine>> = BTreeMap::new();
+    // buckets as stored (a bucket a new line goes into is re-encoded)
+    let mut buckets: BTreeMap<(usize, i32), Vec<u8>> = BTreeMap::new();
+    let mut dirty: std::collections::BTreeSet<(usize, i32)> = Default::default();
     let mut shards: BTreeMap<u64, Vec<(String, u64)>> = BTreeMap::new();
-    let mut impact = LateImpact::default();
+    let mut impact = LateImpact {
+        parties: ag
+            .parties
+            .iter()
+            .map(|p| p.id.clone())
+            .chain(["UNALLOCATED".to_string()])
+            .collect(),
+        decimals: ag.currency.decimals(),
+        ..LateImpact::default()
+    };
     let mut changed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let added: std::collections::HashSet<String> = new.iter().map(|(l, _)| l.id.clone()).collect();
+    let mut tied: Vec<CostLine> = Vec::new();
     for (line, seq) in new {
         let c = line.category;
         let (lo, hi) = tied_range(ag, c, line.date);
-        let (f0, f1) = (ag.fy_index(lo), ag.fy_index(hi));
-        for fy in f0..=f1 {
-            if let std::collections::btree_map::Entry::Vacant(e) = buckets.entry((c, fy)) {
-                let key = bucket_key(c, fy);
-                let b = backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?;
-                e.insert(decode_bucket(&b).ok_or_else(|| damaged(&key))?);
-            }
-        }
-        // the tied lines, in (date, id) order, before and after
-        let mut before: Vec<CostLine> = Vec::new();
-        for fy in f0..=f1 {
-            for l in &buckets[&(c, fy)] {
-                if l.date >= lo && l.date <= hi {
-                    before.push(cost_line(ag, c, l));
+        let (m0, m1) = (lo.month_index(), hi.month_index());
+        // the tied lines, in (date, id) order, without and with the new one
+        tied.clear();
+        for m in m0..=m1 {
+            let key = bucket_key(c, m);
+            let b = match buckets.entry((c, m)) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?)
                 }
-            }
+            };
+            decode_bucket_into(b, c, lo, hi, &mut tied).ok_or_else(|| damaged(&key))?;
         }
-        let a0 = alloc::allocate(ag, &before, ag.start);
-        let mut after = before.clone();
-        after.push(line.clone());
-        let a1 = alloc::allocate(ag, &after, ag.start);
-        impact.reallocated += after.len();
-        for (i, l) in before.iter().enumerate() {
+        let a0 = alloc::allocate(ag, &tied, ag.start);
+        let k = tied.len();
+        let mut new_line = line;
+        new_line.row = seq as usize;
+        tied.push(new_line);
+        let a1 = alloc::allocate(ag, &tied, ag.start);
+        impact.reallocated += tied.len();
+        for (i, l) in tied[..k].iter().enumerate() {
             let (r0, r1) = (a0.row(i), a1.row(i));
             if r0 != r1 {
                 add_totals(meta, l, r0, -1);
@@ -609,7 +622,7 @@ pub fn add_lines(
                 }
             }
         }
-        let k = before.len();
+        let line = tied.pop().ok_or_else(|| damaged("bucket"))?;
         add_totals(meta, &line, a1.row(k), 1);
         if let Some(d) = a1.open_until[k] {
             *meta.open.entry(d).or_insert(0) += 1;
@@ -617,28 +630,24 @@ pub fn add_lines(
         meta.lines += 1;
         meta.total += line.amount as i128;
         // into its bucket, in (date, id) order
-        let fy = ag.fy_index(line.date);
-        let b = buckets.get_mut(&(c, fy)).ok_or_else(|| damaged("bucket"))?;
-        let pos = b.partition_point(|o| (o.date, o.id.as_bytes()) < (line.date, line.id.as_bytes()));
-        b.insert(
-            pos,
-            DLine {
-                id: line.id.clone(),
-                date: line.date,
-                amount: line.amount,
-                quantity: line.quantity.clone(),
-                site: line.site.clone(),
-                seq,
-            },
-        );
+        let m = line.date.month_index();
+        let key = bucket_key(c, m);
+        let stored = buckets.get_mut(&(c, m)).ok_or_else(|| damaged(&key))?;
+        let mut all = Vec::new();
+        decode_bucket_into(stored, c, ag.start, ag.end, &mut all).ok_or_else(|| damaged(&key))?;
+        let pos = all.partition_point(|o| (o.date, o.id.as_bytes()) < (line.date, line.id.as_bytes()));
+        let id = line.id.clone();
         let s = shard_of(&line.id);
+        all.insert(pos, line);
+        *stored = encode_bucket(&all);
+        dirty.insert((c, m));
         if let std::collections::btree_map::Entry::Vacant(e) = shards.entry(s) {
             let key = shard_key(s);
             let b = backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?;
             e.insert(decode_shard(&b).ok_or_else(|| damaged(&key))?);
         }
         if let Some(sh) = shards.get_mut(&s) {
-            sh.push((line.id.clone(), seq));
+            sh.push((id, seq));
         }
     }
     // lines added in this call are not "earlier lines"
@@ -647,8 +656,10 @@ pub fn add_lines(
         .filter(|(id, d)| !added.contains(id) && d.iter().any(|&x| x != 0))
         .collect();
     let mut blobs = Vec::new();
-    for ((c, fy), b) in &buckets {
-        blobs.push((bucket_key(*c, *fy), encode_bucket(b)));
+    for (c, m) in dirty {
+        if let Some(b) = buckets.remove(&(c, m)) {
+            blobs.push((bucket_key(c, m), b));
+        }
     }
     for (s, ids) in &shards {
         blobs.push((shard_key(*s), encode_shard(ids)));

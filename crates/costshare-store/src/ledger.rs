@@ -368,7 +368,8 @@ impl Ledger {
                 }
                 Ok(Some((out, imp)))
             }
-            Ok(None) => {
+            // a damaged cache: the full path records the file (and rebuilds it)
+            Ok(None) | Err(LedgerError::Store(StoreError::Cache(_))) => {
                 self.backend.rollback();
                 Ok(None)
             }
@@ -505,11 +506,30 @@ impl Ledger {
             return Ok(());
         }
         let blobs = derived::build(st)?;
+        self.write_blobs(st, &blobs)
+    }
+
+    /// [`Ledger::write_derived`] from an allocation of `st`'s lines already
+    /// made (the lines and allocation of its one version).
+    pub fn write_derived_with(
+        &mut self,
+        st: &State,
+        lines: &[costshare_core::CostLine],
+        alloc: &costshare_core::Allocation,
+    ) -> Result<(), LedgerError> {
+        if !derived::applicable(st) {
+            return Ok(());
+        }
+        let blobs = derived::build_with(st, lines, alloc);
+        self.write_blobs(st, &blobs)
+    }
+
+    fn write_blobs(&mut self, st: &State, blobs: &[derived::Blob]) -> Result<(), LedgerError> {
         self.backend.begin_write()?;
         let out = (|| -> Result<bool, StoreError> {
             match self.backend.head()? {
                 Some((seq, hash)) if seq == st.entries && hash == st.head => {
-                    derived::put_all(self.backend.as_mut(), &blobs)?;
+                    derived::put_all(self.backend.as_mut(), blobs)?;
                     Ok(true)
                 }
                 _ => Ok(false),

@@ -3,111 +3,11 @@
 //! the full path, and as `verify` sees it. Every example agreement, random
 //! lines sized so that the caps bind.
 
-use costshare_core::agreement::{Agreement, Cap};
-use costshare_core::calendar::Date;
+mod common;
+
+use common::{check, examples, input, lines_csv};
 use costshare_core::demo::Rng;
-use costshare_core::report::{self, Dim};
-use costshare_store::{DerivedStatus, Input, Ledger, Verified, derived, state};
-use num_traits::ToPrimitive;
-use std::fmt::Write;
-use std::path::PathBuf;
-
-fn examples() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let mut v: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .expect("examples/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap()))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 5, "the example agreements");
-    v
-}
-
-/// Random valid lines: amounts up to a quarter of the category's smallest
-/// money cap, quantities up to half its unit cap, so caps bind.
-fn lines_csv(ag: &Agreement, rng: &mut Rng, n: usize, prefix: &str) -> String {
-    let mut s = String::from("id,date,category,amount,quantity,site\n");
-    let days = ag.end.to_days() - ag.start.to_days();
-    for i in 0..n {
-        let c = rng.range(0, ag.categories.len() as i64 - 1) as usize;
-        let cat = &ag.categories[c];
-        let mut money = i64::MAX;
-        let mut units = i64::MAX;
-        for l in &cat.layers {
-            match &l.cap {
-                Some(Cap::Money(m)) => money = money.min(m.values.iter().copied().min().unwrap_or(i64::MAX)),
-                Some(Cap::Units(u)) => {
-                    for q in &u.values {
-                        units = units.min(q.to_big().floor().to_i64().unwrap_or(i64::MAX));
-                    }
-                }
-                None => {}
-            }
-        }
-        let top = if money == i64::MAX {
-            10_000_000
-        } else {
-            (money / 4).max(1)
-        };
-        let minor = rng.range(1, top);
-        let dec = ag.currency.decimals();
-        let amount = costshare_core::money::format_minor(minor as i128, dec);
-        let qty = if cat.unit.is_some() {
-            let top = if units == i64::MAX { 500 } else { (units / 2).max(1) };
-            format!("{}.{}", rng.range(0, top), rng.range(1, 9))
-        } else {
-            String::new()
-        };
-        let d = Date::from_days(ag.start.to_days() + rng.range(0, days));
-        let site = ["", "North", "South"][rng.range(0, 2) as usize];
-        let _ = writeln!(s, "{prefix}{i:04},{d},{},{amount},{qty},{site}", cat.id);
-    }
-    s
-}
-
-const DIMS: [&[Dim]; 5] = [
-    &[Dim::Party],
-    &[Dim::Party, Dim::Category],
-    &[Dim::FiscalYear, Dim::Category, Dim::Party],
-    &[Dim::Site, Dim::Month],
-    &[Dim::Party, Dim::FiscalYear, Dim::Category, Dim::Site, Dim::Month],
-];
-
-/// The derived state is fresh and says what a replay says.
-fn check(l: &mut Ledger, what: &str) {
-    let st = l.state().unwrap();
-    let (meta, ag, _) = l
-        .derived()
-        .unwrap()
-        .unwrap_or_else(|| panic!("{what}: no fresh derived state"));
-    assert_eq!(meta.seq, st.entries, "{what}");
-    assert_eq!(meta.head, st.head, "{what}");
-    for as_of in [
-        ag.start,
-        Date::from_days((ag.start.to_days() + ag.end.to_days()) / 2),
-        ag.end,
-    ] {
-        let parts = state::allocate(&st, as_of).unwrap();
-        let p = &parts[0];
-        assert_eq!(meta.lines as usize, p.lines.len(), "{what}");
-        let prov = p.alloc.provisional.iter().filter(|&&x| x).count() as u64;
-        assert_eq!(meta.provisional(as_of), prov, "{what}: provisional at {as_of}");
-        for dims in DIMS {
-            let want = report::report(&ag, &p.lines, &p.alloc, dims).unwrap();
-            let got = derived::report(&ag, &meta, dims).unwrap();
-            assert_eq!(got, want, "{what}: report by {dims:?}");
-        }
-    }
-}
-
-fn input<'a>(name: &'a str, text: &'a str) -> Input<'a> {
-    Input {
-        name,
-        bytes: text.as_bytes(),
-    }
-}
+use costshare_store::{DerivedStatus, Ledger, Verified};
 
 #[test]
 fn derived_state_equals_a_replay() {

@@ -9,6 +9,8 @@
 //! `SKIPPED: no PostgreSQL server on 127.0.0.1:5432` and pass, unless
 //! `COSTSHARE_REQUIRE_POSTGRES=1`, in which case they fail.
 
+mod common;
+
 use costshare_core::calendar::Date;
 use costshare_store::journal;
 use costshare_store::ledger::{Adjustment, adjustments};
@@ -1017,7 +1019,35 @@ macro_rules! both {
     };
 }
 
+/// The derived state follows late lines on both databases (the SQLite-only
+/// tests in `derived.rs` go through every example agreement).
+fn derived_state_follows_late_lines(target: &str) {
+    use common::{check, examples, input, lines_csv};
+    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
+    let ag = costshare_core::load(&text).agreement.unwrap();
+    let now = "2026-11-27T00:00:00Z";
+    let (mut l, _) = Ledger::init(target, input(&name, &text), None, now).unwrap();
+    let mut rng = costshare_core::demo::Rng::new(3);
+    let first = lines_csv(&ag, &mut rng, 80, "a");
+    l.record_fast(input("a.csv", &first), now).unwrap().expect("fast path");
+    check(&mut l, "first file");
+    for k in 0..3 {
+        let late = lines_csv(&ag, &mut rng, 2, &format!("late{k}-"));
+        l.record_fast(input("late.csv", &late), now)
+            .unwrap()
+            .expect("fast path");
+        check(&mut l, &format!("late file {k}"));
+    }
+    l.void("a0003", "test", now).unwrap();
+    check(&mut l, "after a void");
+    match l.verify().unwrap() {
+        Verified::Ok { derived, .. } => assert_eq!(derived, costshare_store::DerivedStatus::Consistent),
+        Verified::Bad { seq, message } => panic!("verify failed at {seq}: {message}"),
+    }
+}
+
 both!(
+    derived_state_follows_late_lines,
     init_refuses_an_existing_ledger,
     record_is_idempotent,
     bad_rows_record_nothing,
