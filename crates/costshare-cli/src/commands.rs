@@ -309,7 +309,7 @@ fn stream_report(f: &FileInputs<'_>, dims: &[Dim]) -> Result<Result<stream::Stre
         return Ok(Err(stream::Fallback("no header line in the first block")));
     };
     let header_end = bom + nl + 1;
-    let plan = match stream::Plan::new(&f.la.agreement, &f.rates, dims, &buf[bom..header_end - 1]) {
+    let plan = match stream::Plan::new(&f.la.agreement, &f.rates, f.as_of, dims, &buf[bom..header_end - 1]) {
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
     };
@@ -600,7 +600,7 @@ pub fn report(inputs: &Inputs, by: &str, format: Format) -> Result<String, CliEr
             journal: None,
             as_of: f.as_of,
             lines: sr.lines,
-            provisional: 0,
+            provisional: sr.provisional,
         };
         return Ok(render_rows(&meta, &rows, &dims, format));
     }

@@ -81,26 +81,57 @@ impl Allocation {
     }
 }
 
+/// What the allocator reads of the lines: [`CostLine`]s, or any compact
+/// form of them (the streaming path keeps no `CostLine`).
+pub trait Lines {
+    fn count(&self) -> usize;
+    fn date(&self, i: usize) -> Date;
+    /// Index into `Agreement::categories`.
+    fn category(&self, i: usize) -> usize;
+    /// Minor units of the agreement currency.
+    fn amount(&self, i: usize) -> i64;
+    fn quantity(&self, i: usize) -> Option<&Q>;
+    fn id(&self, i: usize) -> &[u8];
+}
+
+impl Lines for [CostLine] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn date(&self, i: usize) -> Date {
+        self[i].date
+    }
+    fn category(&self, i: usize) -> usize {
+        self[i].category
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self[i].amount
+    }
+    fn quantity(&self, i: usize) -> Option<&Q> {
+        self[i].quantity.as_ref()
+    }
+    fn id(&self, i: usize) -> &[u8] {
+        self[i].id.as_bytes()
+    }
+}
+
 /// Sort key of a line: (date, id bytes).
-pub fn line_order(lines: &[CostLine]) -> Vec<u32> {
+pub fn line_order<L: Lines + ?Sized>(lines: &L) -> Vec<u32> {
     // Sort compact keys (date, first 16 id bytes) held inline, so most
     // comparisons touch no line; only equal prefixes compare the full ids.
-    let mut keys: Vec<(u32, u128, u32)> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
+    let mut keys: Vec<(u32, u128, u32)> = (0..lines.count())
+        .map(|i| {
             let mut prefix = [0u8; 16];
-            let b = l.id.as_bytes();
+            let b = lines.id(i);
             let n = b.len().min(16);
             prefix[..n].copy_from_slice(&b[..n]);
-            (l.date.packed(), u128::from_be_bytes(prefix), i as u32)
+            (lines.date(i).packed(), u128::from_be_bytes(prefix), i as u32)
         })
         .collect();
     keys.sort_unstable_by(|x, y| {
-        x.0.cmp(&y.0).then(x.1.cmp(&y.1)).then_with(|| {
-            let (a, b) = (lines[x.2 as usize].id.as_bytes(), lines[y.2 as usize].id.as_bytes());
-            a.cmp(b)
-        })
+        x.0.cmp(&y.0)
+            .then(x.1.cmp(&y.1))
+            .then_with(|| lines.id(x.2 as usize).cmp(lines.id(y.2 as usize)))
     });
     keys.into_iter().map(|k| k.2).collect()
 }
@@ -109,21 +140,27 @@ pub fn line_order(lines: &[CostLine]) -> Vec<u32> {
 /// (known category, date in the term, positive quantity where a unit is
 /// declared), as [`crate::costs::parse_costs`] does.
 pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> Allocation {
+    allocate_lines(ag, lines, as_of)
+}
+
+/// [`allocate`] over any form of lines.
+pub fn allocate_lines<L: Lines + ?Sized>(ag: &Agreement, lines: &L, as_of: Date) -> Allocation {
+    let n = lines.count();
     let order = line_order(lines);
     let parties = ag.parties.len();
     let w = parties + 1;
     let mut out = Allocation {
         parties,
         order,
-        amounts: vec![0; lines.len() * w],
-        provisional: vec![false; lines.len()],
-        open_until: vec![None; lines.len()],
+        amounts: vec![0; n * w],
+        provisional: vec![false; n],
+        open_until: vec![None; n],
         usage: Vec::new(),
     };
     // lines per category, each in (date, id) order
     let mut per_cat: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len()];
     for &i in &out.order {
-        per_cat[lines[i as usize].category].push(i);
+        per_cat[lines.category(i as usize)].push(i);
     }
     let mut eng = Engine::new(parties);
     for (c, idx) in per_cat.iter().enumerate() {
@@ -131,6 +168,78 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> Allocation {
             eng.category(ag, c, idx, lines, as_of, &mut out);
         }
     }
+    out
+}
+
+/// [`allocate_lines`] on two threads: categories are independent, so each
+/// thread takes about half the lines, whole categories at a time. The result
+/// is the same allocation, ceiling use in the same order.
+pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(ag: &Agreement, lines: &L, as_of: Date) -> Allocation {
+    let n = lines.count();
+    let order = line_order(lines);
+    let parties = ag.parties.len();
+    let w = parties + 1;
+    let empty = |order: Vec<u32>| Allocation {
+        parties,
+        order,
+        amounts: vec![0; n * w],
+        provisional: vec![false; n],
+        open_until: vec![None; n],
+        usage: Vec::new(),
+    };
+    let mut per_cat: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len()];
+    for &i in &order {
+        per_cat[lines.category(i as usize)].push(i);
+    }
+    // the biggest categories first, each to the thread with fewer lines
+    let mut cats: Vec<usize> = (0..per_cat.len()).filter(|&c| !per_cat[c].is_empty()).collect();
+    cats.sort_by_key(|&c| std::cmp::Reverse(per_cat[c].len()));
+    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+    let (mut a, mut b) = (0usize, 0usize);
+    for c in cats {
+        if a <= b {
+            a += per_cat[c].len();
+            mine.push(c);
+        } else {
+            b += per_cat[c].len();
+            theirs.push(c);
+        }
+    }
+    if theirs.is_empty() {
+        return allocate_lines(ag, lines, as_of);
+    }
+    let run = |cs: &[usize], out: &mut Allocation| {
+        let mut eng = Engine::new(parties);
+        for &c in cs {
+            eng.category(ag, c, &per_cat[c], lines, as_of, out);
+        }
+    };
+    let mut out = empty(order);
+    let other = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut o = empty(Vec::new());
+            run(&theirs, &mut o);
+            o
+        });
+        run(&mine, &mut out);
+        h.join()
+    });
+    let other = match other {
+        Ok(o) => o,
+        // the engine does not panic on validated lines; if it did, do it here
+        Err(_) => return allocate_lines(ag, lines, as_of),
+    };
+    for &c in &theirs {
+        for &i in &per_cat[c] {
+            let i = i as usize;
+            out.amounts[i * w..(i + 1) * w].copy_from_slice(&other.amounts[i * w..(i + 1) * w]);
+            out.provisional[i] = other.provisional[i];
+            out.open_until[i] = other.open_until[i];
+        }
+    }
+    out.usage.extend(other.usage);
+    // one category's periods in order, categories in agreement order
+    out.usage.sort_by_key(|u| u.category);
     out
 }
 
@@ -159,12 +268,12 @@ impl Engine {
         }
     }
 
-    fn category(
+    fn category<L: Lines + ?Sized>(
         &mut self,
         ag: &Agreement,
         c: usize,
         idx: &[u32],
-        lines: &[CostLine],
+        lines: &L,
         as_of: Date,
         out: &mut Allocation,
     ) {
@@ -172,15 +281,15 @@ impl Engine {
         let n = idx.len();
         let w = out.width();
         self.rem.clear();
-        self.rem.extend(idx.iter().map(|&i| lines[i as usize].amount));
+        self.rem.extend(idx.iter().map(|&i| lines.amount(i as usize)));
         self.fy.clear();
         self.fy
-            .extend(idx.iter().map(|&i| ag.fy_index(lines[i as usize].date) as u32));
+            .extend(idx.iter().map(|&i| ag.fy_index(lines.date(i as usize)) as u32));
         self.qty.clear();
         if cat.unit.is_some() {
             self.qty.extend(
                 idx.iter()
-                    .map(|&i| lines[i as usize].quantity.clone().unwrap_or(Q::ZERO)),
+                    .map(|&i| lines.quantity(i as usize).cloned().unwrap_or(Q::ZERO)),
             );
         }
         for (li, layer) in cat.layers.iter().enumerate() {
@@ -207,10 +316,10 @@ impl Engine {
                 Some(cap) => {
                     let mut s = 0;
                     while s < n {
-                        let d0 = lines[idx[s] as usize].date;
+                        let d0 = lines.date(idx[s] as usize);
                         let period = Period::of(layer.period, &ag.calendar, d0);
                         let mut e = s + 1;
-                        while e < n && Period::of(layer.period, &ag.calendar, lines[idx[e] as usize].date) == period {
+                        while e < n && Period::of(layer.period, &ag.calendar, lines.date(idx[e] as usize)) == period {
                             e += 1;
                         }
                         let fy_i = match period.fy(&ag.calendar) {
@@ -604,7 +713,7 @@ pub struct Incremental<'a> {
 
 impl<'a> Incremental<'a> {
     pub fn new(ag: &'a Agreement, lines: Vec<CostLine>, as_of: Date) -> Incremental<'a> {
-        let order = line_order(&lines);
+        let order = line_order(lines.as_slice());
         let w = ag.parties.len() + 1;
         let mut cats: Vec<IncCat> = ag
             .categories
@@ -695,7 +804,7 @@ impl<'a> Incremental<'a> {
         }
         Allocation {
             parties: w - 1,
-            order: line_order(&self.lines),
+            order: line_order(self.lines.as_slice()),
             amounts: self.amounts.clone(),
             provisional: open_until.iter().map(|u| u.is_some_and(|d| d > self.as_of)).collect(),
             open_until,

@@ -295,6 +295,22 @@ impl Q {
         Q::S(n / g, d / g)
     }
 
+    /// Decimal text (as [`parse_rational`] reads it, at most `max_decimals`
+    /// digits after the point) straight to a `Q`, when its digits fit in
+    /// `u128`; `None` otherwise (the caller then takes the general parser).
+    /// Equal to `Q::from_big(&parse_rational(s, max_decimals)?)`.
+    pub fn parse_decimal(s: &str, max_decimals: u32) -> Option<Q> {
+        let t = split_decimal(s).ok()?;
+        if t.frac.len() as u32 > max_decimals || t.int.len() + t.frac.len() > 38 {
+            return None;
+        }
+        let mut n: u128 = 0;
+        for b in t.int.bytes().chain(t.frac.bytes()) {
+            n = n * 10 + (b - b'0') as u128;
+        }
+        Some(Q::small(n, 10u128.pow(t.frac.len() as u32)))
+    }
+
     /// From a non-negative big rational (shrinks when it fits).
     pub fn from_big(r: &BigRational) -> Q {
         debug_assert!(!r.is_negative());

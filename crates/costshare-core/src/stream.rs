@@ -1,31 +1,29 @@
-//! The streaming report: a costs CSV totalled by report dimensions in one
-//! pass, keeping no lines — only the id set (to refuse repeated ids) and the
-//! report's groups. Memory does not grow with the number of lines beyond
-//! those two.
+//! The streaming report: a costs CSV read once, in blocks, by independent
+//! workers (the CLI runs two, one per core), without a `String` per line.
 //!
-//! It takes the common, clean case only, and says when it cannot:
-//! - every layer of the agreement is uncapped, so each line's allocation
-//!   depends on that line alone (caps need the lines of a period together);
-//! - rows have no quotes, no lone carriage returns and valid UTF-8;
-//! - every row is valid, no id repeats, no row `replaces` another.
+//! Uncapped agreements are totalled as the lines go by — each line's
+//! allocation depends on that line alone — so memory does not grow with the
+//! number of lines beyond the id set (to refuse repeated ids) and the
+//! report's groups. Capped agreements need the lines of a period together:
+//! their lines are kept in compact columns (ids in one arena) and allocated
+//! at the end by the same engine as every other path
+//! ([`crate::alloc::allocate_lines`]).
 //!
-//! On anything else a call returns [`Fallback`] and the caller runs the
-//! general path (`parse_costs`, `allocate`, `report`), which gives the exact
-//! diagnostics or handles the rare feature. So this path never writes an
-//! error message, and its result equals the general path's row for row (the
-//! tests compare the two on random agreements and files).
-//!
-//! Work can be split: [`Plan::worker`] makes independent workers, each fed
-//! whole lines (say, the two halves of a block on two cores);
-//! [`Plan::finish`] merges them, refusing an id seen by two workers.
-//! The hot path allocates nothing per line.
+//! It takes the common, clean case only, and says when it cannot: rows
+//! without quotes or lone carriage returns, valid UTF-8, every row valid, no
+//! repeated id, no row that `replaces` another. On anything else a call
+//! returns [`Fallback`] and the caller runs the general path (`parse_costs`,
+//! `allocate`, `report`), which gives the exact diagnostics or handles the
+//! rare feature. So this path never writes an error message, and its result
+//! equals the general path's row for row (the tests compare the two on
+//! random agreements and files, capped and uncapped).
 
 use crate::agreement::Agreement;
-use crate::alloc::Splitter;
+use crate::alloc::{self, Lines, Splitter};
 use crate::calendar::Date;
 use crate::costs::{COST_COLUMNS, Rates, convert};
 use crate::fxhash::{BuildFx, Fx};
-use crate::num;
+use crate::num::{self, Q};
 use crate::report::{Dim, Row, TotalTooLarge, category_ranks, rows_from_groups};
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -42,6 +40,8 @@ pub struct StreamReport {
     pub rows: Result<Vec<Row>, TotalTooLarge>,
     /// Cost lines counted.
     pub lines: usize,
+    /// Lines in pro-rata periods not ended by the as-of date.
+    pub provisional: usize,
 }
 
 /// Column kinds, in [`COST_COLUMNS`] order.
@@ -59,6 +59,9 @@ const NONE: u8 = u8::MAX;
 pub struct Plan<'a> {
     ag: &'a Agreement,
     rates: &'a Rates,
+    as_of: Date,
+    /// Some layer has a cap: lines are kept and allocated at the end.
+    capped: bool,
     dims: Vec<Dim>,
     /// For each CSV column, the kind it holds (`NONE` for ignored columns).
     col_kind: Vec<u8>,
@@ -66,6 +69,7 @@ pub struct Plan<'a> {
     /// Per category: it declares a unit (quantities are checked).
     unit: Vec<bool>,
     by_party: bool,
+    want_site: bool,
     /// Decimals of amounts written in the agreement currency (as the
     /// general path looks them up).
     own_decimals: u32,
@@ -73,10 +77,13 @@ pub struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     /// `header` is the first line of the file (BOM and line break removed).
-    pub fn new(ag: &'a Agreement, rates: &'a Rates, dims: &[Dim], header: &[u8]) -> Result<Plan<'a>, Fallback> {
-        if ag.categories.iter().any(|c| c.layers.iter().any(|l| l.cap.is_some())) {
-            return Err(Fallback("a capped layer"));
-        }
+    pub fn new(
+        ag: &'a Agreement,
+        rates: &'a Rates,
+        as_of: Date,
+        dims: &[Dim],
+        header: &[u8],
+    ) -> Result<Plan<'a>, Fallback> {
         if dims.is_empty() || dims.len() > 5 {
             return Err(Fallback("dimensions"));
         }
@@ -105,11 +112,14 @@ impl<'a> Plan<'a> {
         Ok(Plan {
             ag,
             rates,
+            as_of,
+            capped: ag.categories.iter().any(|c| c.layers.iter().any(|l| l.cap.is_some())),
             dims: dims.to_vec(),
             col_kind,
             cat_rank: category_ranks(ag),
             unit: ag.categories.iter().map(|c| c.unit.is_some()).collect(),
             by_party: dims.contains(&Dim::Party),
+            want_site: dims.contains(&Dim::Site),
             own_decimals: ag
                 .currency(ag.currency.code())
                 .map(|c| c.decimals())
@@ -124,9 +134,8 @@ impl<'a> Plan<'a> {
             ids: IdSet::with_capacity(lines_hint),
             splitter: Splitter::new(w - 1),
             row: vec![0; w],
-            slots: HashMap::default(),
-            sums: Vec::new(),
-            last: None,
+            groups: Groups::new(w),
+            kept: Kept::default(),
             sites: HashMap::default(),
             site_names: Vec::new(),
             lines: 0,
@@ -134,8 +143,25 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// Merge the workers' totals into report rows. Fails when two workers
-    /// saw the same id (the general path then names the rows).
+    /// The values of a line's non-party dimensions, in `dims` order.
+    fn key(&self, date: Date, cat: usize, site: u32) -> [i64; 4] {
+        let mut key = [0i64; 4];
+        let mut j = 0;
+        for d in &self.dims {
+            key[j] = match d {
+                Dim::Party => continue,
+                Dim::FiscalYear => self.ag.calendar.fy_of(date) as i64,
+                Dim::Category => self.cat_rank[cat],
+                Dim::Month => date.month_index() as i64,
+                Dim::Site => site as i64,
+            };
+            j += 1;
+        }
+        key
+    }
+
+    /// Merge the workers into report rows. Fails when two workers saw the
+    /// same id (the general path then names the rows).
     pub fn finish(&self, mut workers: Vec<Worker>) -> Result<StreamReport, Fallback> {
         // the largest id set is probed by the others
         workers.sort_by_key(|w| std::cmp::Reverse(w.ids.len));
@@ -151,16 +177,56 @@ impl<'a> Plan<'a> {
         if total > i64::MAX as i128 {
             return Err(Fallback("total beyond 64 bits"));
         }
-        let w = self.ag.parties.len() + 1;
-        let mut site_ids: HashMap<&str, i64, BuildFx> = HashMap::default();
-        let mut sites: Vec<&str> = Vec::new();
-        let mut groups: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
-        let mut lines = 0usize;
+        // ids are checked: their tables can go (the arenas stay for ordering)
+        for w in &mut workers {
+            w.ids.slots = Vec::new();
+        }
+        // one site numbering for all workers
+        let mut site_ids: HashMap<String, u32, BuildFx> = HashMap::default();
+        let mut site_names: Vec<String> = Vec::new();
+        let remap: Vec<Vec<u32>> = workers
+            .iter()
+            .map(|wk| {
+                wk.site_names
+                    .iter()
+                    .map(|name| {
+                        let next = site_names.len() as u32;
+                        *site_ids.entry(name.clone()).or_insert_with(|| {
+                            site_names.push(name.clone());
+                            next
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let sites: Vec<&str> = site_names.iter().map(String::as_str).collect();
+        let lines: usize = workers.iter().map(|w| w.lines).sum();
+        let mut provisional = 0;
+        let mut capped_groups = Groups::new(self.ag.parties.len() + 1);
+        if self.capped {
+            let kept = KeptLines::merge(&mut workers, &remap);
+            let a = alloc::allocate_lines_par(self.ag, &kept, self.as_of);
+            provisional = a.provisional.iter().filter(|&&p| p).count();
+            for i in 0..kept.count() {
+                let key = self.key(kept.date[i], kept.cat[i] as usize, kept.site[i]);
+                capped_groups.add(key, a.row(i), self.by_party);
+            }
+        }
+        let all: Vec<(&Groups, &[u32])> = if self.capped {
+            vec![(&capped_groups, &[][..])]
+        } else {
+            workers
+                .iter()
+                .zip(&remap)
+                .map(|(w, r)| (&w.groups, r.as_slice()))
+                .collect()
+        };
         let site_pos = self.dims.iter().position(|d| *d == Dim::Site);
         let party_pos = self.dims.iter().position(|d| *d == Dim::Party);
-        for wk in &workers {
-            lines += wk.lines;
-            for (key, &slot) in &wk.slots {
+        let w = self.ag.parties.len() + 1;
+        let mut out: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
+        for (g, remap) in all {
+            for (key, &slot) in &g.slots {
                 let mut k = [0i64; 5];
                 let mut j = 0;
                 for (n, d) in self.dims.iter().enumerate() {
@@ -169,51 +235,208 @@ impl<'a> Plan<'a> {
                         j += 1;
                     }
                 }
-                if let Some(sp) = site_pos {
-                    let name = wk.site_names[k[sp] as usize].as_str();
-                    let next = sites.len() as i64;
-                    k[sp] = *site_ids.entry(name).or_insert_with(|| {
-                        sites.push(name);
-                        next
-                    });
+                if let Some(sp) = site_pos
+                    && !self.capped
+                {
+                    // worker-local site numbers (capped lines were renumbered when merged)
+                    k[sp] = remap[k[sp] as usize] as i64;
                 }
-                let sums = &wk.sums[slot as usize * w..(slot as usize + 1) * w];
+                let sums = &g.sums[slot as usize * w..(slot as usize + 1) * w];
                 match party_pos {
                     Some(pp) => {
                         for (p, &v) in sums.iter().enumerate() {
                             if v != 0 {
                                 k[pp] = p as i64;
-                                *groups.entry(k).or_insert(0) += v;
+                                *out.entry(k).or_insert(0) += v;
                             }
                         }
                     }
                     None => {
                         let v: i128 = sums.iter().sum();
                         if v != 0 {
-                            *groups.entry(k).or_insert(0) += v;
+                            *out.entry(k).or_insert(0) += v;
                         }
                     }
                 }
             }
         }
         Ok(StreamReport {
-            rows: rows_from_groups(self.ag, &self.dims, &self.cat_rank, &sites, groups),
+            rows: rows_from_groups(self.ag, &self.dims, &self.cat_rank, &sites, out),
             lines,
+            provisional,
         })
     }
 }
 
-/// One worker's state: its ids and its group totals.
-pub struct Worker {
-    ids: IdSet,
-    splitter: Splitter,
-    /// One line's parts (parties, then UNALLOCATED).
-    row: Vec<i64>,
+/// Totals by the non-party dimensions: a slot per key, a sum per party.
+struct Groups {
+    width: usize,
     /// Non-party dimension values → slot in `sums`.
     slots: HashMap<[i64; 4], u32, BuildFx>,
     /// `sums[slot · width + party]`.
     sums: Vec<i128>,
     last: Option<([i64; 4], u32)>,
+}
+
+impl Groups {
+    fn new(width: usize) -> Groups {
+        Groups {
+            width,
+            slots: HashMap::default(),
+            sums: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// Add one line's parts to its group (all to the first slot when the
+    /// report is not by party).
+    fn add(&mut self, key: [i64; 4], row: &[i64], by_party: bool) {
+        let w = self.width;
+        let slot = match self.last {
+            Some((k, s)) if k == key => s,
+            _ => {
+                let next = self.slots.len() as u32;
+                let s = *self.slots.entry(key).or_insert(next);
+                if s == next {
+                    self.sums.resize(self.sums.len() + w, 0);
+                }
+                self.last = Some((key, s));
+                s
+            }
+        };
+        let sums = &mut self.sums[slot as usize * w..(slot as usize + 1) * w];
+        if by_party {
+            for (s, &v) in sums.iter_mut().zip(row) {
+                *s += v as i128;
+            }
+        } else {
+            sums[0] += row.iter().map(|&v| v as i128).sum::<i128>();
+        }
+    }
+}
+
+/// A capped agreement's lines as one worker read them: columns.
+#[derive(Default)]
+struct Kept {
+    date: Vec<Date>,
+    cat: Vec<u16>,
+    amount: Vec<i64>,
+    /// Worker-local site number.
+    site: Vec<u32>,
+    /// Offset of the id in the worker's id arena.
+    id: Vec<u64>,
+    /// Index into `qtys`, or `u32::MAX` for none.
+    qty: Vec<u32>,
+    qtys: Vec<Q>,
+}
+
+impl Kept {
+    fn push(&mut self, date: Date, cat: usize, amount: i64, site: u32, id: u64, q: Option<Q>) {
+        self.date.push(date);
+        self.cat.push(cat as u16);
+        self.amount.push(amount);
+        self.site.push(site);
+        self.id.push(id);
+        match q {
+            Some(q) => {
+                self.qty.push(self.qtys.len() as u32);
+                self.qtys.push(q);
+            }
+            None => self.qty.push(u32::MAX),
+        }
+    }
+}
+
+/// Every worker's kept lines in one set of columns, for the allocator.
+struct KeptLines {
+    date: Vec<Date>,
+    cat: Vec<u16>,
+    amount: Vec<i64>,
+    site: Vec<u32>,
+    id: Vec<u64>,
+    qty: Vec<u32>,
+    qtys: Vec<Q>,
+    arena: Vec<u8>,
+}
+
+impl KeptLines {
+    /// Take the workers' columns (and id arenas, their sets checked).
+    fn merge(workers: &mut [Worker], remap: &[Vec<u32>]) -> KeptLines {
+        let mut k = KeptLines {
+            date: Vec::new(),
+            cat: Vec::new(),
+            amount: Vec::new(),
+            site: Vec::new(),
+            id: Vec::new(),
+            qty: Vec::new(),
+            qtys: Vec::new(),
+            arena: Vec::new(),
+        };
+        for (w, r) in workers.iter_mut().zip(remap) {
+            let base = k.arena.len() as u64;
+            let qbase = k.qtys.len() as u32;
+            let kept = std::mem::take(&mut w.kept);
+            let site = kept.site.iter().map(|&s| r.get(s as usize).copied().unwrap_or(0));
+            if k.date.is_empty() {
+                // the first worker's columns are taken as they are
+                k.arena = std::mem::take(&mut w.ids.arena);
+                k.site = site.collect();
+                k.date = kept.date;
+                k.cat = kept.cat;
+                k.amount = kept.amount;
+                k.id = kept.id;
+                k.qty = kept.qty;
+                k.qtys = kept.qtys;
+                continue;
+            }
+            k.arena.extend_from_slice(&w.ids.arena);
+            w.ids.arena = Vec::new();
+            k.site.extend(site);
+            k.date.extend_from_slice(&kept.date);
+            k.cat.extend_from_slice(&kept.cat);
+            k.amount.extend_from_slice(&kept.amount);
+            k.id.extend(kept.id.iter().map(|&o| o + base));
+            k.qty
+                .extend(kept.qty.iter().map(|&q| if q == u32::MAX { q } else { q + qbase }));
+            k.qtys.extend(kept.qtys);
+        }
+        k
+    }
+}
+
+impl Lines for KeptLines {
+    fn count(&self) -> usize {
+        self.date.len()
+    }
+    fn date(&self, i: usize) -> Date {
+        self.date[i]
+    }
+    fn category(&self, i: usize) -> usize {
+        self.cat[i] as usize
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self.amount[i]
+    }
+    fn quantity(&self, i: usize) -> Option<&Q> {
+        self.qtys.get(self.qty[i] as usize)
+    }
+    fn id(&self, i: usize) -> &[u8] {
+        let off = self.id[i] as usize;
+        let n = u16::from_le_bytes([self.arena[off], self.arena[off + 1]]) as usize;
+        &self.arena[off + 2..off + 2 + n]
+    }
+}
+
+/// One worker's state: its ids, and its totals (uncapped) or lines (capped).
+pub struct Worker {
+    ids: IdSet,
+    splitter: Splitter,
+    /// One line's parts (parties, then UNALLOCATED).
+    row: Vec<i64>,
+    /// Uncapped: the totals so far.
+    groups: Groups,
+    /// Capped: the lines, to allocate at the end.
+    kept: Kept,
     sites: HashMap<String, u32, BuildFx>,
     site_names: Vec<String>,
     lines: usize,
@@ -285,20 +508,34 @@ impl Worker {
             let a = num::parse_minor_units(f[AMOUNT], c.decimals()).map_err(|_| Fallback("a bad amount"))?;
             convert(ag, plan.rates, &c, a, date).map_err(|_| Fallback("no rate"))?.0
         };
-        if plan.unit[cat] {
-            match num::parse_rational(f[QUANTITY], 18) {
-                Ok(q) if !q.is_zero() => {}
-                _ => return Err(Fallback("a bad quantity")),
+        let quantity = if plan.unit[cat] {
+            let q = match Q::parse_decimal(f[QUANTITY], 18) {
+                Some(q) => q,
+                None => match num::parse_rational(f[QUANTITY], 18) {
+                    Ok(q) => Q::from_big(&q),
+                    Err(_) => return Err(Fallback("a bad quantity")),
+                },
+            };
+            if q.is_zero() {
+                return Err(Fallback("a zero quantity"));
             }
-        }
-        if !self.ids.insert(f[ID].as_bytes()) {
+            Some(q)
+        } else {
+            None
+        };
+        let Some(id_at) = self.ids.insert(f[ID].as_bytes()) else {
             return Err(Fallback("a repeated id"));
-        }
+        };
         self.total += amount as i128;
         if self.total > i64::MAX as i128 {
             return Err(Fallback("total beyond 64 bits"));
         }
         self.lines += 1;
+        let site = if plan.want_site { self.site(f[SITE]) } else { 0 };
+        if plan.capped {
+            self.kept.push(date, cat, amount, site, id_at, quantity);
+            return Ok(());
+        }
         // allocate: uncapped layers, so the line alone decides its parts
         let fy = ag.fy_index(date);
         let w = self.row.len();
@@ -317,40 +554,8 @@ impl Worker {
             self.splitter.split(o, layer.split.get(fy), &mut self.row[..w - 1]);
         }
         self.row[w - 1] += rem;
-        // the group of its non-party dimensions
-        let mut key = [0i64; 4];
-        let mut j = 0;
-        for d in &plan.dims {
-            let v = match d {
-                Dim::Party => continue,
-                Dim::FiscalYear => ag.calendar.fy_of(date) as i64,
-                Dim::Category => plan.cat_rank[cat],
-                Dim::Month => date.month_index() as i64,
-                Dim::Site => self.site(f[SITE]) as i64,
-            };
-            key[j] = v;
-            j += 1;
-        }
-        let slot = match self.last {
-            Some((k, s)) if k == key => s,
-            _ => {
-                let next = self.slots.len() as u32;
-                let s = *self.slots.entry(key).or_insert(next);
-                if s == next {
-                    self.sums.resize(self.sums.len() + w, 0);
-                }
-                self.last = Some((key, s));
-                s
-            }
-        };
-        let sums = &mut self.sums[slot as usize * w..(slot as usize + 1) * w];
-        if plan.by_party {
-            for (s, &v) in sums.iter_mut().zip(&self.row) {
-                *s += v as i128;
-            }
-        } else {
-            sums[0] += self.row.iter().map(|&v| v as i128).sum::<i128>();
-        }
+        let key = plan.key(date, cat, site);
+        self.groups.add(key, &self.row, plan.by_party);
         Ok(())
     }
 
@@ -425,20 +630,19 @@ impl IdSet {
         self.find(id, hash_id(id)).1
     }
 
-    /// Add `id`; false when it was already there.
-    fn insert(&mut self, id: &[u8]) -> bool {
-        let Ok(n) = u16::try_from(id.len()) else {
-            // an id over 64 KiB: count it as seen so the general path decides
-            return false;
-        };
+    /// Add `id` and return where its entry starts in the arena; `None` when
+    /// it was already there.
+    fn insert(&mut self, id: &[u8]) -> Option<u64> {
+        // an id over 64 KiB counts as seen, so the general path decides
+        let n = u16::try_from(id.len()).ok()?;
         let h = hash_id(id);
         let (i, found) = self.find(id, h);
         if found {
-            return false;
+            return None;
         }
         let off = self.arena.len() as u64;
         if off + 1 >= 1 << OFFSET_BITS {
-            return false;
+            return None;
         }
         self.arena.extend_from_slice(&n.to_le_bytes());
         self.arena.extend_from_slice(id);
@@ -447,7 +651,7 @@ impl IdSet {
         if self.len * 2 > self.slots.len() {
             self.grow();
         }
-        true
+        Some(off)
     }
 
     fn grow(&mut self) {
@@ -493,15 +697,15 @@ mod tests {
     fn id_set() {
         let mut s = IdSet::with_capacity(1);
         for i in 0..10_000 {
-            assert!(s.insert(format!("L{i:07}").as_bytes()));
+            assert!(s.insert(format!("L{i:07}").as_bytes()).is_some());
         }
-        assert!(!s.insert(b"L0000042"));
+        assert!(s.insert(b"L0000042").is_none());
         assert!(s.contains(b"L0009999"));
         assert!(!s.contains(b"L0010000"));
         assert_eq!(s.len, 10_000);
         assert_eq!(s.iter().count(), 10_000);
-        assert!(s.insert(b""));
-        assert!(!s.insert(b""));
+        assert!(s.insert(b"").is_some());
+        assert!(s.insert(b"").is_none());
     }
 
     #[test]

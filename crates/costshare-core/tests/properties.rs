@@ -245,6 +245,9 @@ fn check_case(seed: u64) -> Seen {
     assert_eq!(fast.amounts, slow.amounts, "seed {seed}\n{}\n{}", case.toml, case.csv);
     assert_eq!(fast.provisional, slow.provisional, "seed {seed}");
     assert_eq!(fast.open_until, slow.open_until, "seed {seed}");
+    // two threads, whole categories each: the same allocation
+    let par = alloc::allocate_lines_par(&ag, lines.as_slice(), as_of());
+    assert_eq!(par, fast, "seed {seed}: parallel allocation differs");
     // 2. parts add up to the whole, and nothing is negative
     for (i, l) in lines.iter().enumerate() {
         let row = fast.row(i);
@@ -369,6 +372,19 @@ proptest! {
             let exact = BigRational::from_int(amount).mul(sh);
             let d = BigRational::from_int(acc[j]).sub(&exact);
             prop_assert!(d > BigRational::from_int(-1) && d < BigRational::one());
+        }
+    }
+
+    #[test]
+    fn q_parse_decimal_matches_the_general_parser(int in 0u64.., frac in 0u64..1_000_000_000_000_000_000, digits in 0usize..=19) {
+        let f = format!("{frac:019}");
+        let text = if digits == 0 { int.to_string() } else { format!("{int}.{}", &f[..digits]) };
+        let general = costshare_core::num::parse_rational(&text, 18).ok().map(|r| Q::from_big(&r));
+        let fast = Q::parse_decimal(&text, 18);
+        match (general, fast) {
+            (Some(g), Some(q)) => prop_assert!(g == q, "{text}"),
+            (None, Some(q)) => prop_assert!(false, "{text}: fast {q:?}, general refused"),
+            _ => {}
         }
     }
 
@@ -528,9 +544,10 @@ unit = "worker"
     );
 }
 
-/// The streaming report (one pass, no lines kept) gives the general path's
-/// rows on uncapped agreements, for every kind of dimension list, whether
-/// the file is fed to one worker or split between two.
+/// The streaming report gives the general path's rows, line count and
+/// provisional count, capped agreements (lines kept in columns) and uncapped
+/// ones (no line kept) alike, for every kind of dimension list, whether the
+/// file is fed to one worker or split between two.
 #[test]
 fn streaming_report_equals_general_report() {
     use costshare_core::report::{self, Dim};
@@ -543,31 +560,35 @@ fn streaming_report_equals_general_report() {
         &[Dim::Site, Dim::Party, Dim::Month],
         &[Dim::Party, Dim::FiscalYear, Dim::Category, Dim::Site, Dim::Month],
     ];
-    let mut streamed = 0;
+    let mut streamed = [0; 2];
+    let mut provisional = 0;
     for seed in 0..300u64 {
         let c = gen_case(seed);
-        // drop every cap: the streaming path takes uncapped agreements only
-        let toml: String = c
-            .toml
-            .lines()
-            .filter(|l| {
-                let t = l.trim_start();
-                !(t.starts_with("cap") || t.starts_with("period") || t.starts_with("cap_policy"))
-            })
-            .map(|l| format!("{l}\n"))
-            .collect();
+        // odd seeds drop every cap (the uncapped path keeps no line)
+        let toml: String = if seed % 2 == 1 {
+            c.toml
+                .lines()
+                .filter(|l| {
+                    let t = l.trim_start();
+                    !(t.starts_with("cap") || t.starts_with("period") || t.starts_with("cap_policy"))
+                })
+                .map(|l| format!("{l}\n"))
+                .collect()
+        } else {
+            c.toml
+        };
         let case = Case { toml, csv: c.csv };
         let (ag, lines) = load_case(&case);
         let alloc = alloc::allocate(&ag, &lines, as_of());
+        let prov = alloc.provisional.iter().filter(|&&p| p).count();
         let (header, body) = case.csv.split_once('\n').unwrap();
         let rates = Rates::empty();
         for dims in dim_lists {
             let general = report::report(&ag, &lines, &alloc, dims);
-            let plan = Plan::new(&ag, &rates, dims, header.as_bytes()).expect("uncapped plan");
-            let two = seed % 2 == 0;
+            let plan = Plan::new(&ag, &rates, as_of(), dims, header.as_bytes()).expect("plan");
             let mut workers = vec![plan.worker(4), plan.worker(4)];
             let body = body.as_bytes();
-            match (two, split_point(body)) {
+            match (seed % 4 < 2, split_point(body)) {
                 (true, Some(cut)) => {
                     workers[0].feed(&plan, &body[..cut]).unwrap();
                     workers[1].feed(&plan, &body[cut..]).unwrap();
@@ -576,11 +597,14 @@ fn streaming_report_equals_general_report() {
             }
             let sr = plan.finish(workers).unwrap();
             assert_eq!(sr.lines, lines.len(), "seed {seed}");
+            assert_eq!(sr.provisional, prov, "seed {seed}");
             assert_eq!(sr.rows, general, "seed {seed} dims {dims:?}\n{}", case.toml);
-            streamed += 1;
+            streamed[(seed % 2) as usize] += 1;
+            provisional += sr.provisional;
         }
     }
-    assert_eq!(streamed, 300 * 6);
+    assert_eq!(streamed, [150 * 6, 150 * 6]);
+    assert!(provisional > 0, "no provisional line in any case");
 }
 
 /// What the streaming path must leave to the general one.
@@ -598,7 +622,7 @@ fn streaming_report_falls_back() {
     let rates = Rates::empty();
     let dims = [Dim::Party];
     let run = |header: &str, rows: &[&str]| -> Result<(), Fallback> {
-        let plan = Plan::new(&ag, &rates, &dims, header.as_bytes())?;
+        let plan = Plan::new(&ag, &rates, Date::new(2022, 6, 30).unwrap(), &dims, header.as_bytes())?;
         let mut w = vec![plan.worker(1), plan.worker(1)];
         w[0].feed(&plan, rows[0].as_bytes())?;
         if let Some(r) = rows.get(1) {
@@ -632,6 +656,6 @@ fn streaming_report_falls_back() {
     ] {
         assert!(run(header, &rows).is_err(), "{why} should fall back");
     }
-    let plan = Plan::new(&ag, &rates, &dims, h.as_bytes()).unwrap();
+    let plan = Plan::new(&ag, &rates, Date::new(2022, 6, 30).unwrap(), &dims, h.as_bytes()).unwrap();
     assert!(plan.worker(1).feed(&plan, b"a,2022-01-01,x,1.00\n\xff\n").is_err());
 }
