@@ -88,6 +88,7 @@ fn conformance_cases_byte_for_byte() {
         }
     }
     assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n"));
-    // the uncapped cases take the streaming path
-    assert!(streamed >= 3, "only {streamed} cases took the streaming path");
+    // every case takes the streaming path (quoted fields included); the
+    // general path was checked against the same bytes
+    assert!(streamed >= 50, "only {streamed} cases took the streaming path");
 }

@@ -143,6 +143,23 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// Put a row's trimmed fields where their columns go; returns how many
+    /// fields there were and whether any was not empty.
+    fn fill<'s>(&self, fields: impl Iterator<Item = &'s str>, f: &mut [&'s str; 9]) -> (usize, bool) {
+        let (mut n, mut any) = (0, false);
+        for (i, field) in fields.enumerate() {
+            let t = field.trim_matches(' ');
+            any |= !t.is_empty();
+            if let Some(&k) = self.col_kind.get(i)
+                && k != NONE
+            {
+                f[k as usize] = t;
+            }
+            n = i + 1;
+        }
+        (n, any)
+    }
+
     /// The values of a line's non-party dimensions, in `dims` order.
     fn key(&self, date: Date, cat: usize, site: u32) -> [i64; 4] {
         let mut key = [0i64; 4];
@@ -447,9 +464,6 @@ impl Worker {
     /// Take whole lines: `data` ends at a line break or at the end of the
     /// file. It must not contain the header.
     pub fn feed(&mut self, plan: &Plan<'_>, data: &[u8]) -> Result<(), Fallback> {
-        if memchr::memchr(b'"', data).is_some() {
-            return Err(Fallback("a quoted field"));
-        }
         let text = std::str::from_utf8(data).map_err(|_| Fallback("not UTF-8"))?;
         let mut start = 0usize;
         let bytes = text.as_bytes();
@@ -469,18 +483,14 @@ impl Worker {
             return Err(Fallback("a lone carriage return"));
         }
         let mut f: [&str; 9] = [""; 9];
-        let mut n = 0usize;
-        let mut any = false;
-        for (i, field) in line.split(',').enumerate() {
-            let t = field.trim_matches(' ');
-            any |= !t.is_empty();
-            if let Some(&k) = plan.col_kind.get(i)
-                && k != NONE
-            {
-                f[k as usize] = t;
-            }
-            n = i + 1;
-        }
+        // quoted fields, unescaped (a line with quotes is rare: this allocates)
+        let quoted: Vec<std::borrow::Cow<'_, str>>;
+        let (n, any) = if line.as_bytes().contains(&b'"') {
+            quoted = split_quoted(line).ok_or(Fallback("a quoted field the line reader cannot take"))?;
+            plan.fill(quoted.iter().map(|c| c.as_ref()), &mut f)
+        } else {
+            plan.fill(line.split(','), &mut f)
+        };
         if !any && n <= 1 {
             return Ok(()); // a blank line
         }
@@ -682,6 +692,58 @@ impl IdSet {
     }
 }
 
+/// The fields of one line with quotes, as the CSV reader of the general
+/// path reads them: a field that starts with `"` runs to the next lone `"`,
+/// `""` inside it is one `"`. Anything else — a quote inside an unquoted
+/// field, text after a closing quote, a quoted field that runs past the end
+/// of the line — is `None`, and the general path reads the file.
+fn split_quoted(line: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+    use std::borrow::Cow;
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        if b.get(i) == Some(&b'"') {
+            let mut val: Option<String> = None;
+            let (mut j, mut start) = (i + 1, i + 1);
+            loop {
+                let q = j + memchr::memchr(b'"', &b[j..])?;
+                if b.get(q + 1) == Some(&b'"') {
+                    val.get_or_insert_with(String::new).push_str(&line[start..=q]);
+                    j = q + 2;
+                    start = j;
+                    continue;
+                }
+                out.push(match val.take() {
+                    Some(mut v) => {
+                        v.push_str(&line[start..q]);
+                        Cow::Owned(v)
+                    }
+                    None => Cow::Borrowed(&line[start..q]),
+                });
+                i = q + 1;
+                break;
+            }
+            match b.get(i) {
+                None => return Some(out),
+                Some(b',') => i += 1,
+                Some(_) => return None,
+            }
+            continue;
+        }
+        let end = memchr::memchr(b',', &b[i..]).map_or(b.len(), |k| i + k);
+        let field = &line[i..end];
+        if field.contains('"') {
+            return None;
+        }
+        out.push(Cow::Borrowed(field));
+        if end == b.len() {
+            return Some(out);
+        }
+        i = end + 1;
+    }
+}
+
 /// Where to cut `data` near its middle so both parts hold whole lines: just
 /// after a line break, or `None` when there is none to cut at.
 pub fn split_point(data: &[u8]) -> Option<usize> {
@@ -706,6 +768,18 @@ mod tests {
         assert_eq!(s.iter().count(), 10_000);
         assert!(s.insert(b"").is_some());
         assert!(s.insert(b"").is_none());
+    }
+
+    #[test]
+    fn quoted_fields() {
+        let f = |s: &str| split_quoted(s).map(|v| v.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+        assert_eq!(f("\"a,1\",x,\"b\"\"2\",\"\"").unwrap(), ["a,1", "x", "b\"2", ""]);
+        assert_eq!(f(r#"a,"",b,"#).unwrap(), ["a", "", "b", ""]);
+        assert_eq!(f(r#"" q ",z"#).unwrap(), [" q ", "z"]);
+        assert_eq!(f(r#""open"#), None);
+        assert_eq!(f(r#"a"b,c"#), None);
+        assert_eq!(f(r#""a"b,c"#), None);
+        assert_eq!(f(r#" "a",c"#), None);
     }
 
     #[test]

@@ -632,6 +632,7 @@ fn streaming_report_falls_back() {
     };
     let h = "id,date,category,amount";
     assert!(run(h, &["a,2022-01-01,x,1.00\nb,2022-01-02,x,2.00\n"]).is_ok());
+    assert!(run(h, &["\"a,1\",2022-01-01,x,\" 1.00\"\n\"b\"\"\",2022-01-02,x,2.00\n"]).is_ok());
     for (why, header, rows) in [
         ("repeat", h, vec!["a,2022-01-01,x,1.00\na,2022-01-01,x,1.00\n"]),
         (
@@ -639,7 +640,8 @@ fn streaming_report_falls_back() {
             h,
             vec!["a,2022-01-01,x,1.00\n", "a,2022-01-01,x,1.00\n"],
         ),
-        ("quote", h, vec!["\"a\",2022-01-01,x,1.00\n"]),
+        ("a quoted field across lines", h, vec!["\"a\nb\",2022-01-01,x,1.00\n"]),
+        ("a quote inside a field", h, vec!["a\"b,2022-01-01,x,1.00\n"]),
         ("lone CR", h, vec!["a,2022-01-01,x,1.00\rb,2022-01-01,x,1.00\n"]),
         ("bad date", h, vec!["a,2022-13-01,x,1.00\n"]),
         ("out of term", h, vec!["a,2023-01-01,x,1.00\n"]),
