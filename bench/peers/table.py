@@ -24,6 +24,9 @@ def mb(n_bytes):
     return f"{n_bytes / 1e6:.0f} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:.0f} kB"
 
 
+MARKER = "<!-- kept by bench/peers/table.py: the sections below are costshare's own -->"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--summary", required=True)
@@ -174,8 +177,18 @@ and validating the agreement and the costs CSV, exact allocation of every line, 
     print()
     print("Exactness check:", "passed" if not bad else "FAILED: " + "; ".join(bad))
     if a.out:
+        # the sections after the marker are written by hand (costshare's own
+        # measurements): keep them
+        kept = ""
+        try:
+            with open(a.out) as f:
+                old = f.read()
+            if MARKER in old:
+                kept = old[old.index(MARKER):]
+        except FileNotFoundError:
+            pass
         with open(a.out, "w") as f:
-            f.write(text)
+            f.write(text + ("\n" + kept if kept else ""))
         print(f"wrote {a.out}")
 
 
