@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Ledger benchmark: record N lines into a new SQLite ledger, report from it,
-# then add one late line and report again. Prints wall seconds and peak
+# Ledger benchmark: record N lines into a new SQLite ledger, report from it
+# (which replays the journal once and writes the derived state), then record
+# late lines whose caps reset monthly, yearly and once a term, each taken in
+# from the derived state, and report again. Prints wall seconds and peak
 # memory (GNU time's maximum resident set size) for each step.
 #
 #   bench/ledger.sh [N]      (default 1000000)
@@ -12,7 +14,10 @@ B=target/release/costshare
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 python3 bench/gen_costs.py "$N" 42 > "$W/costs.csv"
-printf 'id,date,category,amount,currency,quantity,site,description\nLATE-1,2023-06-15,labor,9000000,JPY,20,Okinawa,late payroll\n' > "$W/late.csv"
+H='id,date,category,amount,currency,quantity,site,description'
+printf '%s\nLATE-1,2023-06-15,labor,9000000,JPY,20,Okinawa,late payroll\n' "$H" > "$W/late-month.csv"
+printf '%s\nLATE-2,2023-06-15,utilities,9000000,JPY,,Okinawa,late bill\n' "$H" > "$W/late-year.csv"
+printf '%s\nLATE-3,2023-06-15,facilities,9000000,JPY,,Okinawa,late works\n' "$H" > "$W/late-term.csv"
 step() {
   local name=$1; shift
   /usr/bin/time -f "%e %M" -o "$W/t" "$@" > "$W/out" 2> "$W/err" || { cat "$W/err"; exit 1; }
@@ -24,8 +29,11 @@ step "init" $B init "$W/l.db" --agreement examples/us-japan-sma-2022.toml
 step "record $N lines" $B record "$W/l.db" "$W/costs.csv"
 step "report --by party,category" $B report --ledger "$W/l.db" --by party,category --format csv
 step "record the same file again (no-op)" $B record "$W/l.db" "$W/costs.csv"
-step "record 1 late line --impact" $B record "$W/l.db" "$W/late.csv" --impact
-grep '^impact' "$W/out" | sed 's/^/    /' 
-step "report after the late line" $B report --ledger "$W/l.db" --by party,category --format csv
+step "report again (from the derived state)" $B report --ledger "$W/l.db" --by party,category --format csv
+for kind in month year term; do
+  step "late line, cap per $kind, --impact" $B record "$W/l.db" "$W/late-$kind.csv" --impact
+  grep '^impact' "$W/out" | sed 's/^/    /'
+done
+step "report after the late lines" $B report --ledger "$W/l.db" --by party,category --format csv
 step "verify" $B verify "$W/l.db"
 echo "ledger file: $(du -h "$W/l.db" | cut -f1)"

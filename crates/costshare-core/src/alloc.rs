@@ -152,9 +152,9 @@ pub fn allocate_lines<L: Lines + ?Sized>(ag: &Agreement, lines: &L, as_of: Date)
     let mut out = Allocation {
         parties,
         order,
-        amounts: vec![0; n * w],
-        provisional: vec![false; n],
-        open_until: vec![None; n],
+        amounts: written(n * w, 0),
+        provisional: written(n, false),
+        open_until: written(n, None),
         usage: Vec::new(),
     };
     // lines per category, each in (date, id) order
@@ -171,6 +171,16 @@ pub fn allocate_lines<L: Lines + ?Sized>(ag: &Agreement, lines: &L, as_of: Date)
     out
 }
 
+/// `n` copies of `v`, written now by this thread. `vec![0; n]` maps fresh
+/// zero pages instead, and a page first read then written (as `+=` does)
+/// takes a copy-on-write fault; in a process with several threads each such
+/// fault also interrupts the other cores to flush their TLBs.
+pub(crate) fn written<T: Clone>(n: usize, v: T) -> Vec<T> {
+    let mut out = Vec::with_capacity(n);
+    out.resize(n, v);
+    out
+}
+
 /// [`allocate_lines`] on two threads: categories are independent, so each
 /// thread takes about half the lines, whole categories at a time. The result
 /// is the same allocation, ceiling use in the same order.
@@ -182,9 +192,9 @@ pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(ag: &Agreement, lines: &L, a
     let empty = |order: Vec<u32>| Allocation {
         parties,
         order,
-        amounts: vec![0; n * w],
-        provisional: vec![false; n],
-        open_until: vec![None; n],
+        amounts: written(n * w, 0),
+        provisional: written(n, false),
+        open_until: written(n, None),
         usage: Vec::new(),
     };
     let mut per_cat: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len()];

@@ -185,7 +185,7 @@ impl<'a> Plan<'a> {
         let mut total: i128 = 0;
         for (i, w) in workers.iter().enumerate() {
             for other in &workers[..i] {
-                if w.ids.iter().any(|id| other.ids.contains(id)) {
+                if w.ids.any_in(&other.ids) {
                     return Err(Fallback("an id repeated across blocks"));
                 }
             }
@@ -467,29 +467,39 @@ impl Worker {
         let text = std::str::from_utf8(data).map_err(|_| Fallback("not UTF-8"))?;
         let mut start = 0usize;
         let bytes = text.as_bytes();
+        // one scan of the block each for quotes and carriage returns, not one per line
+        let odd = Odd {
+            quote: memchr::memchr(b'"', bytes).is_some(),
+            cr: memchr::memchr(b'\r', bytes).is_some(),
+        };
         for nl in memchr::memchr_iter(b'\n', bytes) {
-            self.line(plan, &text[start..nl])?;
+            self.line(plan, &text[start..nl], odd)?;
             start = nl + 1;
         }
         if start < bytes.len() {
-            self.line(plan, &text[start..])?;
+            self.line(plan, &text[start..], odd)?;
         }
         Ok(())
     }
 
-    fn line(&mut self, plan: &Plan<'_>, line: &str) -> Result<(), Fallback> {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.as_bytes().contains(&b'\r') {
-            return Err(Fallback("a lone carriage return"));
-        }
+    fn line(&mut self, plan: &Plan<'_>, line: &str, odd: Odd) -> Result<(), Fallback> {
+        let line = if odd.cr {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.as_bytes().contains(&b'\r') {
+                return Err(Fallback("a lone carriage return"));
+            }
+            line
+        } else {
+            line
+        };
         let mut f: [&str; 9] = [""; 9];
         // quoted fields, unescaped (a line with quotes is rare: this allocates)
         let quoted: Vec<std::borrow::Cow<'_, str>>;
-        let (n, any) = if line.as_bytes().contains(&b'"') {
+        let (n, any) = if odd.quote && line.as_bytes().contains(&b'"') {
             quoted = split_quoted(line).ok_or(Fallback("a quoted field the line reader cannot take"))?;
             plan.fill(quoted.iter().map(|c| c.as_ref()), &mut f)
         } else {
-            plan.fill(line.split(','), &mut f)
+            plan.fill(split_commas(line), &mut f)
         };
         if !any && n <= 1 {
             return Ok(()); // a blank line
@@ -498,6 +508,10 @@ impl Worker {
         if f[ID].is_empty() {
             return Err(Fallback("an empty id"));
         }
+        // the id's slot is a likely cache miss: ask for it now and check the
+        // rest of the row while it arrives
+        let id_hash = hash_id(f[ID].as_bytes());
+        self.ids.prefetch(id_hash);
         if !f[REPLACES].is_empty() {
             return Err(Fallback("a replacement"));
         }
@@ -533,7 +547,7 @@ impl Worker {
         } else {
             None
         };
-        let Some(id_at) = self.ids.insert(f[ID].as_bytes()) else {
+        let Some(id_at) = self.ids.insert_hashed(f[ID].as_bytes(), id_hash) else {
             return Err(Fallback("a repeated id"));
         };
         self.total += amount as i128;
@@ -594,6 +608,8 @@ struct IdSet {
     /// Each id as a 2-byte little-endian length and its bytes.
     arena: Vec<u8>,
     len: usize,
+    /// Where every 4096th id starts in the arena (to split the ids for two threads).
+    marks: Vec<u64>,
 }
 
 const OFFSET_BITS: u32 = 48;
@@ -610,9 +626,10 @@ impl IdSet {
         // shares a cache line) and the table stays near 11 bytes an id
         let slots = (n.max(8) * 4 / 3).next_power_of_two();
         IdSet {
-            slots: vec![0; slots],
+            slots: alloc::written(slots, 0),
             arena: Vec::with_capacity(n.saturating_mul(12).min(1 << 30)),
             len: 0,
+            marks: Vec::new(),
         }
     }
 
@@ -639,16 +656,57 @@ impl IdSet {
         }
     }
 
+    #[cfg(test)]
     fn contains(&self, id: &[u8]) -> bool {
         self.find(id, hash_id(id)).1
     }
 
+    /// Whether any of `ids` is here: probes in batches, each batch's slots
+    /// prefetched first so their cache misses overlap.
+    fn contains_any<'i>(&self, ids: impl Iterator<Item = &'i [u8]>) -> bool {
+        let mut batch: Vec<(&[u8], u64)> = Vec::with_capacity(16);
+        let mut ids = ids.peekable();
+        while ids.peek().is_some() {
+            batch.clear();
+            for id in ids.by_ref().take(16) {
+                let h = hash_id(id);
+                self.prefetch(h);
+                batch.push((id, h));
+            }
+            if batch.iter().any(|&(id, h)| self.find(id, h).1) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Start loading the slot where a hash's probe begins.
+    fn prefetch(&self, h: u64) {
+        let mask = self.slots.len() - 1;
+        let p = self.slots[h as usize & mask..].as_ptr();
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint with no effect on memory or on the
+        // program's state, and `p` points into `slots` (checked by the slice
+        // index above); SSE, which it needs, is part of every x86_64 CPU.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
     /// Add `id` and return where its entry starts in the arena; `None` when
     /// it was already there.
+    #[cfg(test)]
     fn insert(&mut self, id: &[u8]) -> Option<u64> {
+        self.insert_hashed(id, hash_id(id))
+    }
+
+    /// [`IdSet::insert`] with the id's hash computed already.
+    fn insert_hashed(&mut self, id: &[u8], h: u64) -> Option<u64> {
         // an id over 64 KiB counts as seen, so the general path decides
         let n = u16::try_from(id.len()).ok()?;
-        let h = hash_id(id);
         let (i, found) = self.find(id, h);
         if found {
             return None;
@@ -656,6 +714,9 @@ impl IdSet {
         let off = self.arena.len() as u64;
         if off + 1 >= 1 << OFFSET_BITS {
             return None;
+        }
+        if self.len.is_multiple_of(4096) {
+            self.marks.push(off);
         }
         self.arena.extend_from_slice(&n.to_le_bytes());
         self.arena.extend_from_slice(id);
@@ -668,7 +729,7 @@ impl IdSet {
     }
 
     fn grow(&mut self) {
-        let bigger = vec![0; self.slots.len() * 2];
+        let bigger = alloc::written(self.slots.len() * 2, 0);
         let old = std::mem::replace(&mut self.slots, bigger);
         let mask = self.slots.len() - 1;
         for s in old.into_iter().filter(|&s| s != 0) {
@@ -681,6 +742,33 @@ impl IdSet {
         }
     }
 
+    /// Whether any id of this set is in `other`: the ids in two halves, one
+    /// per thread (the probes are cache misses, and this runs after the
+    /// workers are done, with both cores free).
+    fn any_in(&self, other: &IdSet) -> bool {
+        let mid = self.marks.get(self.marks.len() / 2).copied().unwrap_or(0) as usize;
+        let (a, b) = (Self::ids_from(&self.arena[..mid]), Self::ids_from(&self.arena[mid..]));
+        std::thread::scope(|s| {
+            let h = s.spawn(move || other.contains_any(b));
+            let found = other.contains_any(a);
+            // a panicking probe would be a bug: count it as a repeat, so the
+            // general path decides
+            found || h.join().unwrap_or(true)
+        })
+    }
+
+    /// The ids stored in a stretch of the arena that starts at an entry.
+    fn ids_from(arena: &[u8]) -> impl Iterator<Item = &[u8]> + Send + '_ {
+        let mut off = 0usize;
+        std::iter::from_fn(move || {
+            let n = u16::from_le_bytes([*arena.get(off)?, *arena.get(off + 1)?]) as usize;
+            let id = arena.get(off + 2..off + 2 + n)?;
+            off += 2 + n;
+            Some(id)
+        })
+    }
+
+    #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut off = 0usize;
         std::iter::from_fn(move || {
@@ -693,6 +781,31 @@ impl IdSet {
             Some(id)
         })
     }
+}
+
+/// Whether a block holds any quote or carriage return at all.
+#[derive(Clone, Copy)]
+struct Odd {
+    quote: bool,
+    cr: bool,
+}
+
+/// The fields of a line without quotes: a byte loop (fields are short).
+fn split_commas(line: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(line);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == b',') {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// The fields of one line with quotes, as the CSV reader of the general
@@ -769,6 +882,13 @@ mod tests {
         assert!(!s.contains(b"L0010000"));
         assert_eq!(s.len, 10_000);
         assert_eq!(s.iter().count(), 10_000);
+        let mut t = IdSet::with_capacity(1);
+        for i in 10_000..30_000 {
+            t.insert(format!("L{i:07}").as_bytes());
+        }
+        assert!(!t.any_in(&s) && !s.any_in(&t));
+        t.insert(b"L0000017");
+        assert!(t.any_in(&s) && s.any_in(&t));
         assert!(s.insert(b"").is_some());
         assert!(s.insert(b"").is_none());
     }
