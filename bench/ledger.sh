@@ -19,10 +19,13 @@ printf '%s\nLATE-1,2023-06-15,labor,9000000,JPY,20,Okinawa,late payroll\n' "$H" 
 printf '%s\nLATE-2,2023-06-15,utilities,9000000,JPY,,Okinawa,late bill\n' "$H" > "$W/late-year.csv"
 printf '%s\nLATE-3,2023-06-15,facilities,9000000,JPY,,Okinawa,late works\n' "$H" > "$W/late-term.csv"
 step() {
+  # wall time from bash's clock (milliseconds); peak memory from GNU time
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$W/t" "$@" > "$W/out" 2> "$W/err" || { cat "$W/err"; exit 1; }
-  read -r secs kb < "$W/t"
-  printf '%-36s %8.2f s %8d MB\n' "$name" "$secs" $((kb / 1024))
+  local t0=$EPOCHREALTIME
+  /usr/bin/time -f "%M" -o "$W/t" "$@" > "$W/out" 2> "$W/err" || { cat "$W/err"; exit 1; }
+  local t1=$EPOCHREALTIME
+  read -r kb < "$W/t"
+  printf '%-40s %9.3f s %8d MB\n' "$name" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" $((kb / 1024))
 }
 echo "costshare ledger benchmark: $N lines ($(du -h "$W/costs.csv" | cut -f1) of CSV), SQLite"
 step "init" $B init "$W/l.db" --agreement examples/us-japan-sma-2022.toml
