@@ -246,7 +246,7 @@ fn decode_q(r: &mut R<'_>) -> Option<Option<Q>> {
 /// A bucket: the active lines of one category and month, in (date, id)
 /// order, as cost lines in the agreement currency (their `row` is their
 /// journal entry).
-fn encode_bucket(lines: &[CostLine]) -> Vec<u8> {
+fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = &'l CostLine>) -> Vec<u8> {
     let mut w = W(Vec::with_capacity(lines.len() * 40 + 8));
     w.u32(FORMAT);
     w.u32(lines.len() as u32);
@@ -299,12 +299,12 @@ fn decode_bucket_into(b: &[u8], category: usize, lo: Date, hi: Date, out: &mut V
     r.done().then_some(())
 }
 
-fn encode_shard(ids: &[(String, u64)]) -> Vec<u8> {
+fn encode_shard<S: AsRef<str>>(ids: &[(S, u64)]) -> Vec<u8> {
     let mut w = W::default();
     w.u32(FORMAT);
     w.u32(ids.len() as u32);
     for (id, seq) in ids {
-        w.str(id);
+        w.str(id.as_ref());
         w.u64(*seq);
     }
     w.0
@@ -370,32 +370,45 @@ pub fn build_with(st: &State, lines: &[CostLine], alloc: &alloc::Allocation) -> 
     // rebuild overwrites every bucket an earlier state wrote
     let m0 = ag.start.month_index();
     let months = (ag.end.month_index() - m0 + 1) as usize;
-    let mut buckets: Vec<Vec<CostLine>> = vec![Vec::new(); ag.categories.len() * months];
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len() * months];
+    // totals by (party, category, month, site number): no string per line
+    let mut site_no: HashMap<&str, u32, state::BuildFx> = HashMap::default();
+    let mut sites: Vec<&str> = Vec::new();
+    let mut totals: HashMap<(u16, u16, i32, u32), i128, state::BuildFx> = HashMap::default();
     for &i in &alloc.order {
-        let i = i as usize;
-        let l = &lines[i];
-        add_totals(&mut meta, l, alloc.row(i), 1);
-        if let Some(d) = alloc.open_until[i] {
+        let l = &lines[i as usize];
+        let next = sites.len() as u32;
+        let site = *site_no.entry(l.site.as_str()).or_insert_with(|| {
+            sites.push(l.site.as_str());
+            next
+        });
+        let mi = l.date.month_index();
+        for (p, &v) in alloc.row(i as usize).iter().enumerate() {
+            if v != 0 {
+                *totals.entry((p as u16, l.category as u16, mi, site)).or_insert(0) += v as i128;
+            }
+        }
+        if let Some(d) = alloc.open_until[i as usize] {
             *meta.open.entry(d).or_insert(0) += 1;
         }
         meta.lines += 1;
         meta.total += l.amount as i128;
-        let mut b = l.clone();
-        // kept in the agreement currency: conversion happened when recorded
-        b.source_amount = b.amount;
-        b.currency = ag.currency.code().to_string();
-        b.rate = None;
-        b.description = String::new();
-        b.replaces = None;
-        buckets[l.category * months + (l.date.month_index() - m0) as usize].push(b);
+        buckets[l.category * months + (mi - m0) as usize].push(i);
     }
-    let mut shards: Vec<Vec<(String, u64)>> = vec![Vec::new(); SHARDS as usize];
+    meta.totals = totals
+        .into_iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|((p, c, mi, site), v)| ((p, c, mi, sites[site as usize].to_string()), v))
+        .collect();
+    let mut shards: Vec<Vec<(&str, u64)>> = vec![Vec::new(); SHARDS as usize];
     for l in &st.lines {
-        shards[shard_of(&l.body.id) as usize].push((l.body.id.clone(), l.seq));
+        shards[shard_of(&l.body.id) as usize].push((l.body.id.as_str(), l.seq));
     }
     let mut out = Vec::with_capacity(buckets.len() + shards.len() + 1);
     for (k, b) in buckets.iter().enumerate() {
-        out.push((bucket_key(k / months, m0 + (k % months) as i32), encode_bucket(b)));
+        // amounts in the agreement currency: conversion happened when recorded
+        let blob = encode_bucket(b.iter().map(|&i| &lines[i as usize]));
+        out.push((bucket_key(k / months, m0 + (k % months) as i32), blob));
     }
     for (s, ids) in shards.iter().enumerate() {
         out.push((shard_key(s as u64), encode_shard(ids)));
@@ -639,7 +652,7 @@ pub fn add_lines(
         let id = line.id.clone();
         let s = shard_of(&line.id);
         all.insert(pos, line);
-        *stored = encode_bucket(&all);
+        *stored = encode_bucket(all.iter());
         dirty.insert((c, m));
         if let std::collections::btree_map::Entry::Vacant(e) = shards.entry(s) {
             let key = shard_key(s);
