@@ -4,62 +4,13 @@
 //! physical line number and id (exit 1, nothing on stdout), usage errors with exit 2.
 //! Good-but-messy inputs still pass.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use common::{Dir, run};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("costshare-bad-inputs-{}-{}-{}", std::process::id(), tag, n));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    /// Writes `name` in the directory and returns its full path as a string.
-    fn write(&self, name: &str, contents: &str) -> String {
-        self.write_bytes(name, contents.as_bytes())
-    }
-
-    fn write_bytes(&self, name: &str, contents: &[u8]) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, contents).expect("write temp file");
-        p.to_string_lossy().into_owned()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs the binary: (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
-        .args(args)
-        .output()
-        .expect("binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The small valid agreement every case mutates.
 const BASE: &str = r#"[agreement]
@@ -145,7 +96,7 @@ fn loc_in(src: &str, anchor: &str, inner: &str) -> (usize, usize) {
 
 /// The result of `costshare check` on a file written from a string.
 struct Checked {
-    _dir: TempDir,
+    _dir: Dir,
     path: String,
     src: String,
     code: i32,
@@ -154,8 +105,8 @@ struct Checked {
 }
 
 fn check_src(tag: &str, src: &str) -> Checked {
-    let dir = TempDir::new(tag);
-    let path = dir.write("agreement.toml", src);
+    let dir = Dir::new(tag);
+    let path = dir.file("agreement.toml", src);
     let (code, stdout, stderr) = run(&["check", &path]);
     Checked {
         _dir: dir,
@@ -325,7 +276,7 @@ const RATES: &str = "date,currency,rate
 
 /// `allocate --format csv` in a fresh directory holding BASE, `costs` and (if given) `rates`.
 struct Allocated {
-    _dir: TempDir,
+    _dir: Dir,
     costs: String,
     rates: String,
     input: String,
@@ -335,9 +286,9 @@ struct Allocated {
 }
 
 fn allocate_with(tag: &str, agreement: &str, costs: &str, rates: Option<&str>) -> Allocated {
-    let dir = TempDir::new(tag);
-    let a = dir.write("agreement.toml", agreement);
-    let c = dir.write("costs.csv", costs);
+    let dir = Dir::new(tag);
+    let a = dir.file("agreement.toml", agreement);
+    let c = dir.file("costs.csv", costs);
     let mut args = vec![
         "allocate".to_string(),
         "--agreement".into(),
@@ -347,7 +298,7 @@ fn allocate_with(tag: &str, agreement: &str, costs: &str, rates: Option<&str>) -
     ];
     let mut r = String::new();
     if let Some(rates) = rates {
-        r = dir.write("rates.csv", rates);
+        r = dir.file("rates.csv", rates);
         args.push("--rates".into());
         args.push(r.clone());
     }
@@ -1492,9 +1443,9 @@ fn totals_beyond_i64_are_an_error_not_a_wrap() {
     // Two of them overflow the total.
     let costs = "id,date,category,amount\nbig1,2022-04-30,utilities,9223372036854775807\nbig2,2022-05-31,utilities,9223372036854775807\n";
     allocate("sum-over", costs, None).expect_failure();
-    let dir = TempDir::new("sum-over-report");
-    let a = dir.write("agreement.toml", BASE);
-    let c = dir.write("costs.csv", costs);
+    let dir = Dir::new("sum-over-report");
+    let a = dir.file("agreement.toml", BASE);
+    let c = dir.file("costs.csv", costs);
     for extra in [
         &["report", "--by", "party", "--format", "csv"][..],
         &["allocate", "--format", "table"],
@@ -1572,9 +1523,9 @@ fn bad_rates_files() {
 
 #[test]
 fn bad_rows_fail_report_and_explain_too() {
-    let dir = TempDir::new("report-bad");
-    let a = dir.write("agreement.toml", BASE);
-    let c = dir.write("costs.csv", &one_bad_row("bad-r,2024-04-01,utilities,100,JPY,,,"));
+    let dir = Dir::new("report-bad");
+    let a = dir.file("agreement.toml", BASE);
+    let c = dir.file("costs.csv", one_bad_row("bad-r,2024-04-01,utilities,100,JPY,,,"));
     let (code, out, err) = run(&[
         "report",
         "--agreement",
@@ -1613,10 +1564,10 @@ fn messy_but_valid_costs_give_the_same_allocation() {
         messy.extend_from_slice(line.as_bytes());
         messy.extend_from_slice(b"\r\n");
     }
-    let dir = TempDir::new("messy");
-    let a = dir.write("agreement.toml", BASE);
-    let clean = dir.write("clean.csv", CLEAN_COSTS);
-    let m = dir.write_bytes("messy.csv", &messy);
+    let dir = Dir::new("messy");
+    let a = dir.file("agreement.toml", BASE);
+    let clean = dir.file("clean.csv", CLEAN_COSTS);
+    let m = dir.file("messy.csv", &messy);
     let (c1, o1, e1) = run(&["allocate", "--agreement", &a, "--costs", &clean, "--format", "csv"]);
     let (c2, o2, e2) = run(&["allocate", "--agreement", &a, "--costs", &m, "--format", "csv"]);
     assert_eq!(c1, 0, "{e1}");
@@ -1627,7 +1578,7 @@ fn messy_but_valid_costs_give_the_same_allocation() {
     assert_eq!(o1, CLEAN_ALLOCATION);
     assert_eq!(o2, o1, "messy file allocates differently");
     // The same holds for an agreement file with CRLF line ends.
-    let a2 = dir.write("crlf.toml", &BASE.replace('\n', "\r\n"));
+    let a2 = dir.file("crlf.toml", BASE.replace('\n', "\r\n"));
     let (c3, o3, e3) = run(&["allocate", "--agreement", &a2, "--costs", &m, "--format", "csv"]);
     assert_eq!(c3, 0, "{e3}");
     assert_eq!(o3, o1);
@@ -1639,9 +1590,9 @@ fn messy_but_valid_costs_give_the_same_allocation() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let dir = TempDir::new("usage");
-    let a = dir.write("agreement.toml", BASE);
-    let c = dir.write("costs.csv", CLEAN_COSTS);
+    let dir = Dir::new("usage");
+    let a = dir.file("agreement.toml", BASE);
+    let c = dir.file("costs.csv", CLEAN_COSTS);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec![
@@ -1769,9 +1720,9 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn good_dims_are_accepted() {
-    let dir = TempDir::new("dims");
-    let a = dir.write("agreement.toml", BASE);
-    let c = dir.write("costs.csv", CLEAN_COSTS);
+    let dir = Dir::new("dims");
+    let a = dir.file("agreement.toml", BASE);
+    let c = dir.file("costs.csv", CLEAN_COSTS);
     let (code, out, err) = run(&[
         "report",
         "--agreement",
@@ -1792,9 +1743,9 @@ fn good_dims_are_accepted() {
 
 #[test]
 fn missing_or_unreadable_files_exit_1_naming_the_file() {
-    let dir = TempDir::new("missing");
-    let a = dir.write("agreement.toml", BASE);
-    let c = dir.write("costs.csv", CLEAN_COSTS);
+    let dir = Dir::new("missing");
+    let a = dir.file("agreement.toml", BASE);
+    let c = dir.file("costs.csv", CLEAN_COSTS);
     let missing = dir.path("no-such-file.csv");
     let missing_toml = dir.path("no-such-agreement.toml");
     let a_dir = dir.0.to_string_lossy().into_owned();

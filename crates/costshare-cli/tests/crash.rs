@@ -9,16 +9,16 @@
 //!
 //! Run with `--nocapture` to see what happened at each kill point.
 
+mod common;
+
+use common::Dir;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The tests measure wall-clock time; run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
 /// Lines of the large file: a full `record` of it takes about 1-2 s in a
 /// debug build (measured by the test and printed).
@@ -30,42 +30,6 @@ const BISECT: usize = 8;
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!(
-            "costshare-crash-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-    fn file(&self, name: &str, body: &str) -> String {
-        std::fs::write(self.0.join(name), body).unwrap();
-        self.path(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept {} for inspection", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 const AGREEMENT: &str = r#"[agreement]
@@ -282,8 +246,8 @@ fn kill_9_during_record_leaves_none_or_all_of_the_file() {
     let started = Instant::now();
     let d = Dir::new("kill");
     let a = d.file("agreement.toml", AGREEMENT);
-    let small = d.file("small.csv", &costs("S", SMALL));
-    let big = d.file("big.csv", &costs("B", BIG));
+    let small = d.file("small.csv", costs("S", SMALL));
+    let big = d.file("big.csv", costs("B", BIG));
 
     // how long a full record of big.csv takes here
     let scratch = fresh_ledger(&d, "measure.db", &a, &small);
@@ -382,9 +346,9 @@ fn concurrent_records_put_every_line_in_once() {
     let started = Instant::now();
     let d = Dir::new("conc");
     let a = d.file("agreement.toml", AGREEMENT);
-    let small = d.file("small.csv", &costs("S", SMALL));
-    let one = d.file("one.csv", &costs("A", BIG));
-    let two = d.file("two.csv", &costs("C", BIG));
+    let small = d.file("small.csv", costs("S", SMALL));
+    let one = d.file("one.csv", costs("A", BIG));
+    let two = d.file("two.csv", costs("C", BIG));
     let l = fresh_ledger(&d, "l.db", &a, &small);
 
     let spawn = |file: &str| {

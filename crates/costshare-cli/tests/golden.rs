@@ -3,24 +3,18 @@
 //! To regenerate after a deliberate change, run with `UPDATE_GOLDEN=1` and
 //! review the diff before committing it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The binary, run from the repository root (the golden texts name files
+/// relative to it).
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    )
+    common::run_in(&root(), args)
 }
 
 fn golden(name: &str, actual: &str) {

@@ -3,15 +3,21 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh temporary directory, removed on drop (kept, and named, when the
+/// test fails, for inspection).
 pub struct Dir(pub PathBuf);
 
 impl Dir {
-    /// A fresh directory for one test (`tag` unique within the test binary).
+    /// A fresh directory; `tag` names it for people.
     pub fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("costshare-test-{tag}-{}", std::process::id()));
+        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("costshare-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         Dir(p)
@@ -28,13 +34,23 @@ impl Dir {
 
 impl Drop for Dir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            eprintln!("kept {} for inspection", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
 /// Run `costshare` with `args`: (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
+    run_in(&std::env::temp_dir(), args)
+}
+
+/// [`run`] in the directory `cwd`.
+pub fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
+        .current_dir(cwd)
         .args(args)
         .output()
         .unwrap();
