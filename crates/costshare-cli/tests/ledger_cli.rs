@@ -359,3 +359,48 @@ fn replacements_hold_across_files() {
     assert!(err.contains("was voided"), "{err}");
     assert!(ok(&["verify", &l]).starts_with("ok: "));
 }
+
+/// A bulk load leaves the derived state stale; the next report replays the
+/// journal and writes it, and a late line after that is taken in from it,
+/// with the same report as the file form.
+#[test]
+fn a_report_after_a_bulk_load_rebuilds_the_derived_state() {
+    let d = Dir::new("bulk");
+    let a = d.file("a.toml", UTILITIES);
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a]);
+    // more rows than a write rebuilds the derived state for (10,000)
+    let mut csv = String::from("id,date,category,amount\n");
+    for i in 0..10_050 {
+        csv.push_str(&format!(
+            "b{i},2022-{:02}-{:02},u,{}\n",
+            4 + i % 9,
+            1 + i % 28,
+            1 + i % 7
+        ));
+    }
+    let c = d.file("bulk.csv", &csv);
+    ok(&["record", &l, &c]);
+    let late = d.file("late.csv", "id,date,category,amount\nlate,2022-04-02,u,100\n");
+    let before = ok(&["report", "--ledger", &l, "--by", "party,category", "--format", "csv"]);
+    let out = ok(&["record", &l, &late, "--impact"]);
+    assert!(out.contains("taken in from the derived state"), "{out}");
+    let after = ok(&["report", "--ledger", &l, "--by", "party,category", "--format", "csv"]);
+    csv.push_str("late,2022-04-02,u,100\n");
+    let all = d.file("all.csv", &csv);
+    let file = ok(&[
+        "report",
+        "--agreement",
+        &a,
+        "--costs",
+        &all,
+        "--by",
+        "party,category",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(after, file);
+    assert_ne!(before, after);
+    let out = ok(&["verify", &l]);
+    assert!(out.contains("derived state: matches the journal"), "{out}");
+}
