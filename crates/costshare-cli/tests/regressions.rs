@@ -202,3 +202,55 @@ fn hex_integers_are_integers_and_provisional_ends_with_the_term() {
     ]);
     assert!(out.contains("\"provisional\": true"), "{out}");
 }
+
+/// The streaming report prints what the general path prints in every format,
+/// provisional lines and rates included (the demo, as of mid-term).
+#[test]
+fn streaming_and_general_reports_agree_in_every_format() {
+    let d = Dir::new("paths");
+    let dir = d.path("demo");
+    let (code, _, err) = run(&["demo", "--as-of", "2024-06-30", "--write", &dir]);
+    assert_eq!(code, 0, "{err}");
+    let (a, c, r) = (
+        d.path("demo/agreement.toml"),
+        d.path("demo/costs.csv"),
+        d.path("demo/rates.csv"),
+    );
+    let report = |by: &str, format: &str, path: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_costshare"))
+            .args([
+                "report",
+                "--agreement",
+                &a,
+                "--costs",
+                &c,
+                "--rates",
+                &r,
+                "--by",
+                by,
+                "--format",
+                format,
+                "--as-of",
+                "2024-06-30",
+            ])
+            .env("COSTSHARE_REPORT_PATH", path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for by in ["party,fiscal_year", "category,site,month"] {
+        for format in ["table", "json", "csv"] {
+            let (streamed, note) = report(by, format, "explain");
+            assert!(note.contains("report path: streaming"), "{note}");
+            let (general, _) = report(by, format, "general");
+            assert_eq!(streamed, general, "--by {by} --format {format}");
+            if format == "table" {
+                assert!(streamed.contains("provisional: "), "{streamed}");
+            }
+        }
+    }
+}
