@@ -21,7 +21,6 @@
 
 use costshare_core::calendar::Date;
 use costshare_core::costs::CostLine;
-use costshare_core::demo::Rng;
 use costshare_core::num::Q;
 use costshare_core::{Agreement, alloc, load};
 use std::hint::black_box;
@@ -31,44 +30,10 @@ const SMA_2022: &str = include_str!("../../../examples/us-japan-sma-2022.toml");
 const DEFAULT_LINES: usize = 50_000;
 const SEED: u64 = 42;
 
-/// `n` lines spread over the term, mixed across the six categories (the same
-/// generator as `benches/allocate.rs`).
+/// `n` lines spread over the term, mixed across the six categories (the
+/// generator `benches/allocate.rs` uses too).
 fn generate(ag: &Agreement, n: usize, seed: u64) -> Vec<CostLine> {
-    let mut rng = Rng::new(seed);
-    let start = ag.start.to_days();
-    let days = ag.end.to_days() - start + 1;
-    let cat = |id: &str| ag.category_index(id).expect("category");
-    let cats = [
-        (cat("labor"), 40),
-        (cat("welfare"), 15),
-        (cat("utilities"), 25),
-        (cat("training_relocation"), 5),
-        (cat("facilities"), 10),
-        (cat("training_equipment"), 5),
-    ];
-    let labor = cat("labor");
-    let mut lines = Vec::with_capacity(n);
-    for i in 0..n {
-        let pick = rng.range(0, 99);
-        let mut acc = 0;
-        let mut c = cats[0].0;
-        for (ci, w) in cats {
-            acc += w;
-            if pick < acc {
-                c = ci;
-                break;
-            }
-        }
-        let date = Date::from_days(start + rng.range(0, days - 1));
-        let (amount, quantity) = if c == labor {
-            let heads = rng.range(1, 400);
-            (heads * rng.range(400_000, 520_000), Some(Q::int(heads as u128)))
-        } else {
-            (rng.range(1_000, 900_000_000), None)
-        };
-        lines.push(line(format!("L{i:07}"), date, c, amount, quantity));
-    }
-    lines
+    costshare_core::demo::sma_bench_lines(ag, n, seed).expect("the SMA categories")
 }
 
 fn line(id: String, date: Date, category: usize, amount: i64, quantity: Option<Q>) -> CostLine {

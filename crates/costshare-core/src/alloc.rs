@@ -71,6 +71,18 @@ pub enum CapAmount {
 }
 
 impl Allocation {
+    /// Nothing allocated yet for `n` lines (arrays written, see [`written`]).
+    fn zeroed(parties: usize, order: Vec<u32>, n: usize) -> Allocation {
+        Allocation {
+            parties,
+            order,
+            amounts: written(n * (parties + 1), 0),
+            provisional: written(n, false),
+            open_until: written(n, None),
+            usage: Vec::new(),
+        }
+    }
+
     pub fn width(&self) -> usize {
         self.parties + 1
     }
@@ -145,18 +157,8 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> Allocation {
 
 /// [`allocate`] over any form of lines.
 pub fn allocate_lines<L: Lines + ?Sized>(ag: &Agreement, lines: &L, as_of: Date) -> Allocation {
-    let n = lines.count();
-    let order = line_order(lines);
     let parties = ag.parties.len();
-    let w = parties + 1;
-    let mut out = Allocation {
-        parties,
-        order,
-        amounts: written(n * w, 0),
-        provisional: written(n, false),
-        open_until: written(n, None),
-        usage: Vec::new(),
-    };
+    let mut out = Allocation::zeroed(parties, line_order(lines), lines.count());
     // lines per category, each in (date, id) order
     let mut per_cat: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len()];
     for &i in &out.order {
@@ -189,14 +191,7 @@ pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(ag: &Agreement, lines: &L, a
     let order = line_order(lines);
     let parties = ag.parties.len();
     let w = parties + 1;
-    let empty = |order: Vec<u32>| Allocation {
-        parties,
-        order,
-        amounts: written(n * w, 0),
-        provisional: written(n, false),
-        open_until: written(n, None),
-        usage: Vec::new(),
-    };
+    let empty = |order: Vec<u32>| Allocation::zeroed(parties, order, n);
     let mut per_cat: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len()];
     for &i in &order {
         per_cat[lines.category(i as usize)].push(i);

@@ -171,6 +171,64 @@ pub fn generate(seed: u64) -> DemoData {
     }
 }
 
+/// `n` cost lines for benchmarks under the 2022 SMA agreement (`ag` must
+/// have its six categories, else `None`): dates spread over the term, 40%
+/// labor (head counts against the monthly pro-rata unit cap), 15% welfare
+/// (uncapped), 25% utilities (yearly running cap), 5% training relocation,
+/// 10% facilities and 5% training equipment (term envelopes). Seeded: the
+/// same seed gives the same lines.
+pub fn sma_bench_lines(ag: &crate::Agreement, n: usize, seed: u64) -> Option<Vec<crate::CostLine>> {
+    use crate::num::Q;
+    let mut rng = Rng::new(seed);
+    let start = ag.start.to_days();
+    let days = ag.end.to_days() - start + 1;
+    let cat = |id: &str| ag.category_index(id);
+    let cats = [
+        (cat("labor")?, 40),
+        (cat("welfare")?, 15),
+        (cat("utilities")?, 25),
+        (cat("training_relocation")?, 5),
+        (cat("facilities")?, 10),
+        (cat("training_equipment")?, 5),
+    ];
+    let labor = cats[0].0;
+    let mut lines = Vec::with_capacity(n);
+    for i in 0..n {
+        let pick = rng.range(0, 99);
+        let mut acc = 0;
+        let mut c = cats[0].0;
+        for (ci, w) in cats {
+            acc += w;
+            if pick < acc {
+                c = ci;
+                break;
+            }
+        }
+        let date = crate::Date::from_days(start + rng.range(0, days - 1));
+        let (amount, quantity) = if c == labor {
+            let heads = rng.range(1, 400);
+            (heads * rng.range(400_000, 520_000), Some(Q::int(heads as u128)))
+        } else {
+            (rng.range(1_000, 900_000_000), None)
+        };
+        lines.push(crate::CostLine {
+            id: format!("L{i:07}"),
+            date,
+            category: c,
+            amount,
+            source_amount: amount,
+            currency: ag.currency.code().to_string(),
+            rate: None,
+            quantity,
+            site: String::new(),
+            description: String::new(),
+            row: i + 2,
+            replaces: None,
+        });
+    }
+    Some(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

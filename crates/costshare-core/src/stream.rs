@@ -225,7 +225,7 @@ impl<'a> Plan<'a> {
             let a = alloc::allocate_lines_par(self.ag, &kept, self.as_of);
             provisional = a.provisional.iter().filter(|&&p| p).count();
             for i in 0..kept.count() {
-                let key = self.key(kept.date[i], kept.cat[i] as usize, kept.site[i]);
+                let key = self.key(kept.cols.date[i], kept.cols.cat[i] as usize, kept.cols.site[i]);
                 capped_groups.add(key, a.row(i), self.by_party);
             }
         }
@@ -364,15 +364,10 @@ impl Kept {
     }
 }
 
-/// Every worker's kept lines in one set of columns, for the allocator.
+/// Every worker's kept lines in one set of columns (sites renumbered, id
+/// offsets into the joined arenas), for the allocator.
 struct KeptLines {
-    date: Vec<Date>,
-    cat: Vec<u16>,
-    amount: Vec<i64>,
-    site: Vec<u32>,
-    id: Vec<u64>,
-    qty: Vec<u32>,
-    qtys: Vec<Q>,
+    cols: Kept,
     arena: Vec<u8>,
 }
 
@@ -380,42 +375,33 @@ impl KeptLines {
     /// Take the workers' columns (and id arenas, their sets checked).
     fn merge(workers: &mut [Worker], remap: &[Vec<u32>]) -> KeptLines {
         let mut k = KeptLines {
-            date: Vec::new(),
-            cat: Vec::new(),
-            amount: Vec::new(),
-            site: Vec::new(),
-            id: Vec::new(),
-            qty: Vec::new(),
-            qtys: Vec::new(),
+            cols: Kept::default(),
             arena: Vec::new(),
         };
         for (w, r) in workers.iter_mut().zip(remap) {
-            let base = k.arena.len() as u64;
-            let qbase = k.qtys.len() as u32;
-            let kept = std::mem::take(&mut w.kept);
-            let site = kept.site.iter().map(|&s| r.get(s as usize).copied().unwrap_or(0));
-            if k.date.is_empty() {
+            let mut kept = std::mem::take(&mut w.kept);
+            for s in &mut kept.site {
+                *s = r.get(*s as usize).copied().unwrap_or(0);
+            }
+            if k.cols.date.is_empty() {
                 // the first worker's columns are taken as they are
                 k.arena = std::mem::take(&mut w.ids.arena);
-                k.site = site.collect();
-                k.date = kept.date;
-                k.cat = kept.cat;
-                k.amount = kept.amount;
-                k.id = kept.id;
-                k.qty = kept.qty;
-                k.qtys = kept.qtys;
+                k.cols = kept;
                 continue;
             }
+            let base = k.arena.len() as u64;
+            let qbase = k.cols.qtys.len() as u32;
             k.arena.extend_from_slice(&w.ids.arena);
             w.ids.arena = Vec::new();
-            k.site.extend(site);
-            k.date.extend_from_slice(&kept.date);
-            k.cat.extend_from_slice(&kept.cat);
-            k.amount.extend_from_slice(&kept.amount);
-            k.id.extend(kept.id.iter().map(|&o| o + base));
-            k.qty
+            let c = &mut k.cols;
+            c.site.extend_from_slice(&kept.site);
+            c.date.extend_from_slice(&kept.date);
+            c.cat.extend_from_slice(&kept.cat);
+            c.amount.extend_from_slice(&kept.amount);
+            c.id.extend(kept.id.iter().map(|&o| o + base));
+            c.qty
                 .extend(kept.qty.iter().map(|&q| if q == u32::MAX { q } else { q + qbase }));
-            k.qtys.extend(kept.qtys);
+            c.qtys.extend(kept.qtys);
         }
         k
     }
@@ -423,22 +409,22 @@ impl KeptLines {
 
 impl Lines for KeptLines {
     fn count(&self) -> usize {
-        self.date.len()
+        self.cols.date.len()
     }
     fn date(&self, i: usize) -> Date {
-        self.date[i]
+        self.cols.date[i]
     }
     fn category(&self, i: usize) -> usize {
-        self.cat[i] as usize
+        self.cols.cat[i] as usize
     }
     fn amount(&self, i: usize) -> i64 {
-        self.amount[i]
+        self.cols.amount[i]
     }
     fn quantity(&self, i: usize) -> Option<&Q> {
-        self.qtys.get(self.qty[i] as usize)
+        self.cols.qtys.get(self.cols.qty[i] as usize)
     }
     fn id(&self, i: usize) -> &[u8] {
-        let off = self.id[i] as usize;
+        let off = self.cols.id[i] as usize;
         let n = u16::from_le_bytes([self.arena[off], self.arena[off + 1]]) as usize;
         &self.arena[off + 2..off + 2 + n]
     }
