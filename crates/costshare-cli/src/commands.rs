@@ -281,7 +281,12 @@ fn stream_report(f: &FileInputs<'_>, dims: &[Dim]) -> Result<Result<stream::Stre
         ))
     };
     let mut file = std::fs::File::open(f.costs).map_err(cannot)?;
-    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        // a pipe or a device reads once: a fallback could not read it again
+        return Ok(Err(stream::Fallback("not a regular file")));
+    }
+    let size = meta.len() as usize;
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK.min(size + 1) + 4096);
     // fill `buf` to about BLOCK bytes; true at the end of the file
     let fill = |file: &mut std::fs::File, buf: &mut Vec<u8>| -> Result<bool, CliError> {
@@ -313,7 +318,9 @@ fn stream_report(f: &FileInputs<'_>, dims: &[Dim]) -> Result<Result<stream::Stre
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
     };
-    let hint = size / 80; // per worker: half the lines, at 40 bytes a line
+    // per worker: half the lines, at 40 bytes a line; the tables grow past
+    // the first 8 million ids if need be, rather than guess big for long lines
+    let hint = (size / 80).min(8 << 20);
     let mut workers = vec![plan.worker(hint), plan.worker(hint)];
     let mut start = header_end;
     loop {
@@ -322,7 +329,8 @@ fn stream_report(f: &FileInputs<'_>, dims: &[Dim]) -> Result<Result<stream::Stre
         } else {
             match buf[start..].iter().rposition(|&b| b == b'\n') {
                 Some(i) => start + i + 1,
-                None => start,
+                // a line longer than a block: the general reader takes it
+                None => return Ok(Err(stream::Fallback("a line longer than a block"))),
             }
         };
         let block = &buf[start..end];

@@ -516,6 +516,7 @@ pub fn verify(target: &str) -> Result<String, CliError> {
                 DerivedStatus::Refreshed => "rebuilt from the journal (it was missing or older than the head)",
                 DerivedStatus::Repaired => "REPAIRED: it differed from the journal and was rebuilt from it",
                 DerivedStatus::NotKept => "not kept (the agreement was amended; commands replay the journal)",
+                DerivedStatus::NotChecked => "not checked (a write landed while verify ran; run verify again)",
             }
         )),
         Verified::Bad { seq, message } => Err(CliError::Input(format!(

@@ -404,3 +404,37 @@ fn a_report_after_a_bulk_load_rebuilds_the_derived_state() {
     let out = ok(&["verify", &l]);
     assert!(out.contains("derived state: matches the journal"), "{out}");
 }
+
+/// Found by review: rates recorded later could make a recorded line convert
+/// beyond 64 bits, after which every replay of the ledger failed. Such rates
+/// are refused, naming the line, and the ledger stays usable.
+#[test]
+fn rates_that_would_overflow_a_recorded_line_are_refused() {
+    let d = Dir::new("rates-overflow");
+    let a = d.file(
+        "a.toml",
+        "[agreement]\nid = \"t\"\ncurrency = \"JPY\"\nstart = \"2022-01-01\"\nend = \"2023-12-31\"\n\
+         [parties.A]\nname = \"A\"\n[parties.B]\nname = \"B\"\n\
+         [categories.c]\nname = \"c\"\n  [[categories.c.layers]]\n  split = { A = \"50%\", B = \"50%\" }\n",
+    );
+    let r0 = d.file("r0.csv", "date,currency,rate\n2021-01-01,USD,1\n");
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a, "--rates", &r0]);
+    let c = d.file(
+        "c.csv",
+        "id,date,category,amount,currency\nL1,2022-06-01,c,1000000000000000.00,USD\n",
+    );
+    ok(&["record", &l, &c]);
+    let empty = d.file("empty.csv", "id,date,category,amount,currency\n");
+    let big = d.file("big.csv", "date,currency,rate\n2022-01-01,USD,100000\n");
+    let (code, _, err) = run(&["record", &l, &empty, "--rates", &big]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("recorded line L1") && err.contains("nothing was recorded"),
+        "{err}"
+    );
+    // still usable
+    ok(&["report", "--ledger", &l, "--by", "party", "--format", "csv"]);
+    let out = ok(&["verify", &l]);
+    assert!(out.contains("derived state: matches the journal"), "{out}");
+}

@@ -254,3 +254,77 @@ fn streaming_and_general_reports_agree_in_every_format() {
         }
     }
 }
+
+const HALVES: &str = r#"[agreement]
+id = "h"
+currency = "JPY"
+start = "2022-04-01"
+end = "2024-03-31"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.misc]
+name = "Misc"
+  [[categories.misc.layers]]
+  split = { JP = "50%", US = "50%" }
+"#;
+
+/// Found by review: a line longer than the streaming reader's 8 MiB block
+/// made it loop forever; such a line now goes to the general reader.
+#[test]
+fn a_line_longer_than_a_block_is_read() {
+    let d = Dir::new("long-line");
+    let a = d.file("a.toml", HALVES);
+    let long = "x".repeat(9 << 20);
+    let c = d.file(
+        "c.csv",
+        format!("id,date,category,amount,description\na,2022-05-01,misc,11,{long}\nb,2022-05-02,misc,10,short\n"),
+    );
+    let (code, out, err) = run(&[
+        "report",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--by",
+        "party",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "party,amount\nJP,11\nUS,10\n"), "{err}");
+}
+
+/// Found by review: a costs file that is a pipe was read by the streaming
+/// reader, and after a fallback the general reader found it empty. Pipes go
+/// to the general reader.
+#[test]
+fn costs_from_a_pipe_are_read_once() {
+    use std::io::Write;
+    let d = Dir::new("pipe");
+    let a = d.file("a.toml", HALVES);
+    // a repeated row: the streaming reader would fall back
+    let csv = "id,date,category,amount\na,2022-05-01,misc,11\na,2022-05-01,misc,11\nb,2022-05-02,misc,6\n";
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_costshare"))
+        .args([
+            "report",
+            "--agreement",
+            &a,
+            "--costs",
+            "/dev/stdin",
+            "--by",
+            "party",
+            "--format",
+            "csv",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(csv.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "party,amount\nJP,9\nUS,8\n");
+}

@@ -442,12 +442,14 @@ pub fn put_all(backend: &mut dyn Backend, blobs: &[(String, Vec<u8>)]) -> Result
     Ok(())
 }
 
+/// The derived state's meta as stored (`None`: absent or not decodable).
+pub fn meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
+    Ok(backend.cache_get("meta")?.and_then(|b| decode_meta(&b)))
+}
+
 /// The derived state's meta, when it reflects the journal's head now.
 pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
-    let Some(b) = backend.cache_get("meta")? else {
-        return Ok(None);
-    };
-    let Some(meta) = decode_meta(&b) else {
+    let Some(meta) = meta(backend)? else {
         return Ok(None);
     };
     match backend.head()? {

@@ -99,6 +99,8 @@ pub enum DerivedStatus {
     Repaired,
     /// Not kept: the agreement was amended, so commands replay the journal.
     NotKept,
+    /// A write landed while `verify` ran; the derived state follows it.
+    NotChecked,
 }
 
 /// UTC now as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -762,7 +764,9 @@ impl Ledger {
             DerivedStatus::NotKept
         } else {
             let blobs = derived::build(&st)?;
-            let fresh = derived::fresh_meta(self.backend.as_mut())?.is_some();
+            // compared with the state of the entries just verified, not with
+            // the head now (a write may have landed meanwhile: see below)
+            let fresh = derived::meta(self.backend.as_mut())?.is_some_and(|m| m.seq == st.entries && m.head == st.head);
             let mut same = fresh;
             if fresh {
                 for (k, v) in &blobs {
@@ -772,8 +776,14 @@ impl Ledger {
                     }
                 }
             }
+            let moved = self
+                .backend
+                .head()?
+                .is_none_or(|(seq, h)| seq != st.entries || h != st.head);
             if same {
                 DerivedStatus::Consistent
+            } else if moved {
+                DerivedStatus::NotChecked
             } else {
                 self.write_derived(&st)?;
                 if fresh {
@@ -1072,12 +1082,25 @@ fn plan_record(
         }
     }
     // totals stay within the limit
+    // (new rates can change what recorded lines convert to: each must still
+    // convert, and their total stay within the limit)
     let mut total: i128 = 0;
     for l in st.active() {
         let v = st.version_at(Date::parse(&l.body.date));
-        if let Some(a) = state::line_amount(&st.versions[v].agreement, &rates_now, &l.body) {
-            total += a as i128;
+        match state::line_amount(&st.versions[v].agreement, &rates_now, &l.body) {
+            Some(a) => total += a as i128,
+            None => {
+                return Err(LedgerError::Invalid(format!(
+                    "with the rates this file adds, recorded line {} (journal entry {}: {} {} dated {}) would convert beyond the limit of a signed 64-bit count of minor units; nothing was recorded",
+                    l.body.id, l.seq, l.body.amount, l.body.currency, l.body.date
+                )));
+            }
         }
+    }
+    if total > i64::MAX as i128 {
+        return Err(LedgerError::Invalid(
+            "with the rates this file adds, the recorded lines would total beyond the limit of a signed 64-bit count of minor units; nothing was recorded".into(),
+        ));
     }
     let mut new_count = 0u64;
     for (k, p) in accepted.iter().enumerate() {
