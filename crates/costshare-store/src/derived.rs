@@ -261,42 +261,107 @@ fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = &'l CostLine>) -> Vec<
     w.0
 }
 
-/// Decode a bucket's lines dated within `lo..=hi` onto `out`. Their
-/// currency is left empty (the allocator does not read it): no allocation
-/// but the id and site of each line.
-fn decode_bucket_into(b: &[u8], category: usize, lo: Date, hi: Date, out: &mut Vec<CostLine>) -> Option<()> {
+/// A bucket's line, borrowed from the stored bytes: what re-allocating it
+/// needs, without a `String` per line.
+struct BLine<'a> {
+    id: &'a str,
+    date: Date,
+    amount: i64,
+    quantity: Option<Q>,
+    site: &'a str,
+}
+
+/// The lines a late line is tied to (all of one category, shown to the
+/// allocator as category 0 of [`single_category`]).
+struct Tied<'a>(Vec<BLine<'a>>);
+
+impl alloc::Lines for Tied<'_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn date(&self, i: usize) -> Date {
+        self.0[i].date
+    }
+    fn category(&self, _: usize) -> usize {
+        0
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self.0[i].amount
+    }
+    fn quantity(&self, i: usize) -> Option<&Q> {
+        self.0[i].quantity.as_ref()
+    }
+    fn id(&self, i: usize) -> &[u8] {
+        self.0[i].id.as_bytes()
+    }
+}
+
+/// How many lines a bucket holds.
+fn bucket_len(b: &[u8]) -> Option<usize> {
+    let mut r = R::new(b);
+    (r.u32()? == FORMAT).then_some(())?;
+    Some(r.u32()? as usize)
+}
+
+/// One line of a bucket: its fields and where it ends.
+fn read_bline<'a>(r: &mut R<'a>) -> Option<BLine<'a>> {
+    let id = r.str()?;
+    let date = r.date()?;
+    let amount = r.i64()?;
+    let quantity = decode_q(r)?;
+    let site = r.str()?;
+    r.u64()?; // the journal entry
+    Some(BLine {
+        id,
+        date,
+        amount,
+        quantity,
+        site,
+    })
+}
+
+/// Push a bucket's lines dated within `lo..=hi` onto `out`.
+fn decode_bucket_into<'a>(b: &'a [u8], lo: Date, hi: Date, out: &mut Vec<BLine<'a>>) -> Option<()> {
     let mut r = R::new(b);
     if r.u32()? != FORMAT {
         return None;
     }
     let n = r.u32()? as usize;
-    out.reserve(n.min(b.len() / 16));
     for _ in 0..n {
-        let id = r.str()?;
-        let date = r.date()?;
-        let amount = r.i64()?;
-        let quantity = decode_q(&mut r)?;
-        let site = r.str()?;
-        let row = r.u64()? as usize;
-        if date < lo || date > hi {
-            continue;
+        let l = read_bline(&mut r)?;
+        if l.date >= lo && l.date <= hi {
+            out.push(l);
         }
-        out.push(CostLine {
-            id: id.to_string(),
-            date,
-            category,
-            amount,
-            source_amount: amount,
-            currency: String::new(),
-            rate: None,
-            quantity,
-            site: site.to_string(),
-            description: String::new(),
-            row,
-            replaces: None,
-        });
     }
     r.done().then_some(())
+}
+
+/// The bucket with `line` inserted in (date, id) order: the stored bytes
+/// spliced, no line decoded but those before it.
+fn insert_into_bucket(b: &[u8], line: &CostLine) -> Option<Vec<u8>> {
+    let mut r = R::new(b);
+    if r.u32()? != FORMAT {
+        return None;
+    }
+    let n = r.u32()? as usize;
+    let key = (line.date, line.id.as_bytes());
+    let mut at = b.len();
+    for _ in 0..n {
+        let start = r.pos;
+        let l = read_bline(&mut r)?;
+        if (l.date, l.id.as_bytes()) > key {
+            at = start;
+            break;
+        }
+    }
+    let one = encode_bucket(std::iter::once(line));
+    let mut out = Vec::with_capacity(b.len() + one.len());
+    out.extend_from_slice(&FORMAT.to_le_bytes());
+    out.extend_from_slice(&(n as u32 + 1).to_le_bytes());
+    out.extend_from_slice(&b[8..at]);
+    out.extend_from_slice(&one[8..]);
+    out.extend_from_slice(&b[at..]);
+    Some(out)
 }
 
 fn encode_shard<S: AsRef<str>>(ids: &[(S, u64)]) -> Vec<u8> {
@@ -418,17 +483,17 @@ pub fn build_with(st: &State, lines: &[CostLine], alloc: &alloc::Allocation) -> 
 }
 
 /// Add (`sign` = 1) or remove (−1) one line's parts from the totals.
-fn add_totals(meta: &mut Meta, l: &CostLine, row: &[i64], sign: i128) {
-    let mi = l.date.month_index();
+fn add_totals(meta: &mut Meta, category: usize, date: Date, site: &str, row: &[i64], sign: i128) {
+    let mi = date.month_index();
     for (p, &v) in row.iter().enumerate() {
         if v == 0 {
             continue;
         }
-        let key = (p as u16, l.category as u16, mi, l.site.clone());
+        let key = (p as u16, category as u16, mi, site.to_string());
         let e = meta.totals.entry(key).or_insert(0);
         *e += sign * v as i128;
         if *e == 0 {
-            let key = (p as u16, l.category as u16, mi, l.site.clone());
+            let key = (p as u16, category as u16, mi, site.to_string());
             meta.totals.remove(&key);
         }
     }
@@ -590,36 +655,42 @@ pub fn add_lines(
     };
     let mut changed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let added: std::collections::HashSet<String> = new.iter().map(|(l, _)| l.id.clone()).collect();
-    let mut tied: Vec<CostLine> = Vec::new();
-    for (line, seq) in new {
+    for (mut line, seq) in new {
+        line.row = seq as usize;
         let c = line.category;
         let (lo, hi) = tied_range(ag, c, line.date);
         let (m0, m1) = (lo.month_index(), hi.month_index());
-        // the tied lines, in (date, id) order, without and with the new one
-        tied.clear();
         for m in m0..=m1 {
-            let key = bucket_key(c, m);
-            let b = match buckets.entry((c, m)) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?)
-                }
-            };
-            decode_bucket_into(b, c, lo, hi, &mut tied).ok_or_else(|| damaged(&key))?;
+            if let std::collections::btree_map::Entry::Vacant(e) = buckets.entry((c, m)) {
+                let key = bucket_key(c, m);
+                e.insert(backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?);
+            }
         }
-        let a0 = alloc::allocate(ag, &tied, ag.start);
-        let k = tied.len();
-        let mut new_line = line;
-        new_line.row = seq as usize;
-        tied.push(new_line);
-        let a1 = alloc::allocate(ag, &tied, ag.start);
-        impact.reallocated += tied.len();
-        for (i, l) in tied[..k].iter().enumerate() {
+        // the tied lines, in (date, id) order, without and with the new one
+        let room: usize = (m0..=m1).filter_map(|m| bucket_len(&buckets[&(c, m)])).sum();
+        let mut tied = Tied(Vec::with_capacity(room + 1));
+        for m in m0..=m1 {
+            decode_bucket_into(&buckets[&(c, m)], lo, hi, &mut tied.0).ok_or_else(|| damaged(&bucket_key(c, m)))?;
+        }
+        // the allocator sees one category (index 0 of a one-category view)
+        let one = single_category(ag, c);
+        let a0 = alloc::allocate_lines(&one, &tied, ag.start);
+        let k = tied.0.len();
+        tied.0.push(BLine {
+            id: &line.id,
+            date: line.date,
+            amount: line.amount,
+            quantity: line.quantity.clone(),
+            site: &line.site,
+        });
+        let a1 = alloc::allocate_lines(&one, &tied, ag.start);
+        impact.reallocated += tied.0.len();
+        for (i, l) in tied.0[..k].iter().enumerate() {
             let (r0, r1) = (a0.row(i), a1.row(i));
             if r0 != r1 {
-                add_totals(meta, l, r0, -1);
-                add_totals(meta, l, r1, 1);
-                let d = changed.entry(l.id.clone()).or_insert_with(|| vec![0; r0.len()]);
+                add_totals(meta, c, l.date, l.site, r0, -1);
+                add_totals(meta, c, l.date, l.site, r1, 1);
+                let d = changed.entry(l.id.to_string()).or_insert_with(|| vec![0; r0.len()]);
                 for ((x, a), b) in d.iter_mut().zip(r1).zip(r0) {
                     *x += a - b;
                 }
@@ -637,8 +708,8 @@ pub fn add_lines(
                 }
             }
         }
-        let line = tied.pop().ok_or_else(|| damaged("bucket"))?;
-        add_totals(meta, &line, a1.row(k), 1);
+        drop(tied);
+        add_totals(meta, c, line.date, &line.site, a1.row(k), 1);
         if let Some(d) = a1.open_until[k] {
             *meta.open.entry(d).or_insert(0) += 1;
         }
@@ -648,21 +719,16 @@ pub fn add_lines(
         let m = line.date.month_index();
         let key = bucket_key(c, m);
         let stored = buckets.get_mut(&(c, m)).ok_or_else(|| damaged(&key))?;
-        let mut all = Vec::new();
-        decode_bucket_into(stored, c, ag.start, ag.end, &mut all).ok_or_else(|| damaged(&key))?;
-        let pos = all.partition_point(|o| (o.date, o.id.as_bytes()) < (line.date, line.id.as_bytes()));
-        let id = line.id.clone();
-        let s = shard_of(&line.id);
-        all.insert(pos, line);
-        *stored = encode_bucket(all.iter());
+        *stored = insert_into_bucket(stored, &line).ok_or_else(|| damaged(&key))?;
         dirty.insert((c, m));
+        let s = shard_of(&line.id);
         if let std::collections::btree_map::Entry::Vacant(e) = shards.entry(s) {
             let key = shard_key(s);
             let b = backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?;
             e.insert(decode_shard(&b).ok_or_else(|| damaged(&key))?);
         }
         if let Some(sh) = shards.get_mut(&s) {
-            sh.push((id, seq));
+            sh.push((line.id, seq));
         }
     }
     // lines added in this call are not "earlier lines"
@@ -680,6 +746,15 @@ pub fn add_lines(
         blobs.push((shard_key(*s), encode_shard(ids)));
     }
     Ok((impact, blobs))
+}
+
+/// The agreement with only category `c` (as category 0): the allocator
+/// indexes layers by a line's category, and the tied lines are all of `c`.
+fn single_category(ag: &Agreement, c: usize) -> Agreement {
+    Agreement {
+        categories: vec![ag.categories[c].clone()],
+        ..ag.clone()
+    }
 }
 
 /// The meta blob, for writing after its head is set.
