@@ -227,63 +227,15 @@ impl Ledger {
             st.check_complete()?;
         }
         let (bodies, out) = decide(&st)?;
-        // a small write keeps the derived state up to date (a bulk load leaves
-        // it for the next report to rebuild, so the load stays fast)
-        let keep: Option<Vec<Body>> = (bodies.len() <= CACHE_REBUILD_MAX).then(|| bodies.clone());
         if bodies.is_empty() {
             self.last = Some((st.entries, st.head.clone()));
             return Ok(out);
         }
-        // seal on a second thread while this one inserts: the hash chain is
-        // sequential, but canonical bytes and hashes of one chunk are ready
-        // while the database takes the previous chunk
-        const CHUNK: usize = 16_384;
+        // a small write keeps the derived state up to date (a bulk load leaves
+        // it for the next report to rebuild, so the load stays fast)
+        let keep: Option<Vec<Body>> = (bodies.len() <= CACHE_REBUILD_MAX).then(|| bodies.clone());
         let base = st.entries + 1;
-        let head = st.head.clone();
-        let mut last: Option<(u64, String)> = None;
-        let backend = &mut self.backend;
-        std::thread::scope(|s| -> Result<(), LedgerError> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, Vec<journal::Stored>)>(2);
-            s.spawn(move || {
-                let mut prev = head;
-                let mut it = bodies.into_iter().enumerate();
-                loop {
-                    let chunk: Vec<Entry> = it
-                        .by_ref()
-                        .take(CHUNK)
-                        .map(|(i, body)| Entry {
-                            seq: base + i as u64,
-                            at: now.to_string(),
-                            body,
-                        })
-                        .collect();
-                    let Some(_) = chunk.last() else { break };
-                    let sealed = journal::seal(&chunk, prev.clone());
-                    if let Some(l) = sealed.last() {
-                        prev = l.hash.clone();
-                    }
-                    if tx.send((chunk, sealed)).is_err() {
-                        break; // the insert failed: nothing more to do
-                    }
-                }
-            });
-            for (chunk, sealed) in rx {
-                let rows: Vec<Row<'_>> = sealed
-                    .iter()
-                    .zip(&chunk)
-                    .map(|(s, e)| Row {
-                        stored: s,
-                        kind: e.body.kind(),
-                        at: &e.at,
-                    })
-                    .collect();
-                backend.insert(&rows)?;
-                if let Some(s) = sealed.last() {
-                    last = Some((s.seq, s.hash.clone()));
-                }
-            }
-            Ok(())
-        })?;
+        let last = append(self.backend.as_mut(), bodies, base, st.head.clone(), now)?;
         if let (Some(kept), Some((seq, hash))) = (keep, &last) {
             for (i, body) in kept.into_iter().enumerate() {
                 st.apply(Entry {
@@ -455,30 +407,11 @@ impl Ledger {
             new_lines.push((cl, batch_seq + 1 + n as u64));
         }
         outcome.recorded = fresh.len() as u64;
-        let entries: Vec<Entry> = bodies
-            .into_iter()
-            .enumerate()
-            .map(|(i, body)| Entry {
-                seq: batch_seq + i as u64,
-                at: now.to_string(),
-                body,
-            })
-            .collect();
-        let sealed = journal::seal(&entries, meta.head.clone());
-        let rows_out: Vec<Row<'_>> = sealed
-            .iter()
-            .zip(&entries)
-            .map(|(s, e)| Row {
-                stored: s,
-                kind: e.body.kind(),
-                at: &e.at,
-            })
-            .collect();
-        backend.insert(&rows_out)?;
+        let last = append(backend, bodies, batch_seq, meta.head.clone(), now)?;
         let (impact, blobs) = derived::add_lines(backend, &ag, &mut meta, new_lines)?;
-        if let Some(l) = sealed.last() {
-            meta.seq = l.seq;
-            meta.head = l.hash.clone();
+        if let Some((seq, hash)) = last {
+            meta.seq = seq;
+            meta.head = hash;
         }
         derived::put_all(backend, &blobs)?;
         derived::put_all(backend, &[derived::meta_blob(&meta)])?;
@@ -832,6 +765,66 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
         return Err(LedgerError::Invalid(problems.join("\n")));
     }
     Ok(out)
+}
+
+/// Seal `bodies` as entries `base`, `base + 1`, … chained after `head` and
+/// insert them (inside the caller's write transaction). Returns the last
+/// entry's seq and hash. Sealing runs on a second thread while this one
+/// inserts: the hash chain is sequential, but the canonical bytes and hashes
+/// of one chunk are ready while the database takes the previous chunk, and
+/// chunks are freed as they land.
+fn append(
+    backend: &mut dyn Backend,
+    bodies: Vec<Body>,
+    base: u64,
+    head: String,
+    now: &str,
+) -> Result<Option<(u64, String)>, LedgerError> {
+    const CHUNK: usize = 16_384;
+    let mut last: Option<(u64, String)> = None;
+    std::thread::scope(|s| -> Result<(), LedgerError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, Vec<journal::Stored>)>(2);
+        s.spawn(move || {
+            let mut prev = head;
+            let mut it = bodies.into_iter().enumerate();
+            loop {
+                let chunk: Vec<Entry> = it
+                    .by_ref()
+                    .take(CHUNK)
+                    .map(|(i, body)| Entry {
+                        seq: base + i as u64,
+                        at: now.to_string(),
+                        body,
+                    })
+                    .collect();
+                let Some(_) = chunk.last() else { break };
+                let sealed = journal::seal(&chunk, prev.clone());
+                if let Some(l) = sealed.last() {
+                    prev = l.hash.clone();
+                }
+                if tx.send((chunk, sealed)).is_err() {
+                    break; // the insert failed: nothing more to do
+                }
+            }
+        });
+        for (chunk, sealed) in rx {
+            let rows: Vec<Row<'_>> = sealed
+                .iter()
+                .zip(&chunk)
+                .map(|(s, e)| Row {
+                    stored: s,
+                    kind: e.body.kind(),
+                    at: &e.at,
+                })
+                .collect();
+            backend.insert(&rows)?;
+            if let Some(s) = sealed.last() {
+                last = Some((s.seq, s.hash.clone()));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(last)
 }
 
 /// Writes of at most this many entries rebuild the derived state with them.
