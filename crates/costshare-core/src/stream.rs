@@ -160,6 +160,45 @@ impl<'a> Plan<'a> {
         (n, any)
     }
 
+    /// Add a set of groups to the report's totals, keyed as
+    /// [`rows_from_groups`] wants (party and all); `remap` turns a worker's
+    /// site numbers into the merged ones.
+    fn add_groups(&self, g: &Groups, remap: Option<&[u32]>, out: &mut HashMap<[i64; 5], i128, BuildFx>) {
+        let site_pos = self.dims.iter().position(|d| *d == Dim::Site);
+        let party_pos = self.dims.iter().position(|d| *d == Dim::Party);
+        let w = g.width;
+        for (key, &slot) in &g.slots {
+            let mut k = [0i64; 5];
+            let mut j = 0;
+            for (n, d) in self.dims.iter().enumerate() {
+                if *d != Dim::Party {
+                    k[n] = key[j];
+                    j += 1;
+                }
+            }
+            if let (Some(sp), Some(remap)) = (site_pos, remap) {
+                k[sp] = remap.get(k[sp] as usize).copied().unwrap_or(0) as i64;
+            }
+            let sums = &g.sums[slot as usize * w..(slot as usize + 1) * w];
+            match party_pos {
+                Some(pp) => {
+                    for (p, &v) in sums.iter().enumerate() {
+                        if v != 0 {
+                            k[pp] = p as i64;
+                            *out.entry(k).or_insert(0) += v;
+                        }
+                    }
+                }
+                None => {
+                    let v: i128 = sums.iter().sum();
+                    if v != 0 {
+                        *out.entry(k).or_insert(0) += v;
+                    }
+                }
+            }
+        }
+    }
+
     /// The values of a line's non-party dimensions, in `dims` order.
     fn key(&self, date: Date, cat: usize, site: u32) -> [i64; 4] {
         let mut key = [0i64; 4];
@@ -219,62 +258,21 @@ impl<'a> Plan<'a> {
         let sites: Vec<&str> = site_names.iter().map(String::as_str).collect();
         let lines: usize = workers.iter().map(|w| w.lines).sum();
         let mut provisional = 0;
-        let mut capped_groups = Groups::new(self.ag.parties.len() + 1);
+        let mut out: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
         if self.capped {
             let kept = KeptLines::merge(&mut workers, &remap);
             let a = alloc::allocate_lines_par(self.ag, &kept, self.as_of);
             provisional = a.provisional.iter().filter(|&&p| p).count();
+            let mut groups = Groups::new(self.ag.parties.len() + 1);
             for i in 0..kept.count() {
                 let key = self.key(kept.cols.date[i], kept.cols.cat[i] as usize, kept.cols.site[i]);
-                capped_groups.add(key, a.row(i), self.by_party);
+                groups.add(key, a.row(i), self.by_party);
             }
-        }
-        let all: Vec<(&Groups, &[u32])> = if self.capped {
-            vec![(&capped_groups, &[][..])]
+            // sites were renumbered when the columns were merged
+            self.add_groups(&groups, None, &mut out);
         } else {
-            workers
-                .iter()
-                .zip(&remap)
-                .map(|(w, r)| (&w.groups, r.as_slice()))
-                .collect()
-        };
-        let site_pos = self.dims.iter().position(|d| *d == Dim::Site);
-        let party_pos = self.dims.iter().position(|d| *d == Dim::Party);
-        let w = self.ag.parties.len() + 1;
-        let mut out: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
-        for (g, remap) in all {
-            for (key, &slot) in &g.slots {
-                let mut k = [0i64; 5];
-                let mut j = 0;
-                for (n, d) in self.dims.iter().enumerate() {
-                    if *d != Dim::Party {
-                        k[n] = key[j];
-                        j += 1;
-                    }
-                }
-                if let Some(sp) = site_pos
-                    && !self.capped
-                {
-                    // worker-local site numbers (capped lines were renumbered when merged)
-                    k[sp] = remap[k[sp] as usize] as i64;
-                }
-                let sums = &g.sums[slot as usize * w..(slot as usize + 1) * w];
-                match party_pos {
-                    Some(pp) => {
-                        for (p, &v) in sums.iter().enumerate() {
-                            if v != 0 {
-                                k[pp] = p as i64;
-                                *out.entry(k).or_insert(0) += v;
-                            }
-                        }
-                    }
-                    None => {
-                        let v: i128 = sums.iter().sum();
-                        if v != 0 {
-                            *out.entry(k).or_insert(0) += v;
-                        }
-                    }
-                }
+            for (w, r) in workers.iter().zip(&remap) {
+                self.add_groups(&w.groups, Some(r), &mut out);
             }
         }
         Ok(StreamReport {
