@@ -481,23 +481,6 @@ impl RawRow {
     }
 }
 
-impl RowRef<'_> {
-    pub fn to_owned_row(&self) -> RawRow {
-        RawRow {
-            line: self.line,
-            id: self.id.to_string(),
-            date: self.date.to_string(),
-            category: self.category.to_string(),
-            amount: self.amount.to_string(),
-            currency: self.currency.to_string(),
-            quantity: self.quantity.to_string(),
-            site: self.site.to_string(),
-            description: self.description.to_string(),
-            replaces: self.replaces.to_string(),
-        }
-    }
-}
-
 /// The costs columns the program reads.
 pub const COST_COLUMNS: [&str; 9] = [
     "id",
@@ -510,14 +493,6 @@ pub const COST_COLUMNS: [&str; 9] = [
     "description",
     "replaces",
 ];
-
-/// Read the rows of a costs CSV (header, quoting, BOM, CRLF, trimming, line
-/// numbers); no check of the values yet.
-pub fn read_rows(bytes: &[u8]) -> Result<Vec<RawRow>, Vec<RowError>> {
-    let mut rows = Vec::new();
-    let errors = for_each_row(bytes, |r| rows.push(r.to_owned_row()));
-    if errors.is_empty() { Ok(rows) } else { Err(errors) }
-}
 
 /// Call `f` with each row of a costs CSV, borrowed (no copy per field);
 /// returns the problems of the CSV layer (header, quoting, encoding).

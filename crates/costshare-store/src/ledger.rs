@@ -718,7 +718,7 @@ impl Ledger {
             } else if moved {
                 DerivedStatus::NotChecked
             } else {
-                self.write_derived(&st)?;
+                self.write_blobs(&st, &blobs)?;
                 if fresh {
                     DerivedStatus::Repaired
                 } else {
