@@ -1,13 +1,12 @@
-//! `costshare`: the command line. Thin: it reads files, calls
-//! `costshare-core`, and turns typed results and errors into text and exit
-//! codes (0 success, 1 bad input, 2 usage).
+//! `costshare`: the command line. Argument parsing, one call into
+//! `costshare-app` per command, and printing: results rendered by
+//! `costshare_app::render`, errors turned into text by [`messages`], exit
+//! codes 0 success, 1 bad input, 2 usage.
 
-mod commands;
-mod demo;
-mod ledger_cmds;
-mod output;
+mod messages;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use costshare_app::{AppError, Session, Source, UsageError, input, ledger, query, render};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,7 +36,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+enum Format {
     /// Aligned columns for people (the default).
     Table,
     /// Machine-readable CSV as specified (pure data, no footer).
@@ -46,23 +45,33 @@ pub enum Format {
     Json,
 }
 
+impl From<Format> for render::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Table => render::Format::Table,
+            Format::Csv => render::Format::Csv,
+            Format::Json => render::Format::Json,
+        }
+    }
+}
+
 #[derive(clap::Args, Clone, Debug)]
-pub struct Inputs {
+struct Inputs {
     /// The agreement file (TOML).
     #[arg(long, value_name = "FILE")]
-    pub agreement: Option<PathBuf>,
+    agreement: Option<PathBuf>,
     /// The costs file (CSV with id,date,category,amount[,currency,quantity,site,description,replaces]).
     #[arg(long, value_name = "FILE")]
-    pub costs: Option<PathBuf>,
+    costs: Option<PathBuf>,
     /// Read agreement, costs and rates from a ledger (a SQLite file or a postgres:// URL) instead.
     #[arg(long, value_name = "LEDGER")]
-    pub ledger: Option<String>,
+    ledger: Option<String>,
     /// Exchange rates (CSV with date,currency,rate), for lines in other currencies.
     #[arg(long, value_name = "FILE")]
-    pub rates: Option<PathBuf>,
+    rates: Option<PathBuf>,
     /// Pro-rata periods ending after this date are provisional (default: today).
     #[arg(long, value_name = "YYYY-MM-DD")]
-    pub as_of: Option<String>,
+    as_of: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -233,11 +242,126 @@ enum Command {
     },
 }
 
-/// An error the binary reports: usage errors exit 2, everything else 1.
-#[derive(Debug)]
-pub enum CliError {
-    Usage(String),
-    Input(String),
+impl Inputs {
+    fn source(&self) -> Result<Source, UsageError> {
+        Source::from_options(
+            self.ledger.as_deref(),
+            self.agreement.as_deref(),
+            self.costs.as_deref(),
+            self.rates.as_deref(),
+        )
+    }
+    fn as_of(&self) -> Result<costshare_core::Date, UsageError> {
+        input::as_of(self.as_of.as_deref())
+    }
+}
+
+/// `COSTSHARE_REPORT_PATH=general` asks for the general report path (tests
+/// and benchmarks compare the paths); `=explain` says on stderr which path ran.
+fn report_path_env() -> (costshare_app::ReportPath, bool) {
+    match std::env::var("COSTSHARE_REPORT_PATH").as_deref() {
+        Ok("general") => (costshare_app::ReportPath::General, false),
+        Ok("explain") => (costshare_app::ReportPath::Auto, true),
+        _ => (costshare_app::ReportPath::Auto, false),
+    }
+}
+
+/// Run one command: its rendered output, or the error.
+fn run(command: Command) -> Result<String, AppError> {
+    let mut stderr = messages::Stderr::new();
+    let mut s = Session::new(&mut stderr);
+    let out = match command {
+        Command::Check { agreement, as_of } => {
+            input::as_of(as_of.as_deref())?;
+            let la = input::load_agreement(&agreement, s.observer)?;
+            render::check(&agreement.display().to_string(), &la)
+        }
+        Command::Allocate { inputs, format } => {
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            render::allocation(&query::allocate(&source, as_of, &mut s)?, format.into())
+        }
+        Command::Report { inputs, by, format } => {
+            let dims = query::dims(&by)?;
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            let (path, tell) = report_path_env();
+            s.report_path = path;
+            let r = query::report(&source, &dims, as_of, &mut s)?;
+            if tell {
+                match &r.path {
+                    query::PathTaken::General(why) => eprintln!("costshare: report path: general ({why})"),
+                    query::PathTaken::Streaming => eprintln!("costshare: report path: streaming"),
+                    query::PathTaken::Derived => eprintln!("costshare: report path: derived state"),
+                    query::PathTaken::Replay => eprintln!("costshare: report path: replay"),
+                }
+            }
+            render::report(&r, format.into())
+        }
+        Command::Explain { inputs, id, format } => {
+            if format == Format::Csv {
+                return Err(UsageError::ExplainCsv.into());
+            }
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            render::explanation(&query::explain(&source, &id, as_of, &mut s)?, format.into())
+        }
+        Command::Init {
+            ledger: target,
+            agreement,
+            rates,
+        } => render::init(&ledger::init(&target, &agreement, rates.as_deref(), s.observer)?),
+        Command::Record {
+            ledger: target,
+            costs,
+            rates,
+            impact,
+        } => render::record(&ledger::record(&target, &costs, rates.as_deref(), impact, s.observer)?),
+        Command::Void {
+            ledger: target,
+            id,
+            reason,
+        } => render::void(&ledger::void(&target, &id, &reason)?),
+        Command::Amend {
+            ledger: target,
+            agreement,
+            effective,
+        } => {
+            let eff = ledger::effective(&effective)?;
+            render::amend(&ledger::amend(&target, &agreement, eff, s.observer)?)
+        }
+        Command::Close {
+            ledger: target,
+            period,
+            as_of,
+            format,
+        } => {
+            let as_of = input::as_of(as_of.as_deref())?;
+            render::statement(&ledger::close(&target, &period, as_of)?, format.into())
+        }
+        Command::Adjustments {
+            ledger: target,
+            as_of,
+            format,
+        } => {
+            let as_of = input::as_of(as_of.as_deref())?;
+            render::adjustments(&ledger::adjustments(&target, as_of)?, format.into())
+        }
+        Command::History {
+            ledger: target,
+            id,
+            format,
+        } => render::history(&ledger::history(&target, id.as_deref())?, format.into()),
+        Command::Verify { ledger: target } => render::verify(&ledger::verify(&target)?),
+        Command::Demo {
+            write,
+            seed,
+            as_of,
+            format,
+        } => {
+            let as_of = input::as_of(as_of.as_deref())?;
+            let d = costshare_app::demo::run(write.as_deref(), seed, as_of)?;
+            render::demo::demo(&d, format.into())?
+        }
+    };
+    Ok(out)
 }
 
 fn main() -> ExitCode {
@@ -249,47 +373,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let result = match cli.command {
-        Command::Check { agreement, as_of } => {
-            commands::parse_as_of(as_of.as_deref()).and_then(|_| commands::check(&agreement))
-        }
-        Command::Allocate { inputs, format } => commands::allocate(&inputs, format),
-        Command::Report { inputs, by, format } => commands::report(&inputs, &by, format),
-        Command::Explain { inputs, id, format } => commands::explain(&inputs, &id, format),
-        Command::Init {
-            ledger,
-            agreement,
-            rates,
-        } => ledger_cmds::init(&ledger, &agreement, rates.as_deref()),
-        Command::Record {
-            ledger,
-            costs,
-            rates,
-            impact,
-        } => ledger_cmds::record(&ledger, &costs, rates.as_deref(), impact),
-        Command::Void { ledger, id, reason } => ledger_cmds::void(&ledger, &id, &reason),
-        Command::Amend {
-            ledger,
-            agreement,
-            effective,
-        } => ledger_cmds::amend(&ledger, &agreement, &effective),
-        Command::Close {
-            ledger,
-            period,
-            as_of,
-            format,
-        } => ledger_cmds::close(&ledger, &period, as_of.as_deref(), format),
-        Command::Adjustments { ledger, as_of, format } => ledger_cmds::adjustments(&ledger, as_of.as_deref(), format),
-        Command::History { ledger, id, format } => ledger_cmds::history(&ledger, id.as_deref(), format),
-        Command::Verify { ledger } => ledger_cmds::verify(&ledger),
-        Command::Demo {
-            write,
-            seed,
-            as_of,
-            format,
-        } => commands::demo(write.as_deref(), seed, as_of.as_deref(), format),
-    };
-    match result {
+    match run(cli.command) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
             match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
@@ -301,13 +385,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Err(CliError::Usage(msg)) => {
-            eprintln!("costshare: usage error: {msg}");
+        Err(AppError::Usage(u)) => {
+            eprintln!("costshare: usage error: {}", messages::usage(&u));
             ExitCode::from(2)
         }
-        Err(CliError::Input(msg)) => {
-            let msg = msg.trim_end();
-            eprintln!("{msg}");
+        Err(e) => {
+            let msg = messages::error(&e);
+            eprintln!("{}", msg.trim_end());
             ExitCode::from(1)
         }
     }

@@ -13,11 +13,11 @@ use costshare_core::{alloc, load};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-const SMA_2022: &str = include_str!("../../../examples/us-japan-sma-2022.toml");
+const SMA_2022: &str = costshare_demo::agreements::SMA_2022;
 
 /// `n` lines spread over the term, mixed across the six categories.
 pub fn generate(ag: &costshare_core::Agreement, n: usize, seed: u64) -> Vec<CostLine> {
-    costshare_core::demo::sma_bench_lines(ag, n, seed).expect("the SMA categories")
+    costshare_demo::sma_bench_lines(ag, n, seed).expect("the SMA categories")
 }
 
 fn bench(c: &mut Criterion) {

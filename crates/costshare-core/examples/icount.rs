@@ -26,14 +26,14 @@ use costshare_core::{Agreement, alloc, load};
 use std::hint::black_box;
 use std::process::ExitCode;
 
-const SMA_2022: &str = include_str!("../../../examples/us-japan-sma-2022.toml");
+const SMA_2022: &str = costshare_demo::agreements::SMA_2022;
 const DEFAULT_LINES: usize = 50_000;
 const SEED: u64 = 42;
 
 /// `n` lines spread over the term, mixed across the six categories (the
 /// generator `benches/allocate.rs` uses too).
 fn generate(ag: &Agreement, n: usize, seed: u64) -> Vec<CostLine> {
-    costshare_core::demo::sma_bench_lines(ag, n, seed).expect("the SMA categories")
+    costshare_demo::sma_bench_lines(ag, n, seed).expect("the SMA categories")
 }
 
 fn line(id: String, date: Date, category: usize, amount: i64, quantity: Option<Q>) -> CostLine {

@@ -142,8 +142,17 @@ pub fn layer_rule(ag: &Agreement, ci: usize, li: usize, fy_index: usize) -> Stri
     s.join(", ")
 }
 
+/// Where an explained line's `row` number points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowOrigin {
+    /// The physical line of the costs file (header = 1).
+    File,
+    /// The ledger's journal entry that recorded the line.
+    Journal,
+}
+
 /// Render the explanation as text.
-pub fn render_text(ag: &Agreement, ex: &Explanation) -> String {
+pub fn render_text(ag: &Agreement, ex: &Explanation, origin: RowOrigin) -> String {
     let l = &ex.line;
     let ci = l.category;
     let cat = &ag.categories[ci];
@@ -165,7 +174,11 @@ pub fn render_text(ag: &Agreement, ex: &Explanation) -> String {
             if l.description.is_empty() { "-" } else { &l.description }
         ));
     }
-    o.push_str(&format!("  file row: {}\n", l.row));
+    let row_label = match origin {
+        RowOrigin::File => "file row",
+        RowOrigin::Journal => "journal entry",
+    };
+    o.push_str(&format!("  {row_label}: {}\n", l.row));
     match &l.rate {
         Some((rd, rate)) => {
             let cur = ag.currency(&l.currency);

@@ -14,13 +14,11 @@
 //! - [`alloc`]: the fast allocator; [`reference`]: the literal oracle.
 //! - [`stream`]: the one-pass report of uncapped agreements (no lines kept).
 //! - [`report`]: totals by dimension; [`explain`]: one line, layer by layer.
-//! - [`demo`]: a seeded five-year cost history for the 2022 agreement.
 
 pub mod agreement;
 pub mod alloc;
 pub mod calendar;
 pub mod costs;
-pub mod demo;
 pub mod diag;
 pub mod explain;
 pub mod fxhash;

@@ -239,3 +239,40 @@ pub fn rows_from_groups<S: std::hash::BuildHasher>(
     }
     Ok(out)
 }
+
+/// Merge the rows of several parts (a ledger's agreement versions, which keep
+/// the same parties): equal keys summed, zero rows dropped, sorted by the same
+/// rule as [`report`] (parties in `ag`'s order, UNALLOCATED last; the other
+/// dimensions in text order, which is their order too). One part is returned
+/// as it is.
+pub fn merge(ag: &Agreement, dims: &[Dim], mut parts: Vec<Vec<Row>>) -> Result<Vec<Row>, TotalTooLarge> {
+    if parts.len() <= 1 {
+        return Ok(parts.pop().unwrap_or_default());
+    }
+    let mut sums: HashMap<Vec<String>, i128> = HashMap::new();
+    for rows in parts {
+        for row in rows {
+            *sums.entry(row.values).or_default() += row.amount as i128;
+        }
+    }
+    let prank = |p: &str| ag.parties.iter().position(|x| x.id == p).unwrap_or(usize::MAX);
+    let mut rows: Vec<(Vec<String>, i128)> = sums.into_iter().filter(|(_, v)| *v != 0).collect();
+    rows.sort_by(|x, y| {
+        for (n, d) in dims.iter().enumerate() {
+            let o = match d {
+                Dim::Party => prank(&x.0[n]).cmp(&prank(&y.0[n])),
+                _ => x.0[n].as_bytes().cmp(y.0[n].as_bytes()),
+            };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    rows.into_iter()
+        .map(|(values, v)| match i64::try_from(v) {
+            Ok(amount) => Ok(Row { values, amount }),
+            Err(_) => Err(TotalTooLarge { group: values }),
+        })
+        .collect()
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{check, examples, input, lines_csv};
-use costshare_core::demo::Rng;
+use costshare_demo::Rng;
 use costshare_store::{DerivedStatus, Ledger, Verified};
 
 #[test]

@@ -1027,7 +1027,7 @@ fn derived_state_follows_late_lines(target: &str) {
     let ag = costshare_core::load(&text).agreement.unwrap();
     let now = "2026-11-27T00:00:00Z";
     let (mut l, _) = Ledger::init(target, input(&name, &text), None, now).unwrap();
-    let mut rng = costshare_core::demo::Rng::new(3);
+    let mut rng = costshare_demo::Rng::new(3);
     let first = lines_csv(&ag, &mut rng, 80, "a");
     l.record_fast(input("a.csv", &first), now).unwrap().expect("fast path");
     check(&mut l, "first file");

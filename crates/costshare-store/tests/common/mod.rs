@@ -3,8 +3,8 @@
 
 use costshare_core::agreement::{Agreement, Cap};
 use costshare_core::calendar::Date;
-use costshare_core::demo::Rng;
 use costshare_core::report::{self, Dim};
+use costshare_demo::Rng;
 use costshare_store::{Input, Ledger, derived, state};
 use num_traits::ToPrimitive;
 use std::fmt::Write;

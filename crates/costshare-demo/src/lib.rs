@@ -1,5 +1,11 @@
-//! A seeded, realistic five-year cost history for the 2022 U.S.–Japan
-//! agreement (JFY2022–2026), as CSV text. Pure: same seed, same bytes.
+//! # costshare-demo
+//!
+//! Demo data, kept out of the core's API: the example agreements (embedded
+//! from this crate's `agreements/`, which the workspace's `examples/` links
+//! to), and generators for the demo, the tests and the benchmarks.
+//!
+//! [`generate`] is a seeded, realistic five-year cost history for the 2022
+//! U.S.–Japan agreement (JFY2022–2026), as CSV text. Pure: same seed, same bytes.
 //!
 //! Sizes follow the sourced figures (see `examples/us-japan-sma-2022.toml`):
 //! about 26,000 base workers against the 23,178 cap; a base utility bill of
@@ -10,6 +16,34 @@
 //! somewhere, and the labor cap binds in every month.
 
 use std::fmt::Write;
+
+/// The example agreements, as shipped (file name, text).
+pub mod agreements {
+    /// The 2022 U.S.–Japan Special Measures Agreement (the demo's agreement).
+    pub const SMA_2022: &str = include_str!("../agreements/us-japan-sma-2022.toml");
+    /// Every example, by file name.
+    pub const ALL: [(&str, &str); 7] = [
+        ("household.toml", include_str!("../agreements/household.toml")),
+        ("joint-venture.toml", include_str!("../agreements/joint-venture.toml")),
+        (
+            "nato-common-funding.toml",
+            include_str!("../agreements/nato-common-funding.toml"),
+        ),
+        (
+            "us-japan-fourfold-proposal.toml",
+            include_str!("../agreements/us-japan-fourfold-proposal.toml"),
+        ),
+        (
+            "us-japan-rd-2022.toml",
+            include_str!("../agreements/us-japan-rd-2022.toml"),
+        ),
+        (
+            "us-japan-sma-2016.toml",
+            include_str!("../agreements/us-japan-sma-2016.toml"),
+        ),
+        ("us-japan-sma-2022.toml", SMA_2022),
+    ];
+}
 
 /// SplitMix64: small, seedable, good enough for synthetic data.
 #[derive(Clone, Debug)]
@@ -57,7 +91,7 @@ pub struct DemoData {
 }
 
 fn last_day(y: i32, m: u8) -> u8 {
-    crate::calendar::days_in_month(y, m)
+    costshare_core::calendar::days_in_month(y, m)
 }
 
 /// Yen per dollar at the start of month `k` of the term (k = 0 is April 2022):
@@ -177,8 +211,8 @@ pub fn generate(seed: u64) -> DemoData {
 /// (uncapped), 25% utilities (yearly running cap), 5% training relocation,
 /// 10% facilities and 5% training equipment (term envelopes). Seeded: the
 /// same seed gives the same lines.
-pub fn sma_bench_lines(ag: &crate::Agreement, n: usize, seed: u64) -> Option<Vec<crate::CostLine>> {
-    use crate::num::Q;
+pub fn sma_bench_lines(ag: &costshare_core::Agreement, n: usize, seed: u64) -> Option<Vec<costshare_core::CostLine>> {
+    use costshare_core::num::Q;
     let mut rng = Rng::new(seed);
     let start = ag.start.to_days();
     let days = ag.end.to_days() - start + 1;
@@ -204,14 +238,14 @@ pub fn sma_bench_lines(ag: &crate::Agreement, n: usize, seed: u64) -> Option<Vec
                 break;
             }
         }
-        let date = crate::Date::from_days(start + rng.range(0, days - 1));
+        let date = costshare_core::Date::from_days(start + rng.range(0, days - 1));
         let (amount, quantity) = if c == labor {
             let heads = rng.range(1, 400);
             (heads * rng.range(400_000, 520_000), Some(Q::int(heads as u128)))
         } else {
             (rng.range(1_000, 900_000_000), None)
         };
-        lines.push(crate::CostLine {
+        lines.push(costshare_core::CostLine {
             id: format!("L{i:07}"),
             date,
             category: c,
@@ -232,6 +266,14 @@ pub fn sma_bench_lines(ag: &crate::Agreement, n: usize, seed: u64) -> Option<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_example_loads_without_error() {
+        for (name, text) in agreements::ALL {
+            let loaded = costshare_core::load(text);
+            assert!(loaded.agreement.is_some(), "{name}: {:?}", loaded.diagnostics);
+        }
+    }
 
     #[test]
     fn deterministic() {

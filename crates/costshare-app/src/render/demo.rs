@@ -1,76 +1,55 @@
-//! `costshare demo`: the built-in U.S.–Japan 2022 example end to end.
+//! The demo's five-year report: who pays by fiscal year and by category,
+//! ceiling use, Japan's total against the headline figure.
 
-use crate::commands::{LoadedAgreement, Run, load_agreement_text, parse_as_of, percent_of, run_with, sha256_hex};
-use crate::output::{Align, Table};
-use crate::{CliError, Format};
+use super::percent_of;
+use super::text::{Align, Table};
+use super::{Format, rows};
+use crate::demo::DemoResult;
+use crate::run::Run;
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc::CapAmount;
-use costshare_core::costs::{parse_costs, parse_rates};
-use costshare_core::demo;
 use costshare_core::explain::quantity;
-use costshare_core::money::format_grouped;
-use costshare_core::report::{self, Dim};
+use costshare_core::money::{format_grouped, format_minor};
+use costshare_core::report::Dim;
 use serde_json::json;
-use std::path::Path;
 
-/// The 2022 agreement as shipped in `examples/`.
-pub const SMA_2022: &str = include_str!("../../../examples/us-japan-sma-2022.toml");
+const DIMS: [Dim; 3] = [Dim::FiscalYear, Dim::Category, Dim::Party];
 
-pub fn run(write: Option<&Path>, seed: u64, as_of: Option<&str>, format: Format) -> Result<String, CliError> {
-    let as_of = parse_as_of(as_of)?;
-    let la: LoadedAgreement = load_agreement_text("us-japan-sma-2022.toml", SMA_2022.as_bytes())?;
-    let data = demo::generate(seed);
-    let internal =
-        |what: &str, e: String| CliError::Input(format!("costshare: internal error in the demo {what}: {e}"));
-    let rates = parse_rates(data.rates_csv.as_bytes(), la.agreement.currency.code())
-        .map_err(|e| internal("rates", format!("{e:?}")))?;
-    let costs = parse_costs(&la.agreement, data.costs_csv.as_bytes(), &rates)
-        .map_err(|e| internal("costs", format!("{e:?}")))?;
-    let mut prefix = String::new();
-    if let Some(dir) = write {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::Input(format!("costshare: error: cannot create `{}`: {e}", dir.display())))?;
-        for (name, body) in [
-            ("agreement.toml", SMA_2022),
-            ("costs.csv", &data.costs_csv),
-            ("rates.csv", &data.rates_csv),
-        ] {
-            let p = dir.join(name);
-            std::fs::write(&p, body)
-                .map_err(|e| CliError::Input(format!("costshare: error: cannot write `{}`: {e}", p.display())))?;
-        }
-        prefix = format!(
-            "wrote {}/agreement.toml, costs.csv ({} lines) and rates.csv\n  try: costshare report --agreement {0}/agreement.toml --costs {0}/costs.csv --rates {0}/rates.csv --by party,category\n\n",
-            dir.display(),
-            data.lines
-        );
-    }
-    let costs_sha = sha256_hex(data.costs_csv.as_bytes());
-    let r = run_with(la, costs, as_of);
+/// The demo in a format. The report rows cannot overflow (the demo's totals
+/// are far below the limit); if they did, the error is returned.
+pub fn demo(d: &DemoResult, format: Format) -> Result<String, crate::error::AppError> {
+    let r = &d.run;
     match format {
-        Format::Csv => crate::commands::render_report(&r, &[Dim::FiscalYear, Dim::Category, Dim::Party], Format::Csv),
+        Format::Csv => {
+            let rws = r.report_rows(&DIMS)?;
+            Ok(rows(&r.main().la.agreement, &r.provenance(), &rws, &DIMS, Format::Csv))
+        }
         Format::Json => {
             let a = &r.parts[0].la.agreement;
             let dec = a.currency.decimals();
-            let rows = report::report(
-                a,
-                &r.parts[0].costs.lines,
-                &r.parts[0].alloc,
-                &[Dim::FiscalYear, Dim::Category, Dim::Party],
-            )
-            .map_err(|_| internal("report", "total too large".into()))?;
+            let rws = r.report_rows(&DIMS)?;
             let v = json!({
                 "agreement": {"id": a.id, "sha256": r.parts[0].la.sha256},
-                "costs": {"lines": r.parts[0].costs.lines.len(), "sha256": costs_sha, "seed": seed},
+                "costs": {"lines": r.parts[0].costs.lines.len(), "sha256": d.costs_sha256, "seed": d.seed},
                 "as_of": r.as_of.to_string(),
-                "rows": rows.iter().map(|row| json!({
+                "rows": rws.iter().map(|row| json!({
                     "fiscal_year": row.values[0], "category": row.values[1], "party": row.values[2],
-                    "amount": costshare_core::money::format_minor(row.amount as i128, dec),
+                    "amount": format_minor(row.amount as i128, dec),
                 })).collect::<Vec<_>>(),
             });
             Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
         }
-        Format::Table => Ok(prefix + &render_demo(&r, seed, &costs_sha)),
+        Format::Table => {
+            let mut prefix = String::new();
+            if let Some((dir, lines)) = &d.written {
+                prefix = format!(
+                    "wrote {}/agreement.toml, costs.csv ({} lines) and rates.csv\n  try: costshare report --agreement {0}/agreement.toml --costs {0}/costs.csv --rates {0}/rates.csv --by party,category\n\n",
+                    dir.display(),
+                    lines
+                );
+            }
+            Ok(prefix + &table(r, d.seed, &d.costs_sha256))
+        }
     }
 }
 
@@ -81,7 +60,7 @@ fn yen_bn(v: i128) -> String {
     if v < 0 { format!("-{s}") } else { s }
 }
 
-fn render_demo(r: &Run, seed: u64, costs_sha: &str) -> String {
+fn table(r: &Run, seed: u64, costs_sha: &str) -> String {
     let a = &r.parts[0].la.agreement;
     let dec = a.currency.decimals();
     let np = a.parties.len();

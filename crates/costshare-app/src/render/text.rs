@@ -1,4 +1,4 @@
-//! Output helpers: CSV quoting, aligned tables, JSON values.
+//! Text building blocks: CSV quoting and aligned tables for people.
 
 /// Append one CSV field: quoted only when it holds a comma, a double quote,
 /// CR or LF (quotes doubled).

@@ -1,0 +1,139 @@
+//! Typed errors of the application layer. Nothing here is text for people:
+//! the binary (or the server) turns these into messages.
+
+use costshare_core::costs::RowError;
+use costshare_core::diag::Diagnostic;
+use costshare_store::LedgerError;
+
+/// A request that is wrong as asked (the command line exits 2 on these).
+#[derive(Debug)]
+pub enum UsageError {
+    /// `--as-of` is not a `YYYY-MM-DD` date.
+    AsOf(String),
+    /// `--effective` is not a `YYYY-MM-DD` date.
+    Effective(String),
+    /// `--by` names no dimension, an unknown one, or one twice (the core's words).
+    Dims(String),
+    /// `--ledger` given together with file inputs.
+    LedgerWithFiles,
+    /// Neither `--ledger` nor both `--agreement` and `--costs`.
+    MissingInputs,
+    /// `explain` has no CSV form.
+    ExplainCsv,
+}
+
+/// Which input a file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Agreement,
+    Costs,
+    Rates,
+}
+
+/// Every bad row of one file.
+#[derive(Debug)]
+pub struct BadFile {
+    /// The file as the user named it.
+    pub path: String,
+    pub kind: FileKind,
+    pub errors: Vec<RowError>,
+}
+
+/// Where a line was looked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    Ledger(String),
+    File(String),
+}
+
+/// Everything a request can fail with.
+#[derive(Debug)]
+pub enum AppError {
+    Usage(UsageError),
+    /// A file could not be read.
+    Read {
+        what: FileKind,
+        path: String,
+        error: std::io::Error,
+    },
+    /// A directory could not be created (`demo --write`).
+    CreateDir {
+        path: String,
+        error: std::io::Error,
+    },
+    /// A file could not be written (`demo --write`).
+    Write {
+        path: String,
+        error: std::io::Error,
+    },
+    /// The agreement is not UTF-8; `valid_up_to` is the first bad byte.
+    NotUtf8 {
+        name: String,
+        valid_up_to: usize,
+    },
+    /// The agreement has errors: every diagnostic (warnings too), with the
+    /// text they point into.
+    Agreement {
+        name: String,
+        text: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// Bad rows, in every file that has some (rates first, then costs);
+    /// nothing was used.
+    BadRows(Vec<BadFile>),
+    /// A report group's total is past the signed 64-bit limit of minor units.
+    TotalTooLarge {
+        group: Vec<String>,
+    },
+    /// The ledger refused or failed.
+    Ledger(LedgerError),
+    /// No active line with that id.
+    NoLine {
+        id: String,
+        place: Place,
+    },
+    /// The line was recorded and later voided.
+    Voided {
+        id: String,
+        ledger: String,
+        seq: u64,
+        reason: String,
+    },
+    /// `history --id` found no entry about the line.
+    NoHistory {
+        id: String,
+        ledger: String,
+    },
+    /// `verify` found an entry that does not match.
+    VerifyFailed {
+        seq: u64,
+        message: String,
+    },
+    /// The explanation (the literal oracle) disagrees with the allocation.
+    ExplainDisagrees {
+        id: String,
+    },
+    /// The built-in demo data did not load: a bug, never the user's input.
+    Demo {
+        what: &'static str,
+        detail: String,
+    },
+}
+
+impl From<LedgerError> for AppError {
+    fn from(e: LedgerError) -> Self {
+        AppError::Ledger(e)
+    }
+}
+
+impl From<costshare_store::StoreError> for AppError {
+    fn from(e: costshare_store::StoreError) -> Self {
+        AppError::Ledger(LedgerError::Store(e))
+    }
+}
+
+impl From<UsageError> for AppError {
+    fn from(e: UsageError) -> Self {
+        AppError::Usage(e)
+    }
+}

@@ -1,0 +1,412 @@
+//! The ledger requests: init, record, void, amend, close, adjustments,
+//! history, verify. Each returns a typed result with its provenance; the
+//! choice between the late-line path (derived state) and the full path of
+//! `record` is made here.
+
+use crate::error::{AppError, FileKind, UsageError};
+use crate::input::{LoadedAgreement, Observer, load_agreement, read};
+use crate::run::{AgreementRef, JournalInfo, open_state};
+use costshare_core::agreement::Agreement;
+use costshare_core::calendar::Date;
+use costshare_store::RecordOutcome;
+use costshare_store::journal::StatementRow;
+use costshare_store::ledger::{self, Adjustment, DerivedStatus, Input, Ledger, Verified, now_utc};
+use costshare_store::state::{self, State};
+use std::path::Path;
+use std::time::Duration;
+
+fn latest_ref(st: &State) -> AgreementRef {
+    AgreementRef {
+        id: st.latest().agreement.id.clone(),
+        sha256: st.latest().sha256.clone(),
+    }
+}
+
+fn journal_of(l: &mut Ledger) -> Result<JournalInfo, AppError> {
+    let (entries, head) = l.last_head()?;
+    Ok(JournalInfo { entries, head })
+}
+
+/// A new ledger.
+pub struct InitResult {
+    pub ledger: String,
+    pub agreement: AgreementRef,
+    /// Rates recorded with it.
+    pub rates: usize,
+    pub journal: JournalInfo,
+}
+
+/// `init`: create a ledger holding an agreement (checked first with full
+/// diagnostics) and optional rates.
+pub fn init(
+    target: &str,
+    agreement: &Path,
+    rates: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<InitResult, AppError> {
+    let la = load_agreement(agreement, observer)?;
+    let bytes = read(agreement, FileKind::Agreement)?;
+    let rate_bytes = match rates {
+        Some(p) => Some(read(p, FileKind::Rates)?),
+        None => None,
+    };
+    let name = agreement.display().to_string();
+    let rname = rates.map(|p| p.display().to_string()).unwrap_or_default();
+    let rin = rate_bytes.as_ref().map(|b| Input { name: &rname, bytes: b });
+    let (_, st) = Ledger::init(
+        target,
+        Input {
+            name: &name,
+            bytes: &bytes,
+        },
+        rin,
+        &now_utc(),
+    )?;
+    Ok(InitResult {
+        ledger: target.to_string(),
+        agreement: AgreementRef {
+            id: la.agreement.id,
+            sha256: la.sha256,
+        },
+        rates: st.rates.len(),
+        journal: JournalInfo::of(&st),
+    })
+}
+
+/// What recorded lines changed in the allocation of earlier ones.
+pub enum Impact {
+    /// Taken in from the derived state: lines re-allocated; `elapsed` is the
+    /// whole request up to then.
+    Derived {
+        new_lines: u64,
+        reallocated: usize,
+        elapsed: Duration,
+        changes: Changes,
+    },
+    /// Taken in by the incremental allocator after a replay.
+    Incremental {
+        new_lines: usize,
+        groups: usize,
+        line_layers: usize,
+        elapsed: Duration,
+        changes: Changes,
+    },
+    /// Lines were also voided: two full allocations compared.
+    Full {
+        new_lines: usize,
+        voided_lines: usize,
+        changes: Changes,
+    },
+}
+
+/// Earlier lines whose allocation changed.
+pub struct Changes {
+    /// Id and change per party (then UNALLOCATED).
+    pub changed: Vec<(String, Vec<i64>)>,
+    /// Party ids in order, then UNALLOCATED.
+    pub parties: Vec<String>,
+    /// Decimals of the agreement currency.
+    pub decimals: u32,
+}
+
+/// What `record` did.
+pub struct RecordResult {
+    /// The costs file as named.
+    pub file: String,
+    pub outcome: RecordOutcome,
+    /// Asked for with `impact` and something was recorded or voided.
+    pub impact: Option<Impact>,
+    pub journal: JournalInfo,
+}
+
+/// `record`: a costs file (and optional rates) into a ledger, idempotent and
+/// atomic. A small file of new lines under a fresh derived state is taken in
+/// without replaying the journal; anything else takes the full path.
+pub fn record(
+    target: &str,
+    costs: &Path,
+    rates: Option<&Path>,
+    impact: bool,
+    observer: &mut dyn Observer,
+) -> Result<RecordResult, AppError> {
+    let started = std::time::Instant::now();
+    let bytes = read(costs, FileKind::Costs)?;
+    let rate_bytes = match rates {
+        Some(p) => Some(read(p, FileKind::Rates)?),
+        None => None,
+    };
+    let name = costs.display().to_string();
+    let rname = rates.map(|p| p.display().to_string()).unwrap_or_default();
+    let rin = rate_bytes.as_ref().map(|b| Input { name: &rname, bytes: b });
+    let mut l = Ledger::open(target)?;
+    if rin.is_none()
+        && let Some((outcome, imp)) = l.record_fast(
+            Input {
+                name: &name,
+                bytes: &bytes,
+            },
+            &now_utc(),
+        )?
+    {
+        let impact = (impact && outcome.recorded > 0).then(|| Impact::Derived {
+            new_lines: outcome.recorded,
+            reallocated: imp.reallocated,
+            elapsed: started.elapsed(),
+            changes: Changes {
+                changed: imp.changed,
+                parties: imp.parties,
+                decimals: imp.decimals,
+            },
+        });
+        return Ok(RecordResult {
+            file: name,
+            outcome,
+            impact,
+            journal: journal_of(&mut l)?,
+        });
+    }
+    let mut bar = |stage: &str, done: u64, total: u64| observer.progress(&name, stage, done, total);
+    let out = l.record_with_progress(
+        Input {
+            name: &name,
+            bytes: &bytes,
+        },
+        rin,
+        &now_utc(),
+        &mut bar,
+    );
+    observer.progress_done();
+    let outcome = out?;
+    let impact = if impact && (outcome.recorded > 0 || outcome.voided > 0) {
+        batch_impact(&mut l)?
+    } else {
+        None
+    };
+    Ok(RecordResult {
+        file: name,
+        outcome,
+        impact,
+        journal: journal_of(&mut l)?,
+    })
+}
+
+/// What the last batch changed in earlier lines' allocation.
+fn batch_impact(l: &mut Ledger) -> Result<Option<Impact>, AppError> {
+    let st = l.state()?;
+    let Some(batch) = st.batches.last() else {
+        return Ok(None);
+    };
+    let imp = state::impact_of_batch(&st, batch.seq, crate::input::today())?;
+    let changes = Changes {
+        changed: imp.changed,
+        parties: imp.parties,
+        decimals: st.latest().agreement.currency.decimals(),
+    };
+    Ok(Some(match imp.incremental {
+        Some((stats, elapsed)) => Impact::Incremental {
+            new_lines: imp.new_lines,
+            groups: stats.groups,
+            line_layers: stats.line_layers,
+            elapsed,
+            changes,
+        },
+        None => Impact::Full {
+            new_lines: imp.new_lines,
+            voided_lines: imp.voided_lines,
+            changes,
+        },
+    }))
+}
+
+/// A voided line.
+pub struct VoidResult {
+    pub id: String,
+    pub reason: String,
+    pub journal: JournalInfo,
+}
+
+/// `void`: a recorded line stops counting; it stays in the journal.
+pub fn void(target: &str, id: &str, reason: &str) -> Result<VoidResult, AppError> {
+    let mut l = Ledger::open(target)?;
+    l.void(id, reason, &now_utc())?;
+    Ok(VoidResult {
+        id: id.to_string(),
+        reason: reason.to_string(),
+        journal: journal_of(&mut l)?,
+    })
+}
+
+/// A new agreement version.
+pub struct AmendResult {
+    /// Its version number (1 is the agreement of `init`).
+    pub version: u32,
+    pub agreement: AgreementRef,
+    pub effective: Date,
+    pub journal: JournalInfo,
+}
+
+/// Parse an `--effective` date.
+pub fn effective(text: &str) -> Result<Date, UsageError> {
+    Date::parse(text).ok_or_else(|| UsageError::Effective(text.to_string()))
+}
+
+/// `amend`: a new agreement version in force from `effective`.
+pub fn amend(
+    target: &str,
+    agreement: &Path,
+    effective: Date,
+    observer: &mut dyn Observer,
+) -> Result<AmendResult, AppError> {
+    let la: LoadedAgreement = load_agreement(agreement, observer)?;
+    let bytes = read(agreement, FileKind::Agreement)?;
+    let name = agreement.display().to_string();
+    let mut l = Ledger::open(target)?;
+    let version = l.amend(
+        Input {
+            name: &name,
+            bytes: &bytes,
+        },
+        effective,
+        &now_utc(),
+    )?;
+    let st = l.state()?;
+    Ok(AmendResult {
+        version,
+        agreement: AgreementRef {
+            id: la.agreement.id,
+            sha256: la.sha256,
+        },
+        effective,
+        journal: JournalInfo::of(&st),
+    })
+}
+
+/// A closed fiscal year's statement.
+pub struct StatementResult {
+    pub period: String,
+    pub as_of: Date,
+    /// The journal entry that holds the statement.
+    pub seq: u64,
+    pub rows: Vec<StatementRow>,
+    /// The agreement in force now (currency and decimals of the figures).
+    pub agreement: Agreement,
+    pub agreement_ref: AgreementRef,
+    pub journal: JournalInfo,
+}
+
+/// `close`: freeze a fiscal year's statement.
+pub fn close(target: &str, period: &str, as_of: Date) -> Result<StatementResult, AppError> {
+    let mut l = Ledger::open(target)?;
+    let rows = l.close(period, as_of, &now_utc())?;
+    let st = l.state()?;
+    Ok(StatementResult {
+        period: period.to_string(),
+        as_of,
+        seq: st.statements.last().map(|s| s.seq).unwrap_or(0),
+        rows,
+        agreement: st.latest().agreement.clone(),
+        agreement_ref: latest_ref(&st),
+        journal: JournalInfo::of(&st),
+    })
+}
+
+/// Differences between closed statements and the allocation now.
+pub struct AdjustmentsResult {
+    pub adjustments: Vec<Adjustment>,
+    /// The closed periods, in the order they were closed.
+    pub closed: Vec<String>,
+    pub agreement: Agreement,
+    pub agreement_ref: AgreementRef,
+    pub journal: JournalInfo,
+}
+
+/// `adjustments`: what to settle in the current period.
+pub fn adjustments(target: &str, as_of: Date) -> Result<AdjustmentsResult, AppError> {
+    let (_, st) = open_state(target)?;
+    let adjustments = ledger::adjustments(&st, as_of)?;
+    Ok(AdjustmentsResult {
+        adjustments,
+        closed: st.statements.iter().map(|s| s.period.clone()).collect(),
+        agreement: st.latest().agreement.clone(),
+        agreement_ref: latest_ref(&st),
+        journal: JournalInfo::of(&st),
+    })
+}
+
+/// One journal entry as history tells it.
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub at: String,
+    pub kind: &'static str,
+    /// The line it concerns, if any.
+    pub id: Option<String>,
+    pub summary: String,
+    /// For a line: the file it came from and that file's SHA-256; else empty.
+    pub source: String,
+}
+
+/// What was recorded, voided, amended and closed.
+pub struct HistoryResult {
+    pub entries: Vec<HistoryEntry>,
+    /// The line asked about, if any.
+    pub id: Option<String>,
+    pub agreement_ref: AgreementRef,
+    pub journal: JournalInfo,
+}
+
+/// `history`: every entry, or those about one line.
+pub fn history(target: &str, id: Option<&str>) -> Result<HistoryResult, AppError> {
+    let (_, st) = open_state(target)?;
+    // the batch each line came from, for "from which file"
+    let batch_of = |seq: u64| -> Option<&state::Batch> { st.batches.iter().rev().find(|b| b.seq < seq) };
+    let entries: Vec<HistoryEntry> = st
+        .history()
+        .into_iter()
+        .filter(|e| match id {
+            None => true,
+            Some(want) => e.id.as_deref() == Some(want),
+        })
+        .map(|e| HistoryEntry {
+            seq: e.seq,
+            at: e.at.to_string(),
+            kind: e.kind,
+            source: match (e.kind, batch_of(e.seq)) {
+                ("line", Some(b)) => format!("{} (sha256 {})", b.file, b.sha256),
+                _ => String::new(),
+            },
+            summary: state::summary(&st, &e),
+            id: e.id,
+        })
+        .collect();
+    if let Some(want) = id
+        && entries.is_empty()
+    {
+        return Err(AppError::NoHistory {
+            id: want.to_string(),
+            ledger: target.to_string(),
+        });
+    }
+    Ok(HistoryResult {
+        entries,
+        id: id.map(str::to_string),
+        agreement_ref: latest_ref(&st),
+        journal: JournalInfo::of(&st),
+    })
+}
+
+/// A journal that verified.
+pub struct VerifyResult {
+    pub entries: u64,
+    pub head: String,
+    pub derived: DerivedStatus,
+}
+
+/// `verify`: the hash chain recomputed, every closed statement re-derived,
+/// the derived state compared with a rebuild.
+pub fn verify(target: &str) -> Result<VerifyResult, AppError> {
+    let mut l = Ledger::open(target)?;
+    match l.verify()? {
+        Verified::Ok { entries, head, derived } => Ok(VerifyResult { entries, head, derived }),
+        Verified::Bad { seq, message } => Err(AppError::VerifyFailed { seq, message }),
+    }
+}

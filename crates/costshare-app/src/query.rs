@@ -1,0 +1,228 @@
+//! The read-only requests: report, allocate, explain. Every path choice is
+//! made here: streaming or general for files, derived state or replay for a
+//! ledger (and the derived state written back after a replay).
+
+use crate::error::{AppError, FileKind, Place, UsageError};
+use crate::input::{LoadedAgreement, ReportPath, Session, Source};
+use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, open_state, run, run_state};
+use costshare_core::Agreement;
+use costshare_core::calendar::Date;
+use costshare_core::explain::{self, Explanation};
+use costshare_core::report::{self, Dim, Row};
+use costshare_core::stream::{self, Fallback};
+use costshare_store::Ledger;
+use costshare_store::derived;
+
+/// Which path produced a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathTaken {
+    /// Files, streamed in one pass.
+    Streaming,
+    /// Files, every line parsed and allocated; why the stream could not take them.
+    General(&'static str),
+    /// A ledger's derived state (no replay).
+    Derived,
+    /// A ledger's journal replayed.
+    Replay,
+}
+
+/// Totals of the allocation by dimensions.
+pub struct ReportResult {
+    /// The agreement that names the parties and titles the report.
+    pub agreement: Agreement,
+    pub dims: Vec<Dim>,
+    pub rows: Vec<Row>,
+    pub provenance: Provenance,
+    pub path: PathTaken,
+}
+
+/// Parse a `--by` list.
+pub fn dims(by: &str) -> Result<Vec<Dim>, UsageError> {
+    report::parse_dims(by).map_err(|e| UsageError::Dims(e.to_string()))
+}
+
+fn too_large(e: report::TotalTooLarge) -> AppError {
+    AppError::TotalTooLarge { group: e.group }
+}
+
+/// `report`: totals by `dims` from files or a ledger.
+pub fn report(source: &Source, dims: &[Dim], as_of: Date, s: &mut Session<'_>) -> Result<ReportResult, AppError> {
+    match source {
+        Source::Ledger(target) => report_ledger(target, dims, as_of),
+        Source::Files {
+            agreement,
+            costs,
+            rates,
+        } => {
+            let f = FileInputs::open(agreement, costs, rates.as_deref(), as_of, s.observer)?;
+            report_files(f, dims, s)
+        }
+    }
+}
+
+fn from_run(r: &Run, dims: &[Dim], path: PathTaken) -> Result<ReportResult, AppError> {
+    Ok(ReportResult {
+        agreement: r.main().la.agreement.clone(),
+        dims: dims.to_vec(),
+        rows: r.report_rows(dims)?,
+        provenance: r.provenance(),
+        path,
+    })
+}
+
+/// Files: the streaming path when the input allows it, else the general one.
+fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportResult, AppError> {
+    let streamed = if s.report_path == ReportPath::General {
+        Err(Fallback("the general path was asked for"))
+    } else if !f.rate_errors.is_empty() {
+        Err(Fallback("bad rates"))
+    } else {
+        stream_file(&f, dims, s.threads)?
+    };
+    match streamed {
+        Ok(sr) => {
+            let rows = sr.rows.map_err(too_large)?;
+            Ok(ReportResult {
+                agreement: f.la.agreement.clone(),
+                dims: dims.to_vec(),
+                rows,
+                provenance: Provenance {
+                    agreements: vec![AgreementRef {
+                        id: f.la.agreement.id.clone(),
+                        sha256: f.la.sha256.clone(),
+                    }],
+                    journal: None,
+                    as_of: f.as_of,
+                    lines: sr.lines,
+                    provisional: sr.provisional,
+                },
+                path: PathTaken::Streaming,
+            })
+        }
+        Err(why) => {
+            let r = f.run()?;
+            from_run(&r, dims, PathTaken::General(why.0))
+        }
+    }
+}
+
+/// The costs file through the streaming driver. A pipe or a device reads
+/// once, so a fallback could not read it again: those take the general path.
+fn stream_file(
+    f: &FileInputs,
+    dims: &[Dim],
+    threads: usize,
+) -> Result<Result<stream::StreamReport, Fallback>, AppError> {
+    let cannot = |error: std::io::Error| AppError::Read {
+        what: FileKind::Costs,
+        path: f.costs.display().to_string(),
+        error,
+    };
+    let mut file = std::fs::File::open(&f.costs).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Ok(Err(Fallback("not a regular file")));
+    }
+    let plan = |header: &[u8]| stream::Plan::new(&f.la.agreement, &f.rates, f.as_of, dims, header);
+    crate::stream::report(plan, &mut file, meta.len() as usize, threads).map_err(cannot)
+}
+
+/// A ledger: from its derived state when that reflects the journal's head
+/// (no replay), else by replaying the journal, after which the derived state
+/// is written for the next command.
+fn report_ledger(target: &str, dims: &[Dim], as_of: Date) -> Result<ReportResult, AppError> {
+    let mut l = Ledger::open(target)?;
+    if let Some((meta, agreement, sha256)) = l.derived()? {
+        let rows = derived::report(&agreement, &meta, dims).map_err(too_large)?;
+        return Ok(ReportResult {
+            provenance: Provenance {
+                agreements: vec![AgreementRef {
+                    id: agreement.id.clone(),
+                    sha256,
+                }],
+                journal: Some(JournalInfo {
+                    entries: meta.seq,
+                    head: meta.head.clone(),
+                }),
+                as_of,
+                lines: meta.lines as usize,
+                provisional: meta.provisional(as_of) as usize,
+            },
+            agreement,
+            dims: dims.to_vec(),
+            rows,
+            path: PathTaken::Derived,
+        });
+    }
+    let st = l.state()?;
+    let r = run_state(&st, as_of)?;
+    let out = from_run(&r, dims, PathTaken::Replay)?;
+    // a cache: a ledger this process may not write to is still read
+    if let [part] = r.parts.as_slice() {
+        let _ = l.write_derived_with(&st, &part.costs.lines, &part.alloc);
+    }
+    Ok(out)
+}
+
+/// `allocate`: every line's parts.
+pub fn allocate(source: &Source, as_of: Date, s: &mut Session<'_>) -> Result<Run, AppError> {
+    run(source, as_of, s.observer)
+}
+
+/// One line, layer by layer, from the literal oracle (checked against the
+/// engine's allocation).
+pub struct ExplainResult {
+    /// The agreement version the line falls under.
+    pub agreement: LoadedAgreement,
+    pub explanation: Explanation,
+    /// Set when read from a ledger (the line's `row` is then its journal entry).
+    pub journal: Option<JournalInfo>,
+    pub as_of: Date,
+}
+
+/// `explain`: how one line was allocated.
+pub fn explain(source: &Source, id: &str, as_of: Date, s: &mut Session<'_>) -> Result<ExplainResult, AppError> {
+    let mut r = run(source, as_of, s.observer)?;
+    let found = r
+        .parts
+        .iter()
+        .enumerate()
+        .find_map(|(k, p)| p.costs.lines.iter().position(|l| l.id == id).map(|i| (k, i)));
+    let Some((k, idx)) = found else {
+        return Err(match source {
+            Source::Ledger(l) => voided(l, id).unwrap_or(AppError::NoLine {
+                id: id.to_string(),
+                place: Place::Ledger(l.clone()),
+            }),
+            Source::Files { costs, .. } => AppError::NoLine {
+                id: id.to_string(),
+                place: Place::File(costs.display().to_string()),
+            },
+        });
+    };
+    let part = r.parts.swap_remove(k);
+    let ex = explain::explain(&part.la.agreement, &part.costs.lines, idx, r.as_of);
+    // the explanation comes from the literal oracle: it must agree with the engine
+    if ex.final_parts() != part.alloc.row(idx) {
+        return Err(AppError::ExplainDisagrees { id: id.to_string() });
+    }
+    Ok(ExplainResult {
+        agreement: part.la,
+        explanation: ex,
+        journal: r.journal,
+        as_of: r.as_of,
+    })
+}
+
+/// The line was recorded and voided: when and why.
+fn voided(target: &str, id: &str) -> Option<AppError> {
+    let (_, st) = open_state(target).ok()?;
+    let l = &st.lines[*st.by_id.get(id)?];
+    let (seq, why) = l.voided.as_ref()?;
+    Some(AppError::Voided {
+        id: id.to_string(),
+        ledger: target.to_string(),
+        seq: *seq,
+        reason: why.clone(),
+    })
+}

@@ -1,0 +1,153 @@
+//! The streaming driver of the file report: reads any `Read` in 8 MiB
+//! blocks, cuts each block at line breaks into one piece per thread, and
+//! feeds `costshare_core::stream` workers. No line is kept unless the
+//! agreement has caps (then compact columns).
+
+use costshare_core::stream::{Fallback, Plan, StreamReport};
+use std::io::Read;
+
+const BLOCK: usize = 8 << 20;
+
+/// Fill `buf` to about `BLOCK` bytes; true at the end of the input.
+fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    while buf.len() < BLOCK {
+        let have = buf.len();
+        buf.resize(have.max(BLOCK), 0);
+        let n = match reader.read(&mut buf[have..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) => {
+                buf.truncate(have);
+                return Err(e);
+            }
+        };
+        buf.truncate(have + n);
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Cut `block` into at most `n` pieces that each end at a line break.
+fn pieces(block: &[u8], n: usize) -> Vec<&[u8]> {
+    if n <= 1 || block.len() <= 1 << 16 {
+        return vec![block];
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..n {
+        let target = block.len() * k / n;
+        if target <= start {
+            continue;
+        }
+        // just after the first line break at or after the target
+        let cut = memchr_nl(&block[target..]).map(|i| target + i + 1);
+        match cut {
+            Some(c) if c > start && c < block.len() => {
+                out.push(&block[start..c]);
+                start = c;
+            }
+            _ => break,
+        }
+    }
+    out.push(&block[start..]);
+    out
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+/// Stream a costs CSV through a plan built from its header. `size_hint` (the
+/// input's size when known) sizes the id tables. `Ok(Err(why))` when the input
+/// needs the general path; `Err` when the reader fails.
+pub fn report<'a>(
+    make_plan: impl FnOnce(&[u8]) -> Result<Plan<'a>, Fallback>,
+    reader: &mut dyn Read,
+    size_hint: usize,
+    threads: usize,
+) -> std::io::Result<Result<StreamReport, Fallback>> {
+    let threads = threads.max(1);
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK.min(size_hint + 1) + 4096);
+    let mut eof = fill(reader, &mut buf)?;
+    let bom = if buf.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let Some(nl) = memchr_nl(&buf[bom..]) else {
+        return Ok(Err(Fallback("no header line in the first block")));
+    };
+    let header_end = bom + nl + 1;
+    let plan = match make_plan(&buf[bom..header_end - 1]) {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(why)),
+    };
+    // per worker: its share of the lines, at 40 bytes a line; the tables grow
+    // past the first 8 million ids if need be, rather than guess big for long lines
+    let hint = (size_hint / (40 * threads)).min(8 << 20);
+    let mut workers: Vec<_> = (0..threads).map(|_| plan.worker(hint)).collect();
+    let mut start = header_end;
+    loop {
+        let end = if eof {
+            buf.len()
+        } else {
+            match buf[start..].iter().rposition(|&b| b == b'\n') {
+                Some(i) => start + i + 1,
+                // a line longer than a block: the general reader takes it
+                None => return Ok(Err(Fallback("a line longer than a block"))),
+            }
+        };
+        let parts = pieces(&buf[start..end], threads);
+        let ok = if parts.len() == 1 {
+            workers[0].feed(&plan, parts[0])
+        } else {
+            let plan = &plan;
+            std::thread::scope(|s| {
+                let mut rest = workers.iter_mut().zip(&parts);
+                let first = rest.next();
+                let handles: Vec<_> = rest.map(|(w, p)| s.spawn(move || w.feed(plan, p))).collect();
+                let mut r = match first {
+                    Some((w, p)) => w.feed(plan, p),
+                    None => Ok(()),
+                };
+                for h in handles {
+                    let r1 = h.join().unwrap_or(Err(Fallback("a worker panicked")));
+                    r = r.and(r1);
+                }
+                r
+            })
+        };
+        if let Err(why) = ok {
+            return Ok(Err(why));
+        }
+        if eof {
+            break;
+        }
+        buf.drain(..end);
+        start = 0;
+        eof = fill(reader, &mut buf)?;
+    }
+    Ok(plan.finish(workers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_end_at_line_breaks_and_cover_the_block() {
+        let mut block = Vec::new();
+        for i in 0..20_000 {
+            block.extend_from_slice(format!("L{i},2022-04-01,x,{i}\n").as_bytes());
+        }
+        for n in 1..=5 {
+            let p = pieces(&block, n);
+            assert!(p.len() <= n && !p.is_empty());
+            assert_eq!(p.iter().map(|x| x.len()).sum::<usize>(), block.len());
+            for x in &p {
+                assert_eq!(x.last(), Some(&b'\n'));
+            }
+            if n > 1 {
+                assert_eq!(p.len(), n, "a block of {} bytes splits {n} ways", block.len());
+            }
+        }
+    }
+}

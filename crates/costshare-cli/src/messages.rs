@@ -1,0 +1,191 @@
+//! What the binary says: every typed error turned into the text on stderr,
+//! and the observer that prints warnings and progress. The only place where
+//! an error becomes words.
+
+use costshare_app::error::{AppError, BadFile, FileKind, Place, UsageError};
+use costshare_app::input::{LoadedAgreement, Observer};
+use costshare_core::costs::RowError;
+use costshare_core::diag::{self, Diagnostic, Severity};
+use costshare_store::LedgerError;
+use std::io::IsTerminal;
+
+/// A usage error's text (printed after `costshare: usage error: `).
+pub fn usage(e: &UsageError) -> String {
+    match e {
+        UsageError::AsOf(t) => format!("--as-of `{t}` is not a date (YYYY-MM-DD)"),
+        UsageError::Effective(t) => format!("--effective `{t}` is not a date (YYYY-MM-DD)"),
+        UsageError::Dims(m) => format!("--by: {m}"),
+        UsageError::LedgerWithFiles => "--ledger reads the agreement, costs and rates recorded in the ledger; do not give --agreement, --costs or --rates with it".into(),
+        UsageError::MissingInputs => "give --agreement FILE and --costs FILE, or --ledger LEDGER".into(),
+        UsageError::ExplainCsv => "explain has no csv form; use --format table or --format json".into(),
+    }
+}
+
+fn what(k: FileKind) -> &'static str {
+    match k {
+        FileKind::Agreement => "agreement",
+        FileKind::Costs => "costs file",
+        FileKind::Rates => "rates file",
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `FILE:LINE, id ID: message` (or `FILE:LINE: message`, or `FILE:message`
+/// for the file as a whole).
+fn row_error(file: &str, e: &RowError) -> String {
+    match (&e.id, e.line) {
+        (Some(id), l) => format!("{file}:{l}, id {id}: {}", e.message),
+        (None, 0) => format!("{file}:{}", e.message),
+        (None, l) => format!("{file}:{l}: {}", e.message),
+    }
+}
+
+/// Every bad row of a file, then a count.
+fn bad_file(b: &BadFile) -> String {
+    let mut s = String::new();
+    for e in &b.errors {
+        s.push_str(&row_error(&b.path, e));
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "costshare: error: {} bad row{} in {} `{}`; nothing was used\n",
+        b.errors.len(),
+        plural(b.errors.len()),
+        what(b.kind),
+        b.path
+    ));
+    s
+}
+
+/// Diagnostics rendered compiler-style against their file.
+fn diagnostics(name: &str, text: &str, ds: &[Diagnostic]) -> String {
+    let mut s = String::new();
+    for d in ds {
+        s.push_str(&diag::render(d, name, text));
+        s.push('\n');
+    }
+    s
+}
+
+fn ledger(e: &LedgerError) -> String {
+    match e {
+        LedgerError::Rows { file, errors } => {
+            let mut s = String::new();
+            for r in errors {
+                s.push_str(&row_error(file, r));
+                s.push('\n');
+            }
+            s.push_str(&format!(
+                "{} bad row{} in `{file}`; nothing was recorded",
+                errors.len(),
+                plural(errors.len())
+            ));
+            s
+        }
+        other => format!("costshare: error: {other}"),
+    }
+}
+
+/// An input error's text (exit 1).
+pub fn error(e: &AppError) -> String {
+    match e {
+        AppError::Usage(u) => format!("costshare: usage error: {}", usage(u)),
+        AppError::Read { what: w, path, error } => {
+            format!("costshare: error: cannot read {} `{path}`: {error}", what(*w))
+        }
+        AppError::CreateDir { path, error } => format!("costshare: error: cannot create `{path}`: {error}"),
+        AppError::Write { path, error } => format!("costshare: error: cannot write `{path}`: {error}"),
+        AppError::NotUtf8 { name, valid_up_to } => {
+            format!("costshare: error: agreement `{name}` is not valid UTF-8 (byte {valid_up_to})")
+        }
+        AppError::Agreement {
+            name,
+            text,
+            diagnostics: ds,
+        } => {
+            let errors = ds.iter().filter(|d| d.severity == Severity::Error).count();
+            format!(
+                "{}costshare: error: {name}: {errors} problem{} found\n",
+                diagnostics(name, text, ds),
+                plural(errors)
+            )
+        }
+        AppError::BadRows(files) => files.iter().map(bad_file).collect(),
+        AppError::TotalTooLarge { group } => format!(
+            "costshare: error: the total of group {} exceeds the limit of a signed 64-bit count of minor units",
+            group.join(",")
+        ),
+        AppError::Ledger(l) => ledger(l),
+        AppError::NoLine { id, place } => format!(
+            "costshare: error: no line with id `{id}` in {}",
+            match place {
+                Place::Ledger(l) => format!("the ledger `{l}`"),
+                Place::File(f) => format!("`{f}`"),
+            }
+        ),
+        AppError::Voided {
+            id,
+            ledger,
+            seq,
+            reason,
+        } => format!(
+            "costshare: error: line `{id}` was voided (journal entry {seq}: {reason}); `costshare history {ledger} --id {id}` shows its story"
+        ),
+        AppError::NoHistory { id, ledger } => {
+            format!("costshare: error: no entry about line `{id}` in the ledger `{ledger}`")
+        }
+        AppError::VerifyFailed { seq, message } => {
+            format!("costshare: verify failed at journal entry {seq}: {message}")
+        }
+        AppError::ExplainDisagrees { id } => format!(
+            "costshare: internal error: the explanation of `{id}` disagrees with the allocation; please report this"
+        ),
+        AppError::Demo { what, detail } => format!("costshare: internal error in the demo {what}: {detail}"),
+    }
+}
+
+/// Prints warnings to stderr at once, and a progress bar when stderr is a terminal.
+pub struct Stderr {
+    tty: bool,
+}
+
+impl Stderr {
+    pub fn new() -> Stderr {
+        Stderr {
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl Observer for Stderr {
+    fn warnings(&mut self, la: &LoadedAgreement) {
+        eprint!("{}", diagnostics(&la.name, &la.text, &la.warnings));
+    }
+
+    fn progress(&mut self, file: &str, stage: &str, done: u64, total: u64) {
+        if !self.tty {
+            return;
+        }
+        let msg = if total > 0 {
+            let width = 30u64;
+            let filled = (done * width / total.max(1)) as usize;
+            format!(
+                "{file}: {stage} [{}{}] {done}/{total}",
+                "#".repeat(filled),
+                "-".repeat(width as usize - filled)
+            )
+        } else {
+            format!("{file}: {stage}…")
+        };
+        eprint!("\r\x1b[2K{msg}");
+    }
+
+    fn progress_done(&mut self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
