@@ -21,8 +21,8 @@ while (($#)); do
     *) sed -n '2,13p' "$0"; exit 2 ;;
   esac
 done
-cargo build --release -q
-B=$PWD/target/release/costshare
+# COSTSHARE_BIN=PATH measures another build (e.g. the commit before a change)
+if [[ -n ${COSTSHARE_BIN:-} ]]; then B=$(realpath "$COSTSHARE_BIN"); else cargo build --release -q; B=$PWD/target/release/costshare; fi
 mkdir -p "$WORK"
 cd "$WORK"
 [[ -f peers/costs.csv ]] || python3 "$OLDPWD/bench/peers/gen.py" 1000000 42 peers > /dev/null

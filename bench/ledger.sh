@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
-cargo build --release -q
-B=target/release/costshare
+# COSTSHARE_BIN=PATH measures another build (e.g. the commit before a change)
+if [[ -n ${COSTSHARE_BIN:-} ]]; then B=$(realpath "$COSTSHARE_BIN"); else cargo build --release -q; B=target/release/costshare; fi
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 python3 bench/gen_costs.py "$N" 42 > "$W/costs.csv"

@@ -144,9 +144,27 @@ pub struct Agreement {
     pub first_fy: i32,
     /// Number of fiscal years the term touches.
     pub fy_count: usize,
+    /// Seals the struct: only this crate builds an `Agreement` (the loader,
+    /// and [`Agreement::with_only_category`]), so the invariants `load`
+    /// checks hold for every value.
+    pub(crate) _sealed: Sealed,
 }
 
+/// A field only this crate can fill (see [`Agreement`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sealed(());
+
 impl Agreement {
+    /// The same agreement with only category `c`, as category 0 (the
+    /// allocator indexes layers by a line's category): for allocating the
+    /// lines of one category on their own.
+    pub fn with_only_category(&self, c: usize) -> Agreement {
+        Agreement {
+            categories: self.categories.get(c).cloned().into_iter().collect(),
+            ..self.clone()
+        }
+    }
+
     pub fn currency(&self, code: &str) -> Option<Currency> {
         Currency::builtin(code).or_else(|| self.declared_currencies.iter().find(|c| c.code() == code).cloned())
     }

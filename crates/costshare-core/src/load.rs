@@ -497,6 +497,7 @@ impl Cx {
             categories,
             first_fy: h.first_fy,
             fy_count: h.fy_count,
+            _sealed: crate::agreement::Sealed::default(),
         })
     }
 

@@ -751,10 +751,7 @@ pub fn add_lines(
 /// The agreement with only category `c` (as category 0): the allocator
 /// indexes layers by a line's category, and the tied lines are all of `c`.
 fn single_category(ag: &Agreement, c: usize) -> Agreement {
-    Agreement {
-        categories: vec![ag.categories[c].clone()],
-        ..ag.clone()
-    }
+    ag.with_only_category(c)
 }
 
 /// The meta blob, for writing after its head is set.
