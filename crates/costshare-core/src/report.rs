@@ -2,6 +2,7 @@
 
 use crate::agreement::Agreement;
 use crate::alloc::Allocation;
+use crate::calendar::Date;
 use crate::costs::CostLine;
 use std::collections::HashMap;
 
@@ -99,64 +100,177 @@ pub struct TotalTooLarge {
     pub group: Vec<String>,
 }
 
+/// The one rule that puts an allocated amount into a report group. A key
+/// holds, in `dims` order: the party index (UNALLOCATED = the number of
+/// parties), the fiscal-year label number, the category's byte-order rank,
+/// the site's number as the caller interned it, or the month index. Every
+/// path that groups (the general report, the streaming report, the ledger's
+/// derived state, statements) builds its keys here and turns them into rows
+/// with [`KeyRule::rows`].
+pub struct KeyRule<'a> {
+    ag: &'a Agreement,
+    dims: Vec<Dim>,
+    cat_rank: Vec<i64>,
+    party_pos: Option<usize>,
+}
+
+impl<'a> KeyRule<'a> {
+    pub fn new(ag: &'a Agreement, dims: &[Dim]) -> KeyRule<'a> {
+        KeyRule {
+            ag,
+            dims: dims.to_vec(),
+            cat_rank: category_ranks(ag),
+            party_pos: dims.iter().position(|d| *d == Dim::Party),
+        }
+    }
+
+    pub fn dims(&self) -> &[Dim] {
+        &self.dims
+    }
+
+    /// Whether the report is by party (else a line's parts are summed).
+    pub fn by_party(&self) -> bool {
+        self.party_pos.is_some()
+    }
+
+    /// Where the party goes in a key, if the report is by party.
+    pub fn party_pos(&self) -> Option<usize> {
+        self.party_pos
+    }
+
+    /// The value of dimension `d` for an amount of `party` on a line.
+    #[inline]
+    pub fn value(&self, d: Dim, party: usize, date: Date, category: usize, site: i64) -> i64 {
+        match d {
+            Dim::Party => party as i64,
+            Dim::FiscalYear => self.ag.calendar.fy_of(date) as i64,
+            Dim::Category => self.cat_rank[category],
+            Dim::Site => site,
+            Dim::Month => date.month_index() as i64,
+        }
+    }
+
+    /// The whole key of an amount of `party` on a line.
+    #[inline]
+    pub fn key(&self, party: usize, date: Date, category: usize, site: i64) -> [i64; 5] {
+        let mut k = [0i64; 5];
+        for (n, d) in self.dims.iter().enumerate() {
+            k[n] = self.value(*d, party, date, category, site);
+        }
+        k
+    }
+
+    /// The key without the party (the other dimensions in order), for paths
+    /// that keep one sum per party under each key; [`KeyRule::with_party`]
+    /// completes it.
+    #[inline]
+    pub fn key_without_party(&self, date: Date, category: usize, site: i64) -> [i64; 4] {
+        let mut k = [0i64; 4];
+        let mut j = 0;
+        for d in &self.dims {
+            if *d != Dim::Party {
+                k[j] = self.value(*d, 0, date, category, site);
+                j += 1;
+            }
+        }
+        k
+    }
+
+    /// A key from [`KeyRule::key_without_party`] and a party.
+    #[inline]
+    pub fn with_party(&self, key: &[i64; 4], party: usize) -> [i64; 5] {
+        let mut k = [0i64; 5];
+        let mut j = 0;
+        for (n, d) in self.dims.iter().enumerate() {
+            if *d == Dim::Party {
+                k[n] = party as i64;
+            } else {
+                k[n] = key[j];
+                j += 1;
+            }
+        }
+        k
+    }
+
+    /// Add one line's parts (one amount per party, then UNALLOCATED) to the
+    /// groups: each non-zero part to its party's group, or, when the report
+    /// is not by party, the line's total to one group.
+    #[inline]
+    pub fn add_parts<T: Copy + Into<i128>, S: std::hash::BuildHasher>(
+        &self,
+        groups: &mut HashMap<[i64; 5], i128, S>,
+        key: &[i64; 4],
+        parts: &[T],
+    ) {
+        if self.by_party() {
+            for (p, &v) in parts.iter().enumerate() {
+                let v: i128 = v.into();
+                if v != 0 {
+                    *groups.entry(self.with_party(key, p)).or_insert(0) += v;
+                }
+            }
+        } else {
+            let v: i128 = parts.iter().map(|&v| v.into()).sum();
+            if v != 0 {
+                *groups.entry(self.with_party(key, 0)).or_insert(0) += v;
+            }
+        }
+    }
+
+    /// Sorted, named rows from group totals; `sites` names the site numbers.
+    pub fn rows<S: std::hash::BuildHasher>(
+        &self,
+        sites: &[&str],
+        groups: HashMap<[i64; 5], i128, S>,
+    ) -> Result<Vec<Row>, TotalTooLarge> {
+        rows_from_groups(self.ag, &self.dims, &self.cat_rank, sites, groups)
+    }
+}
+
+/// Site names numbered in the order first seen.
+#[derive(Default)]
+pub struct Sites<'s> {
+    ids: HashMap<&'s str, i64, crate::fxhash::BuildFx>,
+    names: Vec<&'s str>,
+}
+
+impl<'s> Sites<'s> {
+    /// The number of `site`.
+    #[inline]
+    pub fn number(&mut self, site: &'s str) -> i64 {
+        let next = self.names.len() as i64;
+        *self.ids.entry(site).or_insert_with(|| {
+            self.names.push(site);
+            next
+        })
+    }
+
+    /// The names, by number.
+    pub fn names(&self) -> &[&'s str] {
+        &self.names
+    }
+}
+
 /// Group the allocation by `dims`, skipping zero groups, sorted by the dims in
 /// the order given: parties in agreement order (UNALLOCATED last), fiscal
 /// years and months ascending, categories and sites in byte order.
 pub fn report(ag: &Agreement, lines: &[CostLine], alloc: &Allocation, dims: &[Dim]) -> Result<Vec<Row>, TotalTooLarge> {
-    let cat_rank = category_ranks(ag);
+    let rule = KeyRule::new(ag, dims);
     let want_site = dims.contains(&Dim::Site);
-    let mut site_ids: HashMap<&str, i64, crate::fxhash::BuildFx> = HashMap::default();
-    let mut sites: Vec<&str> = Vec::new();
-    let mut line_site: Vec<i64> = Vec::new();
-    if want_site {
-        line_site.reserve(lines.len());
-        for l in lines {
-            let next = sites.len() as i64;
-            let id = *site_ids.entry(l.site.as_str()).or_insert_with(|| {
-                sites.push(l.site.as_str());
-                next
-            });
-            line_site.push(id);
-        }
-    }
-    let by_party = dims.contains(&Dim::Party);
+    let mut sites = Sites::default();
     let w = alloc.width();
     let mut groups: HashMap<[i64; 5], i128, crate::fxhash::BuildFx> = HashMap::default();
-    let key_of = |li: usize, party: i64| -> [i64; 5] {
-        let l = &lines[li];
-        let mut k = [0i64; 5];
-        for (n, d) in dims.iter().enumerate() {
-            k[n] = match d {
-                Dim::Party => party,
-                Dim::FiscalYear => ag.calendar.fy_of(l.date) as i64,
-                Dim::Category => cat_rank[l.category],
-                Dim::Site => line_site[li],
-                Dim::Month => l.date.month_index() as i64,
-            };
-        }
-        k
-    };
-    for li in 0..lines.len() {
-        let row = &alloc.amounts[li * w..(li + 1) * w];
-        if by_party {
-            for (p, &amt) in row.iter().enumerate() {
-                if amt != 0 {
-                    *groups.entry(key_of(li, p as i64)).or_insert(0) += amt as i128;
-                }
-            }
-        } else {
-            let total: i128 = row.iter().map(|&a| a as i128).sum();
-            if total != 0 {
-                *groups.entry(key_of(li, 0)).or_insert(0) += total;
-            }
-        }
+    for (li, l) in lines.iter().enumerate() {
+        let site = if want_site { sites.number(l.site.as_str()) } else { 0 };
+        let key = rule.key_without_party(l.date, l.category, site);
+        rule.add_parts(&mut groups, &key, &alloc.amounts[li * w..(li + 1) * w]);
     }
-    rows_from_groups(ag, dims, &cat_rank, &sites, groups)
+    rule.rows(sites.names(), groups)
 }
 
 /// Rank of each category (in agreement order) by byte order of its id, so
 /// report keys are small integers that sort like the ids.
-pub fn category_ranks(ag: &Agreement) -> Vec<i64> {
+fn category_ranks(ag: &Agreement) -> Vec<i64> {
     let mut cat_rank = vec![0i64; ag.categories.len()];
     let mut ids: Vec<(usize, &str)> = ag
         .categories
@@ -174,7 +288,7 @@ pub fn category_ranks(ag: &Agreement) -> Vec<i64> {
 /// Turn group totals into sorted, named report rows. A key holds, in `dims`
 /// order: the party index, the fiscal-year label, the category rank, an index
 /// into `sites`, or the month index.
-pub fn rows_from_groups<S: std::hash::BuildHasher>(
+fn rows_from_groups<S: std::hash::BuildHasher>(
     ag: &Agreement,
     dims: &[Dim],
     cat_rank: &[i64],

@@ -24,7 +24,7 @@ use crate::calendar::Date;
 use crate::costs::{COST_COLUMNS, Rates, convert};
 use crate::fxhash::{BuildFx, Fx};
 use crate::num::{self, Q};
-use crate::report::{Dim, Row, TotalTooLarge, category_ranks, rows_from_groups};
+use crate::report::{Dim, KeyRule, Row, TotalTooLarge};
 use std::collections::HashMap;
 use std::hash::Hasher;
 
@@ -62,13 +62,12 @@ pub struct Plan<'a> {
     as_of: Date,
     /// Some layer has a cap: lines are kept and allocated at the end.
     capped: bool,
-    dims: Vec<Dim>,
+    /// How lines are grouped into report rows (the report's one rule).
+    rule: KeyRule<'a>,
     /// For each CSV column, the kind it holds (`NONE` for ignored columns).
     col_kind: Vec<u8>,
-    cat_rank: Vec<i64>,
     /// Per category: it declares a unit (quantities are checked).
     unit: Vec<bool>,
-    by_party: bool,
     want_site: bool,
     /// Decimals of amounts written in the agreement currency (as the
     /// general path looks them up).
@@ -114,11 +113,9 @@ impl<'a> Plan<'a> {
             rates,
             as_of,
             capped: ag.categories.iter().any(|c| c.layers.iter().any(|l| l.cap.is_some())),
-            dims: dims.to_vec(),
+            rule: KeyRule::new(ag, dims),
             col_kind,
-            cat_rank: category_ranks(ag),
             unit: ag.categories.iter().map(|c| c.unit.is_some()).collect(),
-            by_party: dims.contains(&Dim::Party),
             want_site: dims.contains(&Dim::Site),
             own_decimals: ag
                 .currency(ag.currency.code())
@@ -160,60 +157,30 @@ impl<'a> Plan<'a> {
         (n, any)
     }
 
-    /// Add a set of groups to the report's totals, keyed as
-    /// [`rows_from_groups`] wants (party and all); `remap` turns a worker's
-    /// site numbers into the merged ones.
+    /// Add a set of groups to the report's totals, through the report's key
+    /// rule; `remap` turns a worker's site numbers into the merged ones.
     fn add_groups(&self, g: &Groups, remap: Option<&[u32]>, out: &mut HashMap<[i64; 5], i128, BuildFx>) {
-        let site_pos = self.dims.iter().position(|d| *d == Dim::Site);
-        let party_pos = self.dims.iter().position(|d| *d == Dim::Party);
+        // where the site sits in a key without the party
+        let site_pos = self
+            .rule
+            .dims()
+            .iter()
+            .filter(|d| **d != Dim::Party)
+            .position(|d| *d == Dim::Site);
         let w = g.width;
         for (key, &slot) in &g.slots {
-            let mut k = [0i64; 5];
-            let mut j = 0;
-            for (n, d) in self.dims.iter().enumerate() {
-                if *d != Dim::Party {
-                    k[n] = key[j];
-                    j += 1;
-                }
-            }
+            let mut k = *key;
             if let (Some(sp), Some(remap)) = (site_pos, remap) {
                 k[sp] = remap.get(k[sp] as usize).copied().unwrap_or(0) as i64;
             }
-            let sums = &g.sums[slot as usize * w..(slot as usize + 1) * w];
-            match party_pos {
-                Some(pp) => {
-                    for (p, &v) in sums.iter().enumerate() {
-                        if v != 0 {
-                            k[pp] = p as i64;
-                            *out.entry(k).or_insert(0) += v;
-                        }
-                    }
-                }
-                None => {
-                    let v: i128 = sums.iter().sum();
-                    if v != 0 {
-                        *out.entry(k).or_insert(0) += v;
-                    }
-                }
-            }
+            self.rule
+                .add_parts(out, &k, &g.sums[slot as usize * w..(slot as usize + 1) * w]);
         }
     }
 
     /// The values of a line's non-party dimensions, in `dims` order.
     fn key(&self, date: Date, cat: usize, site: u32) -> [i64; 4] {
-        let mut key = [0i64; 4];
-        let mut j = 0;
-        for d in &self.dims {
-            key[j] = match d {
-                Dim::Party => continue,
-                Dim::FiscalYear => self.ag.calendar.fy_of(date) as i64,
-                Dim::Category => self.cat_rank[cat],
-                Dim::Month => date.month_index() as i64,
-                Dim::Site => site as i64,
-            };
-            j += 1;
-        }
-        key
+        self.rule.key_without_party(date, cat, site as i64)
     }
 
     /// Merge the workers into report rows. Fails when two workers saw the
@@ -266,7 +233,7 @@ impl<'a> Plan<'a> {
             let mut groups = Groups::new(self.ag.parties.len() + 1);
             for i in 0..kept.count() {
                 let key = self.key(kept.cols.date[i], kept.cols.cat[i] as usize, kept.cols.site[i]);
-                groups.add(key, a.row(i), self.by_party);
+                groups.add(key, a.row(i), self.rule.by_party());
             }
             // sites were renumbered when the columns were merged
             self.add_groups(&groups, None, &mut out);
@@ -276,7 +243,7 @@ impl<'a> Plan<'a> {
             }
         }
         Ok(StreamReport {
-            rows: rows_from_groups(self.ag, &self.dims, &self.cat_rank, &sites, out),
+            rows: self.rule.rows(&sites, out),
             lines,
             provisional,
         })
@@ -563,7 +530,7 @@ impl Worker {
         }
         self.row[w - 1] += rem;
         let key = plan.key(date, cat, site);
-        self.groups.add(key, &self.row, plan.by_party);
+        self.groups.add(key, &self.row, plan.rule.by_party());
         Ok(())
     }
 

@@ -564,32 +564,22 @@ pub fn report(
     meta: &Meta,
     dims: &[costshare_core::report::Dim],
 ) -> Result<Vec<costshare_core::report::Row>, costshare_core::report::TotalTooLarge> {
-    use costshare_core::report::{Dim, category_ranks, rows_from_groups};
-    let cat_rank = category_ranks(ag);
-    let mut site_ids: HashMap<&str, i64, state::BuildFx> = HashMap::default();
-    let mut sites: Vec<&str> = Vec::new();
+    use costshare_core::report::{KeyRule, Sites};
+    let rule = KeyRule::new(ag, dims);
+    let mut sites = Sites::default();
     let mut groups: HashMap<[i64; 5], i128, state::BuildFx> = HashMap::default();
+    // fiscal years start on the first of a month: a month's first day stands for the month
     for ((p, c, mi, site), v) in &meta.totals {
-        let mut k = [0i64; 5];
-        for (n, d) in dims.iter().enumerate() {
-            k[n] = match d {
-                Dim::Party => *p as i64,
-                Dim::FiscalYear => ag.calendar.fy_of(Date::first_of_month_index(*mi)) as i64,
-                Dim::Category => cat_rank[*c as usize],
-                Dim::Month => *mi as i64,
-                Dim::Site => {
-                    let next = sites.len() as i64;
-                    *site_ids.entry(site.as_str()).or_insert_with(|| {
-                        sites.push(site.as_str());
-                        next
-                    })
-                }
-            };
-        }
-        *groups.entry(k).or_insert(0) += v;
+        let key = rule.key(
+            *p as usize,
+            Date::first_of_month_index(*mi),
+            *c as usize,
+            sites.number(site),
+        );
+        *groups.entry(key).or_insert(0) += v;
     }
     groups.retain(|_, v| *v != 0);
-    rows_from_groups(ag, dims, &cat_rank, &sites, groups)
+    rule.rows(sites.names(), groups)
 }
 
 // --- late lines -----------------------------------------------------------
