@@ -15,7 +15,7 @@
 // by position in the category; index loops read clearer than zips of four.
 #![allow(clippy::needless_range_loop)]
 
-use crate::agreement::{Agreement, Cap, CapPolicy, Shares};
+use crate::agreement::{Agreement, Cap, CapPolicy, Category, Layer, Shares};
 use crate::calendar::{Date, Period};
 use crate::costs::CostLine;
 use crate::num::{BigRational, FloorRem, Q};
@@ -248,6 +248,79 @@ pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(ag: &Agreement, lines: &L, a
     out
 }
 
+// --- the per-layer step: offer, cap, split (one home for every path) ---
+
+/// What `layer` offers a line that has `remaining` left, in fiscal year index
+/// `fy` of the line's date: all of it, or its `portion` rounded half to even.
+#[inline]
+pub fn offer(layer: &Layer, fy: usize, remaining: i64) -> i64 {
+    match &layer.portion {
+        None => remaining,
+        Some(_) if remaining == 0 => 0,
+        Some(p) => p.get(fy).mul_int_rhe(remaining as u128).to_u128() as i64,
+    }
+}
+
+/// The fiscal-year index whose cap value a cap period uses: the period's own
+/// fiscal year, or the first for a term-long period.
+#[inline]
+pub fn cap_year(ag: &Agreement, period: Period) -> usize {
+    match period.fy(&ag.calendar) {
+        Some(fy) => (fy - ag.first_fy).clamp(0, ag.fy_count as i32 - 1) as usize,
+        None => 0,
+    }
+}
+
+/// The dates a line of `category` dated `d` is tied to: no line outside can
+/// change its allocation, nor it theirs. The union of its capped layers'
+/// periods, widened until it is a union of whole periods of every capped
+/// layer (an uncapped layer ties a line to nothing).
+pub fn tied_range(ag: &Agreement, category: usize, d: Date) -> (Date, Date) {
+    let (mut lo, mut hi) = (d, d);
+    loop {
+        let (mut nlo, mut nhi) = (lo, hi);
+        for layer in ag.categories[category].layers.iter().filter(|l| l.cap.is_some()) {
+            nlo = nlo.min(Period::of(layer.period, &ag.calendar, lo).first_day(ag.start));
+            nhi = nhi.max(Period::of(layer.period, &ag.calendar, hi).last_day(ag.end));
+        }
+        if (nlo, nhi) == (lo, hi) {
+            return (lo, hi);
+        }
+        (lo, hi) = (nlo, nhi);
+    }
+}
+
+/// Add the parts of `take` (what `layer` took from a line in fiscal year
+/// index `fy`) to `row` (one slot per party).
+#[inline]
+pub fn split_take(splitter: &mut Splitter, layer: &Layer, fy: usize, take: i64, row: &mut [i64]) {
+    if take != 0 {
+        splitter.split(take, layer.split.get(fy), row);
+    }
+}
+
+/// A line whose category has no cap, alone: each layer's offer is its take,
+/// split into `row` (parties, then UNALLOCATED last). The path that needs no
+/// period group (the streaming report of an uncapped agreement) calls this;
+/// it is the engine's step with every take equal to its offer.
+pub fn uncapped_line(cat: &Category, fy: usize, amount: i64, splitter: &mut Splitter, row: &mut [i64]) {
+    let w = row.len();
+    let mut rem = amount;
+    for layer in &cat.layers {
+        debug_assert!(layer.cap.is_none(), "uncapped_line on a capped layer");
+        let o = offer(layer, fy, rem);
+        debug_assert!(o <= rem, "a layer is offered more than is left");
+        rem -= o;
+        split_take(splitter, layer, fy, o, &mut row[..w - 1]);
+    }
+    row[w - 1] += rem;
+    debug_assert_eq!(
+        row.iter().map(|&v| v as i128).sum::<i128>(),
+        amount as i128,
+        "parts add up to the line"
+    );
+}
+
 struct Engine {
     splitter: Splitter,
     rem: Vec<i64>,
@@ -302,14 +375,9 @@ impl Engine {
             self.offered.clear();
             match &layer.portion {
                 None => self.offered.extend_from_slice(&self.rem),
-                Some(p) => {
+                Some(_) => {
                     for k in 0..n {
-                        let a = self.rem[k];
-                        let o = if a == 0 {
-                            0
-                        } else {
-                            p.get(self.fy[k] as usize).mul_int_rhe(a as u128).to_u128() as i64
-                        };
+                        let o = offer(layer, self.fy[k] as usize, self.rem[k]);
                         self.offered.push(o);
                     }
                 }
@@ -327,30 +395,13 @@ impl Engine {
                         while e < n && Period::of(layer.period, &ag.calendar, lines.date(idx[e] as usize)) == period {
                             e += 1;
                         }
-                        let fy_i = match period.fy(&ag.calendar) {
-                            Some(fy) => (fy - ag.first_fy).clamp(0, ag.fy_count as i32 - 1) as usize,
-                            None => 0,
-                        };
+                        let fy_i = cap_year(ag, period);
                         if let Cap::Units(_) = cap {
                             self.qty_before.clear();
                             self.qty_before.extend_from_slice(&self.qty[s..e]);
                         }
-                        match (cap, layer.policy) {
-                            (Cap::Money(m), CapPolicy::Running) => self.running_money(s, e, *m.get(fy_i)),
-                            (Cap::Units(u), CapPolicy::Running) => self.running_units(s, e, u.get(fy_i)),
-                            (Cap::Money(m), CapPolicy::ProRata) => {
-                                if self.pro_rata_money(s, e, *m.get(fy_i)) {
-                                    self.mark_provisional(idx, s, e, out, period.last_day(ag.end), as_of);
-                                }
-                            }
-                            (Cap::Units(u), CapPolicy::ProRata) => {
-                                let later_units = cat.layers[li + 1..]
-                                    .iter()
-                                    .any(|l| matches!(l.cap, Some(Cap::Units(_))));
-                                if self.pro_rata_units(s, e, u.get(fy_i), later_units) {
-                                    self.mark_provisional(idx, s, e, out, period.last_day(ag.end), as_of);
-                                }
-                            }
+                        if self.apply_cap(cat, li, s, e, fy_i) {
+                            self.mark_provisional(idx, s, e, out, period.last_day(ag.end), as_of);
                         }
                         // record the period's use of the cap
                         let mut used_money = 0i64;
@@ -399,19 +450,68 @@ impl Engine {
                 if t == 0 {
                     continue;
                 }
-                debug_assert!(t <= self.rem[k]);
+                debug_assert!(t <= self.offered[k], "a layer takes no more than it is offered");
+                debug_assert!(
+                    self.offered[k] <= self.rem[k],
+                    "a layer is offered no more than is left"
+                );
                 self.rem[k] -= t;
                 let row = idx[k] as usize * w;
-                self.splitter.split(
+                split_take(
+                    &mut self.splitter,
+                    layer,
+                    self.fy[k] as usize,
                     t,
-                    layer.split.get(self.fy[k] as usize),
                     &mut out.amounts[row..row + w - 1],
                 );
             }
         }
         for k in 0..n {
-            out.amounts[idx[k] as usize * w + w - 1] += self.rem[k];
+            let row = idx[k] as usize * w;
+            out.amounts[row + w - 1] += self.rem[k];
+            debug_assert_eq!(
+                out.amounts[row..row + w].iter().map(|&v| v as i128).sum::<i128>(),
+                lines.amount(idx[k] as usize) as i128,
+                "the parts of a line add up to the line"
+            );
         }
+    }
+
+    /// Apply layer `li`'s cap (value of fiscal-year index `fy_i`) to the
+    /// period group at positions `s..e`: `offered` becomes `take` (and, for a
+    /// unit cap, `qty` the quantities moving on). True for a pro-rata group,
+    /// whose lines then stay open until the period's last day. The one cap
+    /// dispatch of the engine and of [`Incremental`].
+    fn apply_cap(&mut self, cat: &Category, li: usize, s: usize, e: usize, fy_i: usize) -> bool {
+        let layer = &cat.layers[li];
+        let Some(cap) = &layer.cap else {
+            self.take[s..e].copy_from_slice(&self.offered[s..e]);
+            return false;
+        };
+        let open = match (cap, layer.policy) {
+            (Cap::Money(m), CapPolicy::Running) => {
+                self.running_money(s, e, *m.get(fy_i));
+                false
+            }
+            (Cap::Units(u), CapPolicy::Running) => {
+                self.running_units(s, e, u.get(fy_i));
+                false
+            }
+            (Cap::Money(m), CapPolicy::ProRata) => self.pro_rata_money(s, e, *m.get(fy_i)),
+            (Cap::Units(u), CapPolicy::ProRata) => {
+                let later_units = cat.layers[li + 1..]
+                    .iter()
+                    .any(|l| matches!(l.cap, Some(Cap::Units(_))));
+                self.pro_rata_units(s, e, u.get(fy_i), later_units)
+            }
+        };
+        if let Cap::Money(m) = cap {
+            debug_assert!(
+                self.take[s..e].iter().map(|&t| t as i128).sum::<i128>() <= *m.get(fy_i) as i128,
+                "a money cap is not exceeded"
+            );
+        }
+        open
     }
 
     /// The lines of a pro-rata group that took part stay open until its last day.
@@ -874,42 +974,23 @@ impl<'a> Incremental<'a> {
                 eng.qty.clear();
                 let ic = &self.cats[c];
                 for pos in s..e {
-                    let a = ic.rem_in[k][pos];
                     let fy = ag.fy_index(self.lines[ic.idx[pos] as usize].date);
-                    let o = match &layer.portion {
-                        Some(pr) if a > 0 => pr.get(fy).mul_int_rhe(a as u128).to_u128() as i64,
-                        Some(_) => 0,
-                        None => a,
-                    };
-                    eng.offered.push(o);
+                    eng.offered.push(offer(layer, fy, ic.rem_in[k][pos]));
                     if unit {
                         eng.qty.push(ic.qty_in[k][pos].clone());
                     }
                 }
-                let mut prov: Option<Date> = None;
-                match &layer.cap {
-                    None => eng.take.copy_from_slice(&eng.offered),
-                    Some(cap) => {
-                        let per = self.period_of(c, k, s);
-                        let fy_i = match per.fy(&ag.calendar) {
-                            Some(fy) => (fy - ag.first_fy).clamp(0, ag.fy_count as i32 - 1) as usize,
-                            None => 0,
-                        };
-                        let last_day = per.last_day(ag.end);
-                        let eng = &mut self.eng;
-                        match (cap, layer.policy) {
-                            (Cap::Money(m), CapPolicy::Running) => eng.running_money(0, len, *m.get(fy_i)),
-                            (Cap::Units(u), CapPolicy::Running) => eng.running_units(0, len, u.get(fy_i)),
-                            (Cap::Money(m), CapPolicy::ProRata) => {
-                                prov = eng.pro_rata_money(0, len, *m.get(fy_i)).then_some(last_day)
-                            }
-                            (Cap::Units(u), CapPolicy::ProRata) => {
-                                let later = cat.layers[k + 1..].iter().any(|l| matches!(l.cap, Some(Cap::Units(_))));
-                                prov = eng.pro_rata_units(0, len, u.get(fy_i), later).then_some(last_day);
-                            }
-                        }
+                let prov: Option<Date> = match &layer.cap {
+                    None => {
+                        eng.take.copy_from_slice(&eng.offered);
+                        None
                     }
-                }
+                    Some(_) => {
+                        let per = self.period_of(c, k, s);
+                        let fy_i = cap_year(ag, per);
+                        self.eng.apply_cap(cat, k, 0, len, fy_i).then_some(per.last_day(ag.end))
+                    }
+                };
                 // write back; lines whose take or quantity changed move on as dirty
                 let ic = &mut self.cats[c];
                 for (j, pos) in (s..e).enumerate() {
@@ -932,15 +1013,14 @@ impl<'a> Incremental<'a> {
                     if new_take != old_take {
                         let line = ic.idx[pos] as usize;
                         let fy = ag.fy_index(self.lines[line].date);
-                        let shares = layer.split.get(fy);
                         let row = &mut self.amounts[line * w..line * w + w - 1];
                         // remove the old parts, add the new: splits are deterministic
                         let mut old = vec![0i64; w - 1];
-                        self.eng.splitter.split(old_take, shares, &mut old);
+                        split_take(&mut self.eng.splitter, layer, fy, old_take, &mut old);
                         for (a, o) in row.iter_mut().zip(&old) {
                             *a -= o;
                         }
-                        self.eng.splitter.split(new_take, shares, row);
+                        split_take(&mut self.eng.splitter, layer, fy, new_take, row);
                         ic.take[k][pos] = new_take;
                     }
                     ic.rem_in[k + 1][pos] = new_rem;

@@ -247,6 +247,14 @@ impl Period {
         }
     }
 
+    /// First day of the period within the term (no line is dated before it).
+    pub fn first_day(&self, term_start: Date) -> Date {
+        match self {
+            Period::Months { first, .. } => Date::first_of_month_index(*first).max(term_start),
+            Period::Term => term_start,
+        }
+    }
+
     /// Last day of the period within the term: no line can be dated after the
     /// term ends, so a period that runs past it is complete at the term's end.
     pub fn last_day(&self, term_end: Date) -> Date {

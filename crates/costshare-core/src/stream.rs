@@ -512,23 +512,14 @@ impl Worker {
             return Ok(());
         }
         // allocate: uncapped layers, so the line alone decides its parts
-        let fy = ag.fy_index(date);
-        let w = self.row.len();
         self.row.fill(0);
-        let mut rem = amount;
-        for layer in &ag.categories[cat].layers {
-            let o = match &layer.portion {
-                None => rem,
-                Some(_) if rem == 0 => 0,
-                Some(p) => p.get(fy).mul_int_rhe(rem as u128).to_u128() as i64,
-            };
-            if o == 0 {
-                continue;
-            }
-            rem -= o;
-            self.splitter.split(o, layer.split.get(fy), &mut self.row[..w - 1]);
-        }
-        self.row[w - 1] += rem;
+        alloc::uncapped_line(
+            &ag.categories[cat],
+            ag.fy_index(date),
+            amount,
+            &mut self.splitter,
+            &mut self.row,
+        );
         let key = plan.key(date, cat, site);
         self.groups.add(key, &self.row, plan.rule.by_party());
         Ok(())

@@ -26,7 +26,7 @@ use crate::journal::{self, Body, LineBody};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc;
-use costshare_core::calendar::{Date, Period};
+use costshare_core::calendar::Date;
 use costshare_core::costs::CostLine;
 use costshare_core::fxhash::Fx;
 use costshare_core::num::{BigRational, Q};
@@ -598,27 +598,6 @@ pub struct LateImpact {
     pub decimals: u32,
 }
 
-/// The dates a line's allocation is tied to: the union of its capped layers'
-/// periods, widened until it is a union of whole periods of every layer.
-fn tied_range(ag: &Agreement, category: usize, d: Date) -> (Date, Date) {
-    let (mut lo, mut hi) = (d, d);
-    loop {
-        let (mut nlo, mut nhi) = (lo, hi);
-        for layer in ag.categories[category].layers.iter().filter(|l| l.cap.is_some()) {
-            let first = |p: Period| match p {
-                Period::Months { first, .. } => Date::first_of_month_index(first).max(ag.start),
-                Period::Term => ag.start,
-            };
-            nlo = nlo.min(first(Period::of(layer.period, &ag.calendar, lo)));
-            nhi = nhi.max(Period::of(layer.period, &ag.calendar, hi).last_day(ag.end));
-        }
-        if (nlo, nhi) == (lo, hi) {
-            return (lo, hi);
-        }
-        (lo, hi) = (nlo, nhi);
-    }
-}
-
 /// Take new lines (validated, with their journal entries) into the derived
 /// state: each one re-allocates only the dates it is tied to. The caller
 /// writes the returned blobs with the journal entries, after setting the
@@ -648,7 +627,7 @@ pub fn add_lines(
     for (mut line, seq) in new {
         line.row = seq as usize;
         let c = line.category;
-        let (lo, hi) = tied_range(ag, c, line.date);
+        let (lo, hi) = alloc::tied_range(ag, c, line.date);
         let (m0, m1) = (lo.month_index(), hi.month_index());
         for m in m0..=m1 {
             if let std::collections::btree_map::Entry::Vacant(e) = buckets.entry((c, m)) {
