@@ -12,7 +12,8 @@
 //! - [`keys`]: shares from weights with floors and ceilings.
 //! - [`costs`]: cost lines and exchange rates from CSV bytes.
 //! - [`alloc`]: the fast allocator; [`reference`]: the literal oracle.
-//! - [`stream`]: the one-pass report of uncapped agreements (no lines kept).
+//! - [`stream`]: the streaming report: one pass, uncapped lines totalled as they go by, capped ones kept
+//!   as compact columns and allocated at the end.
 //! - [`report`]: totals by dimension; [`explain`]: one line, layer by layer.
 
 pub mod agreement;
