@@ -132,11 +132,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Load and check an agreement from its bytes: UTF-8, a BOM dropped, every
 /// diagnostic collected. `name` is what messages call the file.
 pub fn load_agreement_bytes(name: &str, bytes: &[u8]) -> Result<LoadedAgreement, AppError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| AppError::NotUtf8 {
+    let text = load::text_of(bytes).map_err(|valid_up_to| AppError::NotUtf8 {
         name: name.to_string(),
-        valid_up_to: e.valid_up_to(),
+        valid_up_to,
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let loaded = load::load(text);
     let errors = loaded
         .diagnostics

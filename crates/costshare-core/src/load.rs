@@ -28,6 +28,14 @@ pub struct Loaded {
 pub const MAX_TERM_YEARS: i32 = 100;
 const MAX_FRAC: u32 = 18;
 
+/// The text of an agreement file as the loader reads it: UTF-8 (else `Err`
+/// with the offset of the first invalid byte), a leading BOM dropped. The
+/// one home of that rule for every caller (files, a ledger's init and amend).
+pub fn text_of(bytes: &[u8]) -> Result<&str, usize> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.valid_up_to())?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
 /// Load an agreement from TOML text.
 pub fn load(src: &str) -> Loaded {
     let (doc, errors) = DeTable::parse_recoverable(src);

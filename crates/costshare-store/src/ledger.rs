@@ -57,6 +57,20 @@ impl From<StoreError> for LedgerError {
     }
 }
 
+/// An agreement file's bytes loaded (the loader's text rule, `load::text_of`).
+/// Also its text (BOM dropped), as the journal records it.
+fn load_agreement<'a>(agreement: &Input<'a>) -> Result<(Agreement, &'a str), LedgerError> {
+    let text = costshare_core::load::text_of(agreement.bytes)
+        .map_err(|_| LedgerError::Invalid("the agreement is not UTF-8".into()))?;
+    let ag = costshare_core::load(text).agreement.ok_or_else(|| {
+        LedgerError::Invalid(format!(
+            "{} is not a valid agreement (run `costshare check`)",
+            agreement.name
+        ))
+    })?;
+    Ok((ag, text))
+}
+
 /// An input file: its name (for messages and history) and bytes.
 pub struct Input<'a> {
     pub name: &'a str,
@@ -140,15 +154,7 @@ impl Ledger {
         rates: Option<Input<'_>>,
         now: &str,
     ) -> Result<(Ledger, State), LedgerError> {
-        let text = std::str::from_utf8(agreement.bytes)
-            .map_err(|_| LedgerError::Invalid("the agreement is not UTF-8".into()))?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let ag = costshare_core::load(text).agreement.ok_or_else(|| {
-            LedgerError::Invalid(format!(
-                "{} is not a valid agreement (run `costshare check`)",
-                agreement.name
-            ))
-        })?;
+        let (ag, text) = load_agreement(&agreement)?;
         // validate the rates before creating anything
         let rate_bodies = match &rates {
             Some(r) => new_rates(&State::default(), r, ag.currency.code())?,
@@ -505,15 +511,7 @@ impl Ledger {
 
     /// A new version of the agreement for lines dated on or after `effective`.
     pub fn amend(&mut self, agreement: Input<'_>, effective: Date, now: &str) -> Result<u32, LedgerError> {
-        let text = std::str::from_utf8(agreement.bytes)
-            .map_err(|_| LedgerError::Invalid("the agreement is not UTF-8".into()))?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let b = costshare_core::load(text).agreement.ok_or_else(|| {
-            LedgerError::Invalid(format!(
-                "{} is not a valid agreement (run `costshare check`)",
-                agreement.name
-            ))
-        })?;
+        let (b, text) = load_agreement(&agreement)?;
         let name = agreement.name.to_string();
         let sha = journal::sha256_hex(agreement.bytes);
         let content = text.to_string();
