@@ -1,6 +1,7 @@
 //! The demo's five-year report: who pays by fiscal year and by category,
 //! ceiling use, Japan's total against the headline figure.
 
+use super::explain::quantity;
 use super::percent_of;
 use super::text::{Align, Table};
 use super::{Format, rows};
@@ -8,7 +9,6 @@ use crate::demo::DemoResult;
 use crate::run::Run;
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc::CapAmount;
-use costshare_core::explain::quantity;
 use costshare_core::money::{format_grouped, format_minor};
 use costshare_core::report::Dim;
 use serde_json::json;

@@ -22,6 +22,7 @@
 
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod explain;
 pub mod text;
 
 use crate::ledger::{
@@ -31,10 +32,10 @@ use crate::ledger::{
 use crate::query::{ExplainResult, ReportResult};
 use crate::run::{JournalInfo, Provenance, Run, party_name};
 use costshare_core::agreement::Agreement;
-use costshare_core::explain::{self, RowOrigin};
 use costshare_core::money::{format_grouped, format_minor, write_minor};
 use costshare_core::report::{Dim, Row};
 use costshare_store::ledger::DerivedStatus;
+use explain::RowOrigin;
 use serde_json::{Value, json};
 use text::{Align, Table, csv_record};
 
@@ -342,7 +343,7 @@ pub fn explanation(r: &ExplainResult, format: Format) -> String {
     let ex = &r.explanation;
     match format {
         Format::Json | Format::Csv => {
-            let mut v = explain_json(a, ex);
+            let mut v = explain::json(a, ex);
             if let Value::Object(m) = &mut v {
                 m.insert("agreement".into(), json!({"id": a.id, "sha256": r.agreement.sha256}));
                 if let Some(j) = &r.journal {
@@ -368,84 +369,6 @@ pub fn explanation(r: &ExplainResult, format: Format) -> String {
             out
         }
     }
-}
-
-fn explain_json(a: &Agreement, ex: &explain::Explanation) -> Value {
-    use costshare_core::num::fmt_ratio;
-    use costshare_core::reference::CapTrace;
-    let dec = a.currency.decimals();
-    let m = |v: i64| json!(format_minor(v as i128, dec));
-    let l = &ex.line;
-    let fy = a.fy_index(l.date);
-    let layers: Vec<Value> = ex
-        .layers
-        .iter()
-        .map(|t| {
-            let cap = match &t.cap {
-                None => Value::Null,
-                Some(CapTrace::RunningMoney { cap, left_before, left_after }) => {
-                    json!({"kind": "money", "policy": "running", "cap": m(*cap), "left_before": m(*left_before), "left_after": m(*left_after)})
-                }
-                Some(CapTrace::RunningUnits { cap, left_before, left_after, quantity, units_taken }) => json!({
-                    "kind": "units", "policy": "running", "cap": fmt_ratio(cap, 18), "left_before": fmt_ratio(left_before, 18),
-                    "left_after": fmt_ratio(left_after, 18), "quantity": fmt_ratio(quantity, 18), "units_taken": fmt_ratio(units_taken, 18)
-                }),
-                Some(CapTrace::ProRataMoney { cap, group_total, group_lines, fraction, leftover_unit, provisional }) => json!({
-                    "kind": "money", "policy": "pro_rata", "cap": m(*cap), "group_total": m(*group_total), "group_lines": group_lines,
-                    "fraction": fmt_ratio(fraction, 18), "leftover_unit": leftover_unit, "provisional": provisional
-                }),
-                Some(CapTrace::ProRataUnits { cap, group_quantity, group_lines, fraction, quantity, leftover_unit, provisional }) => json!({
-                    "kind": "units", "policy": "pro_rata", "cap": fmt_ratio(cap, 18), "group_quantity": fmt_ratio(group_quantity, 18),
-                    "group_lines": group_lines, "fraction": fmt_ratio(fraction, 18), "quantity": fmt_ratio(quantity, 18),
-                    "leftover_unit": leftover_unit, "provisional": provisional
-                }),
-            };
-            let split: serde_json::Map<String, Value> = a
-                .parties
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| t.parts[*j] != 0)
-                .map(|(j, p)| (p.id.clone(), m(t.parts[j])))
-                .collect();
-            json!({
-                "layer": t.layer + 1,
-                "rule": explain::layer_rule(a, l.category, t.layer, fy),
-                "period": t.period.map(|p| p.label(&a.calendar)),
-                "remaining_before": m(t.remaining_before),
-                "portion": t.portion.as_ref().map(|p| fmt_ratio(p, 20)),
-                "offered": m(t.offered),
-                "cap": cap,
-                "take": m(t.take),
-                "split": split,
-                "rounding_units": t.rounding_units.iter().map(|&j| a.parties[j].id.clone()).collect::<Vec<_>>(),
-                "remaining_after": m(t.remaining_before - t.take),
-                "took_part": !t.skipped,
-            })
-        })
-        .collect();
-    let result: serde_json::Map<String, Value> = ex
-        .parts
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| **v != 0)
-        .map(|(p, v)| (party_name(a, p).to_string(), m(*v)))
-        .collect();
-    json!({
-        "id": l.id,
-        "date": l.date.to_string(),
-        "fiscal_year": a.fy_label(fy),
-        "category": a.categories[l.category].id,
-        "site": l.site,
-        "description": l.description,
-        "row": l.row,
-        "amount": m(l.amount),
-        "source": {"amount": a.currency(&l.currency).map(|c| format_minor(l.source_amount as i128, c.decimals())), "currency": l.currency,
-                   "rate": l.rate.as_ref().map(|(d, r)| json!({"date": d.to_string(), "rate": fmt_ratio(r, 18)}))},
-        "quantity": l.quantity.as_ref().map(|q| fmt_ratio(&q.to_big(), 18)),
-        "layers": layers,
-        "result": result,
-        "provisional": ex.provisional,
-    })
 }
 
 /// `check`'s one line about an agreement file.
