@@ -11,7 +11,7 @@ use crate::journal::{self, Body, Entry, LineBody, StatementRow};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
 use costshare_core::calendar::Date;
-use costshare_core::costs::{RowError, RowRef, for_each_row, parse_rates_partial, validate_ref, validate_row};
+use costshare_core::costs::{RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
 use costshare_core::fxhash::BuildFx;
 use costshare_core::money::format_minor;
 use costshare_core::num::fmt_ratio;
@@ -567,7 +567,7 @@ impl Ledger {
                 if d < effective {
                     continue;
                 }
-                if let Err(m) = validate_row(&b, &rates, &state::raw_row(l)) {
+                if let Err(m) = validate_ref(&b, &rates, &state::row_ref(l)) {
                     errors.push(RowError {
                         line: l.seq as usize,
                         id: Some(l.body.id.clone()),
