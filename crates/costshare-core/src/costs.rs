@@ -1091,26 +1091,17 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         }
     }
     // a cycle of replacements (p replaces q, q replaces p) would drop them all
-    let next: HashMap<&str, &str> = lines
+    let with: Vec<&CostLine> = lines.iter().filter(|l| l.replaces.is_some()).collect();
+    let edges: Vec<(&str, &str)> = with
         .iter()
-        .filter_map(|l| l.replaces.as_deref().map(|r| (l.id.as_str(), r)))
+        .map(|l| (l.id.as_str(), l.replaces.as_deref().unwrap_or_default()))
         .collect();
-    for l in &lines {
-        let mut cur = l.id.as_str();
-        for _ in 0..next.len() {
-            match next.get(cur) {
-                Some(&n) if n == l.id => {
-                    errors.push(RowError {
-                        line: l.row,
-                        id: Some(l.id.clone()),
-                        message: format!("is part of a cycle of replacements that leads back to `{}`", l.id),
-                    });
-                    break;
-                }
-                Some(&n) => cur = n,
-                None => break,
-            }
-        }
+    for k in replacement_cycles(&edges) {
+        errors.push(RowError {
+            line: with[k].row,
+            id: Some(with[k].id.clone()),
+            message: replacement_cycle_message(&with[k].id),
+        });
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
@@ -1126,6 +1117,56 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         duplicates,
         replaced,
     })
+}
+
+/// Which replacements are part of a cycle (p replaces q, q replaces p: the
+/// lines would drop each other, and none would be left). `edges` holds one
+/// `(id, replaces)` pair per line that replaces another, ids unique; the
+/// result is the positions in `edges` of the lines on a cycle, in order. A
+/// line replacing itself is a cycle of one. Linear time: each line is walked
+/// once.
+pub fn replacement_cycles(edges: &[(&str, &str)]) -> Vec<usize> {
+    let at: HashMap<&str, usize, crate::fxhash::BuildFx> = edges.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+    const NEW: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; edges.len()];
+    let mut on_cycle = vec![false; edges.len()];
+    let mut path: Vec<usize> = Vec::new();
+    for start in 0..edges.len() {
+        if state[start] != NEW {
+            continue;
+        }
+        path.clear();
+        let mut cur = Some(start);
+        while let Some(i) = cur {
+            match state[i] {
+                NEW => {
+                    state[i] = ON_PATH;
+                    path.push(i);
+                    cur = at.get(edges[i].1).copied();
+                }
+                ON_PATH => {
+                    // the walk came back to a line of this path: from there on, a cycle
+                    let from = path.iter().position(|&p| p == i).unwrap_or(path.len());
+                    for &p in &path[from..] {
+                        on_cycle[p] = true;
+                    }
+                    cur = None;
+                }
+                _ => cur = None,
+            }
+        }
+        for &p in &path {
+            state[p] = DONE;
+        }
+    }
+    (0..edges.len()).filter(|&i| on_cycle[i]).collect()
+}
+
+/// What a line on a cycle of replacements is told.
+pub fn replacement_cycle_message(id: &str) -> String {
+    format!("is part of a cycle of replacements that leads back to `{id}`")
 }
 
 /// Two rows with one id are the same line when every parsed value agrees.
@@ -1153,6 +1194,54 @@ mod tests {
         assert_eq!(lc.line_at(6), 3);
         assert_eq!(lc.line_at(14), 5); // after a quoted CRLF
         assert_eq!(lc.line_at(15), 6); // on a lone CR: the next line
+    }
+
+    #[test]
+    fn cycles_of_replacements() {
+        // a -> b -> c -> a is a cycle; d -> a leads into it but is not on it;
+        // e replaces itself; f -> g ends at a line that replaces nothing
+        let edges = [
+            ("a", "b"),
+            ("d", "a"),
+            ("b", "c"),
+            ("c", "a"),
+            ("e", "e"),
+            ("f", "g"),
+            ("x", "y"),
+            ("y", "x"),
+        ];
+        assert_eq!(replacement_cycles(&edges), [0, 2, 3, 4, 6, 7]);
+        assert_eq!(replacement_cycles(&[]), Vec::<usize>::new());
+        // against the walk of every line up to n steps, on random graphs
+        let mut seed = 7u64;
+        let mut rand = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let names: Vec<String> = (0..12).map(|i| format!("l{i}")).collect();
+        for _ in 0..500 {
+            let n = 1 + rand(12) as usize;
+            let edges: Vec<(&str, &str)> = (0..n)
+                .map(|i| (names[i].as_str(), names[rand(12) as usize].as_str()))
+                .collect();
+            let next: HashMap<&str, &str> = edges.iter().copied().collect();
+            let walk: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    let mut cur = edges[i].0;
+                    (0..n).any(|_| match next.get(cur) {
+                        Some(&t) => {
+                            cur = t;
+                            t == edges[i].0
+                        }
+                        None => {
+                            cur = "";
+                            false
+                        }
+                    })
+                })
+                .collect();
+            assert_eq!(replacement_cycles(&edges), walk, "{edges:?}");
+        }
     }
 
     #[test]

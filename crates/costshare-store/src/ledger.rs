@@ -11,7 +11,7 @@ use crate::journal::{self, Body, Entry, LineBody, StatementRow};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
 use costshare_core::calendar::Date;
-use costshare_core::costs::{RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
+use costshare_core::costs::{self, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
 use costshare_core::fxhash::BuildFx;
 use costshare_core::money::format_minor;
 use costshare_core::num::fmt_ratio;
@@ -1051,27 +1051,17 @@ fn plan_record(
     }
     // a cycle of replacements (p replaces q, q replaces p) would void them all
     {
-        let next: HashMap<&str, &str, BuildFx> = accepted
+        let with: Vec<&Pending> = accepted.iter().copied().filter(|p| p.replaces().is_some()).collect();
+        let edges: Vec<(&str, &str)> = with
             .iter()
-            .filter_map(|p| p.replaces().map(|r| (p.body.id.as_str(), r.as_str())))
+            .map(|p| (p.body.id.as_str(), p.body.replaces.as_str()))
             .collect();
-        for p in accepted.iter().filter(|_| !next.is_empty()) {
-            let body = &p.body;
-            let mut cur = body.id.as_str();
-            for _ in 0..next.len() {
-                match next.get(cur) {
-                    Some(&n) if n == body.id => {
-                        errors.push(RowError {
-                            line: p.line,
-                            id: Some(body.id.clone()),
-                            message: format!("is part of a cycle of replacements that leads back to `{}`", body.id),
-                        });
-                        break;
-                    }
-                    Some(&n) => cur = n,
-                    None => break,
-                }
-            }
+        for k in costs::replacement_cycles(&edges) {
+            errors.push(RowError {
+                line: with[k].line,
+                id: Some(with[k].body.id.clone()),
+                message: costs::replacement_cycle_message(&with[k].body.id),
+            });
         }
     }
     // totals stay within the limit

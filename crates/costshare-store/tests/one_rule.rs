@@ -107,6 +107,14 @@ const BAD: &[(&str, &str)] = &[
         "d1,2022-05-01,rent,1.00,,,,,\nd1,2022-05-01,rent,2.00,,,,,\n",
     ),
     ("a line replacing itself", "d2,2022-05-01,rent,1.00,,,,,d2\n"),
+    (
+        "a cycle of two replacements",
+        "p1,2022-05-01,rent,1.00,,,,,p2\np2,2022-05-01,rent,2.00,,,,,p1\n",
+    ),
+    (
+        "a cycle of three, and a line replacing into it",
+        "q1,2022-05-01,rent,1.00,,,,,q2\nq2,2022-05-01,rent,2.00,,,,,q3\nq3,2022-05-01,rent,3.00,,,,,q1\nq4,2022-05-01,rent,4.00,,,,,q1\n",
+    ),
     ("several problems at once", ",2022-13-01,food,-1.00,XYZ,,,,\n"),
     (
         "one bad row among good ones",
@@ -347,6 +355,19 @@ fn the_messages_of_the_one_rule() {
     assert_eq!(
         p.general.err().unwrap(),
         ["line 2, id n2: amount 92233720368547758.07 EUR converts beyond the limit of a 64-bit amount"]
+    );
+    let p = run_paths(
+        &dir,
+        "cycle",
+        "q1,2022-05-01,rent,1.00,,,,,q2\nq2,2022-05-01,rent,2.00,,,,,q1\nq3,2022-05-01,rent,3.00,,,,,q1\n",
+    );
+    assert_eq!(
+        p.general.err().unwrap(),
+        [
+            "line 2, id q1: is part of a cycle of replacements that leads back to `q1`",
+            "line 3, id q2: is part of a cycle of replacements that leads back to `q2`",
+            "line 4, id q3: replaces `q1`, which line 3 already replaces",
+        ]
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
