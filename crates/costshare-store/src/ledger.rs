@@ -10,7 +10,7 @@ use crate::derived::{self, LateImpact};
 use crate::journal::{self, Body, Entry, LineBody, StatementRow};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
-use costshare_core::calendar::Date;
+use costshare_core::calendar::{Date, FiscalYear};
 use costshare_core::costs::{self, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
 use costshare_core::fxhash::BuildFx;
 use costshare_core::money::format_minor;
@@ -523,8 +523,8 @@ impl Ledger {
             let (fy_first, _) = b.calendar.fy_bounds(b.calendar.fy_of(effective));
             if fy_first != effective {
                 problems.push(format!(
-                    "--effective {effective} is not the first day of a fiscal year (FY{} starts {fy_first})",
-                    b.calendar.fy_of(effective)
+                    "--effective {effective} is not the first day of a fiscal year ({} starts {fy_first})",
+                    FiscalYear(b.calendar.fy_of(effective))
                 ));
             }
             if effective <= st.latest().effective {
@@ -597,10 +597,7 @@ impl Ledger {
 
     /// Close a fiscal year: its statement is the allocation now, frozen.
     pub fn close(&mut self, period: &str, as_of: Date, now: &str) -> Result<Vec<StatementRow>, LedgerError> {
-        let fy = period
-            .strip_prefix("FY")
-            .filter(|y| y.len() >= 4 && y.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|y| y.parse::<i32>().ok())
+        let FiscalYear(fy) = FiscalYear::parse(period)
             .ok_or_else(|| LedgerError::Invalid(format!("`{period}` is not a fiscal year such as FY2022")))?;
         self.transact(now, |st| {
             if let Some(s) = st.statements.iter().find(|s| s.fy == fy) {
@@ -622,7 +619,7 @@ impl Ledger {
             let rows = state::year_totals(st, &parts, fy);
             Ok((
                 vec![Body::Close {
-                    period: format!("FY{fy}"),
+                    period: FiscalYear(fy).to_string(),
                     as_of: as_of.to_string(),
                     rows: rows.clone(),
                 }],
@@ -666,10 +663,9 @@ impl Ledger {
                 return bad(format!("its bytes say entry {}", e.seq));
             }
             if let Body::Close { period, rows, as_of } = &e.body {
-                let fy = period
-                    .strip_prefix("FY")
-                    .and_then(|y| y.parse::<i32>().ok())
-                    .unwrap_or(0);
+                let Some(FiscalYear(fy)) = FiscalYear::parse(period) else {
+                    return bad(format!("its period `{period}` is not a fiscal year such as FY2022"));
+                };
                 let d = Date::parse(as_of).unwrap_or(Date {
                     year: 1970,
                     month: 1,

@@ -7,7 +7,7 @@ use crate::backend::StoreError;
 use crate::journal::{self, Body, Entry, LineBody, StatementRow, Stored};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc::{self, Allocation};
-use costshare_core::calendar::Date;
+use costshare_core::calendar::{Date, FiscalYear};
 use costshare_core::costs::{CostLine, Rates, RawRow, RowRef, validate_ref};
 use costshare_core::num::{self, BigRational};
 use std::collections::{BTreeMap, HashMap};
@@ -228,10 +228,7 @@ impl State {
                 (Some(id.clone()), format!("voided {id}: {reason}"))
             }
             Body::Close { period, as_of, rows } => {
-                let fy = period
-                    .strip_prefix("FY")
-                    .and_then(|y| y.parse::<i32>().ok())
-                    .ok_or_else(|| corrupt(seq, "bad period"))?;
+                let FiscalYear(fy) = FiscalYear::parse(&period).ok_or_else(|| corrupt(seq, "bad period"))?;
                 let summary = format!("closed {period} as of {as_of} ({} statement rows)", rows.len());
                 self.statements.push(Statement {
                     seq,
