@@ -187,6 +187,6 @@ impl Agreement {
     }
 
     pub fn fy_label(&self, fy_index: usize) -> String {
-        format!("FY{}", self.first_fy + fy_index as i32)
+        crate::calendar::FiscalYear(self.first_fy + fy_index as i32).to_string()
     }
 }

@@ -113,6 +113,44 @@ impl fmt::Display for Date {
     }
 }
 
+/// A fiscal year, by the number of its label: `FY2022` is `FiscalYear(2022)`
+/// (which calendar dates that is depends on the [`FiscalCalendar`]).
+/// `Display` prints the label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FiscalYear(pub i32);
+
+impl FiscalYear {
+    /// A label as agreements and commands write it: `FY` and 1–4 digits,
+    /// with no leading zero (`FY2022`; not `FY02022`, `FY0`, `FY20220`).
+    pub fn parse(s: &str) -> Option<FiscalYear> {
+        let d = s.strip_prefix("FY")?;
+        if d.is_empty() || d.len() > 4 || d.starts_with('0') || !d.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        d.parse().ok().map(FiscalYear)
+    }
+
+    /// Whether `s` has the shape of a label: `FY` and digits, any number of
+    /// them (leading zeros too). Such ids are reserved, and a table whose
+    /// keys all look like this (or `default`) is read as a schedule, whose
+    /// labels [`FiscalYear::parse`] then checks.
+    pub fn is_label_like(s: &str) -> bool {
+        s.strip_prefix("FY")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    /// The label number (2022 for FY2022).
+    pub fn number(self) -> i32 {
+        self.0
+    }
+}
+
+impl fmt::Display for FiscalYear {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FY{}", self.0)
+    }
+}
+
 /// How fiscal years are named.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FyLabel {
@@ -274,9 +312,9 @@ impl Period {
             Period::Months { first, len: 3 } => {
                 let d = Date::first_of_month_index(*first);
                 let q = (first - cal.fy_first_month_index(d)) / 3 + 1;
-                format!("FY{} Q{}", cal.fy_of(d), q)
+                format!("{} Q{}", FiscalYear(cal.fy_of(d)), q)
             }
-            Period::Months { first, .. } => format!("FY{}", cal.fy_of(Date::first_of_month_index(*first))),
+            Period::Months { first, .. } => FiscalYear(cal.fy_of(Date::first_of_month_index(*first))).to_string(),
             Period::Term => "term".to_string(),
         }
     }
@@ -331,6 +369,36 @@ mod tests {
         };
         assert_eq!(cal.fy_of(d("2022-12-31")), 2022);
         assert_eq!(cal.fy_bounds(2022), (d("2022-01-01"), d("2022-12-31")));
+    }
+
+    #[test]
+    fn fiscal_year_labels() {
+        assert_eq!(FiscalYear::parse("FY2022"), Some(FiscalYear(2022)));
+        assert_eq!(FiscalYear::parse("FY1"), Some(FiscalYear(1)));
+        assert_eq!(FiscalYear::parse("FY9999"), Some(FiscalYear(9999)));
+        for bad in [
+            "FY",
+            "FY0",
+            "FY02022",
+            "FY20220",
+            "fy2022",
+            "FY-1",
+            "FY+202",
+            "FY2022 ",
+            " FY2022",
+            "2022",
+            "FY２０２２",
+        ] {
+            assert_eq!(FiscalYear::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(FiscalYear(2022).to_string(), "FY2022");
+        for y in 1..=9999 {
+            assert_eq!(FiscalYear::parse(&FiscalYear(y).to_string()), Some(FiscalYear(y)));
+        }
+        assert!(FiscalYear::is_label_like("FY02022") && FiscalYear::is_label_like("FY123456789012345678901"));
+        assert!(
+            !FiscalYear::is_label_like("FY") && !FiscalYear::is_label_like("FYx") && !FiscalYear::is_label_like("XFY1")
+        );
     }
 
     #[test]

@@ -574,75 +574,296 @@ pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError
     errors
 }
 
-/// Check one row against the agreement and rates and convert it to the
-/// agreement currency. The error lists every problem of the row.
-pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Result<CostLine, String> {
-    validate_ref(agreement, rates, &raw.as_ref())
+/// The rate a conversion used (its date and value, borrowed from the
+/// [`Rates`]); none for the agreement's own currency.
+pub type RateUsed<'r> = Option<(Date, &'r BigRational)>;
+
+/// A row the agreement accepts, in the agreement's terms: what every path
+/// (the general parser, the streaming report, the ledger's record and
+/// replay) takes from a row. Borrows the rate it used from the [`Rates`];
+/// building one allocates nothing unless a number leaves `u128` or the
+/// amount is converted from another currency.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accepted<'r> {
+    pub date: Date,
+    /// Index into `Agreement::categories`.
+    pub category: usize,
+    /// Minor units of the agreement currency.
+    pub amount: i64,
+    /// The amount as written, in `currency`'s minor units.
+    pub source_amount: i64,
+    pub currency: Currency,
+    /// The rate applied (agreement currency per major unit), when converted.
+    pub rate: RateUsed<'r>,
+    /// Quantity, only for categories that declare a unit.
+    pub quantity: Option<Q>,
 }
 
-/// [`validate_row`] on a borrowed row.
-pub fn validate_ref(agreement: &Agreement, rates: &Rates, raw: &RowRef<'_>) -> Result<CostLine, String> {
-    let mut bad: Vec<String> = Vec::new();
-    let id = raw.id;
-    if id.is_empty() {
-        bad.push("id is empty".into());
+impl Accepted<'_> {
+    /// The cost line of the accepted row `raw`.
+    pub fn into_line(self, raw: &RowRef<'_>) -> CostLine {
+        CostLine {
+            id: raw.id.to_string(),
+            date: self.date,
+            category: self.category,
+            amount: self.amount,
+            source_amount: self.source_amount,
+            currency: self.currency.code().to_string(),
+            rate: self.rate.map(|(d, r)| (d, r.clone())),
+            quantity: self.quantity,
+            site: raw.site.to_string(),
+            description: raw.description.to_string(),
+            row: raw.line,
+            replaces: if raw.replaces.is_empty() {
+                None
+            } else {
+                Some(raw.replaces.to_string())
+            },
+        }
+    }
+}
+
+/// Why a row is refused: one variant per rule of the contract. `Display`
+/// gives the message the user reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowProblem {
+    IdEmpty,
+    DateEmpty,
+    /// Not a `YYYY-MM-DD` date (the text as written).
+    DateInvalid(String),
+    DateOutsideTerm {
+        date: Date,
+        start: Date,
+        end: Date,
+    },
+    CategoryEmpty,
+    /// The category as written, and the agreement's categories.
+    CategoryUnknown {
+        category: String,
+        known: Vec<String>,
+    },
+    /// The currency code as written.
+    CurrencyUnknown(String),
+    AmountEmpty,
+    /// The amount as written.
+    AmountNegative(String),
+    /// Malformed, too many decimals for the currency, or too large.
+    AmountInvalid {
+        text: String,
+        error: num::DecimalError,
+        currency: Currency,
+    },
+    /// The category (as written) counts `unit`, and the quantity is zero.
+    QuantityZero {
+        category: String,
+        unit: String,
+    },
+    /// The category (as written) counts `unit`, and no quantity is given.
+    QuantityMissing {
+        category: String,
+        unit: String,
+    },
+    QuantityInvalid {
+        text: String,
+        error: num::DecimalError,
+    },
+    /// The amount cannot be converted (`amount` as written).
+    Conversion {
+        amount: String,
+        error: ConvertError,
+    },
+    ReplacesItself,
+    /// Unreachable: a row with no problem and a missing value.
+    Incomplete,
+}
+
+impl RowProblem {
+    /// A short, fixed description (for logs, such as the streaming path's
+    /// reason to fall back).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RowProblem::IdEmpty => "an empty id",
+            RowProblem::DateEmpty | RowProblem::DateInvalid(_) => "a bad date",
+            RowProblem::DateOutsideTerm { .. } => "a date outside the term",
+            RowProblem::CategoryEmpty | RowProblem::CategoryUnknown { .. } => "an unknown category",
+            RowProblem::CurrencyUnknown(_) => "an unknown currency",
+            RowProblem::AmountEmpty | RowProblem::AmountNegative(_) | RowProblem::AmountInvalid { .. } => {
+                "a bad amount"
+            }
+            RowProblem::QuantityZero { .. } => "a zero quantity",
+            RowProblem::QuantityMissing { .. } | RowProblem::QuantityInvalid { .. } => "a bad quantity",
+            RowProblem::Conversion {
+                error: ConvertError::NoRate { .. },
+                ..
+            } => "no rate",
+            RowProblem::Conversion { .. } => "a conversion beyond 64 bits",
+            RowProblem::ReplacesItself => "a line replacing itself",
+            RowProblem::Incomplete => "an incomplete row",
+        }
+    }
+}
+
+impl fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowProblem::IdEmpty => f.write_str("id is empty"),
+            RowProblem::DateEmpty => f.write_str("date is empty"),
+            RowProblem::DateInvalid(t) => write!(f, "date `{t}` is not a valid YYYY-MM-DD date"),
+            RowProblem::DateOutsideTerm { date, start, end } => {
+                write!(f, "date {date} is outside the agreement term {start} to {end}")
+            }
+            RowProblem::CategoryEmpty => f.write_str("category is empty"),
+            RowProblem::CategoryUnknown { category, known } => {
+                write!(
+                    f,
+                    "unknown category `{category}` (the agreement has {})",
+                    known.join(", ")
+                )
+            }
+            RowProblem::CurrencyUnknown(c) => {
+                write!(
+                    f,
+                    "unknown currency `{c}` (declare it under [currencies] in the agreement)"
+                )
+            }
+            RowProblem::AmountEmpty => f.write_str("amount is empty"),
+            RowProblem::AmountNegative(t) => {
+                write!(
+                    f,
+                    "amount `{t}` is negative; record a correction with `replaces` instead"
+                )
+            }
+            RowProblem::AmountInvalid { text, error, currency } => write!(
+                f,
+                "amount `{text}` is {error} ({} has {} decimals)",
+                currency.code(),
+                currency.decimals()
+            ),
+            RowProblem::QuantityZero { category, unit } => write!(
+                f,
+                "quantity is zero; category `{category}` counts {unit} and needs a positive quantity"
+            ),
+            RowProblem::QuantityMissing { category, unit } => write!(
+                f,
+                "quantity is missing; category `{category}` counts {unit} and needs a positive quantity"
+            ),
+            RowProblem::QuantityInvalid { text, error } => write!(f, "quantity `{text}` is {error}"),
+            RowProblem::Conversion {
+                error: e @ ConvertError::NoRate { .. },
+                ..
+            } => write!(f, "{e}"),
+            RowProblem::Conversion {
+                amount,
+                error: ConvertError::TooLarge { currency },
+            } => write!(
+                f,
+                "amount {amount} {} converts beyond the limit of a 64-bit amount",
+                currency.code()
+            ),
+            RowProblem::ReplacesItself => f.write_str("a line cannot replace itself"),
+            RowProblem::Incomplete => f.write_str("incomplete row"),
+        }
+    }
+}
+
+/// Every problem of one row, in the order the rules are checked (id, date,
+/// category, currency, amount, quantity, conversion, replacement). `Display`
+/// joins their messages with `; `.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowProblems(pub Vec<RowProblem>);
+
+impl RowProblems {
+    pub fn iter(&self) -> std::slice::Iter<'_, RowProblem> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Display for RowProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The one rule for a costs row: check it against the agreement and rates
+/// and convert it to the agreement currency, or name every problem.
+///
+/// A good row costs no heap allocation (rows in the agreement currency skip
+/// the currency lookup and the conversion; quantities are read into `u128`
+/// before the general rational parser is tried).
+#[inline]
+pub fn accept<'r>(agreement: &Agreement, rates: &'r Rates, raw: &RowRef<'_>) -> Result<Accepted<'r>, RowProblems> {
+    let mut bad: Vec<RowProblem> = Vec::new();
+    if raw.id.is_empty() {
+        bad.push(RowProblem::IdEmpty);
     }
     let date_text = raw.date;
     let date = Date::parse(date_text);
     match date {
-        None if date_text.is_empty() => bad.push("date is empty".into()),
-        None => bad.push(format!("date `{date_text}` is not a valid YYYY-MM-DD date")),
-        Some(d) if !agreement.in_term(d) => bad.push(format!(
-            "date {d} is outside the agreement term {} to {}",
-            agreement.start, agreement.end
-        )),
+        None if date_text.is_empty() => bad.push(RowProblem::DateEmpty),
+        None => bad.push(RowProblem::DateInvalid(date_text.to_string())),
+        Some(d) if !agreement.in_term(d) => bad.push(RowProblem::DateOutsideTerm {
+            date: d,
+            start: agreement.start,
+            end: agreement.end,
+        }),
         _ => {}
     }
     let cat_text = raw.category;
     let category = agreement.category_index(cat_text);
     if category.is_none() {
         if cat_text.is_empty() {
-            bad.push("category is empty".into());
+            bad.push(RowProblem::CategoryEmpty);
         } else {
-            let known: Vec<&str> = agreement.categories.iter().map(|c| c.id.as_str()).collect();
-            bad.push(format!(
-                "unknown category `{cat_text}` (the agreement has {})",
-                known.join(", ")
-            ));
+            bad.push(RowProblem::CategoryUnknown {
+                category: cat_text.to_string(),
+                known: agreement.categories.iter().map(|c| c.id.clone()).collect(),
+            });
         }
     }
-    let agreement_ccy = agreement.currency.code();
-    let ccy_code = if raw.currency.is_empty() {
-        agreement_ccy
+    // the agreement's own currency is the agreement's `currency` (the loader
+    // resolves it as `Agreement::currency` would)
+    let own = raw.currency.is_empty() || agreement.currency.has_code(raw.currency);
+    let ccy = if own {
+        Some(agreement.currency)
     } else {
-        raw.currency
+        let c = agreement.currency(raw.currency);
+        if c.is_none() {
+            bad.push(RowProblem::CurrencyUnknown(raw.currency.to_string()));
+        }
+        c
     };
-    let ccy = agreement.currency(ccy_code);
-    if ccy.is_none() {
-        bad.push(format!(
-            "unknown currency `{ccy_code}` (declare it under [currencies] in the agreement)"
-        ));
-    }
     let amount_text = raw.amount;
     let source_amount = match &ccy {
         Some(c) => match num::parse_minor_units(amount_text, c.decimals()) {
             Ok(a) => Some(a),
             Err(num::DecimalError::Empty) => {
-                bad.push("amount is empty".into());
+                bad.push(RowProblem::AmountEmpty);
                 None
             }
             Err(num::DecimalError::Negative) => {
-                bad.push(format!(
-                    "amount `{amount_text}` is negative; record a correction with `replaces` instead"
-                ));
+                bad.push(RowProblem::AmountNegative(amount_text.to_string()));
                 None
             }
-            Err(e) => {
-                bad.push(format!(
-                    "amount `{amount_text}` is {e} ({} has {} decimals)",
-                    c.code(),
-                    c.decimals()
-                ));
+            Err(error) => {
+                bad.push(RowProblem::AmountInvalid {
+                    text: amount_text.to_string(),
+                    error,
+                    currency: *c,
+                });
                 None
             }
         },
@@ -652,83 +873,128 @@ pub fn validate_ref(agreement: &Agreement, rates: &Rates, raw: &RowRef<'_>) -> R
     let qty_text = raw.quantity;
     let quantity = match unit {
         None => None,
-        Some(unit) => match num::parse_rational(qty_text, 18) {
-            Ok(q) if !q.is_zero() => Some(Q::from_big(&q)),
-            Ok(_) => {
-                bad.push(format!(
-                    "quantity is zero; category `{cat_text}` counts {unit} and needs a positive quantity"
-                ));
-                None
+        Some(unit) => {
+            let q = match Q::parse_decimal(qty_text, 18) {
+                Some(q) => Ok(q),
+                None => num::parse_rational(qty_text, 18).map(|q| Q::from_big(&q)),
+            };
+            match q {
+                Ok(q) if !q.is_zero() => Some(q),
+                Ok(_) => {
+                    bad.push(RowProblem::QuantityZero {
+                        category: cat_text.to_string(),
+                        unit: unit.to_string(),
+                    });
+                    None
+                }
+                Err(num::DecimalError::Empty) => {
+                    bad.push(RowProblem::QuantityMissing {
+                        category: cat_text.to_string(),
+                        unit: unit.to_string(),
+                    });
+                    None
+                }
+                Err(error) => {
+                    bad.push(RowProblem::QuantityInvalid {
+                        text: qty_text.to_string(),
+                        error,
+                    });
+                    None
+                }
             }
-            Err(num::DecimalError::Empty) => {
-                bad.push(format!(
-                    "quantity is missing; category `{cat_text}` counts {unit} and needs a positive quantity"
-                ));
-                None
-            }
-            Err(e) => {
-                bad.push(format!("quantity `{qty_text}` is {e}"));
-                None
-            }
-        },
+        }
     };
-    // conversion
-    let mut amount = None;
-    let mut rate_used = None;
-    if let (Some(c), Some(a), Some(d)) = (&ccy, source_amount, date) {
+    let mut converted = None;
+    if let (true, Some(a)) = (own, source_amount) {
+        converted = Some((a, None));
+    } else if let (Some(c), Some(a), Some(d)) = (&ccy, source_amount, date) {
         match convert(agreement, rates, c, a, d) {
-            Ok((v, r)) => {
-                amount = Some(v);
-                rate_used = r;
-            }
-            Err(e) => bad.push(e.replace("{amount}", amount_text)),
+            Ok(v) => converted = Some(v),
+            Err(error) => bad.push(RowProblem::Conversion {
+                amount: amount_text.to_string(),
+                error,
+            }),
         }
     }
     if !raw.replaces.is_empty() && raw.replaces == raw.id {
-        bad.push("a line cannot replace itself".into());
+        bad.push(RowProblem::ReplacesItself);
     }
-    if !bad.is_empty() {
-        return Err(bad.join("; "));
+    match (date, category, converted, source_amount, ccy) {
+        (Some(date), Some(category), Some((amount, rate)), Some(source_amount), Some(currency)) if bad.is_empty() => {
+            Ok(Accepted {
+                date,
+                category,
+                amount,
+                source_amount,
+                currency,
+                rate,
+                quantity,
+            })
+        }
+        _ => {
+            if bad.is_empty() {
+                bad.push(RowProblem::Incomplete);
+            }
+            Err(RowProblems(bad))
+        }
     }
-    let (Some(date), Some(category), Some(amount), Some(source_amount), Some(ccy)) =
-        (date, category, amount, source_amount, ccy)
-    else {
-        return Err("incomplete row".into());
-    };
-    Ok(CostLine {
-        id: raw.id.to_string(),
-        date,
-        category,
-        amount,
-        source_amount,
-        currency: ccy.code().to_string(),
-        rate: rate_used,
-        quantity,
-        site: raw.site.to_string(),
-        description: raw.description.to_string(),
-        row: raw.line,
-        replaces: if raw.replaces.is_empty() {
-            None
-        } else {
-            Some(raw.replaces.to_string())
-        },
-    })
+}
+
+/// Check one row against the agreement and rates and convert it to the
+/// agreement currency. The error lists every problem of the row.
+pub fn validate_row(agreement: &Agreement, rates: &Rates, raw: &RawRow) -> Result<CostLine, String> {
+    validate_ref(agreement, rates, &raw.as_ref())
+}
+
+/// [`validate_row`] on a borrowed row: [`accept`], then the line.
+pub fn validate_ref(agreement: &Agreement, rates: &Rates, raw: &RowRef<'_>) -> Result<CostLine, String> {
+    validate(agreement, rates, raw).map_err(|p| p.to_string())
+}
+
+/// [`validate_ref`] with the problems typed.
+pub fn validate(agreement: &Agreement, rates: &Rates, raw: &RowRef<'_>) -> Result<CostLine, RowProblems> {
+    accept(agreement, rates, raw).map(|a| a.into_line(raw))
+}
+
+/// Why an amount cannot be converted into the agreement currency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConvertError {
+    /// No rate for `currency` dated on or before `date`.
+    NoRate { currency: Currency, date: Date },
+    /// The converted amount does not fit a signed 64-bit count of minor units.
+    TooLarge { currency: Currency },
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConvertError::NoRate { currency, date } => {
+                write!(f, "no {} rate dated on or before {date}", currency.code())
+            }
+            ConvertError::TooLarge { currency } => write!(
+                f,
+                "an amount in {} converts beyond the limit of a 64-bit amount",
+                currency.code()
+            ),
+        }
+    }
 }
 
 /// Convert `amount` (minor units of `c`) dated `d` into the agreement
-/// currency: the latest rate on or before `d`, half to even.
-pub fn convert(
+/// currency: the latest rate on or before `d`, half to even. Returns the
+/// amount and the rate used (none for the agreement's own currency).
+pub fn convert<'r>(
     agreement: &Agreement,
-    rates: &Rates,
+    rates: &'r Rates,
     c: &Currency,
     amount: i64,
     d: Date,
-) -> Result<(i64, Option<(Date, BigRational)>), String> {
-    if c.code() == agreement.currency.code() {
+) -> Result<(i64, RateUsed<'r>), ConvertError> {
+    if c.same_code(&agreement.currency) {
         return Ok((amount, None));
     }
     let Some((rd, r)) = rates.lookup(c.code(), d) else {
-        return Err(format!("no {} rate dated on or before {d}", c.code()));
+        return Err(ConvertError::NoRate { currency: *c, date: d });
     };
     // a (minor of c) / 10^dc · rate · 10^da, half to even
     let v = BigRational::from_int(amount)
@@ -737,11 +1003,8 @@ pub fn convert(
         .div(&BigRational::from_int(num::pow10(c.decimals())))
         .round_half_even();
     match i64::try_from(v) {
-        Ok(v) => Ok((v, Some((*rd, r.clone())))),
-        Err(_) => Err(format!(
-            "amount {{amount}} {} converts beyond the limit of a 64-bit amount",
-            c.code()
-        )),
+        Ok(v) => Ok((v, Some((*rd, r)))),
+        Err(_) => Err(ConvertError::TooLarge { currency: *c }),
     }
 }
 
@@ -828,26 +1091,17 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         }
     }
     // a cycle of replacements (p replaces q, q replaces p) would drop them all
-    let next: HashMap<&str, &str> = lines
+    let with: Vec<&CostLine> = lines.iter().filter(|l| l.replaces.is_some()).collect();
+    let edges: Vec<(&str, &str)> = with
         .iter()
-        .filter_map(|l| l.replaces.as_deref().map(|r| (l.id.as_str(), r)))
+        .map(|l| (l.id.as_str(), l.replaces.as_deref().unwrap_or_default()))
         .collect();
-    for l in &lines {
-        let mut cur = l.id.as_str();
-        for _ in 0..next.len() {
-            match next.get(cur) {
-                Some(&n) if n == l.id => {
-                    errors.push(RowError {
-                        line: l.row,
-                        id: Some(l.id.clone()),
-                        message: format!("is part of a cycle of replacements that leads back to `{}`", l.id),
-                    });
-                    break;
-                }
-                Some(&n) => cur = n,
-                None => break,
-            }
-        }
+    for k in replacement_cycles(&edges) {
+        errors.push(RowError {
+            line: with[k].row,
+            id: Some(with[k].id.clone()),
+            message: replacement_cycle_message(&with[k].id),
+        });
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
@@ -863,6 +1117,56 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         duplicates,
         replaced,
     })
+}
+
+/// Which replacements are part of a cycle (p replaces q, q replaces p: the
+/// lines would drop each other, and none would be left). `edges` holds one
+/// `(id, replaces)` pair per line that replaces another, ids unique; the
+/// result is the positions in `edges` of the lines on a cycle, in order. A
+/// line replacing itself is a cycle of one. Linear time: each line is walked
+/// once.
+pub fn replacement_cycles(edges: &[(&str, &str)]) -> Vec<usize> {
+    let at: HashMap<&str, usize, crate::fxhash::BuildFx> = edges.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+    const NEW: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; edges.len()];
+    let mut on_cycle = vec![false; edges.len()];
+    let mut path: Vec<usize> = Vec::new();
+    for start in 0..edges.len() {
+        if state[start] != NEW {
+            continue;
+        }
+        path.clear();
+        let mut cur = Some(start);
+        while let Some(i) = cur {
+            match state[i] {
+                NEW => {
+                    state[i] = ON_PATH;
+                    path.push(i);
+                    cur = at.get(edges[i].1).copied();
+                }
+                ON_PATH => {
+                    // the walk came back to a line of this path: from there on, a cycle
+                    let from = path.iter().position(|&p| p == i).unwrap_or(path.len());
+                    for &p in &path[from..] {
+                        on_cycle[p] = true;
+                    }
+                    cur = None;
+                }
+                _ => cur = None,
+            }
+        }
+        for &p in &path {
+            state[p] = DONE;
+        }
+    }
+    (0..edges.len()).filter(|&i| on_cycle[i]).collect()
+}
+
+/// What a line on a cycle of replacements is told.
+pub fn replacement_cycle_message(id: &str) -> String {
+    format!("is part of a cycle of replacements that leads back to `{id}`")
 }
 
 /// Two rows with one id are the same line when every parsed value agrees.
@@ -890,6 +1194,54 @@ mod tests {
         assert_eq!(lc.line_at(6), 3);
         assert_eq!(lc.line_at(14), 5); // after a quoted CRLF
         assert_eq!(lc.line_at(15), 6); // on a lone CR: the next line
+    }
+
+    #[test]
+    fn cycles_of_replacements() {
+        // a -> b -> c -> a is a cycle; d -> a leads into it but is not on it;
+        // e replaces itself; f -> g ends at a line that replaces nothing
+        let edges = [
+            ("a", "b"),
+            ("d", "a"),
+            ("b", "c"),
+            ("c", "a"),
+            ("e", "e"),
+            ("f", "g"),
+            ("x", "y"),
+            ("y", "x"),
+        ];
+        assert_eq!(replacement_cycles(&edges), [0, 2, 3, 4, 6, 7]);
+        assert_eq!(replacement_cycles(&[]), Vec::<usize>::new());
+        // against the walk of every line up to n steps, on random graphs
+        let mut seed = 7u64;
+        let mut rand = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let names: Vec<String> = (0..12).map(|i| format!("l{i}")).collect();
+        for _ in 0..500 {
+            let n = 1 + rand(12) as usize;
+            let edges: Vec<(&str, &str)> = (0..n)
+                .map(|i| (names[i].as_str(), names[rand(12) as usize].as_str()))
+                .collect();
+            let next: HashMap<&str, &str> = edges.iter().copied().collect();
+            let walk: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    let mut cur = edges[i].0;
+                    (0..n).any(|_| match next.get(cur) {
+                        Some(&t) => {
+                            cur = t;
+                            t == edges[i].0
+                        }
+                        None => {
+                            cur = "";
+                            false
+                        }
+                    })
+                })
+                .collect();
+            assert_eq!(replacement_cycles(&edges), walk, "{edges:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! errors. An agreement is returned only when no error was found.
 
 use crate::agreement::*;
-use crate::calendar::{Date, FiscalCalendar, FyLabel, PeriodKind};
+use crate::calendar::{Date, FiscalCalendar, FiscalYear, FyLabel, PeriodKind};
 use crate::diag::Diagnostic;
 use crate::keys::{self, KeyError};
 use crate::money::{self, Currency, MAX_DECIMALS};
@@ -69,16 +69,7 @@ pub fn load(src: &str) -> Loaded {
 }
 
 fn is_reserved(id: &str) -> bool {
-    matches!(id, "UNALLOCATED" | "key" | "default") || fy_label_number(id).is_some()
-}
-
-/// `FY` followed by digits: the number (any digits, for reserved-word checks).
-fn fy_label_number(s: &str) -> Option<i64> {
-    let d = s.strip_prefix("FY")?;
-    if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    d.parse::<i64>().ok().or(Some(i64::MAX))
+    matches!(id, "UNALLOCATED" | "key" | "default") || FiscalYear::is_label_like(id)
 }
 
 pub fn valid_id(id: &str) -> bool {
@@ -133,7 +124,7 @@ fn kind_name(v: &DeValue) -> &'static str {
 fn looks_like_schedule(t: &DeTable) -> bool {
     !t.is_empty()
         && t.iter()
-            .all(|(k, _)| k.get_ref() == "default" || fy_label_number(k.get_ref()).is_some())
+            .all(|(k, _)| k.get_ref() == "default" || FiscalYear::is_label_like(k.get_ref()))
 }
 
 impl Cx {
@@ -367,7 +358,7 @@ impl Cx {
                 }
                 continue;
             }
-            let Some(fy) = fy_label_number(k).filter(|_| k.len() <= 6 && !k[2..].starts_with('0')) else {
+            let Some(FiscalYear(fy)) = FiscalYear::parse(k) else {
                 self.err(
                     kspan,
                     format!("`{k}` in {what} is not a fiscal-year label"),
@@ -376,16 +367,15 @@ impl Cx {
                 ok = false;
                 continue;
             };
-            let fy = fy as i32;
             if let Some(t) = self.term
                 && (fy < t.first_fy || fy >= t.first_fy + t.count as i32)
             {
                 self.err(
                     kspan,
                     format!(
-                        "`{k}` in {what} is outside the term (FY{}–FY{})",
-                        t.first_fy,
-                        t.first_fy + t.count as i32 - 1
+                        "`{k}` in {what} is outside the term ({}–{})",
+                        FiscalYear(t.first_fy),
+                        FiscalYear(t.first_fy + t.count as i32 - 1)
                     ),
                     "fiscal years of the term only",
                 );
@@ -414,7 +404,7 @@ impl Cx {
                 Some(x) => values.push(x),
                 // a year whose value was wrong is reported already, not missing
                 None if failed_years.contains(&fy) || (default_failed && !ok) => {}
-                None => missing.push(format!("FY{fy}")),
+                None => missing.push(FiscalYear(fy).to_string()),
             }
         }
         if !missing.is_empty() {
@@ -836,7 +826,7 @@ impl Cx {
                     Ok(s) => shares.push(s),
                     Err(e) => {
                         let year = match self.term {
-                            Some(t) if varies => format!(" in FY{}", t.first_fy + i as i32),
+                            Some(t) if varies => format!(" in {}", FiscalYear(t.first_fy + i as i32)),
                             _ => String::new(),
                         };
                         let msg = match e {
@@ -1146,7 +1136,7 @@ impl Cx {
                 let text = if all_same || self.term.is_none() {
                     format!("add up to {}", fmt_percent(sum))
                 } else {
-                    format!("add up to {} in FY{}", fmt_percent(sum), first_fy + *i as i32)
+                    format!("add up to {} in {}", fmt_percent(sum), FiscalYear(first_fy + *i as i32))
                 };
                 match by_span.iter_mut().find(|(s, _)| *s == span) {
                     Some((_, v)) => {

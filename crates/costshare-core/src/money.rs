@@ -45,6 +45,16 @@ impl Currency {
         std::str::from_utf8(&self.code).unwrap_or("???")
     }
 
+    /// Whether this currency's code is `code` (compares bytes: no UTF-8 check).
+    pub fn has_code(&self, code: &str) -> bool {
+        self.code.as_slice() == code.as_bytes()
+    }
+
+    /// Whether both have one code (whatever their decimals).
+    pub fn same_code(&self, other: &Currency) -> bool {
+        self.code == other.code
+    }
+
     pub fn decimals(&self) -> u32 {
         self.decimals
     }

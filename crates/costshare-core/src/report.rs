@@ -339,7 +339,7 @@ fn rows_from_groups<S: std::hash::BuildHasher>(
                         "UNALLOCATED".to_string()
                     }
                 }
-                Dim::FiscalYear => format!("FY{}", k[n]),
+                Dim::FiscalYear => crate::calendar::FiscalYear(k[n] as i32).to_string(),
                 Dim::Category => cat_by_rank[k[n] as usize].to_string(),
                 Dim::Site => sites[k[n] as usize].to_string(),
                 Dim::Month => {

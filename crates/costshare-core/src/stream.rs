@@ -10,8 +10,9 @@
 //! ([`crate::alloc::allocate_lines`]).
 //!
 //! It takes the common, clean case only, and says when it cannot: rows
-//! without quotes or lone carriage returns, valid UTF-8, every row valid, no
-//! repeated id, no row that `replaces` another. On anything else a call
+//! without quotes or lone carriage returns, valid UTF-8, every row accepted
+//! by [`crate::costs::accept`] (the one rule for a row, which every path
+//! calls), no repeated id, no row that `replaces` another. On anything else a call
 //! returns [`Fallback`] and the caller runs the general path (`parse_costs`,
 //! `allocate`, `report`), which gives the exact diagnostics or handles the
 //! rare feature. So this path never writes an error message, and its result
@@ -21,9 +22,9 @@
 use crate::agreement::Agreement;
 use crate::alloc::{self, Lines, Splitter};
 use crate::calendar::Date;
-use crate::costs::{COST_COLUMNS, Rates, convert};
+use crate::costs::{self, Accepted, COST_COLUMNS, Rates, RowProblem, RowRef};
 use crate::fxhash::{BuildFx, Fx};
-use crate::num::{self, Q};
+use crate::num::Q;
 use crate::report::{Dim, KeyRule, Row, TotalTooLarge};
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -52,6 +53,7 @@ const AMOUNT: usize = 3;
 const CURRENCY: usize = 4;
 const QUANTITY: usize = 5;
 const SITE: usize = 6;
+const DESCRIPTION: usize = 7;
 const REPLACES: usize = 8;
 const NONE: u8 = u8::MAX;
 
@@ -66,12 +68,7 @@ pub struct Plan<'a> {
     rule: KeyRule<'a>,
     /// For each CSV column, the kind it holds (`NONE` for ignored columns).
     col_kind: Vec<u8>,
-    /// Per category: it declares a unit (quantities are checked).
-    unit: Vec<bool>,
     want_site: bool,
-    /// Decimals of amounts written in the agreement currency (as the
-    /// general path looks them up).
-    own_decimals: u32,
 }
 
 impl<'a> Plan<'a> {
@@ -115,12 +112,7 @@ impl<'a> Plan<'a> {
             capped: ag.categories.iter().any(|c| c.layers.iter().any(|l| l.cap.is_some())),
             rule: KeyRule::new(ag, dims),
             col_kind,
-            unit: ag.categories.iter().map(|c| c.unit.is_some()).collect(),
             want_site: dims.contains(&Dim::Site),
-            own_decimals: ag
-                .currency(ag.currency.code())
-                .map(|c| c.decimals())
-                .unwrap_or(ag.currency.decimals()),
         })
     }
 
@@ -456,9 +448,6 @@ impl Worker {
             return Ok(()); // a blank line
         }
         let ag = plan.ag;
-        if f[ID].is_empty() {
-            return Err(Fallback("an empty id"));
-        }
         // the id's slot is a likely cache miss: ask for it now and check the
         // rest of the row while it arrives
         let id_hash = hash_id(f[ID].as_bytes());
@@ -466,38 +455,28 @@ impl Worker {
         if !f[REPLACES].is_empty() {
             return Err(Fallback("a replacement"));
         }
-        let date = Date::parse(f[DATE]).ok_or(Fallback("a bad date"))?;
-        if !ag.in_term(date) {
-            return Err(Fallback("a date outside the term"));
-        }
-        let cat = ag
-            .categories
-            .iter()
-            .position(|c| c.id == f[CATEGORY])
-            .ok_or(Fallback("an unknown category"))?;
-        let ccy = f[CURRENCY];
-        let amount = if ccy.is_empty() || ccy == ag.currency.code() {
-            num::parse_minor_units(f[AMOUNT], plan.own_decimals).map_err(|_| Fallback("a bad amount"))?
-        } else {
-            let c = ag.currency(ccy).ok_or(Fallback("an unknown currency"))?;
-            let a = num::parse_minor_units(f[AMOUNT], c.decimals()).map_err(|_| Fallback("a bad amount"))?;
-            convert(ag, plan.rates, &c, a, date).map_err(|_| Fallback("no rate"))?.0
+        // what a valid row is, is decided by the one rule every path calls;
+        // a row it refuses goes to the general path, which names the problems
+        let row = RowRef {
+            line: 0,
+            id: f[ID],
+            date: f[DATE],
+            category: f[CATEGORY],
+            amount: f[AMOUNT],
+            currency: f[CURRENCY],
+            quantity: f[QUANTITY],
+            site: f[SITE],
+            description: f[DESCRIPTION],
+            replaces: f[REPLACES],
         };
-        let quantity = if plan.unit[cat] {
-            let q = match Q::parse_decimal(f[QUANTITY], 18) {
-                Some(q) => q,
-                None => match num::parse_rational(f[QUANTITY], 18) {
-                    Ok(q) => Q::from_big(&q),
-                    Err(_) => return Err(Fallback("a bad quantity")),
-                },
-            };
-            if q.is_zero() {
-                return Err(Fallback("a zero quantity"));
-            }
-            Some(q)
-        } else {
-            None
-        };
+        let Accepted {
+            date,
+            category: cat,
+            amount,
+            quantity,
+            ..
+        } = costs::accept(ag, plan.rates, &row)
+            .map_err(|p| Fallback(p.iter().next().map_or("a refused row", RowProblem::reason)))?;
         let Some(id_at) = self.ids.insert_hashed(f[ID].as_bytes(), id_hash) else {
             return Err(Fallback("a repeated id"));
         };

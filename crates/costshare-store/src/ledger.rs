@@ -10,8 +10,8 @@ use crate::derived::{self, LateImpact};
 use crate::journal::{self, Body, Entry, LineBody, StatementRow};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
-use costshare_core::calendar::Date;
-use costshare_core::costs::{RowError, RowRef, for_each_row, parse_rates_partial, validate_ref, validate_row};
+use costshare_core::calendar::{Date, FiscalYear};
+use costshare_core::costs::{self, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
 use costshare_core::fxhash::BuildFx;
 use costshare_core::money::format_minor;
 use costshare_core::num::fmt_ratio;
@@ -521,8 +521,8 @@ impl Ledger {
             let (fy_first, _) = b.calendar.fy_bounds(b.calendar.fy_of(effective));
             if fy_first != effective {
                 problems.push(format!(
-                    "--effective {effective} is not the first day of a fiscal year (FY{} starts {fy_first})",
-                    b.calendar.fy_of(effective)
+                    "--effective {effective} is not the first day of a fiscal year ({} starts {fy_first})",
+                    FiscalYear(b.calendar.fy_of(effective))
                 ));
             }
             if effective <= st.latest().effective {
@@ -565,7 +565,7 @@ impl Ledger {
                 if d < effective {
                     continue;
                 }
-                if let Err(m) = validate_row(&b, &rates, &state::raw_row(l)) {
+                if let Err(m) = validate_ref(&b, &rates, &state::row_ref(l)) {
                     errors.push(RowError {
                         line: l.seq as usize,
                         id: Some(l.body.id.clone()),
@@ -595,10 +595,7 @@ impl Ledger {
 
     /// Close a fiscal year: its statement is the allocation now, frozen.
     pub fn close(&mut self, period: &str, as_of: Date, now: &str) -> Result<Vec<StatementRow>, LedgerError> {
-        let fy = period
-            .strip_prefix("FY")
-            .filter(|y| y.len() >= 4 && y.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|y| y.parse::<i32>().ok())
+        let FiscalYear(fy) = FiscalYear::parse(period)
             .ok_or_else(|| LedgerError::Invalid(format!("`{period}` is not a fiscal year such as FY2022")))?;
         self.transact(now, |st| {
             if let Some(s) = st.statements.iter().find(|s| s.fy == fy) {
@@ -620,7 +617,7 @@ impl Ledger {
             let rows = state::year_totals(st, &parts, fy);
             Ok((
                 vec![Body::Close {
-                    period: format!("FY{fy}"),
+                    period: FiscalYear(fy).to_string(),
                     as_of: as_of.to_string(),
                     rows: rows.clone(),
                 }],
@@ -664,10 +661,9 @@ impl Ledger {
                 return bad(format!("its bytes say entry {}", e.seq));
             }
             if let Body::Close { period, rows, as_of } = &e.body {
-                let fy = period
-                    .strip_prefix("FY")
-                    .and_then(|y| y.parse::<i32>().ok())
-                    .unwrap_or(0);
+                let Some(FiscalYear(fy)) = FiscalYear::parse(period) else {
+                    return bad(format!("its period `{period}` is not a fiscal year such as FY2022"));
+                };
                 let d = Date::parse(as_of).unwrap_or(Date {
                     year: 1970,
                     month: 1,
@@ -1049,27 +1045,17 @@ fn plan_record(
     }
     // a cycle of replacements (p replaces q, q replaces p) would void them all
     {
-        let next: HashMap<&str, &str, BuildFx> = accepted
+        let with: Vec<&Pending> = accepted.iter().copied().filter(|p| p.replaces().is_some()).collect();
+        let edges: Vec<(&str, &str)> = with
             .iter()
-            .filter_map(|p| p.replaces().map(|r| (p.body.id.as_str(), r.as_str())))
+            .map(|p| (p.body.id.as_str(), p.body.replaces.as_str()))
             .collect();
-        for p in accepted.iter().filter(|_| !next.is_empty()) {
-            let body = &p.body;
-            let mut cur = body.id.as_str();
-            for _ in 0..next.len() {
-                match next.get(cur) {
-                    Some(&n) if n == body.id => {
-                        errors.push(RowError {
-                            line: p.line,
-                            id: Some(body.id.clone()),
-                            message: format!("is part of a cycle of replacements that leads back to `{}`", body.id),
-                        });
-                        break;
-                    }
-                    Some(&n) => cur = n,
-                    None => break,
-                }
-            }
+        for k in costs::replacement_cycles(&edges) {
+            errors.push(RowError {
+                line: with[k].line,
+                id: Some(with[k].body.id.clone()),
+                message: costs::replacement_cycle_message(&with[k].body.id),
+            });
         }
     }
     // totals stay within the limit

@@ -7,8 +7,8 @@ use crate::backend::StoreError;
 use crate::journal::{self, Body, Entry, LineBody, StatementRow, Stored};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc::{self, Allocation};
-use costshare_core::calendar::Date;
-use costshare_core::costs::{CostLine, Rates, RawRow, validate_row};
+use costshare_core::calendar::{Date, FiscalYear};
+use costshare_core::costs::{CostLine, Rates, RawRow, RowRef, validate_ref};
 use costshare_core::num::{self, BigRational};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -228,10 +228,7 @@ impl State {
                 (Some(id.clone()), format!("voided {id}: {reason}"))
             }
             Body::Close { period, as_of, rows } => {
-                let fy = period
-                    .strip_prefix("FY")
-                    .and_then(|y| y.parse::<i32>().ok())
-                    .ok_or_else(|| corrupt(seq, "bad period"))?;
+                let FiscalYear(fy) = FiscalYear::parse(&period).ok_or_else(|| corrupt(seq, "bad period"))?;
                 let summary = format!("closed {period} as of {as_of} ({} statement rows)", rows.len());
                 self.statements.push(Statement {
                     seq,
@@ -351,49 +348,27 @@ pub fn raw_row(l: &LedgerLine) -> RawRow {
     }
 }
 
-/// A recorded line as a cost line under `ag`. Recorded values are normalized
-/// and were validated when recorded, so this is the quick path of
-/// `validate_row`; anything unexpected falls back to it for the message.
-pub fn cost_line(ag: &Agreement, rates: &Rates, l: &LedgerLine) -> Result<CostLine, String> {
-    let b = &l.body;
-    let quick = (|| {
-        let date = Date::parse(&b.date)?;
-        if !ag.in_term(date) {
-            return None;
-        }
-        let category = ag.category_index(&b.category)?;
-        let ccy = ag.currency(&b.currency)?;
-        let source_amount = num::parse_minor_units(&b.amount, ccy.decimals()).ok()?;
-        let (amount, rate) = costshare_core::costs::convert(ag, rates, &ccy, source_amount, date).ok()?;
-        let quantity = match ag.categories[category].unit {
-            None => None,
-            Some(_) => {
-                let q = num::parse_rational(&b.quantity, 18).ok()?;
-                if q.is_zero() {
-                    return None;
-                }
-                Some(costshare_core::num::Q::from_big(&q))
-            }
-        };
-        Some(CostLine {
-            id: b.id.clone(),
-            date,
-            category,
-            amount,
-            source_amount,
-            currency: b.currency.clone(),
-            rate,
-            quantity,
-            site: b.site.clone(),
-            description: b.description.clone(),
-            row: l.seq as usize,
-            replaces: None,
-        })
-    })();
-    match quick {
-        Some(cl) => Ok(cl),
-        None => validate_row(ag, rates, &raw_row(l)),
+/// A recorded line as a costs row, borrowed (its journal entry number as its
+/// "line"; `replaces` was resolved when it was recorded).
+pub fn row_ref(l: &LedgerLine) -> RowRef<'_> {
+    RowRef {
+        line: l.seq as usize,
+        id: &l.body.id,
+        date: &l.body.date,
+        category: &l.body.category,
+        amount: &l.body.amount,
+        currency: &l.body.currency,
+        quantity: &l.body.quantity,
+        site: &l.body.site,
+        description: &l.body.description,
+        replaces: "",
     }
+}
+
+/// A recorded line as a cost line under `ag`: the same rule as any row of a
+/// file ([`costshare_core::costs::accept`]).
+pub fn cost_line(ag: &Agreement, rates: &Rates, l: &LedgerLine) -> Result<CostLine, String> {
+    validate_ref(ag, rates, &row_ref(l))
 }
 
 /// A recorded line's amount in the agreement currency, for totals.
