@@ -4,7 +4,6 @@
 
 use costshare_app::error::{AppError, BadFile, FileKind, Place, UsageError};
 use costshare_app::input::{LoadedAgreement, Observer};
-use costshare_core::costs::RowError;
 use costshare_core::diag::{self, Diagnostic, Severity};
 use costshare_store::LedgerError;
 use std::io::IsTerminal;
@@ -33,21 +32,11 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// `FILE:LINE, id ID: message` (or `FILE:LINE: message`, or `FILE:message`
-/// for the file as a whole).
-fn row_error(file: &str, e: &RowError) -> String {
-    match (&e.id, e.line) {
-        (Some(id), l) => format!("{file}:{l}, id {id}: {}", e.message),
-        (None, 0) => format!("{file}:{}", e.message),
-        (None, l) => format!("{file}:{l}: {}", e.message),
-    }
-}
-
 /// Every bad row of a file, then a count.
 fn bad_file(b: &BadFile) -> String {
     let mut s = String::new();
     for e in &b.errors {
-        s.push_str(&row_error(&b.path, e));
+        s.push_str(&e.located(&b.path));
         s.push('\n');
     }
     s.push_str(&format!(
@@ -75,7 +64,7 @@ fn ledger(e: &LedgerError) -> String {
         LedgerError::Rows { file, errors } => {
             let mut s = String::new();
             for r in errors {
-                s.push_str(&row_error(file, r));
+                s.push_str(&r.located(file));
                 s.push('\n');
             }
             s.push_str(&format!(

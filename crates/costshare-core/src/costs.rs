@@ -44,6 +44,19 @@ pub struct RowError {
     pub message: String,
 }
 
+impl RowError {
+    /// The error as users see it, located in `file`: `FILE:LINE, id ID:
+    /// message`, `FILE:LINE: message`, or `FILE:message` for the file as a
+    /// whole.
+    pub fn located(&self, file: &str) -> String {
+        match (&self.id, self.line) {
+            (Some(id), l) => format!("{file}:{l}, id {id}: {}", self.message),
+            (None, 0) => format!("{file}:{}", self.message),
+            (None, l) => format!("{file}:{l}: {}", self.message),
+        }
+    }
+}
+
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.id, self.line) {

@@ -27,8 +27,174 @@ pub enum LedgerError {
         file: String,
         errors: Vec<RowError>,
     },
-    /// Another problem with the request.
-    Invalid(String),
+    /// The request is refused for a reason the ledger names.
+    Refused(Refusal),
+}
+
+/// Why a ledger refused a request (other than bad rows): each reason with
+/// the values it names, worded by `Display`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The agreement file is not UTF-8.
+    AgreementNotUtf8,
+    /// The agreement file does not load (`costshare check` shows why).
+    AgreementInvalid { file: String },
+    /// `void` of an id the ledger does not hold.
+    NoSuchLine { id: String },
+    /// `void` of a line voided before.
+    AlreadyVoided { id: String, seq: u64, reason: String },
+    /// Every problem of an `amend`, in the order checked.
+    Amend(Vec<AmendProblem>),
+    /// `close` of a label that is not `FY` and a year.
+    NotAFiscalYear { period: String },
+    /// `close` of a year closed before.
+    AlreadyClosed { period: String, seq: u64, as_of: String },
+    /// `close` of a year outside every version's term.
+    OutsideTerm { period: String },
+    /// Rates that contradict recorded ones, one per conflict.
+    RateConflicts(Vec<RateConflict>),
+    /// With the new rates, a recorded line would convert past `i64`.
+    LineBeyondLimit {
+        id: String,
+        seq: u64,
+        amount: String,
+        currency: String,
+        date: String,
+    },
+    /// With the new rates, the recorded lines would total past `i64`.
+    TotalBeyondLimit,
+}
+
+/// One reason an `amend` is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AmendProblem {
+    NotFirstDayOfYear {
+        effective: Date,
+        fy: FiscalYear,
+        fy_first: Date,
+    },
+    NotAfterCurrent {
+        effective: Date,
+        current: Date,
+    },
+    OutsideNewTerm {
+        effective: Date,
+        start: Date,
+        end: Date,
+    },
+    Parties {
+        now: Vec<String>,
+        new: Vec<String>,
+        file: String,
+    },
+    Currency {
+        code: String,
+    },
+    Calendar,
+}
+
+/// A rate that contradicts a recorded one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateConflict {
+    pub file: String,
+    pub currency: String,
+    pub date: Date,
+    pub recorded: String,
+    pub new: String,
+}
+
+impl fmt::Display for AmendProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AmendProblem::NotFirstDayOfYear {
+                effective,
+                fy,
+                fy_first,
+            } => write!(
+                f,
+                "--effective {effective} is not the first day of a fiscal year ({fy} starts {fy_first})"
+            ),
+            AmendProblem::NotAfterCurrent { effective, current } => write!(
+                f,
+                "--effective {effective} must come after the current version's ({current})"
+            ),
+            AmendProblem::OutsideNewTerm { effective, start, end } => write!(
+                f,
+                "--effective {effective} is outside the new agreement's term {start} to {end}"
+            ),
+            AmendProblem::Parties { now, new, file } => write!(
+                f,
+                "the new version must declare the same parties in the same order ({} now; {} in {file})",
+                now.join(", "),
+                new.join(", ")
+            ),
+            AmendProblem::Currency { code } => write!(f, "the new version must keep the currency {code}"),
+            AmendProblem::Calendar => write!(f, "the new version must keep the fiscal-year start and label"),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::AgreementNotUtf8 => write!(f, "the agreement is not UTF-8"),
+            Refusal::AgreementInvalid { file } => {
+                write!(f, "{file} is not a valid agreement (run `costshare check`)")
+            }
+            Refusal::NoSuchLine { id } => write!(f, "no line with id `{id}` in the ledger"),
+            Refusal::AlreadyVoided { id, seq, reason } => {
+                write!(f, "line `{id}` was voided already (journal entry {seq}: {reason})")
+            }
+            Refusal::Amend(problems) => {
+                for (i, p) in problems.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                Ok(())
+            }
+            Refusal::NotAFiscalYear { period } => write!(f, "`{period}` is not a fiscal year such as FY2022"),
+            Refusal::AlreadyClosed { period, seq, as_of } => write!(
+                f,
+                "{period} was closed already (journal entry {seq}, as of {as_of}); later changes show as adjustments"
+            ),
+            Refusal::OutsideTerm { period } => write!(f, "{period} is outside the agreement's term"),
+            Refusal::RateConflicts(cs) => {
+                for (i, c) in cs.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(
+                        f,
+                        "{}: the {} rate for {} is recorded as {} already; this file says {}",
+                        c.file, c.currency, c.date, c.recorded, c.new
+                    )?;
+                }
+                Ok(())
+            }
+            Refusal::LineBeyondLimit {
+                id,
+                seq,
+                amount,
+                currency,
+                date,
+            } => write!(
+                f,
+                "with the rates this file adds, recorded line {id} (journal entry {seq}: {amount} {currency} dated {date}) would convert beyond the limit of a signed 64-bit count of minor units; nothing was recorded"
+            ),
+            Refusal::TotalBeyondLimit => write!(
+                f,
+                "with the rates this file adds, the recorded lines would total beyond the limit of a signed 64-bit count of minor units; nothing was recorded"
+            ),
+        }
+    }
+}
+
+impl From<Refusal> for LedgerError {
+    fn from(r: Refusal) -> Self {
+        LedgerError::Refused(r)
+    }
 }
 
 impl fmt::Display for LedgerError {
@@ -37,7 +203,7 @@ impl fmt::Display for LedgerError {
             LedgerError::Store(e) => write!(f, "{e}"),
             LedgerError::Rows { file, errors } => {
                 for e in errors {
-                    writeln!(f, "{file}:{}", e.to_string().replacen("line ", "", 1))?;
+                    writeln!(f, "{}", e.located(file))?;
                 }
                 write!(
                     f,
@@ -46,7 +212,7 @@ impl fmt::Display for LedgerError {
                     if errors.len() == 1 { "" } else { "s" }
                 )
             }
-            LedgerError::Invalid(m) => write!(f, "{m}"),
+            LedgerError::Refused(r) => write!(f, "{r}"),
         }
     }
 }
@@ -60,14 +226,12 @@ impl From<StoreError> for LedgerError {
 /// An agreement file's bytes loaded (the loader's text rule, `load::text_of`).
 /// Also its text (BOM dropped), as the journal records it.
 fn load_agreement<'a>(agreement: &Input<'a>) -> Result<(Agreement, &'a str), LedgerError> {
-    let text = costshare_core::load::text_of(agreement.bytes)
-        .map_err(|_| LedgerError::Invalid("the agreement is not UTF-8".into()))?;
-    let ag = costshare_core::load(text).agreement.ok_or_else(|| {
-        LedgerError::Invalid(format!(
-            "{} is not a valid agreement (run `costshare check`)",
-            agreement.name
-        ))
-    })?;
+    let text = costshare_core::load::text_of(agreement.bytes).map_err(|_| Refusal::AgreementNotUtf8)?;
+    let ag = costshare_core::load(text)
+        .agreement
+        .ok_or_else(|| Refusal::AgreementInvalid {
+            file: agreement.name.to_string(),
+        })?;
     Ok((ag, text))
 }
 
@@ -491,12 +655,15 @@ impl Ledger {
     pub fn void(&mut self, id: &str, reason: &str, now: &str) -> Result<(), LedgerError> {
         self.transact(now, |st| {
             let Some(&i) = st.by_id.get(id) else {
-                return Err(LedgerError::Invalid(format!("no line with id `{id}` in the ledger")));
+                return Err(Refusal::NoSuchLine { id: id.to_string() }.into());
             };
             if let Some((seq, why)) = &st.lines[i].voided {
-                return Err(LedgerError::Invalid(format!(
-                    "line `{id}` was voided already (journal entry {seq}: {why})"
-                )));
+                return Err(Refusal::AlreadyVoided {
+                    id: id.to_string(),
+                    seq: *seq,
+                    reason: why.clone(),
+                }
+                .into());
             }
             Ok((
                 vec![Body::Void {
@@ -520,42 +687,43 @@ impl Ledger {
             let mut problems = Vec::new();
             let (fy_first, _) = b.calendar.fy_bounds(b.calendar.fy_of(effective));
             if fy_first != effective {
-                problems.push(format!(
-                    "--effective {effective} is not the first day of a fiscal year ({} starts {fy_first})",
-                    FiscalYear(b.calendar.fy_of(effective))
-                ));
+                problems.push(AmendProblem::NotFirstDayOfYear {
+                    effective,
+                    fy: FiscalYear(b.calendar.fy_of(effective)),
+                    fy_first,
+                });
             }
             if effective <= st.latest().effective {
-                problems.push(format!(
-                    "--effective {effective} must come after the current version's ({})",
-                    st.latest().effective
-                ));
+                problems.push(AmendProblem::NotAfterCurrent {
+                    effective,
+                    current: st.latest().effective,
+                });
             }
             if !b.in_term(effective) {
-                problems.push(format!(
-                    "--effective {effective} is outside the new agreement's term {} to {}",
-                    b.start, b.end
-                ));
+                problems.push(AmendProblem::OutsideNewTerm {
+                    effective,
+                    start: b.start,
+                    end: b.end,
+                });
             }
             let ids = |a: &costshare_core::Agreement| a.parties.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
             if ids(cur) != ids(&b) {
-                problems.push(format!(
-                    "the new version must declare the same parties in the same order ({} now; {} in {name})",
-                    ids(cur).join(", "),
-                    ids(&b).join(", ")
-                ));
+                problems.push(AmendProblem::Parties {
+                    now: ids(cur),
+                    new: ids(&b),
+                    file: name.clone(),
+                });
             }
             if cur.currency != b.currency {
-                problems.push(format!(
-                    "the new version must keep the currency {}",
-                    cur.currency.code()
-                ));
+                problems.push(AmendProblem::Currency {
+                    code: cur.currency.code().to_string(),
+                });
             }
             if cur.calendar != b.calendar {
-                problems.push("the new version must keep the fiscal-year start and label".to_string());
+                problems.push(AmendProblem::Calendar);
             }
             if !problems.is_empty() {
-                return Err(LedgerError::Invalid(problems.join("\n")));
+                return Err(Refusal::Amend(problems).into());
             }
             // lines already recorded on or after the date must fit the new version
             let rates = st.rates();
@@ -595,23 +763,27 @@ impl Ledger {
 
     /// Close a fiscal year: its statement is the allocation now, frozen.
     pub fn close(&mut self, period: &str, as_of: Date, now: &str) -> Result<Vec<StatementRow>, LedgerError> {
-        let FiscalYear(fy) = FiscalYear::parse(period)
-            .ok_or_else(|| LedgerError::Invalid(format!("`{period}` is not a fiscal year such as FY2022")))?;
+        let FiscalYear(fy) = FiscalYear::parse(period).ok_or_else(|| Refusal::NotAFiscalYear {
+            period: period.to_string(),
+        })?;
         self.transact(now, |st| {
             if let Some(s) = st.statements.iter().find(|s| s.fy == fy) {
-                return Err(LedgerError::Invalid(format!(
-                    "{period} was closed already (journal entry {}, as of {}); later changes show as adjustments",
-                    s.seq, s.as_of
-                )));
+                return Err(Refusal::AlreadyClosed {
+                    period: period.to_string(),
+                    seq: s.seq,
+                    as_of: s.as_of.clone(),
+                }
+                .into());
             }
             let in_term = st.versions.iter().any(|v| {
                 let a = &v.agreement;
                 fy >= a.first_fy && fy < a.first_fy + a.fy_count as i32
             });
             if !in_term {
-                return Err(LedgerError::Invalid(format!(
-                    "{period} is outside the agreement's term"
-                )));
+                return Err(Refusal::OutsideTerm {
+                    period: period.to_string(),
+                }
+                .into());
             }
             let parts = state::allocate(st, as_of)?;
             let rows = state::year_totals(st, &parts, fy);
@@ -742,11 +914,13 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
     let mut problems = Vec::new();
     for (c, d, r) in parsed.rows() {
         match st.rates.get(&(c.clone(), d)) {
-            Some((text, have)) if *have != r => problems.push(format!(
-                "{}: the {c} rate for {d} is recorded as {text} already; this file says {}",
-                rates.name,
-                fmt_ratio(&r, 18)
-            )),
+            Some((text, have)) if *have != r => problems.push(RateConflict {
+                file: rates.name.to_string(),
+                currency: c.clone(),
+                date: d,
+                recorded: text.clone(),
+                new: fmt_ratio(&r, 18),
+            }),
             Some(_) => {}
             None => out.push(Body::Rate {
                 date: d.to_string(),
@@ -756,7 +930,7 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
         }
     }
     if !problems.is_empty() {
-        return Err(LedgerError::Invalid(problems.join("\n")));
+        return Err(Refusal::RateConflicts(problems).into());
     }
     Ok(out)
 }
@@ -1067,17 +1241,19 @@ fn plan_record(
         match state::line_amount(&st.versions[v].agreement, &rates_now, &l.body) {
             Some(a) => total += a as i128,
             None => {
-                return Err(LedgerError::Invalid(format!(
-                    "with the rates this file adds, recorded line {} (journal entry {}: {} {} dated {}) would convert beyond the limit of a signed 64-bit count of minor units; nothing was recorded",
-                    l.body.id, l.seq, l.body.amount, l.body.currency, l.body.date
-                )));
+                return Err(Refusal::LineBeyondLimit {
+                    id: l.body.id.clone(),
+                    seq: l.seq,
+                    amount: l.body.amount.clone(),
+                    currency: l.body.currency.clone(),
+                    date: l.body.date.clone(),
+                }
+                .into());
             }
         }
     }
     if total > i64::MAX as i128 {
-        return Err(LedgerError::Invalid(
-            "with the rates this file adds, the recorded lines would total beyond the limit of a signed 64-bit count of minor units; nothing was recorded".into(),
-        ));
+        return Err(Refusal::TotalBeyondLimit.into());
     }
     let mut new_count = 0u64;
     for (k, p) in accepted.iter().enumerate() {

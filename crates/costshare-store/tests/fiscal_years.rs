@@ -7,6 +7,7 @@ mod common;
 
 use common::input;
 use costshare_store::journal::{self, Body, Entry};
+use costshare_store::ledger::Refusal;
 use costshare_store::{Ledger, LedgerError, Verified};
 
 const AGREEMENT: &str = r#"
@@ -61,12 +62,16 @@ fn close_takes_a_fiscal_year_label_only() {
     let as_of = costshare_core::calendar::Date::new(2026, 1, 1).unwrap();
     for bad in ["FY02022", "FY20220", "FY", "2022", "fy2022", "FY2022 "] {
         match l.close(bad, as_of, NOW) {
-            Err(LedgerError::Invalid(m)) => assert_eq!(m, format!("`{bad}` is not a fiscal year such as FY2022")),
+            Err(e @ LedgerError::Refused(Refusal::NotAFiscalYear { .. })) => {
+                assert_eq!(e.to_string(), format!("`{bad}` is not a fiscal year such as FY2022"))
+            }
             other => panic!("{bad}: {other:?}"),
         }
     }
     match l.close("FY2030", as_of, NOW) {
-        Err(LedgerError::Invalid(m)) => assert_eq!(m, "FY2030 is outside the agreement's term"),
+        Err(e @ LedgerError::Refused(Refusal::OutsideTerm { .. })) => {
+            assert_eq!(e.to_string(), "FY2030 is outside the agreement's term")
+        }
         other => panic!("FY2030: {other:?}"),
     }
     let rows = l.close("FY2022", as_of, NOW).unwrap();

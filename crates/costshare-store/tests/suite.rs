@@ -13,7 +13,7 @@ mod common;
 
 use costshare_core::calendar::Date;
 use costshare_store::journal;
-use costshare_store::ledger::{Adjustment, adjustments};
+use costshare_store::ledger::{Adjustment, Refusal, adjustments};
 use costshare_store::{Input, Ledger, LedgerError, RecordOutcome, State, StoreError, Verified};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -278,7 +278,7 @@ fn init_refuses_an_existing_ledger(target: &str) {
     let bad = input("bad.toml", "[agreement]\nid = \"x\"\n");
     assert!(matches!(
         Ledger::init(target, bad, None, NOW),
-        Err(LedgerError::Invalid(_))
+        Err(LedgerError::Refused(Refusal::AgreementInvalid { .. }))
     ));
     let bad_rates = input("r.csv", "date,currency,rate\n2022-04-01,USD,abc\n");
     assert!(matches!(
@@ -440,7 +440,10 @@ fn bad_rows_record_nothing(target: &str) {
             NOW,
         )
         .unwrap_err();
-    assert!(matches!(err, LedgerError::Invalid(_)), "a contradicting rate: {err:?}");
+    assert!(
+        matches!(&err, LedgerError::Refused(Refusal::RateConflicts(c)) if c.len() == 1),
+        "a contradicting rate: {err:?}"
+    );
     assert_eq!(mark(&mut l), before);
     verify_ok(&mut l);
 }
@@ -520,7 +523,10 @@ fn void_refuses_unknown_and_voided_ids(target: &str) {
     record(&mut l, "a.csv", &costs_csv("A", 3));
     let m = mark(&mut l);
     let err = l.void("NOPE", "typo", NOW).unwrap_err();
-    assert!(matches!(&err, LedgerError::Invalid(m) if m.contains("NOPE")), "{err:?}");
+    assert!(
+        matches!(&err, LedgerError::Refused(Refusal::NoSuchLine { id }) if id == "NOPE"),
+        "{err:?}"
+    );
     assert_eq!(mark(&mut l), m);
 
     l.void("A-00001", "entered twice", NOW).unwrap();
@@ -533,7 +539,7 @@ fn void_refuses_unknown_and_voided_ids(target: &str) {
     let m = mark(&mut l);
     let err = l.void("A-00001", "again", NOW).unwrap_err();
     assert!(
-        matches!(&err, LedgerError::Invalid(msg) if msg.contains("voided already")),
+        matches!(&err, LedgerError::Refused(Refusal::AlreadyVoided { id, .. }) if id == "A-00001"),
         "{err:?}"
     );
     assert_eq!(mark(&mut l), m);
@@ -588,7 +594,15 @@ fn close_then_late_line_is_an_adjustment(target: &str) {
     let m = mark(&mut l);
     for p in ["FY2022", "FY2030", "2022", "FY", "FYx"] {
         let err = l.close(p, date("2023-04-30"), NOW).unwrap_err();
-        assert!(matches!(err, LedgerError::Invalid(_)), "close {p}: {err:?}");
+        assert!(
+            matches!(
+                err,
+                LedgerError::Refused(
+                    Refusal::AlreadyClosed { .. } | Refusal::OutsideTerm { .. } | Refusal::NotAFiscalYear { .. }
+                )
+            ),
+            "close {p}: {err:?}"
+        );
     }
     assert_eq!(mark(&mut l), m);
 
