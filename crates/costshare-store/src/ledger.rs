@@ -63,6 +63,8 @@ pub enum Refusal {
     },
     /// With the new rates, the recorded lines would total past `i64`.
     TotalBeyondLimit,
+    /// A statement figure (a party's total in a category) past `i64`.
+    TotalTooLarge { group: Vec<String> },
 }
 
 /// One reason an `amend` is refused.
@@ -183,12 +185,21 @@ impl fmt::Display for Refusal {
                 f,
                 "with the rates this file adds, recorded line {id} (journal entry {seq}: {amount} {currency} dated {date}) would convert beyond the limit of a signed 64-bit count of minor units; nothing was recorded"
             ),
+            Refusal::TotalTooLarge { group } => write!(
+                f,
+                "the total of group {} exceeds the limit of a signed 64-bit count of minor units",
+                group.join(",")
+            ),
             Refusal::TotalBeyondLimit => write!(
                 f,
                 "with the rates this file adds, the recorded lines would total beyond the limit of a signed 64-bit count of minor units; nothing was recorded"
             ),
         }
     }
+}
+
+fn too_large(e: costshare_core::report::TotalTooLarge) -> LedgerError {
+    Refusal::TotalTooLarge { group: e.group }.into()
 }
 
 impl From<Refusal> for LedgerError {
@@ -786,7 +797,7 @@ impl Ledger {
                 .into());
             }
             let parts = state::allocate(st, as_of)?;
-            let rows = state::year_totals(st, &parts, fy);
+            let rows = state::year_totals(st, &parts, fy).map_err(too_large)?;
             Ok((
                 vec![Body::Close {
                     period: FiscalYear(fy).to_string(),
@@ -845,7 +856,10 @@ impl Ledger {
                     Ok(p) => p,
                     Err(err) => return bad(format!("the statement cannot be re-derived: {err}")),
                 };
-                let again = state::year_totals(&st, &parts, fy);
+                let again = match state::year_totals(&st, &parts, fy) {
+                    Ok(rows) => rows,
+                    Err(e) => return bad(format!("the statement cannot be re-derived: {}", too_large(e))),
+                };
                 if &again != rows {
                     return bad(format!(
                         "the {period} statement differs from the allocation of the entries before it"
@@ -1338,7 +1352,7 @@ pub fn adjustments(st: &State, as_of: Date) -> Result<Vec<Adjustment>, LedgerErr
     let parts = state::allocate(st, as_of)?;
     let mut out = Vec::new();
     for s in &st.statements {
-        let now = state::year_totals(st, &parts, s.fy);
+        let now = state::year_totals(st, &parts, s.fy).map_err(too_large)?;
         let mut keys: Vec<(String, String)> = Vec::new();
         for r in s.rows.iter().chain(now.iter()) {
             let k = (r.party.clone(), r.category.clone());

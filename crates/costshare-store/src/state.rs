@@ -10,6 +10,7 @@ use costshare_core::alloc::{self, Allocation};
 use costshare_core::calendar::{Date, FiscalYear};
 use costshare_core::costs::{CostLine, Rates, RawRow, RowRef, validate_ref};
 use costshare_core::num::{self, BigRational};
+use costshare_core::report::{self, Dim, KeyRule, TotalTooLarge};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -418,63 +419,35 @@ pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
 }
 
 /// Totals of one fiscal year per (party, category), parties in agreement
-/// order then UNALLOCATED, categories in byte order; non-zero only.
-pub fn year_totals(st: &State, parts: &[Part], fy: i32) -> Vec<StatementRow> {
-    let mut sums: BTreeMap<(usize, String), i128> = BTreeMap::new();
-    let mut party_names: Vec<String> = Vec::new();
+/// order then UNALLOCATED, categories in byte order; non-zero only. Grouped
+/// by the report's one rule (`KeyRule`) per agreement version, then merged
+/// as the report merges versions.
+pub fn year_totals(st: &State, parts: &[Part], fy: i32) -> Result<Vec<StatementRow>, TotalTooLarge> {
+    let dims = [Dim::Party, Dim::Category];
+    let mut per = Vec::with_capacity(parts.len());
     for p in parts {
         let ag = &st.versions[p.version].agreement;
+        let rule = KeyRule::new(ag, &dims);
+        let mut groups: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
         for (i, l) in p.lines.iter().enumerate() {
-            if ag.calendar.fy_of(l.date) != fy {
-                continue;
-            }
-            for (j, &v) in p.alloc.row(i).iter().enumerate() {
-                if v == 0 {
-                    continue;
-                }
-                let name = if j < ag.parties.len() {
-                    ag.parties[j].id.clone()
-                } else {
-                    "UNALLOCATED".to_string()
-                };
-                let rank = match party_names.iter().position(|n| *n == name) {
-                    Some(r) => r,
-                    None => {
-                        party_names.push(name);
-                        party_names.len() - 1
-                    }
-                };
-                *sums.entry((rank, ag.categories[l.category].id.clone())).or_default() += v as i128;
+            if ag.calendar.fy_of(l.date) == fy {
+                let key = rule.key_without_party(l.date, l.category, 0);
+                rule.add_parts(&mut groups, &key, p.alloc.row(i));
             }
         }
+        per.push(rule.rows(&[], groups)?);
     }
-    // parties in the order of the latest agreement, UNALLOCATED last
-    let order = |name: &str| -> usize {
-        let ag = &st.latest().agreement;
-        ag.parties
-            .iter()
-            .position(|p| p.id == name)
-            .unwrap_or(if name == "UNALLOCATED" {
-                usize::MAX
-            } else {
-                usize::MAX - 1
-            })
-    };
-    let mut rows: Vec<StatementRow> = sums
+    Ok(report::merge(&st.latest().agreement, &dims, per)?
         .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .map(|((rank, cat), v)| StatementRow {
-            party: party_names[rank].clone(),
-            category: cat,
-            amount_minor: v.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+        .map(|r| {
+            let mut v = r.values.into_iter();
+            StatementRow {
+                party: v.next().unwrap_or_default(),
+                category: v.next().unwrap_or_default(),
+                amount_minor: r.amount,
+            }
         })
-        .collect();
-    rows.sort_by(|a, b| {
-        order(&a.party)
-            .cmp(&order(&b.party))
-            .then(a.category.as_bytes().cmp(b.category.as_bytes()))
-    });
-    rows
+        .collect())
 }
 
 /// What a recorded batch changed in the allocation of the lines before it.
