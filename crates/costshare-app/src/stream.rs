@@ -125,7 +125,7 @@ pub fn report<'a>(
         start = 0;
         eof = fill(reader, &mut buf)?;
     }
-    Ok(plan.finish(workers))
+    Ok(plan.finish_with(workers, threads))
 }
 
 #[cfg(test)]

@@ -183,10 +183,21 @@ pub(crate) fn written<T: Clone>(n: usize, v: T) -> Vec<T> {
     out
 }
 
-/// [`allocate_lines`] on two threads: categories are independent, so each
-/// thread takes about half the lines, whole categories at a time. The result
-/// is the same allocation, ceiling use in the same order.
-pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(ag: &Agreement, lines: &L, as_of: Date) -> Allocation {
+/// [`allocate_lines`] on up to `threads` threads (`1`, or `0`: on this one):
+/// categories are independent, so each thread takes whole categories, the
+/// biggest first, each to the thread with the fewest lines so far. This
+/// thread runs one share; each other thread fills an allocation of its own
+/// (`n` rows) whose rows are then copied in. The result is the same
+/// allocation, ceiling use in the same order.
+pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(
+    ag: &Agreement,
+    lines: &L,
+    as_of: Date,
+    threads: usize,
+) -> Allocation {
+    if threads <= 1 {
+        return allocate_lines(ag, lines, as_of);
+    }
     let n = lines.count();
     let order = line_order(lines);
     let parties = ag.parties.len();
@@ -199,18 +210,19 @@ pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(ag: &Agreement, lines: &L, a
     // the biggest categories first, each to the thread with fewer lines
     let mut cats: Vec<usize> = (0..per_cat.len()).filter(|&c| !per_cat[c].is_empty()).collect();
     cats.sort_by_key(|&c| std::cmp::Reverse(per_cat[c].len()));
-    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-    let (mut a, mut b) = (0usize, 0usize);
+    let mut shares: Vec<Vec<usize>> = vec![Vec::new(); threads.min(cats.len())];
+    let mut load = vec![0usize; shares.len()];
     for c in cats {
-        if a <= b {
-            a += per_cat[c].len();
-            mine.push(c);
-        } else {
-            b += per_cat[c].len();
-            theirs.push(c);
+        let mut t = 0;
+        for (k, &l) in load.iter().enumerate() {
+            if l < load[t] {
+                t = k;
+            }
         }
+        load[t] += per_cat[c].len();
+        shares[t].push(c);
     }
-    if theirs.is_empty() {
+    if shares.len() <= 1 {
         return allocate_lines(ag, lines, as_of);
     }
     let run = |cs: &[usize], out: &mut Allocation| {
@@ -219,30 +231,37 @@ pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(ag: &Agreement, lines: &L, a
             eng.category(ag, c, &per_cat[c], lines, as_of, out);
         }
     };
+    let (run, empty) = (&run, &empty);
     let mut out = empty(order);
-    let other = std::thread::scope(|s| {
-        let h = s.spawn(|| {
-            let mut o = empty(Vec::new());
-            run(&theirs, &mut o);
-            o
-        });
-        run(&mine, &mut out);
-        h.join()
+    let others: Vec<Option<Allocation>> = std::thread::scope(|s| {
+        let handles: Vec<_> = shares[1..]
+            .iter()
+            .map(|cs| {
+                s.spawn(move || {
+                    let mut o = empty(Vec::new());
+                    run(cs, &mut o);
+                    o
+                })
+            })
+            .collect();
+        run(&shares[0], &mut out);
+        handles.into_iter().map(|h| h.join().ok()).collect()
     });
-    let other = match other {
-        Ok(o) => o,
-        // the engine does not panic on validated lines; if it did, do it here
-        Err(_) => return allocate_lines(ag, lines, as_of),
-    };
-    for &c in &theirs {
-        for &i in &per_cat[c] {
-            let i = i as usize;
-            out.amounts[i * w..(i + 1) * w].copy_from_slice(&other.amounts[i * w..(i + 1) * w]);
-            out.provisional[i] = other.provisional[i];
-            out.open_until[i] = other.open_until[i];
-        }
+    // the engine does not panic on validated lines; if it did, do it here
+    if others.iter().any(Option::is_none) {
+        return allocate_lines(ag, lines, as_of);
     }
-    out.usage.extend(other.usage);
+    for (cs, other) in shares[1..].iter().zip(others.into_iter().flatten()) {
+        for &c in cs {
+            for &i in &per_cat[c] {
+                let i = i as usize;
+                out.amounts[i * w..(i + 1) * w].copy_from_slice(&other.amounts[i * w..(i + 1) * w]);
+                out.provisional[i] = other.provisional[i];
+                out.open_until[i] = other.open_until[i];
+            }
+        }
+        out.usage.extend(other.usage);
+    }
     // one category's periods in order, categories in agreement order
     out.usage.sort_by_key(|u| u.category);
     out

@@ -175,15 +175,22 @@ impl<'a> Plan<'a> {
         self.rule.key_without_party(date, cat, site as i64)
     }
 
-    /// Merge the workers into report rows. Fails when two workers saw the
-    /// same id (the general path then names the rows).
-    pub fn finish(&self, mut workers: Vec<Worker>) -> Result<StreamReport, Fallback> {
+    /// [`Plan::finish_with`] on two threads.
+    pub fn finish(&self, workers: Vec<Worker>) -> Result<StreamReport, Fallback> {
+        self.finish_with(workers, 2)
+    }
+
+    /// Merge the workers into report rows, on up to `threads` threads (`1`:
+    /// on this one): the check that no id was seen twice, and a capped
+    /// agreement's allocation. Fails when two workers saw the same id (the
+    /// general path then names the rows).
+    pub fn finish_with(&self, mut workers: Vec<Worker>, threads: usize) -> Result<StreamReport, Fallback> {
         // the largest id set is probed by the others
         workers.sort_by_key(|w| std::cmp::Reverse(w.ids.len));
         let mut total: i128 = 0;
         for (i, w) in workers.iter().enumerate() {
             for other in &workers[..i] {
-                if w.ids.any_in(&other.ids) {
+                if w.ids.any_in(&other.ids, threads) {
                     return Err(Fallback("an id repeated across blocks"));
                 }
             }
@@ -220,7 +227,7 @@ impl<'a> Plan<'a> {
         let mut out: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
         if self.capped {
             let kept = KeptLines::merge(&mut workers, &remap);
-            let a = alloc::allocate_lines_par(self.ag, &kept, self.as_of);
+            let a = alloc::allocate_lines_par(self.ag, &kept, self.as_of, threads);
             provisional = a.provisional.iter().filter(|&&p| p).count();
             let mut groups = Groups::new(self.ag.parties.len() + 1);
             for i in 0..kept.count() {
@@ -663,18 +670,29 @@ impl IdSet {
         }
     }
 
-    /// Whether any id of this set is in `other`: the ids in two halves, one
-    /// per thread (the probes are cache misses, and this runs after the
-    /// workers are done, with both cores free).
-    fn any_in(&self, other: &IdSet) -> bool {
-        let mid = self.marks.get(self.marks.len() / 2).copied().unwrap_or(0) as usize;
-        let (a, b) = (Self::ids_from(&self.arena[..mid]), Self::ids_from(&self.arena[mid..]));
+    /// Whether any id of this set is in `other`: the ids in up to `threads`
+    /// parts, one per thread (the probes are cache misses, and this runs
+    /// after the workers are done, with the cores free).
+    fn any_in(&self, other: &IdSet, threads: usize) -> bool {
+        // parts start at marks (where an entry starts), about evenly spread
+        let k = threads.clamp(1, self.marks.len().max(1));
+        let mut cuts: Vec<usize> = (1..k).map(|j| self.marks[self.marks.len() * j / k] as usize).collect();
+        cuts.insert(0, 0);
+        cuts.push(self.arena.len());
+        cuts.dedup();
+        let parts: Vec<&[u8]> = cuts.windows(2).map(|c| &self.arena[c[0]..c[1]]).collect();
+        let Some((first, rest)) = parts.split_first() else {
+            return false;
+        };
         std::thread::scope(|s| {
-            let h = s.spawn(move || other.contains_any(b));
-            let found = other.contains_any(a);
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|&part| s.spawn(move || other.contains_any(Self::ids_from(part))))
+                .collect();
+            let found = other.contains_any(Self::ids_from(first));
             // a panicking probe would be a bug: count it as a repeat, so the
             // general path decides
-            found || h.join().unwrap_or(true)
+            handles.into_iter().fold(found, |f, h| h.join().unwrap_or(true) || f)
         })
     }
 
@@ -807,9 +825,13 @@ mod tests {
         for i in 10_000..30_000 {
             t.insert(format!("L{i:07}").as_bytes());
         }
-        assert!(!t.any_in(&s) && !s.any_in(&t));
+        for threads in [1, 2, 3, 8] {
+            assert!(!t.any_in(&s, threads) && !s.any_in(&t, threads));
+        }
         t.insert(b"L0000017");
-        assert!(t.any_in(&s) && s.any_in(&t));
+        for threads in [1, 2, 3, 8] {
+            assert!(t.any_in(&s, threads) && s.any_in(&t, threads));
+        }
         assert!(s.insert(b"").is_some());
         assert!(s.insert(b"").is_none());
     }

@@ -246,9 +246,11 @@ fn check_case(seed: u64) -> Seen {
     assert_eq!(fast.amounts, slow.amounts, "seed {seed}\n{}\n{}", case.toml, case.csv);
     assert_eq!(fast.provisional, slow.provisional, "seed {seed}");
     assert_eq!(fast.open_until, slow.open_until, "seed {seed}");
-    // two threads, whole categories each: the same allocation
-    let par = alloc::allocate_lines_par(&ag, lines.as_slice(), as_of());
-    assert_eq!(par, fast, "seed {seed}: parallel allocation differs");
+    // on several threads, whole categories each: the same allocation
+    for threads in [1, 2, 3] {
+        let par = alloc::allocate_lines_par(&ag, lines.as_slice(), as_of(), threads);
+        assert_eq!(par, fast, "seed {seed}: allocation on {threads} threads differs");
+    }
     // 2. parts add up to the whole, and nothing is negative
     for (i, l) in lines.iter().enumerate() {
         let row = fast.row(i);
@@ -596,7 +598,8 @@ fn streaming_report_equals_general_report() {
                 }
                 _ => workers[0].feed(&plan, body).unwrap(),
             }
-            let sr = plan.finish(workers).unwrap();
+            // merged on one, two or three threads
+            let sr = plan.finish_with(workers, 1 + (seed as usize / 4) % 3).unwrap();
             assert_eq!(sr.lines, lines.len(), "seed {seed}");
             assert_eq!(sr.provisional, prov, "seed {seed}");
             assert_eq!(sr.rows, general, "seed {seed} dims {dims:?}\n{}", case.toml);
