@@ -329,6 +329,7 @@ impl Engine {
                         } else {
                             p.get(self.fy[k] as usize).mul_int_rhe(a as u128).to_u128() as i64
                         };
+                        debug_assert!((0..=a).contains(&o), "offered {o} of {a} left");
                         self.offered.push(o);
                     }
                 }
@@ -373,6 +374,10 @@ impl Engine {
                         }
                         // record the period's use of the cap
                         let mut used_money = 0i64;
+                        debug_assert!(
+                            !matches!(cap, Cap::Money(m) if self.take[s..e].iter().sum::<i64>() > *m.get(fy_i)),
+                            "a money cap exceeded in {period:?}"
+                        );
                         let mut demand_money = 0i64;
                         let mut parts = 0usize;
                         let mut demand_q = Q::ZERO;
@@ -415,10 +420,17 @@ impl Engine {
             }
             for k in 0..n {
                 let t = self.take[k];
+                // a layer takes no more than it is offered, out of what is left
+                debug_assert!(
+                    (0..=self.offered[k]).contains(&t) && self.offered[k] <= self.rem[k],
+                    "line {}: take {t} of {} offered, {} left",
+                    idx[k],
+                    self.offered[k],
+                    self.rem[k]
+                );
                 if t == 0 {
                     continue;
                 }
-                debug_assert!(t <= self.rem[k]);
                 self.rem[k] -= t;
                 let row = idx[k] as usize * w;
                 self.splitter.split(
@@ -430,6 +442,15 @@ impl Engine {
         }
         for k in 0..n {
             out.amounts[idx[k] as usize * w + w - 1] += self.rem[k];
+            // a line's parts add up to the line
+            debug_assert_eq!(
+                out.amounts[idx[k] as usize * w..(idx[k] as usize + 1) * w]
+                    .iter()
+                    .sum::<i64>(),
+                lines.amount(idx[k] as usize),
+                "line {}",
+                idx[k]
+            );
         }
     }
 
@@ -457,9 +478,12 @@ impl Engine {
             self.take[k] = t;
             left -= t;
         }
+        debug_assert!(self.take[s..e].iter().sum::<i64>() <= cap, "running money cap exceeded");
     }
 
     fn running_units(&mut self, s: usize, e: usize, cap: &Q) {
+        #[cfg(debug_assertions)]
+        let before: Vec<Q> = self.qty[s..e].to_vec();
         let mut left = cap.clone();
         for k in s..e {
             let a = self.offered[k];
@@ -480,6 +504,12 @@ impl Engine {
                 self.qty[k] = q.sub(&u);
                 left = Q::ZERO;
             }
+        }
+        // the units taken (what each line's quantity went down by) are within the cap
+        #[cfg(debug_assertions)]
+        {
+            let used = (s..e).fold(Q::ZERO, |u, k| u.add(&before[k - s].sub(&self.qty[k])));
+            debug_assert!(used <= *cap, "running unit cap exceeded");
         }
     }
 
@@ -509,6 +539,11 @@ impl Engine {
         }
         let left = cap as i128 - floors;
         self.give_leftovers(left);
+        debug_assert_eq!(
+            self.take[s..e].iter().sum::<i64>(),
+            cap,
+            "a pro-rata money cap over its demand is used exactly"
+        );
         true
     }
 
@@ -537,6 +572,9 @@ impl Engine {
             return true;
         }
         let f = cap.div(&total_q);
+        // over the cap: every line keeps the same fraction f < 1 of its
+        // quantity, so the units kept add up to the cap exactly
+        debug_assert!(f < Q::ONE, "pro-rata unit fraction not below one");
         let one_minus_f = Q::ONE.sub(&f);
         let x = f.mul_int_rhe(total_a).to_u128() as i128;
         let mut floors: i128 = 0;
@@ -556,6 +594,10 @@ impl Engine {
             }
         }
         self.give_leftovers(x - floors);
+        debug_assert!(
+            self.take[s..e].iter().map(|&t| t as i128).sum::<i128>() == x && x <= total_a as i128,
+            "pro-rata unit takes add up to the rounded fraction of the offers"
+        );
         true
     }
 
@@ -604,7 +646,17 @@ impl Splitter {
     }
 
     /// Add the parts of `t` to `acc` (one slot per party).
+    #[inline]
     pub fn split(&mut self, t: i64, shares: &Shares, acc: &mut [i64]) {
+        #[cfg(debug_assertions)]
+        let before: i128 = acc.iter().map(|&v| v as i128).sum();
+        self.split_parts(t, shares, acc);
+        // the parts of a take add up to it
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(acc.iter().map(|&v| v as i128).sum::<i128>() - before, t as i128);
+    }
+
+    fn split_parts(&mut self, t: i64, shares: &Shares, acc: &mut [i64]) {
         let t = t as u128;
         if let Some(j) = shares.whole {
             // one party holds 100%
@@ -933,6 +985,11 @@ impl<'a> Incremental<'a> {
                 let ic = &mut self.cats[c];
                 for (j, pos) in (s..e).enumerate() {
                     let new_take = self.eng.take[j];
+                    debug_assert!(
+                        (0..=self.eng.offered[j]).contains(&new_take) && self.eng.offered[j] <= ic.rem_in[k][pos],
+                        "take {new_take} of {} offered",
+                        self.eng.offered[j]
+                    );
                     let old_take = ic.take[k][pos];
                     ic.prov[k][pos] = prov.filter(|_| self.eng.offered[j] > 0);
                     let new_rem = ic.rem_in[k][pos] - new_take;
@@ -978,6 +1035,11 @@ impl<'a> Incremental<'a> {
         for &pos in &dirty {
             let line = ic.idx[pos] as usize;
             self.amounts[line * w + w - 1] = ic.rem_in[last][pos];
+            debug_assert_eq!(
+                self.amounts[line * w..(line + 1) * w].iter().sum::<i64>(),
+                self.lines[line].amount,
+                "line {line}"
+            );
         }
         stats
     }

@@ -548,6 +548,11 @@ impl Worker {
             self.splitter.split(o, layer.split.get(fy), &mut self.row[..w - 1]);
         }
         self.row[w - 1] += rem;
+        debug_assert_eq!(
+            self.row.iter().sum::<i64>(),
+            amount,
+            "a line's parts add up to the line"
+        );
         let key = plan.key(date, cat, site);
         self.groups.add(key, &self.row, plan.by_party);
         Ok(())
