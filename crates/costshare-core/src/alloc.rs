@@ -273,11 +273,13 @@ pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(
 /// `fy` of the line's date: all of it, or its `portion` rounded half to even.
 #[inline]
 pub fn offer(layer: &Layer, fy: usize, remaining: i64) -> i64 {
-    match &layer.portion {
+    let o = match &layer.portion {
         None => remaining,
         Some(_) if remaining == 0 => 0,
         Some(p) => p.get(fy).mul_int_rhe(remaining as u128).to_u128() as i64,
-    }
+    };
+    debug_assert!((0..=remaining).contains(&o), "offered {o} of {remaining} left");
+    o
 }
 
 /// The fiscal-year index whose cap value a cap period uses: the period's own
@@ -328,7 +330,6 @@ pub fn uncapped_line(cat: &Category, fy: usize, amount: i64, splitter: &mut Spli
     for layer in &cat.layers {
         debug_assert!(layer.cap.is_none(), "uncapped_line on a capped layer");
         let o = offer(layer, fy, rem);
-        debug_assert!(o <= rem, "a layer is offered more than is left");
         rem -= o;
         split_take(splitter, layer, fy, o, &mut row[..w - 1]);
     }
@@ -424,6 +425,10 @@ impl Engine {
                         }
                         // record the period's use of the cap
                         let mut used_money = 0i64;
+                        debug_assert!(
+                            !matches!(cap, Cap::Money(m) if self.take[s..e].iter().sum::<i64>() > *m.get(fy_i)),
+                            "a money cap exceeded in {period:?}"
+                        );
                         let mut demand_money = 0i64;
                         let mut parts = 0usize;
                         let mut demand_q = Q::ZERO;
@@ -466,14 +471,17 @@ impl Engine {
             }
             for k in 0..n {
                 let t = self.take[k];
+                // a layer takes no more than it is offered, out of what is left
+                debug_assert!(
+                    (0..=self.offered[k]).contains(&t) && self.offered[k] <= self.rem[k],
+                    "line {}: take {t} of {} offered, {} left",
+                    idx[k],
+                    self.offered[k],
+                    self.rem[k]
+                );
                 if t == 0 {
                     continue;
                 }
-                debug_assert!(t <= self.offered[k], "a layer takes no more than it is offered");
-                debug_assert!(
-                    self.offered[k] <= self.rem[k],
-                    "a layer is offered no more than is left"
-                );
                 self.rem[k] -= t;
                 let row = idx[k] as usize * w;
                 split_take(
@@ -507,7 +515,7 @@ impl Engine {
             self.take[s..e].copy_from_slice(&self.offered[s..e]);
             return false;
         };
-        let open = match (cap, layer.policy) {
+        match (cap, layer.policy) {
             (Cap::Money(m), CapPolicy::Running) => {
                 self.running_money(s, e, *m.get(fy_i));
                 false
@@ -523,14 +531,7 @@ impl Engine {
                     .any(|l| matches!(l.cap, Some(Cap::Units(_))));
                 self.pro_rata_units(s, e, u.get(fy_i), later_units)
             }
-        };
-        if let Cap::Money(m) = cap {
-            debug_assert!(
-                self.take[s..e].iter().map(|&t| t as i128).sum::<i128>() <= *m.get(fy_i) as i128,
-                "a money cap is not exceeded"
-            );
         }
-        open
     }
 
     /// The lines of a pro-rata group that took part stay open until its last day.
@@ -557,9 +558,12 @@ impl Engine {
             self.take[k] = t;
             left -= t;
         }
+        debug_assert!(self.take[s..e].iter().sum::<i64>() <= cap, "running money cap exceeded");
     }
 
     fn running_units(&mut self, s: usize, e: usize, cap: &Q) {
+        #[cfg(debug_assertions)]
+        let before: Vec<Q> = self.qty[s..e].to_vec();
         let mut left = cap.clone();
         for k in s..e {
             let a = self.offered[k];
@@ -580,6 +584,12 @@ impl Engine {
                 self.qty[k] = q.sub(&u);
                 left = Q::ZERO;
             }
+        }
+        // the units taken (what each line's quantity went down by) are within the cap
+        #[cfg(debug_assertions)]
+        {
+            let used = (s..e).fold(Q::ZERO, |u, k| u.add(&before[k - s].sub(&self.qty[k])));
+            debug_assert!(used <= *cap, "running unit cap exceeded");
         }
     }
 
@@ -609,6 +619,11 @@ impl Engine {
         }
         let left = cap as i128 - floors;
         self.give_leftovers(left);
+        debug_assert_eq!(
+            self.take[s..e].iter().sum::<i64>(),
+            cap,
+            "a pro-rata money cap over its demand is used exactly"
+        );
         true
     }
 
@@ -637,6 +652,9 @@ impl Engine {
             return true;
         }
         let f = cap.div(&total_q);
+        // over the cap: every line keeps the same fraction f < 1 of its
+        // quantity, so the units kept add up to the cap exactly
+        debug_assert!(f < Q::ONE, "pro-rata unit fraction not below one");
         let one_minus_f = Q::ONE.sub(&f);
         let x = f.mul_int_rhe(total_a).to_u128() as i128;
         let mut floors: i128 = 0;
@@ -656,6 +674,10 @@ impl Engine {
             }
         }
         self.give_leftovers(x - floors);
+        debug_assert!(
+            self.take[s..e].iter().map(|&t| t as i128).sum::<i128>() == x && x <= total_a as i128,
+            "pro-rata unit takes add up to the rounded fraction of the offers"
+        );
         true
     }
 
@@ -704,7 +726,17 @@ impl Splitter {
     }
 
     /// Add the parts of `t` to `acc` (one slot per party).
+    #[inline]
     pub fn split(&mut self, t: i64, shares: &Shares, acc: &mut [i64]) {
+        #[cfg(debug_assertions)]
+        let before: i128 = acc.iter().map(|&v| v as i128).sum();
+        self.split_parts(t, shares, acc);
+        // the parts of a take add up to it
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(acc.iter().map(|&v| v as i128).sum::<i128>() - before, t as i128);
+    }
+
+    fn split_parts(&mut self, t: i64, shares: &Shares, acc: &mut [i64]) {
         let t = t as u128;
         if let Some(j) = shares.whole {
             // one party holds 100%
@@ -1014,6 +1046,11 @@ impl<'a> Incremental<'a> {
                 let ic = &mut self.cats[c];
                 for (j, pos) in (s..e).enumerate() {
                     let new_take = self.eng.take[j];
+                    debug_assert!(
+                        (0..=self.eng.offered[j]).contains(&new_take) && self.eng.offered[j] <= ic.rem_in[k][pos],
+                        "take {new_take} of {} offered",
+                        self.eng.offered[j]
+                    );
                     let old_take = ic.take[k][pos];
                     ic.prov[k][pos] = prov.filter(|_| self.eng.offered[j] > 0);
                     let new_rem = ic.rem_in[k][pos] - new_take;
@@ -1058,6 +1095,11 @@ impl<'a> Incremental<'a> {
         for &pos in &dirty {
             let line = ic.idx[pos] as usize;
             self.amounts[line * w + w - 1] = ic.rem_in[last][pos];
+            debug_assert_eq!(
+                self.amounts[line * w..(line + 1) * w].iter().sum::<i64>(),
+                self.lines[line].amount,
+                "line {line}"
+            );
         }
         stats
     }
