@@ -9,6 +9,7 @@ use crate::demo::DemoResult;
 use crate::run::Run;
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc::CapAmount;
+use costshare_core::calendar::FiscalYear;
 use costshare_core::money::{format_grouped, format_minor};
 use costshare_core::report::Dim;
 use serde_json::json;
@@ -69,11 +70,11 @@ fn table(r: &Run, seed: u64, costs_sha: &str) -> String {
     let mut o = String::new();
     o.push_str(&format!("{}\n", a.title));
     o.push_str(&format!(
-        "Term {} to {} (FY{}–FY{}); {} generated cost lines (seed {seed}), all amounts in {}.\n\n",
+        "Term {} to {} ({}–{}); {} generated cost lines (seed {seed}), all amounts in {}.\n\n",
         a.start,
         a.end,
-        a.first_fy,
-        a.first_fy + a.fy_count as i32 - 1,
+        a.fy_label(0),
+        a.fy_label(a.fy_count - 1),
         lines.len(),
         a.currency.code()
     ));
@@ -199,8 +200,8 @@ fn ceilings(a: &Agreement, r: &Run) -> String {
             for u in &uses {
                 let label = match u.period.fy(&a.calendar) {
                     Some(fy) => match u.period {
-                        costshare_core::calendar::Period::Months { len: 12, .. } => format!("FY{fy}"),
-                        _ => format!("FY{fy} ({})", cat.layers[li].period.as_str()),
+                        costshare_core::calendar::Period::Months { len: 12, .. } => FiscalYear(fy).to_string(),
+                        _ => format!("{} ({})", FiscalYear(fy), cat.layers[li].period.as_str()),
                     },
                     None => "term".into(),
                 };

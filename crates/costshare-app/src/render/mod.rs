@@ -376,7 +376,7 @@ pub fn check(path: &str, la: &crate::input::LoadedAgreement) -> String {
     let a = &la.agreement;
     let layers: usize = a.categories.iter().map(|c| c.layers.len()).sum();
     format!(
-        "ok: {} `{}`: {} parties, {} categories, {} layers, {} keys; {} {} to {} (FY{}–FY{}){}\n",
+        "ok: {} `{}`: {} parties, {} categories, {} layers, {} keys; {} {} to {} ({}–{}){}\n",
         path,
         a.id,
         a.parties.len(),
@@ -386,8 +386,8 @@ pub fn check(path: &str, la: &crate::input::LoadedAgreement) -> String {
         a.currency.code(),
         a.start,
         a.end,
-        a.first_fy,
-        a.first_fy + a.fy_count as i32 - 1,
+        a.fy_label(0),
+        a.fy_label(a.fy_count - 1),
         if la.warnings.is_empty() { "" } else { "; with warnings" }
     )
 }
