@@ -271,7 +271,7 @@ pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(
 
 /// What `layer` offers a line that has `remaining` left, in fiscal year index
 /// `fy` of the line's date: all of it, or its `portion` rounded half to even.
-#[inline]
+#[inline(always)]
 pub fn offer(layer: &Layer, fy: usize, remaining: i64) -> i64 {
     let o = match &layer.portion {
         None => remaining,
@@ -313,7 +313,7 @@ pub fn tied_range(ag: &Agreement, category: usize, d: Date) -> (Date, Date) {
 
 /// Add the parts of `take` (what `layer` took from a line in fiscal year
 /// index `fy`) to `row` (one slot per party).
-#[inline]
+#[inline(always)]
 pub fn split_take(splitter: &mut Splitter, layer: &Layer, fy: usize, take: i64, row: &mut [i64]) {
     if take != 0 {
         splitter.split(take, layer.split.get(fy), row);
@@ -324,6 +324,7 @@ pub fn split_take(splitter: &mut Splitter, layer: &Layer, fy: usize, take: i64, 
 /// split into `row` (parties, then UNALLOCATED last). The path that needs no
 /// period group (the streaming report of an uncapped agreement) calls this;
 /// it is the engine's step with every take equal to its offer.
+#[inline(always)]
 pub fn uncapped_line(cat: &Category, fy: usize, amount: i64, splitter: &mut Splitter, row: &mut [i64]) {
     let w = row.len();
     let mut rem = amount;

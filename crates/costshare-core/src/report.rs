@@ -110,6 +110,8 @@ pub struct TotalTooLarge {
 pub struct KeyRule<'a> {
     ag: &'a Agreement,
     dims: Vec<Dim>,
+    /// The dimensions other than the party, in order.
+    rest: Vec<Dim>,
     cat_rank: Vec<i64>,
     party_pos: Option<usize>,
 }
@@ -119,6 +121,7 @@ impl<'a> KeyRule<'a> {
         KeyRule {
             ag,
             dims: dims.to_vec(),
+            rest: dims.iter().copied().filter(|d| *d != Dim::Party).collect(),
             cat_rank: category_ranks(ag),
             party_pos: dims.iter().position(|d| *d == Dim::Party),
         }
@@ -166,12 +169,8 @@ impl<'a> KeyRule<'a> {
     #[inline]
     pub fn key_without_party(&self, date: Date, category: usize, site: i64) -> [i64; 4] {
         let mut k = [0i64; 4];
-        let mut j = 0;
-        for d in &self.dims {
-            if *d != Dim::Party {
-                k[j] = self.value(*d, 0, date, category, site);
-                j += 1;
-            }
+        for (slot, d) in k.iter_mut().zip(&self.rest) {
+            *slot = self.value(*d, 0, date, category, site);
         }
         k
     }
@@ -180,14 +179,13 @@ impl<'a> KeyRule<'a> {
     #[inline]
     pub fn with_party(&self, key: &[i64; 4], party: usize) -> [i64; 5] {
         let mut k = [0i64; 5];
-        let mut j = 0;
-        for (n, d) in self.dims.iter().enumerate() {
-            if *d == Dim::Party {
-                k[n] = party as i64;
-            } else {
-                k[n] = key[j];
-                j += 1;
+        match self.party_pos {
+            Some(pp) => {
+                k[..pp].copy_from_slice(&key[..pp]);
+                k[pp] = party as i64;
+                k[pp + 1..].copy_from_slice(&key[pp..]);
             }
+            None => k[..4].copy_from_slice(key),
         }
         k
     }

@@ -171,6 +171,7 @@ impl<'a> Plan<'a> {
     }
 
     /// The values of a line's non-party dimensions, in `dims` order.
+    #[inline]
     fn key(&self, date: Date, cat: usize, site: u32) -> [i64; 4] {
         self.rule.key_without_party(date, cat, site as i64)
     }
