@@ -11,8 +11,9 @@
 //! - `meta`: the reflected head, the agreement and rate entries, the line
 //!   count and total, report totals by (party, category, month, site), and
 //!   how many lines stay provisional until each date;
-//! - `b/CATEGORY/FY`: the active lines of one category and fiscal year, in
-//!   (date, id) order — what re-allocating a period group needs;
+//! - `b/CATEGORY/MONTH`: the active lines of one category and month (by
+//!   month index), in (date, id) order — what re-allocating a period group
+//!   needs, a group being a run of whole months;
 //! - `i/SHARD`: every recorded id (voided ones too) with its entry, in 256
 //!   shards by hash, to tell a new id from a recorded one.
 //!
