@@ -313,6 +313,8 @@ pub fn close(target: &str, period: &str, as_of: Date) -> Result<StatementResult,
 /// Differences between closed statements and the allocation now.
 pub struct AdjustmentsResult {
     pub adjustments: Vec<Adjustment>,
+    /// The allocation "now" is as of this date.
+    pub as_of: Date,
     /// The closed periods, in the order they were closed.
     pub closed: Vec<String>,
     pub agreement: Agreement,
@@ -326,6 +328,7 @@ pub fn adjustments(target: &str, as_of: Date) -> Result<AdjustmentsResult, AppEr
     let adjustments = ledger::adjustments(&st, as_of)?;
     Ok(AdjustmentsResult {
         adjustments,
+        as_of,
         closed: st.statements.iter().map(|s| s.period.clone()).collect(),
         agreement: st.latest().agreement.clone(),
         agreement_ref: latest_ref(&st),
