@@ -27,6 +27,21 @@ fn journal_of(l: &mut Ledger) -> Result<JournalInfo, AppError> {
     Ok(JournalInfo { entries, head })
 }
 
+/// An optional rates file, read whole, as the ledger takes it.
+struct RatesFile(Option<(String, Vec<u8>)>);
+
+impl RatesFile {
+    fn read(path: Option<&Path>) -> Result<RatesFile, AppError> {
+        Ok(RatesFile(match path {
+            Some(p) => Some((p.display().to_string(), read(p, FileKind::Rates)?)),
+            None => None,
+        }))
+    }
+    fn input(&self) -> Option<Input<'_>> {
+        self.0.as_ref().map(|(name, bytes)| Input { name, bytes })
+    }
+}
+
 /// A new ledger.
 pub struct InitResult {
     pub ledger: String,
@@ -46,13 +61,9 @@ pub fn init(
 ) -> Result<InitResult, AppError> {
     let la = load_agreement(agreement, observer)?;
     let bytes = read(agreement, FileKind::Agreement)?;
-    let rate_bytes = match rates {
-        Some(p) => Some(read(p, FileKind::Rates)?),
-        None => None,
-    };
+    let rates = RatesFile::read(rates)?;
     let name = agreement.display().to_string();
-    let rname = rates.map(|p| p.display().to_string()).unwrap_or_default();
-    let rin = rate_bytes.as_ref().map(|b| Input { name: &rname, bytes: b });
+    let rin = rates.input();
     let (_, st) = Ledger::init(
         target,
         Input {
@@ -131,13 +142,9 @@ pub fn record(
 ) -> Result<RecordResult, AppError> {
     let started = std::time::Instant::now();
     let bytes = read(costs, FileKind::Costs)?;
-    let rate_bytes = match rates {
-        Some(p) => Some(read(p, FileKind::Rates)?),
-        None => None,
-    };
+    let rates = RatesFile::read(rates)?;
     let name = costs.display().to_string();
-    let rname = rates.map(|p| p.display().to_string()).unwrap_or_default();
-    let rin = rate_bytes.as_ref().map(|b| Input { name: &rname, bytes: b });
+    let rin = rates.input();
     let mut l = Ledger::open(target)?;
     if rin.is_none()
         && let Some((outcome, imp)) = l.record_fast(
