@@ -1294,6 +1294,26 @@ fn quantity_is_ignored_where_the_category_has_no_unit() {
 }
 
 #[test]
+fn a_quantity_present_is_checked_even_where_the_category_has_no_unit() {
+    bad_row_cases(
+        "qty-no-unit",
+        &[
+            (
+                "bad-qty-text,2022-04-30,utilities,100,JPY,abc,,",
+                "bad-qty-text",
+                &["quantity `abc`"],
+            ),
+            (
+                "bad-qty-neg,2022-04-30,utilities,100,JPY,-3,,",
+                "bad-qty-neg",
+                &["quantity `-3`"],
+            ),
+        ],
+        None,
+    );
+}
+
+#[test]
 fn unknown_currency_and_missing_rates() {
     bad_row_cases(
         "ccy",

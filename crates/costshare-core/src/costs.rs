@@ -885,7 +885,19 @@ pub fn accept<'r>(agreement: &Agreement, rates: &'r Rates, raw: &RowRef<'_>) -> 
     let unit = category.and_then(|c| agreement.categories[c].unit.as_deref());
     let qty_text = raw.quantity;
     let quantity = match unit {
-        None => None,
+        // a field that is present is checked even where nothing uses it
+        None if qty_text.is_empty() => None,
+        None => {
+            if Q::parse_decimal(qty_text, 18).is_none()
+                && let Err(error) = num::parse_rational(qty_text, 18)
+            {
+                bad.push(RowProblem::QuantityInvalid {
+                    text: qty_text.to_string(),
+                    error,
+                });
+            }
+            None
+        }
         Some(unit) => {
             let q = match Q::parse_decimal(qty_text, 18) {
                 Some(q) => Ok(q),

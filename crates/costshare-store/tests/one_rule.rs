@@ -76,6 +76,10 @@ const BAD: &[(&str, &str)] = &[
     ("unknown category", "b4,2022-05-01,food,1.00,,,,,\n"),
     ("empty category", "b5,2022-05-01,,1.00,,,,,\n"),
     ("bad quantity", "b6,2022-05-01,labor,1.00,,abc,,,\n"),
+    (
+        "bad quantity where the category has no unit",
+        "b6,2022-05-01,rent,1.00,,abc,,,\n",
+    ),
     ("negative quantity", "b6,2022-05-01,labor,1.00,,-2,,,\n"),
     ("zero quantity", "b7,2022-05-01,labor,1.00,,0.00,,,\n"),
     ("missing quantity", "b8,2022-05-01,labor,1.00,,,,,\n"),
@@ -134,7 +138,7 @@ const GOOD: &[(&str, &str)] = &[
         "quantity beyond u128 digits",
         "g5,2022-05-01,labor,1.00,,12345678901234567890123456789012345678901,,,\n",
     ),
-    ("quantity ignored without a unit", "g6,2022-05-01,rent,1.00,,abc,,,\n"),
+    ("quantity unused without a unit", "g6,2022-05-01,rent,1.00,,3,,,\n"),
     ("zero amount", "g7,2022-01-01,rent,0,,,,,\n"),
     (
         "several rows",
