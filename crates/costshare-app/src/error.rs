@@ -71,6 +71,11 @@ pub enum AppError {
         name: String,
         valid_up_to: usize,
     },
+    /// A file given as an agreement is a costs or rates CSV (its header says so).
+    NotAnAgreement {
+        path: String,
+        kind: FileKind,
+    },
     /// The agreement has errors: every diagnostic (warnings too), with the
     /// text they point into.
     Agreement {

@@ -150,11 +150,30 @@ pub fn load_agreement_bytes(name: &str, bytes: &[u8]) -> Result<LoadedAgreement,
             text: text.to_string(),
             warnings: loaded.diagnostics,
         }),
+        _ if csv_kind(text).is_some() => Err(AppError::NotAnAgreement {
+            path: name.to_string(),
+            kind: csv_kind(text).unwrap_or(FileKind::Costs),
+        }),
         _ => Err(AppError::Agreement {
             name: name.to_string(),
             text: text.to_string(),
             diagnostics: loaded.diagnostics,
         }),
+    }
+}
+
+/// Whether `text` is a costs or a rates CSV: its first line names the
+/// columns one of them requires (SPEC section 6).
+pub fn csv_kind(text: &str) -> Option<FileKind> {
+    let first = text.lines().next()?;
+    let names: Vec<&str> = first.split(',').map(|c| c.trim_matches(' ')).collect();
+    let has = |want: &[&str]| want.iter().all(|w| names.contains(w));
+    if has(&["id", "date", "category", "amount"]) {
+        Some(FileKind::Costs)
+    } else if has(&["date", "currency", "rate"]) {
+        Some(FileKind::Rates)
+    } else {
+        None
     }
 }
 

@@ -226,3 +226,37 @@ fn voided(target: &str, id: &str) -> Option<AppError> {
         reason: why.clone(),
     })
 }
+
+/// A costs file checked against an agreement, nothing recorded.
+pub struct CostsCheck {
+    /// The costs file as named.
+    pub file: String,
+    pub agreement: LoadedAgreement,
+    /// Lines that would be recorded (after repeats and replacements).
+    pub lines: usize,
+    /// Rows that repeated an earlier row exactly.
+    pub duplicates: usize,
+    /// Lines a later row of the file replaces.
+    pub replaced: usize,
+}
+
+/// `check --agreement A.toml C.csv`: every row of a costs file checked
+/// against the agreement (and rates), by the rule every path uses; bad rows
+/// are `BadRows`, as for `allocate`.
+pub fn check_costs(
+    agreement: &std::path::Path,
+    costs: &std::path::Path,
+    rates: Option<&std::path::Path>,
+    s: &mut Session<'_>,
+) -> Result<CostsCheck, AppError> {
+    let f = FileInputs::open(agreement, costs, rates, crate::input::today(), s.observer)?;
+    let file = costs.display().to_string();
+    let (agreement, c) = f.parse()?;
+    Ok(CostsCheck {
+        file,
+        agreement,
+        lines: c.lines.len(),
+        duplicates: c.duplicates,
+        replaced: c.replaced,
+    })
+}

@@ -164,6 +164,14 @@ impl FileInputs {
     /// The general path: every line parsed, kept and allocated. Bad rows of
     /// both files are named in one error.
     pub fn run(self) -> Result<Run, AppError> {
+        let as_of = self.as_of;
+        let (la, costs) = self.parse()?;
+        Ok(run_with(la, costs, as_of))
+    }
+
+    /// Every line parsed and checked against the agreement and rates, not
+    /// allocated. Bad rows of both files are named in one error.
+    pub fn parse(self) -> Result<(LoadedAgreement, Costs), AppError> {
         let bytes = read(&self.costs, FileKind::Costs)?;
         // check the costs even when some rates are bad, so every bad row of
         // both files is named in one run
@@ -189,7 +197,7 @@ impl FileInputs {
                 return Err(AppError::BadRows(bad));
             }
         };
-        Ok(run_with(self.la, costs, self.as_of))
+        Ok((self.la, costs))
     }
 }
 

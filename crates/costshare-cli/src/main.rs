@@ -76,11 +76,19 @@ struct Inputs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check an agreement file and report every problem in it.
-    #[command(after_help = "Example:\n  costshare check examples/us-japan-sma-2022.toml")]
+    /// Check an agreement file and report every problem in it; or, with --agreement, a costs file.
+    #[command(
+        after_help = "Examples:\n  costshare check examples/us-japan-sma-2022.toml\n  costshare check --agreement examples/us-japan-sma-2022.toml costs.csv --rates rates.csv"
+    )]
     Check {
-        /// The agreement file (TOML).
-        agreement: PathBuf,
+        /// The agreement file (TOML); with --agreement, a costs file (CSV) to check against it.
+        file: PathBuf,
+        /// Check FILE as a costs file against this agreement (nothing is recorded).
+        #[arg(long, value_name = "AGREEMENT")]
+        agreement: Option<PathBuf>,
+        /// Exchange rates for the costs file's other currencies (with --agreement).
+        #[arg(long, value_name = "FILE", requires = "agreement")]
+        rates: Option<PathBuf>,
         /// Accepted for symmetry with the other commands; checking does not depend on it.
         #[arg(long, value_name = "YYYY-MM-DD")]
         as_of: Option<String>,
@@ -271,10 +279,20 @@ fn run(command: Command) -> Result<String, AppError> {
     let mut stderr = messages::Stderr::new();
     let mut s = Session::new(&mut stderr);
     let out = match command {
-        Command::Check { agreement, as_of } => {
+        Command::Check {
+            file,
+            agreement,
+            rates,
+            as_of,
+        } => {
             input::as_of(as_of.as_deref())?;
-            let la = input::load_agreement(&agreement, s.observer)?;
-            render::check(&agreement.display().to_string(), &la)
+            match agreement {
+                Some(a) => render::costs_check(&query::check_costs(&a, &file, rates.as_deref(), &mut s)?),
+                None => {
+                    let la = input::load_agreement(&file, s.observer)?;
+                    render::check(&file.display().to_string(), &la)
+                }
+            }
         }
         Command::Allocate { inputs, format } => {
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);

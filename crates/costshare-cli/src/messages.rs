@@ -87,6 +87,14 @@ pub fn error(e: &AppError) -> String {
         }
         AppError::CreateDir { path, error } => format!("costshare: error: cannot create `{path}`: {error}"),
         AppError::Write { path, error } => format!("costshare: error: cannot write `{path}`: {error}"),
+        AppError::NotAnAgreement { path, kind } => match kind {
+            FileKind::Rates => format!(
+                "costshare: error: `{path}` is a rates CSV (its header names date, currency, rate), not an agreement; give it with --rates"
+            ),
+            _ => format!(
+                "costshare: error: `{path}` is a costs CSV (its header names id, date, category, amount), not an agreement; check it against one with `costshare check --agreement AGREEMENT.toml {path}`"
+            ),
+        },
         AppError::NotUtf8 { name, valid_up_to } => {
             format!("costshare: error: agreement `{name}` is not valid UTF-8 (byte {valid_up_to})")
         }

@@ -328,3 +328,41 @@ fn costs_from_a_pipe_are_read_once() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "party,amount\nJP,9\nUS,8\n");
 }
+
+/// Issue 9: `check costs.csv` printed 1,461 "invalid TOML" problems. A costs or
+/// rates CSV given where an agreement goes is named as such, once; `check
+/// --agreement A.toml C.csv` checks the costs against it, recording nothing.
+#[test]
+fn check_recognises_a_csv_and_checks_costs_against_an_agreement() {
+    let d = Dir::new("check-csv");
+    let a = d.file("a.toml", AGREEMENT.as_bytes());
+    let c = d.file(
+        "c.csv",
+        b"id,date,category,amount\nok,2022-05-01,u,1\nok2,2022-05-02,u,2\n",
+    );
+    let r = d.file("r.csv", b"date,currency,rate\n2022-04-01,USD,130\n");
+    let (code, out, err) = run(&["check", &c]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert_eq!(err.lines().count(), 1, "one error, not one per line: {err}");
+    assert!(
+        err.contains("is a costs CSV") && err.contains("check --agreement"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["allocate", "--agreement", &r, "--costs", &c]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a rates CSV") && err.contains("--rates"), "{err}");
+
+    let (code, out, err) = run(&["check", "--agreement", &a, &c]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("ok: {c}: 2 lines valid against `r`")), "{out}");
+    let bad = d.file(
+        "bad.csv",
+        b"id,date,category,amount\nok,2022-05-01,u,1\nx,2022-05-01,nope,1\n",
+    );
+    let (code, out, err) = run(&["check", "--agreement", &a, &bad, "--rates", &r]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(
+        err.contains(&format!("{bad}:3, id x: unknown category `nope`")),
+        "{err}"
+    );
+}

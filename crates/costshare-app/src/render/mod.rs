@@ -392,6 +392,21 @@ pub fn check(path: &str, la: &crate::input::LoadedAgreement) -> String {
     )
 }
 
+/// `check --agreement`'s one line about a costs file.
+pub fn costs_check(c: &crate::query::CostsCheck) -> String {
+    format!(
+        "ok: {}: {} line{} valid against `{}` (sha256 {}); {} repeated row{} dropped, {} replaced\n",
+        c.file,
+        c.lines,
+        plural(c.lines),
+        c.agreement.agreement.id,
+        c.agreement.sha256,
+        c.duplicates,
+        plural(c.duplicates),
+        c.replaced
+    )
+}
+
 /// What `init` says.
 pub fn init(r: &InitResult) -> String {
     format!(
