@@ -39,17 +39,20 @@ pub fn text_of(bytes: &[u8]) -> Result<&str, usize> {
 /// Load an agreement from TOML text.
 pub fn load(src: &str) -> Loaded {
     let (doc, errors) = DeTable::parse_recoverable(src);
-    if !errors.is_empty() {
-        let diagnostics = errors
-            .iter()
-            .map(|e| {
-                let span = e.span().unwrap_or(0..0);
-                Diagnostic::error(span, format!("invalid TOML: {}", e.message().trim_end()))
-            })
-            .collect();
+    // one syntax error, the first: what follows it is read out of step and
+    // would only cascade; say where an unclosed table, array or string began
+    if let Some(e) = errors.first() {
+        let span = e.span().unwrap_or(0..0);
+        let mut message = format!("invalid TOML: {}", e.message().trim_end());
+        if let Some((what, at)) = open_before(src, span.start) {
+            let (line, col) = line_col(src, at);
+            message.push_str(&format!(
+                "; the {what} opened at line {line}, column {col} is not closed"
+            ));
+        }
         return Loaded {
             agreement: None,
-            diagnostics,
+            diagnostics: vec![Diagnostic::error(span, message)],
         };
     }
     let mut cx = Cx {
@@ -66,6 +69,91 @@ pub fn load(src: &str) -> Loaded {
         agreement: if ok { agreement } else { None },
         diagnostics,
     }
+}
+
+/// The innermost inline table, array or string still open at byte `pos` of
+/// TOML text (comments and string contents skipped), and where it opened.
+/// Table headers (`[x]`, `[[x]]` at the start of a line) are not values.
+fn open_before(src: &str, pos: usize) -> Option<(&'static str, usize)> {
+    let b = src.as_bytes();
+    let end = pos.min(b.len());
+    let mut stack: Vec<(&'static str, usize)> = Vec::new();
+    let mut i = 0;
+    let mut line_start = true;
+    while i < end {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line_start = true;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                while i < end && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'[' if line_start && stack.is_empty() => {
+                // a table header: skip to the end of its line
+                while i < end && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' => {
+                let triple = b[i..].starts_with(if c == b'"' { b"\"\"\"" } else { b"'''" });
+                let start = i;
+                i += if triple { 3 } else { 1 };
+                let mut closed = false;
+                while i < end {
+                    if c == b'"' && b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if !triple && b[i] == b'\n' {
+                        break;
+                    }
+                    if b[i] == c && (!triple || b[i..].starts_with(if c == b'"' { b"\"\"\"" } else { b"'''" })) {
+                        i += if triple { 3 } else { 1 };
+                        closed = true;
+                        break;
+                    }
+                    i += 1;
+                }
+                if !closed {
+                    return Some(("string", start));
+                }
+            }
+            b'{' => {
+                stack.push(("inline table", i));
+                i += 1;
+            }
+            b'[' => {
+                stack.push(("array", i));
+                i += 1;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                i += 1;
+            }
+            _ => i += 1,
+        }
+        line_start = false;
+    }
+    stack.pop()
+}
+
+/// 1-based line and column (in characters) of byte `at`.
+fn line_col(src: &str, at: usize) -> (usize, usize) {
+    let before = &src[..at.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
 }
 
 fn is_reserved(id: &str) -> bool {
@@ -1253,7 +1341,42 @@ struct Head {
 
 #[cfg(test)]
 mod tests {
-    use super::float_as_decimal;
+    use super::{float_as_decimal, load, open_before};
+
+    /// Issue 9: one missing `}` gave 29 cascading errors, none at the line
+    /// where the table opened.
+    #[test]
+    fn a_syntax_error_is_one_error_naming_what_is_left_open() {
+        let cases = [
+            (
+                "[a]\nx = { A = \"1\" \ny = 2\n[b]\nz = { B = 1 }\n",
+                "inline table opened at line 2, column 5",
+            ),
+            ("[a]\nid = \"x\ncur = \"JPY\"\n", "string opened at line 2, column 6"),
+            ("[a]\nl = [1, 2,\n3\n[b]\n", "array opened at line 2, column 5"),
+        ];
+        for (text, opened) in cases {
+            let l = load(text);
+            assert!(l.agreement.is_none());
+            assert_eq!(l.diagnostics.len(), 1, "{text:?}: {:?}", l.diagnostics);
+            assert!(
+                l.diagnostics[0].message.contains(opened),
+                "{text:?}: {}",
+                l.diagnostics[0].message
+            );
+        }
+        // nothing open: strings, comments and headers are not mistaken for openers
+        let text = "# a [comment] {\n[t]\ns = \"{[\"\nm = '''\n{ ['''\nk = { a = [1, 2] }\n";
+        assert_eq!(open_before(text, text.len()), None);
+        // nor is a syntax error with nothing open
+        let l = load("[a]\nx = = 1\n");
+        assert_eq!(l.diagnostics.len(), 1);
+        assert!(
+            !l.diagnostics[0].message.contains("opened at"),
+            "{}",
+            l.diagnostics[0].message
+        );
+    }
 
     #[test]
     fn float_suggestions() {
