@@ -82,6 +82,8 @@ pub enum AppError {
         name: String,
         text: String,
         diagnostics: Vec<Diagnostic>,
+        /// Problems found beyond those listed.
+        omitted: usize,
     },
     /// Bad rows, in every file that has some (rates first, then costs);
     /// nothing was used.

@@ -158,6 +158,7 @@ pub fn load_agreement_bytes(name: &str, bytes: &[u8]) -> Result<LoadedAgreement,
             name: name.to_string(),
             text: text.to_string(),
             diagnostics: loaded.diagnostics,
+            omitted: loaded.omitted,
         }),
     }
 }

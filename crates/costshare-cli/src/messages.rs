@@ -102,12 +102,18 @@ pub fn error(e: &AppError) -> String {
             name,
             text,
             diagnostics: ds,
+            omitted,
         } => {
-            let errors = ds.iter().filter(|d| d.severity == Severity::Error).count();
+            let errors = ds.iter().filter(|d| d.severity == Severity::Error).count() + omitted;
             format!(
-                "{}costshare: error: {name}: {errors} problem{} found\n",
+                "{}costshare: error: {name}: {errors} problem{} found{}\n",
                 diagnostics(name, text, ds),
-                plural(errors)
+                plural(errors),
+                if *omitted > 0 {
+                    format!(" (the first {} are shown)", ds.len())
+                } else {
+                    String::new()
+                }
             )
         }
         AppError::BadRows(files) => files.iter().map(bad_file).collect(),

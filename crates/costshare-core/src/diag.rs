@@ -76,6 +76,9 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 ///    |           ^^^^^^^^^^^^^^^^^^^^^^^^^^
 ///    = expected: party shares that add up to exactly 100%
 /// ```
+/// Longest source line shown whole, in characters.
+const WINDOW: usize = 160;
+
 pub fn render(d: &Diagnostic, file: &str, src: &str) -> String {
     let (line, col) = line_col(src, d.span.start);
     let kind = match d.severity {
@@ -95,15 +98,32 @@ pub fn render(d: &Diagnostic, file: &str, src: &str) -> String {
         .map(|i| line_start + i)
         .unwrap_or(src.len());
     let text = src[line_start..line_end].trim_end_matches('\r');
-    out.push_str(&format!("{pad} |\n{line} | {text}\n"));
     let start = floor_char_boundary(src, d.span.start.min(src.len()));
     let end = floor_char_boundary(src, d.span.end.min(line_end).max(start));
+    // a long line is shown as a window around the caret, so that output
+    // stays proportional to the number of problems, not to their lines
+    let caret = src[line_start..start].chars().count();
+    let len = text.chars().count();
+    let (from, to) = if len > WINDOW {
+        let from = caret.saturating_sub(WINDOW / 3).min(len - WINDOW);
+        (from, from + WINDOW)
+    } else {
+        (0, len)
+    };
+    let shown: String = text.chars().skip(from).take(to - from).collect();
+    let (pre, post) = (if from > 0 { "…" } else { "" }, if to < len { "…" } else { "" });
+    out.push_str(&format!("{pad} |\n{line} | {pre}{shown}{post}\n"));
     let lead = src[line_start..start]
         .chars()
+        .skip(from)
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect::<String>();
-    let width = src[start..end].chars().count().max(1);
-    out.push_str(&format!("{pad} | {lead}{}\n", "^".repeat(width)));
+    let width = src[start..end].chars().count().clamp(1, (to - caret.min(to)).max(1));
+    out.push_str(&format!(
+        "{pad} | {}{lead}{}\n",
+        if from > 0 { " " } else { "" },
+        "^".repeat(width)
+    ));
     if let Some(e) = &d.expected {
         out.push_str(&format!("{pad} = expected: {e}\n"));
     }
@@ -113,6 +133,30 @@ pub fn render(d: &Diagnostic, file: &str, src: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_caret() {
+        let src = format!(
+            "k = {{ {} }}\n",
+            (0..2000).map(|i| format!("P{i} = 1")).collect::<Vec<_>>().join(", ")
+        );
+        let at = src.find("P1500").unwrap();
+        let d = Diagnostic::error(at..at + 5, "unknown party `P1500`");
+        let r = render(&d, "a.toml", &src);
+        let lines: Vec<&str> = r.lines().collect();
+        assert!(lines[3].chars().count() < WINDOW + 20, "{}", lines[3]);
+        assert!(
+            lines[3].starts_with("1 | …") && lines[3].contains("P1500") && lines[3].ends_with("…"),
+            "{}",
+            lines[3]
+        );
+        let col = |l: &str, pat: &str| l.find(pat).map(|b| l[..b].chars().count());
+        assert_eq!(
+            col(lines[3], "P1500"),
+            col(lines[4], "^^^^^"),
+            "the caret under the span:\n{r}"
+        );
+    }
 
     #[test]
     fn positions() {

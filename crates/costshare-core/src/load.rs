@@ -21,11 +21,31 @@ type V<'i> = Spanned<DeValue<'i>>;
 #[derive(Debug)]
 pub struct Loaded {
     pub agreement: Option<Agreement>,
+    /// The problems found, in file order; at most [`MAX_DIAGNOSTICS`].
     pub diagnostics: Vec<Diagnostic>,
+    /// Problems found beyond the first [`MAX_DIAGNOSTICS`], not listed.
+    pub omitted: usize,
 }
 
 /// Most fiscal years a term may span.
 pub const MAX_TERM_YEARS: i32 = 100;
+
+// Limits on an agreement, so that hostile or mistaken input gets one clear
+// error and memory stays proportional to the file (README: "Limits").
+/// Largest agreement file, in bytes.
+pub const MAX_AGREEMENT_BYTES: usize = 1 << 20;
+/// Most parties.
+pub const MAX_PARTIES: usize = 1_000;
+/// Most categories.
+pub const MAX_CATEGORIES: usize = 1_000;
+/// Most keys.
+pub const MAX_KEYS: usize = 100;
+/// Most layers in one category.
+pub const MAX_LAYERS: usize = 100;
+/// Most resolved shares: layers (over all categories) × fiscal years × parties.
+pub const MAX_SHARE_CELLS: usize = 2_000_000;
+/// Most problems listed for one file (the rest are counted).
+pub const MAX_DIAGNOSTICS: usize = 100;
 const MAX_FRAC: u32 = 18;
 
 /// The text of an agreement file as the loader reads it: UTF-8 (else `Err`
@@ -38,6 +58,20 @@ pub fn text_of(bytes: &[u8]) -> Result<&str, usize> {
 
 /// Load an agreement from TOML text.
 pub fn load(src: &str) -> Loaded {
+    if src.len() > MAX_AGREEMENT_BYTES {
+        return Loaded {
+            agreement: None,
+            diagnostics: vec![Diagnostic::error(
+                0..0,
+                format!(
+                    "the agreement is {} bytes; the limit is {} bytes (1 MiB)",
+                    src.len(),
+                    MAX_AGREEMENT_BYTES
+                ),
+            )],
+            omitted: 0,
+        };
+    }
     let (doc, errors) = DeTable::parse_recoverable(src);
     // one syntax error, the first: what follows it is read out of step and
     // would only cascade; say where an unclosed table, array or string began
@@ -53,6 +87,7 @@ pub fn load(src: &str) -> Loaded {
         return Loaded {
             agreement: None,
             diagnostics: vec![Diagnostic::error(span, message)],
+            omitted: 0,
         };
     }
     let mut cx = Cx {
@@ -65,9 +100,12 @@ pub fn load(src: &str) -> Loaded {
     let mut diagnostics = cx.diags;
     diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
     let ok = !diagnostics.iter().any(|d| d.is_error());
+    let omitted = diagnostics.len().saturating_sub(MAX_DIAGNOSTICS);
+    diagnostics.truncate(MAX_DIAGNOSTICS);
     Loaded {
         agreement: if ok { agreement } else { None },
         diagnostics,
+        omitted,
     }
 }
 
@@ -786,6 +824,14 @@ impl Cx {
         let Some(t) = self.table(v, "[parties]") else {
             return out;
         };
+        if t.len() > MAX_PARTIES {
+            self.err(
+                v.span(),
+                format!("{} parties declared; the limit is {MAX_PARTIES}", t.len()),
+                format!("at most {MAX_PARTIES} [parties.ID] tables"),
+            );
+            return out;
+        }
         for (id, span, pv) in entries(t) {
             let ok = self.id(id, span, "party");
             let Some(pt) = self.table(pv, &format!("[parties.{id}]")) else {
@@ -836,6 +882,14 @@ impl Cx {
     fn keys(&mut self, v: &V, parties: &[Party]) -> Vec<Key> {
         let mut out = Vec::new();
         let Some(t) = self.table(v, "[keys]") else { return out };
+        if t.len() > MAX_KEYS {
+            self.err(
+                v.span(),
+                format!("{} keys declared; the limit is {MAX_KEYS}", t.len()),
+                format!("at most {MAX_KEYS} [keys.NAME] tables"),
+            );
+            return out;
+        }
         for (id, span, kv) in entries(t) {
             let id_ok = self.id(id, span.clone(), "key");
             let what = format!("[keys.{id}]");
@@ -948,6 +1002,53 @@ impl Cx {
         out
     }
 
+    /// The categories' counts within the limits (each breach one error): no
+    /// layer is read when they are not, so memory stays bounded.
+    fn within_limits(&mut self, t: &DeTable, v: &V, cx: &Ctx) -> bool {
+        if t.len() > MAX_CATEGORIES {
+            self.err(
+                v.span(),
+                format!("{} categories declared; the limit is {MAX_CATEGORIES}", t.len()),
+                format!("at most {MAX_CATEGORIES} [categories.ID] tables"),
+            );
+            return false;
+        }
+        let mut ok = true;
+        let mut total = 0usize;
+        for (id, _, cv) in entries(t) {
+            let n = match cv.get_ref() {
+                DeValue::Table(ct) => match field(ct, "layers").map(|(_, lv)| lv.get_ref()) {
+                    Some(DeValue::Array(a)) => a.len(),
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            if n > MAX_LAYERS {
+                self.err(
+                    cv.span(),
+                    format!("category `{id}` has {n} layers; the limit is {MAX_LAYERS}"),
+                    format!("at most {MAX_LAYERS} layers in a category"),
+                );
+                ok = false;
+            }
+            total += n;
+        }
+        let years = self.term.map_or(1, |t| t.count);
+        let cells = total.saturating_mul(years).saturating_mul(cx.parties.len().max(1));
+        if ok && cells > MAX_SHARE_CELLS {
+            self.err(
+                v.span(),
+                format!(
+                    "{total} layers × {years} fiscal years × {} parties is {cells} shares to resolve; the limit is {MAX_SHARE_CELLS}",
+                    cx.parties.len()
+                ),
+                "fewer layers, parties or fiscal years",
+            );
+            ok = false;
+        }
+        ok
+    }
+
     fn categories(&mut self, v: &V, cx: &Ctx) -> Vec<Category> {
         let mut out = Vec::new();
         let Some(t) = self.table(v, "[categories]") else {
@@ -955,6 +1056,9 @@ impl Cx {
         };
         if t.is_empty() {
             self.err(v.span(), "no categories declared", "at least one [categories.ID] table");
+        }
+        if !self.within_limits(t, v, cx) {
+            return out;
         }
         for (id, span, cv) in entries(t) {
             let id_ok = self.id(id, span.clone(), "category");
@@ -1342,6 +1446,65 @@ struct Head {
 #[cfg(test)]
 mod tests {
     use super::{float_as_decimal, load, open_before};
+
+    fn head(parties: usize, years: i32) -> String {
+        let mut t = format!(
+            "[agreement]\nid = \"x\"\ncurrency = \"USD\"\nstart = \"2000-01-01\"\nend = \"{}-12-31\"\n[parties]\n",
+            1999 + years
+        );
+        for i in 0..parties {
+            t.push_str(&format!("P{i} = {{}}\n"));
+        }
+        t
+    }
+
+    /// Issue 9: a 3 MB agreement used all the machine's memory. Each limit
+    /// gives one error, and nothing past it is resolved.
+    #[test]
+    fn limits_give_one_clear_error() {
+        let one = |text: &str, says: &str| {
+            let l = load(text);
+            assert!(l.agreement.is_none());
+            // the limit's error, and at most what its absence implies (no parties, no categories)
+            let errors: Vec<_> = l.diagnostics.iter().filter(|d| d.is_error()).collect();
+            assert!(errors.len() <= 2, "{says}: {:?}", l.diagnostics);
+            assert_eq!(
+                errors.iter().filter(|d| d.message.contains(says)).count(),
+                1,
+                "{says}: {errors:?}"
+            );
+        };
+        one(
+            &" ".repeat(super::MAX_AGREEMENT_BYTES + 1),
+            "the limit is 1048576 bytes",
+        );
+        one(
+            &head(super::MAX_PARTIES + 1, 1),
+            "1001 parties declared; the limit is 1000",
+        );
+        let mut t = head(2, 1);
+        t.push_str("[categories.c]\n");
+        for _ in 0..=super::MAX_LAYERS {
+            t.push_str("[[categories.c.layers]]\nsplit = { P0 = \"100%\" }\n");
+        }
+        one(&t, "category `c` has 101 layers; the limit is 100");
+        // 1,000 parties over 100 years: 21 layers are over two million shares
+        let mut t = head(1000, 100);
+        for c in 0..21 {
+            t.push_str(&format!(
+                "[categories.c{c}]\n[[categories.c{c}.layers]]\nsplit = {{ P0 = \"100%\" }}\n"
+            ));
+        }
+        one(&t, "shares to resolve; the limit is 2000000");
+        // past the first hundred, problems are counted, not listed
+        let mut t = head(2, 1);
+        t.push_str("[keys.k]\nweights = { ");
+        t.push_str(&(0..250).map(|i| format!("Q{i} = \"1\"")).collect::<Vec<_>>().join(", "));
+        t.push_str(" }\n");
+        let l = load(&t);
+        assert_eq!(l.diagnostics.len(), super::MAX_DIAGNOSTICS);
+        assert!(l.omitted > 150, "{}", l.omitted);
+    }
 
     /// Issue 9: one missing `}` gave 29 cascading errors, none at the line
     /// where the table opened.
