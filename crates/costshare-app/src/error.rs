@@ -104,6 +104,14 @@ pub enum AppError {
         id: String,
         ledger: String,
     },
+    /// `verify`: the journal verified, but a blob of the derived state is
+    /// damaged (`verify --repair` rebuilds it).
+    DerivedDamaged {
+        ledger: String,
+        key: String,
+        entries: u64,
+        head: String,
+    },
     /// `verify` found an entry that does not match.
     VerifyFailed {
         seq: u64,

@@ -10,7 +10,7 @@ use costshare_core::agreement::Agreement;
 use costshare_core::calendar::Date;
 use costshare_store::RecordOutcome;
 use costshare_store::journal::StatementRow;
-use costshare_store::ledger::{self, Adjustment, DerivedStatus, Input, Ledger, Verified, now_utc};
+use costshare_store::ledger::{self, Adjustment, DerivedStatus, Input, Ledger, Verified, VerifyOptions, now_utc};
 use costshare_store::state::{self, State};
 use std::path::Path;
 use std::time::Duration;
@@ -184,6 +184,12 @@ pub fn record(
     );
     observer.progress_done();
     let outcome = out?;
+    // a damaged derived state was not used: rebuild it from the journal
+    if let Some(key) = l.take_damaged() {
+        observer.derived_damaged(target, &key);
+        let st = l.state()?;
+        l.write_derived(&st)?;
+    }
     let impact = if impact && (outcome.recorded > 0 || outcome.voided > 0) {
         batch_impact(&mut l)?
     } else {
@@ -412,10 +418,21 @@ pub struct VerifyResult {
 }
 
 /// `verify`: the hash chain recomputed, every closed statement re-derived,
-/// the derived state compared with a rebuild.
-pub fn verify(target: &str) -> Result<VerifyResult, AppError> {
+/// the derived state compared with a rebuild. A damaged derived state is an
+/// error unless `opts.repair` (then it is rebuilt, and the result says so).
+pub fn verify(target: &str, opts: &VerifyOptions) -> Result<VerifyResult, AppError> {
     let mut l = Ledger::open(target)?;
-    match l.verify()? {
+    match l.verify_with(opts)? {
+        Verified::Ok {
+            entries,
+            head,
+            derived: DerivedStatus::Damaged { key },
+        } => Err(AppError::DerivedDamaged {
+            ledger: target.to_string(),
+            key,
+            entries,
+            head,
+        }),
         Verified::Ok { entries, head, derived } => Ok(VerifyResult { entries, head, derived }),
         Verified::Bad { seq, message } => Err(AppError::VerifyFailed { seq, message }),
     }

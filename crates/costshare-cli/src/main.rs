@@ -7,6 +7,7 @@ mod messages;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use costshare_app::{AppError, Session, Source, UsageError, input, ledger, query, render};
+use costshare_store::VerifyOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -218,11 +219,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Recompute the hash chain and re-derive every closed statement.
-    #[command(after_help = "Example:\n  costshare verify sma.ledger")]
+    /// Recompute the hash chain, re-derive every closed statement, check the derived state.
+    #[command(after_help = "Examples:\n  costshare verify sma.ledger\n  costshare verify sma.ledger --repair")]
     Verify {
         /// The ledger.
         ledger: String,
+        /// Rebuild a damaged derived state from the journal (without it, damage exits 1).
+        #[arg(long)]
+        repair: bool,
     },
     /// Run the built-in U.S.–Japan 2022 example end to end and print its five-year report.
     #[command(after_help = "Examples:\n  costshare demo\n  costshare demo --write demo-out")]
@@ -349,7 +353,13 @@ fn run(command: Command) -> Result<String, AppError> {
             id,
             format,
         } => render::history(&ledger::history(&target, id.as_deref())?, format.into()),
-        Command::Verify { ledger: target } => render::verify(&ledger::verify(&target)?),
+        Command::Verify { ledger: target, repair } => {
+            let opts = VerifyOptions {
+                repair,
+                expect_head: None,
+            };
+            render::verify(&ledger::verify(&target, &opts)?)
+        }
         Command::Demo {
             write,
             seed,

@@ -277,15 +277,29 @@ pub enum Verified {
     },
 }
 
+/// How `verify` runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Rebuild a damaged derived state (without it, damage is reported).
+    pub repair: bool,
+    /// The chain must end at this hash (a journal cut off at the end is
+    /// otherwise a shorter valid chain).
+    pub expect_head: Option<String>,
+}
+
 /// What `verify` found of the derived state (a cache beside the journal).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DerivedStatus {
     /// It matched a rebuild from the journal, blob for blob.
     Consistent,
     /// It was missing or older than the journal's head: rebuilt.
     Refreshed,
-    /// It differed from a rebuild (damaged or edited): rebuilt.
-    Repaired,
+    /// A blob failed its seal or differed from a rebuild (damaged or
+    /// edited); left as it is (`verify --repair` rebuilds it). Commands do
+    /// not use it: they replay the journal.
+    Damaged { key: String },
+    /// A blob was damaged, and the derived state was rebuilt (`--repair`).
+    Repaired { key: String },
     /// Not kept: the agreement was amended, so commands replay the journal.
     NotKept,
     /// A write landed while `verify` ran; the derived state follows it.
@@ -307,6 +321,9 @@ pub struct Ledger {
     backend: Box<dyn Backend>,
     /// Entry count and head hash after this handle's last write.
     last: Option<(u64, String)>,
+    /// A blob of the derived state found damaged (and not used) by this
+    /// handle's last `derived` or `record_fast`.
+    damaged: Option<String>,
 }
 
 impl Ledger {
@@ -314,6 +331,7 @@ impl Ledger {
         Ok(Ledger {
             backend: backend::open(target)?,
             last: None,
+            damaged: None,
         })
     }
 
@@ -337,7 +355,11 @@ impl Ledger {
         };
         // the schema and the first entries commit together
         let backend = backend::create(target)?;
-        let mut ledger = Ledger { backend, last: None };
+        let mut ledger = Ledger {
+            backend,
+            last: None,
+            damaged: None,
+        };
         let name = agreement.name.to_string();
         let sha = journal::sha256_hex(agreement.bytes);
         let content = text.to_string();
@@ -428,7 +450,7 @@ impl Ledger {
             st.head = hash.clone();
             debug_assert_eq!(st.entries, *seq);
             if derived::applicable(&st) {
-                derived::put_all(self.backend.as_mut(), &derived::build(&st)?)?;
+                derived::put_all(self.backend.as_mut(), &st.head, &derived::build(&st)?)?;
             }
         }
         if last.is_some() {
@@ -503,9 +525,15 @@ impl Ledger {
                 }
                 Ok(Some((out, imp)))
             }
-            // a damaged cache: the full path records the file (and rebuilds it)
-            Ok(None) | Err(LedgerError::Store(StoreError::Cache(_))) => {
+            Ok(None) => {
                 self.backend.rollback();
+                Ok(None)
+            }
+            // a damaged cache is not used: the full path records the file
+            // (the caller rebuilds the derived state)
+            Err(LedgerError::Store(StoreError::Cache(key))) => {
+                self.backend.rollback();
+                self.damaged = Some(key);
                 Ok(None)
             }
             Err(e) => {
@@ -594,14 +622,21 @@ impl Ledger {
             meta.seq = seq;
             meta.head = hash;
         }
-        derived::put_all(backend, &blobs)?;
-        derived::put_all(backend, &[derived::meta_blob(&meta)])?;
+        derived::put_all(backend, &meta.head, &blobs)?;
+        derived::put_all(backend, &meta.head, &[derived::meta_blob(&meta)])?;
         self.last = Some((meta.seq, meta.head.clone()));
         Ok(Some((outcome, impact, true)))
     }
 
+    /// The blob of the derived state that the last [`Ledger::derived`] or
+    /// [`Ledger::record_fast`] found damaged and did not use, if any.
+    pub fn take_damaged(&mut self) -> Option<String> {
+        self.damaged.take()
+    }
+
     /// The derived state when it reflects the journal's head (with its
-    /// agreement and sha256), read in one snapshot.
+    /// agreement and sha256), read in one snapshot. A damaged blob is not
+    /// used: `None`, and [`Ledger::take_damaged`] names it.
     pub fn derived(&mut self) -> Result<Option<(derived::Meta, Agreement, String)>, LedgerError> {
         self.backend.begin_read()?;
         let out = (|| -> Result<_, StoreError> {
@@ -612,7 +647,13 @@ impl Ledger {
             Ok(Some((meta, ag, sha)))
         })();
         self.backend.end_read();
-        Ok(out?)
+        match out {
+            Err(StoreError::Cache(key)) => {
+                self.damaged = Some(key);
+                Ok(None)
+            }
+            out => Ok(out?),
+        }
     }
 
     /// Write the derived state of `st` if the journal's head is still `st`'s
@@ -645,7 +686,7 @@ impl Ledger {
         let out = (|| -> Result<bool, StoreError> {
             match self.backend.head()? {
                 Some((seq, hash)) if seq == st.entries && hash == st.head => {
-                    derived::put_all(self.backend.as_mut(), blobs)?;
+                    derived::put_all(self.backend.as_mut(), &st.head, blobs)?;
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -809,8 +850,14 @@ impl Ledger {
         })
     }
 
-    /// Recompute the hash chain and re-derive every closed statement.
+    /// [`Ledger::verify_with`] the default options: no repair, no expected head.
     pub fn verify(&mut self) -> Result<Verified, LedgerError> {
+        self.verify_with(&VerifyOptions::default())
+    }
+
+    /// Recompute the hash chain, re-derive every closed statement, check the
+    /// head if one is expected, and compare the derived state with a rebuild.
+    pub fn verify_with(&mut self, opts: &VerifyOptions) -> Result<Verified, LedgerError> {
         let stored = self.backend.read_all()?;
         let mut st = State {
             head: journal::GENESIS.to_string(),
@@ -879,13 +926,24 @@ impl Ledger {
             let blobs = derived::build(&st)?;
             // compared with the state of the entries just verified, not with
             // the head now (a write may have landed meanwhile: see below)
-            let fresh = derived::meta(self.backend.as_mut())?.is_some_and(|m| m.seq == st.entries && m.head == st.head);
-            let mut same = fresh;
+            let mut bad: Option<String> = None;
+            let fresh = match derived::meta(self.backend.as_mut()) {
+                Ok(m) => m.is_some_and(|m| m.seq == st.entries && m.head == st.head),
+                Err(StoreError::Cache(key)) => {
+                    bad = Some(key);
+                    false
+                }
+                Err(e) => return Err(e.into()),
+            };
             if fresh {
                 for (k, v) in &blobs {
-                    if self.backend.cache_get(k)?.as_deref() != Some(v.as_slice()) {
-                        same = false;
-                        break;
+                    match derived::get(self.backend.as_mut(), k) {
+                        Ok(Some(p)) if p == *v => {}
+                        Ok(_) | Err(StoreError::Cache(_)) => {
+                            bad = Some(k.clone());
+                            break;
+                        }
+                        Err(e) => return Err(e.into()),
                     }
                 }
             }
@@ -893,15 +951,16 @@ impl Ledger {
                 .backend
                 .head()?
                 .is_none_or(|(seq, h)| seq != st.entries || h != st.head);
-            if same {
-                DerivedStatus::Consistent
-            } else if moved {
-                DerivedStatus::NotChecked
-            } else {
-                self.write_blobs(&st, &blobs)?;
-                if fresh {
-                    DerivedStatus::Repaired
-                } else {
+            match bad {
+                None if fresh => DerivedStatus::Consistent,
+                _ if moved => DerivedStatus::NotChecked,
+                Some(key) if opts.repair => {
+                    self.write_blobs(&st, &blobs)?;
+                    DerivedStatus::Repaired { key }
+                }
+                Some(key) => DerivedStatus::Damaged { key },
+                None => {
+                    self.write_blobs(&st, &blobs)?;
                     DerivedStatus::Refreshed
                 }
             }

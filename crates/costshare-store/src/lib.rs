@@ -23,5 +23,5 @@ pub mod sqlite;
 pub mod state;
 
 pub use backend::StoreError;
-pub use ledger::{DerivedStatus, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified};
+pub use ledger::{DerivedStatus, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified, VerifyOptions};
 pub use state::State;

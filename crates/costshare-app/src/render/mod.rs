@@ -740,12 +740,14 @@ pub fn verify(r: &VerifyResult) -> String {
         "ok: {} journal entries verified; every closed statement re-derived\nhead {}\nderived state: {}\n",
         r.entries,
         r.head,
-        match r.derived {
-            DerivedStatus::Consistent => "matches the journal",
-            DerivedStatus::Refreshed => "rebuilt from the journal (it was missing or older than the head)",
-            DerivedStatus::Repaired => "REPAIRED: it differed from the journal and was rebuilt from it",
-            DerivedStatus::NotKept => "not kept (the agreement was amended; commands replay the journal)",
-            DerivedStatus::NotChecked => "not checked (a write landed while verify ran; run verify again)",
+        match &r.derived {
+            DerivedStatus::Consistent => "matches the journal".to_string(),
+            DerivedStatus::Refreshed => "rebuilt from the journal (it was missing or older than the head)".to_string(),
+            DerivedStatus::Repaired { key } =>
+                format!("REPAIRED: blob `{key}` was damaged; the derived state was rebuilt from the journal"),
+            DerivedStatus::Damaged { key } => format!("DAMAGED: blob `{key}` (run verify --repair)"),
+            DerivedStatus::NotKept => "not kept (the agreement was amended; commands replay the journal)".to_string(),
+            DerivedStatus::NotChecked => "not checked (a write landed while verify ran; run verify again)".to_string(),
         }
     )
 }

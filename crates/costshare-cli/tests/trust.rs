@@ -1,0 +1,194 @@
+//! What a damaged or cut-off ledger may and may not do (issue 9): a damaged
+//! derived state never prints wrong figures, and `verify` says so.
+
+use rusqlite::Connection;
+
+mod common;
+use common::{Dir, run};
+
+/// JP pays utilities up to 1,000 a fiscal year; the US pays the rest.
+const UTILITIES: &str = r#"[agreement]
+id = "u"
+currency = "JPY"
+start = "2022-04-01"
+end = "2024-03-31"
+fiscal_year_start = "04-01"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.u]
+name = "Utilities"
+  [[categories.u.layers]]
+  split = { JP = "100%" }
+  cap = 1000
+  [[categories.u.layers]]
+  split = { US = "100%" }
+"#;
+
+const LINES: &str = "id,date,category,amount\n\
+    a1,2022-04-03,u,400\na2,2022-05-09,u,500\na3,2022-11-20,u,300\na4,2023-06-01,u,1200\n";
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "{args:?}\n{err}");
+    out
+}
+
+/// A small ledger with a fresh derived state.
+fn small(d: &Dir) -> String {
+    let a = d.file("a.toml", UTILITIES);
+    let c = d.file("c.csv", LINES);
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a]);
+    ok(&["record", &l, &c]);
+    l
+}
+
+fn blobs(l: &str) -> Vec<(String, Vec<u8>)> {
+    let conn = Connection::open(l).unwrap();
+    let mut q = conn.prepare("SELECT k, v FROM cache ORDER BY k").unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn put(l: &str, k: &str, v: &[u8]) {
+    let conn = Connection::open(l).unwrap();
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    conn.execute("UPDATE cache SET v = ?1 WHERE k = ?2", rusqlite::params![v, k])
+        .unwrap();
+}
+
+/// Byte positions to flip: every byte of the meta (what a report reads);
+/// of every other blob one in its header or checksum, one in its payload.
+fn positions(k: &str, len: usize) -> Vec<usize> {
+    if k == "meta" {
+        return (0..len).collect();
+    }
+    let h = k.len() * 7 % 100;
+    vec![h.min(len - 1), len - 1]
+}
+
+/// Flip bytes of every blob: `report --ledger` prints the replay's figures
+/// (or says it fell back), and `verify` exits 1 naming the blob, every time.
+#[test]
+fn a_damaged_derived_state_never_prints_wrong_figures() {
+    let d = Dir::new("trust-sweep");
+    let l = small(&d);
+    let by = [
+        "report",
+        "--ledger",
+        &l,
+        "--by",
+        "party,fiscal_year,category",
+        "--format",
+        "csv",
+    ];
+    // the replay's figures: the file form of the same inputs
+    let expect = ok(&[
+        "report",
+        "--agreement",
+        &d.path("a.toml"),
+        "--costs",
+        &d.path("c.csv"),
+        "--by",
+        "party,fiscal_year,category",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(ok(&by), expect);
+    let table = ok(&["report", "--ledger", &l, "--by", "party"]);
+    assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+    let all = blobs(&l);
+    assert!(all.len() > 200, "{}", all.len());
+    let mut flips = 0;
+    for (k, v) in &all {
+        for i in positions(k, v.len()) {
+            let mut bad = v.clone();
+            bad[i] ^= 1 << (i % 8);
+            put(&l, k, &bad);
+            let (code, out, err) = run(&["verify", &l]);
+            assert_eq!(code, 1, "blob {k} byte {i}: verify\n{out}{err}");
+            assert!(
+                err.contains(&format!("blob `{k}`")) && err.contains("verify --repair"),
+                "{k} {i}: {err}"
+            );
+            let (code, out, err) = run(&by);
+            assert_eq!(code, 0, "blob {k} byte {i}: {err}");
+            assert_eq!(out, expect, "blob {k} byte {i}: wrong figures\n{err}");
+            if k == "meta" {
+                // the meta is what a report reads: it fell back, and said so
+                assert!(
+                    err.contains("warning") && err.contains("blob `meta`") && err.contains("replayed"),
+                    "{i}: {err}"
+                );
+                // and rewrote the derived state
+                assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+            } else {
+                put(&l, k, v);
+            }
+            flips += 1;
+        }
+    }
+    assert!(flips > 900, "{flips}");
+    // the table form after all that
+    assert_eq!(ok(&["report", "--ledger", &l, "--by", "party"]), table);
+}
+
+/// `verify --repair` rebuilds a damaged derived state and says so (exit 0).
+#[test]
+fn verify_repair_rebuilds_a_damaged_derived_state() {
+    let d = Dir::new("trust-repair");
+    let l = small(&d);
+    let all = blobs(&l);
+    let (k, v) = all.iter().find(|(k, _)| k.starts_with("i/")).unwrap();
+    let mut bad = v.clone();
+    *bad.last_mut().unwrap() ^= 0x80;
+    put(&l, k, &bad);
+    let (code, _, err) = run(&["verify", &l]);
+    assert_eq!(code, 1, "{err}");
+    let out = ok(&["verify", &l, "--repair"]);
+    assert!(out.contains(&format!("REPAIRED: blob `{k}` was damaged")), "{out}");
+    assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+}
+
+/// A late line is not taken in from a damaged derived state: `record` takes
+/// the full path, says so, rewrites the derived state, and the figures are
+/// the replay's.
+#[test]
+fn a_late_line_does_not_use_a_damaged_blob() {
+    let d = Dir::new("trust-late");
+    let l = small(&d);
+    let late = d.file("late.csv", "id,date,category,amount\nlate,2022-04-02,u,100\n");
+    let all = blobs(&l);
+    // damage every bucket and shard: whichever the late line needs
+    for (k, v) in all.iter().filter(|(k, _)| k != "meta") {
+        let mut bad = v.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        put(&l, k, &bad);
+    }
+    let (code, out, err) = run(&["record", &l, &late, "--impact"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("taken in from the derived state"), "{out}");
+    assert!(err.contains("warning") && err.contains("damaged"), "{err}");
+    assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+    let all = d.file("all.csv", format!("{LINES}late,2022-04-02,u,100\n"));
+    let file = ok(&[
+        "report",
+        "--agreement",
+        &d.path("a.toml"),
+        "--costs",
+        &all,
+        "--by",
+        "party",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        ok(&["report", "--ledger", &l, "--by", "party", "--format", "csv"]),
+        file
+    );
+}
