@@ -112,6 +112,15 @@ pub enum AppError {
         entries: u64,
         head: String,
     },
+    /// `verify --expect-head`: the chain verified but does not end at the
+    /// expected head (`at`: the entry with that hash, if any).
+    HeadMismatch {
+        ledger: String,
+        expected: String,
+        entries: u64,
+        head: String,
+        at: Option<u64>,
+    },
     /// `verify` found an entry that does not match.
     VerifyFailed {
         seq: u64,

@@ -300,6 +300,9 @@ pub struct StatementResult {
     pub as_of: Date,
     /// The journal entry that holds the statement.
     pub seq: u64,
+    /// The journal's head before the statement, as its entry records it
+    /// (`verify` checks it is still the entry before).
+    pub head_before: String,
     pub rows: Vec<StatementRow>,
     /// The agreement in force now (currency and decimals of the figures).
     pub agreement: Agreement,
@@ -312,10 +315,12 @@ pub fn close(target: &str, period: &str, as_of: Date) -> Result<StatementResult,
     let mut l = Ledger::open(target)?;
     let rows = l.close(period, as_of, &now_utc())?;
     let st = l.state()?;
+    let last = st.statements.last();
     Ok(StatementResult {
         period: period.to_string(),
         as_of,
-        seq: st.statements.last().map(|s| s.seq).unwrap_or(0),
+        seq: last.map(|s| s.seq).unwrap_or(0),
+        head_before: last.map(|s| s.head.clone()).unwrap_or_default(),
         rows,
         agreement: st.latest().agreement.clone(),
         agreement_ref: latest_ref(&st),
@@ -435,5 +440,17 @@ pub fn verify(target: &str, opts: &VerifyOptions) -> Result<VerifyResult, AppErr
         }),
         Verified::Ok { entries, head, derived } => Ok(VerifyResult { entries, head, derived }),
         Verified::Bad { seq, message } => Err(AppError::VerifyFailed { seq, message }),
+        Verified::HeadMismatch {
+            expected,
+            entries,
+            head,
+            at,
+        } => Err(AppError::HeadMismatch {
+            ledger: target.to_string(),
+            expected,
+            entries,
+            head,
+            at,
+        }),
     }
 }

@@ -227,6 +227,10 @@ enum Command {
         /// Rebuild a damaged derived state from the journal (without it, damage exits 1).
         #[arg(long)]
         repair: bool,
+        /// The journal must end at this head hash (as printed by the last command that wrote it);
+        /// exit 1 if it does not (a journal cut off at the end is otherwise a shorter valid chain).
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
     },
     /// Run the built-in U.S.–Japan 2022 example end to end and print its five-year report.
     #[command(after_help = "Examples:\n  costshare demo\n  costshare demo --write demo-out")]
@@ -353,11 +357,12 @@ fn run(command: Command) -> Result<String, AppError> {
             id,
             format,
         } => render::history(&ledger::history(&target, id.as_deref())?, format.into()),
-        Command::Verify { ledger: target, repair } => {
-            let opts = VerifyOptions {
-                repair,
-                expect_head: None,
-            };
+        Command::Verify {
+            ledger: target,
+            repair,
+            expect_head,
+        } => {
+            let opts = VerifyOptions { repair, expect_head };
             render::verify(&ledger::verify(&target, &opts)?)
         }
         Command::Demo {

@@ -134,6 +134,26 @@ pub fn error(e: &AppError) -> String {
         } => format!(
             "costshare: verify: the journal verifies ({entries} entries, head {head}), but the derived state is damaged: blob `{key}` does not match its checksum or the journal\ncommands do not use it (they replay the journal); rebuild it with `costshare verify --repair {ledger}`"
         ),
+        AppError::HeadMismatch {
+            ledger,
+            expected,
+            entries,
+            head,
+            at: Some(at),
+        } => format!(
+            "costshare: verify failed: the journal of {ledger} does not end at the expected head {expected}: that is entry {at}, and {} later entr{} follow it (the journal ends at entry {entries}, head {head})",
+            entries - at,
+            if entries - at == 1 { "y" } else { "ies" }
+        ),
+        AppError::HeadMismatch {
+            ledger,
+            expected,
+            entries,
+            head,
+            at: None,
+        } => format!(
+            "costshare: verify failed: no entry of the journal of {ledger} has the expected head {expected}; the journal ends at entry {entries}, head {head}: entries may have been cut off at the end or replaced"
+        ),
         AppError::VerifyFailed { seq, message } => {
             format!("costshare: verify failed at journal entry {seq}: {message}")
         }

@@ -192,3 +192,88 @@ fn a_late_line_does_not_use_a_damaged_blob() {
         file
     );
 }
+
+/// The head at the end of a command's output (`journal: N entries, head H`).
+fn head_of(out: &str) -> String {
+    let at = out.rfind("head ").expect(out);
+    out[at + 5..].trim().to_string()
+}
+
+/// `verify --expect-head`: a journal cut off at the end verifies as a chain,
+/// but not as ending at the head last printed.
+#[test]
+fn a_truncated_journal_does_not_verify_against_its_head() {
+    let d = Dir::new("trust-head");
+    let l = small(&d);
+    let late = d.file("late.csv", "id,date,category,amount\nlate,2022-04-02,u,100\n");
+    let mid = head_of(&ok(&["record", &l, &late]));
+    let last = d.file("last.csv", "id,date,category,amount\nlast,2022-04-05,u,100\n");
+    let head = head_of(&ok(&["record", &l, &last]));
+    assert!(ok(&["verify", &l, "--expect-head", &head]).starts_with("ok: "));
+    // an earlier head: entries follow it
+    let (code, _, err) = run(&["verify", &l, "--expect-head", &mid]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("does not end at the expected head {mid}")) && err.contains("2 later entries follow it"),
+        "{err}"
+    );
+    // cut the last two entries off (the triggers dropped behind its back)
+    let conn = Connection::open(&l).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER journal_no_delete; DELETE FROM journal WHERE seq > (SELECT max(seq) - 2 FROM journal);",
+    )
+    .unwrap();
+    drop(conn);
+    // a shorter, valid chain
+    assert!(ok(&["verify", &l, "--repair"]).starts_with("ok: "));
+    let (code, _, err) = run(&["verify", &l, "--expect-head", &head]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("no entry of the journal of {l} has the expected head {head}"))
+            && err.contains("cut off"),
+        "{err}"
+    );
+    assert!(ok(&["verify", &l, "--expect-head", &mid]).starts_with("ok: "));
+}
+
+/// `close` prints the head it was issued after (table and JSON; CSV stays
+/// data), records it in its entry, and `verify` checks it.
+#[test]
+fn a_statement_names_the_head_it_was_issued_after() {
+    let d = Dir::new("trust-close-head");
+    let l = small(&d);
+    let before = head_of(&ok(&["history", &l]));
+    let out = ok(&["close", &l, "--period", "FY2022", "--as-of", "2023-04-01"]);
+    assert!(out.contains(&format!("issued after journal head {before}")), "{out}");
+    let l2 = {
+        let d2 = d.path("l2.db");
+        ok(&["init", &d2, "--agreement", &d.path("a.toml")]);
+        ok(&["record", &d2, &d.path("c.csv")]);
+        d2
+    };
+    let before2 = head_of(&ok(&["history", &l2]));
+    let json = ok(&[
+        "close",
+        &l2,
+        "--period",
+        "FY2022",
+        "--as-of",
+        "2023-04-01",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["head_before"], before2.as_str(), "{json}");
+    let csv = ok(&[
+        "close",
+        &l2,
+        "--period",
+        "FY2023",
+        "--as-of",
+        "2024-04-01",
+        "--format",
+        "csv",
+    ]);
+    assert!(!csv.contains("head"), "{csv}");
+    assert!(ok(&["verify", &l2]).starts_with("ok: "));
+}

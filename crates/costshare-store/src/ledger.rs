@@ -275,6 +275,14 @@ pub enum Verified {
         seq: u64,
         message: String,
     },
+    /// The chain verified but does not end at the expected head: `at` is
+    /// the entry with that hash, if any (then entries follow it).
+    HeadMismatch {
+        expected: String,
+        entries: u64,
+        head: String,
+        at: Option<u64>,
+    },
 }
 
 /// How `verify` runs.
@@ -843,6 +851,8 @@ impl Ledger {
                 vec![Body::Close {
                     period: FiscalYear(fy).to_string(),
                     as_of: as_of.to_string(),
+                    head: st.head.clone(),
+                    forced: false,
                     rows: rows.clone(),
                 }],
                 rows,
@@ -890,7 +900,21 @@ impl Ledger {
             if e.seq != s.seq {
                 return bad(format!("its bytes say entry {}", e.seq));
             }
-            if let Body::Close { period, rows, as_of } = &e.body {
+            if let Body::Close {
+                period,
+                rows,
+                as_of,
+                head,
+                ..
+            } = &e.body
+            {
+                // the head it was issued after is still the entry before it
+                if !head.is_empty() && *head != prev {
+                    return bad(format!(
+                        "the {period} statement was issued after journal head {head}, but entry {} hashes to {prev} (entries before it were changed, removed or added)",
+                        expect_seq - 1
+                    ));
+                }
                 let Some(FiscalYear(fy)) = FiscalYear::parse(period) else {
                     return bad(format!("its period `{period}` is not a fiscal year such as FY2022"));
                 };
@@ -918,6 +942,17 @@ impl Ledger {
             }
             st.head = s.hash.clone();
             prev = s.hash.clone();
+        }
+        if let Some(want) = &opts.expect_head {
+            let want = want.trim().to_ascii_lowercase();
+            if want != prev {
+                return Ok(Verified::HeadMismatch {
+                    at: stored.iter().find(|s| s.hash == want).map(|s| s.seq),
+                    expected: want,
+                    entries: stored.len() as u64,
+                    head: prev,
+                });
+            }
         }
         // the derived state must equal a rebuild from the verified journal
         let derived = if !derived::applicable(&st) {

@@ -67,6 +67,7 @@ fn derived_state_equals_a_replay() {
         match l.verify().unwrap() {
             Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Consistent, "{name}"),
             Verified::Bad { seq, message } => panic!("{name}: verify failed at {seq}: {message}"),
+            other => panic!("{other:?}"),
         }
     }
     assert!(late_lines >= 50, "late lines taken in: {late_lines}");
@@ -105,6 +106,7 @@ fn verify_repairs_a_damaged_derived_state() {
     match l.verify().unwrap() {
         Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Damaged { key: key.clone() }),
         Verified::Bad { seq, message } => panic!("verify failed at {seq}: {message}"),
+        other => panic!("{other:?}"),
     }
     assert!(l.derived().unwrap().is_none());
     assert_eq!(l.take_damaged(), Some(key.clone()));
@@ -115,6 +117,7 @@ fn verify_repairs_a_damaged_derived_state() {
     match l.verify_with(&repair).unwrap() {
         Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Repaired { key }),
         Verified::Bad { seq, message } => panic!("verify failed at {seq}: {message}"),
+        other => panic!("{other:?}"),
     }
     check(&mut l, "after repair");
     let _ = std::fs::remove_dir_all(&dir);

@@ -571,6 +571,7 @@ pub fn statement(r: &StatementResult, format: Format) -> String {
         }
         Format::Json => pretty(&json!({
             "period": period, "as_of": r.as_of.to_string(), "journal_entry": r.seq,
+            "head_before": r.head_before,
             "rows": r.rows.iter().map(|row| json!({"party": row.party, "category": row.category, "amount": format_minor(row.amount_minor as i128, dec)})).collect::<Vec<_>>(),
             "journal": journal_json(&r.journal),
             "agreement": {"id": r.agreement_ref.id, "sha256": r.agreement_ref.sha256},
@@ -588,10 +589,11 @@ pub fn statement(r: &StatementResult, format: Format) -> String {
                 ]);
             }
             format!(
-                "Statement for {period} as of {} (journal entry {}), in {}\n\n{}\nlater corrections show in `costshare adjustments`\nagreement: {} sha256 {}\n{}",
+                "Statement for {period} as of {} (journal entry {}), in {}\nissued after journal head {}\n\n{}\nlater corrections show in `costshare adjustments`\nagreement: {} sha256 {}\n{}",
                 r.as_of,
                 r.seq,
                 ag.currency.code(),
+                r.head_before,
                 t.render(),
                 r.agreement_ref.id,
                 r.agreement_ref.sha256,
