@@ -10,7 +10,9 @@ use costshare_core::agreement::Agreement;
 use costshare_core::calendar::Date;
 use costshare_store::RecordOutcome;
 use costshare_store::journal::StatementRow;
-use costshare_store::ledger::{self, Adjustment, DerivedStatus, Input, Ledger, Verified, VerifyOptions, now_utc};
+use costshare_store::ledger::{
+    self, Adjustment, Closed, DerivedStatus, EarlyClose, Input, Ledger, Verified, VerifyOptions, now_utc,
+};
 use costshare_store::state::{self, State};
 use std::path::Path;
 use std::time::Duration;
@@ -303,6 +305,8 @@ pub struct StatementResult {
     /// The journal's head before the statement, as its entry records it
     /// (`verify` checks it is still the entry before).
     pub head_before: String,
+    /// Closed with `--force` although its figures may still change: why.
+    pub forced: Option<EarlyClose>,
     pub rows: Vec<StatementRow>,
     /// The agreement in force now (currency and decimals of the figures).
     pub agreement: Agreement,
@@ -310,10 +314,12 @@ pub struct StatementResult {
     pub journal: JournalInfo,
 }
 
-/// `close`: freeze a fiscal year's statement.
-pub fn close(target: &str, period: &str, as_of: Date) -> Result<StatementResult, AppError> {
+/// `close`: freeze a fiscal year's statement. A year not ended by `as_of`,
+/// or with lines in pro-rata periods still open then, is refused unless
+/// `force`.
+pub fn close(target: &str, period: &str, as_of: Date, force: bool) -> Result<StatementResult, AppError> {
     let mut l = Ledger::open(target)?;
-    let rows = l.close(period, as_of, &now_utc())?;
+    let Closed { rows, forced } = l.close_with(period, as_of, force, &now_utc())?;
     let st = l.state()?;
     let last = st.statements.last();
     Ok(StatementResult {
@@ -321,6 +327,7 @@ pub fn close(target: &str, period: &str, as_of: Date) -> Result<StatementResult,
         as_of,
         seq: last.map(|s| s.seq).unwrap_or(0),
         head_before: last.map(|s| s.head.clone()).unwrap_or_default(),
+        forced,
         rows,
         agreement: st.latest().agreement.clone(),
         agreement_ref: latest_ref(&st),

@@ -189,6 +189,10 @@ enum Command {
         /// The date of the statement (default: today).
         #[arg(long, value_name = "YYYY-MM-DD")]
         as_of: Option<String>,
+        /// Close even if the year has not ended by the as-of date or still has lines in open
+        /// pro-rata periods (the statement says it was forced).
+        #[arg(long)]
+        force: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -339,10 +343,11 @@ fn run(command: Command) -> Result<String, AppError> {
             ledger: target,
             period,
             as_of,
+            force,
             format,
         } => {
             let as_of = input::as_of(as_of.as_deref())?;
-            render::statement(&ledger::close(&target, &period, as_of)?, format.into())
+            render::statement(&ledger::close(&target, &period, as_of, force)?, format.into())
         }
         Command::Adjustments {
             ledger: target,

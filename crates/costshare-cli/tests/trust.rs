@@ -277,3 +277,92 @@ fn a_statement_names_the_head_it_was_issued_after() {
     assert!(!csv.contains("head"), "{csv}");
     assert!(ok(&["verify", &l2]).starts_with("ok: "));
 }
+
+/// `close` refuses a year not ended by its as-of date, or with lines in
+/// pro-rata periods still open then, saying why; `--force` closes it and the
+/// statement (table, JSON, journal entry) says it was forced.
+#[test]
+fn close_refuses_a_year_that_has_not_ended() {
+    let d = Dir::new("trust-close-early");
+    let l = small(&d);
+    // FY2022 runs 2022-04-01 to 2023-03-31
+    let (code, out, err) = run(&["close", &l, "--period", "FY2022", "--as-of", "2022-12-31"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("not closing FY2022 as of 2022-12-31: the year has not ended (its last day is 2023-03-31)")
+            && err.contains("--force"),
+        "{err}"
+    );
+    let out = ok(&["close", &l, "--period", "FY2022", "--as-of", "2022-12-31", "--force"]);
+    assert!(
+        out.contains("FORCED with --force: as of 2022-12-31, the year has not ended (its last day is 2023-03-31)"),
+        "{out}"
+    );
+    assert!(ok(&["history", &l]).contains("closed FY2022 as of 2022-12-31 (2 statement rows), forced"));
+    assert!(ok(&["verify", &l]).starts_with("ok: "));
+    // a year that has ended closes without force, and says nothing of it
+    let json = ok(&[
+        "close",
+        &l,
+        "--period",
+        "FY2023",
+        "--as-of",
+        "2024-03-31",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["forced"], false, "{json}");
+    assert!(v["forced_because"].is_null(), "{json}");
+}
+
+/// A year whose lines are in a pro-rata period that runs past its end (a
+/// term-long cap) stays open until that period ends.
+#[test]
+fn close_refuses_a_year_with_open_pro_rata_periods() {
+    let d = Dir::new("trust-close-provisional");
+    let a = d.file(
+        "a.toml",
+        UTILITIES.replace(
+            "  cap = 1000\n",
+            "  cap = 1000\n  period = \"term\"\n  cap_policy = \"pro_rata\"\n",
+        ),
+    );
+    let c = d.file("c.csv", LINES);
+    let l = d.path("l.db");
+    let (code, _, err) = run(&["init", &l, "--agreement", &a]);
+    if code != 0 {
+        panic!("the agreement does not declare a term-long pro-rata cap: {err}");
+    }
+    ok(&["record", &l, &c]);
+    let (code, _, err) = run(&["close", &l, "--period", "FY2022", "--as-of", "2023-04-01"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "not closing FY2022 as of 2023-04-01: 3 of its lines are in pro-rata periods still open (until 2024-03-31)"
+        ),
+        "{err}"
+    );
+    let json = ok(&[
+        "close",
+        &l,
+        "--period",
+        "FY2022",
+        "--as-of",
+        "2023-04-01",
+        "--force",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["forced"], true, "{json}");
+    assert!(
+        v["forced_because"]
+            .as_str()
+            .unwrap()
+            .contains("pro-rata periods still open"),
+        "{json}"
+    );
+    // after the term, the next year closes without force
+    ok(&["close", &l, "--period", "FY2023", "--as-of", "2024-03-31"]);
+}

@@ -51,6 +51,12 @@ pub enum Refusal {
     AlreadyClosed { period: String, seq: u64, as_of: String },
     /// `close` of a year outside every version's term.
     OutsideTerm { period: String },
+    /// `close` of a year whose figures may still change at `as_of` (without `--force`).
+    CloseEarly {
+        period: String,
+        as_of: Date,
+        why: EarlyClose,
+    },
     /// Rates that contradict recorded ones, one per conflict.
     RateConflicts(Vec<RateConflict>),
     /// With the new rates, a recorded line would convert past `i64`.
@@ -93,6 +99,39 @@ pub enum AmendProblem {
         code: String,
     },
     Calendar,
+}
+
+/// Why a year's figures may still change at the as-of date of its `close`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EarlyClose {
+    /// The year has not ended by the as-of date.
+    NotEnded { last_day: Date },
+    /// Lines of the year are in pro-rata periods still open at the as-of
+    /// date (the latest ends on `until`).
+    Provisional { lines: usize, until: Date },
+}
+
+impl fmt::Display for EarlyClose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EarlyClose::NotEnded { last_day } => write!(f, "the year has not ended (its last day is {last_day})"),
+            EarlyClose::Provisional { lines, until } => write!(
+                f,
+                "{lines} of its line{} {} in pro-rata periods still open (until {until}), so {} figures may still change",
+                if *lines == 1 { "" } else { "s" },
+                if *lines == 1 { "is" } else { "are" },
+                if *lines == 1 { "its" } else { "their" }
+            ),
+        }
+    }
+}
+
+/// A statement issued by `close`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub rows: Vec<StatementRow>,
+    /// Closed with `force` although the year's figures may still change.
+    pub forced: Option<EarlyClose>,
 }
 
 /// A rate that contradicts a recorded one.
@@ -162,6 +201,10 @@ impl fmt::Display for Refusal {
                 "{period} was closed already (journal entry {seq}, as of {as_of}); later changes show as adjustments"
             ),
             Refusal::OutsideTerm { period } => write!(f, "{period} is outside the agreement's term"),
+            Refusal::CloseEarly { period, as_of, why } => write!(
+                f,
+                "not closing {period} as of {as_of}: {why}; close it with a later --as-of, or give --force to close it anyway (the statement then says it was forced)"
+            ),
             Refusal::RateConflicts(cs) => {
                 for (i, c) in cs.iter().enumerate() {
                     if i > 0 {
@@ -821,8 +864,15 @@ impl Ledger {
         })
     }
 
-    /// Close a fiscal year: its statement is the allocation now, frozen.
+    /// Close a fiscal year (see [`Ledger::close_with`]), without force.
     pub fn close(&mut self, period: &str, as_of: Date, now: &str) -> Result<Vec<StatementRow>, LedgerError> {
+        Ok(self.close_with(period, as_of, false, now)?.rows)
+    }
+
+    /// Close a fiscal year: its statement is the allocation as of `as_of`,
+    /// frozen. A year not ended by `as_of`, or with lines in pro-rata periods
+    /// still open then, is refused unless `force` (the entry then says so).
+    pub fn close_with(&mut self, period: &str, as_of: Date, force: bool, now: &str) -> Result<Closed, LedgerError> {
         let FiscalYear(fy) = FiscalYear::parse(period).ok_or_else(|| Refusal::NotAFiscalYear {
             period: period.to_string(),
         })?;
@@ -846,16 +896,25 @@ impl Ledger {
                 .into());
             }
             let parts = state::allocate(st, as_of)?;
+            let why = early(st, &parts, fy, as_of);
+            if let (Some(why), false) = (&why, force) {
+                return Err(Refusal::CloseEarly {
+                    period: FiscalYear(fy).to_string(),
+                    as_of,
+                    why: why.clone(),
+                }
+                .into());
+            }
             let rows = state::year_totals(st, &parts, fy).map_err(too_large)?;
             Ok((
                 vec![Body::Close {
                     period: FiscalYear(fy).to_string(),
                     as_of: as_of.to_string(),
                     head: st.head.clone(),
-                    forced: false,
+                    forced: why.is_some(),
                     rows: rows.clone(),
                 }],
-                rows,
+                Closed { rows, forced: why },
             ))
         })
     }
@@ -1006,6 +1065,28 @@ impl Ledger {
             derived,
         })
     }
+}
+
+/// Why the figures of fiscal year `fy` may still change at `as_of`, if they may.
+fn early(st: &State, parts: &[state::Part], fy: i32, as_of: Date) -> Option<EarlyClose> {
+    let (_, last_day) = st.latest().agreement.calendar.fy_bounds(fy);
+    if as_of < last_day {
+        return Some(EarlyClose::NotEnded { last_day });
+    }
+    let mut lines = 0;
+    let mut until = as_of;
+    for p in parts {
+        let cal = &st.versions[p.version].agreement.calendar;
+        for (i, l) in p.lines.iter().enumerate() {
+            if p.alloc.provisional[i] && cal.fy_of(l.date) == fy {
+                lines += 1;
+                if let Some(d) = p.alloc.open_until[i] {
+                    until = until.max(d);
+                }
+            }
+        }
+    }
+    (lines > 0).then_some(EarlyClose::Provisional { lines, until })
 }
 
 /// Rate entries for the rows of a rates file that the ledger lacks; a rate

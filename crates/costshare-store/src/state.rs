@@ -240,7 +240,11 @@ impl State {
                 rows,
             } => {
                 let FiscalYear(fy) = FiscalYear::parse(&period).ok_or_else(|| corrupt(seq, "bad period"))?;
-                let summary = format!("closed {period} as of {as_of} ({} statement rows)", rows.len());
+                let summary = format!(
+                    "closed {period} as of {as_of} ({} statement rows){}",
+                    rows.len(),
+                    if forced { ", forced" } else { "" }
+                );
                 self.statements.push(Statement {
                     seq,
                     at: e.at.clone(),

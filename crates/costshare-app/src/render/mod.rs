@@ -572,6 +572,8 @@ pub fn statement(r: &StatementResult, format: Format) -> String {
         Format::Json => pretty(&json!({
             "period": period, "as_of": r.as_of.to_string(), "journal_entry": r.seq,
             "head_before": r.head_before,
+            "forced": r.forced.is_some(),
+            "forced_because": r.forced.as_ref().map(|w| w.to_string()),
             "rows": r.rows.iter().map(|row| json!({"party": row.party, "category": row.category, "amount": format_minor(row.amount_minor as i128, dec)})).collect::<Vec<_>>(),
             "journal": journal_json(&r.journal),
             "agreement": {"id": r.agreement_ref.id, "sha256": r.agreement_ref.sha256},
@@ -589,11 +591,15 @@ pub fn statement(r: &StatementResult, format: Format) -> String {
                 ]);
             }
             format!(
-                "Statement for {period} as of {} (journal entry {}), in {}\nissued after journal head {}\n\n{}\nlater corrections show in `costshare adjustments`\nagreement: {} sha256 {}\n{}",
+                "Statement for {period} as of {} (journal entry {}), in {}\nissued after journal head {}\n{}\n{}\nlater corrections show in `costshare adjustments`\nagreement: {} sha256 {}\n{}",
                 r.as_of,
                 r.seq,
                 ag.currency.code(),
                 r.head_before,
+                match &r.forced {
+                    Some(why) => format!("FORCED with --force: as of {}, {why}\n", r.as_of),
+                    None => String::new(),
+                },
                 t.render(),
                 r.agreement_ref.id,
                 r.agreement_ref.sha256,
