@@ -366,3 +366,70 @@ fn close_refuses_a_year_with_open_pro_rata_periods() {
     // after the term, the next year closes without force
     ok(&["close", &l, "--period", "FY2023", "--as-of", "2024-03-31"]);
 }
+
+/// A journal column changed to another type behind the program's back is
+/// named as damage — which entry, and what to run — not as a database error.
+#[test]
+fn a_changed_column_type_names_the_entry_and_verify() {
+    let d = Dir::new("trust-column");
+    let l = small(&d);
+    let conn = Connection::open(&l).unwrap();
+    let (agreement, line): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT seq FROM journal WHERE kind = 'agreement'), (SELECT max(seq) FROM journal WHERE kind = 'line')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    conn.execute_batch("DROP TRIGGER journal_no_update;").unwrap();
+    conn.execute("UPDATE journal SET body = CAST(body AS TEXT) WHERE seq = ?1", [line])
+        .unwrap();
+    drop(conn);
+    let want = format!(
+        "the ledger {l} is damaged: journal entry {line} has its `body` stored as TEXT, not BLOB (it was changed outside costshare); run `costshare verify {l}`"
+    );
+    for args in [
+        vec!["allocate", "--ledger", &l, "--format", "csv"],
+        vec!["history", &l],
+        vec!["close", &l, "--period", "FY2022", "--as-of", "2023-04-01"],
+    ] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(&want), "{args:?}: {err}");
+        assert!(!err.contains("database error"), "{err}");
+    }
+    let (code, _, err) = run(&["verify", &l]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "verify failed at journal entry {line}: its `body` is stored as TEXT, not BLOB"
+        )),
+        "{err}"
+    );
+    // the agreement's entry, which a report from the derived state reads
+    let conn = Connection::open(&l).unwrap();
+    conn.execute(
+        "UPDATE journal SET body = CAST(body AS TEXT) WHERE seq = ?1",
+        [agreement],
+    )
+    .unwrap();
+    conn.execute("UPDATE journal SET hash = CAST(hash AS BLOB) WHERE seq = ?1", [line])
+        .unwrap();
+    drop(conn);
+    let (code, _, err) = run(&["report", "--ledger", &l, "--by", "party"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("journal entry {agreement} has its `body` stored as TEXT"))
+            || err.contains(&format!("journal entry {line} has its `hash` stored as BLOB, not TEXT")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("run `costshare verify {l}`")), "{err}");
+    let (code, _, err) = run(&["verify", &l]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "verify failed at journal entry {agreement}: its `body` is stored as TEXT"
+        )),
+        "{err}"
+    );
+}

@@ -927,7 +927,22 @@ impl Ledger {
     /// Recompute the hash chain, re-derive every closed statement, check the
     /// head if one is expected, and compare the derived state with a rebuild.
     pub fn verify_with(&mut self, opts: &VerifyOptions) -> Result<Verified, LedgerError> {
-        let stored = self.backend.read_all()?;
+        let stored = match self.backend.read_all() {
+            Ok(s) => s,
+            Err(StoreError::ColumnType {
+                seq,
+                column,
+                expected,
+                found,
+                ..
+            }) => {
+                return Ok(Verified::Bad {
+                    seq,
+                    message: format!("its `{column}` is stored as {found}, not {expected}"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut st = State {
             head: journal::GENESIS.to_string(),
             ..State::default()
