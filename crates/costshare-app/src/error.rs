@@ -111,6 +111,23 @@ pub enum AppError {
         id: String,
         ledger: String,
     },
+    /// `verify`: the journal verified, but a blob of the derived state is
+    /// damaged (`verify --repair` rebuilds it).
+    DerivedDamaged {
+        ledger: String,
+        key: String,
+        entries: u64,
+        head: String,
+    },
+    /// `verify --expect-head`: the chain verified but does not end at the
+    /// expected head (`at`: the entry with that hash, if any).
+    HeadMismatch {
+        ledger: String,
+        expected: String,
+        entries: u64,
+        head: String,
+        at: Option<u64>,
+    },
     /// `verify` found an entry that does not match.
     VerifyFailed {
         seq: u64,

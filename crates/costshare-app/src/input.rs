@@ -80,6 +80,10 @@ pub trait Observer {
     fn progress(&mut self, _file: &str, _stage: &str, _done: u64, _total: u64) {}
     /// The long step is over.
     fn progress_done(&mut self) {}
+    /// A blob of a ledger's derived state (`key`) failed its check and was
+    /// not used: the journal was replayed instead and the derived state
+    /// rewritten (when the ledger could be written).
+    fn derived_damaged(&mut self, _ledger: &str, _key: &str) {}
 }
 
 /// An observer that hears nothing.

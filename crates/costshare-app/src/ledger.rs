@@ -10,7 +10,9 @@ use costshare_core::agreement::Agreement;
 use costshare_core::calendar::Date;
 use costshare_store::RecordOutcome;
 use costshare_store::journal::StatementRow;
-use costshare_store::ledger::{self, Adjustment, DerivedStatus, Input, Ledger, Verified, now_utc};
+use costshare_store::ledger::{
+    self, Adjustment, Closed, DerivedStatus, EarlyClose, Input, Ledger, Verified, VerifyOptions, now_utc,
+};
 use costshare_store::state::{self, State};
 use std::path::Path;
 use std::time::Duration;
@@ -184,6 +186,12 @@ pub fn record(
     );
     observer.progress_done();
     let outcome = out?;
+    // a damaged derived state was not used: rebuild it from the journal
+    if let Some(key) = l.take_damaged() {
+        observer.derived_damaged(target, &key);
+        let st = l.state()?;
+        l.write_derived(&st)?;
+    }
     let impact = if impact && (outcome.recorded > 0 || outcome.voided > 0) {
         batch_impact(&mut l)?
     } else {
@@ -294,6 +302,11 @@ pub struct StatementResult {
     pub as_of: Date,
     /// The journal entry that holds the statement.
     pub seq: u64,
+    /// The journal's head before the statement, as its entry records it
+    /// (`verify` checks it is still the entry before).
+    pub head_before: String,
+    /// Closed with `--force` although its figures may still change: why.
+    pub forced: Option<EarlyClose>,
     pub rows: Vec<StatementRow>,
     /// The agreement in force now (currency and decimals of the figures).
     pub agreement: Agreement,
@@ -301,15 +314,20 @@ pub struct StatementResult {
     pub journal: JournalInfo,
 }
 
-/// `close`: freeze a fiscal year's statement.
-pub fn close(target: &str, period: &str, as_of: Date) -> Result<StatementResult, AppError> {
+/// `close`: freeze a fiscal year's statement. A year not ended by `as_of`,
+/// or with lines in pro-rata periods still open then, is refused unless
+/// `force`.
+pub fn close(target: &str, period: &str, as_of: Date, force: bool) -> Result<StatementResult, AppError> {
     let mut l = Ledger::open(target)?;
-    let rows = l.close(period, as_of, &now_utc())?;
+    let Closed { rows, forced } = l.close_with(period, as_of, force, &now_utc())?;
     let st = l.state()?;
+    let last = st.statements.last();
     Ok(StatementResult {
         period: period.to_string(),
         as_of,
-        seq: st.statements.last().map(|s| s.seq).unwrap_or(0),
+        seq: last.map(|s| s.seq).unwrap_or(0),
+        head_before: last.map(|s| s.head.clone()).unwrap_or_default(),
+        forced,
         rows,
         agreement: st.latest().agreement.clone(),
         agreement_ref: latest_ref(&st),
@@ -412,11 +430,34 @@ pub struct VerifyResult {
 }
 
 /// `verify`: the hash chain recomputed, every closed statement re-derived,
-/// the derived state compared with a rebuild.
-pub fn verify(target: &str) -> Result<VerifyResult, AppError> {
+/// the derived state compared with a rebuild. A damaged derived state is an
+/// error unless `opts.repair` (then it is rebuilt, and the result says so).
+pub fn verify(target: &str, opts: &VerifyOptions) -> Result<VerifyResult, AppError> {
     let mut l = Ledger::open(target)?;
-    match l.verify()? {
+    match l.verify_with(opts)? {
+        Verified::Ok {
+            entries,
+            head,
+            derived: DerivedStatus::Damaged { key },
+        } => Err(AppError::DerivedDamaged {
+            ledger: target.to_string(),
+            key,
+            entries,
+            head,
+        }),
         Verified::Ok { entries, head, derived } => Ok(VerifyResult { entries, head, derived }),
         Verified::Bad { seq, message } => Err(AppError::VerifyFailed { seq, message }),
+        Verified::HeadMismatch {
+            expected,
+            entries,
+            head,
+            at,
+        } => Err(AppError::HeadMismatch {
+            ledger: target.to_string(),
+            expected,
+            entries,
+            head,
+            at,
+        }),
     }
 }

@@ -48,7 +48,7 @@ fn too_large(e: report::TotalTooLarge) -> AppError {
 /// `report`: totals by `dims` from files or a ledger.
 pub fn report(source: &Source, dims: &[Dim], as_of: Date, s: &mut Session<'_>) -> Result<ReportResult, AppError> {
     match source {
-        Source::Ledger(target) => report_ledger(target, dims, as_of),
+        Source::Ledger(target) => report_ledger(target, dims, as_of, s),
         Source::Files {
             agreement,
             costs,
@@ -129,10 +129,15 @@ fn stream_file(
 
 /// A ledger: from its derived state when that reflects the journal's head
 /// (no replay), else by replaying the journal, after which the derived state
-/// is written for the next command.
-fn report_ledger(target: &str, dims: &[Dim], as_of: Date) -> Result<ReportResult, AppError> {
+/// is written for the next command. A damaged blob is never used: the
+/// observer hears of it, and the replay rewrites the derived state.
+fn report_ledger(target: &str, dims: &[Dim], as_of: Date, s: &mut Session<'_>) -> Result<ReportResult, AppError> {
     let mut l = Ledger::open(target)?;
-    if let Some((meta, agreement, sha256)) = l.derived()? {
+    let fresh = l.derived()?;
+    if let Some(key) = l.take_damaged() {
+        s.observer.derived_damaged(target, &key);
+    }
+    if let Some((meta, agreement, sha256)) = fresh {
         let rows = derived::report(&agreement, &meta, dims).map_err(too_large)?;
         return Ok(ReportResult {
             provenance: Provenance {

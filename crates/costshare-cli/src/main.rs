@@ -7,6 +7,7 @@ mod messages;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use costshare_app::{AppError, Session, Source, UsageError, input, ledger, query, render};
+use costshare_store::VerifyOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -196,6 +197,10 @@ enum Command {
         /// The date of the statement (default: today).
         #[arg(long, value_name = "YYYY-MM-DD")]
         as_of: Option<String>,
+        /// Close even if the year has not ended by the as-of date or still has lines in open
+        /// pro-rata periods (the statement says it was forced).
+        #[arg(long)]
+        force: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -226,11 +231,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Recompute the hash chain and re-derive every closed statement.
-    #[command(after_help = "Example:\n  costshare verify sma.ledger")]
+    /// Recompute the hash chain, re-derive every closed statement, check the derived state.
+    #[command(after_help = "Examples:\n  costshare verify sma.ledger\n  costshare verify sma.ledger --repair")]
     Verify {
         /// The ledger.
         ledger: String,
+        /// Rebuild a damaged derived state from the journal (without it, damage exits 1).
+        #[arg(long)]
+        repair: bool,
+        /// The journal must end at this head hash (as printed by the last command that wrote it);
+        /// exit 1 if it does not (a journal cut off at the end is otherwise a shorter valid chain).
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
     },
     /// Run the built-in U.S.–Japan 2022 example end to end and print its five-year report.
     #[command(after_help = "Examples:\n  costshare demo\n  costshare demo --write demo-out")]
@@ -349,10 +361,11 @@ fn run(command: Command) -> Result<String, AppError> {
             ledger: target,
             period,
             as_of,
+            force,
             format,
         } => {
             let as_of = input::as_of(as_of.as_deref())?;
-            render::statement(&ledger::close(&target, &period, as_of)?, format.into())
+            render::statement(&ledger::close(&target, &period, as_of, force)?, format.into())
         }
         Command::Adjustments {
             ledger: target,
@@ -367,7 +380,14 @@ fn run(command: Command) -> Result<String, AppError> {
             id,
             format,
         } => render::history(&ledger::history(&target, id.as_deref())?, format.into()),
-        Command::Verify { ledger: target } => render::verify(&ledger::verify(&target)?),
+        Command::Verify {
+            ledger: target,
+            repair,
+            expect_head,
+        } => {
+            let opts = VerifyOptions { repair, expect_head };
+            render::verify(&ledger::verify(&target, &opts)?)
+        }
         Command::Demo {
             write,
             seed,

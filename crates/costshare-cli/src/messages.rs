@@ -140,6 +140,34 @@ pub fn error(e: &AppError) -> String {
         AppError::NoHistory { id, ledger } => {
             format!("costshare: error: no entry about line `{id}` in the ledger `{ledger}`")
         }
+        AppError::DerivedDamaged {
+            ledger,
+            key,
+            entries,
+            head,
+        } => format!(
+            "costshare: verify: the journal verifies ({entries} entries, head {head}), but the derived state is damaged: blob `{key}` does not match its checksum or the journal\ncommands do not use it (they replay the journal); rebuild it with `costshare verify --repair {ledger}`"
+        ),
+        AppError::HeadMismatch {
+            ledger,
+            expected,
+            entries,
+            head,
+            at: Some(at),
+        } => format!(
+            "costshare: verify failed: the journal of {ledger} does not end at the expected head {expected}: that is entry {at}, and {} later entr{} follow it (the journal ends at entry {entries}, head {head})",
+            entries - at,
+            if entries - at == 1 { "y" } else { "ies" }
+        ),
+        AppError::HeadMismatch {
+            ledger,
+            expected,
+            entries,
+            head,
+            at: None,
+        } => format!(
+            "costshare: verify failed: no entry of the journal of {ledger} has the expected head {expected}; the journal ends at entry {entries}, head {head}: entries may have been cut off at the end or replaced"
+        ),
         AppError::VerifyFailed { seq, message } => {
             format!("costshare: verify failed at journal entry {seq}: {message}")
         }
@@ -190,5 +218,11 @@ impl Observer for Stderr {
         if self.tty {
             eprint!("\r\x1b[2K");
         }
+    }
+
+    fn derived_damaged(&mut self, ledger: &str, key: &str) {
+        eprintln!(
+            "costshare: warning: the derived state of {ledger} is damaged (blob `{key}` fails its checksum); it was not used: the journal was replayed and the derived state rewritten"
+        );
     }
 }

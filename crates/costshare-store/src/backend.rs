@@ -17,6 +17,16 @@ pub enum StoreError {
     /// A blob of the derived state is missing or does not decode (it is a
     /// cache: the journal is intact, and `verify` rebuilds it).
     Cache(String),
+    /// A journal column of entry `seq` holds a value of another type than
+    /// the schema's (`found`, as the database names it): the ledger was
+    /// changed behind the program's back.
+    ColumnType {
+        location: String,
+        seq: u64,
+        column: &'static str,
+        expected: &'static str,
+        found: String,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -26,6 +36,16 @@ impl fmt::Display for StoreError {
             StoreError::NotFound(w) => write!(f, "no costshare ledger at {w} (create one with `costshare init`)"),
             StoreError::Db(m) => write!(f, "database error: {m}"),
             StoreError::Corrupt { seq, message } => write!(f, "journal entry {seq} is damaged: {message}"),
+            StoreError::ColumnType {
+                location,
+                seq,
+                column,
+                expected,
+                found,
+            } => write!(
+                f,
+                "the ledger {location} is damaged: journal entry {seq} has its `{column}` stored as {found}, not {expected} (it was changed outside costshare); run `costshare verify {location}` to check the whole journal"
+            ),
             StoreError::Cache(key) => write!(
                 f,
                 "the derived state (`{key}`) is damaged; `costshare verify` rebuilds it from the journal"

@@ -17,6 +17,11 @@
 //! - `i/SHARD`: every recorded id (voided ones too) with its entry, in 256
 //!   shards by hash, to tell a new id from a recorded one.
 //!
+//! Every blob is sealed ([`seal`]): stored after a SHA-256 over the journal
+//! head it was written under, its key and its payload. A blob whose seal does
+//! not check is never decoded: reading it is [`StoreError::Cache`], and the
+//! callers replay the journal instead (and say so).
+//!
 //! It exists only for a ledger with one agreement version (amendments make
 //! every command replay the journal). A late line re-allocates the dates its
 //! capped layers' periods tie it to: a month or a fiscal year for monthly and
@@ -31,11 +36,14 @@ use costshare_core::calendar::Date;
 use costshare_core::costs::CostLine;
 use costshare_core::fxhash::Fx;
 use costshare_core::num::{BigRational, Q};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
-/// The layout of the blobs; another value is ignored (and rebuilt).
-pub const FORMAT: u32 = 2;
+/// The layout of the blobs' payloads.
+pub const FORMAT: u32 = 3;
+/// The first bytes of every sealed blob.
+const SEAL: &[u8; 4] = b"CSd3";
 const SHARDS: u64 = 256;
 
 /// A blob of the derived state and its key.
@@ -73,6 +81,64 @@ impl Meta {
 
 fn damaged(key: &str) -> StoreError {
     StoreError::Cache(key.to_string())
+}
+
+// --- sealing --------------------------------------------------------------
+
+fn digest(head: &str, key: &str, payload: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(head.as_bytes());
+    h.update(b"\n");
+    h.update(key.as_bytes());
+    h.update(b"\n");
+    h.update(payload);
+    h.finalize().into()
+}
+
+/// A blob as stored: `CSd3`, the head's length (u32 LE) and bytes, the
+/// SHA-256 of (head, LF, key, LF, payload), then the payload.
+pub fn seal(head: &str, key: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + head.len() + 40);
+    out.extend_from_slice(SEAL);
+    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&digest(head, key, payload));
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The head a stored blob was sealed under and the length of its header,
+/// when its seal checks.
+fn unseal<'a>(key: &str, stored: &'a [u8]) -> Option<(&'a str, usize)> {
+    let mut r = R::new(stored);
+    (r.take(4)? == SEAL).then_some(())?;
+    let n = r.u32()? as usize;
+    let head = std::str::from_utf8(r.take(n)?).ok()?;
+    let sum = r.take(32)?;
+    let at = r.pos;
+    (sum == digest(head, key, &stored[at..])).then_some((head, at))
+}
+
+/// A blob's payload, with the head it was sealed under; `None` when absent;
+/// [`StoreError::Cache`] when its seal does not check.
+fn get_sealed(backend: &mut dyn Backend, key: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    let Some(mut stored) = backend.cache_get(key)? else {
+        return Ok(None);
+    };
+    let (head, at) = unseal(key, &stored).ok_or_else(|| damaged(key))?;
+    let head = head.to_string();
+    stored.drain(..at);
+    Ok(Some((head, stored)))
+}
+
+/// A blob's payload (`None`: absent); a blob failing its seal is an error.
+pub fn get(backend: &mut dyn Backend, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(get_sealed(backend, key)?.map(|(_, p)| p))
+}
+
+/// A blob's payload; absent or failing its seal is an error.
+fn need(backend: &mut dyn Backend, key: &str) -> Result<Vec<u8>, StoreError> {
+    get(backend, key)?.ok_or_else(|| damaged(key))
 }
 
 // --- encoding -------------------------------------------------------------
@@ -500,17 +566,26 @@ fn add_totals(meta: &mut Meta, category: usize, date: Date, site: &str, row: &[i
     }
 }
 
-/// Write every blob (inside the caller's write transaction).
-pub fn put_all(backend: &mut dyn Backend, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+/// Write every blob sealed under `head`, the journal head it reflects
+/// (inside the caller's write transaction).
+pub fn put_all(backend: &mut dyn Backend, head: &str, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
     for (k, v) in blobs {
-        backend.cache_put(k, v)?;
+        backend.cache_put(k, &seal(head, k, v))?;
     }
     Ok(())
 }
 
-/// The derived state's meta as stored (`None`: absent or not decodable).
+/// The derived state's meta as stored (`None`: absent). A meta that fails
+/// its seal, does not decode, or names another head than it was sealed
+/// under is [`StoreError::Cache`].
 pub fn meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
-    Ok(backend.cache_get("meta")?.and_then(|b| decode_meta(&b)))
+    let Some((head, b)) = get_sealed(backend, "meta")? else {
+        return Ok(None);
+    };
+    match decode_meta(&b) {
+        Some(m) if m.head == head => Ok(Some(m)),
+        _ => Err(damaged("meta")),
+    }
 }
 
 /// The derived state's meta, when it reflects the journal's head now.
@@ -633,7 +708,7 @@ pub fn add_lines(
         for m in m0..=m1 {
             if let std::collections::btree_map::Entry::Vacant(e) = buckets.entry((c, m)) {
                 let key = bucket_key(c, m);
-                e.insert(backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?);
+                e.insert(need(backend, &key)?);
             }
         }
         // the tied lines, in (date, id) order, without and with the new one
@@ -694,7 +769,7 @@ pub fn add_lines(
         let s = shard_of(&line.id);
         if let std::collections::btree_map::Entry::Vacant(e) = shards.entry(s) {
             let key = shard_key(s);
-            let b = backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?;
+            let b = need(backend, &key)?;
             e.insert(decode_shard(&b).ok_or_else(|| damaged(&key))?);
         }
         if let Some(sh) = shards.get_mut(&s) {
@@ -732,7 +807,7 @@ pub fn meta_blob(meta: &Meta) -> (String, Vec<u8>) {
 /// The entry that recorded `id`, if any (voided lines included).
 pub fn recorded(backend: &mut dyn Backend, id: &str) -> Result<Option<(u64, LineBody)>, StoreError> {
     let key = shard_key(shard_of(id));
-    let b = backend.cache_get(&key)?.ok_or_else(|| damaged(&key))?;
+    let b = need(backend, &key)?;
     let ids = decode_shard(&b).ok_or_else(|| damaged(&key))?;
     let Some(&(_, seq)) = ids.iter().find(|(i, _)| i == id) else {
         return Ok(None);

@@ -50,9 +50,14 @@ pub enum Body {
     /// whose `replaces` names it.
     Void { id: String, reason: String, by: String },
     /// A statement for one fiscal year: the allocation at closing, frozen.
+    /// `head` is the journal's head before this entry (empty in entries
+    /// written before it was recorded); `forced`: closed with `--force`
+    /// before the year ended or with pro-rata periods still open.
     Close {
         period: String,
         as_of: String,
+        head: String,
+        forced: bool,
         rows: Vec<StatementRow>,
     },
 }
@@ -200,9 +205,22 @@ pub fn canonical(e: &Entry) -> Vec<u8> {
             field(&mut o, "reason", reason);
             field(&mut o, "by", by);
         }
-        Body::Close { period, as_of, rows } => {
+        Body::Close {
+            period,
+            as_of,
+            head,
+            forced,
+            rows,
+        } => {
             field(&mut o, "period", period);
             field(&mut o, "as_of", as_of);
+            // optional, so that earlier entries read back to their own bytes
+            if !head.is_empty() {
+                field(&mut o, "head", head);
+            }
+            if *forced {
+                field(&mut o, "forced", "yes");
+            }
             for r in rows {
                 let mut v = String::new();
                 esc(&mut v, &r.party);
@@ -290,6 +308,12 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         "close" => {
             let period = take("period")?;
             let as_of = take("as_of")?;
+            let head = take("head").unwrap_or_default();
+            let forced = match take("forced") {
+                Ok(v) if v == "yes" => true,
+                Ok(v) => return Err(DecodeError(format!("`forced={v}` is not `yes`"))),
+                Err(_) => false,
+            };
             let mut rows = Vec::new();
             while let Ok(v) = take("row") {
                 let parts: Vec<&str> = v.split('\t').collect();
@@ -305,7 +329,13 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
                     amount_minor,
                 });
             }
-            Body::Close { period, as_of, rows }
+            Body::Close {
+                period,
+                as_of,
+                head,
+                forced,
+                rows,
+            }
         }
         other => return Err(DecodeError(format!("unknown kind `{other}`"))),
     };
@@ -400,6 +430,8 @@ mod tests {
             Body::Close {
                 period: "FY2022".into(),
                 as_of: "2023-04-10".into(),
+                head: "ab".repeat(32),
+                forced: true,
                 rows: vec![StatementRow {
                     party: "JP".into(),
                     category: "u".into(),

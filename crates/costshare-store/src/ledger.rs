@@ -51,6 +51,12 @@ pub enum Refusal {
     AlreadyClosed { period: String, seq: u64, as_of: String },
     /// `close` of a year outside every version's term.
     OutsideTerm { period: String },
+    /// `close` of a year whose figures may still change at `as_of` (without `--force`).
+    CloseEarly {
+        period: String,
+        as_of: Date,
+        why: EarlyClose,
+    },
     /// Rates that contradict recorded ones, one per conflict.
     RateConflicts(Vec<RateConflict>),
     /// With the new rates, a recorded line would convert past `i64`.
@@ -93,6 +99,39 @@ pub enum AmendProblem {
         code: String,
     },
     Calendar,
+}
+
+/// Why a year's figures may still change at the as-of date of its `close`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EarlyClose {
+    /// The year has not ended by the as-of date.
+    NotEnded { last_day: Date },
+    /// Lines of the year are in pro-rata periods still open at the as-of
+    /// date (the latest ends on `until`).
+    Provisional { lines: usize, until: Date },
+}
+
+impl fmt::Display for EarlyClose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EarlyClose::NotEnded { last_day } => write!(f, "the year has not ended (its last day is {last_day})"),
+            EarlyClose::Provisional { lines, until } => write!(
+                f,
+                "{lines} of its line{} {} in pro-rata periods still open (until {until}), so {} figures may still change",
+                if *lines == 1 { "" } else { "s" },
+                if *lines == 1 { "is" } else { "are" },
+                if *lines == 1 { "its" } else { "their" }
+            ),
+        }
+    }
+}
+
+/// A statement issued by `close`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub rows: Vec<StatementRow>,
+    /// Closed with `force` although the year's figures may still change.
+    pub forced: Option<EarlyClose>,
 }
 
 /// A rate that contradicts a recorded one.
@@ -162,6 +201,10 @@ impl fmt::Display for Refusal {
                 "{period} was closed already (journal entry {seq}, as of {as_of}); later changes show as adjustments"
             ),
             Refusal::OutsideTerm { period } => write!(f, "{period} is outside the agreement's term"),
+            Refusal::CloseEarly { period, as_of, why } => write!(
+                f,
+                "not closing {period} as of {as_of}: {why}; close it with a later --as-of, or give --force to close it anyway (the statement then says it was forced)"
+            ),
             Refusal::RateConflicts(cs) => {
                 for (i, c) in cs.iter().enumerate() {
                     if i > 0 {
@@ -275,17 +318,39 @@ pub enum Verified {
         seq: u64,
         message: String,
     },
+    /// The chain verified but does not end at the expected head: `at` is
+    /// the entry with that hash, if any (then entries follow it).
+    HeadMismatch {
+        expected: String,
+        entries: u64,
+        head: String,
+        at: Option<u64>,
+    },
+}
+
+/// How `verify` runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Rebuild a damaged derived state (without it, damage is reported).
+    pub repair: bool,
+    /// The chain must end at this hash (a journal cut off at the end is
+    /// otherwise a shorter valid chain).
+    pub expect_head: Option<String>,
 }
 
 /// What `verify` found of the derived state (a cache beside the journal).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DerivedStatus {
     /// It matched a rebuild from the journal, blob for blob.
     Consistent,
     /// It was missing or older than the journal's head: rebuilt.
     Refreshed,
-    /// It differed from a rebuild (damaged or edited): rebuilt.
-    Repaired,
+    /// A blob failed its seal or differed from a rebuild (damaged or
+    /// edited); left as it is (`verify --repair` rebuilds it). Commands do
+    /// not use it: they replay the journal.
+    Damaged { key: String },
+    /// A blob was damaged, and the derived state was rebuilt (`--repair`).
+    Repaired { key: String },
     /// Not kept: the agreement was amended, so commands replay the journal.
     NotKept,
     /// A write landed while `verify` ran; the derived state follows it.
@@ -307,6 +372,9 @@ pub struct Ledger {
     backend: Box<dyn Backend>,
     /// Entry count and head hash after this handle's last write.
     last: Option<(u64, String)>,
+    /// A blob of the derived state found damaged (and not used) by this
+    /// handle's last `derived` or `record_fast`.
+    damaged: Option<String>,
 }
 
 impl Ledger {
@@ -314,6 +382,7 @@ impl Ledger {
         Ok(Ledger {
             backend: backend::open(target)?,
             last: None,
+            damaged: None,
         })
     }
 
@@ -337,7 +406,11 @@ impl Ledger {
         };
         // the schema and the first entries commit together
         let backend = backend::create(target)?;
-        let mut ledger = Ledger { backend, last: None };
+        let mut ledger = Ledger {
+            backend,
+            last: None,
+            damaged: None,
+        };
         let name = agreement.name.to_string();
         let sha = journal::sha256_hex(agreement.bytes);
         let content = text.to_string();
@@ -428,7 +501,7 @@ impl Ledger {
             st.head = hash.clone();
             debug_assert_eq!(st.entries, *seq);
             if derived::applicable(&st) {
-                derived::put_all(self.backend.as_mut(), &derived::build(&st)?)?;
+                derived::put_all(self.backend.as_mut(), &st.head, &derived::build(&st)?)?;
             }
         }
         if last.is_some() {
@@ -503,9 +576,15 @@ impl Ledger {
                 }
                 Ok(Some((out, imp)))
             }
-            // a damaged cache: the full path records the file (and rebuilds it)
-            Ok(None) | Err(LedgerError::Store(StoreError::Cache(_))) => {
+            Ok(None) => {
                 self.backend.rollback();
+                Ok(None)
+            }
+            // a damaged cache is not used: the full path records the file
+            // (the caller rebuilds the derived state)
+            Err(LedgerError::Store(StoreError::Cache(key))) => {
+                self.backend.rollback();
+                self.damaged = Some(key);
                 Ok(None)
             }
             Err(e) => {
@@ -594,14 +673,21 @@ impl Ledger {
             meta.seq = seq;
             meta.head = hash;
         }
-        derived::put_all(backend, &blobs)?;
-        derived::put_all(backend, &[derived::meta_blob(&meta)])?;
+        derived::put_all(backend, &meta.head, &blobs)?;
+        derived::put_all(backend, &meta.head, &[derived::meta_blob(&meta)])?;
         self.last = Some((meta.seq, meta.head.clone()));
         Ok(Some((outcome, impact, true)))
     }
 
+    /// The blob of the derived state that the last [`Ledger::derived`] or
+    /// [`Ledger::record_fast`] found damaged and did not use, if any.
+    pub fn take_damaged(&mut self) -> Option<String> {
+        self.damaged.take()
+    }
+
     /// The derived state when it reflects the journal's head (with its
-    /// agreement and sha256), read in one snapshot.
+    /// agreement and sha256), read in one snapshot. A damaged blob is not
+    /// used: `None`, and [`Ledger::take_damaged`] names it.
     pub fn derived(&mut self) -> Result<Option<(derived::Meta, Agreement, String)>, LedgerError> {
         self.backend.begin_read()?;
         let out = (|| -> Result<_, StoreError> {
@@ -612,7 +698,13 @@ impl Ledger {
             Ok(Some((meta, ag, sha)))
         })();
         self.backend.end_read();
-        Ok(out?)
+        match out {
+            Err(StoreError::Cache(key)) => {
+                self.damaged = Some(key);
+                Ok(None)
+            }
+            out => Ok(out?),
+        }
     }
 
     /// Write the derived state of `st` if the journal's head is still `st`'s
@@ -645,7 +737,7 @@ impl Ledger {
         let out = (|| -> Result<bool, StoreError> {
             match self.backend.head()? {
                 Some((seq, hash)) if seq == st.entries && hash == st.head => {
-                    derived::put_all(self.backend.as_mut(), blobs)?;
+                    derived::put_all(self.backend.as_mut(), &st.head, blobs)?;
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -772,8 +864,15 @@ impl Ledger {
         })
     }
 
-    /// Close a fiscal year: its statement is the allocation now, frozen.
+    /// Close a fiscal year (see [`Ledger::close_with`]), without force.
     pub fn close(&mut self, period: &str, as_of: Date, now: &str) -> Result<Vec<StatementRow>, LedgerError> {
+        Ok(self.close_with(period, as_of, false, now)?.rows)
+    }
+
+    /// Close a fiscal year: its statement is the allocation as of `as_of`,
+    /// frozen. A year not ended by `as_of`, or with lines in pro-rata periods
+    /// still open then, is refused unless `force` (the entry then says so).
+    pub fn close_with(&mut self, period: &str, as_of: Date, force: bool, now: &str) -> Result<Closed, LedgerError> {
         let FiscalYear(fy) = FiscalYear::parse(period).ok_or_else(|| Refusal::NotAFiscalYear {
             period: period.to_string(),
         })?;
@@ -797,21 +896,53 @@ impl Ledger {
                 .into());
             }
             let parts = state::allocate(st, as_of)?;
+            let why = early(st, &parts, fy, as_of);
+            if let (Some(why), false) = (&why, force) {
+                return Err(Refusal::CloseEarly {
+                    period: FiscalYear(fy).to_string(),
+                    as_of,
+                    why: why.clone(),
+                }
+                .into());
+            }
             let rows = state::year_totals(st, &parts, fy).map_err(too_large)?;
             Ok((
                 vec![Body::Close {
                     period: FiscalYear(fy).to_string(),
                     as_of: as_of.to_string(),
+                    head: st.head.clone(),
+                    forced: why.is_some(),
                     rows: rows.clone(),
                 }],
-                rows,
+                Closed { rows, forced: why },
             ))
         })
     }
 
-    /// Recompute the hash chain and re-derive every closed statement.
+    /// [`Ledger::verify_with`] the default options: no repair, no expected head.
     pub fn verify(&mut self) -> Result<Verified, LedgerError> {
-        let stored = self.backend.read_all()?;
+        self.verify_with(&VerifyOptions::default())
+    }
+
+    /// Recompute the hash chain, re-derive every closed statement, check the
+    /// head if one is expected, and compare the derived state with a rebuild.
+    pub fn verify_with(&mut self, opts: &VerifyOptions) -> Result<Verified, LedgerError> {
+        let stored = match self.backend.read_all() {
+            Ok(s) => s,
+            Err(StoreError::ColumnType {
+                seq,
+                column,
+                expected,
+                found,
+                ..
+            }) => {
+                return Ok(Verified::Bad {
+                    seq,
+                    message: format!("its `{column}` is stored as {found}, not {expected}"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut st = State {
             head: journal::GENESIS.to_string(),
             ..State::default()
@@ -843,7 +974,21 @@ impl Ledger {
             if e.seq != s.seq {
                 return bad(format!("its bytes say entry {}", e.seq));
             }
-            if let Body::Close { period, rows, as_of } = &e.body {
+            if let Body::Close {
+                period,
+                rows,
+                as_of,
+                head,
+                ..
+            } = &e.body
+            {
+                // the head it was issued after is still the entry before it
+                if !head.is_empty() && *head != prev {
+                    return bad(format!(
+                        "the {period} statement was issued after journal head {head}, but entry {} hashes to {prev} (entries before it were changed, removed or added)",
+                        expect_seq - 1
+                    ));
+                }
                 let Some(FiscalYear(fy)) = FiscalYear::parse(period) else {
                     return bad(format!("its period `{period}` is not a fiscal year such as FY2022"));
                 };
@@ -872,6 +1017,17 @@ impl Ledger {
             st.head = s.hash.clone();
             prev = s.hash.clone();
         }
+        if let Some(want) = &opts.expect_head {
+            let want = want.trim().to_ascii_lowercase();
+            if want != prev {
+                return Ok(Verified::HeadMismatch {
+                    at: stored.iter().find(|s| s.hash == want).map(|s| s.seq),
+                    expected: want,
+                    entries: stored.len() as u64,
+                    head: prev,
+                });
+            }
+        }
         // the derived state must equal a rebuild from the verified journal
         let derived = if !derived::applicable(&st) {
             DerivedStatus::NotKept
@@ -879,13 +1035,24 @@ impl Ledger {
             let blobs = derived::build(&st)?;
             // compared with the state of the entries just verified, not with
             // the head now (a write may have landed meanwhile: see below)
-            let fresh = derived::meta(self.backend.as_mut())?.is_some_and(|m| m.seq == st.entries && m.head == st.head);
-            let mut same = fresh;
+            let mut bad: Option<String> = None;
+            let fresh = match derived::meta(self.backend.as_mut()) {
+                Ok(m) => m.is_some_and(|m| m.seq == st.entries && m.head == st.head),
+                Err(StoreError::Cache(key)) => {
+                    bad = Some(key);
+                    false
+                }
+                Err(e) => return Err(e.into()),
+            };
             if fresh {
                 for (k, v) in &blobs {
-                    if self.backend.cache_get(k)?.as_deref() != Some(v.as_slice()) {
-                        same = false;
-                        break;
+                    match derived::get(self.backend.as_mut(), k) {
+                        Ok(Some(p)) if p == *v => {}
+                        Ok(_) | Err(StoreError::Cache(_)) => {
+                            bad = Some(k.clone());
+                            break;
+                        }
+                        Err(e) => return Err(e.into()),
                     }
                 }
             }
@@ -893,15 +1060,16 @@ impl Ledger {
                 .backend
                 .head()?
                 .is_none_or(|(seq, h)| seq != st.entries || h != st.head);
-            if same {
-                DerivedStatus::Consistent
-            } else if moved {
-                DerivedStatus::NotChecked
-            } else {
-                self.write_blobs(&st, &blobs)?;
-                if fresh {
-                    DerivedStatus::Repaired
-                } else {
+            match bad {
+                None if fresh => DerivedStatus::Consistent,
+                _ if moved => DerivedStatus::NotChecked,
+                Some(key) if opts.repair => {
+                    self.write_blobs(&st, &blobs)?;
+                    DerivedStatus::Repaired { key }
+                }
+                Some(key) => DerivedStatus::Damaged { key },
+                None => {
+                    self.write_blobs(&st, &blobs)?;
                     DerivedStatus::Refreshed
                 }
             }
@@ -912,6 +1080,28 @@ impl Ledger {
             derived,
         })
     }
+}
+
+/// Why the figures of fiscal year `fy` may still change at `as_of`, if they may.
+fn early(st: &State, parts: &[state::Part], fy: i32, as_of: Date) -> Option<EarlyClose> {
+    let (_, last_day) = st.latest().agreement.calendar.fy_bounds(fy);
+    if as_of < last_day {
+        return Some(EarlyClose::NotEnded { last_day });
+    }
+    let mut lines = 0;
+    let mut until = as_of;
+    for p in parts {
+        let cal = &st.versions[p.version].agreement.calendar;
+        for (i, l) in p.lines.iter().enumerate() {
+            if p.alloc.provisional[i] && cal.fy_of(l.date) == fy {
+                lines += 1;
+                if let Some(d) = p.alloc.open_until[i] {
+                    until = until.max(d);
+                }
+            }
+        }
+    }
+    (lines > 0).then_some(EarlyClose::Provisional { lines, until })
 }
 
 /// Rate entries for the rows of a rates file that the ledger lacks; a rate

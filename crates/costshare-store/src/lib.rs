@@ -23,5 +23,7 @@ pub mod sqlite;
 pub mod state;
 
 pub use backend::StoreError;
-pub use ledger::{DerivedStatus, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified};
+pub use ledger::{
+    Closed, DerivedStatus, EarlyClose, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified, VerifyOptions,
+};
 pub use state::State;

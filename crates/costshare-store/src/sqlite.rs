@@ -24,6 +24,45 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
+/// Column `i` (`name`, of SQL type `expected`) of journal entry `seq`; a
+/// value of another type is [`StoreError::ColumnType`].
+fn column<T: rusqlite::types::FromSql>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    (name, expected): (&'static str, &'static str),
+    seq: u64,
+    location: &str,
+) -> Result<T, StoreError> {
+    r.get(i).map_err(|e| match e {
+        rusqlite::Error::InvalidColumnType(_, _, ty) | rusqlite::Error::FromSqlConversionFailure(_, ty, _) => {
+            StoreError::ColumnType {
+                location: location.to_string(),
+                seq,
+                column: name,
+                expected,
+                found: sql_type(ty),
+            }
+        }
+        e => db(e),
+    })
+}
+
+fn sql_type(t: rusqlite::types::Type) -> String {
+    use rusqlite::types::Type;
+    match t {
+        Type::Null => "NULL",
+        Type::Integer => "INTEGER",
+        Type::Real => "REAL",
+        Type::Text => "TEXT",
+        Type::Blob => "BLOB",
+    }
+    .to_string()
+}
+
+const BODY: (&str, &str) = ("body", "BLOB");
+const PREV_HASH: (&str, &str) = ("prev_hash", "TEXT");
+const HASH: (&str, &str) = ("hash", "TEXT");
+
 pub const SCHEMA: &str = "
 CREATE TABLE journal (
     seq INTEGER PRIMARY KEY,
@@ -130,17 +169,18 @@ impl Backend for Sqlite {
             .conn
             .prepare_cached("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq")
             .map_err(db)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(Stored {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    body: r.get(1)?,
-                    prev_hash: r.get(2)?,
-                    hash: r.get(3)?,
-                })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        let mut rows = st.query([]).map_err(db)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(db)? {
+            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+            out.push(Stored {
+                seq,
+                body: column(r, 1, BODY, seq, &self.path)?,
+                prev_hash: column(r, 2, PREV_HASH, seq, &self.path)?,
+                hash: column(r, 3, HASH, seq, &self.path)?,
+            });
+        }
+        Ok(out)
     }
 
     fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError> {
@@ -154,9 +194,13 @@ impl Backend for Sqlite {
         let mut last_hash_needed = false;
         while let Some(r) = rows.next().map_err(db)? {
             let seq = r.get::<_, i64>(0).map_err(db)? as u64;
-            let body = r.get_ref(1).map_err(db)?.as_blob().map_err(|e| StoreError::Corrupt {
+            let body = r.get_ref(1).map_err(db)?;
+            let body = body.as_blob().map_err(|_| StoreError::ColumnType {
+                location: self.path.clone(),
                 seq,
-                message: e.to_string(),
+                column: BODY.0,
+                expected: BODY.1,
+                found: sql_type(body.data_type()),
             })?;
             f(seq, body)?;
             last_seq = seq;
@@ -167,9 +211,9 @@ impl Backend for Sqlite {
             let h: String = self
                 .conn
                 .query_row("SELECT hash FROM journal WHERE seq = ?1", [last_seq as i64], |r| {
-                    r.get(0)
+                    Ok(column(r, 0, HASH, last_seq, &self.path))
                 })
-                .map_err(db)?;
+                .map_err(db)??;
             last = Some((last_seq, h));
         }
         Ok(last)
@@ -211,7 +255,10 @@ impl Backend for Sqlite {
             .map_err(db)?;
         let mut rows = st.query([]).map_err(db)?;
         match rows.next().map_err(db)? {
-            Some(r) => Ok(Some((r.get::<_, i64>(0).map_err(db)? as u64, r.get(1).map_err(db)?))),
+            Some(r) => {
+                let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+                Ok(Some((seq, column(r, 1, HASH, seq, &self.path)?)))
+            }
             None => Ok(None),
         }
     }
@@ -223,7 +270,7 @@ impl Backend for Sqlite {
             .map_err(db)?;
         let mut rows = st.query([seq as i64]).map_err(db)?;
         match rows.next().map_err(db)? {
-            Some(r) => Ok(Some(r.get(0).map_err(db)?)),
+            Some(r) => Ok(Some(column(r, 0, BODY, seq, &self.path)?)),
             None => Ok(None),
         }
     }
@@ -236,7 +283,8 @@ impl Backend for Sqlite {
         };
         let mut rows = st.query([key]).map_err(db)?;
         match rows.next().map_err(db)? {
-            Some(r) => Ok(Some(r.get(0).map_err(db)?)),
+            // a value of another type is a damaged blob
+            Some(r) => Ok(Some(r.get(0).map_err(|_| StoreError::Cache(key.to_string()))?)),
             None => Ok(None),
         }
     }

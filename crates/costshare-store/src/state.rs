@@ -49,6 +49,10 @@ pub struct Statement {
     pub period: String,
     pub fy: i32,
     pub as_of: String,
+    /// The journal's head before the statement (empty in early entries).
+    pub head: String,
+    /// Closed with `--force`.
+    pub forced: bool,
     pub rows: Vec<StatementRow>,
 }
 
@@ -228,15 +232,27 @@ impl State {
                 }
                 (Some(id.clone()), format!("voided {id}: {reason}"))
             }
-            Body::Close { period, as_of, rows } => {
+            Body::Close {
+                period,
+                as_of,
+                head,
+                forced,
+                rows,
+            } => {
                 let FiscalYear(fy) = FiscalYear::parse(&period).ok_or_else(|| corrupt(seq, "bad period"))?;
-                let summary = format!("closed {period} as of {as_of} ({} statement rows)", rows.len());
+                let summary = format!(
+                    "closed {period} as of {as_of} ({} statement rows){}",
+                    rows.len(),
+                    if forced { ", forced" } else { "" }
+                );
                 self.statements.push(Statement {
                     seq,
                     at: e.at.clone(),
                     period,
                     fy,
                     as_of,
+                    head,
+                    forced,
                     rows,
                 });
                 (None, summary)

@@ -7,7 +7,7 @@ mod common;
 
 use common::{check, examples, input, lines_csv};
 use costshare_demo::Rng;
-use costshare_store::{DerivedStatus, Ledger, Verified};
+use costshare_store::{DerivedStatus, Ledger, Verified, VerifyOptions};
 
 #[test]
 fn derived_state_equals_a_replay() {
@@ -67,6 +67,7 @@ fn derived_state_equals_a_replay() {
         match l.verify().unwrap() {
             Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Consistent, "{name}"),
             Verified::Bad { seq, message } => panic!("{name}: verify failed at {seq}: {message}"),
+            other => panic!("{other:?}"),
         }
     }
     assert!(late_lines >= 50, "late lines taken in: {late_lines}");
@@ -74,7 +75,8 @@ fn derived_state_equals_a_replay() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A damaged derived state is caught by `verify` and rebuilt.
+/// A damaged derived state is caught by `verify`, not used, and rebuilt by
+/// `verify --repair`.
 #[test]
 fn verify_repairs_a_damaged_derived_state() {
     let dir = std::env::temp_dir().join(format!("costshare-derived-bad-{}", std::process::id()));
@@ -99,9 +101,23 @@ fn verify_repairs_a_damaged_derived_state() {
     conn.execute("UPDATE cache SET v = ?1 WHERE k = 'meta'", [&bad])
         .unwrap();
     drop(conn);
+    // reported, not repaired, without --repair; the report does not use it
+    let key = "meta".to_string();
     match l.verify().unwrap() {
-        Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Repaired),
+        Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Damaged { key: key.clone() }),
         Verified::Bad { seq, message } => panic!("verify failed at {seq}: {message}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(l.derived().unwrap().is_none());
+    assert_eq!(l.take_damaged(), Some(key.clone()));
+    let repair = VerifyOptions {
+        repair: true,
+        ..VerifyOptions::default()
+    };
+    match l.verify_with(&repair).unwrap() {
+        Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Repaired { key }),
+        Verified::Bad { seq, message } => panic!("verify failed at {seq}: {message}"),
+        other => panic!("{other:?}"),
     }
     check(&mut l, "after repair");
     let _ = std::fs::remove_dir_all(&dir);

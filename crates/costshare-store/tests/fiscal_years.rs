@@ -100,6 +100,8 @@ fn verify_names_a_statement_period_that_is_not_a_label() {
         body: Body::Close {
             period: "FY02022".into(),
             as_of: "2026-01-01".into(),
+            head: String::new(),
+            forced: false,
             rows: Vec::new(),
         },
     };
@@ -126,4 +128,67 @@ fn verify_names_a_statement_period_that_is_not_a_label() {
         ok => panic!("verify took a bad period: {ok:?}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A statement records the head it was issued after; `verify` checks that it
+/// is still the hash of the entry before it.
+#[test]
+fn verify_checks_the_head_a_statement_was_issued_after() {
+    let dir = temp_dir("verify-head");
+    let (mut l, path) = ledger(&dir, "l.db");
+    let st = l.state().unwrap();
+    let seq = st.entries + 1;
+    let e = Entry {
+        seq,
+        at: NOW.to_string(),
+        body: Body::Close {
+            period: "FY2022".into(),
+            as_of: "2026-01-01".into(),
+            // the head of some other journal
+            head: "0f".repeat(32),
+            forced: false,
+            rows: Vec::new(),
+        },
+    };
+    let sealed = journal::seal(std::slice::from_ref(&e), st.head.clone());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO journal (seq, kind, at, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![
+            seq as i64,
+            "close",
+            NOW,
+            sealed[0].body,
+            sealed[0].prev_hash,
+            sealed[0].hash
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    match l.verify().unwrap() {
+        Verified::Bad { seq: at, message } => {
+            assert_eq!(at, seq);
+            assert!(
+                message.contains(&format!("issued after journal head {}", "0f".repeat(32)))
+                    && message.contains(&st.head),
+                "{message}"
+            );
+        }
+        ok => panic!("verify took a statement issued elsewhere: {ok:?}"),
+    }
+    // a real close records the head before it, and verifies
+    let dir2 = temp_dir("verify-head-ok");
+    let (mut l, _) = ledger(&dir2, "l.db");
+    let before = l.state().unwrap().head;
+    l.close(
+        "FY2022",
+        costshare_core::calendar::Date::parse("2026-01-01").unwrap(),
+        NOW,
+    )
+    .unwrap();
+    let st = l.state().unwrap();
+    assert_eq!(st.statements[0].head, before);
+    assert!(matches!(l.verify().unwrap(), Verified::Ok { .. }));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
 }

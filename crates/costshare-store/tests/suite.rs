@@ -122,6 +122,7 @@ fn verify_ok(l: &mut Ledger) -> (u64, String) {
     match l.verify().unwrap_or_else(|e| panic!("verify: {e}")) {
         Verified::Ok { entries, head, .. } => (entries, head),
         Verified::Bad { seq, message } => panic!("verify: entry {seq} is bad: {message}"),
+        other => panic!("{other:?}"),
     }
 }
 
@@ -1057,6 +1058,7 @@ fn derived_state_follows_late_lines(target: &str) {
     match l.verify().unwrap() {
         Verified::Ok { derived, .. } => assert_eq!(derived, costshare_store::DerivedStatus::Consistent),
         Verified::Bad { seq, message } => panic!("verify failed at {seq}: {message}"),
+        other => panic!("{other:?}"),
     }
 }
 

@@ -586,6 +586,9 @@ pub fn statement(r: &StatementResult, format: Format) -> String {
         }
         Format::Json => pretty(&json!({
             "period": period, "as_of": r.as_of.to_string(), "journal_entry": r.seq,
+            "head_before": r.head_before,
+            "forced": r.forced.is_some(),
+            "forced_because": r.forced.as_ref().map(|w| w.to_string()),
             "rows": r.rows.iter().map(|row| json!({"party": row.party, "category": row.category, "amount": format_minor(row.amount_minor as i128, dec)})).collect::<Vec<_>>(),
             "journal": journal_json(&r.journal),
             "agreement": {"id": r.agreement_ref.id, "sha256": r.agreement_ref.sha256},
@@ -603,10 +606,15 @@ pub fn statement(r: &StatementResult, format: Format) -> String {
                 ]);
             }
             format!(
-                "Statement for {period} as of {} (journal entry {}), in {}\n\n{}\nlater corrections show in `costshare adjustments`\nagreement: {} sha256 {}\n{}",
+                "Statement for {period} as of {} (journal entry {}), in {}\nissued after journal head {}\n{}\n{}\nlater corrections show in `costshare adjustments`\nagreement: {} sha256 {}\n{}",
                 r.as_of,
                 r.seq,
                 ag.currency.code(),
+                r.head_before,
+                match &r.forced {
+                    Some(why) => format!("FORCED with --force: as of {}, {why}\n", r.as_of),
+                    None => String::new(),
+                },
                 t.render(),
                 r.agreement_ref.id,
                 r.agreement_ref.sha256,
@@ -755,12 +763,14 @@ pub fn verify(r: &VerifyResult) -> String {
         "ok: {} journal entries verified; every closed statement re-derived\nhead {}\nderived state: {}\n",
         r.entries,
         r.head,
-        match r.derived {
-            DerivedStatus::Consistent => "matches the journal",
-            DerivedStatus::Refreshed => "rebuilt from the journal (it was missing or older than the head)",
-            DerivedStatus::Repaired => "REPAIRED: it differed from the journal and was rebuilt from it",
-            DerivedStatus::NotKept => "not kept (the agreement was amended; commands replay the journal)",
-            DerivedStatus::NotChecked => "not checked (a write landed while verify ran; run verify again)",
+        match &r.derived {
+            DerivedStatus::Consistent => "matches the journal".to_string(),
+            DerivedStatus::Refreshed => "rebuilt from the journal (it was missing or older than the head)".to_string(),
+            DerivedStatus::Repaired { key } =>
+                format!("REPAIRED: blob `{key}` was damaged; the derived state was rebuilt from the journal"),
+            DerivedStatus::Damaged { key } => format!("DAMAGED: blob `{key}` (run verify --repair)"),
+            DerivedStatus::NotKept => "not kept (the agreement was amended; commands replay the journal)".to_string(),
+            DerivedStatus::NotChecked => "not checked (a write landed while verify ran; run verify again)".to_string(),
         }
     )
 }
