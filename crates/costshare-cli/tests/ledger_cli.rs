@@ -583,3 +583,101 @@ fn a_lowered_envelope_sends_the_rest_of_the_term_to_the_us() {
     assert!(!text.contains("carried"), "{text}");
     assert!(ok(&["verify", &l]).starts_with("ok: "));
 }
+
+/// Three versions of a term envelope: the third starts with what the first
+/// two used; `explain` names both; a late line under the first version moves
+/// the later versions' lines (`record --impact`).
+#[test]
+fn a_term_envelope_runs_through_three_versions() {
+    let d = Dir::new("amend-three");
+    let base = r#"[agreement]
+id = "e"
+currency = "JPY"
+start = "2022-04-01"
+end = "2025-03-31"
+fiscal_year_start = "04-01"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.f]
+name = "Facilities"
+  [[categories.f.layers]]
+  id = "envelope"
+  split = { JP = "100%" }
+  cap = CAP
+  period = "term"
+  [[categories.f.layers]]
+  split = { US = "100%" }
+"#;
+    let l = d.path("l.db");
+    ok(&[
+        "init",
+        &l,
+        "--agreement",
+        &d.file("v1.toml", base.replace("CAP", "1000")),
+    ]);
+    ok(&[
+        "record",
+        &l,
+        &d.file("c1.csv", "id,date,category,amount\na,2022-05-01,f,600\n"),
+    ]);
+    let v2 = d.file(
+        "v2.toml",
+        base.replace("CAP", "1000").replace("Facilities", "Facilities (v2)"),
+    );
+    ok(&["amend", &l, "--agreement", &v2, "--effective", "2023-04-01"]);
+    ok(&[
+        "record",
+        &l,
+        &d.file("c2.csv", "id,date,category,amount\nb,2023-05-01,f,300\n"),
+    ]);
+    ok(&[
+        "amend",
+        &l,
+        "--agreement",
+        &d.file("v3.toml", base.replace("CAP", "1200")),
+        "--effective",
+        "2024-04-01",
+    ]);
+    ok(&[
+        "record",
+        &l,
+        &d.file("c3.csv", "id,date,category,amount\nc,2024-05-01,f,500\n"),
+    ]);
+    let out = ok(&["allocate", "--ledger", &l, "--format", "csv"]);
+    assert_eq!(out, "id,party,amount\na,JP,600\nb,JP,300\nc,JP,300\nc,US,200\n");
+    let text = ok(&["explain", "--ledger", &l, "--id", "c"]);
+    assert!(
+        text.contains(
+            "  carried over: 900 JPY of this period's cap were already used under agreement versions 1 (600 JPY) and 2 (300 JPY); 300 JPY of the 1,200 JPY cap left for this version's lines\n"
+        ),
+        "{text}"
+    );
+    ok(&["close", &l, "--period", "FY2024"]);
+    // a late line under version 1 uses the envelope before versions 2 and 3
+    let out = ok(&[
+        "record",
+        &l,
+        &d.file("late.csv", "id,date,category,amount\nz,2022-06-01,f,200\n"),
+        "--impact",
+    ]);
+    assert!(
+        out.contains("impact: 2 earlier lines changed: JP -200, US +200")
+            && out.contains("  b: JP -100, US +100")
+            && out.contains("  c: JP -100, US +100"),
+        "{out}"
+    );
+    let out = ok(&["allocate", "--ledger", &l, "--format", "csv"]);
+    assert_eq!(
+        out,
+        "id,party,amount\na,JP,600\nz,JP,200\nb,JP,200\nb,US,100\nc,JP,200\nc,US,300\n"
+    );
+    // the closed year's adjustment sees the same envelope
+    let adj = ok(&["adjustments", &l, "--format", "csv"]);
+    assert_eq!(
+        adj,
+        "period,party,category,statement,now,adjustment\nFY2024,JP,f,300,200,-100\nFY2024,US,f,200,300,100\n"
+    );
+    assert!(ok(&["verify", &l]).starts_with("ok: "));
+}
