@@ -206,7 +206,7 @@ pub fn explain(source: &Source, id: &str, as_of: Date, s: &mut Session<'_>) -> R
         });
     };
     let part = r.parts.swap_remove(k);
-    let ex = explain::explain(&part.la.agreement, &part.costs.lines, idx, r.as_of);
+    let ex = explain::explain_carried(&part.la.agreement, &part.costs.lines, idx, r.as_of, &part.carry);
     // the explanation comes from the literal oracle: it must agree with the engine
     if ex.final_parts() != part.alloc.row(idx) {
         return Err(AppError::ExplainDisagrees { id: id.to_string() });

@@ -55,6 +55,9 @@ pub struct RunPart {
     pub la: LoadedAgreement,
     pub costs: Costs,
     pub alloc: alloc::Allocation,
+    /// The use of its caps this part's version inherited from earlier
+    /// versions (a ledger after `amend`); empty otherwise.
+    pub carry: alloc::Carry,
 }
 
 /// Agreement(s), lines and allocation: what allocate, report and explain
@@ -205,7 +208,12 @@ impl FileInputs {
 pub fn run_with(la: LoadedAgreement, costs: Costs, as_of: Date) -> Run {
     let alloc = alloc::allocate(&la.agreement, &costs.lines, as_of);
     Run {
-        parts: vec![RunPart { la, costs, alloc }],
+        parts: vec![RunPart {
+            la,
+            costs,
+            alloc,
+            carry: alloc::Carry::NONE,
+        }],
         as_of,
         journal: None,
     }
@@ -227,6 +235,7 @@ pub fn run_state(st: &State, as_of: Date) -> Result<Run, AppError> {
                     replaced: 0,
                 },
                 alloc: p.alloc,
+                carry: p.carry,
             }
         })
         .collect();

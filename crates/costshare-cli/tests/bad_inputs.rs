@@ -507,6 +507,35 @@ fn unknown_field_in_layer() {
 }
 
 #[test]
+fn duplicate_layer_id() {
+    // layer 1 is named "2", which is layer 2's id by position; both labor layers are named "jp"
+    let src = edit(
+        BASE,
+        "  [[categories.utilities.layers]]\n  split = { JP = \"100%\" }\n",
+        "  [[categories.utilities.layers]]\n  id = \"2\"\n  split = { JP = \"100%\" }\n",
+    );
+    let src = edit(
+        &src,
+        "  [[categories.labor.layers]]\n  split = { JP = \"60%\", US = \"40%\" }\n",
+        "  [[categories.labor.layers]]\n  id = \"jp\"\n  split = { JP = \"60%\", US = \"40%\" }\n",
+    );
+    let src = edit(
+        &src,
+        "  [[categories.labor.layers]]\n  split = { US = \"100%\" }\n",
+        "  [[categories.labor.layers]]\n  id = \"jp\"\n  split = { US = \"100%\" }\n",
+    );
+    let c = check_src("layer-id", &src);
+    c.expect_error(
+        &[loc(&src, "[[categories.utilities.layers]]\n  split = { JP = \"0%\"")],
+        &["layer id `2` of layer 2 of category `utilities` is already the id of layer 1"],
+    );
+    c.expect_error(
+        &[loc_in(&src, "id = \"jp\"\n  split = { US", "\"jp\"")],
+        &["layer id `jp` of layer 2 of category `labor` is already the id of layer 1"],
+    );
+}
+
+#[test]
 fn unknown_party_in_split() {
     let src = edit(
         BASE,

@@ -438,3 +438,246 @@ fn rates_that_would_overflow_a_recorded_line_are_refused() {
     let out = ok(&["verify", &l]);
     assert!(out.contains("derived state: matches the journal"), "{out}");
 }
+
+/// `report --by party,category,fiscal_year` rows of a ledger: key → amount.
+fn rows_by_party_category_year(l: &str) -> std::collections::BTreeMap<(String, String, String), i64> {
+    let out = ok(&[
+        "report",
+        "--ledger",
+        l,
+        "--by",
+        "party,category,fiscal_year",
+        "--format",
+        "csv",
+        "--as-of",
+        "2026-11-27",
+    ]);
+    out.lines()
+        .skip(1)
+        .map(|r| {
+            let f: Vec<&str> = r.split(',').collect();
+            ((f[0].into(), f[1].into(), f[2].into()), f[3].parse().unwrap())
+        })
+        .collect()
+}
+
+/// The demo ledger, and the demo agreement's text.
+fn demo_ledger(d: &Dir) -> (String, String) {
+    let (a, c, r) = demo(d);
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a, "--rates", &r]);
+    ok(&["record", &l, &c]);
+    (l, std::fs::read_to_string(&a).unwrap())
+}
+
+/// Issue 9: an amendment that changes only the FY2025 utilities cap changes
+/// the FY2025 utilities figures and nothing else (the term envelopes of
+/// facilities and training equipment are not reopened).
+#[test]
+fn a_utilities_only_amendment_moves_only_fy2025_utilities() {
+    let d = Dir::new("amend-utilities");
+    let (l, text) = demo_ledger(&d);
+    let before = rows_by_party_category_year(&l);
+    let old = r#"FY2025 = "13300000000""#;
+    assert!(text.contains(old));
+    let b = d.file("b.toml", text.replace(old, r#"FY2025 = "14000000000""#));
+    ok(&["amend", &l, "--agreement", &b, "--effective", "2025-04-01"]);
+    let after = rows_by_party_category_year(&l);
+    let keys: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).cloned().collect();
+    let differ: Vec<_> = keys.into_iter().filter(|k| before.get(k) != after.get(k)).collect();
+    assert!(!differ.is_empty(), "the amendment changed nothing");
+    for (party, category, fy) in &differ {
+        assert_eq!(
+            (category.as_str(), fy.as_str()),
+            ("utilities", "FY2025"),
+            "{party} {category} {fy}: {:?} → {:?}",
+            before.get(&(party.clone(), category.clone(), fy.clone())),
+            after.get(&(party.clone(), category.clone(), fy.clone()))
+        );
+    }
+    let jp = |cat: &str| -> i64 {
+        after
+            .iter()
+            .filter(|((p, c, _), _)| p == "JP" && c == cat)
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert!(jp("facilities") <= 164_100_000_000, "{}", jp("facilities"));
+    assert!(jp("training_equipment") <= 20_000_000_000);
+    assert!(ok(&["verify", &l]).starts_with("ok: "));
+}
+
+/// An amendment lowering the facilities envelope below what is already used:
+/// the rest of the term's facilities go to the U.S.; `explain` names the
+/// carried use and its version.
+#[test]
+fn a_lowered_envelope_sends_the_rest_of_the_term_to_the_us() {
+    let d = Dir::new("amend-envelope");
+    let (l, text) = demo_ledger(&d);
+    let before = rows_by_party_category_year(&l);
+    let get = |m: &std::collections::BTreeMap<(String, String, String), i64>, p: &str, fy: &str| {
+        m.get(&(p.to_string(), "facilities".to_string(), fy.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    let used: i64 = ["FY2022", "FY2023", "FY2024"]
+        .iter()
+        .map(|fy| get(&before, "JP", fy))
+        .sum();
+    assert!(used > 2, "JP paid no facilities before FY2025");
+    let old = r#"cap = "164100000000""#;
+    assert!(text.contains(old));
+    let b = d.file("b.toml", text.replace(old, &format!(r#"cap = "{}""#, used / 2)));
+    ok(&["amend", &l, "--agreement", &b, "--effective", "2025-04-01"]);
+    let after = rows_by_party_category_year(&l);
+    for fy in ["FY2022", "FY2023", "FY2024"] {
+        for p in ["JP", "US"] {
+            assert_eq!(get(&after, p, fy), get(&before, p, fy), "{p} {fy}");
+        }
+    }
+    for fy in ["FY2025", "FY2026"] {
+        let total = get(&before, "JP", fy) + get(&before, "US", fy);
+        assert!(total > 0, "no facilities in {fy}");
+        assert_eq!(get(&after, "JP", fy), 0, "{fy}");
+        assert_eq!(get(&after, "US", fy), total, "{fy}");
+    }
+    // explain a FY2025 facilities line: the carried use and its version
+    let csv = ok(&["allocate", "--ledger", &l, "--format", "csv", "--as-of", "2026-11-27"]);
+    let costs = std::fs::read_to_string(d.path("demo/costs.csv")).unwrap();
+    let id = costs
+        .lines()
+        .map(|r| r.split(',').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "facilities" && f[1] >= "2025-04-01")
+        .map(|f| f[0].to_string())
+        .expect("a FY2025 facilities line");
+    assert!(csv.contains(&format!("{id},US,")), "{id}");
+    let text = ok(&["explain", "--ledger", &l, "--id", &id, "--as-of", "2026-11-27"]);
+    assert!(
+        text.contains("  carried over: ")
+            && text.contains("of this period's cap was already used under agreement version 1; 0 JPY of the "),
+        "{text}"
+    );
+    let json = ok(&[
+        "explain",
+        "--ledger",
+        &l,
+        "--id",
+        &id,
+        "--format",
+        "json",
+        "--as-of",
+        "2026-11-27",
+    ]);
+    assert!(
+        json.contains("\"carried\"") && json.contains("\"version\": 1"),
+        "{json}"
+    );
+    // a line before the amendment says nothing of carried use
+    let early = costs
+        .lines()
+        .map(|r| r.split(',').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "facilities" && f[1].starts_with("2023-"))
+        .map(|f| f[0].to_string())
+        .unwrap();
+    let text = ok(&["explain", "--ledger", &l, "--id", &early, "--as-of", "2026-11-27"]);
+    assert!(!text.contains("carried"), "{text}");
+    assert!(ok(&["verify", &l]).starts_with("ok: "));
+}
+
+/// Three versions of a term envelope: the third starts with what the first
+/// two used; `explain` names both; a late line under the first version moves
+/// the later versions' lines (`record --impact`).
+#[test]
+fn a_term_envelope_runs_through_three_versions() {
+    let d = Dir::new("amend-three");
+    let base = r#"[agreement]
+id = "e"
+currency = "JPY"
+start = "2022-04-01"
+end = "2025-03-31"
+fiscal_year_start = "04-01"
+[parties.JP]
+name = "JP"
+[parties.US]
+name = "US"
+[categories.f]
+name = "Facilities"
+  [[categories.f.layers]]
+  id = "envelope"
+  split = { JP = "100%" }
+  cap = CAP
+  period = "term"
+  [[categories.f.layers]]
+  split = { US = "100%" }
+"#;
+    let l = d.path("l.db");
+    ok(&[
+        "init",
+        &l,
+        "--agreement",
+        &d.file("v1.toml", base.replace("CAP", "1000")),
+    ]);
+    ok(&[
+        "record",
+        &l,
+        &d.file("c1.csv", "id,date,category,amount\na,2022-05-01,f,600\n"),
+    ]);
+    let v2 = d.file(
+        "v2.toml",
+        base.replace("CAP", "1000").replace("Facilities", "Facilities (v2)"),
+    );
+    ok(&["amend", &l, "--agreement", &v2, "--effective", "2023-04-01"]);
+    ok(&[
+        "record",
+        &l,
+        &d.file("c2.csv", "id,date,category,amount\nb,2023-05-01,f,300\n"),
+    ]);
+    ok(&[
+        "amend",
+        &l,
+        "--agreement",
+        &d.file("v3.toml", base.replace("CAP", "1200")),
+        "--effective",
+        "2024-04-01",
+    ]);
+    ok(&[
+        "record",
+        &l,
+        &d.file("c3.csv", "id,date,category,amount\nc,2024-05-01,f,500\n"),
+    ]);
+    let out = ok(&["allocate", "--ledger", &l, "--format", "csv"]);
+    assert_eq!(out, "id,party,amount\na,JP,600\nb,JP,300\nc,JP,300\nc,US,200\n");
+    let text = ok(&["explain", "--ledger", &l, "--id", "c"]);
+    assert!(
+        text.contains(
+            "  carried over: 900 JPY of this period's cap were already used under agreement versions 1 (600 JPY) and 2 (300 JPY); 300 JPY of the 1,200 JPY cap left for this version's lines\n"
+        ),
+        "{text}"
+    );
+    ok(&["close", &l, "--period", "FY2024"]);
+    // a late line under version 1 uses the envelope before versions 2 and 3
+    let out = ok(&[
+        "record",
+        &l,
+        &d.file("late.csv", "id,date,category,amount\nz,2022-06-01,f,200\n"),
+        "--impact",
+    ]);
+    assert!(
+        out.contains("impact: 2 earlier lines changed: JP -200, US +200")
+            && out.contains("  b: JP -100, US +100")
+            && out.contains("  c: JP -100, US +100"),
+        "{out}"
+    );
+    let out = ok(&["allocate", "--ledger", &l, "--format", "csv"]);
+    assert_eq!(
+        out,
+        "id,party,amount\na,JP,600\nz,JP,200\nb,JP,200\nb,US,100\nc,JP,200\nc,US,300\n"
+    );
+    // the closed year's adjustment sees the same envelope
+    let adj = ok(&["adjustments", &l, "--format", "csv"]);
+    assert_eq!(
+        adj,
+        "period,party,category,statement,now,adjustment\nFY2024,JP,f,300,200,-100\nFY2024,US,f,200,300,100\n"
+    );
+    assert!(ok(&["verify", &l]).starts_with("ok: "));
+}

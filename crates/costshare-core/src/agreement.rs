@@ -101,6 +101,10 @@ pub enum Cap {
 
 #[derive(Clone, Debug)]
 pub struct Layer {
+    /// The layer's id within its category (`id` in the file; by default its
+    /// 1-based position): an amendment's layer continues the earlier
+    /// version's layer with the same category and id (SPEC section 8).
+    pub id: String,
     /// Shares per fiscal year of the line's date.
     pub split: ByFy<Shares>,
     pub split_source: SplitSource,
@@ -167,6 +171,13 @@ impl Agreement {
 
     pub fn currency(&self, code: &str) -> Option<Currency> {
         Currency::builtin(code).or_else(|| self.declared_currencies.iter().find(|c| c.code() == code).cloned())
+    }
+
+    /// The index of layer `layer_id` in category `category_id`.
+    pub fn layer_index(&self, category_id: &str, layer_id: &str) -> Option<(usize, usize)> {
+        let c = self.category_index(category_id)?;
+        let l = self.categories[c].layers.iter().position(|l| l.id == layer_id)?;
+        Some((c, l))
     }
 
     pub fn category_index(&self, id: &str) -> Option<usize> {

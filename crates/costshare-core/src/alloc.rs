@@ -49,7 +49,8 @@ pub struct CapUse {
     pub category: usize,
     pub layer: usize,
     pub period: Period,
-    /// The capacity: money (minor units) or units.
+    /// The capacity these lines had: money (minor units) or units; the cap
+    /// less any use carried over from earlier agreement versions ([`Carry`]).
     pub cap: CapAmount,
     /// Money taken by the layer in the period.
     pub used_money: i64,
@@ -68,6 +69,160 @@ pub struct CapUse {
 pub enum CapAmount {
     Money(i64),
     Units(Q),
+}
+
+/// Capacity of capped layers already used under earlier agreement versions,
+/// per (category, layer, cap period) of the version being allocated (SPEC
+/// section 8: a ceiling is not reopened by an amendment). Empty for an
+/// agreement allocated on its own. Built by [`carry_into`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Carry {
+    /// Sorted by (category, layer, period), at most one entry each.
+    entries: Vec<Carried>,
+}
+
+/// What one capped layer's period starts with already used.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Carried {
+    pub category: usize,
+    pub layer: usize,
+    pub period: Period,
+    /// Money taken in the period under earlier versions (minor units).
+    pub money: i64,
+    /// Units counted in the period under earlier versions (zero unless the
+    /// layer counts units).
+    pub units: Q,
+    /// Per earlier version, earliest first: what was used under it.
+    pub from: Vec<CarrySource>,
+}
+
+/// The use carried over from one earlier version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CarrySource {
+    /// The version's number (1-based, as the ledger numbers them).
+    pub version: u32,
+    pub money: i64,
+    pub units: Q,
+}
+
+impl Carried {
+    /// A money cap less the use carried over, never below zero.
+    #[inline]
+    pub fn money_left(&self, cap: i64) -> i64 {
+        cap.saturating_sub(self.money).max(0)
+    }
+
+    /// A unit cap less the units carried over, never below zero.
+    pub fn units_left(&self, cap: &Q) -> Q {
+        if self.units >= *cap {
+            Q::ZERO
+        } else {
+            cap.sub(&self.units)
+        }
+    }
+}
+
+impl Carry {
+    /// Nothing carried over.
+    pub const NONE: Carry = Carry { entries: Vec::new() };
+
+    pub fn new(mut entries: Vec<Carried>) -> Carry {
+        entries.sort_by_key(|c| (c.category, c.layer, c.period));
+        entries.dedup_by_key(|c| (c.category, c.layer, c.period));
+        Carry { entries }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> &[Carried] {
+        &self.entries
+    }
+
+    /// What layer `layer` of category `category` starts period `period` with.
+    #[inline]
+    pub fn get(&self, category: usize, layer: usize, period: Period) -> Option<&Carried> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        self.entries
+            .binary_search_by_key(&(category, layer, period), |c| (c.category, c.layer, c.period))
+            .ok()
+            .map(|k| &self.entries[k])
+    }
+}
+
+/// An earlier agreement version and the use its lines made of its caps.
+pub struct Earlier<'a> {
+    /// The version's number (1-based).
+    pub version: u32,
+    pub agreement: &'a Agreement,
+    pub usage: &'a [CapUse],
+}
+
+/// The use that version `ag`, in force from `effective`, inherits from the
+/// `earlier` versions (earliest first, each allocated with its own carry).
+/// A capped layer of `ag` continues the previous version's layer with the same
+/// category id and layer id, which continues its own predecessor's the same
+/// way, back to the first version that lacks it. Only the period of each
+/// layer holding `effective` can carry anything, and only when it also holds
+/// days before `effective` (a `term` envelope): it starts with every use
+/// made in its days under the versions it continues (money, or units when
+/// the layer counts units). Periods wholly before or after are unaffected.
+pub fn carry_into(ag: &Agreement, effective: Date, earlier: &[Earlier<'_>]) -> Carry {
+    let mut entries = Vec::new();
+    for (c, cat) in ag.categories.iter().enumerate() {
+        for (li, layer) in cat.layers.iter().enumerate() {
+            let Some(cap) = &layer.cap else { continue };
+            let period = Period::of(layer.period, &ag.calendar, effective);
+            let (lo, hi) = (period.first_day(ag.start), period.last_day(ag.end));
+            if lo >= effective {
+                continue;
+            }
+            let counts_units = matches!(cap, Cap::Units(_));
+            let mut carried = Carried {
+                category: c,
+                layer: li,
+                period,
+                money: 0,
+                units: Q::ZERO,
+                from: Vec::new(),
+            };
+            // the chain of layers this one continues, latest version first
+            for e in earlier.iter().rev() {
+                let Some((oc, ol)) = e.agreement.layer_index(&cat.id, &layer.id) else {
+                    break;
+                };
+                let old = e.agreement;
+                let mut src = CarrySource {
+                    version: e.version,
+                    money: 0,
+                    units: Q::ZERO,
+                };
+                for u in e.usage.iter().filter(|u| u.category == oc && u.layer == ol) {
+                    // the old period's days that fall in this period
+                    if u.period.first_day(old.start) > hi || u.period.last_day(old.end) < lo {
+                        continue;
+                    }
+                    src.money = src.money.saturating_add(u.used_money);
+                    if counts_units && let Some(q) = &u.used_units {
+                        src.units = src.units.add(q);
+                    }
+                }
+                if src.money != 0 || !src.units.is_zero() {
+                    carried.money = carried.money.saturating_add(src.money);
+                    carried.units = carried.units.add(&src.units);
+                    carried.from.push(src);
+                }
+            }
+            if !carried.from.is_empty() {
+                carried.from.reverse();
+                entries.push(carried);
+            }
+        }
+    }
+    Carry::new(entries)
 }
 
 impl Allocation {
@@ -157,6 +312,13 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> Allocation {
 
 /// [`allocate`] over any form of lines.
 pub fn allocate_lines<L: Lines + ?Sized>(ag: &Agreement, lines: &L, as_of: Date) -> Allocation {
+    allocate_carried(ag, lines, as_of, &Carry::NONE)
+}
+
+/// [`allocate_lines`] for the lines of an agreement version that continues
+/// earlier ones: each capped layer's periods start with what `carry` says
+/// earlier versions already used (see [`carry_into`]).
+pub fn allocate_carried<L: Lines + ?Sized>(ag: &Agreement, lines: &L, as_of: Date, carry: &Carry) -> Allocation {
     let parties = ag.parties.len();
     let mut out = Allocation::zeroed(parties, line_order(lines), lines.count());
     // lines per category, each in (date, id) order
@@ -167,7 +329,7 @@ pub fn allocate_lines<L: Lines + ?Sized>(ag: &Agreement, lines: &L, as_of: Date)
     let mut eng = Engine::new(parties);
     for (c, idx) in per_cat.iter().enumerate() {
         if !idx.is_empty() {
-            eng.category(ag, c, idx, lines, as_of, &mut out);
+            eng.category(ag, c, idx, lines, as_of, carry, &mut out);
         }
     }
     out
@@ -228,7 +390,7 @@ pub fn allocate_lines_par<L: Lines + Sync + ?Sized>(
     let run = |cs: &[usize], out: &mut Allocation| {
         let mut eng = Engine::new(parties);
         for &c in cs {
-            eng.category(ag, c, &per_cat[c], lines, as_of, out);
+            eng.category(ag, c, &per_cat[c], lines, as_of, &Carry::NONE, out);
         }
     };
     let (run, empty) = (&run, &empty);
@@ -367,6 +529,8 @@ impl Engine {
         }
     }
 
+    // the category's lines, its inputs and the output: one call per category
+    #[allow(clippy::too_many_arguments)]
     fn category<L: Lines + ?Sized>(
         &mut self,
         ag: &Agreement,
@@ -374,6 +538,7 @@ impl Engine {
         idx: &[u32],
         lines: &L,
         as_of: Date,
+        carry: &Carry,
         out: &mut Allocation,
     ) {
         let cat = &ag.categories[c];
@@ -421,13 +586,15 @@ impl Engine {
                             self.qty_before.clear();
                             self.qty_before.extend_from_slice(&self.qty[s..e]);
                         }
-                        if self.apply_cap(cat, li, s, e, fy_i) {
+                        let carried = carry.get(c, li, period);
+                        if self.apply_cap(cat, li, s, e, fy_i, carried) {
                             self.mark_provisional(idx, s, e, out, period.last_day(ag.end), as_of);
                         }
                         // record the period's use of the cap
                         let mut used_money = 0i64;
+                        let money_cap = |m: i64| carried.map_or(m, |k| k.money_left(m));
                         debug_assert!(
-                            !matches!(cap, Cap::Money(m) if self.take[s..e].iter().sum::<i64>() > *m.get(fy_i)),
+                            !matches!(cap, Cap::Money(m) if self.take[s..e].iter().sum::<i64>() > money_cap(*m.get(fy_i))),
                             "a money cap exceeded in {period:?}"
                         );
                         let mut demand_money = 0i64;
@@ -444,9 +611,12 @@ impl Engine {
                             }
                         }
                         let (cap_amt, used_units, demand_units) = match cap {
-                            Cap::Money(m) => (CapAmount::Money(*m.get(fy_i)), None, None),
+                            Cap::Money(m) => (CapAmount::Money(money_cap(*m.get(fy_i))), None, None),
                             Cap::Units(u) => {
-                                let c = u.get(fy_i).clone();
+                                let c = match carried {
+                                    None => u.get(fy_i).clone(),
+                                    Some(k) => k.units_left(u.get(fy_i)),
+                                };
                                 (
                                     CapAmount::Units(c.clone()),
                                     Some(demand_q.clone().min(c)),
@@ -508,9 +678,19 @@ impl Engine {
     /// Apply layer `li`'s cap (value of fiscal-year index `fy_i`) to the
     /// period group at positions `s..e`: `offered` becomes `take` (and, for a
     /// unit cap, `qty` the quantities moving on). True for a pro-rata group,
-    /// whose lines then stay open until the period's last day. The one cap
+    /// whose lines then stay open until the period's last day. `carried`:
+    /// the use earlier agreement versions made of this period's cap, which
+    /// the cap has that much less of (never below zero). The one cap
     /// dispatch of the engine and of [`Incremental`].
-    fn apply_cap(&mut self, cat: &Category, li: usize, s: usize, e: usize, fy_i: usize) -> bool {
+    fn apply_cap(
+        &mut self,
+        cat: &Category,
+        li: usize,
+        s: usize,
+        e: usize,
+        fy_i: usize,
+        carried: Option<&Carried>,
+    ) -> bool {
         let layer = &cat.layers[li];
         let Some(cap) = &layer.cap else {
             self.take[s..e].copy_from_slice(&self.offered[s..e]);
@@ -518,19 +698,29 @@ impl Engine {
         };
         match (cap, layer.policy) {
             (Cap::Money(m), CapPolicy::Running) => {
-                self.running_money(s, e, *m.get(fy_i));
+                let c = *m.get(fy_i);
+                self.running_money(s, e, carried.map_or(c, |k| k.money_left(c)));
                 false
             }
             (Cap::Units(u), CapPolicy::Running) => {
-                self.running_units(s, e, u.get(fy_i));
+                match carried {
+                    None => self.running_units(s, e, u.get(fy_i)),
+                    Some(k) => self.running_units(s, e, &k.units_left(u.get(fy_i))),
+                }
                 false
             }
-            (Cap::Money(m), CapPolicy::ProRata) => self.pro_rata_money(s, e, *m.get(fy_i)),
+            (Cap::Money(m), CapPolicy::ProRata) => {
+                let c = *m.get(fy_i);
+                self.pro_rata_money(s, e, carried.map_or(c, |k| k.money_left(c)))
+            }
             (Cap::Units(u), CapPolicy::ProRata) => {
                 let later_units = cat.layers[li + 1..]
                     .iter()
                     .any(|l| matches!(l.cap, Some(Cap::Units(_))));
-                self.pro_rata_units(s, e, u.get(fy_i), later_units)
+                match carried {
+                    None => self.pro_rata_units(s, e, u.get(fy_i), later_units),
+                    Some(k) => self.pro_rata_units(s, e, &k.units_left(u.get(fy_i)), later_units),
+                }
             }
         }
     }
@@ -1040,7 +1230,9 @@ impl<'a> Incremental<'a> {
                     Some(_) => {
                         let per = self.period_of(c, k, s);
                         let fy_i = cap_year(ag, per);
-                        self.eng.apply_cap(cat, k, 0, len, fy_i).then_some(per.last_day(ag.end))
+                        self.eng
+                            .apply_cap(cat, k, 0, len, fy_i, None)
+                            .then_some(per.last_day(ag.end))
                     }
                 };
                 // write back; lines whose take or quantity changed move on as dirty

@@ -6,6 +6,7 @@
 //! that its result equals the fast engine's for the same line.
 
 use crate::agreement::Agreement;
+use crate::alloc::Carry;
 use crate::calendar::Date;
 use crate::costs::CostLine;
 use crate::reference::{self, LayerTrace};
@@ -28,10 +29,16 @@ impl Explanation {
 
 /// Explain line `idx` of `lines`.
 pub fn explain(ag: &Agreement, lines: &[CostLine], idx: usize, as_of: Date) -> Explanation {
+    explain_carried(ag, lines, idx, as_of, &Carry::NONE)
+}
+
+/// Explain line `idx` of `lines`, allocated under a version that continues
+/// earlier ones with `carry` (see [`crate::alloc::carry_into`]).
+pub fn explain_carried(ag: &Agreement, lines: &[CostLine], idx: usize, as_of: Date, carry: &Carry) -> Explanation {
     let cat = lines[idx].category;
     let subset: Vec<CostLine> = lines.iter().filter(|l| l.category == cat).cloned().collect();
     let pos = lines[..idx].iter().filter(|l| l.category == cat).count();
-    let (alloc, traces) = reference::allocate(ag, &subset, as_of);
+    let (alloc, traces) = reference::allocate_carried(ag, &subset, as_of, carry);
     Explanation {
         line: lines[idx].clone(),
         layers: traces[pos].clone(),

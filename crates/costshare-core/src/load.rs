@@ -1106,9 +1106,31 @@ impl Cx {
             }
             let mut layers = Vec::new();
             let mut ok = true;
+            // layer ids (given or by position), each unique within the category
+            let mut seen: Vec<(String, usize)> = Vec::new();
             for (i, lv) in arr.iter().enumerate() {
-                match self.layer(lv, &format!("layer {} of category `{id}`", i + 1), unit.is_some(), cx) {
-                    Some(l) => layers.push(l),
+                let what = format!("layer {} of category `{id}`", i + 1);
+                let lid = self.layer_id(lv, i, &what);
+                if let Some((lid, lspan)) = &lid {
+                    if let Some((_, first)) = seen.iter().find(|(s, _)| s == lid) {
+                        self.err(
+                            lspan.clone(),
+                            format!(
+                                "layer id `{lid}` of {what} is already the id of layer {} (a layer's id is its `id`, or its 1-based position)",
+                                first + 1
+                            ),
+                            "an `id` unique within the category",
+                        );
+                        ok = false;
+                    } else {
+                        seen.push((lid.clone(), i));
+                    }
+                }
+                match self.layer(lv, &what, unit.is_some(), cx) {
+                    Some(mut l) => {
+                        l.id = lid.map(|(s, _)| s).unwrap_or_default();
+                        layers.push(l)
+                    }
                     None => ok = false,
                 }
             }
@@ -1124,11 +1146,35 @@ impl Cx {
         out
     }
 
+    /// A layer's id and the span to point at: its `id` (a non-empty
+    /// string), or its 1-based position (pointing at the layer). `None` when
+    /// the layer is not a table or its `id` is bad (reported here).
+    fn layer_id(&mut self, v: &V, i: usize, what: &str) -> Option<(String, Range<usize>)> {
+        let DeValue::Table(t) = v.get_ref() else {
+            return None;
+        };
+        match field(t, "id") {
+            None => Some(((i + 1).to_string(), v.span().start..v.span().start)),
+            Some((_, iv)) => {
+                let s = self.string(iv, &format!("`id` of {what}"), "a layer id such as \"envelope\"")?;
+                if s.trim().is_empty() {
+                    self.err(
+                        iv.span(),
+                        format!("`id` of {what} is empty"),
+                        "a layer id such as \"envelope\"",
+                    );
+                    return None;
+                }
+                Some((s.to_string(), iv.span()))
+            }
+        }
+    }
+
     fn layer(&mut self, v: &V, what: &str, has_unit: bool, cx: &Ctx) -> Option<Layer> {
         let t = self.table(v, what)?;
         self.unknown_fields(
             t,
-            &["split", "cap", "cap_units", "portion", "period", "cap_policy"],
+            &["id", "split", "cap", "cap_units", "portion", "period", "cap_policy"],
             what,
         );
         let period = match field(t, "period") {
@@ -1238,6 +1284,7 @@ impl Cx {
         }
         let (split, source) = split?;
         Some(Layer {
+            id: String::new(),
             split,
             split_source: source,
             cap: if cap_ok { cap } else { return None },

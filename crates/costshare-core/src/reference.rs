@@ -6,7 +6,7 @@
 //! story (the trace records what each layer did to each line).
 
 use crate::agreement::{Agreement, Cap, CapPolicy};
-use crate::alloc::{Allocation, line_order};
+use crate::alloc::{Allocation, Carried, Carry, line_order};
 use crate::calendar::{Date, Period};
 use crate::costs::CostLine;
 use crate::num::BigRational;
@@ -61,6 +61,9 @@ pub struct LayerTrace {
     pub portion: Option<BigRational>,
     pub offered: i64,
     pub cap: Option<CapTrace>,
+    /// Use of this period's cap carried over from earlier agreement versions
+    /// (the cap in `cap` is the full cap; what was left is that less this).
+    pub carried: Option<Carried>,
     pub take: i64,
     /// The take split per party (agreement order).
     pub parts: Vec<i64>,
@@ -101,6 +104,18 @@ pub fn split_exact(t: i64, shares: &[BigRational]) -> (Vec<i64>, Vec<BigRational
 
 /// Allocate with the literal algorithm; also returns each line's trace.
 pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation, Vec<Vec<LayerTrace>>) {
+    allocate_carried(ag, lines, as_of, &Carry::NONE)
+}
+
+/// [`allocate`] for a version that continues earlier ones (SPEC section 8):
+/// a capped layer's period that `carry` names starts with that use already
+/// made, so its cap is the cap less that use, never below zero.
+pub fn allocate_carried(
+    ag: &Agreement,
+    lines: &[CostLine],
+    as_of: Date,
+    carry: &Carry,
+) -> (Allocation, Vec<Vec<LayerTrace>>) {
     let order = line_order(lines);
     let parties = ag.parties.len();
     let w = parties + 1;
@@ -148,6 +163,7 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
             let mut take: BTreeMap<usize, i64> = BTreeMap::new();
             let mut cap_trace: BTreeMap<usize, CapTrace> = BTreeMap::new();
             let mut period_of: BTreeMap<usize, Period> = BTreeMap::new();
+            let mut carried_of: BTreeMap<usize, Carried> = BTreeMap::new();
             match &layer.cap {
                 None => {
                     for &i in &participants {
@@ -165,10 +181,20 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                     for (p, g) in &groups {
                         let fy = p.fy(&ag.calendar).map(|f| (f - ag.first_fy) as usize).unwrap_or(0);
                         let prov = p.last_day(ag.end) > as_of;
+                        // use carried over from earlier versions: already used
+                        let carried = carry.get(c, li, *p);
+                        if let Some(k) = carried {
+                            for &i in g {
+                                carried_of.insert(i, k.clone());
+                            }
+                        }
+                        let used_money = carried.map_or(0, |k| k.money);
+                        let used_units = carried.map_or_else(BigRational::zero, |k| k.units.to_big());
                         match (cap, layer.policy) {
                             (Cap::Money(m), CapPolicy::Running) => {
                                 let c = *m.get(fy);
-                                let mut used = 0i64;
+                                // a running cap has the carried use less left (never below zero)
+                                let mut used = used_money.min(c);
                                 for &i in g {
                                     let t = offered[&i].min(c - used);
                                     cap_trace.insert(
@@ -185,7 +211,7 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                             }
                             (Cap::Units(u), CapPolicy::Running) => {
                                 let cu = u.get(fy).to_big();
-                                let mut used = BigRational::zero();
+                                let mut used = used_units.clone().min(cu.clone());
                                 for &i in g {
                                     let qi = q[&i].clone();
                                     let left = cu.sub(&used);
@@ -211,7 +237,9 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                                 }
                             }
                             (Cap::Money(m), CapPolicy::ProRata) => {
-                                let c = *m.get(fy);
+                                let full = *m.get(fy);
+                                // the capacity: the cap less the carried use, never below zero
+                                let c = (full - used_money).max(0);
                                 let sum: i64 = g.iter().map(|i| offered[i]).sum();
                                 let f = r(c).div(&r(sum)).min(BigRational::one());
                                 let x = if r(c) < r(sum) {
@@ -224,7 +252,7 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                                     cap_trace.insert(
                                         i,
                                         CapTrace::ProRataMoney {
-                                            cap: c,
+                                            cap: full,
                                             group_total: sum,
                                             group_lines: g.len(),
                                             fraction: f.clone(),
@@ -239,7 +267,8 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                                 }
                             }
                             (Cap::Units(u), CapPolicy::ProRata) => {
-                                let cu = u.get(fy).to_big();
+                                let full = u.get(fy).to_big();
+                                let cu = full.sub(&used_units).max(BigRational::zero());
                                 let sum_q = g.iter().fold(BigRational::zero(), |s, i| s.add(&q[i]));
                                 let sum_a: i64 = g.iter().map(|i| offered[i]).sum();
                                 let f = cu.div(&sum_q).min(BigRational::one());
@@ -249,7 +278,7 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                                     cap_trace.insert(
                                         i,
                                         CapTrace::ProRataUnits {
-                                            cap: cu.clone(),
+                                            cap: full.clone(),
                                             group_quantity: sum_q.clone(),
                                             group_lines: g.len(),
                                             fraction: f.clone(),
@@ -287,6 +316,7 @@ pub fn allocate(ag: &Agreement, lines: &[CostLine], as_of: Date) -> (Allocation,
                     portion: portion_of.get(&i).cloned(),
                     offered: offered[&i],
                     cap: cap_trace.remove(&i),
+                    carried: carried_of.remove(&i),
                     take: t,
                     parts,
                     exact_parts: exact,

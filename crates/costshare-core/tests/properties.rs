@@ -350,8 +350,131 @@ fn check_case(seed: u64) -> Seen {
     seen
 }
 
+/// Random use carried over from earlier versions (SPEC section 8) on some
+/// of the case's capped layer periods: zero, a little, about the cap, past it.
+fn random_carry(seed: u64, ag: &Agreement, lines: &[CostLine]) -> alloc::Carry {
+    let mut rng = Rng::new(seed ^ 0x5EED_CA22);
+    let mut entries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for l in lines {
+        for (li, layer) in ag.categories[l.category].layers.iter().enumerate() {
+            let Some(cap) = &layer.cap else { continue };
+            let period = Period::of(layer.period, &ag.calendar, l.date);
+            if !seen.insert((l.category, li, period)) || rng.range(0, 2) == 0 {
+                continue;
+            }
+            let fy = alloc::cap_year(ag, period);
+            let (money, units) = match cap {
+                Cap::Money(m) => {
+                    let c = *m.get(fy) as i128;
+                    let v = match rng.range(0, 3) {
+                        0 => 0,
+                        1 => c * rng.range(0, 100) as i128 / 100,
+                        2 => c,
+                        _ => c + rng.range(1, 1000) as i128,
+                    };
+                    (v.min(i64::MAX as i128) as i64, Q::ZERO)
+                }
+                Cap::Units(u) => {
+                    let c = u.get(fy).to_big();
+                    let f = BigRational::new(BigInt::from(rng.range(0, 130)), BigInt::from(100));
+                    (rng.range(0, 1_000_000), Q::from_big(&c.mul(&f)))
+                }
+            };
+            entries.push(alloc::Carried {
+                category: l.category,
+                layer: li,
+                period,
+                money,
+                units: units.clone(),
+                from: vec![alloc::CarrySource {
+                    version: 1,
+                    money,
+                    units,
+                }],
+            });
+        }
+    }
+    alloc::Carry::new(entries)
+}
+
+/// With random carried use: the fast engine equals the literal reference,
+/// and no cap takes more than it has left after the carried use.
+fn check_carry(seed: u64) -> usize {
+    let case = gen_case(seed);
+    let (ag, lines) = load_case(&case);
+    let carry = random_carry(seed, &ag, &lines);
+    let fast = alloc::allocate_carried(&ag, lines.as_slice(), as_of(), &carry);
+    let (slow, traces) = reference::allocate_carried(&ag, &lines, as_of(), &carry);
+    assert_eq!(fast.order, slow.order, "seed {seed}");
+    assert_eq!(
+        fast.amounts, slow.amounts,
+        "seed {seed} (carry)\n{}\n{}\n{carry:?}",
+        case.toml, case.csv
+    );
+    assert_eq!(fast.provisional, slow.provisional, "seed {seed}");
+    assert_eq!(fast.open_until, slow.open_until, "seed {seed}");
+    if carry.is_empty() {
+        assert_eq!(
+            fast,
+            alloc::allocate(&ag, &lines, as_of()),
+            "seed {seed}: an empty carry changes nothing"
+        );
+    }
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(
+            fast.row(i).iter().sum::<i64>(),
+            l.amount,
+            "seed {seed}: line {} does not add up",
+            l.id
+        );
+    }
+    // the cap each period had is the cap less the carried use, never below zero
+    for u in &fast.usage {
+        let fy = alloc::cap_year(&ag, u.period);
+        let k = carry.get(u.category, u.layer, u.period);
+        match (&u.cap, &ag.categories[u.category].layers[u.layer].cap) {
+            (CapAmount::Money(c), Some(Cap::Money(m))) => {
+                let full = *m.get(fy);
+                assert_eq!(*c, k.map_or(full, |k| (full - k.money).max(0)), "seed {seed}");
+                assert!(u.used_money <= *c, "seed {seed}: money cap exceeded after carry");
+            }
+            (CapAmount::Units(c), Some(Cap::Units(q))) => {
+                let full = q.get(fy).clone();
+                let want = k.map_or(
+                    full.clone(),
+                    |k| if k.units >= full { Q::ZERO } else { full.sub(&k.units) },
+                );
+                assert_eq!(*c, want, "seed {seed}");
+                assert!(
+                    u.used_units.as_ref().unwrap() <= c,
+                    "seed {seed}: unit cap exceeded after carry"
+                );
+            }
+            _ => panic!("seed {seed}: usage of the wrong kind"),
+        }
+    }
+    // the traces name the carried use on every line of a period that had one
+    let mut named = 0;
+    for (i, tr) in traces.iter().enumerate() {
+        for t in tr {
+            let want = t.period.and_then(|p| carry.get(lines[i].category, t.layer, p));
+            if t.cap.is_some() {
+                assert_eq!(t.carried.as_ref(), want, "seed {seed}");
+                named += usize::from(want.is_some_and(|k| k.money > 0 || !k.units.is_zero()));
+            }
+        }
+    }
+    named
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn fast_matches_reference_with_carried_use(seed in any::<u64>()) {
+        let _ = check_carry(seed);
+    }
 
     #[test]
     fn fast_matches_reference_and_invariants_hold(seed in any::<u64>()) {
@@ -437,6 +560,15 @@ fn largest_remainder_edges() {
     let t = BigRational::new(BigInt::from(1), BigInt::from(3));
     let (parts, _, _) = reference::split_exact(1, &[t.clone(), t.clone(), t]);
     assert_eq!(parts, vec![1, 0, 0]);
+}
+
+#[test]
+fn carried_use_on_many_seeds() {
+    let named: usize = (0..300).map(check_carry).sum();
+    assert!(
+        named > 100,
+        "the carry generator stopped exercising carried use ({named})"
+    );
 }
 
 #[test]

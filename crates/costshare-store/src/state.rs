@@ -406,6 +406,41 @@ pub struct Part {
     pub version: usize,
     pub lines: Vec<CostLine>,
     pub alloc: Allocation,
+    /// The use of its caps this version inherited from earlier versions
+    /// (SPEC section 8); empty for the first version.
+    pub carry: alloc::Carry,
+}
+
+/// Allocate each version's lines (`per_version[v]`), versions in order: each
+/// version's capped layers continue the previous version's (same category
+/// and layer id), so a period that began before it took effect starts with
+/// the use earlier versions made of it.
+pub fn allocate_versions(st: &State, per_version: Vec<Vec<CostLine>>, as_of: Date) -> Vec<Part> {
+    let mut parts: Vec<Part> = Vec::with_capacity(per_version.len());
+    for (v, lines) in per_version.into_iter().enumerate() {
+        let ver = &st.versions[v];
+        let carry = if v == 0 {
+            alloc::Carry::NONE
+        } else {
+            let earlier: Vec<alloc::Earlier<'_>> = parts
+                .iter()
+                .map(|p| alloc::Earlier {
+                    version: st.versions[p.version].version,
+                    agreement: &st.versions[p.version].agreement,
+                    usage: &p.alloc.usage,
+                })
+                .collect();
+            alloc::carry_into(&ver.agreement, ver.effective, &earlier)
+        };
+        let alloc = alloc::allocate_carried(&ver.agreement, lines.as_slice(), as_of, &carry);
+        parts.push(Part {
+            version: v,
+            lines,
+            alloc,
+            carry,
+        });
+    }
+    parts
 }
 
 /// Allocate every active line under the version in force at its date.
@@ -420,18 +455,7 @@ pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
             .map_err(|m| corrupt(l.seq, format!("line {} no longer validates: {m}", l.body.id)))?;
         per_version[v].push(cl);
     }
-    Ok(per_version
-        .into_iter()
-        .enumerate()
-        .map(|(v, lines)| {
-            let alloc = alloc::allocate(&st.versions[v].agreement, &lines, as_of);
-            Part {
-                version: v,
-                lines,
-                alloc,
-            }
-        })
-        .collect())
+    Ok(allocate_versions(st, per_version, as_of))
 }
 
 /// Totals of one fiscal year per (party, category), parties in agreement
@@ -515,7 +539,9 @@ pub fn impact_of_batch(st: &State, batch_seq: u64, as_of: Date) -> Result<Impact
     let voided_lines = gone.iter().map(Vec::len).sum();
     let mut changed = Vec::new();
     let mut incremental = None;
-    if voided_lines == 0 {
+    // one version, lines only added: the incremental allocator; several
+    // versions carry use from one to the next, so allocate them all twice
+    if voided_lines == 0 && nv == 1 {
         let mut stats = costshare_core::alloc::UpdateStats::default();
         let mut spent = std::time::Duration::ZERO;
         for v in 0..nv {
@@ -540,19 +566,25 @@ pub fn impact_of_batch(st: &State, batch_seq: u64, as_of: Date) -> Result<Impact
         }
         incremental = Some((stats, spent));
     } else {
+        let mut before_lines: Vec<Vec<CostLine>> = Vec::with_capacity(nv);
+        let mut after_lines: Vec<Vec<CostLine>> = Vec::with_capacity(nv);
+        let mut kept = Vec::with_capacity(nv);
         for v in 0..nv {
-            let ag = &st.versions[v].agreement;
-            let mut before_lines = base[v].clone();
-            before_lines.extend(gone[v].iter().cloned());
-            let before = alloc::allocate(ag, &before_lines, as_of);
-            let mut after_lines = std::mem::take(&mut base[v]);
-            let n = after_lines.len();
-            after_lines.extend(std::mem::take(&mut new[v]));
-            let after = alloc::allocate(ag, &after_lines, as_of);
-            for (i, line) in after_lines.iter().enumerate().take(n) {
-                let (b, a) = (before.row(i), after.row(i));
-                if a != b {
-                    changed.push((line.id.clone(), a.iter().zip(b).map(|(x, y)| x - y).collect()));
+            let mut b = base[v].clone();
+            b.extend(gone[v].iter().cloned());
+            before_lines.push(b);
+            let mut a = std::mem::take(&mut base[v]);
+            kept.push(a.len());
+            a.extend(std::mem::take(&mut new[v]));
+            after_lines.push(a);
+        }
+        let before = allocate_versions(st, before_lines, as_of);
+        let after = allocate_versions(st, after_lines, as_of);
+        for ((b, a), n) in before.iter().zip(&after).zip(kept) {
+            for (i, line) in a.lines.iter().enumerate().take(n) {
+                let (rb, ra) = (b.alloc.row(i), a.alloc.row(i));
+                if ra != rb {
+                    changed.push((line.id.clone(), ra.iter().zip(rb).map(|(x, y)| x - y).collect()));
                 }
             }
         }

@@ -1062,7 +1062,69 @@ fn derived_state_follows_late_lines(target: &str) {
     }
 }
 
+/// SPEC section 8: an amendment continues a term envelope (same category and
+/// layer id); a renamed layer starts fresh. The statement of a closed year
+/// and the version-by-version allocation see the carried use.
+fn amend_continues_a_term_envelope(target: &str) {
+    let base = r#"[agreement]
+id = "e"
+currency = "JPY"
+start = "2022-04-01"
+end = "2024-03-31"
+fiscal_year_start = "04-01"
+[parties.JP]
+[parties.US]
+[categories.f]
+  [[categories.f.layers]]
+  id = "LAYER"
+  split = { JP = "100%" }
+  cap = 1000
+  period = "term"
+  [[categories.f.layers]]
+  split = { US = "100%" }
+"#;
+    let v1 = base.replace("LAYER", "envelope");
+    let (mut l, _) = Ledger::init(target, input("v1.toml", &v1), None, NOW).unwrap();
+    record(
+        &mut l,
+        "a.csv",
+        "id,date,category,amount\na,2022-05-01,f,700\nb,2023-05-01,f,500\n",
+    );
+    let jp_us = |l: &mut Ledger, id: &str| {
+        let st = state(l);
+        let parts = costshare_store::state::allocate(&st, date("2026-01-01")).unwrap();
+        parts
+            .iter()
+            .find_map(|p| p.lines.iter().position(|x| x.id == id).map(|i| p.alloc.row(i).to_vec()))
+            .unwrap()
+    };
+    assert_eq!(jp_us(&mut l, "b"), [300, 200, 0]);
+    // the same envelope under version 2 (a higher cap): 700 already used
+    let v2 = base.replace("LAYER", "envelope").replace("cap = 1000", "cap = 1100");
+    l.amend(input("v2.toml", &v2), date("2023-04-01"), NOW).unwrap();
+    assert_eq!(jp_us(&mut l, "b"), [400, 100, 0]);
+    let st = state(&mut l);
+    let parts = costshare_store::state::allocate(&st, date("2026-01-01")).unwrap();
+    assert!(parts[0].carry.is_empty());
+    let k = &parts[1].carry.entries()[0];
+    assert_eq!((k.money, k.from.len(), k.from[0].version), (700, 1, 1));
+    let fy23 = l.close("FY2023", date("2024-04-30"), NOW).unwrap();
+    let jp = fy23.iter().find(|r| r.party == "JP").map(|r| r.amount_minor);
+    assert_eq!(jp, Some(400));
+    verify_ok(&mut l);
+    // a renamed layer has no counterpart: version 3 starts a fresh envelope
+    let v3 = base.replace("LAYER", "new-envelope");
+    l.amend(input("v3.toml", &v3), date("2024-04-01"), NOW)
+        .expect_err("outside the term");
+    let v3 = v3.replace("2024-03-31", "2025-03-31");
+    l.amend(input("v3.toml", &v3), date("2024-04-01"), NOW).unwrap();
+    record(&mut l, "c.csv", "id,date,category,amount\nc,2024-05-01,f,900\n");
+    assert_eq!(jp_us(&mut l, "c"), [900, 0, 0]);
+    verify_ok(&mut l);
+}
+
 both!(
+    amend_continues_a_term_envelope,
     derived_state_follows_late_lines,
     init_refuses_an_existing_ledger,
     record_is_idempotent,

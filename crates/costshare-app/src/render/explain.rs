@@ -1,10 +1,11 @@
 //! An explanation in words a budget analyst reads (table form), and its JSON.
 
 use costshare_core::agreement::{Agreement, Cap, CapPolicy, SplitSource};
+use costshare_core::alloc::Carried;
 use costshare_core::explain::Explanation;
 use costshare_core::money::format_grouped;
 use costshare_core::money::format_minor;
-use costshare_core::num::{BigRational, fmt_percent, fmt_ratio};
+use costshare_core::num::{BigRational, Q, fmt_percent, fmt_ratio};
 use costshare_core::reference::{CapTrace, LayerTrace};
 use serde_json::{Value, json};
 
@@ -198,6 +199,33 @@ pub fn render_text(ag: &Agreement, ex: &Explanation, origin: RowOrigin) -> Strin
                 continue;
             }
         }
+        let cap_unit = match ci_layer_cap(ag, ci, t.layer) {
+            Some(Cap::Units(_)) => Some(unit),
+            _ => None,
+        };
+        // what the cap had left when this version's lines started (carried use)
+        let carried_left = t.carried.as_ref().and_then(|k| {
+            let (full, left) = match &t.cap {
+                Some(CapTrace::RunningMoney { cap, .. }) | Some(CapTrace::ProRataMoney { cap, .. }) => {
+                    (money(ag, *cap), money(ag, k.money_left(*cap)))
+                }
+                Some(CapTrace::RunningUnits { cap, .. }) | Some(CapTrace::ProRataUnits { cap, .. }) => {
+                    let c = Q::from_big(cap);
+                    (
+                        format!("{} {unit}", quantity(cap)),
+                        format!("{} {unit}", quantity(&k.units_left(&c).to_big())),
+                    )
+                }
+                None => return None,
+            };
+            o.push_str(&format!(
+                "  carried over: {} of this period's cap {} already used under {}; {left} of the {full} cap left for this version's lines\n",
+                carried_amount(ag, k.money, &k.units, cap_unit),
+                if k.from.len() == 1 { "was" } else { "were" },
+                carried_sources(ag, k, cap_unit),
+            ));
+            Some(left)
+        });
         match &t.cap {
             None => {}
             Some(CapTrace::RunningMoney {
@@ -250,10 +278,13 @@ pub fn render_text(ag: &Agreement, ex: &Explanation, origin: RowOrigin) -> Strin
                 leftover_unit,
                 provisional,
             }) => {
+                let against = match &carried_left {
+                    Some(left) => format!("the {left} left of a cap of {}", money(ag, *cap)),
+                    None => format!("a cap of {}", money(ag, *cap)),
+                };
                 o.push_str(&format!(
-                    "  the period's {group_lines} line(s) offer {} against a cap of {}: every line keeps {}\n",
+                    "  the period's {group_lines} line(s) offer {} against {against}: every line keeps {}\n",
                     money(ag, *group_total),
-                    money(ag, *cap),
                     fraction(f)
                 ));
                 pro_rata_detail(&mut o, ag, t, f, *leftover_unit, *provisional);
@@ -267,10 +298,13 @@ pub fn render_text(ag: &Agreement, ex: &Explanation, origin: RowOrigin) -> Strin
                 leftover_unit,
                 provisional,
             }) => {
+                let against = match &carried_left {
+                    Some(left) => format!("the {left} left of a cap of {} {unit}", quantity(cap)),
+                    None => format!("a cap of {} {unit}", quantity(cap)),
+                };
                 o.push_str(&format!(
-                    "  the period's {group_lines} line(s) hold {} {unit} against a cap of {} {unit}: every line keeps {}\n",
+                    "  the period's {group_lines} line(s) hold {} {unit} against {against}: every line keeps {}\n",
                     quantity(group_quantity),
-                    quantity(cap),
                     fraction(f)
                 ));
                 let moved = q.mul(&BigRational::one().sub(f));
@@ -336,6 +370,32 @@ pub fn render_text(ag: &Agreement, ex: &Explanation, origin: RowOrigin) -> Strin
         );
     }
     o
+}
+
+fn ci_layer_cap(ag: &Agreement, ci: usize, li: usize) -> Option<&Cap> {
+    ag.categories[ci].layers[li].cap.as_ref()
+}
+
+/// Carried use in the cap's measure: money, or units (`unit` names them).
+fn carried_amount(ag: &Agreement, m: i64, units: &Q, unit: Option<&str>) -> String {
+    match unit {
+        Some(u) => format!("{} {u}", quantity(&units.to_big())),
+        None => money(ag, m),
+    }
+}
+
+/// "agreement version 1", or "agreement versions 1 (…) and 2 (…)".
+fn carried_sources(ag: &Agreement, k: &Carried, unit: Option<&str>) -> String {
+    if let [one] = k.from.as_slice() {
+        return format!("agreement version {}", one.version);
+    }
+    let each: Vec<String> = k
+        .from
+        .iter()
+        .map(|s| format!("{} ({})", s.version, carried_amount(ag, s.money, &s.units, unit)))
+        .collect();
+    let (last, rest) = each.split_last().expect("at least one source");
+    format!("agreement versions {} and {last}", rest.join(", "))
 }
 
 /// An exact amount given in minor units, shown in the currency's units:
@@ -415,6 +475,16 @@ pub fn json(a: &Agreement, ex: &Explanation) -> Value {
                     "leftover_unit": leftover_unit, "provisional": provisional
                 }),
             };
+            let counts_units = matches!(ci_layer_cap(a, l.category, t.layer), Some(Cap::Units(_)));
+            let carried = t.carried.as_ref().map(|k| {
+                let amount = |money: i64, units: &Q| {
+                    if counts_units { json!(fmt_ratio(&units.to_big(), 18)) } else { m(money) }
+                };
+                json!({
+                    "used": amount(k.money, &k.units),
+                    "from": k.from.iter().map(|s| json!({"version": s.version, "used": amount(s.money, &s.units)})).collect::<Vec<_>>(),
+                })
+            });
             let split: serde_json::Map<String, Value> = a
                 .parties
                 .iter()
@@ -422,7 +492,7 @@ pub fn json(a: &Agreement, ex: &Explanation) -> Value {
                 .filter(|(j, _)| t.parts[*j] != 0)
                 .map(|(j, p)| (p.id.clone(), m(t.parts[j])))
                 .collect();
-            json!({
+            let mut layer = json!({
                 "layer": t.layer + 1,
                 "rule": layer_rule(a, l.category, t.layer, fy),
                 "period": t.period.map(|p| p.label(&a.calendar)),
@@ -435,7 +505,12 @@ pub fn json(a: &Agreement, ex: &Explanation) -> Value {
                 "rounding_units": t.rounding_units.iter().map(|&j| a.parties[j].id.clone()).collect::<Vec<_>>(),
                 "remaining_after": m(t.remaining_before - t.take),
                 "took_part": !t.skipped,
-            })
+            });
+            // only when a cap's use was carried over from an earlier version
+            if let (Some(c), Some(obj)) = (carried, layer.as_object_mut()) {
+                obj.insert("carried".into(), c);
+            }
+            layer
         })
         .collect();
     let result: serde_json::Map<String, Value> = ex
