@@ -24,6 +24,28 @@ fn db(e: postgres::Error) -> StoreError {
     StoreError::Db(msg(&e))
 }
 
+/// Column `i` (`name`, of SQL type `expected`) of journal entry `seq`; a
+/// column of another type is [`StoreError::ColumnType`].
+fn column<'a, T: postgres::types::FromSql<'a>>(
+    r: &'a postgres::Row,
+    i: usize,
+    (name, expected): (&'static str, &'static str),
+    seq: u64,
+    location: &str,
+) -> Result<T, StoreError> {
+    r.try_get(i).map_err(|_| StoreError::ColumnType {
+        location: location.to_string(),
+        seq,
+        column: name,
+        expected,
+        found: r.columns()[i].type_().name().to_uppercase(),
+    })
+}
+
+const BODY: (&str, &str) = ("body", "BYTEA");
+const PREV_HASH: (&str, &str) = ("prev_hash", "TEXT");
+const HASH: (&str, &str) = ("hash", "TEXT");
+
 pub const SCHEMA: &str = "
 CREATE TABLE journal (
     seq BIGINT PRIMARY KEY,
@@ -118,15 +140,18 @@ impl Backend for Pg {
             .client
             .query("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq", &[])
             .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| Stored {
-                seq: r.get::<_, i64>(0) as u64,
-                body: r.get(1),
-                prev_hash: r.get(2),
-                hash: r.get(3),
+        let at = redact(&self.url);
+        rows.iter()
+            .map(|r| {
+                let seq = r.get::<_, i64>(0) as u64;
+                Ok(Stored {
+                    seq,
+                    body: column(r, 1, BODY, seq, &at)?,
+                    prev_hash: column(r, 2, PREV_HASH, seq, &at)?,
+                    hash: column(r, 3, HASH, seq, &at)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError> {
@@ -134,14 +159,18 @@ impl Backend for Pg {
             .client
             .query("SELECT seq, body, hash FROM journal ORDER BY seq", &[])
             .map_err(db)?;
+        let at = redact(&self.url);
         let mut last = None;
         for r in &rows {
             let seq = r.get::<_, i64>(0) as u64;
-            let body: &[u8] = r.get(1);
+            let body: &[u8] = column(r, 1, BODY, seq, &at)?;
             f(seq, body)?;
-            last = Some(seq);
+            last = Some((seq, r));
         }
-        Ok(last.and_then(|seq| rows.last().map(|r| (seq, r.get::<_, String>(2)))))
+        match last {
+            Some((seq, r)) => Ok(Some((seq, column(r, 2, HASH, seq, &at)?))),
+            None => Ok(None),
+        }
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {
@@ -188,7 +217,13 @@ impl Backend for Pg {
             .client
             .query("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1", &[])
             .map_err(db)?;
-        Ok(rows.first().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))))
+        let at = redact(&self.url);
+        rows.first()
+            .map(|r| {
+                let seq = r.get::<_, i64>(0) as u64;
+                Ok((seq, column(r, 1, HASH, seq, &at)?))
+            })
+            .transpose()
     }
 
     fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -196,7 +231,8 @@ impl Backend for Pg {
             .client
             .query("SELECT body FROM journal WHERE seq = $1", &[&(seq as i64)])
             .map_err(db)?;
-        Ok(rows.first().map(|r| r.get(0)))
+        let at = redact(&self.url);
+        rows.first().map(|r| column(r, 0, BODY, seq, &at)).transpose()
     }
 
     fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -217,7 +253,10 @@ impl Backend for Pg {
             .client
             .query("SELECT v FROM cache WHERE k = $1", &[&key])
             .map_err(db)?;
-        Ok(rows.first().map(|r| r.get(0)))
+        // a value of another type is a damaged blob
+        rows.first()
+            .map(|r| r.try_get(0).map_err(|_| StoreError::Cache(key.to_string())))
+            .transpose()
     }
 
     fn cache_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {

@@ -1007,6 +1007,48 @@ impl Drop for PgTarget {
     }
 }
 
+/// A journal column changed to another type behind the program's back is
+/// named as damage of one entry (`StoreError::ColumnType`), and `verify`
+/// names that entry.
+fn a_changed_column_type_is_named_as_damage(target: &str) {
+    let mut l = init(target);
+    record(&mut l, "a.csv", &costs_csv("A", 3));
+    let mut raw = Raw::open(target);
+    let sql = if target.starts_with("postgres://") {
+        "ALTER TABLE journal ALTER COLUMN body TYPE text USING encode(body, 'escape')"
+    } else {
+        "DROP TRIGGER journal_no_update; UPDATE journal SET body = CAST(body AS TEXT) WHERE seq = 1"
+    };
+    raw.exec(sql).unwrap();
+    drop(raw);
+    let mut l = Ledger::open(target).unwrap();
+    match l.state() {
+        Err(LedgerError::Store(e @ StoreError::ColumnType { .. })) => {
+            let (found, expected) = if target.starts_with("postgres://") {
+                ("TEXT", "BYTEA")
+            } else {
+                ("TEXT", "BLOB")
+            };
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!(
+                    "journal entry 1 has its `body` stored as {found}, not {expected}"
+                )) && m.contains("run `costshare verify"),
+                "{m}"
+            );
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a changed column type went unnoticed"),
+    }
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => {
+            assert_eq!(seq, 1, "{message}");
+            assert!(message.contains("its `body` is stored as TEXT"), "{message}");
+        }
+        ok => panic!("verify missed a changed column type: {ok:?}"),
+    }
+}
+
 /// `sqlite::NAME` and `postgresql::NAME` for each test body.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
@@ -1125,6 +1167,7 @@ fiscal_year_start = "04-01"
 
 both!(
     amend_continues_a_term_envelope,
+    a_changed_column_type_is_named_as_damage,
     derived_state_follows_late_lines,
     init_refuses_an_existing_ledger,
     record_is_idempotent,
