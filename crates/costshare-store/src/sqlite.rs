@@ -24,6 +24,15 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
+/// A file that is not a SQLite database is no ledger; any other failure
+/// (an I/O error, a full disk) is said as it is.
+fn not_a_database(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotFound(format!("{path} (not a SQLite database)")),
+        _ => db(e),
+    }
+}
+
 /// Column `i` (`name`, of SQL type `expected`) of journal entry `seq`; a
 /// value of another type is [`StoreError::ColumnType`].
 fn column<T: rusqlite::types::FromSql>(
@@ -79,10 +88,10 @@ BEGIN SELECT RAISE(ABORT, 'the costshare journal is append-only'); END;
 ";
 
 impl Sqlite {
-    fn configure(conn: &Connection) -> Result<(), StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+    fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+        conn.busy_timeout(std::time::Duration::from_secs(60))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(())
     }
 
@@ -107,7 +116,7 @@ impl Sqlite {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db)?;
-        Sqlite::configure(&conn)?;
+        Sqlite::configure(&conn).map_err(db)?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
         let has: i64 = conn
             .query_row(
@@ -140,14 +149,14 @@ impl Sqlite {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db)?;
-        Sqlite::configure(&conn).map_err(|_| StoreError::NotFound(format!("{path} (not a SQLite database)")))?;
+        Sqlite::configure(&conn).map_err(not_a_database(path))?;
         let has: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'",
                 [],
                 |r| r.get(0),
             )
-            .map_err(|_| StoreError::NotFound(format!("{path} (not a SQLite database)")))?;
+            .map_err(not_a_database(path))?;
         if has == 0 {
             return Err(StoreError::NotFound(path.to_string()));
         }
