@@ -33,7 +33,7 @@
 //! (where a kill lands) varies from run to run.
 //!
 //! `COSTSHARE_SIM_SEED=N` (default 9) and `COSTSHARE_SIM_STEPS=N` (steps per
-//! backend; default 480 on SQLite and 120 on PostgreSQL) replay or lengthen a run; `--nocapture` shows the
+//! backend; default 600 on SQLite and 120 on PostgreSQL) replay or lengthen a run; `--nocapture` shows the
 //! tallies. The PostgreSQL half prints `SKIPPED` and passes without a server,
 //! unless `COSTSHARE_REQUIRE_POSTGRES=1`, in which case it fails.
 
@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 const DEFAULT_SEED: u64 = 9;
 /// Steps per backend in CI (PostgreSQL's commands are slower: it runs fewer).
-const DEFAULT_STEPS_SQLITE: usize = 480;
+const DEFAULT_STEPS_SQLITE: usize = 600;
 const DEFAULT_STEPS_POSTGRES: usize = 120;
 /// Steps on one ledger before the next starts fresh.
 const EPISODE: usize = 60;
