@@ -93,33 +93,7 @@ fn verify_names_a_statement_period_that_is_not_a_label() {
     let st = l.state().unwrap();
     // a close entry with a period no `close` writes, sealed onto the chain
     // (so only its content can be wrong)
-    let seq = st.entries + 1;
-    let e = Entry {
-        seq,
-        at: NOW.to_string(),
-        body: Body::Close {
-            period: "FY02022".into(),
-            as_of: "2026-01-01".into(),
-            head: String::new(),
-            forced: false,
-            rows: Vec::new(),
-        },
-    };
-    let sealed = journal::seal(std::slice::from_ref(&e), st.head.clone());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute(
-        "INSERT INTO journal (seq, kind, at, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        rusqlite::params![
-            seq as i64,
-            "close",
-            NOW,
-            sealed[0].body,
-            sealed[0].prev_hash,
-            sealed[0].hash
-        ],
-    )
-    .unwrap();
-    drop(conn);
+    let seq = append_close(&path, &st, "FY02022", String::new());
     match l.verify().unwrap() {
         Verified::Bad { seq: at, message } => {
             assert_eq!(at, seq);
@@ -137,34 +111,8 @@ fn verify_checks_the_head_a_statement_was_issued_after() {
     let dir = temp_dir("verify-head");
     let (mut l, path) = ledger(&dir, "l.db");
     let st = l.state().unwrap();
-    let seq = st.entries + 1;
-    let e = Entry {
-        seq,
-        at: NOW.to_string(),
-        body: Body::Close {
-            period: "FY2022".into(),
-            as_of: "2026-01-01".into(),
-            // the head of some other journal
-            head: "0f".repeat(32),
-            forced: false,
-            rows: Vec::new(),
-        },
-    };
-    let sealed = journal::seal(std::slice::from_ref(&e), st.head.clone());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute(
-        "INSERT INTO journal (seq, kind, at, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        rusqlite::params![
-            seq as i64,
-            "close",
-            NOW,
-            sealed[0].body,
-            sealed[0].prev_hash,
-            sealed[0].hash
-        ],
-    )
-    .unwrap();
-    drop(conn);
+    // the head of some other journal
+    let seq = append_close(&path, &st, "FY2022", "0f".repeat(32));
     match l.verify().unwrap() {
         Verified::Bad { seq: at, message } => {
             assert_eq!(at, seq);
@@ -191,4 +139,36 @@ fn verify_checks_the_head_a_statement_was_issued_after() {
     assert!(matches!(l.verify().unwrap(), Verified::Ok { .. }));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);
+}
+
+/// Append a sealed close entry behind the program's back (the chain stays
+/// valid, so only its content can be wrong); its seq.
+fn append_close(path: &str, st: &costshare_store::State, period: &str, head: String) -> u64 {
+    let seq = st.entries + 1;
+    let e = Entry {
+        seq,
+        at: NOW.to_string(),
+        body: Body::Close {
+            period: period.into(),
+            as_of: "2026-01-01".into(),
+            head,
+            forced: false,
+            rows: Vec::new(),
+        },
+    };
+    let sealed = journal::seal(std::slice::from_ref(&e), st.head.clone());
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute(
+        "INSERT INTO journal (seq, kind, at, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![
+            seq as i64,
+            "close",
+            NOW,
+            sealed[0].body,
+            sealed[0].prev_hash,
+            sealed[0].hash
+        ],
+    )
+    .unwrap();
+    seq
 }
