@@ -15,7 +15,11 @@ fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
         buf.resize(have.max(BLOCK), 0);
         let n = match reader.read(&mut buf[have..]) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            // a signal, not the end of the input: read again
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                buf.truncate(have);
+                continue;
+            }
             Err(e) => {
                 buf.truncate(have);
                 return Err(e);
@@ -131,6 +135,28 @@ pub fn report<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader interrupted by a signal mid-file is read on, never taken for
+    /// the end of the input.
+    #[test]
+    fn an_interrupted_read_is_not_the_end() {
+        struct Flaky(std::io::Cursor<Vec<u8>>, bool);
+        impl Read for Flaky {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                self.1 = !self.1;
+                if self.1 {
+                    return Err(std::io::ErrorKind::Interrupted.into());
+                }
+                let n = b.len().min(7);
+                self.0.read(&mut b[..n])
+            }
+        }
+        let data = b"id,date\nL1,2022-04-01\nL2,2022-04-02\n".to_vec();
+        let mut r = Flaky(std::io::Cursor::new(data.clone()), false);
+        let mut buf = Vec::new();
+        assert!(fill(&mut r, &mut buf).unwrap());
+        assert_eq!(buf, data);
+    }
 
     #[test]
     fn pieces_end_at_line_breaks_and_cover_the_block() {
