@@ -154,15 +154,17 @@ pub fn load_agreement_bytes(name: &str, bytes: &[u8]) -> Result<LoadedAgreement,
             text: text.to_string(),
             warnings: loaded.diagnostics,
         }),
-        _ if csv_kind(text).is_some() => Err(AppError::NotAnAgreement {
-            path: name.to_string(),
-            kind: csv_kind(text).unwrap_or(FileKind::Costs),
-        }),
-        _ => Err(AppError::Agreement {
-            name: name.to_string(),
-            text: text.to_string(),
-            diagnostics: loaded.diagnostics,
-            omitted: loaded.omitted,
+        _ => Err(match csv_kind(text) {
+            Some(kind) => AppError::NotAnAgreement {
+                path: name.to_string(),
+                kind,
+            },
+            None => AppError::Agreement {
+                name: name.to_string(),
+                text: text.to_string(),
+                diagnostics: loaded.diagnostics,
+                omitted: loaded.omitted,
+            },
         }),
     }
 }
