@@ -1343,6 +1343,57 @@ fn a_quantity_present_is_checked_even_where_the_category_has_no_unit() {
 }
 
 #[test]
+fn a_field_over_its_length_limit_is_one_problem_and_is_not_echoed() {
+    // limits: 256 bytes for id, replaces and site; 4,096 for the others
+    let long_id = "i".repeat(257);
+    let desc = "d".repeat(4097);
+    let site = "s".repeat(300);
+    let cases: Vec<(String, String, Vec<&str>)> = vec![
+        (
+            format!("{long_id},2022-04-30,utilities,100,JPY,,,"),
+            "i".repeat(64),
+            vec!["id is 257 bytes", "limit is 256"],
+        ),
+        (
+            format!("long-desc,2022-04-30,utilities,100,JPY,,,{desc}"),
+            "long-desc".into(),
+            vec!["description is 4097 bytes", "limit is 4096"],
+        ),
+        (
+            format!("long-site,2022-04-30,utilities,100,JPY,,{site},"),
+            "long-site".into(),
+            vec!["site is 300 bytes"],
+        ),
+    ];
+    for (i, (row, id, mentions)) in cases.iter().enumerate() {
+        let r = allocate(&format!("long{i}"), &one_bad_row(row), None);
+        r.expect_bad_rows(&[(3, id)], mentions);
+        // the oversized text is never written back whole
+        assert!(r.stderr.len() < 1000, "stderr echoes the field:\n{}", r.stderr);
+    }
+    // a field at its limit is fine
+    let at_limit = format!(
+        "{},2022-04-30,utilities,100,JPY,,,{}",
+        "i".repeat(256),
+        "d".repeat(4096)
+    );
+    let r = allocate("long-ok", &format!("{HEADER}{at_limit}\n"), None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // a rate field over 256 bytes names the rates file's line
+    let rates = format!(
+        "date,currency,rate\n2022-04-01,USD,130\n2022-04-02,USD,{}\n",
+        "1".repeat(5000)
+    );
+    let r = allocate(
+        "long-rate",
+        &format!("{HEADER}x,2022-04-30,utilities,1.00,USD,,,\n"),
+        Some(&rates),
+    );
+    r.expect_bad_rate_row(3, &["rate is 5000 bytes"]);
+    assert!(r.stderr.len() < 1000, "stderr echoes the field:\n{}", r.stderr);
+}
+
+#[test]
 fn unknown_currency_and_missing_rates() {
     bad_row_cases(
         "ccy",

@@ -50,17 +50,27 @@ impl RowError {
     /// whole.
     pub fn located(&self, file: &str) -> String {
         match (&self.id, self.line) {
-            (Some(id), l) => format!("{file}:{l}, id {id}: {}", self.message),
+            (Some(id), l) => format!("{file}:{l}, id {}: {}", shown_id(id), self.message),
             (None, 0) => format!("{file}:{}", self.message),
             (None, l) => format!("{file}:{l}: {}", self.message),
         }
     }
 }
 
+/// An id as a message shows it: whole when within [`MAX_ID_BYTES`], else its
+/// first 64 characters and `…` (the error says how long it is).
+fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.len() <= MAX_ID_BYTES {
+        id.into()
+    } else {
+        format!("{}…", id.chars().take(64).collect::<String>()).into()
+    }
+}
+
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.id, self.line) {
-            (Some(id), l) => write!(f, "line {l}, id {id}: {}", self.message),
+            (Some(id), l) => write!(f, "line {l}, id {}: {}", shown_id(id), self.message),
             (None, 0) => write!(f, "{}", self.message),
             (None, l) => write!(f, "line {l}: {}", self.message),
         }
@@ -381,6 +391,18 @@ pub fn parse_rates_partial(bytes: &[u8], agreement_currency: &str) -> (Rates, Ve
         if f.iter().all(|s| s.is_empty()) {
             continue;
         }
+        if let Some((column, len)) = ["date", "currency", "rate"]
+            .into_iter()
+            .map(|c| (c, h.get(&f, c).len()))
+            .find(|&(_, len)| len > MAX_ID_BYTES)
+        {
+            errors.push(RowError {
+                line,
+                id: None,
+                message: format!("{column} is {len} bytes long; the limit is {MAX_ID_BYTES} bytes"),
+            });
+            continue;
+        }
         let cur = h.get(&f, "currency");
         if cur == agreement_currency {
             continue;
@@ -686,8 +708,46 @@ pub enum RowProblem {
         error: ConvertError,
     },
     ReplacesItself,
+    /// A field longer than its limit ([`MAX_ID_BYTES`] for `id`, `replaces`
+    /// and `site`; [`MAX_FIELD_BYTES`] for the others). The text is not kept,
+    /// so a message never echoes it.
+    FieldTooLong {
+        column: &'static str,
+        len: usize,
+        limit: usize,
+    },
     /// Unreachable: a row with no problem and a missing value.
     Incomplete,
+}
+
+/// The longest `id`, `replaces` or `site` a costs row may carry, in bytes.
+/// Ids are stored in every journal entry and index; 256 bytes is far above
+/// any id seen in practice and keeps a hostile file from bloating a ledger.
+pub const MAX_ID_BYTES: usize = 256;
+/// The longest any other field may be, in bytes (a description, mostly).
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// The field-length rule: the first field of `raw` over its limit, if any.
+fn too_long(raw: &RowRef<'_>) -> Option<RowProblem> {
+    let fields: [(&'static str, &str, usize); 9] = [
+        ("id", raw.id, MAX_ID_BYTES),
+        ("replaces", raw.replaces, MAX_ID_BYTES),
+        ("site", raw.site, MAX_ID_BYTES),
+        ("date", raw.date, MAX_FIELD_BYTES),
+        ("category", raw.category, MAX_FIELD_BYTES),
+        ("amount", raw.amount, MAX_FIELD_BYTES),
+        ("currency", raw.currency, MAX_FIELD_BYTES),
+        ("quantity", raw.quantity, MAX_FIELD_BYTES),
+        ("description", raw.description, MAX_FIELD_BYTES),
+    ];
+    fields
+        .into_iter()
+        .find(|(_, text, limit)| text.len() > *limit)
+        .map(|(column, text, limit)| RowProblem::FieldTooLong {
+            column,
+            len: text.len(),
+            limit,
+        })
 }
 
 impl RowProblem {
@@ -711,6 +771,7 @@ impl RowProblem {
             } => "no rate",
             RowProblem::Conversion { .. } => "a conversion beyond 64 bits",
             RowProblem::ReplacesItself => "a line replacing itself",
+            RowProblem::FieldTooLong { .. } => "a field over its length limit",
             RowProblem::Incomplete => "an incomplete row",
         }
     }
@@ -774,6 +835,9 @@ impl fmt::Display for RowProblem {
                 currency.code()
             ),
             RowProblem::ReplacesItself => f.write_str("a line cannot replace itself"),
+            RowProblem::FieldTooLong { column, len, limit } => {
+                write!(f, "{column} is {len} bytes long; the limit is {limit} bytes")
+            }
             RowProblem::Incomplete => f.write_str("incomplete row"),
         }
     }
@@ -819,6 +883,11 @@ impl fmt::Display for RowProblems {
 /// before the general rational parser is tried).
 #[inline]
 pub fn accept<'r>(agreement: &Agreement, rates: &'r Rates, raw: &RowRef<'_>) -> Result<Accepted<'r>, RowProblems> {
+    // a field over its limit is the row's one problem: the others would
+    // echo the oversized text
+    if let Some(p) = too_long(raw) {
+        return Err(RowProblems(vec![p]));
+    }
     let mut bad: Vec<RowProblem> = Vec::new();
     if raw.id.is_empty() {
         bad.push(RowProblem::IdEmpty);

@@ -12,6 +12,10 @@ pub enum StoreError {
     NotFound(String),
     /// The database refused or failed.
     Db(String),
+    /// The connection was lost during COMMIT: the write may or may not have
+    /// been made (the driver's words). Writes are idempotent, so running the
+    /// same command again settles it.
+    CommitUnknown(String),
     /// Stored data does not read back (a damaged or edited journal).
     Corrupt { seq: u64, message: String },
     /// A blob of the derived state is missing or does not decode (it is a
@@ -35,6 +39,10 @@ impl fmt::Display for StoreError {
             StoreError::Exists(w) => write!(f, "a ledger already exists at {w}; refusing to overwrite it"),
             StoreError::NotFound(w) => write!(f, "no costshare ledger at {w} (create one with `costshare init`)"),
             StoreError::Db(m) => write!(f, "database error: {m}"),
+            StoreError::CommitUnknown(m) => write!(
+                f,
+                "the connection to the database was lost while committing ({m}), so the write may or may not have been made; run the same command again: it is idempotent, and completes the write or says it is already there"
+            ),
             StoreError::Corrupt { seq, message } => write!(f, "journal entry {seq} is damaged: {message}"),
             StoreError::ColumnType {
                 location,

@@ -209,7 +209,15 @@ impl Backend for Pg {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        self.client.batch_execute("COMMIT").map_err(db)
+        self.client.batch_execute("COMMIT").map_err(|e| {
+            // a connection lost during COMMIT leaves the outcome unknown: the
+            // server may have committed before the connection went
+            if e.is_closed() || self.client.is_closed() {
+                StoreError::CommitUnknown(e.to_string())
+            } else {
+                db(e)
+            }
+        })
     }
 
     fn head(&mut self) -> Result<Option<(u64, String)>, StoreError> {
