@@ -60,3 +60,47 @@ pub fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A fresh PostgreSQL database for one test, dropped on drop; `url` is the
+/// ledger's `postgres://` URL.
+pub struct PgDb {
+    admin: postgres::Client,
+    name: String,
+    pub url: String,
+}
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test?connect_timeout=10";
+
+impl PgDb {
+    /// A database named after `tag` (letters, digits, `_`), or `None` when no
+    /// server answers on 127.0.0.1:5432: the test then prints `SKIPPED` and
+    /// returns, unless `COSTSHARE_REQUIRE_POSTGRES=1` (CI), which fails it.
+    pub fn new(tag: &str) -> Option<PgDb> {
+        let mut admin = match postgres::Client::connect(PG_ADMIN, postgres::NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                if std::env::var("COSTSHARE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                    panic!("COSTSHARE_REQUIRE_POSTGRES=1 but there is no PostgreSQL server on 127.0.0.1:5432: {e}");
+                }
+                eprintln!("SKIPPED: no PostgreSQL server on 127.0.0.1:5432 ({tag}: {e})");
+                return None;
+            }
+        };
+        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+        let name = format!("cs_{tag}_{}_{n}", std::process::id()).to_lowercase();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        Some(PgDb { admin, name, url })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
