@@ -480,7 +480,7 @@ fn xlsx_refusals() {
 /// A ledger exports what the files it recorded export: the same CSV and the
 /// same journals (less the provenance comments, which name the journal).
 fn ledger_equals_files(target: &str, d: &Dir) {
-    let inputs = small(&d);
+    let inputs = small(d);
     let (a, c) = (&inputs[1], &inputs[3]);
     ok(&["init", target, "--agreement", a]);
     ok(&["record", target, c]);
