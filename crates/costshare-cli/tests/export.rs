@@ -525,3 +525,27 @@ fn postgres_ledger_exports_what_its_files_export() {
     let d = Dir::new("export-pg");
     ledger_equals_files(&db.url, &d);
 }
+
+/// A ledger with two agreement versions (the demo, amended from FY2025 with a
+/// higher utilities cap): the journals still total to `report`, name both
+/// versions, and the workbook's sheets equal the merged reports.
+#[test]
+fn amended_ledger_exports_total_to_the_report() {
+    let d = Dir::new("export-amended");
+    let inputs = demo(&d);
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &inputs[1], "--rates", &inputs[5]]);
+    ok(&["record", &l, &inputs[3]]);
+    let text = std::fs::read_to_string(&inputs[1]).unwrap();
+    let old = r#"FY2025 = "13300000000""#;
+    assert!(text.contains(old));
+    let b = d.file("b.toml", text.replace(old, r#"FY2025 = "14000000000""#));
+    ok(&["amend", &l, "--agreement", &b, "--effective", "2025-04-01"]);
+    let ledger = ["--ledger", l.as_str()];
+    check_journals(&d, &ledger, "JPY", 0);
+    let j = d.path("two.ledger");
+    export(&ledger, "ledger", &j);
+    let j = std::fs::read_to_string(j).unwrap();
+    assert!(j.contains("; earlier version: us-japan-sma-2022"), "{}", &j[..400]);
+    check_workbook(&d, &ledger, 0);
+}
