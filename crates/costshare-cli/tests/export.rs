@@ -407,6 +407,20 @@ fn check_workbook(d: &Dir, inputs: &[&str], dec: u32) {
             .collect();
         assert_eq!(got, expect, "sheet {sheet}");
     }
+    // amounts carry the currency's decimals as their number format
+    let styles = {
+        use std::io::Read;
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&x).unwrap()).unwrap();
+        let mut s = String::new();
+        z.by_name("xl/styles.xml").unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    let code = if dec == 0 {
+        "#,##0".to_string()
+    } else {
+        format!("#,##0.{}", "0".repeat(dec as usize))
+    };
+    assert!(styles.contains(&format!("formatCode=\"{code}\"")), "{styles}");
     let about = wb.worksheet_range("about").unwrap();
     let facts: BTreeMap<String, String> = about
         .rows()
