@@ -20,6 +20,8 @@ pub enum UsageError {
     MissingInputs,
     /// `explain` has no CSV form.
     ExplainCsv,
+    /// `export --format xlsx` needs `-o FILE` (a workbook is not text).
+    ExportBinaryToStdout,
 }
 
 /// Which input a file is.
@@ -140,6 +142,23 @@ pub enum AppError {
     /// The built-in demo data did not load: a bug, never the user's input.
     Demo {
         what: &'static str,
+        detail: String,
+    },
+    /// `export --format xlsx`: an amount a spreadsheet cannot hold exactly
+    /// (more than 15 significant digits, or not exact as a double).
+    ExportInexact {
+        sheet: &'static str,
+        amount: String,
+        currency: String,
+    },
+    /// `export --format xlsx`: more rows than a worksheet holds.
+    ExportTooManyRows {
+        sheet: &'static str,
+        rows: usize,
+        max: usize,
+    },
+    /// The workbook writer failed (its words).
+    Xlsx {
         detail: String,
     },
 }

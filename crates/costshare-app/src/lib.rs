@@ -22,10 +22,13 @@
 //! - [`ledger`]: init, record, void, amend, close, adjustments, history, verify.
 //! - [`demo`] (feature `demo`, on by default): the built-in example.
 //! - [`render`]: table, CSV and JSON for every result.
+//! - [`export`]: the allocation for other tools (Ledger, Beancount, tidy CSV,
+//!   JSON, xlsx).
 
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod export;
 pub mod input;
 pub mod ledger;
 pub mod query;

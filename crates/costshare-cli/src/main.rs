@@ -260,6 +260,47 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Export the allocation for other tools: Ledger, Beancount, tidy CSV, JSON or an Excel workbook.
+    #[command(
+        after_help = "Examples:\n  costshare export --ledger sma.ledger --format beancount -o sma.beancount\n  costshare export --agreement a.toml --costs costs.csv --format xlsx -o allocation.xlsx"
+    )]
+    Export {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Export format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write to this file (`-`, or none: stdout; xlsx needs a file).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    /// A Ledger 3 journal (`ledger -f FILE balance`).
+    Ledger,
+    /// A Beancount file (`bean-check`, `bean-query`).
+    Beancount,
+    /// Tidy CSV: id,date,category,site,party,amount,currency.
+    Csv,
+    /// The allocation as JSON, amounts as decimal strings, with provenance.
+    Json,
+    /// An Excel workbook: the allocation and a sheet per report.
+    Xlsx,
+}
+
+impl From<ExportFormat> for costshare_app::export::ExportFormat {
+    fn from(f: ExportFormat) -> Self {
+        use costshare_app::export::ExportFormat as E;
+        match f {
+            ExportFormat::Ledger => E::Ledger,
+            ExportFormat::Beancount => E::Beancount,
+            ExportFormat::Csv => E::Csv,
+            ExportFormat::Json => E::Json,
+            ExportFormat::Xlsx => E::Xlsx,
+        }
+    }
 }
 
 impl Inputs {
@@ -397,6 +438,26 @@ fn run(command: Command) -> Result<String, AppError> {
             let as_of = input::as_of(as_of.as_deref())?;
             let d = costshare_app::demo::run(write.as_deref(), seed, as_of)?;
             render::demo::demo(&d, format.into())?
+        }
+        Command::Export { inputs, format, output } => {
+            use costshare_app::export::{self, Exported};
+            let format: export::ExportFormat = format.into();
+            let file = output.filter(|o| o.as_os_str() != "-");
+            if file.is_none() && format.is_binary() {
+                return Err(UsageError::ExportBinaryToStdout.into());
+            }
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            let r = export::export(&source, as_of, format, &mut s)?;
+            match file {
+                Some(path) => {
+                    export::write(&path, r.output.as_bytes())?;
+                    render::export::summary(&path.display().to_string(), &r)
+                }
+                None => match r.output {
+                    Exported::Text(t) => t,
+                    Exported::Binary(_) => return Err(UsageError::ExportBinaryToStdout.into()),
+                },
+            }
         }
     };
     Ok(out)

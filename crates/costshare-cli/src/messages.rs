@@ -17,6 +17,7 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::LedgerWithFiles => "--ledger reads the agreement, costs and rates recorded in the ledger; do not give --agreement, --costs or --rates with it".into(),
         UsageError::MissingInputs => "give --agreement FILE and --costs FILE, or --ledger LEDGER".into(),
         UsageError::ExplainCsv => "explain has no csv form; use --format table or --format json".into(),
+        UsageError::ExportBinaryToStdout => "export --format xlsx writes a workbook: give -o FILE.xlsx".into(),
     }
 }
 
@@ -175,6 +176,19 @@ pub fn error(e: &AppError) -> String {
             "costshare: internal error: the explanation of `{id}` disagrees with the allocation; please report this"
         ),
         AppError::Demo { what, detail } => format!("costshare: internal error in the demo {what}: {detail}"),
+        AppError::ExportInexact {
+            sheet,
+            amount,
+            currency,
+        } => format!(
+            "costshare: error: the workbook cannot hold {amount} {currency} exactly (sheet `{sheet}`): \
+             a spreadsheet number keeps 15 significant digits; export --format csv or json instead"
+        ),
+        AppError::ExportTooManyRows { sheet, rows, max } => format!(
+            "costshare: error: sheet `{sheet}` would have {rows} rows, more than a worksheet holds ({max}); \
+             export --format csv instead"
+        ),
+        AppError::Xlsx { detail } => format!("costshare: error: cannot write the workbook: {detail}"),
     }
 }
 
