@@ -15,6 +15,7 @@
 //! - [`stream`]: the streaming report: one pass, uncapped lines totalled as they go by, capped ones kept
 //!   as compact columns and allocated at the end.
 //! - [`report`]: totals by dimension; [`explain`]: one line, layer by layer.
+//! - [`compare`]: parsed lines allocated under another agreement; [`convert`]: the reporting currency.
 
 pub mod agreement;
 pub mod alloc;
@@ -30,6 +31,8 @@ pub mod num;
 pub mod reference;
 pub mod report;
 pub mod stream;
+pub mod compare;
+pub mod convert;
 
 pub use agreement::Agreement;
 pub use alloc::{Allocation, allocate};
