@@ -20,6 +20,14 @@ pub enum UsageError {
     MissingInputs,
     /// `explain` has no CSV form.
     ExplainCsv,
+    /// `--rate-policy` is not `spot`, `fiscal-year-average` or `fixed:RATE`.
+    RatePolicy(costshare_core::convert::PolicyError),
+    /// `--rate-policy` without `--currency`.
+    PolicyWithoutCurrency,
+    /// `compare` without `--against`.
+    NoAgainst,
+    /// Two `--against` agreements with this `[agreement] id`.
+    DuplicateAgainst(String),
 }
 
 /// Which input a file is.
@@ -141,6 +149,20 @@ pub enum AppError {
     Demo {
         what: &'static str,
         detail: String,
+    },
+    /// An amount could not be put in the reporting currency (`--currency`).
+    Convert(costshare_core::convert::ConvertError),
+    /// `compare --against` an agreement in another currency than the base.
+    AgainstCurrency {
+        path: String,
+        base: String,
+        other: String,
+    },
+    /// `compare --against` an agreement with other parties (by id) than the base.
+    AgainstParties {
+        path: String,
+        base: Vec<String>,
+        other: Vec<String>,
     },
 }
 

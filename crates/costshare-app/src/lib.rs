@@ -22,6 +22,8 @@
 //! - [`ledger`]: init, record, void, amend, close, adjustments, history, verify.
 //! - [`demo`] (feature `demo`, on by default): the built-in example.
 //! - [`render`]: table, CSV and JSON for every result.
+//! - [`compare`]: the same costs under other agreements; [`currency`]: the
+//!   reporting currency of `report` and `compare`.
 
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -32,6 +34,8 @@ pub mod query;
 pub mod render;
 pub mod run;
 pub mod stream;
+pub mod compare;
+pub mod currency;
 
 pub use error::{AppError, UsageError};
 pub use input::{Observer, Quiet, ReportPath, Session, Source};

@@ -19,11 +19,14 @@
 //!   journal,agreement}`; adjustments: `{adjustments:[{period,party,category,
 //!   statement,now,adjustment}],journal,agreement}`; history: `{entries:[{seq,
 //!   at,kind,id,summary,source}],journal,agreement}`.
+//! - compare: see [`compare`]; a report in a reporting currency: see [`currency`].
 
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
 pub mod text;
+pub mod compare;
+pub mod currency;
 
 use crate::ledger::{
     AdjustmentsResult, AmendResult, Changes, HistoryResult, Impact, InitResult, RecordResult, StatementResult,
