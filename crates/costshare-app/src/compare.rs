@@ -112,7 +112,8 @@ pub fn compare(
     for (k, (o, path)) in others.iter().zip(against).enumerate() {
         let re = allocate_under(&o.agreement, &groups, as_of).map_err(|e| against_error(path, e))?;
         for u in re.unallocated {
-            s.observer.compare_unallocated(&o.agreement, &path.display().to_string(), &u);
+            s.observer
+                .compare_unallocated(&o.agreement, &path.display().to_string(), &u);
             unallocated.push(AgainstUnallocated { against: k, what: u });
         }
         columns.push(re.parts);

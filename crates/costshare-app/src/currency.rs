@@ -103,7 +103,12 @@ fn convert_error(e: ConvertError) -> AppError {
 
 impl LineRates {
     /// The rate of every line of every part of `r`.
-    pub fn of(main: &Agreement, parts: &[&[CostLine]], rates: &Rates, req: &CurrencyRequest) -> Result<LineRates, AppError> {
+    pub fn of(
+        main: &Agreement,
+        parts: &[&[CostLine]],
+        rates: &Rates,
+        req: &CurrencyRequest,
+    ) -> Result<LineRates, AppError> {
         let conv = Converter::new(main, rates, &req.code, req.policy.clone()).map_err(convert_error)?;
         let mut index: HashMap<RateUsed, usize> = HashMap::new();
         let mut uses: Vec<RateUse> = Vec::new();
@@ -234,8 +239,7 @@ pub fn report(
         );
         converted.push(a);
     }
-    let rows: Vec<Row> =
-        report::merge(&main, dims, per).map_err(|e| AppError::TotalTooLarge { group: e.group })?;
+    let rows: Vec<Row> = report::merge(&main, dims, per).map_err(|e| AppError::TotalTooLarge { group: e.group })?;
     let parts: Vec<(&Agreement, &[CostLine], Vec<&Allocation>)> = r
         .parts
         .iter()

@@ -25,6 +25,8 @@
 //! - [`compare`]: the same costs under other agreements; [`currency`]: the
 //!   reporting currency of `report` and `compare`.
 
+pub mod compare;
+pub mod currency;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
@@ -34,8 +36,6 @@ pub mod query;
 pub mod render;
 pub mod run;
 pub mod stream;
-pub mod compare;
-pub mod currency;
 
 pub use error::{AppError, UsageError};
 pub use input::{Observer, Quiet, ReportPath, Session, Source};

@@ -6,9 +6,9 @@ use costshare_app::error::{AppError, BadFile, FileKind, Place, UsageError};
 use costshare_app::input::{LoadedAgreement, Observer};
 use costshare_core::Agreement;
 use costshare_core::compare::{Reason, Unallocated};
-use costshare_core::money::format_grouped;
 use costshare_core::convert::{ConvertError, PolicyError};
 use costshare_core::diag::{self, Diagnostic, Severity};
+use costshare_core::money::format_grouped;
 use costshare_store::LedgerError;
 use std::io::IsTerminal;
 

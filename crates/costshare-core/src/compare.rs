@@ -216,7 +216,7 @@ pub fn allocate_under(other: &Agreement, groups: &[Group<'_>], as_of: Date) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::costs::{parse_costs, Rates};
+    use crate::costs::{Rates, parse_costs};
 
     const A: &str = r#"
 [agreement]
@@ -269,7 +269,15 @@ name = "X"
         let costs = b"id,date,category,amount\n1,2022-02-01,x,100.00\n2,2022-03-01,y,10.00\n3,2022-08-01,x,4.00\n";
         let c = parse_costs(&a, costs, &Rates::empty()).unwrap();
         let d = Date::parse("2023-01-01").unwrap();
-        let r = allocate_under(&b, &[Group { agreement: &a, lines: &c.lines }], d).unwrap();
+        let r = allocate_under(
+            &b,
+            &[Group {
+                agreement: &a,
+                lines: &c.lines,
+            }],
+            d,
+        )
+        .unwrap();
         // line 1: P 25%, Q 75% in A's party order (P, Q); line 2: no category y in B; line 3: outside B's term
         assert_eq!(r.parts[0].amounts, vec![2500, 7500, 0, 0, 0, 1000, 0, 0, 400]);
         assert_eq!(r.unallocated.len(), 2);
@@ -282,7 +290,9 @@ name = "X"
     #[test]
     fn refuses_other_parties_and_currency() {
         let a = ag(A);
-        let c = ag(&B.replace("[parties.Q]", "[parties.R]").replace("Q = \"75%\"", "R = \"75%\""));
+        let c = ag(&B
+            .replace("[parties.Q]", "[parties.R]")
+            .replace("Q = \"75%\"", "R = \"75%\""));
         assert!(matches!(party_map(&a, &c), Err(ReallocError::Parties { .. })));
         let e = ag(&B.replace("currency = \"USD\"", "currency = \"EUR\""));
         assert!(matches!(party_map(&a, &e), Err(ReallocError::Currency { .. })));

@@ -123,7 +123,12 @@ pub struct Converter {
 impl Converter {
     /// A converter from `agreement`'s currency into `code` under `policy`,
     /// with `rates` (agreement currency per major unit; only CODE's are read).
-    pub fn new(agreement: &Agreement, rates: &Rates, code: &str, policy: RatePolicy) -> Result<Converter, ConvertError> {
+    pub fn new(
+        agreement: &Agreement,
+        rates: &Rates,
+        code: &str,
+        policy: RatePolicy,
+    ) -> Result<Converter, ConvertError> {
         let to = agreement
             .currency(code)
             .ok_or_else(|| ConvertError::UnknownCurrency(code.to_string()))?;

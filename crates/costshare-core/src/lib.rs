@@ -20,6 +20,8 @@
 pub mod agreement;
 pub mod alloc;
 pub mod calendar;
+pub mod compare;
+pub mod convert;
 pub mod costs;
 pub mod diag;
 pub mod explain;
@@ -31,8 +33,6 @@ pub mod num;
 pub mod reference;
 pub mod report;
 pub mod stream;
-pub mod compare;
-pub mod convert;
 
 pub use agreement::Agreement;
 pub use alloc::{Allocation, allocate};

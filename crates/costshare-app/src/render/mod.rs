@@ -21,12 +21,12 @@
 //!   at,kind,id,summary,source}],journal,agreement}`.
 //! - compare: see [`compare`]; a report in a reporting currency: see [`currency`].
 
+pub mod compare;
+pub mod currency;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
 pub mod text;
-pub mod compare;
-pub mod currency;
 
 use crate::ledger::{
     AdjustmentsResult, AmendResult, Changes, HistoryResult, Impact, InitResult, RecordResult, StatementResult,
