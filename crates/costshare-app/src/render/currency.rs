@@ -16,7 +16,7 @@ use super::{Format, footer, percent_of, pretty, provenance_json};
 use crate::currency::{Conversion, ConvertedReport};
 use costshare_core::convert::{RateBasis, RateUsed};
 use costshare_core::money::{format_grouped, format_minor};
-use costshare_core::num::fmt_ratio;
+use costshare_core::num::{BigRational, fmt_ratio, pow10};
 use costshare_core::report::Dim;
 use serde_json::{Value, json};
 
@@ -39,9 +39,17 @@ pub fn rate_json(r: &RateUsed) -> Value {
     v
 }
 
-/// A rate for people: `149.5 (2022-04-01)`, `140 (FY2022 average of 12)`, `200 (fixed)`.
+/// A rate for people: `149.5 (2022-04-01)`, `140 (FY2022 average of 12)`, `200 (fixed)`;
+/// a rate with no short exact decimal as `≈130.298583`.
 pub fn rate_text(r: &RateUsed) -> String {
-    let x = fmt_ratio(&r.rate, 6);
+    let mut x = fmt_ratio(&r.rate, 6);
+    if x.contains('/') {
+        // display only: six decimals, half to even
+        let six = r.rate.mul(&BigRational::from_int(pow10(6))).round_half_even();
+        if let Ok(v) = i128::try_from(six) {
+            x = format!("≈{}", format_minor(v, 6));
+        }
+    }
     match &r.basis {
         RateBasis::Same => "1".into(),
         RateBasis::Dated(d) => format!("{x} ({d})"),
