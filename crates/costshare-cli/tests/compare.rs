@@ -539,6 +539,24 @@ fn compare_in_usd_files_and_ledgers() {
         &args,
     ));
     assert_eq!(files_out, want_spot);
+    // JSON: each column's total is the sum of its converted rows; the row names its rates
+    let json_args = [
+        "--against",
+        &a2,
+        "--by",
+        "party",
+        "--format",
+        "json",
+        "--currency",
+        "USD",
+    ];
+    let (out, _) = ok(&with(&["compare", "--ledger", &l], &json_args));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["totals"]["amount"], "32.70");
+    assert_eq!(v["totals"]["against"]["j2"]["amount"], "32.70");
+    assert_eq!(v["rows"][1]["against"]["j2"]["delta"], "16.35");
+    assert_eq!(v["rows"][0]["rates"].as_array().unwrap().len(), 3);
+    assert_eq!(v["conversion"]["rates"][0]["lines"], 1);
     // report from the ledger in USD equals the files' report
     let rep = [
         "--by",
