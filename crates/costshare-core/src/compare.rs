@@ -62,8 +62,8 @@ pub struct Reallocation {
     pub unallocated: Vec<Unallocated>,
 }
 
+/// The lines the other agreement takes: each with its category's index there.
 struct Mapped<'a> {
-    /// (group, line index, category in the other agreement)
     lines: Vec<(&'a CostLine, usize)>,
 }
 
