@@ -22,6 +22,14 @@ pub enum UsageError {
     ExplainCsv,
     /// `export --format xlsx` needs `-o FILE` (a workbook is not text).
     ExportBinaryToStdout,
+    /// `--rate-policy` is not `spot`, `fiscal-year-average` or `fixed:RATE`.
+    RatePolicy(costshare_core::convert::PolicyError),
+    /// `--rate-policy` without `--currency`.
+    PolicyWithoutCurrency,
+    /// `compare` without `--against`.
+    NoAgainst,
+    /// Two `--against` agreements with this `[agreement] id`.
+    DuplicateAgainst(String),
 }
 
 /// Which input a file is.
@@ -160,6 +168,20 @@ pub enum AppError {
     /// The workbook writer failed (its words).
     Xlsx {
         detail: String,
+    },
+    /// An amount could not be put in the reporting currency (`--currency`).
+    Convert(costshare_core::convert::ConvertError),
+    /// `compare --against` an agreement in another currency than the base.
+    AgainstCurrency {
+        path: String,
+        base: String,
+        other: String,
+    },
+    /// `compare --against` an agreement with other parties (by id) than the base.
+    AgainstParties {
+        path: String,
+        base: Vec<String>,
+        other: Vec<String>,
     },
 }
 

@@ -84,6 +84,11 @@ pub trait Observer {
     /// not used: the journal was replayed instead and the derived state
     /// rewritten (when the ledger could be written).
     fn derived_damaged(&mut self, _ledger: &str, _key: &str) {}
+    /// `compare`: the agreement `against` (read from `path`) left these
+    /// lines UNALLOCATED (a category it lacks, dates outside its term, …);
+    /// the amount is in its currency (the base's).
+    fn compare_unallocated(&mut self, _against: &Agreement, _path: &str, _what: &costshare_core::compare::Unallocated) {
+    }
 }
 
 /// An observer that hears nothing.

@@ -24,7 +24,11 @@
 //! - [`render`]: table, CSV and JSON for every result.
 //! - [`export`]: the allocation for other tools (Ledger, Beancount, tidy CSV,
 //!   JSON, xlsx).
+//! - [`compare`]: the same costs under other agreements; [`currency`]: the
+//!   reporting currency of `report` and `compare`.
 
+pub mod compare;
+pub mod currency;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;

@@ -118,6 +118,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        #[command(flatten)]
+        currency: CurrencyArgs,
     },
     /// Show how one line was allocated, layer by layer.
     #[command(after_help = "Example:\n  costshare explain --agreement a.toml --costs costs.csv --id L-2022-04-OKI")]
@@ -274,6 +276,25 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// The same costs allocated under other agreements, side by side, with the differences.
+    #[command(
+        after_help = "Example:\n  costshare compare --agreement examples/us-japan-sma-2022.toml --costs demo/costs.csv --rates demo/rates.csv \\\n      --against examples/us-japan-sma-2016.toml --against examples/us-japan-fourfold-proposal.toml --by party\n\nColumns: the dimensions, then amount,amount_against,delta (one --against) or amount, then\namount_<id>,delta_<id> per --against (<id> its [agreement] id; two with one id are a usage error).\ndelta = amount - the other agreement's amount. Lines another agreement cannot take (a category it\nlacks, dates outside its term) are UNALLOCATED under it, with a warning."
+    )]
+    Compare {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// An agreement (TOML) to allocate the same costs under; repeat for several.
+        #[arg(long, value_name = "FILE", required = true)]
+        against: Vec<PathBuf>,
+        /// Comma list of distinct dimensions: party, fiscal_year, category, site, month.
+        #[arg(long, value_name = "DIMS")]
+        by: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        #[command(flatten)]
+        currency: CurrencyArgs,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -300,6 +321,24 @@ impl From<ExportFormat> for costshare_app::export::ExportFormat {
             ExportFormat::Json => E::Json,
             ExportFormat::Xlsx => E::Xlsx,
         }
+    }
+}
+
+/// `--currency CODE --rate-policy POLICY` of `report` and `compare`.
+#[derive(clap::Args, Clone, Debug)]
+struct CurrencyArgs {
+    /// Report amounts in this currency (needs its rates: --rates, or the ledger's recorded rates).
+    #[arg(long, value_name = "CODE")]
+    currency: Option<String>,
+    /// Which rate converts a line: spot (latest on or before its date), fiscal-year-average
+    /// (exact mean of the rates dated in its fiscal year) or fixed:RATE (agreement currency per CODE).
+    #[arg(long, value_name = "POLICY")]
+    rate_policy: Option<String>,
+}
+
+impl CurrencyArgs {
+    fn request(&self) -> Result<Option<costshare_app::currency::CurrencyRequest>, UsageError> {
+        costshare_app::currency::CurrencyRequest::from_options(self.currency.as_deref(), self.rate_policy.as_deref())
     }
 }
 
@@ -351,9 +390,18 @@ fn run(command: Command) -> Result<String, AppError> {
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
             render::allocation(&query::allocate(&source, as_of, &mut s)?, format.into())
         }
-        Command::Report { inputs, by, format } => {
+        Command::Report {
+            inputs,
+            by,
+            format,
+            currency,
+        } => {
             let dims = query::dims(&by)?;
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            if let Some(req) = currency.request()? {
+                let r = costshare_app::currency::report(&source, &dims, as_of, &req, &mut s)?;
+                return Ok(render::currency::report(&r, format.into()));
+            }
             let (path, tell) = report_path_env();
             s.report_path = path;
             let r = query::report(&source, &dims, as_of, &mut s)?;
@@ -458,6 +506,18 @@ fn run(command: Command) -> Result<String, AppError> {
                     Exported::Binary(_) => return Err(UsageError::ExportBinaryToStdout.into()),
                 },
             }
+        }
+        Command::Compare {
+            inputs,
+            against,
+            by,
+            format,
+            currency,
+        } => {
+            let dims = query::dims(&by)?;
+            let (as_of, source, req) = (inputs.as_of()?, inputs.source()?, currency.request()?);
+            let r = costshare_app::compare::compare(&source, &against, &dims, as_of, req.as_ref(), &mut s)?;
+            render::compare::compare(&r, format.into())
         }
     };
     Ok(out)

@@ -4,7 +4,11 @@
 
 use costshare_app::error::{AppError, BadFile, FileKind, Place, UsageError};
 use costshare_app::input::{LoadedAgreement, Observer};
+use costshare_core::Agreement;
+use costshare_core::compare::{Reason, Unallocated};
+use costshare_core::convert::{ConvertError, PolicyError};
 use costshare_core::diag::{self, Diagnostic, Severity};
+use costshare_core::money::format_grouped;
 use costshare_store::LedgerError;
 use std::io::IsTerminal;
 
@@ -18,6 +22,17 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::MissingInputs => "give --agreement FILE and --costs FILE, or --ledger LEDGER".into(),
         UsageError::ExplainCsv => "explain has no csv form; use --format table or --format json".into(),
         UsageError::ExportBinaryToStdout => "export --format xlsx writes a workbook: give -o FILE.xlsx".into(),
+        UsageError::RatePolicy(PolicyError::Unknown(p)) => {
+            format!("--rate-policy `{p}` is not spot, fiscal-year-average or fixed:RATE")
+        }
+        UsageError::RatePolicy(PolicyError::BadRate(r)) => {
+            format!("--rate-policy fixed:{r}: the rate must be a positive decimal (agreement currency per one unit of --currency)")
+        }
+        UsageError::PolicyWithoutCurrency => "--rate-policy needs --currency CODE".into(),
+        UsageError::NoAgainst => "give at least one --against AGREEMENT.toml".into(),
+        UsageError::DuplicateAgainst(id) => format!(
+            "two --against agreements have the id `{id}`, and their columns would share a name; give each file its own [agreement] id"
+        ),
     }
 }
 
@@ -189,6 +204,36 @@ pub fn error(e: &AppError) -> String {
              export --format csv instead"
         ),
         AppError::Xlsx { detail } => format!("costshare: error: cannot write the workbook: {detail}"),
+        AppError::Convert(c) => convert(c),
+        AppError::AgainstCurrency { path, base, other } => format!(
+            "costshare: error: `{path}` is in {other} and the costs are allocated in {base}; compare agreements in one currency (--currency converts the results, not the agreements)"
+        ),
+        AppError::AgainstParties { path, base, other } => format!(
+            "costshare: error: `{path}` has the parties {} and the base agreement {}; compare agreements with the same party ids",
+            other.join(", "),
+            base.join(", ")
+        ),
+    }
+}
+
+/// Why an amount could not be put in the reporting currency.
+fn convert(e: &ConvertError) -> String {
+    match e {
+        ConvertError::UnknownCurrency(c) => format!(
+            "costshare: error: --currency `{c}` is neither a built-in currency (JPY, USD, EUR, AUD, GBP) nor declared in the agreement's [currencies]"
+        ),
+        ConvertError::NoRates { currency } => format!(
+            "costshare: error: --currency {currency} needs {currency} rates: give --rates FILE (date,currency,rate) or record them in the ledger, or use --rate-policy fixed:RATE"
+        ),
+        ConvertError::NoRateBefore { currency, date } => format!(
+            "costshare: error: no {currency} rate dated on or before {date}, the date of a line (--rate-policy spot)"
+        ),
+        ConvertError::NoRateInYear { currency, fiscal_year } => format!(
+            "costshare: error: no {currency} rate dated within {fiscal_year} to average (--rate-policy fiscal-year-average)"
+        ),
+        ConvertError::TooLarge { currency } => format!(
+            "costshare: error: an amount converted to {currency} exceeds the limit of a signed 64-bit count of minor units"
+        ),
     }
 }
 
@@ -237,6 +282,22 @@ impl Observer for Stderr {
     fn derived_damaged(&mut self, ledger: &str, key: &str) {
         eprintln!(
             "costshare: warning: the derived state of {ledger} is damaged (blob `{key}` fails its checksum); it was not used: the journal was replayed and the derived state rewritten"
+        );
+    }
+
+    fn compare_unallocated(&mut self, against: &Agreement, path: &str, u: &Unallocated) {
+        let n = u.lines;
+        let why = match u.reason {
+            Reason::NoCategory => format!("it has no category `{}`", u.category),
+            Reason::OutsideTerm => format!("they are dated outside its term (category `{}`)", u.category),
+            Reason::NoQuantity => format!("its category `{}` counts units and they have no quantity", u.category),
+        };
+        eprintln!(
+            "costshare: warning: {n} line{} ({} {}) UNALLOCATED under `{}` ({path}): {why}",
+            plural(n),
+            format_grouped(u.amount, against.currency.decimals()),
+            against.currency.code(),
+            against.id
         );
     }
 }

@@ -15,10 +15,13 @@
 //! - [`stream`]: the streaming report: one pass, uncapped lines totalled as they go by, capped ones kept
 //!   as compact columns and allocated at the end.
 //! - [`report`]: totals by dimension; [`explain`]: one line, layer by layer.
+//! - [`compare`]: parsed lines allocated under another agreement; [`convert`]: the reporting currency.
 
 pub mod agreement;
 pub mod alloc;
 pub mod calendar;
+pub mod compare;
+pub mod convert;
 pub mod costs;
 pub mod diag;
 pub mod explain;

@@ -19,7 +19,10 @@
 //!   journal,agreement}`; adjustments: `{adjustments:[{period,party,category,
 //!   statement,now,adjustment}],journal,agreement}`; history: `{entries:[{seq,
 //!   at,kind,id,summary,source}],journal,agreement}`.
+//! - compare: see [`compare`]; a report in a reporting currency: see [`currency`].
 
+pub mod compare;
+pub mod currency;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
