@@ -22,7 +22,9 @@
 //! - [`ledger`]: init, record, void, amend, close, adjustments, history, verify.
 //! - [`demo`] (feature `demo`, on by default): the built-in example.
 //! - [`render`]: table, CSV and JSON for every result.
+//! - [`chart`]: `--chart FILE.svg` (the drawing is [`render::chart`]).
 
+pub mod chart;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
