@@ -796,14 +796,14 @@ pub fn ceiling_use(c: &CeilingUse) -> String {
     let _ = writeln!(
         out,
         "<g><line x1=\"{}\" y1=\"40.0\" x2=\"{}\" y2=\"40.0\" stroke=\"{line}\" stroke-width=\"2\"/><text x=\"{}\" y=\"44.0\" fill=\"{INK}\">cumulative use</text><line x1=\"{}\" y1=\"40.0\" x2=\"{}\" y2=\"40.0\" stroke=\"{cap_c}\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/><text x=\"{}\" y=\"44.0\" fill=\"{INK}\">cap</text><circle cx=\"{}\" cy=\"40.0\" r=\"4\" fill=\"{INK}\"/><text x=\"{}\" y=\"44.0\" fill=\"{INK}\">cap reached</text></g>",
+        px(right - 320.0),
         px(right - 300.0),
-        px(right - 280.0),
-        px(right - 275.0),
+        px(right - 295.0),
         px(right - 180.0),
         px(right - 160.0),
         px(right - 155.0),
-        px(right - 95.0),
-        px(right - 87.0)
+        px(right - 110.0),
+        px(right - 102.0)
     );
     out.push_str("</svg>\n");
     out
