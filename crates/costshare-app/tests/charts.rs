@@ -460,3 +460,34 @@ fn negative_and_extreme_amounts() {
     d.against[0].1 = vec![i64::MIN as i128, i64::MAX as i128];
     parse(&delta_bars(&d));
 }
+
+#[test]
+fn many_parties_have_distinct_fills() {
+    let mut c = report_like();
+    c.series = (0..20)
+        .map(|i| Series {
+            key: format!("P{i}"),
+            name: format!("Party {i}"),
+            values: vec![1_000_000_000 + i as i128; 5],
+            muted: false,
+        })
+        .collect();
+    let svg = stacked_bars(&c);
+    let doc = parse(&svg);
+    let mut fills: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("data-category") == Some("FY2022"))
+        .filter_map(|n| n.attribute("fill"))
+        .collect();
+    assert_eq!(fills.len(), 20);
+    fills.sort_unstable();
+    fills.dedup();
+    assert_eq!(fills.len(), 20, "two parties share a fill");
+    // every pattern a fill names is defined
+    for f in fills.iter().filter_map(|f| f.strip_prefix("url(#")?.strip_suffix(')')) {
+        assert!(
+            doc.descendants().any(|n| n.attribute("id") == Some(f)),
+            "no pattern {f}"
+        );
+    }
+}

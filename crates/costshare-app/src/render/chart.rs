@@ -223,8 +223,11 @@ impl Axis {
     /// A tick label: exact (the step is a multiple of the shown precision).
     fn label(&self, v: i128, decimals: u32) -> String {
         let (suffix, e) = self.unit;
-        if e == 0 || v == 0 {
+        if e == 0 {
             return format_grouped(v, decimals);
+        }
+        if v == 0 {
+            return "0".into();
         }
         let shown = e.saturating_sub(self.k);
         // exact: v is a multiple of 10^k and e - shown <= k
@@ -243,17 +246,19 @@ fn unit_for(big: u128, decimals: u32) -> (&'static str, u32) {
     }
 }
 
-/// An amount in few characters: `12.3 bn`, `4.5 m` (one decimal, rounded
-/// half to even), smaller amounts exactly with thousands separators; `signed`
+/// An amount in few characters: `12.3 bn`, `4.55 m` (three significant
+/// digits or more, rounded half to even), smaller amounts exactly with thousands separators; `signed`
 /// puts `+` before a positive amount.
 pub fn compact(v: i128, decimals: u32, signed: bool) -> String {
     let (suffix, e) = unit_for(v.unsigned_abs(), decimals);
     let body = if e == 0 {
         format_grouped(v.abs(), decimals)
     } else {
-        // display only: to one decimal, half to even
-        let n = rhe_u128(v.unsigned_abs(), 10u128.pow(e - 1)) as i128;
-        format_grouped(n, 1) + suffix
+        // display only: three significant digits or more (two decimals
+        // below 10 of the unit, else one), rounded half to even
+        let d = if v.unsigned_abs() < 10u128.pow(e + 1) { 2 } else { 1 };
+        let n = rhe_u128(v.unsigned_abs(), 10u128.pow(e - d)) as i128;
+        format_grouped(n, d) + suffix
     };
     let sign = if v < 0 {
         "−"
@@ -342,12 +347,43 @@ fn legend_height(entries: &[(String, String)], width: f64) -> f64 {
     legend(entries, 0.0, 0.0, width).0
 }
 
+/// Series `i`'s fill: the palette's colours, then (past seven series) the
+/// same colours under white stripes, dots and bars, so no two series of up
+/// to 28 look alike.
 fn fill_of(i: usize, muted: bool) -> String {
     if muted {
         "url(#hatch)".into()
+    } else if i < PALETTE.len() {
+        PALETTE[i].into()
     } else {
-        PALETTE[i % PALETTE.len()].into()
+        format!("url(#s{i})")
     }
+}
+
+/// The patterns of series 7 to `n - 1` (see [`fill_of`]).
+fn series_defs(out: &mut String, n: usize) {
+    if n <= PALETTE.len() {
+        return;
+    }
+    out.push_str("<defs>");
+    for i in PALETTE.len()..n {
+        let c = PALETTE[i % PALETTE.len()];
+        let mark = match (i / PALETTE.len()) % 3 {
+            1 => "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#FFFFFF\" stroke-width=\"1.5\"/>",
+            2 => "<circle cx=\"3\" cy=\"3\" r=\"1.3\" fill=\"#FFFFFF\"/>",
+            _ => "<line x1=\"0\" y1=\"3\" x2=\"6\" y2=\"3\" stroke=\"#FFFFFF\" stroke-width=\"1.5\"/>",
+        };
+        let rot = if (i / PALETTE.len()) % 3 == 1 {
+            " patternTransform=\"rotate(45)\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<pattern id=\"s{i}\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\"{rot}><rect width=\"6\" height=\"6\" fill=\"{c}\"/>{mark}</pattern>"
+        );
+    }
+    out.push_str("</defs>\n");
 }
 
 /// Horizontal grid lines and the y axis labels of `axis` over a plot from
@@ -400,6 +436,7 @@ pub fn stacked_bars(c: &StackedBars) -> String {
     }
     open(&mut out, height, &c.title, &desc);
     hatch_def(&mut out);
+    series_defs(&mut out, c.series.len());
     heading(&mut out, &c.title, &c.note);
     if !has_data {
         no_data(&mut out, top + plot_h / 2.0);
@@ -528,6 +565,7 @@ pub fn delta_bars(c: &DeltaBars) -> String {
         "No data.".into()
     };
     open(&mut out, height, &c.title, &desc);
+    series_defs(&mut out, groups);
     heading(&mut out, &c.title, &c.note);
     if !has_data {
         no_data(&mut out, top + plot_h / 2.0);
@@ -914,7 +952,7 @@ mod tests {
         assert_eq!(nice_step(1_000), (200, 2));
         assert_eq!(nice_step(1_055_100_000_000), (500_000_000_000, 11));
         let a = Axis::new(-30, 1_000, 0);
-        assert_eq!((a.lo, a.hi), (-200, 1_000));
+        assert_eq!((a.lo, a.hi, a.step), (-500, 1_000, 500));
     }
 
     #[test]
@@ -922,10 +960,13 @@ mod tests {
         // 1,055.1 bn yen: ticks every 500 bn
         let a = Axis::new(0, 1_055_100_000_000, 0);
         let labels: Vec<String> = a.ticks().iter().map(|&t| a.label(t, 0)).collect();
-        assert_eq!(labels, ["0 bn", "500 bn", "1,000 bn", "1,500 bn"]);
-        // 0.25 m dollars in cents: 50,000.00 steps shown as 0.05 m
+        assert_eq!(labels, ["0", "500 bn", "1,000 bn", "1,500 bn"]);
+        // 2.5 m dollars in cents: 500,000.00 steps shown as 0.5 m
+        let a = Axis::new(0, 250_000_000, 2);
+        assert_eq!(a.label(a.step, 2), "0.5 m");
+        // 250,000 dollars: no suffix, every cent shown
         let a = Axis::new(0, 25_000_000, 2);
-        assert_eq!(a.label(a.step, 2), "0.05 m");
+        assert_eq!(a.label(a.step, 2), "50,000.00");
         let a = Axis::new(0, 999, 2);
         assert_eq!(a.label(a.step, 2), "2.00");
     }
@@ -934,7 +975,9 @@ mod tests {
     fn compact_amounts() {
         assert_eq!(compact(1_126_250_000_000, 0, true), "+1,126.2 bn");
         assert_eq!(compact(-1_126_350_000_000, 0, true), "−1,126.4 bn");
-        assert_eq!(compact(4_550_000, 0, false), "4.6 m");
+        assert_eq!(compact(4_550_000, 0, false), "4.55 m");
+        assert_eq!(compact(4_545_000, 0, false), "4.54 m");
+        assert_eq!(compact(4_555_000_00, 2, false), "4.56 m");
         assert_eq!(compact(123_456, 2, true), "+1,234.56");
         assert_eq!(compact(0, 2, true), "0.00");
     }
