@@ -274,7 +274,7 @@ fn delta_bars_golden() {
     let t = texts(&doc);
     // signed labels: a minus sign for a negative delta, + for a positive one
     assert!(
-        t.iter().any(|s| s == "−32.0 bn") && t.iter().any(|s| s == "+232.1 bn"),
+        t.iter().any(|s| s == "-32.0 bn") && t.iter().any(|s| s == "+232.1 bn"),
         "{t:?}"
     );
     // a negative bar lies left of zero, a positive one right of it
