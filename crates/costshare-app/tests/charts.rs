@@ -161,8 +161,23 @@ fn ceilings_like() -> CeilingUse {
             cap,
             steps: st,
             bound_on,
+            known_until: None,
+            forecast_bound_on: None,
         });
     }
+    // FY2025 is open at the as-of date: seven months known, the run rate
+    // reaches the cap in January
+    let (start, end) = fy(2025);
+    utilities.push(CapPeriod {
+        label: "FY2025".into(),
+        start,
+        end,
+        cap: 13_300_000_000,
+        steps: steps(start, &[1_500_000_000; 7]),
+        bound_on: None,
+        known_until: Some(d("2025-11-27")),
+        forecast_bound_on: Some(d("2026-01-26")),
+    });
     let facilities = vec![CapPeriod {
         label: "term".into(),
         start: d("2022-04-01"),
@@ -177,6 +192,8 @@ fn ceilings_like() -> CeilingUse {
             (d("2025-03-31"), 164_100_000_000),
         ],
         bound_on: Some(d("2025-03-31")),
+        known_until: Some(d("2025-11-27")),
+        forecast_bound_on: None,
     }];
     let labor = (0..12)
         .map(|k| {
@@ -193,12 +210,14 @@ fn ceilings_like() -> CeilingUse {
                 cap: 23_178,
                 steps: vec![(d(&format!("{}-10", &start.to_string()[..7])), used)],
                 bound_on: (need >= 23_178).then(|| d(&format!("{}-10", &start.to_string()[..7]))),
+                known_until: None,
+                forecast_bound_on: None,
             }
         })
         .collect();
     CeilingUse {
         title: "Ceiling use (representative data)".into(),
-        note: "as of 2026-11-27 · cumulative use of each capped layer against its cap".into(),
+        note: "as of 2025-11-27 · cumulative use of each capped layer against its cap".into(),
         ceilings: vec![
             Ceiling {
                 label: "utilities · layer 1".into(),
@@ -328,9 +347,16 @@ fn ceiling_use_golden() {
         .collect();
     assert_eq!(bound, want);
     assert!(bound.contains(&"2025-03-31".to_string()));
+    // the open period's forecast is marked, and its use line stops at the as-of date
+    let forecast: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.attribute("data-forecast-bound-on"))
+        .collect();
+    assert_eq!(forecast, ["2026-01-26"]);
     // the last use of each period is its final cumulative figure
     let used: Vec<&str> = doc.descendants().filter_map(|n| n.attribute("data-used")).collect();
-    assert_eq!(used[3], "164100000000");
+    assert_eq!(used[3], "10500000000");
+    assert_eq!(used[4], "164100000000");
 }
 
 #[test]
@@ -432,6 +458,8 @@ fn empty_data_says_so() {
                 cap: 0,
                 steps: Vec::new(),
                 bound_on: None,
+                known_until: None,
+                forecast_bound_on: Some(d_("2024-01-01")),
             }],
         }],
     };

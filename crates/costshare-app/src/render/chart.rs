@@ -81,6 +81,12 @@ pub struct CapPeriod {
     pub steps: Vec<(Date, i128)>,
     /// The date use reached the cap, if it did.
     pub bound_on: Option<Date>,
+    /// For a period still open: the as-of date, where the use line stops
+    /// (`None`: the period has ended and the line runs to its last day).
+    pub known_until: Option<Date>,
+    /// For a period still open: the date its run rate reaches the cap,
+    /// drawn as a dotted projection and a hollow marker (`None`: it will not).
+    pub forecast_bound_on: Option<Date>,
 }
 
 /// One capped layer.
@@ -791,8 +797,12 @@ pub fn ceiling_use(c: &CeilingUse) -> String {
                 used = *cum;
                 let _ = write!(d, " H{} V{}", px(x), px(y));
             }
-            let _ = write!(d, " H{}", px(xe));
-            let _ = y;
+            // an open period's line stops at the end of its as-of day
+            let xk = p
+                .known_until
+                .map_or(xe, |k| xd(k.to_days() + 1).clamp(xs, xe))
+                .max(xd(p.steps.last().map_or(0, |s| s.0.to_days())).min(xe));
+            let _ = write!(d, " H{}", px(xk));
             let _ = writeln!(
                 out,
                 "<path d=\"{d}\" fill=\"none\" stroke=\"{line}\" stroke-width=\"2\" data-period=\"{}\" data-used=\"{}\"><title>{}</title></path>",
@@ -807,6 +817,23 @@ pub fn ceiling_use(c: &CeilingUse) -> String {
                     ceil.unit_label
                 ))
             );
+            if let (Some(f), None) = (p.forecast_bound_on, p.bound_on) {
+                let xf = xd(f.to_days()).clamp(left, right);
+                let _ = writeln!(
+                    out,
+                    "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{line}\" stroke-width=\"1.5\" stroke-dasharray=\"2 3\"/><circle cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"#FFFFFF\" stroke=\"{INK}\" stroke-width=\"1.5\" data-forecast-bound-on=\"{f}\"><title>{}</title></circle>",
+                    px(xk),
+                    px(y),
+                    px(xf),
+                    px(yc),
+                    px(xf),
+                    px(yc),
+                    esc(&format!(
+                        "{} {}: at its run rate, the cap is reached on {f}",
+                        ceil.label, p.label
+                    ))
+                );
+            }
             if let Some(b) = p.bound_on {
                 let _ = writeln!(
                     out,
@@ -831,10 +858,22 @@ pub fn ceiling_use(c: &CeilingUse) -> String {
         }
         out.push_str("</g>\n");
     }
-    // one legend for every panel, top right
+    // one legend for every panel, under the note, on the right
+    if panels.iter().any(|c| {
+        c.periods
+            .iter()
+            .any(|p| p.forecast_bound_on.is_some() && p.bound_on.is_none())
+    }) {
+        let _ = writeln!(
+            out,
+            "<g><circle cx=\"{}\" cy=\"64.0\" r=\"4\" fill=\"#FFFFFF\" stroke=\"{INK}\" stroke-width=\"1.5\"/><text x=\"{}\" y=\"68.0\" fill=\"{INK}\">forecast</text></g>",
+            px(right - 410.0),
+            px(right - 402.0)
+        );
+    }
     let _ = writeln!(
         out,
-        "<g><line x1=\"{}\" y1=\"40.0\" x2=\"{}\" y2=\"40.0\" stroke=\"{line}\" stroke-width=\"2\"/><text x=\"{}\" y=\"44.0\" fill=\"{INK}\">cumulative use</text><line x1=\"{}\" y1=\"40.0\" x2=\"{}\" y2=\"40.0\" stroke=\"{cap_c}\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/><text x=\"{}\" y=\"44.0\" fill=\"{INK}\">cap</text><circle cx=\"{}\" cy=\"40.0\" r=\"4\" fill=\"{INK}\"/><text x=\"{}\" y=\"44.0\" fill=\"{INK}\">cap reached</text></g>",
+        "<g><line x1=\"{}\" y1=\"64.0\" x2=\"{}\" y2=\"64.0\" stroke=\"{line}\" stroke-width=\"2\"/><text x=\"{}\" y=\"68.0\" fill=\"{INK}\">cumulative use</text><line x1=\"{}\" y1=\"64.0\" x2=\"{}\" y2=\"64.0\" stroke=\"{cap_c}\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/><text x=\"{}\" y=\"68.0\" fill=\"{INK}\">cap</text><circle cx=\"{}\" cy=\"64.0\" r=\"4\" fill=\"{INK}\"/><text x=\"{}\" y=\"68.0\" fill=\"{INK}\">cap reached</text></g>",
         px(right - 320.0),
         px(right - 300.0),
         px(right - 295.0),
