@@ -26,7 +26,9 @@
 //!   JSON, xlsx).
 //! - [`compare`]: the same costs under other agreements; [`currency`]: the
 //!   reporting currency of `report` and `compare`.
+//! - [`chart`]: `--chart FILE.svg` (the drawing is [`render::chart`]).
 
+pub mod chart;
 pub mod compare;
 pub mod currency;
 #[cfg(feature = "demo")]

@@ -120,6 +120,9 @@ enum Command {
         format: Format,
         #[command(flatten)]
         currency: CurrencyArgs,
+        /// Also draw stacked bars per party per fiscal year into this SVG file (any --by).
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
     },
     /// Show how one line was allocated, layer by layer.
     #[command(after_help = "Example:\n  costshare explain --agreement a.toml --costs costs.csv --id L-2022-04-OKI")]
@@ -395,6 +398,7 @@ fn run(command: Command) -> Result<String, AppError> {
             by,
             format,
             currency,
+            chart,
         } => {
             let dims = query::dims(&by)?;
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
@@ -412,6 +416,10 @@ fn run(command: Command) -> Result<String, AppError> {
                     query::PathTaken::Derived => eprintln!("costshare: report path: derived state"),
                     query::PathTaken::Replay => eprintln!("costshare: report path: replay"),
                 }
+            }
+            if let Some(file) = &chart {
+                let svg = costshare_app::chart::report_svg(&source, as_of, &r, &mut s)?;
+                costshare_app::chart::save(file, &svg)?;
             }
             render::report(&r, format.into())
         }

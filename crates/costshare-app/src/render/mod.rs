@@ -21,6 +21,7 @@
 //!   at,kind,id,summary,source}],journal,agreement}`.
 //! - compare: see [`compare`]; a report in a reporting currency: see [`currency`].
 
+pub mod chart;
 pub mod compare;
 pub mod currency;
 #[cfg(feature = "demo")]
