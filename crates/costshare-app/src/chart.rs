@@ -40,3 +40,59 @@ pub fn save(path: &Path, svg: &str) -> Result<(), AppError> {
         error,
     })
 }
+
+/// The SVG of a comparison's delta per party (amount − amount under each
+/// against agreement). `done` is the comparison just computed: used as it is
+/// when it is by party alone, else the same comparison runs again by party,
+/// so the chart's figures equal `compare --by party`.
+pub fn compare_svg(
+    source: &Source,
+    against: &[std::path::PathBuf],
+    as_of: Date,
+    currency: Option<&crate::currency::CurrencyRequest>,
+    done: &crate::compare::CompareResult,
+    s: &mut Session<'_>,
+) -> Result<String, AppError> {
+    if done.dims == [Dim::Party] {
+        return Ok(chart::delta_bars(&compare_bars(done)));
+    }
+    let r = crate::compare::compare(source, against, &[Dim::Party], as_of, currency, s)?;
+    Ok(chart::delta_bars(&compare_bars(&r)))
+}
+
+/// The delta bars of a comparison by party: parties in agreement order, then
+/// UNALLOCATED when any column has some.
+pub fn compare_bars(r: &crate::compare::CompareResult) -> chart::DeltaBars {
+    let a = &r.agreement;
+    let mut parties: Vec<String> = a.parties.iter().map(|p| p.id.clone()).collect();
+    let unalloc = crate::run::party_name(a, a.parties.len()).to_string();
+    if r.rows.iter().any(|row| row.values.first() == Some(&unalloc)) {
+        parties.push(unalloc);
+    }
+    let against = r
+        .against
+        .iter()
+        .enumerate()
+        .map(|(k, ag)| {
+            let deltas = parties
+                .iter()
+                .map(|p| {
+                    r.rows
+                        .iter()
+                        .filter(|row| row.values.first() == Some(p))
+                        .map(|row| row.delta(k))
+                        .sum()
+                })
+                .collect();
+            (ag.id.clone(), deltas)
+        })
+        .collect();
+    chart::DeltaBars {
+        title: format!("{} minus each other agreement, by party", a.id),
+        note: chart::provenance_note(&r.provenance),
+        unit_label: r.currency.code().to_string(),
+        currency_decimals: r.currency.decimals(),
+        parties,
+        against,
+    }
+}

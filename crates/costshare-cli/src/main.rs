@@ -295,6 +295,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Also draw the delta per party into this SVG file (any --by).
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
         #[command(flatten)]
         currency: CurrencyArgs,
     },
@@ -521,10 +524,15 @@ fn run(command: Command) -> Result<String, AppError> {
             by,
             format,
             currency,
+            chart,
         } => {
             let dims = query::dims(&by)?;
             let (as_of, source, req) = (inputs.as_of()?, inputs.source()?, currency.request()?);
             let r = costshare_app::compare::compare(&source, &against, &dims, as_of, req.as_ref(), &mut s)?;
+            if let Some(file) = &chart {
+                let svg = costshare_app::chart::compare_svg(&source, &against, as_of, req.as_ref(), &r, &mut s)?;
+                costshare_app::chart::save(file, &svg)?;
+            }
             render::compare::compare(&r, format.into())
         }
     };

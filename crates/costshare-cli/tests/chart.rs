@@ -281,3 +281,66 @@ fn docs_report_chart_is_current() {
         "docs/chart-report.svg is not what the README's command makes; rerun with UPDATE_GOLDEN=1"
     );
 }
+
+/// `compare --chart`: one bar per (against agreement, party) whose amount is
+/// that party's delta in `compare --by party --format csv`, whatever `--by`
+/// the comparison itself has; the comparison still prints.
+#[test]
+fn compare_chart_deltas_equal_compare_by_party() {
+    let dir = Dir::new("chart-compare");
+    let (a, c, r) = demo(&dir);
+    let ex = root().join("examples");
+    let b16 = ex.join("us-japan-sma-2016.toml").display().to_string();
+    let b4 = ex.join("us-japan-fourfold-proposal.toml").display().to_string();
+    let base = [
+        "--agreement",
+        a.as_str(),
+        "--costs",
+        c.as_str(),
+        "--rates",
+        r.as_str(),
+        "--against",
+        b16.as_str(),
+        "--against",
+        b4.as_str(),
+        "--as-of",
+        "2026-11-27",
+    ];
+    let mut args = vec!["compare", "--by", "party", "--format", "csv"];
+    args.extend_from_slice(&base);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut want = BTreeMap::new();
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        for (k, h) in header.iter().enumerate() {
+            if let Some(id) = h.strip_prefix("delta_") {
+                want.insert((id.to_string(), f[0].to_string()), f[k].to_string());
+            }
+        }
+    }
+    assert_eq!(want.len(), 4, "{out}");
+    let chart = dir.path("compare.svg");
+    let mut args = vec!["compare", "--by", "fiscal_year,party", "--chart", chart.as_str()];
+    args.extend_from_slice(&base);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("FY2022"), "the comparison is not printed: {out}");
+    let svg = std::fs::read_to_string(&chart).expect("chart written");
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("not well-formed: {e}"));
+    let got: BTreeMap<(String, String), String> = doc
+        .descendants()
+        .filter_map(|n| {
+            Some((
+                (
+                    n.attribute("data-against")?.to_string(),
+                    n.attribute("data-party")?.to_string(),
+                ),
+                n.attribute("data-amount")?.to_string(),
+            ))
+        })
+        .collect();
+    assert_eq!(got, want, "chart deltas differ from compare --by party");
+}
