@@ -1301,6 +1301,67 @@ pub fn replacement_cycle_message(id: &str) -> String {
 }
 
 /// Two rows with one id are the same line when every parsed value agrees.
+/// Call `f` with each non-blank record of a CSV file other than a costs file
+/// (payments): the same conventions as [`for_each_row`] (header required and
+/// matched by trimmed name, any column order, extra columns ignored, BOM,
+/// CRLF, fields trimmed, a missing column the same as an empty field,
+/// physical line numbers). `f` gets the record's line and its fields in the
+/// order of `known`. Returns the problems of the CSV layer.
+pub fn for_each_record(bytes: &[u8], required: &[&str], known: &[&str], mut f: impl FnMut(usize, &[&str])) -> Vec<RowError> {
+    let mut errors = Vec::new();
+    let mut rdr = reader(bytes);
+    let Some(h) = Header::read(&mut rdr, required, known, &mut errors) else {
+        return errors;
+    };
+    let body = strip_bom(bytes);
+    let mut lc = LineCounter::new(body);
+    if let Some(l) = unterminated_quote(body) {
+        errors.push(RowError {
+            line: l,
+            id: None,
+            message: "a quoted field is never closed (a missing `\"`)".into(),
+        });
+        return errors;
+    }
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        let pos_line = lc.line_at(rdr.position().byte() as usize);
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                errors.push(RowError {
+                    line: pos_line,
+                    id: None,
+                    message: format!("unreadable CSV: {e}"),
+                });
+                break;
+            }
+        }
+        let line = rec
+            .position()
+            .map(|p| lc.line_at(p.byte() as usize))
+            .unwrap_or(pos_line);
+        let fl = match fields(&rec) {
+            Ok(f) => f,
+            Err(col) => {
+                errors.push(RowError {
+                    line,
+                    id: None,
+                    message: format!("field {col} is not valid UTF-8"),
+                });
+                continue;
+            }
+        };
+        if fl.iter().all(|s| s.is_empty()) {
+            continue; // a blank line
+        }
+        let row: Vec<&str> = known.iter().map(|k| h.get(&fl, k)).collect();
+        f(line, &row);
+    }
+    errors
+}
+
 fn same_values(a: &CostLine, b: &CostLine) -> bool {
     a.date == b.date
         && a.category == b.category

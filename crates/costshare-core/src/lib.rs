@@ -30,6 +30,7 @@ pub mod num;
 pub mod reference;
 pub mod report;
 pub mod stream;
+pub mod settle;
 
 pub use agreement::Agreement;
 pub use alloc::{Allocation, allocate};
