@@ -20,6 +20,8 @@ pub enum UsageError {
     MissingInputs,
     /// `explain` has no CSV form.
     ExplainCsv,
+    /// `--period` is not a fiscal-year label (`FY2023`).
+    Period(String),
 }
 
 /// Which input a file is.
@@ -28,6 +30,7 @@ pub enum FileKind {
     Agreement,
     Costs,
     Rates,
+    Payments,
 }
 
 /// Every bad row of one file.

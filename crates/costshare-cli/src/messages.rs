@@ -17,6 +17,7 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::LedgerWithFiles => "--ledger reads the agreement, costs and rates recorded in the ledger; do not give --agreement, --costs or --rates with it".into(),
         UsageError::MissingInputs => "give --agreement FILE and --costs FILE, or --ledger LEDGER".into(),
         UsageError::ExplainCsv => "explain has no csv form; use --format table or --format json".into(),
+        UsageError::Period(t) => format!("--period `{t}` is not a fiscal year (FY2023)"),
     }
 }
 
@@ -25,6 +26,7 @@ fn what(k: FileKind) -> &'static str {
         FileKind::Agreement => "agreement",
         FileKind::Costs => "costs file",
         FileKind::Rates => "rates file",
+        FileKind::Payments => "payments file",
     }
 }
 

@@ -1307,7 +1307,12 @@ pub fn replacement_cycle_message(id: &str) -> String {
 /// CRLF, fields trimmed, a missing column the same as an empty field,
 /// physical line numbers). `f` gets the record's line and its fields in the
 /// order of `known`. Returns the problems of the CSV layer.
-pub fn for_each_record(bytes: &[u8], required: &[&str], known: &[&str], mut f: impl FnMut(usize, &[&str])) -> Vec<RowError> {
+pub fn for_each_record(
+    bytes: &[u8],
+    required: &[&str],
+    known: &[&str],
+    mut f: impl FnMut(usize, &[&str]),
+) -> Vec<RowError> {
     let mut errors = Vec::new();
     let mut rdr = reader(bytes);
     let Some(h) = Header::read(&mut rdr, required, known, &mut errors) else {

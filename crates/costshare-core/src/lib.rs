@@ -29,8 +29,8 @@ pub mod money;
 pub mod num;
 pub mod reference;
 pub mod report;
-pub mod stream;
 pub mod settle;
+pub mod stream;
 
 pub use agreement::Agreement;
 pub use alloc::{Allocation, allocate};

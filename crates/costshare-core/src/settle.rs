@@ -464,7 +464,13 @@ mod tests {
             let mut l = Ledger::new(parties);
             for _ in 0..rng.below(12) {
                 let row: Vec<i64> = (0..=parties)
-                    .map(|_| if rng.below(3) == 0 { 0 } else { rng.below(1_000_000_000) as i64 })
+                    .map(|_| {
+                        if rng.below(3) == 0 {
+                            0
+                        } else {
+                            rng.below(1_000_000_000) as i64
+                        }
+                    })
                     .collect();
                 let payer = rng.below(parties as u64 + 1) as usize;
                 l.line(&row, (payer < parties).then_some(payer));
@@ -481,7 +487,11 @@ mod tests {
             assert_eq!(bal.iter().sum::<i128>(), 0);
             let t = transfers(&bal);
             let nonzero = bal.iter().filter(|&&b| b != 0).count();
-            assert!(t.len() <= nonzero.saturating_sub(1), "{} transfers for {nonzero}", t.len());
+            assert!(
+                t.len() <= nonzero.saturating_sub(1),
+                "{} transfers for {nonzero}",
+                t.len()
+            );
             let mut after = bal.clone();
             for x in &t {
                 assert!(x.amount > 0 && bal[x.from] < 0 && bal[x.to] > 0);
@@ -500,9 +510,21 @@ mod tests {
         assert_eq!(
             t,
             vec![
-                Transfer { from: 0, to: 3, amount: 5 },
-                Transfer { from: 2, to: 5, amount: 4 },
-                Transfer { from: 4, to: 1, amount: 7 },
+                Transfer {
+                    from: 0,
+                    to: 3,
+                    amount: 5
+                },
+                Transfer {
+                    from: 2,
+                    to: 5,
+                    amount: 4
+                },
+                Transfer {
+                    from: 4,
+                    to: 1,
+                    amount: 7
+                },
             ]
         );
     }

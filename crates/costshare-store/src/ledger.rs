@@ -448,7 +448,7 @@ impl Ledger {
     }
 
     /// Run `decide` under the write lock and append what it returns.
-    fn transact<T>(
+    pub(crate) fn transact<T>(
         &mut self,
         now: &str,
         decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,

@@ -23,6 +23,7 @@
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
+pub mod settle;
 pub mod text;
 
 use crate::ledger::{
