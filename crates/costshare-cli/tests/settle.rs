@@ -331,3 +331,46 @@ fn lines_without_paid_by_keep_their_bytes() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(run(&["verify", &l]).0, 0);
 }
+
+#[test]
+fn payments_in_another_currency_convert_with_the_rates() {
+    let d = Dir::new("settle-fx");
+    let (a, c, _) = files(&d);
+    let r = d.file("rates.csv", "date,currency,rate\n2025-01-01,EUR,1.10\n");
+    // 10.00 EUR at 1.10 = 11.00 USD, from A to B
+    let p = d.file(
+        "p.csv",
+        "id,date,from,to,amount,currency\nP9,2025-08-01,A,B,10.00,EUR\n",
+    );
+    let (code, out, err) = run(&[
+        "settle",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--rates",
+        &r,
+        "--payments",
+        &p,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("A,650.00,811.00,161.00\nB,450.00,489.00,39.00\n"), "{out}");
+    assert_eq!(balances(&out).iter().map(|(_, v)| v).sum::<i128>(), 0);
+    // no rate: the row is named, nothing used
+    let (code, _, err) = run(&["settle", "--agreement", &a, "--costs", &c, "--payments", &p]);
+    assert_eq!(code, 1);
+    assert!(err.contains(":2, id P9:"), "{err}");
+
+    // a ledger converts with its recorded rates, and keeps the amount as written
+    let l = d.path("l.db");
+    assert_eq!(run(&["init", &l, "--agreement", &a, "--rates", &r]).0, 0);
+    assert_eq!(run(&["record", &l, &c]).0, 0);
+    let (code, _, err) = run(&["pay", &l, &p]);
+    assert_eq!(code, 0, "{err}");
+    let (_, h, _) = run(&["history", &l]);
+    assert!(h.contains("payment P9 2025-08-01 A to B 10.00 EUR"), "{h}");
+    let (_, led, _) = run(&["settle", "--ledger", &l, "--format", "csv"]);
+    assert_eq!(led, out);
+}
