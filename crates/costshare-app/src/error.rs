@@ -30,6 +30,8 @@ pub enum UsageError {
     NoAgainst,
     /// Two `--against` agreements with this `[agreement] id`.
     DuplicateAgainst(String),
+    /// `--period` is not a fiscal-year label (`FY2023`).
+    Period(String),
 }
 
 /// Which input a file is.
@@ -38,6 +40,7 @@ pub enum FileKind {
     Agreement,
     Costs,
     Rates,
+    Payments,
 }
 
 /// Every bad row of one file.

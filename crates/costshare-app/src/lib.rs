@@ -40,6 +40,7 @@ pub mod ledger;
 pub mod query;
 pub mod render;
 pub mod run;
+pub mod settle;
 pub mod stream;
 
 pub use error::{AppError, UsageError};

@@ -301,6 +301,35 @@ enum Command {
         #[command(flatten)]
         currency: CurrencyArgs,
     },
+    /// Record transfers between parties into a ledger: idempotent and atomic.
+    #[command(after_help = "Example:\n  costshare pay sma.ledger payments.csv")]
+    Pay {
+        /// The ledger.
+        ledger: String,
+        /// The payments file (CSV with id,date,from,to,amount[,currency,description]).
+        payments: PathBuf,
+    },
+    /// Per party: what the agreement obliges it to bear, what it paid, and its balance.
+    #[command(
+        after_help = "Examples:\n  costshare settle --ledger sma.ledger --period FY2023\n  costshare settle --agreement a.toml --costs costs.csv --payments payments.csv --transfers --format csv"
+    )]
+    Settle {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Transfers between parties (CSV with id,date,from,to,amount[,currency,description]);
+        /// on a ledger, added to the payments it recorded.
+        #[arg(long, value_name = "FILE")]
+        payments: Option<PathBuf>,
+        /// Only costs and payments dated in this fiscal year (e.g. FY2023).
+        #[arg(long)]
+        period: Option<String>,
+        /// Print the transfers that settle every balance (from,to,amount) instead.
+        #[arg(long)]
+        transfers: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -534,6 +563,22 @@ fn run(command: Command) -> Result<String, AppError> {
                 costshare_app::chart::save(file, &svg)?;
             }
             render::compare::compare(&r, format.into())
+        }
+        Command::Pay {
+            ledger: target,
+            payments,
+        } => render::settle::pay(&costshare_app::settle::pay(&target, &payments)?),
+        Command::Settle {
+            inputs,
+            payments,
+            period,
+            transfers,
+            format,
+        } => {
+            let period = costshare_app::settle::period(period.as_deref())?;
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            let r = costshare_app::settle::settle(&source, payments.as_deref(), period, as_of, s.observer)?;
+            render::settle::settle(&r, transfers, format.into())
         }
     };
     Ok(out)

@@ -33,6 +33,7 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::DuplicateAgainst(id) => format!(
             "two --against agreements have the id `{id}`, and their columns would share a name; give each file its own [agreement] id"
         ),
+        UsageError::Period(t) => format!("--period `{t}` is not a fiscal year (FY2023)"),
     }
 }
 
@@ -41,6 +42,7 @@ fn what(k: FileKind) -> &'static str {
         FileKind::Agreement => "agreement",
         FileKind::Costs => "costs file",
         FileKind::Rates => "rates file",
+        FileKind::Payments => "payments file",
     }
 }
 

@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
                     description: String::new(),
                     row: 0,
                     replaces: None,
+                    paid_by: None,
                 };
                 black_box(inc.add_line(line))
             })

@@ -50,6 +50,7 @@ fn line(id: String, date: Date, category: usize, amount: i64, quantity: Option<Q
         description: String::new(),
         row: 0,
         replaces: None,
+        paid_by: None,
     }
 }
 

@@ -33,6 +33,9 @@ pub struct CostLine {
     pub row: usize,
     /// The id this line supersedes, if any.
     pub replaces: Option<String>,
+    /// The party (index into `Agreement::parties`) that paid the bill, if
+    /// the row says (`paid_by`).
+    pub paid_by: Option<usize>,
 }
 
 /// A problem with one row (or the header) of a CSV file.
@@ -481,6 +484,7 @@ pub struct RawRow {
     pub site: String,
     pub description: String,
     pub replaces: String,
+    pub paid_by: String,
 }
 
 /// A costs row borrowed from the reader's buffer: the same columns as
@@ -497,6 +501,7 @@ pub struct RowRef<'a> {
     pub site: &'a str,
     pub description: &'a str,
     pub replaces: &'a str,
+    pub paid_by: &'a str,
 }
 
 impl RawRow {
@@ -512,12 +517,13 @@ impl RawRow {
             site: &self.site,
             description: &self.description,
             replaces: &self.replaces,
+            paid_by: &self.paid_by,
         }
     }
 }
 
 /// The costs columns the program reads.
-pub const COST_COLUMNS: [&str; 9] = [
+pub const COST_COLUMNS: [&str; 10] = [
     "id",
     "date",
     "category",
@@ -527,6 +533,7 @@ pub const COST_COLUMNS: [&str; 9] = [
     "site",
     "description",
     "replaces",
+    "paid_by",
 ];
 
 /// Call `f` with each row of a costs CSV, borrowed (no copy per field);
@@ -554,7 +561,7 @@ pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError
     }
     let mut rec = csv::ByteRecord::new();
     // column positions, looked up once
-    let ix: [Option<usize>; 9] = COST_COLUMNS.map(|c| h.cols.get(c).copied());
+    let ix: [Option<usize>; 10] = COST_COLUMNS.map(|c| h.cols.get(c).copied());
     loop {
         let pos_line = lc.line_at(rdr.position().byte() as usize);
         match rdr.read_byte_record(&mut rec) {
@@ -604,6 +611,7 @@ pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError
             site: get(6),
             description: get(7),
             replaces: get(8),
+            paid_by: get(9),
         });
     }
     errors
@@ -632,6 +640,8 @@ pub struct Accepted<'r> {
     pub rate: RateUsed<'r>,
     /// Quantity, only for categories that declare a unit.
     pub quantity: Option<Q>,
+    /// The party that paid the bill (index into `Agreement::parties`).
+    pub paid_by: Option<usize>,
 }
 
 impl Accepted<'_> {
@@ -654,6 +664,7 @@ impl Accepted<'_> {
             } else {
                 Some(raw.replaces.to_string())
             },
+            paid_by: self.paid_by,
         }
     }
 }
@@ -718,6 +729,12 @@ pub enum RowProblem {
     },
     /// Unreachable: a row with no problem and a missing value.
     Incomplete,
+    /// `paid_by` names no party of the agreement (the text as written, and
+    /// the agreement's parties).
+    PaidByUnknown {
+        party: String,
+        known: Vec<String>,
+    },
 }
 
 /// The longest `id`, `replaces` or `site` a costs row may carry, in bytes.
@@ -729,7 +746,7 @@ pub const MAX_FIELD_BYTES: usize = 4096;
 
 /// The field-length rule: the first field of `raw` over its limit, if any.
 fn too_long(raw: &RowRef<'_>) -> Option<RowProblem> {
-    let fields: [(&'static str, &str, usize); 9] = [
+    let fields: [(&'static str, &str, usize); 10] = [
         ("id", raw.id, MAX_ID_BYTES),
         ("replaces", raw.replaces, MAX_ID_BYTES),
         ("site", raw.site, MAX_ID_BYTES),
@@ -739,6 +756,7 @@ fn too_long(raw: &RowRef<'_>) -> Option<RowProblem> {
         ("currency", raw.currency, MAX_FIELD_BYTES),
         ("quantity", raw.quantity, MAX_FIELD_BYTES),
         ("description", raw.description, MAX_FIELD_BYTES),
+        ("paid_by", raw.paid_by, MAX_ID_BYTES),
     ];
     fields
         .into_iter()
@@ -773,6 +791,7 @@ impl RowProblem {
             RowProblem::ReplacesItself => "a line replacing itself",
             RowProblem::FieldTooLong { .. } => "a field over its length limit",
             RowProblem::Incomplete => "an incomplete row",
+            RowProblem::PaidByUnknown { .. } => "an unknown paid_by party",
         }
     }
 }
@@ -839,6 +858,11 @@ impl fmt::Display for RowProblem {
                 write!(f, "{column} is {len} bytes long; the limit is {limit} bytes")
             }
             RowProblem::Incomplete => f.write_str("incomplete row"),
+            RowProblem::PaidByUnknown { party, known } => write!(
+                f,
+                "paid_by `{party}` is not a party of the agreement (the agreement has {})",
+                known.join(", ")
+            ),
         }
     }
 }
@@ -1013,6 +1037,18 @@ pub fn accept<'r>(agreement: &Agreement, rates: &'r Rates, raw: &RowRef<'_>) -> 
     if !raw.replaces.is_empty() && raw.replaces == raw.id {
         bad.push(RowProblem::ReplacesItself);
     }
+    let paid_by = if raw.paid_by.is_empty() {
+        None
+    } else {
+        let p = agreement.parties.iter().position(|p| p.id == raw.paid_by);
+        if p.is_none() {
+            bad.push(RowProblem::PaidByUnknown {
+                party: raw.paid_by.to_string(),
+                known: agreement.parties.iter().map(|p| p.id.clone()).collect(),
+            });
+        }
+        p
+    };
     match (date, category, converted, source_amount, ccy) {
         (Some(date), Some(category), Some((amount, rate)), Some(source_amount), Some(currency)) if bad.is_empty() => {
             Ok(Accepted {
@@ -1023,6 +1059,7 @@ pub fn accept<'r>(agreement: &Agreement, rates: &'r Rates, raw: &RowRef<'_>) -> 
                 currency,
                 rate,
                 quantity,
+                paid_by,
             })
         }
         _ => {
@@ -1264,6 +1301,72 @@ pub fn replacement_cycle_message(id: &str) -> String {
 }
 
 /// Two rows with one id are the same line when every parsed value agrees.
+/// Call `f` with each non-blank record of a CSV file other than a costs file
+/// (payments): the same conventions as [`for_each_row`] (header required and
+/// matched by trimmed name, any column order, extra columns ignored, BOM,
+/// CRLF, fields trimmed, a missing column the same as an empty field,
+/// physical line numbers). `f` gets the record's line and its fields in the
+/// order of `known`. Returns the problems of the CSV layer.
+pub fn for_each_record(
+    bytes: &[u8],
+    required: &[&str],
+    known: &[&str],
+    mut f: impl FnMut(usize, &[&str]),
+) -> Vec<RowError> {
+    let mut errors = Vec::new();
+    let mut rdr = reader(bytes);
+    let Some(h) = Header::read(&mut rdr, required, known, &mut errors) else {
+        return errors;
+    };
+    let body = strip_bom(bytes);
+    let mut lc = LineCounter::new(body);
+    if let Some(l) = unterminated_quote(body) {
+        errors.push(RowError {
+            line: l,
+            id: None,
+            message: "a quoted field is never closed (a missing `\"`)".into(),
+        });
+        return errors;
+    }
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        let pos_line = lc.line_at(rdr.position().byte() as usize);
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                errors.push(RowError {
+                    line: pos_line,
+                    id: None,
+                    message: format!("unreadable CSV: {e}"),
+                });
+                break;
+            }
+        }
+        let line = rec
+            .position()
+            .map(|p| lc.line_at(p.byte() as usize))
+            .unwrap_or(pos_line);
+        let fl = match fields(&rec) {
+            Ok(f) => f,
+            Err(col) => {
+                errors.push(RowError {
+                    line,
+                    id: None,
+                    message: format!("field {col} is not valid UTF-8"),
+                });
+                continue;
+            }
+        };
+        if fl.iter().all(|s| s.is_empty()) {
+            continue; // a blank line
+        }
+        let row: Vec<&str> = known.iter().map(|k| h.get(&fl, k)).collect();
+        f(line, &row);
+    }
+    errors
+}
+
 fn same_values(a: &CostLine, b: &CostLine) -> bool {
     a.date == b.date
         && a.category == b.category
@@ -1273,6 +1376,7 @@ fn same_values(a: &CostLine, b: &CostLine) -> bool {
         && a.site == b.site
         && a.description == b.description
         && a.replaces == b.replaces
+        && a.paid_by == b.paid_by
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub mod money;
 pub mod num;
 pub mod reference;
 pub mod report;
+pub mod settle;
 pub mod stream;
 
 pub use agreement::Agreement;

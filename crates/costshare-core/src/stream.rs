@@ -55,6 +55,7 @@ const QUANTITY: usize = 5;
 const SITE: usize = 6;
 const DESCRIPTION: usize = 7;
 const REPLACES: usize = 8;
+const PAID_BY: usize = 9;
 const NONE: u8 = u8::MAX;
 
 /// Checked once: the agreement, the header and the dimensions.
@@ -89,7 +90,7 @@ impl<'a> Plan<'a> {
         }
         let header = std::str::from_utf8(header).map_err(|_| Fallback("header not UTF-8"))?;
         let mut col_kind = Vec::new();
-        let mut seen = [false; 9];
+        let mut seen = [false; COST_COLUMNS.len()];
         for name in header.split(',') {
             let name = name.trim_matches(' ');
             let kind = COST_COLUMNS.iter().position(|c| *c == name);
@@ -134,7 +135,7 @@ impl<'a> Plan<'a> {
 
     /// Put a row's trimmed fields where their columns go; returns how many
     /// fields there were and whether any was not empty.
-    fn fill<'s>(&self, fields: impl Iterator<Item = &'s str>, f: &mut [&'s str; 9]) -> (usize, bool) {
+    fn fill<'s>(&self, fields: impl Iterator<Item = &'s str>, f: &mut [&'s str; COST_COLUMNS.len()]) -> (usize, bool) {
         let (mut n, mut any) = (0, false);
         for (i, field) in fields.enumerate() {
             let t = field.trim_matches(' ');
@@ -443,7 +444,7 @@ impl Worker {
         } else {
             line
         };
-        let mut f: [&str; 9] = [""; 9];
+        let mut f: [&str; COST_COLUMNS.len()] = [""; COST_COLUMNS.len()];
         // quoted fields, unescaped (a line with quotes is rare: this allocates)
         let quoted: Vec<std::borrow::Cow<'_, str>>;
         let (n, any) = if odd.quote && line.as_bytes().contains(&b'"') {
@@ -476,6 +477,7 @@ impl Worker {
             site: f[SITE],
             description: f[DESCRIPTION],
             replaces: f[REPLACES],
+            paid_by: f[PAID_BY],
         };
         let Accepted {
             date,

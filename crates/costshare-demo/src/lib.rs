@@ -258,6 +258,7 @@ pub fn sma_bench_lines(ag: &costshare_core::Agreement, n: usize, seed: u64) -> O
             description: String::new(),
             row: i + 2,
             replaces: None,
+            paid_by: None,
         });
     }
     Some(lines)

@@ -60,6 +60,8 @@ pub enum Body {
         forced: bool,
         rows: Vec<StatementRow>,
     },
+    /// A transfer from one party to another (`costshare pay`).
+    Payment(PaymentBody),
 }
 
 /// The recorded values of one cost line.
@@ -76,6 +78,22 @@ pub struct LineBody {
     pub description: String,
     /// The id this line supersedes (voided in the same write), or empty.
     pub replaces: String,
+    /// The party that paid the bill, or empty. Written (`paid_by=`) only
+    /// when set, so lines without it keep the bytes they always had.
+    pub paid_by: String,
+}
+
+/// A transfer between parties, as recorded by `pay` (values normalized:
+/// amount with its currency's decimals).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PaymentBody {
+    pub id: String,
+    pub date: String,
+    pub from: String,
+    pub to: String,
+    pub amount: String,
+    pub currency: String,
+    pub description: String,
 }
 
 /// One figure of a statement: a party's amount in a category for the year.
@@ -97,6 +115,7 @@ impl Body {
             Body::Line(_) => "line",
             Body::Void { .. } => "void",
             Body::Close { .. } => "close",
+            Body::Payment(_) => "payment",
         }
     }
 }
@@ -199,6 +218,19 @@ pub fn canonical(e: &Entry) -> Vec<u8> {
             field(&mut o, "site", &l.site);
             field(&mut o, "description", &l.description);
             field(&mut o, "replaces", &l.replaces);
+            // optional, so that lines without it keep their bytes
+            if !l.paid_by.is_empty() {
+                field(&mut o, "paid_by", &l.paid_by);
+            }
+        }
+        Body::Payment(p) => {
+            field(&mut o, "id", &p.id);
+            field(&mut o, "date", &p.date);
+            field(&mut o, "from", &p.from);
+            field(&mut o, "to", &p.to);
+            field(&mut o, "amount", &p.amount);
+            field(&mut o, "currency", &p.currency);
+            field(&mut o, "description", &p.description);
         }
         Body::Void { id, reason, by } => {
             field(&mut o, "id", id);
@@ -299,6 +331,16 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
             site: take("site")?,
             description: take("description")?,
             replaces: take("replaces")?,
+            paid_by: take("paid_by").unwrap_or_default(),
+        }),
+        "payment" => Body::Payment(PaymentBody {
+            id: take("id")?,
+            date: take("date")?,
+            from: take("from")?,
+            to: take("to")?,
+            amount: take("amount")?,
+            currency: take("currency")?,
+            description: take("description")?,
         }),
         "void" => Body::Void {
             id: take("id")?,
@@ -421,6 +463,21 @@ mod tests {
                 site: "Camp Foster, Okinawa".into(),
                 description: "x=y".into(),
                 replaces: "r0".into(),
+                paid_by: "JP".into(),
+            }),
+            Body::Line(LineBody {
+                batch: 4,
+                id: "r2".into(),
+                ..LineBody::default()
+            }),
+            Body::Payment(PaymentBody {
+                id: "P-1".into(),
+                date: "2023-05-01".into(),
+                from: "JP".into(),
+                to: "US".into(),
+                amount: "12.50".into(),
+                currency: "USD".into(),
+                description: "settles\tFY2022".into(),
             }),
             Body::Void {
                 id: "a".into(),
@@ -448,6 +505,32 @@ mod tests {
             let bytes = canonical(&e);
             assert_eq!(decode(&bytes).unwrap(), e);
         }
+    }
+
+    #[test]
+    fn paid_by_is_a_line_only_when_set() {
+        let mut l = LineBody {
+            batch: 2,
+            id: "L1".into(),
+            date: "2022-04-30".into(),
+            category: "labor".into(),
+            amount: "100".into(),
+            currency: "JPY".into(),
+            ..LineBody::default()
+        };
+        let e = |l: &LineBody| Entry {
+            seq: 3,
+            at: "t".into(),
+            body: Body::Line(l.clone()),
+        };
+        // the bytes of a line written before `paid_by` existed
+        let old = "seq=3\nat=t\nkind=line\nbatch=2\nid=L1\ndate=2022-04-30\ncategory=labor\namount=100\n\
+                   currency=JPY\nquantity=\nsite=\ndescription=\nreplaces=\n";
+        assert_eq!(String::from_utf8(canonical(&e(&l))).unwrap(), old);
+        l.paid_by = "JP".into();
+        let with = String::from_utf8(canonical(&e(&l))).unwrap();
+        assert_eq!(with, format!("{old}paid_by=JP\n"));
+        assert_eq!(decode(with.as_bytes()).unwrap(), e(&l));
     }
 
     #[test]

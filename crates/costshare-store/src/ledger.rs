@@ -448,7 +448,7 @@ impl Ledger {
     }
 
     /// Run `decide` under the write lock and append what it returns.
-    fn transact<T>(
+    pub(crate) fn transact<T>(
         &mut self,
         now: &str,
         decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
@@ -1230,6 +1230,7 @@ fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: costshare_core::CostLine) 
         site: cl.site,
         description: cl.description,
         replaces: cl.replaces.unwrap_or_default(),
+        paid_by: raw.paid_by.to_string(),
     }
 }
 
@@ -1244,6 +1245,7 @@ fn same_line(a: &LineBody, b: &LineBody) -> bool {
         && a.site == b.site
         && a.description == b.description
         && a.replaces == b.replaces
+        && a.paid_by == b.paid_by
 }
 
 /// A valid row of the file being recorded.

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod derived;
 pub mod journal;
 pub mod ledger;
+pub mod pay;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod sqlite;
@@ -26,4 +27,5 @@ pub use backend::StoreError;
 pub use ledger::{
     Closed, DerivedStatus, EarlyClose, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified, VerifyOptions,
 };
+pub use pay::PayOutcome;
 pub use state::State;

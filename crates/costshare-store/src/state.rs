@@ -4,7 +4,7 @@
 //! returns agreements in force, rates, lines (with their voids), statements.
 
 use crate::backend::StoreError;
-use crate::journal::{self, Body, Entry, LineBody, StatementRow, Stored};
+use crate::journal::{self, Body, Entry, LineBody, PaymentBody, StatementRow, Stored};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc::{self, Allocation};
 use costshare_core::calendar::{Date, FiscalYear};
@@ -82,6 +82,10 @@ pub struct State {
     /// When lines were recorded: (first seq, time) for each run of lines
     /// written together.
     pub line_at: Vec<(u64, Arc<str>)>,
+    /// Transfers between parties (`pay`), in journal order, with their entries.
+    pub payments: Vec<(u64, PaymentBody)>,
+    /// Payment id → index into `payments`.
+    pub payment_ids: HashMap<String, usize, BuildFx>,
 }
 
 /// What `history` shows of an entry.
@@ -257,6 +261,19 @@ impl State {
                 });
                 (None, summary)
             }
+            Body::Payment(p) => {
+                if self.payment_ids.contains_key(&p.id) {
+                    return Err(corrupt(seq, format!("payment id {} recorded twice", p.id)));
+                }
+                let summary = format!(
+                    "payment {} {} {} to {} {} {}",
+                    p.id, p.date, p.from, p.to, p.amount, p.currency
+                );
+                let id = p.id.clone();
+                self.payment_ids.insert(id.clone(), self.payments.len());
+                self.payments.push((seq, p));
+                (Some(id), summary)
+            }
         };
         // lines are listed from `lines` (see `history`), not kept twice
         if kind == "line" {
@@ -362,6 +379,7 @@ pub fn raw_row(l: &LedgerLine) -> RawRow {
         site: l.body.site.clone(),
         description: l.body.description.clone(),
         replaces: String::new(),
+        paid_by: l.body.paid_by.clone(),
     }
 }
 
@@ -379,6 +397,7 @@ pub fn row_ref(l: &LedgerLine) -> RowRef<'_> {
         site: &l.body.site,
         description: &l.body.description,
         replaces: "",
+        paid_by: &l.body.paid_by,
     }
 }
 

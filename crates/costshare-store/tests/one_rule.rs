@@ -60,7 +60,7 @@ unit = "worker"
 
 const RATES: &str = "date,currency,rate\n2022-03-01,EUR,1.10\n2022-01-01,KRW,0.00075\n";
 
-const HEADER: &str = "id,date,category,amount,currency,quantity,site,description,replaces\n";
+const HEADER: &str = "id,date,category,amount,currency,quantity,site,description,replaces,paid_by\n";
 
 /// Lines already in the ledger of path (d).
 const FIRST: &str = "base1,2022-04-01,rent,10.00,,,,,\n\
@@ -120,6 +120,7 @@ const BAD: &[(&str, &str)] = &[
         "q1,2022-05-01,rent,1.00,,,,,q2\nq2,2022-05-01,rent,2.00,,,,,q3\nq3,2022-05-01,rent,3.00,,,,,q1\nq4,2022-05-01,rent,4.00,,,,,q1\n",
     ),
     ("several problems at once", ",2022-13-01,food,-1.00,XYZ,,,,\n"),
+    ("paid_by names no party", "e1,2022-05-01,rent,1.00,,,,,,JP\n"),
     (
         "one bad row among good ones",
         "d3,2022-05-01,rent,1.00,,,,,\nd4,2022-05-01,labor,1.00,,,,,\nd5,2022-06-01,rent,2.00,,,,,\n",
@@ -140,6 +141,7 @@ const GOOD: &[(&str, &str)] = &[
     ),
     ("quantity unused without a unit", "g6,2022-05-01,rent,1.00,,3,,,\n"),
     ("zero amount", "g7,2022-01-01,rent,0,,,,,\n"),
+    ("paid by a party", "g10,2022-05-01,rent,1.00,,,,,,B\n"),
     (
         "several rows",
         "g8,2022-05-01,rent,1.00,,,,,\ng9,2022-05-02,labor,2.00,EUR,40,North,,\n",

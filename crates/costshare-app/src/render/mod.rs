@@ -28,6 +28,7 @@ pub mod currency;
 pub mod demo;
 pub mod explain;
 pub mod export;
+pub mod settle;
 pub mod text;
 
 use crate::ledger::{

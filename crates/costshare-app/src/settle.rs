@@ -1,0 +1,189 @@
+//! `settle` and `pay`: who paid what and who owes whom. The arithmetic is
+//! the core's (`costshare_core::settle`); this module gathers the lines
+//! (files or a ledger replay), the payments (a `--payments` file, the
+//! journal's `payment` entries) and the period.
+
+use crate::error::{AppError, BadFile, FileKind, UsageError};
+use crate::input::{Observer, Source, read};
+use crate::run::{FileInputs, JournalInfo, Provenance, Run, open_state, party_name, run_state};
+use costshare_core::Agreement;
+use costshare_core::calendar::{Date, FiscalYear};
+use costshare_core::costs::{Rates, RowError};
+use costshare_core::settle::{self, Payment, SettleRow, Transfer, Who};
+use costshare_store::PayOutcome;
+use costshare_store::ledger::{Input, Ledger, now_utc};
+use costshare_store::pay::{payment_body, recorded_payment};
+use std::path::Path;
+
+/// The settlement: one row per party (agreement order), `UNALLOCATED`, and
+/// `UNPAID` when some line has no `paid_by`.
+pub struct SettleResult {
+    pub agreement: Agreement,
+    pub period: Option<FiscalYear>,
+    pub rows: Vec<SettleRow>,
+    /// The transfers that settle every balance (rows indices).
+    pub transfers: Vec<Transfer>,
+    /// Payments counted (after the period filter).
+    pub payments: usize,
+    pub provenance: Provenance,
+}
+
+impl SettleResult {
+    /// The name of row `i`: a party id, `UNALLOCATED` or `UNPAID`.
+    pub fn name(&self, i: usize) -> &str {
+        match self.rows.get(i).map(|r| r.who) {
+            Some(Who::Party(p)) => party_name(&self.agreement, p),
+            Some(Who::Unallocated) => "UNALLOCATED",
+            Some(Who::Unpaid) | None => "UNPAID",
+        }
+    }
+}
+
+/// Parse `--period`.
+pub fn period(text: Option<&str>) -> Result<Option<FiscalYear>, UsageError> {
+    match text {
+        None => Ok(None),
+        Some(t) => FiscalYear::parse(t)
+            .map(Some)
+            .ok_or_else(|| UsageError::Period(t.to_string())),
+    }
+}
+
+fn payments_file(ag: &Agreement, rates: &Rates, path: &Path) -> Result<Vec<Payment>, AppError> {
+    let bytes = read(path, FileKind::Payments)?;
+    settle::parse_payments(ag, &bytes, rates).map_err(|errors| bad(path, errors))
+}
+
+fn bad(path: &Path, errors: Vec<RowError>) -> AppError {
+    AppError::BadRows(vec![BadFile {
+        path: path.display().to_string(),
+        kind: FileKind::Payments,
+        errors,
+    }])
+}
+
+/// `settle`: obligations (the allocation over the whole history, so caps
+/// run; then restricted to lines dated in `period`), bills paid, transfers
+/// (dated in `period`), balances, and the transfers that settle them.
+///
+/// On a ledger the payments are the journal's `payment` entries plus those
+/// of `payments` if given (not recorded: `pay` records them); an id in both
+/// must carry the same values and counts once.
+pub fn settle(
+    source: &Source,
+    payments: Option<&Path>,
+    period: Option<FiscalYear>,
+    as_of: Date,
+    observer: &mut dyn Observer,
+) -> Result<SettleResult, AppError> {
+    let (run, pays) = match source {
+        Source::Ledger(target) => {
+            let (_, st) = open_state(target)?;
+            let run = run_state(&st, as_of)?;
+            let mut pays = Vec::with_capacity(st.payments.len());
+            for (seq, b) in &st.payments {
+                let p = recorded_payment(&st, *seq, b)
+                    .map_err(|message| AppError::from(costshare_store::StoreError::Corrupt { seq: *seq, message }))?;
+                pays.push(p);
+            }
+            if let Some(path) = payments {
+                let ag = &run.main().la.agreement;
+                let extra = payments_file(ag, &st.rates(), path)?;
+                let mut errors = Vec::new();
+                for p in extra {
+                    match st.payment_ids.get(&p.id) {
+                        Some(&i) if st.payments[i].1 == payment_body(&st, &p) => {}
+                        Some(&i) => errors.push(RowError {
+                            line: p.row,
+                            id: Some(p.id.clone()),
+                            message: format!(
+                                "payment id already recorded with different values (journal entry {})",
+                                st.payments[i].0
+                            ),
+                        }),
+                        None => pays.push(p),
+                    }
+                }
+                if !errors.is_empty() {
+                    return Err(bad(path, errors));
+                }
+            }
+            (run, pays)
+        }
+        Source::Files {
+            agreement,
+            costs,
+            rates,
+        } => {
+            let f = FileInputs::open(agreement, costs, rates.as_deref(), as_of, observer)?;
+            let rates = f.rates.clone();
+            let run = f.run()?;
+            let pays = match payments {
+                Some(path) => payments_file(&run.main().la.agreement, &rates, path)?,
+                None => Vec::new(),
+            };
+            (run, pays)
+        }
+    };
+    Ok(compute(run, pays, period))
+}
+
+fn compute(run: Run, pays: Vec<Payment>, period: Option<FiscalYear>) -> SettleResult {
+    let agreement = run.main().la.agreement.clone();
+    let cal = agreement.calendar;
+    let in_period = |d: Date| period.is_none_or(|FiscalYear(fy)| cal.fy_of(d) == fy);
+    let n = agreement.parties.len();
+    let mut book = settle::Ledger::new(n);
+    for part in &run.parts {
+        let w = part.alloc.width();
+        for (i, line) in part.costs.lines.iter().enumerate() {
+            if in_period(line.date)
+                && let Some(row) = part.alloc.amounts.get(i * w..(i + 1) * w)
+            {
+                book.line(row, line.paid_by);
+            }
+        }
+    }
+    let mut counted = 0;
+    for p in pays.iter().filter(|p| in_period(p.date)) {
+        book.transfer(p.from, p.to, p.amount);
+        counted += 1;
+    }
+    let rows = book.rows();
+    let balances: Vec<i128> = rows.iter().map(SettleRow::balance).collect();
+    SettleResult {
+        transfers: settle::transfers(&balances),
+        agreement,
+        period,
+        rows,
+        payments: counted,
+        provenance: run.provenance(),
+    }
+}
+
+/// What `pay` did.
+pub struct PayResult {
+    pub file: String,
+    pub outcome: PayOutcome,
+    pub journal: JournalInfo,
+}
+
+/// `pay`: record a payments file into a ledger, idempotent and atomic.
+pub fn pay(target: &str, payments: &Path) -> Result<PayResult, AppError> {
+    let bytes = read(payments, FileKind::Payments)?;
+    let name = payments.display().to_string();
+    let mut l = Ledger::open(target)?;
+    let outcome = l.pay(
+        Input {
+            name: &name,
+            bytes: &bytes,
+        },
+        &now_utc(),
+    )?;
+    let (entries, head) = l.last_head()?;
+    Ok(PayResult {
+        file: name,
+        outcome,
+        journal: JournalInfo { entries, head },
+    })
+}
