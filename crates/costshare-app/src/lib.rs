@@ -23,6 +23,7 @@
 //! - [`demo`] (feature `demo`, on by default): the built-in example.
 //! - [`render`]: table, CSV and JSON for every result.
 
+pub mod ceilings;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;

@@ -260,6 +260,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// How much of each ceiling (capped layer and period) is used, when use reached the cap,
+    /// and when the run rate so far says it will.
+    #[command(
+        after_help = "Examples:\n  costshare ceilings --ledger sma.ledger\n  costshare ceilings --agreement a.toml --costs costs.csv --format csv --as-of 2024-09-30"
+    )]
+    Ceilings {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 impl Inputs {
@@ -397,6 +409,13 @@ fn run(command: Command) -> Result<String, AppError> {
             let as_of = input::as_of(as_of.as_deref())?;
             let d = costshare_app::demo::run(write.as_deref(), seed, as_of)?;
             render::demo::demo(&d, format.into())?
+        }
+        Command::Ceilings { inputs, format } => {
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            render::ceilings::ceilings(
+                &costshare_app::ceilings::ceilings(&source, as_of, s.observer)?,
+                format.into(),
+            )
         }
     };
     Ok(out)

@@ -19,6 +19,7 @@
 pub mod agreement;
 pub mod alloc;
 pub mod calendar;
+pub mod ceilings;
 pub mod costs;
 pub mod diag;
 pub mod explain;

@@ -20,6 +20,7 @@
 //!   statement,now,adjustment}],journal,agreement}`; history: `{entries:[{seq,
 //!   at,kind,id,summary,source}],journal,agreement}`.
 
+pub mod ceilings;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
