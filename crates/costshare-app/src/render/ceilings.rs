@@ -9,6 +9,7 @@
 //! the same strings (`null` for none). The table groups a monthly cap's
 //! periods by fiscal year.
 
+use super::explain::quantity;
 use super::text::{Align, Table, csv_record};
 use super::{Format, footer, pretty, provenance_json};
 use crate::ceilings::CeilingsResult;
@@ -172,7 +173,7 @@ pub fn table(a: &Agreement, rows: &[CeilingRow]) -> String {
                     }
                     Measure::Units { cap, used } => {
                         let u = grp[0].unit.as_deref().unwrap_or("units");
-                        (format!("{} {u}", units(cap)), units(used))
+                        (format!("{} {u}", quantity(&cap.to_big())), quantity(&used.to_big()))
                     }
                 };
                 t.push(vec![
@@ -237,8 +238,8 @@ fn grouped(a: &Agreement, name: &str, fy: Option<FiscalYear>, grp: &[CeilingRow]
                 used: u,
             };
             (
-                format!("{} {unit}/month", units(&c.div(&nn))),
-                format!("{} avg", fmt_ratio(&used_floor, 0)),
+                format!("{} {unit}/month", quantity(&c.div(&nn).to_big())),
+                format!("{} avg", quantity(&used_floor)),
                 m.percent_tenths(),
             )
         }
