@@ -20,6 +20,8 @@ pub enum UsageError {
     MissingInputs,
     /// `explain` has no CSV form.
     ExplainCsv,
+    /// `--until` is not a `YYYY-MM-DD` date.
+    Until(String),
 }
 
 /// Which input a file is.

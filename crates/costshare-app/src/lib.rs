@@ -27,6 +27,7 @@ pub mod ceilings;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod forecast;
 pub mod input;
 pub mod ledger;
 pub mod query;

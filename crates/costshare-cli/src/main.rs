@@ -272,6 +272,24 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Project each category's costs month by month at the run rate of the last twelve complete
+    /// months, allocate actual and projected lines together, and total them by dimensions.
+    #[command(
+        after_help = "Example:\n  costshare forecast --ledger sma.ledger --until 2027-03-31 --by party,fiscal_year --as-of 2026-11-15"
+    )]
+    Forecast {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Project months ending on or before this date.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        until: String,
+        /// Comma list of distinct dimensions: party, fiscal_year, category, site, month.
+        #[arg(long, value_name = "DIMS")]
+        by: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 impl Inputs {
@@ -416,6 +434,18 @@ fn run(command: Command) -> Result<String, AppError> {
                 &costshare_app::ceilings::ceilings(&source, as_of, s.observer)?,
                 format.into(),
             )
+        }
+        Command::Forecast {
+            inputs,
+            until,
+            by,
+            format,
+        } => {
+            let dims = query::dims(&by)?;
+            let until = costshare_core::Date::parse(&until).ok_or(UsageError::Until(until))?;
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            let r = costshare_app::forecast::forecast(&source, until, &dims, as_of, s.observer)?;
+            render::forecast::forecast(&r, format.into())
         }
     };
     Ok(out)

@@ -17,6 +17,7 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::LedgerWithFiles => "--ledger reads the agreement, costs and rates recorded in the ledger; do not give --agreement, --costs or --rates with it".into(),
         UsageError::MissingInputs => "give --agreement FILE and --costs FILE, or --ledger LEDGER".into(),
         UsageError::ExplainCsv => "explain has no csv form; use --format table or --format json".into(),
+        UsageError::Until(t) => format!("--until `{t}` is not a date (YYYY-MM-DD)"),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod ceilings;
 pub mod costs;
 pub mod diag;
 pub mod explain;
+pub mod forecast;
 pub mod fxhash;
 pub mod keys;
 pub mod load;

@@ -24,6 +24,7 @@ pub mod ceilings;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
+pub mod forecast;
 pub mod text;
 
 use crate::ledger::{
