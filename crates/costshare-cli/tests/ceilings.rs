@@ -319,3 +319,102 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 1);
     assert!(err.contains("2") && err.contains("X"), "{err}");
 }
+
+// --- forecast ---
+
+const FC_AGREEMENT: &str = r#"
+[agreement]
+id = "f"
+title = "Forecast test"
+currency = "USD"
+start = "2023-01-01"
+end = "2024-12-31"
+
+[parties.A]
+name = "A"
+[parties.B]
+name = "B"
+
+[categories.util]
+name = "Utilities"
+  [[categories.util.layers]]
+  split = { A = "100%" }
+  cap = "1000"
+  [[categories.util.layers]]
+  split = { B = "100%" }
+"#;
+
+const FC_COSTS: &str = "\
+id,date,category,amount,site
+U3,2023-01-05,util,999.00,X
+U1,2023-06-10,util,600.00,X
+U2,2024-02-01,util,600.05,X
+";
+
+/// As of 2024-03-15 the last complete month is 2024-02, so the window is
+/// 2023-03..2024-02: U1 + U2 = 1,200.05 (U3 is older), a mean month of
+/// 120005/12 = 10000.42 cents → 100.00. March to June 2024 get 100.00 each.
+/// FY2024's cap of 1,000.00 for A: U2 took 600.05, March to May 300.00, so
+/// June's 100.00 splits 99.95 to A and 0.05 to B. FY2023 (actual only): U3
+/// and U1 = 1,599.00, A 1,000.00 and B 599.00.
+#[test]
+fn forecast_at_the_run_rate_exact() {
+    let d = Dir::new("fc-rate");
+    let a = d.file("a.toml", FC_AGREEMENT);
+    let c = d.file("c.csv", FC_COSTS);
+    let base = ["forecast", "--agreement", &a, "--costs", &c, "--as-of", "2024-03-15"];
+    let mut args = base.to_vec();
+    args.extend(["--until", "2024-06-30", "--by", "party,fiscal_year", "--format", "csv"]);
+    assert_eq!(
+        ok(&args),
+        "party,fiscal_year,actual,forecast,amount\n\
+         A,FY2023,1000.00,0.00,1000.00\n\
+         A,FY2024,600.05,399.95,1000.00\n\
+         B,FY2023,599.00,0.00,599.00\n\
+         B,FY2024,0.00,0.05,0.05\n"
+    );
+    // by month: the projected lines are dated the last day of their months
+    let mut args = base.to_vec();
+    args.extend(["--until", "2024-06-29", "--by", "month", "--format", "csv"]);
+    let out = ok(&args);
+    assert!(out.ends_with("2024-03,0.00,100.00,100.00\n2024-04,0.00,100.00,100.00\n2024-05,0.00,100.00,100.00\n"), "{out}");
+    // past the term: not projected, and said so
+    let mut args = base.to_vec();
+    args.extend(["--until", "2025-02-28", "--by", "party", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert_eq!(v["projection"]["beyond_term"], serde_json::json!(["2025-01", "2025-02"]));
+    assert_eq!(v["projection"]["lines"], 10);
+    assert_eq!(v["totals"]["forecast"], "1000.00");
+    let mut args = base.to_vec();
+    args.extend(["--until", "2025-02-28", "--by", "party"]);
+    let table = ok(&args);
+    assert!(table.contains("forecast*") && table.contains("not projected"), "{table}");
+}
+
+#[test]
+fn forecast_from_a_ledger_matches_files() {
+    let d = Dir::new("fc-ledger");
+    let a = d.file("a.toml", FC_AGREEMENT);
+    let c = d.file("c.csv", FC_COSTS);
+    let l = d.path("f.ledger");
+    ok(&["init", &l, "--agreement", &a]);
+    ok(&["record", &l, &c]);
+    let tail = ["--as-of", "2024-03-15", "--until", "2024-06-30", "--by", "party,fiscal_year", "--format", "csv"];
+    let mut files = vec!["forecast", "--agreement", &a, "--costs", &c];
+    files.extend(tail);
+    let mut ledger = vec!["forecast", "--ledger", &l];
+    ledger.extend(tail);
+    assert_eq!(ok(&files), ok(&ledger));
+}
+
+#[test]
+fn forecast_usage_errors() {
+    let d = Dir::new("fc-usage");
+    let a = d.file("a.toml", FC_AGREEMENT);
+    let c = d.file("c.csv", FC_COSTS);
+    let (code, _, err) = run(&["forecast", "--agreement", &a, "--costs", &c, "--until", "2024-06", "--by", "party"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--until"), "{err}");
+    assert_eq!(run(&["forecast", "--agreement", &a, "--costs", &c, "--until", "2024-06-30", "--by", "party,party"]).0, 2);
+    assert_eq!(run(&["forecast", "--agreement", &a, "--costs", &c, "--by", "party"]).0, 2);
+}
