@@ -30,6 +30,8 @@ pub enum FileKind {
     Agreement,
     Costs,
     Rates,
+    /// A `forecast --budget` file.
+    Budget,
 }
 
 /// Every bad row of one file.

@@ -9,14 +9,15 @@
 //! and with the use it carries over; earlier versions' lines count as they
 //! are.
 
-use crate::error::AppError;
-use crate::input::{Observer, Source};
+use crate::error::{AppError, BadFile, FileKind};
+use crate::input::{Observer, Source, read};
 use crate::run::{Provenance, run};
 use costshare_core::Agreement;
 use costshare_core::alloc::{self, Allocation};
 use costshare_core::calendar::Date;
 use costshare_core::costs::CostLine;
-use costshare_core::forecast::{Projection, run_rate};
+use costshare_core::costs::parse_budget;
+use costshare_core::forecast::{Projection, project};
 use costshare_core::report::{self, Dim};
 use std::collections::HashMap;
 
@@ -43,17 +44,29 @@ fn too_large(e: report::TotalTooLarge) -> AppError {
     AppError::TotalTooLarge { group: e.group }
 }
 
-/// `forecast` from files or a ledger, projected to `until`.
+/// `forecast` from files or a ledger, projected to `until`, with a budget
+/// CSV replacing the run rate where it has rows.
 pub fn forecast(
     source: &Source,
     until: Date,
     dims: &[Dim],
+    budget: Option<&std::path::Path>,
     as_of: Date,
     observer: &mut dyn Observer,
 ) -> Result<ForecastResult, AppError> {
     let r = run(source, as_of, observer)?;
     let main = r.main();
     let ag = &main.la.agreement;
+    let budget = match budget {
+        None => Vec::new(),
+        Some(p) => parse_budget(ag, &read(p, FileKind::Budget)?).map_err(|errors| {
+            AppError::BadRows(vec![BadFile {
+                path: p.display().to_string(),
+                kind: FileKind::Budget,
+                errors,
+            }])
+        })?,
+    };
     // every version's lines, categories as the latest version indexes them
     let mut actual: Vec<CostLine> = Vec::new();
     for p in &r.parts {
@@ -65,7 +78,7 @@ pub fn forecast(
             }
         }
     }
-    let projection = run_rate(ag, &actual, as_of, until);
+    let projection = project(ag, &actual, as_of, until, &budget);
     drop(actual);
     // the latest version's lines and the projected ones, allocated together
     let n_actual = main.costs.lines.len();

@@ -286,6 +286,10 @@ enum Command {
         /// Comma list of distinct dimensions: party, fiscal_year, category, site, month.
         #[arg(long, value_name = "DIMS")]
         by: String,
+        /// A budget CSV (month,category,amount[,quantity,site]); its rows replace the run rate
+        /// for the months and categories they cover.
+        #[arg(long, value_name = "FILE")]
+        budget: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -439,12 +443,13 @@ fn run(command: Command) -> Result<String, AppError> {
             inputs,
             until,
             by,
+            budget,
             format,
         } => {
             let dims = query::dims(&by)?;
             let until = costshare_core::Date::parse(&until).ok_or(UsageError::Until(until))?;
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            let r = costshare_app::forecast::forecast(&source, until, &dims, as_of, s.observer)?;
+            let r = costshare_app::forecast::forecast(&source, until, &dims, budget.as_deref(), as_of, s.observer)?;
             render::forecast::forecast(&r, format.into())
         }
     };

@@ -26,6 +26,7 @@ fn what(k: FileKind) -> &'static str {
         FileKind::Agreement => "agreement",
         FileKind::Costs => "costs file",
         FileKind::Rates => "rates file",
+        FileKind::Budget => "budget file",
     }
 }
 

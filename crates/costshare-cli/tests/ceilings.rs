@@ -377,18 +377,27 @@ fn forecast_at_the_run_rate_exact() {
     let mut args = base.to_vec();
     args.extend(["--until", "2024-06-29", "--by", "month", "--format", "csv"]);
     let out = ok(&args);
-    assert!(out.ends_with("2024-03,0.00,100.00,100.00\n2024-04,0.00,100.00,100.00\n2024-05,0.00,100.00,100.00\n"), "{out}");
+    assert!(
+        out.ends_with("2024-03,0.00,100.00,100.00\n2024-04,0.00,100.00,100.00\n2024-05,0.00,100.00,100.00\n"),
+        "{out}"
+    );
     // past the term: not projected, and said so
     let mut args = base.to_vec();
     args.extend(["--until", "2025-02-28", "--by", "party", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
-    assert_eq!(v["projection"]["beyond_term"], serde_json::json!(["2025-01", "2025-02"]));
+    assert_eq!(
+        v["projection"]["beyond_term"],
+        serde_json::json!(["2025-01", "2025-02"])
+    );
     assert_eq!(v["projection"]["lines"], 10);
     assert_eq!(v["totals"]["forecast"], "1000.00");
     let mut args = base.to_vec();
     args.extend(["--until", "2025-02-28", "--by", "party"]);
     let table = ok(&args);
-    assert!(table.contains("forecast*") && table.contains("not projected"), "{table}");
+    assert!(
+        table.contains("forecast*") && table.contains("not projected"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -399,7 +408,16 @@ fn forecast_from_a_ledger_matches_files() {
     let l = d.path("f.ledger");
     ok(&["init", &l, "--agreement", &a]);
     ok(&["record", &l, &c]);
-    let tail = ["--as-of", "2024-03-15", "--until", "2024-06-30", "--by", "party,fiscal_year", "--format", "csv"];
+    let tail = [
+        "--as-of",
+        "2024-03-15",
+        "--until",
+        "2024-06-30",
+        "--by",
+        "party,fiscal_year",
+        "--format",
+        "csv",
+    ];
     let mut files = vec!["forecast", "--agreement", &a, "--costs", &c];
     files.extend(tail);
     let mut ledger = vec!["forecast", "--ledger", &l];
@@ -412,9 +430,112 @@ fn forecast_usage_errors() {
     let d = Dir::new("fc-usage");
     let a = d.file("a.toml", FC_AGREEMENT);
     let c = d.file("c.csv", FC_COSTS);
-    let (code, _, err) = run(&["forecast", "--agreement", &a, "--costs", &c, "--until", "2024-06", "--by", "party"]);
+    let (code, _, err) = run(&[
+        "forecast",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--until",
+        "2024-06",
+        "--by",
+        "party",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--until"), "{err}");
-    assert_eq!(run(&["forecast", "--agreement", &a, "--costs", &c, "--until", "2024-06-30", "--by", "party,party"]).0, 2);
-    assert_eq!(run(&["forecast", "--agreement", &a, "--costs", &c, "--by", "party"]).0, 2);
+    assert_eq!(
+        run(&[
+            "forecast",
+            "--agreement",
+            &a,
+            "--costs",
+            &c,
+            "--until",
+            "2024-06-30",
+            "--by",
+            "party,party"
+        ])
+        .0,
+        2
+    );
+    assert_eq!(
+        run(&["forecast", "--agreement", &a, "--costs", &c, "--by", "party"]).0,
+        2
+    );
+}
+
+/// The budget replaces the run rate for April (250.00) and May (0: no line)
+/// of util; March and June keep the run rate of 100.00. FY2024's A cap:
+/// 600.05 + 100 + 250 = 950.05, so June splits 49.95 to A and 50.05 to B.
+#[test]
+fn forecast_with_a_budget_exact() {
+    let d = Dir::new("fc-budget");
+    let a = d.file("a.toml", FC_AGREEMENT);
+    let c = d.file("c.csv", FC_COSTS);
+    let b = d.file(
+        "b.csv",
+        "month,category,amount,site\n2024-04,util,250.00,X\n2024-05,util,0,X\n",
+    );
+    let base = [
+        "forecast",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--as-of",
+        "2024-03-15",
+        "--until",
+        "2024-06-30",
+        "--budget",
+        &b,
+        "--format",
+        "csv",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--by", "party,fiscal_year"]);
+    assert_eq!(
+        ok(&args),
+        "party,fiscal_year,actual,forecast,amount\n\
+         A,FY2023,1000.00,0.00,1000.00\n\
+         A,FY2024,600.05,399.95,1000.00\n\
+         B,FY2023,599.00,0.00,599.00\n\
+         B,FY2024,0.00,50.05,50.05\n"
+    );
+    let mut args = base.to_vec();
+    args.extend(["--by", "month"]);
+    let out = ok(&args);
+    assert!(out.ends_with("2024-02,600.05,0.00,600.05\n2024-03,0.00,100.00,100.00\n2024-04,0.00,250.00,250.00\n2024-06,0.00,100.00,100.00\n"), "{out}");
+}
+
+#[test]
+fn a_bad_budget_names_every_bad_row() {
+    let d = Dir::new("fc-bad-budget");
+    let a = d.file("a.toml", FC_AGREEMENT);
+    let c = d.file("c.csv", FC_COSTS);
+    let b = d.file(
+        "b.csv",
+        "month,category,amount\n2024-4,util,1.00\n2024-05,nope,1.00\n2024-05,util,1.234\n2024-06,util,5\n2024-06,util,6\n",
+    );
+    let (code, out, err) = run(&[
+        "forecast",
+        "--agreement",
+        &a,
+        "--costs",
+        &c,
+        "--until",
+        "2024-06-30",
+        "--by",
+        "party",
+        "--budget",
+        &b,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    for (line, what) in [(2, "month"), (3, "nope"), (4, "1.234"), (6, "repeat line 5")] {
+        assert!(
+            err.contains(&format!("{b}:{line}")) && err.contains(what),
+            "line {line}: {err}"
+        );
+    }
+    assert!(!err.contains(&format!("{b}:5")), "{err}");
+    assert!(err.contains("4 bad rows in budget file"), "{err}");
 }

@@ -15,10 +15,15 @@
 //!   without a site). A category that declares a unit needs a positive mean
 //!   quantity. Months ending after the agreement's term are not projected:
 //!   they are listed in [`Projection::beyond_term`].
+//! - **Budget:** where a budget ([`crate::costs::parse_budget`]) has rows
+//!   for a category in a projected month, those rows replace the run rate of
+//!   that category in that month (every site of it); one projected line per
+//!   budget row with a non-zero amount, same date and id form. Budget rows
+//!   for months outside the projection are not used.
 
 use crate::agreement::Agreement;
 use crate::calendar::Date;
-use crate::costs::CostLine;
+use crate::costs::{BudgetRow, CostLine};
 use crate::num::{Q, rhe_u128};
 use std::collections::BTreeMap;
 
@@ -34,6 +39,8 @@ pub struct Projection {
     pub months: (i32, i32),
     /// Months up to `until` not projected because they end after the term.
     pub beyond_term: Vec<i32>,
+    /// How many of `lines` come from the budget.
+    pub budget_lines: usize,
 }
 
 /// The index of the last month complete by `as_of`.
@@ -54,6 +61,11 @@ pub fn month_label(mi: i32) -> String {
 /// Project `actual` (lines of `ag`, categories as `ag` indexes them) from
 /// the month after the last complete month by `as_of` to `until`.
 pub fn run_rate(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date) -> Projection {
+    project(ag, actual, as_of, until, &[])
+}
+
+/// [`run_rate`], with `budget` replacing the run rate where it has rows.
+pub fn project(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date, budget: &[BudgetRow]) -> Projection {
     let last = last_complete_month(as_of);
     let window = (last - 11, last);
     // (category, site) → (amount total, quantity total)
@@ -72,6 +84,7 @@ pub fn run_rate(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date) -
     let twelve = Q::int(12);
     let mut lines = Vec::new();
     let mut beyond_term = Vec::new();
+    let mut budget_lines = 0;
     let first = last + 1;
     let mut end = until.month_index();
     if Date::last_of_month_index(end) > until {
@@ -86,7 +99,24 @@ pub fn run_rate(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date) -
         if date < ag.start {
             continue;
         }
+        let covered: Vec<usize> = budget.iter().filter(|b| b.month == mi).map(|b| b.category).collect();
+        for b in budget.iter().filter(|b| b.month == mi && b.amount > 0) {
+            let cat = &ag.categories[b.category];
+            lines.push(line(
+                ag,
+                mi,
+                b.category,
+                &b.site,
+                b.amount,
+                cat.unit.as_ref().and(b.quantity.clone()),
+                "forecast: budget".into(),
+            ));
+            budget_lines += 1;
+        }
         for ((c, site), (amount, qty)) in &sums {
+            if covered.contains(c) {
+                continue;
+            }
             let cat = &ag.categories[*c];
             // the mean month: total / 12, half to even (amounts are non-negative)
             let mean = rhe_u128(amount.unsigned_abs(), 12);
@@ -95,29 +125,12 @@ pub fn run_rate(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date) -
             if mean == 0 || quantity.as_ref().is_some_and(Q::is_zero) {
                 continue;
             }
-            let mut id = format!("FORECAST-{}-{}", month_label(mi), cat.id);
-            if !site.is_empty() {
-                id.push('-');
-                id.push_str(site);
-            }
-            lines.push(CostLine {
-                id,
-                date,
-                category: *c,
-                amount: mean,
-                source_amount: mean,
-                currency: ag.currency.code().to_string(),
-                rate: None,
-                quantity,
-                site: site.clone(),
-                description: format!(
-                    "forecast: mean month of {} to {}",
-                    month_label(window.0),
-                    month_label(window.1)
-                ),
-                row: 0,
-                replaces: None,
-            });
+            let why = format!(
+                "forecast: mean month of {} to {}",
+                month_label(window.0),
+                month_label(window.1)
+            );
+            lines.push(line(ag, mi, *c, site, mean, quantity, why));
         }
     }
     Projection {
@@ -125,5 +138,37 @@ pub fn run_rate(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date) -
         window,
         months: (first, end),
         beyond_term,
+        budget_lines,
+    }
+}
+
+/// A projected line of month `mi`, dated its last day.
+fn line(
+    ag: &Agreement,
+    mi: i32,
+    c: usize,
+    site: &str,
+    amount: i64,
+    quantity: Option<Q>,
+    description: String,
+) -> CostLine {
+    let mut id = format!("FORECAST-{}-{}", month_label(mi), ag.categories[c].id);
+    if !site.is_empty() {
+        id.push('-');
+        id.push_str(site);
+    }
+    CostLine {
+        id,
+        date: Date::last_of_month_index(mi),
+        category: c,
+        amount,
+        source_amount: amount,
+        currency: ag.currency.code().to_string(),
+        rate: None,
+        quantity,
+        site: site.to_string(),
+        description,
+        row: 0,
+        replaces: None,
     }
 }

@@ -20,13 +20,19 @@ fn months(r: &ForecastResult) -> Option<(String, String)> {
 fn note(r: &ForecastResult) -> String {
     let p = &r.projection;
     let mut s = format!(
-        "* forecast: {} projected lines, each category and site at its mean month of {} to {}, dated the last day of each month",
+        "* forecast: {} projected lines (each category and site at its mean month of {} to {}), dated the last day of each month",
         p.lines.len(),
         month_label(p.window.0),
         month_label(p.window.1)
     );
     if let Some((a, b)) = months(r) {
         s.push_str(&format!(" ({a} to {b})"));
+    }
+    if p.budget_lines > 0 {
+        s.push_str(&format!(
+            "; {} of them from the budget, which replaces the run rate for the months and categories it covers",
+            p.budget_lines
+        ));
     }
     s.push('\n');
     if !p.beyond_term.is_empty() {
@@ -83,7 +89,8 @@ pub fn forecast(r: &ForecastResult, format: Format) -> String {
             v["until"] = json!(r.until.to_string());
             v["by"] = json!(r.dims.iter().map(|d| d.name()).collect::<Vec<_>>());
             v["projection"] = json!({
-                "basis": "run_rate",
+                "basis": if p.budget_lines > 0 { "run_rate_and_budget" } else { "run_rate" },
+                "budget_lines": p.budget_lines,
                 "window": {"from": month_label(p.window.0), "to": month_label(p.window.1)},
                 "months": months(r).map(|(f, t)| json!({"from": f, "to": t})),
                 "lines": p.lines.len(),
