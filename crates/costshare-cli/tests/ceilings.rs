@@ -539,3 +539,49 @@ fn a_bad_budget_names_every_bad_row() {
     assert!(!err.contains(&format!("{b}:5")), "{err}");
     assert!(err.contains("4 bad rows in budget file"), "{err}");
 }
+
+/// The ceilings agreement as of 2024-03-10 (window 2023-03..2024-02),
+/// projected through April 2024: fac 3,000 + 1,500 = 4,500 / 12 = 375.00 a
+/// month; labor 600 + 900 + 100 = 1,600 / 12 = 133.33 (with 17.5/12 workers);
+/// util 500 + 300 + 300 = 1,100 / 12 = 91.67 (half to even).
+const FC_BY_CATEGORY: &str = "\
+category,actual,forecast,amount
+fac,4500.00,750.00,5250.00
+labor,2000.00,266.66,2266.66
+util,1557.77,183.34,1741.11
+";
+
+fn forecast_by_category(inputs: &[&str]) -> String {
+    let mut args = vec!["forecast"];
+    args.extend(inputs);
+    args.extend([
+        "--as-of",
+        AS_OF,
+        "--until",
+        "2024-04-30",
+        "--by",
+        "category",
+        "--format",
+        "csv",
+    ]);
+    ok(&args)
+}
+
+#[test]
+fn forecast_on_files_sqlite_and_postgres() {
+    let d = Dir::new("fc-three");
+    let a = d.file("a.toml", agreement("5000"));
+    let c = d.file("c.csv", COSTS);
+    assert_eq!(
+        forecast_by_category(&["--agreement", &a, "--costs", &c]),
+        FC_BY_CATEGORY
+    );
+    let l = d.path("t.ledger");
+    ok(&["init", &l, "--agreement", &a]);
+    ok(&["record", &l, &c]);
+    assert_eq!(forecast_by_category(&["--ledger", &l]), FC_BY_CATEGORY);
+    let Some(db) = PgDb::new("forecast") else { return };
+    ok(&["init", &db.url, "--agreement", &a]);
+    ok(&["record", &db.url, &c]);
+    assert_eq!(forecast_by_category(&["--ledger", &db.url]), FC_BY_CATEGORY);
+}
