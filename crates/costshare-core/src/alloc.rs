@@ -779,12 +779,12 @@ impl Engine {
             (Cap::Money(m), CapPolicy::ProRata) => {
                 let c = carried.map_or(*m.get(fy_i), |k| k.money_left(*m.get(fy_i)));
                 let used: i64 = parts.clone().map(|k| self.take[k]).sum();
-                parts.last().filter(|_| used >= c).map(date)
+                parts.clone().next_back().filter(|_| used >= c).map(date)
             }
             (Cap::Units(u), CapPolicy::ProRata) => {
                 let c = carried.map_or_else(|| u.get(fy_i).clone(), |k| k.units_left(u.get(fy_i)));
                 let demand = parts.clone().fold(Q::ZERO, |d, k| d.add(&self.qty_before[k - s]));
-                parts.last().filter(|_| demand >= c).map(date)
+                parts.clone().next_back().filter(|_| demand >= c).map(date)
             }
         }
     }
