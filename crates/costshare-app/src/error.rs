@@ -32,6 +32,8 @@ pub enum UsageError {
     DuplicateAgainst(String),
     /// `--period` is not a fiscal-year label (`FY2023`).
     Period(String),
+    /// `--until` is not a `YYYY-MM-DD` date.
+    Until(String),
 }
 
 /// Which input a file is.
@@ -41,6 +43,8 @@ pub enum FileKind {
     Costs,
     Rates,
     Payments,
+    /// A `forecast --budget` file.
+    Budget,
 }
 
 /// Every bad row of one file.

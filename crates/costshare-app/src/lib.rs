@@ -28,6 +28,7 @@
 //!   reporting currency of `report` and `compare`.
 //! - [`chart`]: `--chart FILE.svg` (the drawing is [`render::chart`]).
 
+pub mod ceilings;
 pub mod chart;
 pub mod compare;
 pub mod currency;
@@ -35,6 +36,7 @@ pub mod currency;
 pub mod demo;
 pub mod error;
 pub mod export;
+pub mod forecast;
 pub mod input;
 pub mod ledger;
 pub mod query;

@@ -330,6 +330,40 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// How much of each ceiling (capped layer and period) is used, when use reached the cap,
+    /// and when the run rate so far says it will.
+    #[command(
+        after_help = "Examples:\n  costshare ceilings --ledger sma.ledger\n  costshare ceilings --agreement a.toml --costs costs.csv --format csv --as-of 2024-09-30"
+    )]
+    Ceilings {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Project each category's costs month by month at the run rate of the last twelve complete
+    /// months, allocate actual and projected lines together, and total them by dimensions.
+    #[command(
+        after_help = "Example:\n  costshare forecast --ledger sma.ledger --until 2027-03-31 --by party,fiscal_year --as-of 2026-11-15"
+    )]
+    Forecast {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Project months ending on or before this date.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        until: String,
+        /// Comma list of distinct dimensions: party, fiscal_year, category, site, month.
+        #[arg(long, value_name = "DIMS")]
+        by: String,
+        /// A budget CSV (month,category,amount[,quantity,site]); its rows replace the run rate
+        /// for the months and categories they cover.
+        #[arg(long, value_name = "FILE")]
+        budget: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -579,6 +613,26 @@ fn run(command: Command) -> Result<String, AppError> {
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
             let r = costshare_app::settle::settle(&source, payments.as_deref(), period, as_of, s.observer)?;
             render::settle::settle(&r, transfers, format.into())
+        }
+        Command::Ceilings { inputs, format } => {
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            render::ceilings::ceilings(
+                &costshare_app::ceilings::ceilings(&source, as_of, s.observer)?,
+                format.into(),
+            )
+        }
+        Command::Forecast {
+            inputs,
+            until,
+            by,
+            budget,
+            format,
+        } => {
+            let dims = query::dims(&by)?;
+            let until = costshare_core::Date::parse(&until).ok_or(UsageError::Until(until))?;
+            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            let r = costshare_app::forecast::forecast(&source, until, &dims, budget.as_deref(), as_of, s.observer)?;
+            render::forecast::forecast(&r, format.into())
         }
     };
     Ok(out)

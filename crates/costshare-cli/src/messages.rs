@@ -34,6 +34,7 @@ pub fn usage(e: &UsageError) -> String {
             "two --against agreements have the id `{id}`, and their columns would share a name; give each file its own [agreement] id"
         ),
         UsageError::Period(t) => format!("--period `{t}` is not a fiscal year (FY2023)"),
+        UsageError::Until(t) => format!("--until `{t}` is not a date (YYYY-MM-DD)"),
     }
 }
 
@@ -43,6 +44,7 @@ fn what(k: FileKind) -> &'static str {
         FileKind::Costs => "costs file",
         FileKind::Rates => "rates file",
         FileKind::Payments => "payments file",
+        FileKind::Budget => "budget file",
     }
 }
 

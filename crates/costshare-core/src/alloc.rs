@@ -63,6 +63,13 @@ pub struct CapUse {
     pub lines: usize,
     /// The period had not ended by the as-of date (pro rata only matters).
     pub open: bool,
+    /// The date of the line with which the period's use reached the
+    /// capacity (`cap`): in (date, id) order, the first line that took part
+    /// after which the cumulative use (money, or units for a unit cap) is at
+    /// least the capacity; for a pro-rata cap, whose lines share it, the
+    /// group's last line when the group's use reaches it. `None` while use
+    /// is below the capacity.
+    pub reached_on: Option<Date>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -610,6 +617,7 @@ impl Engine {
                                 }
                             }
                         }
+                        let reached_on = self.reached_on(layer, cap, fy_i, carried, s, e, idx, lines);
                         let (cap_amt, used_units, demand_units) = match cap {
                             Cap::Money(m) => (CapAmount::Money(money_cap(*m.get(fy_i))), None, None),
                             Cap::Units(u) => {
@@ -635,6 +643,7 @@ impl Engine {
                             demand_units,
                             lines: parts,
                             open: period.last_day(ag.end) > as_of,
+                            reached_on,
                         });
                         s = e;
                     }
@@ -721,6 +730,61 @@ impl Engine {
                     None => self.pro_rata_units(s, e, u.get(fy_i), later_units),
                     Some(k) => self.pro_rata_units(s, e, &k.units_left(u.get(fy_i)), later_units),
                 }
+            }
+        }
+    }
+
+    /// After [`Engine::apply_cap`] on the group `s..e`: the date of the line
+    /// with which use reached the capacity (see [`CapUse::reached_on`]).
+    /// Reads the takes (and, for a running unit cap, the quantities before
+    /// and after) the cap step left; it decides nothing itself.
+    #[allow(clippy::too_many_arguments)]
+    fn reached_on<L: Lines + ?Sized>(
+        &self,
+        layer: &Layer,
+        cap: &Cap,
+        fy_i: usize,
+        carried: Option<&Carried>,
+        s: usize,
+        e: usize,
+        idx: &[u32],
+        lines: &L,
+    ) -> Option<Date> {
+        let date = |k: usize| lines.date(idx[k] as usize);
+        let parts = (s..e).filter(|&k| self.offered[k] > 0);
+        match (cap, layer.policy) {
+            (Cap::Money(m), CapPolicy::Running) => {
+                let c = carried.map_or(*m.get(fy_i), |k| k.money_left(*m.get(fy_i)));
+                let mut used = 0i64;
+                for k in parts {
+                    used = used.saturating_add(self.take[k]);
+                    if used >= c {
+                        return Some(date(k));
+                    }
+                }
+                None
+            }
+            (Cap::Units(u), CapPolicy::Running) => {
+                let c = carried.map_or_else(|| u.get(fy_i).clone(), |k| k.units_left(u.get(fy_i)));
+                let mut used = Q::ZERO;
+                for k in parts {
+                    // the units this line counted: its quantity before less after
+                    used = used.add(&self.qty_before[k - s].sub(&self.qty[k]));
+                    if used >= c {
+                        return Some(date(k));
+                    }
+                }
+                None
+            }
+            (Cap::Money(m), CapPolicy::ProRata) => {
+                let c = carried.map_or(*m.get(fy_i), |k| k.money_left(*m.get(fy_i)));
+                let used: i64 = parts.clone().map(|k| self.take[k]).sum();
+                parts.clone().next_back().filter(|_| used >= c).map(date)
+            }
+            (Cap::Units(u), CapPolicy::ProRata) => {
+                let c = carried.map_or_else(|| u.get(fy_i).clone(), |k| k.units_left(u.get(fy_i)));
+                let demand = parts.clone().fold(Q::ZERO, |d, k| d.add(&self.qty_before[k - s]));
+                parts.clone().next_back().filter(|_| demand >= c).map(date)
             }
         }
     }

@@ -320,6 +320,14 @@ impl Period {
     }
 }
 
+impl Period {
+    /// Machine label, one token with no space: `2022-04`, `FY2022-Q1`,
+    /// `FY2022`, `term` ([`Period::label`] with its space as a hyphen).
+    pub fn code(&self, cal: &FiscalCalendar) -> String {
+        self.label(cal).replace(' ', "-")
+    }
+}
+
 /// Today's date in UTC from seconds since the Unix epoch (the caller reads the clock).
 pub fn date_from_unix_seconds(secs: i64) -> Date {
     Date::from_days(secs.div_euclid(86400))

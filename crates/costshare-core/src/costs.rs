@@ -1379,6 +1379,147 @@ fn same_values(a: &CostLine, b: &CostLine) -> bool {
         && a.paid_by == b.paid_by
 }
 
+/// One row of a `forecast` budget: the amount (agreement currency) and
+/// quantity planned for a category (and site) in a month.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetRow {
+    /// Month index ([`Date::month_index`]).
+    pub month: i32,
+    /// Index into `Agreement::categories`.
+    pub category: usize,
+    pub amount: i64,
+    pub quantity: Option<Q>,
+    pub site: String,
+}
+
+/// Parse a budget CSV (`month,category,amount[,quantity,site]`, month
+/// `YYYY-MM`, amount in the agreement currency): the same reader, header,
+/// trimming and physical line numbers as the costs file. Every bad row is
+/// named by its line; a (month, category, site) given twice is bad; a
+/// category with a unit needs a positive quantity.
+pub fn parse_budget(ag: &Agreement, bytes: &[u8]) -> Result<Vec<BudgetRow>, Vec<RowError>> {
+    const COLS: [&str; 5] = ["month", "category", "amount", "quantity", "site"];
+    let mut errors = Vec::new();
+    let mut rdr = reader(bytes);
+    let Some(h) = Header::read(&mut rdr, &COLS[..3], &COLS, &mut errors) else {
+        return Err(errors);
+    };
+    let body = strip_bom(bytes);
+    if let Some(l) = unterminated_quote(body) {
+        errors.push(RowError {
+            line: l,
+            id: None,
+            message: "a quoted field is never closed (a missing `\"`)".into(),
+        });
+        return Err(errors);
+    }
+    let mut lc = LineCounter::new(body);
+    let mut rec = csv::ByteRecord::new();
+    let mut out = Vec::new();
+    let mut seen: HashMap<(i32, usize, String), usize> = HashMap::new();
+    loop {
+        let line = lc.line_at(rdr.position().byte() as usize);
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                errors.push(RowError {
+                    line,
+                    id: None,
+                    message: format!("unreadable CSV: {e}"),
+                });
+                break;
+            }
+        }
+        let line = rec.position().map(|p| lc.line_at(p.byte() as usize)).unwrap_or(line);
+        let f = match fields(&rec) {
+            Ok(f) => f,
+            Err(col) => {
+                errors.push(RowError {
+                    line,
+                    id: None,
+                    message: format!("field {col} is not valid UTF-8"),
+                });
+                continue;
+            }
+        };
+        if f.iter().all(|s| s.is_empty()) {
+            continue;
+        }
+        if let Some((column, len)) = COLS
+            .into_iter()
+            .map(|c| (c, h.get(&f, c).len()))
+            .find(|&(_, len)| len > MAX_ID_BYTES)
+        {
+            errors.push(RowError {
+                line,
+                id: None,
+                message: format!("{column} is {len} bytes long; the limit is {MAX_ID_BYTES} bytes"),
+            });
+            continue;
+        }
+        let mut bad = Vec::new();
+        let mt = h.get(&f, "month");
+        let month = (mt.len() == 7)
+            .then(|| Date::parse(&format!("{mt}-01")))
+            .flatten()
+            .map(Date::month_index);
+        if month.is_none() {
+            bad.push(format!("month `{mt}` is not a YYYY-MM month"));
+        }
+        let ct = h.get(&f, "category");
+        let category = ag.category_index(ct);
+        if category.is_none() {
+            bad.push(format!("unknown category `{ct}`"));
+        }
+        let at = h.get(&f, "amount");
+        let amount = crate::num::parse_minor_units(at, ag.currency.decimals()).ok();
+        if amount.is_none() {
+            bad.push(format!(
+                "amount `{at}` is not a non-negative {} amount with at most {} decimals",
+                ag.currency.code(),
+                ag.currency.decimals()
+            ));
+        }
+        let qt = h.get(&f, "quantity");
+        let unit = category.and_then(|c| ag.categories[c].unit.as_ref());
+        let quantity = if unit.is_some() {
+            match Q::parse_decimal(qt, 18).filter(|q| !q.is_zero()) {
+                Some(q) => Some(q),
+                None => {
+                    bad.push(format!(
+                        "quantity `{qt}` is not a positive decimal (the category counts units)"
+                    ));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let site = h.get(&f, "site").to_string();
+        if let (Some(m), Some(c)) = (month, category)
+            && let Some(first) = seen.insert((m, c, site.clone()), line)
+        {
+            bad.push(format!("month, category and site repeat line {first}"));
+        }
+        match (month, category, amount, bad.is_empty()) {
+            (Some(month), Some(category), Some(amount), true) => out.push(BudgetRow {
+                month,
+                category,
+                amount,
+                quantity,
+                site,
+            }),
+            _ => errors.push(RowError {
+                line,
+                id: None,
+                message: bad.join("; "),
+            }),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,11 +20,13 @@
 pub mod agreement;
 pub mod alloc;
 pub mod calendar;
+pub mod ceilings;
 pub mod compare;
 pub mod convert;
 pub mod costs;
 pub mod diag;
 pub mod explain;
+pub mod forecast;
 pub mod fxhash;
 pub mod keys;
 pub mod load;

@@ -1,15 +1,11 @@
 //! The demo's five-year report: who pays by fiscal year and by category,
 //! ceiling use, Japan's total against the headline figure.
 
-use super::explain::quantity;
 use super::percent_of;
 use super::text::{Align, Table};
 use super::{Format, rows};
 use crate::demo::DemoResult;
 use crate::run::Run;
-use costshare_core::agreement::Agreement;
-use costshare_core::alloc::CapAmount;
-use costshare_core::calendar::FiscalYear;
 use costshare_core::money::{format_grouped, format_minor};
 use costshare_core::report::Dim;
 use serde_json::json;
@@ -145,7 +141,7 @@ fn table(r: &Run, seed: u64, costs_sha: &str) -> String {
         &by_cat,
     ));
     o.push('\n');
-    o.push_str(&ceilings(a, r));
+    o.push_str(&super::ceilings::table(a, &crate::ceilings::of_run(r).rows));
     let jp_total: i128 = by_fy.iter().map(|row| row[0]).sum();
     o.push_str(&format!(
         "\nJapan's five-year total: ¥{} billion (the agreement's headline figure is about ¥1,055.1 billion, which counts only about ¥5 billion of training relocation).\n",
@@ -167,129 +163,4 @@ fn table(r: &Run, seed: u64, costs_sha: &str) -> String {
         a.id, r.parts[0].la.sha256
     ));
     o
-}
-
-/// How much of each ceiling was used, per fiscal year.
-fn ceilings(a: &Agreement, r: &Run) -> String {
-    let dec = a.currency.decimals();
-    let mut t = Table::new(
-        &["ceiling", "period", "capacity", "used", "use", "bound in"],
-        &[
-            Align::Left,
-            Align::Left,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Left,
-        ],
-    );
-    for (ci, cat) in a.categories.iter().enumerate() {
-        for (li, _) in cat.layers.iter().enumerate() {
-            let uses: Vec<_> = r.parts[0]
-                .alloc
-                .usage
-                .iter()
-                .filter(|u| u.category == ci && u.layer == li)
-                .collect();
-            if uses.is_empty() {
-                continue;
-            }
-            let unit = cat.unit.as_deref().unwrap_or("units");
-            // group monthly periods by fiscal year
-            let mut fys: Vec<(String, Vec<_>)> = Vec::new();
-            for u in &uses {
-                let label = match u.period.fy(&a.calendar) {
-                    Some(fy) => match u.period {
-                        costshare_core::calendar::Period::Months { len: 12, .. } => FiscalYear(fy).to_string(),
-                        _ => format!("{} ({})", FiscalYear(fy), cat.layers[li].period.as_str()),
-                    },
-                    None => "term".into(),
-                };
-                match fys.last_mut() {
-                    Some((l, v)) if *l == label => v.push(*u),
-                    _ => fys.push((label, vec![*u])),
-                }
-            }
-            for (label, us) in fys {
-                let bound = us
-                    .iter()
-                    .filter(|u| match &u.cap {
-                        CapAmount::Money(c) => u.demand_money >= *c,
-                        CapAmount::Units(c) => u.demand_units.as_ref().map(|d| d >= c).unwrap_or(false),
-                    })
-                    .count();
-                let (capacity, used, pct) = match &us[0].cap {
-                    CapAmount::Money(_) => {
-                        let cap: i128 = us
-                            .iter()
-                            .map(|u| match u.cap {
-                                CapAmount::Money(c) => c as i128,
-                                _ => 0,
-                            })
-                            .sum();
-                        let used: i128 = us.iter().map(|u| u.used_money as i128).sum();
-                        (
-                            format_grouped(cap, dec),
-                            format_grouped(used, dec),
-                            percent_of(used, cap),
-                        )
-                    }
-                    CapAmount::Units(_) => {
-                        // average per period (e.g. workers per month)
-                        let n = us.len() as i128;
-                        let mut cap_sum = costshare_core::num::Q::ZERO;
-                        let mut used_sum = costshare_core::num::Q::ZERO;
-                        for u in &us {
-                            if let CapAmount::Units(c) = &u.cap {
-                                cap_sum = cap_sum.add(c);
-                            }
-                            if let Some(x) = &u.used_units {
-                                used_sum = used_sum.add(x);
-                            }
-                        }
-                        let nn = costshare_core::num::Q::int(n as u128);
-                        let cap_avg = cap_sum.div(&nn);
-                        let used_avg = used_sum.div(&nn);
-                        let pct = {
-                            let ratio = used_avg.div(&cap_avg);
-                            let permille = ratio.mul_int_rhe(1000).to_u128() as i128;
-                            format!("{}.{}%", permille / 10, permille % 10)
-                        };
-                        (
-                            format!(
-                                "{} {unit}/{}",
-                                quantity(&cap_avg.to_big()),
-                                cat.layers[li].period.as_str()
-                            ),
-                            format!(
-                                "{} avg",
-                                quantity(&costshare_core::num::BigRational::new(
-                                    used_avg.to_big().floor(),
-                                    1.into()
-                                ))
-                            ),
-                            pct,
-                        )
-                    }
-                };
-                let bound_text = if us.len() > 1 {
-                    format!("{bound} of {} periods", us.len())
-                } else if bound > 0 {
-                    "yes".into()
-                } else {
-                    "no".into()
-                };
-                t.push(vec![
-                    format!("{} layer {}", cat.id, li + 1),
-                    label,
-                    capacity,
-                    used,
-                    pct,
-                    bound_text,
-                ]);
-            }
-            t.rule();
-        }
-    }
-    format!("Ceiling use\n{}", t.render())
 }

@@ -21,6 +21,7 @@
 //!   at,kind,id,summary,source}],journal,agreement}`.
 //! - compare: see [`compare`]; a report in a reporting currency: see [`currency`].
 
+pub mod ceilings;
 pub mod chart;
 pub mod compare;
 pub mod currency;
@@ -28,6 +29,7 @@ pub mod currency;
 pub mod demo;
 pub mod explain;
 pub mod export;
+pub mod forecast;
 pub mod settle;
 pub mod text;
 

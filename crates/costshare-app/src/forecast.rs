@@ -1,0 +1,131 @@
+//! `forecast`: actual lines and lines projected at the run rate
+//! ([`costshare_core::forecast`]) allocated together under the agreement,
+//! caps included, and reported by dimensions with the actual and projected
+//! parts apart.
+//!
+//! A ledger with several agreement versions: the run rate reads every
+//! version's lines (categories matched by id to the latest version); the
+//! projected lines are allocated with the latest version's lines, under it
+//! and with the use it carries over; earlier versions' lines count as they
+//! are.
+
+use crate::error::{AppError, BadFile, FileKind};
+use crate::input::{Observer, Source, read};
+use crate::run::{Provenance, run};
+use costshare_core::Agreement;
+use costshare_core::alloc::{self, Allocation};
+use costshare_core::calendar::Date;
+use costshare_core::costs::CostLine;
+use costshare_core::costs::parse_budget;
+use costshare_core::forecast::{Projection, project};
+use costshare_core::report::{self, Dim};
+use std::collections::HashMap;
+
+/// One group: the allocation of actual lines, of projected lines, and both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForecastRow {
+    pub values: Vec<String>,
+    pub actual: i64,
+    pub forecast: i64,
+    pub amount: i64,
+}
+
+pub struct ForecastResult {
+    pub agreement: Agreement,
+    pub dims: Vec<Dim>,
+    pub rows: Vec<ForecastRow>,
+    pub until: Date,
+    /// The projection: window, months, lines, months beyond the term.
+    pub projection: Projection,
+    pub provenance: Provenance,
+}
+
+fn too_large(e: report::TotalTooLarge) -> AppError {
+    AppError::TotalTooLarge { group: e.group }
+}
+
+/// `forecast` from files or a ledger, projected to `until`, with a budget
+/// CSV replacing the run rate where it has rows.
+pub fn forecast(
+    source: &Source,
+    until: Date,
+    dims: &[Dim],
+    budget: Option<&std::path::Path>,
+    as_of: Date,
+    observer: &mut dyn Observer,
+) -> Result<ForecastResult, AppError> {
+    let r = run(source, as_of, observer)?;
+    let main = r.main();
+    let ag = &main.la.agreement;
+    let budget = match budget {
+        None => Vec::new(),
+        Some(p) => parse_budget(ag, &read(p, FileKind::Budget)?).map_err(|errors| {
+            AppError::BadRows(vec![BadFile {
+                path: p.display().to_string(),
+                kind: FileKind::Budget,
+                errors,
+            }])
+        })?,
+    };
+    // every version's lines, categories as the latest version indexes them
+    let mut actual: Vec<CostLine> = Vec::new();
+    for p in &r.parts {
+        for l in &p.costs.lines {
+            if let Some(c) = ag.category_index(&p.la.agreement.categories[l.category].id) {
+                let mut l = l.clone();
+                l.category = c;
+                actual.push(l);
+            }
+        }
+    }
+    let projection = project(ag, &actual, as_of, until, &budget);
+    drop(actual);
+    // the latest version's lines and the projected ones, allocated together
+    let n_actual = main.costs.lines.len();
+    let mut lines = main.costs.lines.clone();
+    lines.extend(projection.lines.iter().cloned());
+    let joint = alloc::allocate_carried(ag, lines.as_slice(), as_of, &main.carry);
+    let w = joint.width();
+    let projected_only = Allocation {
+        parties: joint.parties,
+        order: Vec::new(),
+        amounts: joint.amounts[n_actual * w..].to_vec(),
+        provisional: Vec::new(),
+        open_until: Vec::new(),
+        usage: Vec::new(),
+    };
+    let mut per = Vec::with_capacity(r.parts.len());
+    for p in &r.parts[..r.parts.len() - 1] {
+        per.push(report::report(&p.la.agreement, &p.costs.lines, &p.alloc, dims).map_err(too_large)?);
+    }
+    per.push(report::report(ag, &lines, &joint, dims).map_err(too_large)?);
+    let total = report::merge(ag, dims, per).map_err(too_large)?;
+    let projected = report::report(ag, &projection.lines, &projected_only, dims).map_err(too_large)?;
+    let fc: HashMap<Vec<String>, i64> = projected.into_iter().map(|r| (r.values, r.amount)).collect();
+    let rows = total
+        .into_iter()
+        .map(|t| {
+            let f = fc.get(&t.values).copied().unwrap_or(0);
+            ForecastRow {
+                actual: t.amount - f,
+                forecast: f,
+                amount: t.amount,
+                values: t.values,
+            }
+        })
+        .collect();
+    let mut provenance = r.provenance();
+    provenance.provisional = joint.provisional[..n_actual].iter().filter(|&&x| x).count()
+        + r.parts[..r.parts.len() - 1]
+            .iter()
+            .map(|p| p.alloc.provisional.iter().filter(|&&x| x).count())
+            .sum::<usize>();
+    Ok(ForecastResult {
+        agreement: ag.clone(),
+        dims: dims.to_vec(),
+        rows,
+        until,
+        projection,
+        provenance,
+    })
+}

@@ -1,0 +1,175 @@
+//! Projected cost lines for `forecast` (no I/O): each category's costs and
+//! quantities, per site, carried forward month by month at the run rate of
+//! the last twelve complete months.
+//!
+//! - **Last complete month:** the as-of date's month when the as-of date is
+//!   its last day, else the month before. The window is the twelve months
+//!   ending with it; projection starts with the month after it.
+//! - **Run rate:** per (category, site), the window's total amount and total
+//!   quantity divided by twelve (months without lines count as zero). The
+//!   mean amount is an exact rational rounded half to even to minor units
+//!   once per projected line; the mean quantity stays exact.
+//! - **Projected lines:** one per (category, site) with a non-zero mean, per
+//!   month whose last day is on or before `until`, dated that last day, id
+//!   `FORECAST-YYYY-MM-<category>-<site>` (`FORECAST-YYYY-MM-<category>`
+//!   without a site). A category that declares a unit needs a positive mean
+//!   quantity. Months ending after the agreement's term are not projected:
+//!   they are listed in [`Projection::beyond_term`].
+//! - **Budget:** where a budget ([`crate::costs::parse_budget`]) has rows
+//!   for a category in a projected month, those rows replace the run rate of
+//!   that category in that month (every site of it); one projected line per
+//!   budget row with a non-zero amount, same date and id form. Budget rows
+//!   for months outside the projection are not used.
+
+use crate::agreement::Agreement;
+use crate::calendar::Date;
+use crate::costs::{BudgetRow, CostLine};
+use crate::num::{Q, rhe_u128};
+use std::collections::BTreeMap;
+
+/// What `forecast` adds to the actual lines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Projection {
+    /// Projected lines, in month then (category, site) order.
+    pub lines: Vec<CostLine>,
+    /// First and last month index of the run-rate window.
+    pub window: (i32, i32),
+    /// Month indices of the first and last projected month (first > last
+    /// when none).
+    pub months: (i32, i32),
+    /// Months up to `until` not projected because they end after the term.
+    pub beyond_term: Vec<i32>,
+    /// How many of `lines` come from the budget.
+    pub budget_lines: usize,
+}
+
+/// The index of the last month complete by `as_of`.
+pub fn last_complete_month(as_of: Date) -> i32 {
+    if Date::last_of_month_index(as_of.month_index()) == as_of {
+        as_of.month_index()
+    } else {
+        as_of.month_index() - 1
+    }
+}
+
+/// `YYYY-MM` of a month index.
+pub fn month_label(mi: i32) -> String {
+    let d = Date::first_of_month_index(mi);
+    format!("{:04}-{:02}", d.year, d.month)
+}
+
+/// Project `actual` (lines of `ag`, categories as `ag` indexes them) from
+/// the month after the last complete month by `as_of` to `until`.
+pub fn run_rate(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date) -> Projection {
+    project(ag, actual, as_of, until, &[])
+}
+
+/// [`run_rate`], with `budget` replacing the run rate where it has rows.
+pub fn project(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date, budget: &[BudgetRow]) -> Projection {
+    let last = last_complete_month(as_of);
+    let window = (last - 11, last);
+    // (category, site) → (amount total, quantity total)
+    let mut sums: BTreeMap<(usize, String), (i128, Q)> = BTreeMap::new();
+    for l in actual {
+        let mi = l.date.month_index();
+        if mi < window.0 || mi > window.1 {
+            continue;
+        }
+        let e = sums.entry((l.category, l.site.clone())).or_insert((0, Q::ZERO));
+        e.0 += l.amount as i128;
+        if let Some(q) = &l.quantity {
+            e.1 = e.1.add(q);
+        }
+    }
+    let twelve = Q::int(12);
+    let mut lines = Vec::new();
+    let mut beyond_term = Vec::new();
+    let mut budget_lines = 0;
+    let first = last + 1;
+    let mut end = until.month_index();
+    if Date::last_of_month_index(end) > until {
+        end -= 1;
+    }
+    for mi in first..=end {
+        let date = Date::last_of_month_index(mi);
+        if date > ag.end {
+            beyond_term.push(mi);
+            continue;
+        }
+        if date < ag.start {
+            continue;
+        }
+        let covered: Vec<usize> = budget.iter().filter(|b| b.month == mi).map(|b| b.category).collect();
+        for b in budget.iter().filter(|b| b.month == mi && b.amount > 0) {
+            let cat = &ag.categories[b.category];
+            lines.push(line(
+                ag,
+                mi,
+                b.category,
+                &b.site,
+                b.amount,
+                cat.unit.as_ref().and(b.quantity.clone()),
+                "forecast: budget".into(),
+            ));
+            budget_lines += 1;
+        }
+        for ((c, site), (amount, qty)) in &sums {
+            if covered.contains(c) {
+                continue;
+            }
+            let cat = &ag.categories[*c];
+            // the mean month: total / 12, half to even (amounts are non-negative)
+            let mean = rhe_u128(amount.unsigned_abs(), 12);
+            let Ok(mean) = i64::try_from(mean) else { continue };
+            let quantity = cat.unit.as_ref().map(|_| qty.div(&twelve));
+            if mean == 0 || quantity.as_ref().is_some_and(Q::is_zero) {
+                continue;
+            }
+            let why = format!(
+                "forecast: mean month of {} to {}",
+                month_label(window.0),
+                month_label(window.1)
+            );
+            lines.push(line(ag, mi, *c, site, mean, quantity, why));
+        }
+    }
+    Projection {
+        lines,
+        window,
+        months: (first, end),
+        beyond_term,
+        budget_lines,
+    }
+}
+
+/// A projected line of month `mi`, dated its last day.
+fn line(
+    ag: &Agreement,
+    mi: i32,
+    c: usize,
+    site: &str,
+    amount: i64,
+    quantity: Option<Q>,
+    description: String,
+) -> CostLine {
+    let mut id = format!("FORECAST-{}-{}", month_label(mi), ag.categories[c].id);
+    if !site.is_empty() {
+        id.push('-');
+        id.push_str(site);
+    }
+    CostLine {
+        id,
+        date: Date::last_of_month_index(mi),
+        category: c,
+        amount,
+        source_amount: amount,
+        currency: ag.currency.code().to_string(),
+        rate: None,
+        quantity,
+        site: site.to_string(),
+        description,
+        row: 0,
+        replaces: None,
+        paid_by: None,
+    }
+}
