@@ -96,3 +96,69 @@ pub fn compare_bars(r: &crate::compare::CompareResult) -> chart::DeltaBars {
         against,
     }
 }
+
+/// The SVG of every ceiling's use over time (one panel per capped layer).
+pub fn ceilings_svg(r: &crate::ceilings::CeilingsResult) -> String {
+    chart::ceiling_use(&ceiling_panels(r))
+}
+
+/// The ceiling chart's figures from `ceilings`' rows: one panel per capped
+/// layer, one period per row. Money: the cap and the monthly cumulative use
+/// the allocator recorded ([`costshare_core::alloc::CapUse::steps`]), exact in
+/// minor units. Head counts: the cap and the use in whole units, rounded
+/// down (a chart cannot draw a fraction of a worker's bar usefully), as one
+/// step at the period's end or the as-of date.
+pub fn ceiling_panels(r: &crate::ceilings::CeilingsResult) -> chart::CeilingUse {
+    use costshare_core::ceilings::Measure;
+    let a = &r.agreement;
+    let as_of = r.provenance.as_of;
+    let mut ceilings: Vec<chart::Ceiling> = Vec::new();
+    for row in &r.rows {
+        let label = format!("{} · layer {}", row.category, row.layer);
+        let start = row.period.first_day(a.start);
+        let end = row.period.last_day(a.end);
+        let known_until = row.open.then_some(as_of);
+        let (unit_label, decimals, cap, steps) = match &row.measure {
+            Measure::Money { cap, .. } => (
+                a.currency.code().to_string(),
+                a.currency.decimals(),
+                *cap as i128,
+                row.steps.iter().map(|&(d, m)| (d, m as i128)).collect(),
+            ),
+            Measure::Units { cap, used } => {
+                let at = known_until.unwrap_or(end).min(end);
+                let used = used.mul_int_floor_rem(1).floor_u128() as i128;
+                (
+                    row.unit.clone().unwrap_or_else(|| "units".into()),
+                    0,
+                    cap.mul_int_floor_rem(1).floor_u128() as i128,
+                    if used > 0 { vec![(at, used)] } else { Vec::new() },
+                )
+            }
+        };
+        let period = chart::CapPeriod {
+            label: row.period.code(&a.calendar),
+            start,
+            end,
+            cap,
+            steps,
+            bound_on: row.bound_on,
+            known_until,
+            forecast_bound_on: row.forecast_bound_on,
+        };
+        match ceilings.last_mut() {
+            Some(c) if c.label == label => c.periods.push(period),
+            _ => ceilings.push(chart::Ceiling {
+                label,
+                unit_label,
+                decimals,
+                periods: vec![period],
+            }),
+        }
+    }
+    chart::CeilingUse {
+        title: format!("Ceiling use · {}", a.id),
+        note: chart::provenance_note(&r.provenance),
+        ceilings,
+    }
+}

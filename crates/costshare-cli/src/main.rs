@@ -341,6 +341,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Also draw each ceiling's use over time into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
     },
     /// Project each category's costs month by month at the run rate of the last twelve complete
     /// months, allocate actual and projected lines together, and total them by dimensions.
@@ -614,12 +617,13 @@ fn run(command: Command) -> Result<String, AppError> {
             let r = costshare_app::settle::settle(&source, payments.as_deref(), period, as_of, s.observer)?;
             render::settle::settle(&r, transfers, format.into())
         }
-        Command::Ceilings { inputs, format } => {
+        Command::Ceilings { inputs, format, chart } => {
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            render::ceilings::ceilings(
-                &costshare_app::ceilings::ceilings(&source, as_of, s.observer)?,
-                format.into(),
-            )
+            let r = costshare_app::ceilings::ceilings(&source, as_of, s.observer)?;
+            if let Some(file) = &chart {
+                costshare_app::chart::save(file, &costshare_app::chart::ceilings_svg(&r))?;
+            }
+            render::ceilings::ceilings(&r, format.into())
         }
         Command::Forecast {
             inputs,

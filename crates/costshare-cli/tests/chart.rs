@@ -344,3 +344,72 @@ fn compare_chart_deltas_equal_compare_by_party() {
         .collect();
     assert_eq!(got, want, "chart deltas differ from compare --by party");
 }
+
+/// `ceilings --chart`: every money ceiling's period is drawn with the cap and
+/// the use of `ceilings --format csv` (the last step of its cumulative use).
+#[test]
+fn ceilings_chart_figures_equal_ceilings_csv() {
+    let dir = Dir::new("chart-ceilings");
+    let (a, c, r) = demo(&dir);
+    let inputs = [
+        "--agreement",
+        a.as_str(),
+        "--costs",
+        c.as_str(),
+        "--rates",
+        r.as_str(),
+        "--as-of",
+        "2024-09-30",
+    ];
+    let mut args = vec!["ceilings", "--format", "csv"];
+    args.extend_from_slice(&inputs);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    // (period, cap, used) of the money ceilings (unit JPY), in the CSV's order
+    let want: Vec<(String, String, String)> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|f| f[3] == "JPY")
+        .map(|f| (f[2].clone(), f[4].clone(), f[5].clone()))
+        .collect();
+    assert!(want.len() >= 12, "{out}");
+    let chart = dir.path("ceilings.svg");
+    let mut args = vec!["ceilings", "--chart", chart.as_str()];
+    args.extend_from_slice(&inputs);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Ceiling use"), "the table is not printed: {out}");
+    let svg = std::fs::read_to_string(&chart).expect("chart written");
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("not well-formed: {e}"));
+    let caps: Vec<(String, String)> = doc
+        .descendants()
+        .filter_map(|n| {
+            Some((
+                n.attribute("data-period")?.to_string(),
+                n.attribute("data-cap")?.to_string(),
+            ))
+        })
+        .collect();
+    let used: Vec<(String, String)> = doc
+        .descendants()
+        .filter_map(|n| {
+            Some((
+                n.attribute("data-period")?.to_string(),
+                n.attribute("data-used")?.to_string(),
+            ))
+        })
+        .collect();
+    for (period, cap, u) in &want {
+        assert!(
+            caps.contains(&(period.clone(), cap.clone())),
+            "cap of {period} ({cap}) not drawn"
+        );
+        if u != "0" {
+            assert!(
+                used.contains(&(period.clone(), u.clone())),
+                "use of {period} ({u}) not drawn"
+            );
+        }
+    }
+}

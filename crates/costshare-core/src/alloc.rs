@@ -70,6 +70,12 @@ pub struct CapUse {
     /// group's last line when the group's use reaches it. `None` while use
     /// is below the capacity.
     pub reached_on: Option<Date>,
+    /// Money caps: the cumulative money use at the last line of each
+    /// calendar month with use, in date order (`(date of that line,
+    /// cumulative use)`); the last step's use is `used_money`. Empty for a
+    /// unit cap. At most one step a month, so it stays small on a million
+    /// lines; the ceiling chart draws it.
+    pub steps: Vec<(Date, i64)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -607,9 +613,21 @@ impl Engine {
                         let mut demand_money = 0i64;
                         let mut parts = 0usize;
                         let mut demand_q = Q::ZERO;
+                        let mut steps: Vec<(Date, i64)> = Vec::new();
+                        let money = matches!(cap, Cap::Money(_));
                         for k in s..e {
                             if self.offered[k] > 0 {
                                 used_money += self.take[k];
+                                if money && self.take[k] > 0 {
+                                    let d = lines.date(idx[k] as usize);
+                                    match steps.last_mut() {
+                                        Some((ld, v)) if ld.month_index() == d.month_index() => {
+                                            *ld = d;
+                                            *v = used_money;
+                                        }
+                                        _ => steps.push((d, used_money)),
+                                    }
+                                }
                                 demand_money = demand_money.saturating_add(self.offered[k]);
                                 parts += 1;
                                 if let Cap::Units(_) = cap {
@@ -644,6 +662,7 @@ impl Engine {
                             lines: parts,
                             open: period.last_day(ag.end) > as_of,
                             reached_on,
+                            steps,
                         });
                         s = e;
                     }

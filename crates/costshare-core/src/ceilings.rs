@@ -105,6 +105,10 @@ pub struct CeilingRow {
     pub forecast_bound_on: Option<Date>,
     /// The period has not ended by the as-of date.
     pub open: bool,
+    /// Money caps: cumulative use after each month with use (the date of
+    /// its last line), over every version in date order (a later version's
+    /// steps start from the earlier versions' use); empty for a unit cap.
+    pub steps: Vec<(Date, i64)>,
 }
 
 /// One agreement version and the cap use of its lines (earliest first).
@@ -122,6 +126,7 @@ struct Acc {
     lines: usize,
     /// Per version that had lines in the period: where use reached capacity.
     reached: Vec<Option<Date>>,
+    steps: Vec<(Date, i64)>,
 }
 
 /// The rows of every capped layer and period (see the module comment), in
@@ -149,8 +154,14 @@ pub fn ceilings(versions: &[Version<'_>], as_of: Date) -> Vec<CeilingRow> {
                 units: Q::ZERO,
                 lines: 0,
                 reached: Vec::new(),
+                steps: Vec::new(),
             });
             acc.latest = (v, u.category, u.layer);
+            // versions come earliest first: a later one's steps continue
+            // from the use before it
+            let before = acc.money;
+            acc.steps
+                .extend(u.steps.iter().map(|&(d, m)| (d, before.saturating_add(m))));
             acc.money = acc.money.saturating_add(u.used_money);
             if let Some(q) = &u.used_units {
                 acc.units = acc.units.add(q);
@@ -177,6 +188,7 @@ pub fn ceilings(versions: &[Version<'_>], as_of: Date) -> Vec<CeilingRow> {
                         units: Q::ZERO,
                         lines: 0,
                         reached: Vec::new(),
+                        steps: Vec::new(),
                     });
                 let last = p.last_day(main_ag.end);
                 if last >= main_ag.end {
@@ -229,6 +241,7 @@ pub fn ceilings(versions: &[Version<'_>], as_of: Date) -> Vec<CeilingRow> {
             bound_on,
             forecast_bound_on,
             open: as_of < last,
+            steps: acc.steps,
         });
     }
     out
