@@ -25,6 +25,11 @@ pub struct SettleResult {
     pub transfers: Vec<Transfer>,
     /// Payments counted (after the period filter).
     pub payments: usize,
+    /// The currency of every amount: the agreement's, or the reporting
+    /// currency of `--currency`.
+    pub currency: costshare_core::money::Currency,
+    /// With `--currency`: the rate policy's name.
+    pub policy: Option<&'static str>,
     pub provenance: Provenance,
 }
 
@@ -74,9 +79,10 @@ pub fn settle(
     payments: Option<&Path>,
     period: Option<FiscalYear>,
     as_of: Date,
+    currency: Option<&crate::currency::CurrencyRequest>,
     observer: &mut dyn Observer,
 ) -> Result<SettleResult, AppError> {
-    let (run, pays) = match source {
+    let (run, pays, rates) = match source {
         Source::Ledger(target) => {
             let (_, st) = open_state(target)?;
             let run = run_state(&st, as_of)?;
@@ -108,7 +114,7 @@ pub fn settle(
                     return Err(bad(path, errors));
                 }
             }
-            (run, pays)
+            (run, pays, st.rates())
         }
         Source::Files {
             agreement,
@@ -122,13 +128,29 @@ pub fn settle(
                 Some(path) => payments_file(&run.main().la.agreement, &rates, path)?,
                 None => Vec::new(),
             };
-            (run, pays)
+            (run, pays, rates)
         }
     };
-    Ok(compute(run, pays, period))
+    let conv = match currency {
+        Some(req) => Some(
+            costshare_core::convert::Converter::new(&run.main().la.agreement, &rates, &req.code, req.policy.clone())
+                .map_err(AppError::Convert)?,
+        ),
+        None => None,
+    };
+    compute(run, pays, period, conv.as_ref())
 }
 
-fn compute(run: Run, pays: Vec<Payment>, period: Option<FiscalYear>) -> SettleResult {
+/// With `conv` (`--currency`), each line's parts are converted (rounded half
+/// to even, the rule of `report --currency`) and the line counts as paid for
+/// the sum of its converted parts, so balances still sum to zero; a
+/// payment converts at its own date under the same policy.
+fn compute(
+    run: Run,
+    pays: Vec<Payment>,
+    period: Option<FiscalYear>,
+    conv: Option<&costshare_core::convert::Converter>,
+) -> Result<SettleResult, AppError> {
     let agreement = run.main().la.agreement.clone();
     let cal = agreement.calendar;
     let in_period = |d: Date| period.is_none_or(|FiscalYear(fy)| cal.fy_of(d) == fy);
@@ -140,25 +162,37 @@ fn compute(run: Run, pays: Vec<Payment>, period: Option<FiscalYear>) -> SettleRe
             if in_period(line.date)
                 && let Some(row) = part.alloc.amounts.get(i * w..(i + 1) * w)
             {
-                book.line(row, line.paid_by);
+                match conv {
+                    None => book.line(row, line.paid_by),
+                    Some(c) => {
+                        let (parts, _) = c.convert_parts(line.date, row).map_err(AppError::Convert)?;
+                        book.line(&parts, line.paid_by);
+                    }
+                }
             }
         }
     }
     let mut counted = 0;
     for p in pays.iter().filter(|p| in_period(p.date)) {
-        book.transfer(p.from, p.to, p.amount);
+        let amount = match conv {
+            None => p.amount,
+            Some(c) => c.convert_parts(p.date, &[p.amount]).map_err(AppError::Convert)?.0[0],
+        };
+        book.transfer(p.from, p.to, amount);
         counted += 1;
     }
     let rows = book.rows();
     let balances: Vec<i128> = rows.iter().map(SettleRow::balance).collect();
-    SettleResult {
+    Ok(SettleResult {
         transfers: settle::transfers(&balances),
+        currency: conv.map_or(agreement.currency, |c| c.to),
+        policy: conv.map(|c| c.policy.name()),
         agreement,
         period,
         rows,
         payments: counted,
         provenance: run.provenance(),
-    }
+    })
 }
 
 /// What `pay` did.

@@ -329,6 +329,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        #[command(flatten)]
+        currency: CurrencyArgs,
     },
     /// How much of each ceiling (capped layer and period) is used, when use reached the cap,
     /// and when the run rate so far says it will.
@@ -611,10 +613,12 @@ fn run(command: Command) -> Result<String, AppError> {
             period,
             transfers,
             format,
+            currency,
         } => {
             let period = costshare_app::settle::period(period.as_deref())?;
-            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            let r = costshare_app::settle::settle(&source, payments.as_deref(), period, as_of, s.observer)?;
+            let (as_of, source, req) = (inputs.as_of()?, inputs.source()?, currency.request()?);
+            let r =
+                costshare_app::settle::settle(&source, payments.as_deref(), period, as_of, req.as_ref(), s.observer)?;
             render::settle::settle(&r, transfers, format.into())
         }
         Command::Ceilings { inputs, format, chart } => {

@@ -374,3 +374,53 @@ fn payments_in_another_currency_convert_with_the_rates() {
     let (_, led, _) = run(&["settle", "--ledger", &l, "--format", "csv"]);
     assert_eq!(led, out);
 }
+
+/// `settle --currency`: each line's parts are converted as `report
+/// --currency` converts them, so every obligation equals that party's
+/// converted report amount, and the balances still sum to zero exactly.
+#[test]
+fn settle_in_a_reporting_currency_agrees_with_report() {
+    let d = Dir::new("settle-ccy");
+    let (code, _, err) = run(&["demo", "--as-of", "2026-11-27", "--write", d.0.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (a, c, r) = (d.path("agreement.toml"), d.path("costs.csv"), d.path("rates.csv"));
+    for policy in ["spot", "fiscal-year-average", "fixed:150"] {
+        let files = [
+            "--agreement",
+            a.as_str(),
+            "--costs",
+            c.as_str(),
+            "--rates",
+            r.as_str(),
+            "--currency",
+            "USD",
+            "--rate-policy",
+            policy,
+            "--format",
+            "csv",
+        ];
+        let mut args = vec!["report", "--by", "party"];
+        args.extend_from_slice(&files);
+        let (code, report, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        let mut args = vec!["settle"];
+        args.extend_from_slice(&files);
+        let (code, settle, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        let cents = |t: &str| -> i128 { t.replace('.', "").parse().unwrap() };
+        let mut total = 0i128;
+        for l in settle.lines().skip(1) {
+            let f: Vec<&str> = l.split(',').collect();
+            total += cents(f[3]);
+            if f[0] == "JP" || f[0] == "US" {
+                assert!(
+                    report.contains(&format!("{},{}\n", f[0], f[1])),
+                    "{policy}: obligation of {} is {} but report says\n{report}",
+                    f[0],
+                    f[1]
+                );
+            }
+        }
+        assert_eq!(total, 0, "{policy}: balances do not sum to zero\n{settle}");
+    }
+}

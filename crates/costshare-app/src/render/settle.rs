@@ -11,7 +11,7 @@ use serde_json::json;
 
 /// The settlement, or with `transfers` the transfers that settle it.
 pub fn settle(r: &SettleResult, transfers: bool, format: Format) -> String {
-    let dec = r.agreement.currency.decimals();
+    let dec = r.currency.decimals();
     let m = |v: i128| format_minor(v, dec);
     let period = r.period.map(|p| p.to_string());
     match format {
@@ -36,7 +36,8 @@ pub fn settle(r: &SettleResult, transfers: bool, format: Format) -> String {
         }
         Format::Json => {
             let mut v = provenance_json(&r.provenance);
-            v["currency"] = json!(r.agreement.currency.code());
+            v["currency"] = json!(r.currency.code());
+            v["rate_policy"] = json!(r.policy);
             v["as_of"] = json!(r.provenance.as_of.to_string());
             v["period"] = json!(period);
             v["rows"] = json!(
@@ -66,7 +67,7 @@ pub fn settle(r: &SettleResult, transfers: bool, format: Format) -> String {
                 "Settlement{} as of {}, in {} ({} payment{} counted)\n",
                 period.map(|p| format!(" for {p}")).unwrap_or_default(),
                 r.provenance.as_of,
-                r.agreement.currency.code(),
+                r.currency.code(),
                 r.payments,
                 if r.payments == 1 { "" } else { "s" }
             );
