@@ -20,6 +20,17 @@ pub enum UsageError {
     MissingInputs,
     /// `explain` has no CSV form.
     ExplainCsv,
+    /// `--from` or `--to` is not a `YYYY-MM-DD` date.
+    FilterDate { flag: &'static str, text: String },
+    /// `--period` given with `--from` or `--to`.
+    PeriodWithRange,
+    /// `--period` is not a fiscal-year label (`FY2023`).
+    Period(String),
+    /// `--from` is after `--to`.
+    FromAfterTo {
+        from: costshare_core::calendar::Date,
+        to: costshare_core::calendar::Date,
+    },
 }
 
 /// Which input a file is.
@@ -141,6 +152,18 @@ pub enum AppError {
     Demo {
         what: &'static str,
         detail: String,
+    },
+    /// `--period` names a fiscal year outside the agreement's term
+    /// (`first`..=`last`).
+    PeriodOutsideTerm {
+        period: String,
+        first: String,
+        last: String,
+    },
+    /// `demo --write`: a file there already has other content (`--force`
+    /// overwrites it).
+    WouldOverwrite {
+        path: String,
     },
 }
 

@@ -26,6 +26,7 @@
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod filter;
 pub mod input;
 pub mod ledger;
 pub mod query;

@@ -73,6 +73,15 @@ struct Inputs {
     /// Pro-rata periods ending after this date are provisional (default: today).
     #[arg(long, value_name = "YYYY-MM-DD")]
     as_of: Option<String>,
+    /// Only lines dated on or after this day (allocated over the whole history).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    from: Option<String>,
+    /// Only lines dated on or before this day (allocated over the whole history).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    to: Option<String>,
+    /// Only lines dated in this fiscal year of the agreement, e.g. FY2023 (not with --from/--to).
+    #[arg(long, value_name = "FY")]
+    period: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +127,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Write the parties as columns (party is added to --by if missing).
+        #[arg(long, value_enum)]
+        pivot: Option<Pivot>,
     },
     /// Show how one line was allocated, layer by layer.
     #[command(after_help = "Example:\n  costshare explain --agreement a.toml --costs costs.csv --id L-2022-04-OKI")]
@@ -274,6 +286,16 @@ impl Inputs {
     fn as_of(&self) -> Result<costshare_core::Date, UsageError> {
         input::as_of(self.as_of.as_deref())
     }
+    fn filter(&self) -> Result<costshare_app::filter::DateFilter, UsageError> {
+        costshare_app::filter::DateFilter::parse(self.from.as_deref(), self.to.as_deref(), self.period.as_deref())
+    }
+}
+
+/// What `--pivot` turns into columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Pivot {
+    /// One column per party (then UNALLOCATED, then total); adds `party` to --by if missing.
+    Party,
 }
 
 /// `COSTSHARE_REPORT_PATH=general` asks for the general report path (tests
@@ -307,15 +329,27 @@ fn run(command: Command) -> Result<String, AppError> {
             }
         }
         Command::Allocate { inputs, format } => {
-            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            render::allocation(&query::allocate(&source, as_of, &mut s)?, format.into())
+            let (as_of, source, filter) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
+            render::allocation(
+                &query::allocate_filtered(&source, as_of, &filter, &mut s)?,
+                format.into(),
+            )
         }
-        Command::Report { inputs, by, format } => {
-            let dims = query::dims(&by)?;
-            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+        Command::Report {
+            inputs,
+            by,
+            format,
+            pivot,
+        } => {
+            let mut dims = query::dims(&by)?;
+            if pivot == Some(Pivot::Party) {
+                dims = query::pivot_dims(&dims);
+            }
+            let (as_of, source, filter) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
             let (path, tell) = report_path_env();
             s.report_path = path;
-            let r = query::report(&source, &dims, as_of, &mut s)?;
+            let mut r = query::report_filtered(&source, &dims, as_of, &filter, &mut s)?;
+            r.pivot = pivot == Some(Pivot::Party);
             if tell {
                 match &r.path {
                     query::PathTaken::General(why) => eprintln!("costshare: report path: general ({why})"),
@@ -330,7 +364,8 @@ fn run(command: Command) -> Result<String, AppError> {
             if format == Format::Csv {
                 return Err(UsageError::ExplainCsv.into());
             }
-            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            // a filter does not choose the line; it is still checked
+            let (as_of, source, _) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
             render::explanation(&query::explain(&source, &id, as_of, &mut s)?, format.into())
         }
         Command::Init {

@@ -17,6 +17,10 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::LedgerWithFiles => "--ledger reads the agreement, costs and rates recorded in the ledger; do not give --agreement, --costs or --rates with it".into(),
         UsageError::MissingInputs => "give --agreement FILE and --costs FILE, or --ledger LEDGER".into(),
         UsageError::ExplainCsv => "explain has no csv form; use --format table or --format json".into(),
+        UsageError::FilterDate { flag, text } => format!("{flag} `{text}` is not a date (YYYY-MM-DD)"),
+        UsageError::PeriodWithRange => "--period selects a whole fiscal year; do not give --from or --to with it".into(),
+        UsageError::Period(t) => format!("--period `{t}` is not a fiscal-year label (like FY2023)"),
+        UsageError::FromAfterTo { from, to } => format!("--from {from} is after --to {to}; no date is in that range"),
     }
 }
 
@@ -175,6 +179,12 @@ pub fn error(e: &AppError) -> String {
             "costshare: internal error: the explanation of `{id}` disagrees with the allocation; please report this"
         ),
         AppError::Demo { what, detail } => format!("costshare: internal error in the demo {what}: {detail}"),
+        AppError::PeriodOutsideTerm { period, first, last } => {
+            format!("costshare: error: --period {period} is outside the agreement's term ({first} to {last})")
+        }
+        AppError::WouldOverwrite { path } => format!(
+            "costshare: error: `{path}` already exists with different content; nothing was overwritten (use --force to overwrite)"
+        ),
     }
 }
 

@@ -414,3 +414,37 @@ mod tests {
         assert_eq!(q4.last_day(d("2027-03-31")), d("2023-03-31"));
     }
 }
+
+/// A range of cost dates, both ends inclusive; a missing end is open. The one
+/// home of the rule that says whether a date is in a `--from`/`--to`/`--period`
+/// filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: Option<Date>,
+    pub to: Option<Date>,
+}
+
+impl DateRange {
+    /// Every date.
+    pub const ALL: DateRange = DateRange { from: None, to: None };
+
+    /// Whether `d` is in the range (both ends inclusive).
+    #[inline]
+    pub fn contains(&self, d: Date) -> bool {
+        self.from.is_none_or(|f| d >= f) && self.to.is_none_or(|t| d <= t)
+    }
+
+    /// Whether the range holds every date.
+    pub fn is_all(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+
+    /// The days of fiscal year `fy` (its label number) under `cal`.
+    pub fn fiscal_year(cal: &FiscalCalendar, fy: FiscalYear) -> DateRange {
+        let (first, last) = cal.fy_bounds(fy.number());
+        DateRange {
+            from: Some(first),
+            to: Some(last),
+        }
+    }
+}
