@@ -7,7 +7,7 @@ use crate::filter::DateFilter;
 use crate::input::{LoadedAgreement, ReportPath, Session, Source};
 use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, open_state, run, run_state};
 use costshare_core::Agreement;
-use costshare_core::calendar::Date;
+use costshare_core::calendar::{Date, DateRange};
 use costshare_core::explain::{self, Explanation};
 use costshare_core::report::{self, Dim, Row};
 use costshare_core::stream::{self, Fallback};
@@ -40,6 +40,8 @@ pub struct ReportResult {
     /// Parties as columns (`--pivot party`; the party is then the last of
     /// `dims`, see [`pivot_dims`]).
     pub pivot: bool,
+    /// The cost dates reported (`DateRange::ALL` without a filter).
+    pub range: DateRange,
 }
 
 /// Parse a `--by` list.
@@ -79,7 +81,9 @@ pub fn report_filtered(
             }
             let range = filter.resolve(&f.la.agreement)?;
             let r = f.run()?.restrict(&range);
-            from_run(&r, dims, PathTaken::General("a date filter"))
+            let mut out = from_run(&r, dims, PathTaken::General("a date filter"))?;
+            out.range = range;
+            Ok(out)
         }
     }
 }
@@ -102,6 +106,7 @@ fn from_run(r: &Run, dims: &[Dim], path: PathTaken) -> Result<ReportResult, AppE
         provenance: r.provenance(),
         path,
         pivot: false,
+        range: DateRange::ALL,
     })
 }
 
@@ -138,6 +143,7 @@ fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportRe
             Ok(ReportResult {
                 provisional_rows: report::provisional_flags(&rows, &sr.provisional_rows),
                 pivot: false,
+                range: DateRange::ALL,
                 agreement: f.la.agreement.clone(),
                 dims: dims.to_vec(),
                 rows,
@@ -211,6 +217,7 @@ fn report_ledger(
         return Ok(ReportResult {
             provisional_rows: vec![false; rows.len()],
             pivot: false,
+            range: DateRange::ALL,
             provenance: Provenance {
                 agreements: vec![AgreementRef {
                     id: agreement.id.clone(),
@@ -238,7 +245,9 @@ fn report_ledger(
     }
     let range = filter.resolve(&r.main().la.agreement)?;
     let r = r.restrict(&range);
-    from_run(&r, dims, PathTaken::Replay)
+    let mut out = from_run(&r, dims, PathTaken::Replay)?;
+    out.range = range;
+    Ok(out)
 }
 
 /// `allocate`: every line's parts.

@@ -23,6 +23,7 @@
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
+pub mod report_view;
 pub mod text;
 
 use crate::ledger::{
@@ -117,9 +118,9 @@ fn footer(p: &Provenance) -> String {
     s
 }
 
-/// A report.
+/// A report (see [`report_view`]).
 pub fn report(r: &ReportResult, format: Format) -> String {
-    rows(&r.agreement, &r.provenance, &r.rows, &r.dims, format)
+    report_view::report(r, format)
 }
 
 /// Report rows as CSV, JSON or a table.
