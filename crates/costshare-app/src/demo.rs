@@ -21,8 +21,16 @@ pub struct DemoResult {
 }
 
 /// Generate the history for `seed`, allocate it as of `as_of`, and write the
-/// agreement, costs and rates into `write` when given.
+/// agreement, costs and rates into `write` when given (never over a file
+/// with other content: see [`run_forced`]).
 pub fn run(write: Option<&Path>, seed: u64, as_of: Date) -> Result<DemoResult, AppError> {
+    run_forced(write, false, seed, as_of)
+}
+
+/// [`run`]; a file already in `write` with the same content is left as it
+/// is, and one with other content is an error (`WouldOverwrite`, nothing
+/// written) unless `force`.
+pub fn run_forced(write: Option<&Path>, force: bool, seed: u64, as_of: Date) -> Result<DemoResult, AppError> {
     let la: LoadedAgreement = load_agreement_bytes("us-japan-sma-2022.toml", SMA_2022.as_bytes())?;
     let data = costshare_demo::generate(seed);
     let rates = parse_rates(data.rates_csv.as_bytes(), la.agreement.currency.code()).map_err(|e| AppError::Demo {
@@ -39,12 +47,26 @@ pub fn run(write: Option<&Path>, seed: u64, as_of: Date) -> Result<DemoResult, A
             path: dir.display().to_string(),
             error,
         })?;
-        for (name, body) in [
+        let files = [
             ("agreement.toml", SMA_2022),
             ("costs.csv", &data.costs_csv),
             ("rates.csv", &data.rates_csv),
-        ] {
+        ];
+        // every file checked before any is written
+        let mut to_write = Vec::new();
+        for (name, body) in files {
             let p = dir.join(name);
+            match std::fs::read(&p) {
+                Ok(old) if old == body.as_bytes() => {}
+                Ok(_) if !force => {
+                    return Err(AppError::WouldOverwrite {
+                        path: p.display().to_string(),
+                    });
+                }
+                _ => to_write.push((p, body)),
+            }
+        }
+        for (p, body) in to_write {
             std::fs::write(&p, body).map_err(|error| AppError::Write {
                 path: p.display().to_string(),
                 error,

@@ -271,6 +271,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// With --write: overwrite files there whose content differs (without it, exit 1).
+        #[arg(long, requires = "write")]
+        force: bool,
     },
 }
 
@@ -428,9 +431,10 @@ fn run(command: Command) -> Result<String, AppError> {
             seed,
             as_of,
             format,
+            force,
         } => {
             let as_of = input::as_of(as_of.as_deref())?;
-            let d = costshare_app::demo::run(write.as_deref(), seed, as_of)?;
+            let d = costshare_app::demo::run_forced(write.as_deref(), force, seed, as_of)?;
             render::demo::demo(&d, format.into())?
         }
     };
