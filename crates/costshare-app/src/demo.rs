@@ -81,3 +81,77 @@ pub fn run_forced(write: Option<&Path>, force: bool, seed: u64, as_of: Date) -> 
         written,
     })
 }
+
+/// One category of Japan's five-year total against the headline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconRow {
+    pub category: String,
+    /// What the generated history allocates to the headline's party, in yen.
+    pub generated: i128,
+    /// What the headline counts of the category, in yen (`implied`: the
+    /// headline less the other categories' sourced figures).
+    pub headline: i128,
+    pub implied: bool,
+    /// Why they differ (from the sourced figures' notes).
+    pub why: &'static str,
+}
+
+/// Japan's five-year total reconciled to the headline, category by category:
+/// the generated rows sum to the generated total and the headline rows to
+/// the headline total, exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub party: String,
+    pub rows: Vec<ReconRow>,
+    pub generated_total: i128,
+    pub headline_total: i128,
+}
+
+/// The reconciliation of a demo run (`None` when the agreement has no
+/// headline party, which the built-in one always has).
+pub fn reconcile(r: &Run) -> Option<Reconciliation> {
+    use costshare_demo::headline::{Counted, PARTS, PARTY, TOTAL_YEN};
+    let part = r.main();
+    let a = &part.la.agreement;
+    let p = a.parties.iter().position(|x| x.id == PARTY)?;
+    let w = part.alloc.width();
+    let mut by_cat = vec![0i128; a.categories.len()];
+    for (i, l) in part.costs.lines.iter().enumerate() {
+        by_cat[l.category] += part.alloc.amounts[i * w + p] as i128;
+    }
+    let sourced = |id: &str| PARTS.iter().find(|x| x.category == id);
+    let named: i128 = a
+        .categories
+        .iter()
+        .filter_map(|c| match sourced(&c.id).map(|x| x.counted) {
+            Some(Counted::Yen(v)) => Some(v as i128),
+            _ => None,
+        })
+        .sum();
+    let rows = a
+        .categories
+        .iter()
+        .zip(&by_cat)
+        .map(|(c, &generated)| {
+            let s = sourced(&c.id);
+            let (headline, implied) = match s.map(|x| x.counted) {
+                Some(Counted::Yen(v)) => (v as i128, false),
+                Some(Counted::Rest) => (TOTAL_YEN as i128 - named, true),
+                None => (0, false),
+            };
+            ReconRow {
+                category: c.id.clone(),
+                generated,
+                headline,
+                implied,
+                why: s.map(|x| x.why).unwrap_or("not in the headline"),
+            }
+        })
+        .collect();
+    Some(Reconciliation {
+        party: PARTY.to_string(),
+        rows,
+        generated_total: by_cat.iter().sum(),
+        headline_total: TOTAL_YEN as i128,
+    })
+}
