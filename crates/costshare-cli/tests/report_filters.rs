@@ -452,7 +452,7 @@ fn pivot_party_in_three_formats_adds_up_to_the_unpivoted_rows() {
         let s = v.to_string();
         let mut o = String::new();
         for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 o.push(',');
             }
             o.push(c);

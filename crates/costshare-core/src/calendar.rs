@@ -448,3 +448,46 @@ impl DateRange {
         }
     }
 }
+
+#[cfg(test)]
+mod date_range_tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+
+    #[test]
+    fn both_ends_inclusive_and_open_ends() {
+        let r = DateRange {
+            from: Some(d("2023-06-15")),
+            to: Some(d("2024-02-10")),
+        };
+        assert!(!r.contains(d("2023-06-14")));
+        assert!(r.contains(d("2023-06-15")) && r.contains(d("2024-02-10")));
+        assert!(!r.contains(d("2024-02-11")));
+        let from = DateRange {
+            from: Some(d("2026-01-01")),
+            to: None,
+        };
+        assert!(from.contains(d("9999-12-31")) && !from.contains(d("2025-12-31")));
+        assert!(DateRange::ALL.contains(d("0001-01-01")) && DateRange::ALL.is_all());
+    }
+
+    #[test]
+    fn a_fiscal_year_is_its_calendar_days() {
+        let april = FiscalCalendar {
+            start_month: 4,
+            label: FyLabel::Start,
+        };
+        let r = DateRange::fiscal_year(&april, FiscalYear(2023));
+        assert_eq!((r.from, r.to), (Some(d("2023-04-01")), Some(d("2024-03-31"))));
+        // FY2024 ending in 2024 (October start, labelled by its end)
+        let us = FiscalCalendar {
+            start_month: 10,
+            label: FyLabel::End,
+        };
+        let r = DateRange::fiscal_year(&us, FiscalYear(2024));
+        assert_eq!((r.from, r.to), (Some(d("2023-10-01")), Some(d("2024-09-30"))));
+    }
+}
