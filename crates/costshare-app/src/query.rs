@@ -36,6 +36,8 @@ pub struct ReportResult {
     pub provenance: Provenance,
     pub path: PathTaken,
     /// Per row: it counts a line that is provisional at the as-of date.
+    /// Empty when the session did not ask for them (`Session::row_flags`)
+    /// and the ledger's derived state answered.
     pub provisional_rows: Vec<bool>,
     /// Parties as columns (`--pivot party`; the party is then the last of
     /// `dims`, see [`pivot_dims`]).
@@ -194,8 +196,9 @@ fn stream_file(
 /// observer hears of it, and the replay rewrites the derived state.
 ///
 /// The derived state keeps no per-row provisional flag (only how many lines
-/// stay open until each date): when some line is provisional at the as-of
-/// date, or a date filter is set, the journal is replayed instead.
+/// stay open until each date): when the flags are asked for and some line
+/// is provisional at the as-of date, or a date filter is set, the journal is
+/// replayed instead.
 fn report_ledger(
     target: &str,
     dims: &[Dim],
@@ -211,11 +214,15 @@ fn report_ledger(
     let was_fresh = fresh.is_some();
     if let Some((meta, agreement, sha256)) = fresh
         && filter.is_none()
-        && meta.provisional(as_of) == 0
+        && (!s.row_flags || meta.provisional(as_of) == 0)
     {
         let rows = derived::report(&agreement, &meta, dims).map_err(too_large)?;
         return Ok(ReportResult {
-            provisional_rows: vec![false; rows.len()],
+            provisional_rows: if meta.provisional(as_of) == 0 {
+                vec![false; rows.len()]
+            } else {
+                Vec::new()
+            },
             pivot: false,
             range: DateRange::ALL,
             provenance: Provenance {

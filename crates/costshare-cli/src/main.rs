@@ -351,6 +351,8 @@ fn run(command: Command) -> Result<String, AppError> {
             let (as_of, source, filter) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
             let (path, tell) = report_path_env();
             s.report_path = path;
+            // CSV carries no provisional flags: the derived state may answer
+            s.row_flags = format != Format::Csv;
             let mut r = query::report_filtered(&source, &dims, as_of, &filter, &mut s)?;
             r.pivot = pivot == Some(Pivot::Party);
             if tell {

@@ -200,6 +200,25 @@ fn check_ledger(target: &str, f: &[String; 3]) {
             "the ledger's table (marks included) equals the files'"
         );
     }
+    // which path answered: CSV needs no per-row flags, so the derived state
+    // answers it even with provisional lines; a table replays for its marks
+    let path_of = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_costshare"))
+            .args([
+                "report", "--ledger", target, "--as-of", AS_OF, "--by", "party", "--format", format,
+            ])
+            .env("COSTSHARE_REPORT_PATH", "explain")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(
+        path_of("csv").contains("report path: derived state"),
+        "{}",
+        path_of("csv")
+    );
+    assert!(path_of("table").contains("report path: replay"), "{}", path_of("table"));
     // as of a date when nothing is provisional, the derived state answers;
     // its rows still equal the files'
     let late = ["report", "--by", "category", "--as-of", "2027-06-30", "--format", "csv"];
