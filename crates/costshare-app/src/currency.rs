@@ -223,9 +223,13 @@ pub fn report(
     dims: &[Dim],
     as_of: Date,
     req: &CurrencyRequest,
+    filter: &crate::filter::DateFilter,
     s: &mut Session<'_>,
 ) -> Result<ConvertedReport, AppError> {
     let (r, rates) = run_with_rates(source, as_of, s.observer)?;
+    // allocated over the whole history, then restricted (the filter's rule)
+    let range = filter.resolve(&r.main().la.agreement)?;
+    let r = r.restrict(&range);
     let main = r.main().la.agreement.clone();
     let lines: Vec<&[CostLine]> = r.parts.iter().map(|p| p.costs.lines.as_slice()).collect();
     let lr = LineRates::of(&main, &lines, &rates, req)?;
@@ -262,6 +266,10 @@ pub fn report(
             rows,
             provenance: r.provenance(),
             path: crate::query::PathTaken::General("a reporting currency converts line by line"),
+            // the converted table has its own renderer, without marks
+            provisional_rows: Vec::new(),
+            pivot: false,
+            range,
         },
         conversion,
     })

@@ -34,6 +34,19 @@ pub enum UsageError {
     Period(String),
     /// `--until` is not a `YYYY-MM-DD` date.
     Until(String),
+    /// `--from` or `--to` is not a `YYYY-MM-DD` date.
+    FilterDate { flag: &'static str, text: String },
+    /// `--period` given with `--from` or `--to`.
+    PeriodWithRange,
+    /// `--from/--to/--period` given to a command that does not filter yet.
+    FilterNotTaken(&'static str),
+    /// `report --pivot party --currency CODE` (not supported yet).
+    PivotWithCurrency,
+    /// `--from` is after `--to`.
+    FromAfterTo {
+        from: costshare_core::calendar::Date,
+        to: costshare_core::calendar::Date,
+    },
 }
 
 /// Which input a file is.
@@ -189,6 +202,18 @@ pub enum AppError {
         path: String,
         base: Vec<String>,
         other: Vec<String>,
+    },
+    /// `--period` names a fiscal year outside the agreement's term
+    /// (`first`..=`last`).
+    PeriodOutsideTerm {
+        period: String,
+        first: String,
+        last: String,
+    },
+    /// `demo --write`: a file there already has other content (`--force`
+    /// overwrites it).
+    WouldOverwrite {
+        path: String,
     },
 }
 

@@ -70,9 +70,10 @@ pub fn export(
     source: &Source,
     as_of: Date,
     format: ExportFormat,
+    filter: &crate::filter::DateFilter,
     s: &mut Session<'_>,
 ) -> Result<ExportResult, AppError> {
-    let run = query::allocate(source, as_of, s)?;
+    let run = query::allocate_filtered(source, as_of, filter, s)?;
     export_run(&run, format)
 }
 

@@ -111,6 +111,11 @@ pub struct Session<'o> {
     pub threads: usize,
     pub report_path: ReportPath,
     pub observer: &'o mut dyn Observer,
+    /// Whether a report needs its per-row provisional flags (tables and
+    /// JSON do, CSV does not). Without them a ledger's derived state answers
+    /// even when lines are provisional, and `ReportResult::provisional_rows`
+    /// is left empty.
+    pub row_flags: bool,
 }
 
 impl<'o> Session<'o> {
@@ -120,6 +125,7 @@ impl<'o> Session<'o> {
             threads: 2,
             report_path: ReportPath::Auto,
             observer,
+            row_flags: true,
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod currency;
 pub mod demo;
 pub mod error;
 pub mod export;
+pub mod filter;
 pub mod forecast;
 pub mod input;
 pub mod ledger;

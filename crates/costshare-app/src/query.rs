@@ -3,10 +3,11 @@
 //! ledger (and the derived state written back after a replay).
 
 use crate::error::{AppError, FileKind, Place, UsageError};
+use crate::filter::DateFilter;
 use crate::input::{LoadedAgreement, ReportPath, Session, Source};
 use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, open_state, run, run_state};
 use costshare_core::Agreement;
-use costshare_core::calendar::Date;
+use costshare_core::calendar::{Date, DateRange};
 use costshare_core::explain::{self, Explanation};
 use costshare_core::report::{self, Dim, Row};
 use costshare_core::stream::{self, Fallback};
@@ -34,6 +35,15 @@ pub struct ReportResult {
     pub rows: Vec<Row>,
     pub provenance: Provenance,
     pub path: PathTaken,
+    /// Per row: it counts a line that is provisional at the as-of date.
+    /// Empty when the session did not ask for them (`Session::row_flags`)
+    /// and the ledger's derived state answered.
+    pub provisional_rows: Vec<bool>,
+    /// Parties as columns (`--pivot party`; the party is then the last of
+    /// `dims`, see [`pivot_dims`]).
+    pub pivot: bool,
+    /// The cost dates reported (`DateRange::ALL` without a filter).
+    pub range: DateRange,
 }
 
 /// Parse a `--by` list.
@@ -47,27 +57,77 @@ fn too_large(e: report::TotalTooLarge) -> AppError {
 
 /// `report`: totals by `dims` from files or a ledger.
 pub fn report(source: &Source, dims: &[Dim], as_of: Date, s: &mut Session<'_>) -> Result<ReportResult, AppError> {
+    report_filtered(source, dims, as_of, &DateFilter::NONE, s)
+}
+
+/// `report` of the lines dated within `filter` (allocated over the whole
+/// history). A filter takes the general path for files and the replay for a
+/// ledger.
+pub fn report_filtered(
+    source: &Source,
+    dims: &[Dim],
+    as_of: Date,
+    filter: &DateFilter,
+    s: &mut Session<'_>,
+) -> Result<ReportResult, AppError> {
     match source {
-        Source::Ledger(target) => report_ledger(target, dims, as_of, s),
+        Source::Ledger(target) => report_ledger(target, dims, as_of, filter, s),
         Source::Files {
             agreement,
             costs,
             rates,
         } => {
             let f = FileInputs::open(agreement, costs, rates.as_deref(), as_of, s.observer)?;
-            report_files(f, dims, s)
+            if filter.is_none() {
+                return report_files(f, dims, s);
+            }
+            let range = filter.resolve(&f.la.agreement)?;
+            let r = f.run()?.restrict(&range);
+            let mut out = from_run(&r, dims, PathTaken::General("a date filter"))?;
+            out.range = range;
+            Ok(out)
         }
     }
 }
 
+/// The dimensions of a `--pivot party` report: `dims` with the party moved
+/// (or added) last, so that each pivoted row's parties are neighbours.
+pub fn pivot_dims(dims: &[Dim]) -> Vec<Dim> {
+    let mut out: Vec<Dim> = dims.iter().copied().filter(|d| *d != Dim::Party).collect();
+    out.push(Dim::Party);
+    out
+}
+
 fn from_run(r: &Run, dims: &[Dim], path: PathTaken) -> Result<ReportResult, AppError> {
+    let rows = r.report_rows(dims)?;
     Ok(ReportResult {
         agreement: r.main().la.agreement.clone(),
         dims: dims.to_vec(),
-        rows: r.report_rows(dims)?,
+        provisional_rows: provisional_rows(r, dims, &rows)?,
+        rows,
         provenance: r.provenance(),
         path,
+        pivot: false,
+        range: DateRange::ALL,
     })
+}
+
+/// Which rows count a line provisional at the run's as-of date: the report
+/// of the provisional lines alone, by the same grouping and merge.
+fn provisional_rows(r: &Run, dims: &[Dim], rows: &[Row]) -> Result<Vec<bool>, AppError> {
+    if r.provisional_count() == 0 {
+        return Ok(vec![false; rows.len()]);
+    }
+    let mut per = Vec::with_capacity(r.parts.len());
+    for part in &r.parts {
+        let a = &part.alloc;
+        per.push(
+            report::report_where(&part.la.agreement, &part.costs.lines, a, dims, |i| a.provisional[i])
+                .map_err(too_large)?,
+        );
+    }
+    let prov = report::merge(&r.main().la.agreement, dims, per).map_err(too_large)?;
+    Ok(report::provisional_flags(rows, &prov))
 }
 
 /// Files: the streaming path when the input allows it, else the general one.
@@ -83,6 +143,9 @@ fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportRe
         Ok(sr) => {
             let rows = sr.rows.map_err(too_large)?;
             Ok(ReportResult {
+                provisional_rows: report::provisional_flags(&rows, &sr.provisional_rows),
+                pivot: false,
+                range: DateRange::ALL,
                 agreement: f.la.agreement.clone(),
                 dims: dims.to_vec(),
                 rows,
@@ -131,15 +194,37 @@ fn stream_file(
 /// (no replay), else by replaying the journal, after which the derived state
 /// is written for the next command. A damaged blob is never used: the
 /// observer hears of it, and the replay rewrites the derived state.
-fn report_ledger(target: &str, dims: &[Dim], as_of: Date, s: &mut Session<'_>) -> Result<ReportResult, AppError> {
+///
+/// The derived state keeps no per-row provisional flag (only how many lines
+/// stay open until each date): when the flags are asked for and some line
+/// is provisional at the as-of date, or a date filter is set, the journal is
+/// replayed instead.
+fn report_ledger(
+    target: &str,
+    dims: &[Dim],
+    as_of: Date,
+    filter: &DateFilter,
+    s: &mut Session<'_>,
+) -> Result<ReportResult, AppError> {
     let mut l = Ledger::open(target)?;
     let fresh = l.derived()?;
     if let Some(key) = l.take_damaged() {
         s.observer.derived_damaged(target, &key);
     }
-    if let Some((meta, agreement, sha256)) = fresh {
+    let was_fresh = fresh.is_some();
+    if let Some((meta, agreement, sha256)) = fresh
+        && filter.is_none()
+        && (!s.row_flags || meta.provisional(as_of) == 0)
+    {
         let rows = derived::report(&agreement, &meta, dims).map_err(too_large)?;
         return Ok(ReportResult {
+            provisional_rows: if meta.provisional(as_of) == 0 {
+                vec![false; rows.len()]
+            } else {
+                Vec::new()
+            },
+            pivot: false,
+            range: DateRange::ALL,
             provenance: Provenance {
                 agreements: vec![AgreementRef {
                     id: agreement.id.clone(),
@@ -161,17 +246,36 @@ fn report_ledger(target: &str, dims: &[Dim], as_of: Date, s: &mut Session<'_>) -
     }
     let st = l.state()?;
     let r = run_state(&st, as_of)?;
-    let out = from_run(&r, dims, PathTaken::Replay)?;
     // a cache: a ledger this process may not write to is still read
-    if let [part] = r.parts.as_slice() {
+    if !was_fresh && let [part] = r.parts.as_slice() {
         let _ = l.write_derived_with(&st, &part.costs.lines, &part.alloc);
     }
+    let range = filter.resolve(&r.main().la.agreement)?;
+    let r = r.restrict(&range);
+    let mut out = from_run(&r, dims, PathTaken::Replay)?;
+    out.range = range;
     Ok(out)
 }
 
 /// `allocate`: every line's parts.
 pub fn allocate(source: &Source, as_of: Date, s: &mut Session<'_>) -> Result<Run, AppError> {
     run(source, as_of, s.observer)
+}
+
+/// `allocate` of the lines dated within `filter` (allocated over the whole
+/// history, then restricted).
+pub fn allocate_filtered(
+    source: &Source,
+    as_of: Date,
+    filter: &DateFilter,
+    s: &mut Session<'_>,
+) -> Result<Run, AppError> {
+    let r = run(source, as_of, s.observer)?;
+    if filter.is_none() {
+        return Ok(r);
+    }
+    let range = filter.resolve(&r.main().la.agreement)?;
+    Ok(r.restrict(&range))
 }
 
 /// One line, layer by layer, from the literal oracle (checked against the

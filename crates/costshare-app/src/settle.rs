@@ -3,11 +3,11 @@
 //! (files or a ledger replay), the payments (a `--payments` file, the
 //! journal's `payment` entries) and the period.
 
-use crate::error::{AppError, BadFile, FileKind, UsageError};
+use crate::error::{AppError, BadFile, FileKind};
 use crate::input::{Observer, Source, read};
 use crate::run::{FileInputs, JournalInfo, Provenance, Run, open_state, party_name, run_state};
 use costshare_core::Agreement;
-use costshare_core::calendar::{Date, FiscalYear};
+use costshare_core::calendar::Date;
 use costshare_core::costs::{Rates, RowError};
 use costshare_core::settle::{self, Payment, SettleRow, Transfer, Who};
 use costshare_store::PayOutcome;
@@ -19,7 +19,9 @@ use std::path::Path;
 /// `UNPAID` when some line has no `paid_by`.
 pub struct SettleResult {
     pub agreement: Agreement,
-    pub period: Option<FiscalYear>,
+    /// The date filter as the user gave it (`FY2023`, or `FROM..TO` with an
+    /// open end left empty); `None` for every date.
+    pub period: Option<String>,
     pub rows: Vec<SettleRow>,
     /// The transfers that settle every balance (rows indices).
     pub transfers: Vec<Transfer>,
@@ -41,16 +43,6 @@ impl SettleResult {
             Some(Who::Unallocated) => "UNALLOCATED",
             Some(Who::Unpaid) | None => "UNPAID",
         }
-    }
-}
-
-/// Parse `--period`.
-pub fn period(text: Option<&str>) -> Result<Option<FiscalYear>, UsageError> {
-    match text {
-        None => Ok(None),
-        Some(t) => FiscalYear::parse(t)
-            .map(Some)
-            .ok_or_else(|| UsageError::Period(t.to_string())),
     }
 }
 
@@ -77,7 +69,7 @@ fn bad(path: &Path, errors: Vec<RowError>) -> AppError {
 pub fn settle(
     source: &Source,
     payments: Option<&Path>,
-    period: Option<FiscalYear>,
+    filter: &crate::filter::DateFilter,
     as_of: Date,
     currency: Option<&crate::currency::CurrencyRequest>,
     observer: &mut dyn Observer,
@@ -138,7 +130,17 @@ pub fn settle(
         ),
         None => None,
     };
-    compute(run, pays, period, conv.as_ref())
+    let range = filter.resolve(&run.main().la.agreement)?;
+    let label = match (&filter.period, range.is_all()) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => None,
+        (None, false) => Some(format!(
+            "{}..{}",
+            range.from.map(|d| d.to_string()).unwrap_or_default(),
+            range.to.map(|d| d.to_string()).unwrap_or_default()
+        )),
+    };
+    compute(run, pays, &range, label, conv.as_ref())
 }
 
 /// With `conv` (`--currency`), each line's parts are converted (rounded half
@@ -148,12 +150,12 @@ pub fn settle(
 fn compute(
     run: Run,
     pays: Vec<Payment>,
-    period: Option<FiscalYear>,
+    range: &costshare_core::calendar::DateRange,
+    period: Option<String>,
     conv: Option<&costshare_core::convert::Converter>,
 ) -> Result<SettleResult, AppError> {
     let agreement = run.main().la.agreement.clone();
-    let cal = agreement.calendar;
-    let in_period = |d: Date| period.is_none_or(|FiscalYear(fy)| cal.fy_of(d) == fy);
+    let in_period = |d: Date| range.contains(d);
     let n = agreement.parties.len();
     let mut book = settle::Ledger::new(n);
     for part in &run.parts {

@@ -73,6 +73,15 @@ struct Inputs {
     /// Pro-rata periods ending after this date are provisional (default: today).
     #[arg(long, value_name = "YYYY-MM-DD")]
     as_of: Option<String>,
+    /// Only lines dated on or after this day (allocated over the whole history).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    from: Option<String>,
+    /// Only lines dated on or before this day (allocated over the whole history).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    to: Option<String>,
+    /// Only lines dated in this fiscal year of the agreement, e.g. FY2023 (not with --from/--to).
+    #[arg(long, value_name = "FY")]
+    period: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +132,9 @@ enum Command {
         /// Also draw stacked bars per party per fiscal year into this SVG file (any --by).
         #[arg(long, value_name = "FILE.svg")]
         chart: Option<PathBuf>,
+        /// Write the parties as columns (party is added to --by if missing).
+        #[arg(long, value_enum)]
+        pivot: Option<Pivot>,
     },
     /// Show how one line was allocated, layer by layer.
     #[command(after_help = "Example:\n  costshare explain --agreement a.toml --costs costs.csv --id L-2022-04-OKI")]
@@ -264,6 +276,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// With --write: overwrite files there whose content differs (without it, exit 1).
+        #[arg(long, requires = "write")]
+        force: bool,
     },
     /// Export the allocation for other tools: Ledger, Beancount, tidy CSV, JSON or an Excel workbook.
     #[command(
@@ -320,9 +335,6 @@ enum Command {
         /// on a ledger, added to the payments it recorded.
         #[arg(long, value_name = "FILE")]
         payments: Option<PathBuf>,
-        /// Only costs and payments dated in this fiscal year (e.g. FY2023).
-        #[arg(long)]
-        period: Option<String>,
         /// Print the transfers that settle every balance (from,to,amount) instead.
         #[arg(long)]
         transfers: bool,
@@ -428,6 +440,25 @@ impl Inputs {
     fn as_of(&self) -> Result<costshare_core::Date, UsageError> {
         input::as_of(self.as_of.as_deref())
     }
+    /// A command that does not take `--from/--to/--period` yet refuses them
+    /// rather than ignore them.
+    fn no_filter(&self, command: &'static str) -> Result<(), UsageError> {
+        if self.filter()?.is_none() {
+            Ok(())
+        } else {
+            Err(UsageError::FilterNotTaken(command))
+        }
+    }
+    fn filter(&self) -> Result<costshare_app::filter::DateFilter, UsageError> {
+        costshare_app::filter::DateFilter::parse(self.from.as_deref(), self.to.as_deref(), self.period.as_deref())
+    }
+}
+
+/// What `--pivot` turns into columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Pivot {
+    /// One column per party (then UNALLOCATED, then total); adds `party` to --by if missing.
+    Party,
 }
 
 /// `COSTSHARE_REPORT_PATH=general` asks for the general report path (tests
@@ -461,8 +492,11 @@ fn run(command: Command) -> Result<String, AppError> {
             }
         }
         Command::Allocate { inputs, format } => {
-            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            render::allocation(&query::allocate(&source, as_of, &mut s)?, format.into())
+            let (as_of, source, filter) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
+            render::allocation(
+                &query::allocate_filtered(&source, as_of, &filter, &mut s)?,
+                format.into(),
+            )
         }
         Command::Report {
             inputs,
@@ -470,16 +504,35 @@ fn run(command: Command) -> Result<String, AppError> {
             format,
             currency,
             chart,
+            pivot,
         } => {
-            let dims = query::dims(&by)?;
-            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            let mut dims = query::dims(&by)?;
+            if pivot == Some(Pivot::Party) {
+                dims = query::pivot_dims(&dims);
+            }
+            let (as_of, source, filter) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
             if let Some(req) = currency.request()? {
-                let r = costshare_app::currency::report(&source, &dims, as_of, &req, &mut s)?;
+                if pivot.is_some() {
+                    return Err(UsageError::PivotWithCurrency.into());
+                }
+                let r = costshare_app::currency::report(&source, &dims, as_of, &req, &filter, &mut s)?;
+                if let Some(file) = &chart {
+                    // the chart stays in the agreement currency
+                    let plain =
+                        query::report_filtered(&source, &costshare_app::chart::REPORT_DIMS, as_of, &filter, &mut s)?;
+                    costshare_app::chart::save(
+                        file,
+                        &costshare_app::chart::report_svg(&source, as_of, &plain, &mut s)?,
+                    )?;
+                }
                 return Ok(render::currency::report(&r, format.into()));
             }
             let (path, tell) = report_path_env();
             s.report_path = path;
-            let r = query::report(&source, &dims, as_of, &mut s)?;
+            // CSV carries no provisional flags: the derived state may answer
+            s.row_flags = format != Format::Csv;
+            let mut r = query::report_filtered(&source, &dims, as_of, &filter, &mut s)?;
+            r.pivot = pivot == Some(Pivot::Party);
             if tell {
                 match &r.path {
                     query::PathTaken::General(why) => eprintln!("costshare: report path: general ({why})"),
@@ -498,7 +551,8 @@ fn run(command: Command) -> Result<String, AppError> {
             if format == Format::Csv {
                 return Err(UsageError::ExplainCsv.into());
             }
-            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            // a filter does not choose the line; it is still checked
+            let (as_of, source, _) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
             render::explanation(&query::explain(&source, &id, as_of, &mut s)?, format.into())
         }
         Command::Init {
@@ -561,9 +615,10 @@ fn run(command: Command) -> Result<String, AppError> {
             seed,
             as_of,
             format,
+            force,
         } => {
             let as_of = input::as_of(as_of.as_deref())?;
-            let d = costshare_app::demo::run(write.as_deref(), seed, as_of)?;
+            let d = costshare_app::demo::run_forced(write.as_deref(), force, seed, as_of)?;
             render::demo::demo(&d, format.into())?
         }
         Command::Export { inputs, format, output } => {
@@ -574,7 +629,7 @@ fn run(command: Command) -> Result<String, AppError> {
                 return Err(UsageError::ExportBinaryToStdout.into());
             }
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            let r = export::export(&source, as_of, format, &mut s)?;
+            let r = export::export(&source, as_of, format, &inputs.filter()?, &mut s)?;
             match file {
                 Some(path) => {
                     export::write(&path, r.output.as_bytes())?;
@@ -596,6 +651,7 @@ fn run(command: Command) -> Result<String, AppError> {
         } => {
             let dims = query::dims(&by)?;
             let (as_of, source, req) = (inputs.as_of()?, inputs.source()?, currency.request()?);
+            inputs.no_filter("compare")?;
             let r = costshare_app::compare::compare(&source, &against, &dims, as_of, req.as_ref(), &mut s)?;
             if let Some(file) = &chart {
                 let svg = costshare_app::chart::compare_svg(&source, &against, as_of, req.as_ref(), &r, &mut s)?;
@@ -610,19 +666,19 @@ fn run(command: Command) -> Result<String, AppError> {
         Command::Settle {
             inputs,
             payments,
-            period,
             transfers,
             format,
             currency,
         } => {
-            let period = costshare_app::settle::period(period.as_deref())?;
             let (as_of, source, req) = (inputs.as_of()?, inputs.source()?, currency.request()?);
+            let filter = inputs.filter()?;
             let r =
-                costshare_app::settle::settle(&source, payments.as_deref(), period, as_of, req.as_ref(), s.observer)?;
+                costshare_app::settle::settle(&source, payments.as_deref(), &filter, as_of, req.as_ref(), s.observer)?;
             render::settle::settle(&r, transfers, format.into())
         }
         Command::Ceilings { inputs, format, chart } => {
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            inputs.no_filter("ceilings")?;
             let r = costshare_app::ceilings::ceilings(&source, as_of, s.observer)?;
             if let Some(file) = &chart {
                 costshare_app::chart::save(file, &costshare_app::chart::ceilings_svg(&r))?;
@@ -639,6 +695,7 @@ fn run(command: Command) -> Result<String, AppError> {
             let dims = query::dims(&by)?;
             let until = costshare_core::Date::parse(&until).ok_or(UsageError::Until(until))?;
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
+            inputs.no_filter("forecast")?;
             let r = costshare_app::forecast::forecast(&source, until, &dims, budget.as_deref(), as_of, s.observer)?;
             render::forecast::forecast(&r, format.into())
         }

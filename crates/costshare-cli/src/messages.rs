@@ -35,6 +35,15 @@ pub fn usage(e: &UsageError) -> String {
         ),
         UsageError::Period(t) => format!("--period `{t}` is not a fiscal year (FY2023)"),
         UsageError::Until(t) => format!("--until `{t}` is not a date (YYYY-MM-DD)"),
+        UsageError::FilterDate { flag, text } => format!("{flag} `{text}` is not a date (YYYY-MM-DD)"),
+        UsageError::FilterNotTaken(c) => format!(
+            "{c} does not take --from, --to or --period yet (it covers every date); report, allocate, settle and export do"
+        ),
+        UsageError::PivotWithCurrency => {
+            "--pivot party is not available with --currency yet; report --by party with --currency instead".into()
+        }
+        UsageError::PeriodWithRange => "--period selects a whole fiscal year; do not give --from or --to with it".into(),
+        UsageError::FromAfterTo { from, to } => format!("--from {from} is after --to {to}; no date is in that range"),
     }
 }
 
@@ -216,6 +225,12 @@ pub fn error(e: &AppError) -> String {
             "costshare: error: `{path}` has the parties {} and the base agreement {}; compare agreements with the same party ids",
             other.join(", "),
             base.join(", ")
+        ),
+        AppError::PeriodOutsideTerm { period, first, last } => {
+            format!("costshare: error: --period {period} is outside the agreement's term ({first} to {last})")
+        }
+        AppError::WouldOverwrite { path } => format!(
+            "costshare: error: `{path}` already exists with different content; nothing was overwritten (use --force to overwrite)"
         ),
     }
 }

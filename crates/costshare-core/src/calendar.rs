@@ -422,3 +422,80 @@ mod tests {
         assert_eq!(q4.last_day(d("2027-03-31")), d("2023-03-31"));
     }
 }
+
+/// A range of cost dates, both ends inclusive; a missing end is open. The one
+/// home of the rule that says whether a date is in a `--from`/`--to`/`--period`
+/// filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: Option<Date>,
+    pub to: Option<Date>,
+}
+
+impl DateRange {
+    /// Every date.
+    pub const ALL: DateRange = DateRange { from: None, to: None };
+
+    /// Whether `d` is in the range (both ends inclusive).
+    #[inline]
+    pub fn contains(&self, d: Date) -> bool {
+        self.from.is_none_or(|f| d >= f) && self.to.is_none_or(|t| d <= t)
+    }
+
+    /// Whether the range holds every date.
+    pub fn is_all(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+
+    /// The days of fiscal year `fy` (its label number) under `cal`.
+    pub fn fiscal_year(cal: &FiscalCalendar, fy: FiscalYear) -> DateRange {
+        let (first, last) = cal.fy_bounds(fy.number());
+        DateRange {
+            from: Some(first),
+            to: Some(last),
+        }
+    }
+}
+
+#[cfg(test)]
+mod date_range_tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+
+    #[test]
+    fn both_ends_inclusive_and_open_ends() {
+        let r = DateRange {
+            from: Some(d("2023-06-15")),
+            to: Some(d("2024-02-10")),
+        };
+        assert!(!r.contains(d("2023-06-14")));
+        assert!(r.contains(d("2023-06-15")) && r.contains(d("2024-02-10")));
+        assert!(!r.contains(d("2024-02-11")));
+        let from = DateRange {
+            from: Some(d("2026-01-01")),
+            to: None,
+        };
+        assert!(from.contains(d("9999-12-31")) && !from.contains(d("2025-12-31")));
+        assert!(DateRange::ALL.contains(d("0001-01-01")) && DateRange::ALL.is_all());
+    }
+
+    #[test]
+    fn a_fiscal_year_is_its_calendar_days() {
+        let april = FiscalCalendar {
+            start_month: 4,
+            label: FyLabel::Start,
+        };
+        let r = DateRange::fiscal_year(&april, FiscalYear(2023));
+        assert_eq!((r.from, r.to), (Some(d("2023-04-01")), Some(d("2024-03-31"))));
+        // FY2024 ending in 2024 (October start, labelled by its end)
+        let us = FiscalCalendar {
+            start_month: 10,
+            label: FyLabel::End,
+        };
+        let r = DateRange::fiscal_year(&us, FiscalYear(2024));
+        assert_eq!((r.from, r.to), (Some(d("2023-10-01")), Some(d("2024-09-30"))));
+    }
+}

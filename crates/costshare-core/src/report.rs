@@ -253,12 +253,27 @@ impl<'s> Sites<'s> {
 /// the order given: parties in agreement order (UNALLOCATED last), fiscal
 /// years and months ascending, categories and sites in byte order.
 pub fn report(ag: &Agreement, lines: &[CostLine], alloc: &Allocation, dims: &[Dim]) -> Result<Vec<Row>, TotalTooLarge> {
+    report_where(ag, lines, alloc, dims, |_| true)
+}
+
+/// [`report`] over the lines `keep` (by index) accepts: the same grouping,
+/// for a subset (the provisional lines, say) without copying it.
+pub fn report_where(
+    ag: &Agreement,
+    lines: &[CostLine],
+    alloc: &Allocation,
+    dims: &[Dim],
+    keep: impl Fn(usize) -> bool,
+) -> Result<Vec<Row>, TotalTooLarge> {
     let rule = KeyRule::new(ag, dims);
     let want_site = dims.contains(&Dim::Site);
     let mut sites = Sites::default();
     let w = alloc.width();
     let mut groups: HashMap<[i64; 5], i128, crate::fxhash::BuildFx> = HashMap::default();
     for (li, l) in lines.iter().enumerate() {
+        if !keep(li) {
+            continue;
+        }
         let site = if want_site { sites.number(l.site.as_str()) } else { 0 };
         let key = rule.key_without_party(l.date, l.category, site);
         rule.add_parts(&mut groups, &key, &alloc.amounts[li * w..(li + 1) * w]);
@@ -387,4 +402,16 @@ pub fn merge(ag: &Agreement, dims: &[Dim], mut parts: Vec<Vec<Row>>) -> Result<V
             Err(_) => Err(TotalTooLarge { group: values }),
         })
         .collect()
+}
+
+/// Which of `rows` count a provisional line: `provisional` is the report of
+/// the provisional lines alone, grouped by the same dimensions (parts are
+/// never negative, so a row counts a provisional line exactly when the
+/// provisional report has a row with its values).
+pub fn provisional_flags(rows: &[Row], provisional: &[Row]) -> Vec<bool> {
+    if provisional.is_empty() {
+        return vec![false; rows.len()];
+    }
+    let set: std::collections::HashSet<&[String]> = provisional.iter().map(|r| r.values.as_slice()).collect();
+    rows.iter().map(|r| set.contains(r.values.as_slice())).collect()
 }

@@ -43,6 +43,9 @@ pub struct StreamReport {
     pub lines: usize,
     /// Lines in pro-rata periods not ended by the as-of date.
     pub provisional: usize,
+    /// The report of those provisional lines alone (same dimensions), so
+    /// that [`crate::report::provisional_flags`] marks the rows counting one.
+    pub provisional_rows: Vec<Row>,
 }
 
 /// Column kinds, in [`COST_COLUMNS`] order.
@@ -226,18 +229,29 @@ impl<'a> Plan<'a> {
         let sites: Vec<&str> = site_names.iter().map(String::as_str).collect();
         let lines: usize = workers.iter().map(|w| w.lines).sum();
         let mut provisional = 0;
+        let mut provisional_rows = Vec::new();
         let mut out: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
         if self.capped {
             let kept = KeptLines::merge(&mut workers, &remap);
             let a = alloc::allocate_lines_par(self.ag, &kept, self.as_of, threads);
             provisional = a.provisional.iter().filter(|&&p| p).count();
             let mut groups = Groups::new(self.ag.parties.len() + 1);
+            let mut prov_groups = Groups::new(self.ag.parties.len() + 1);
             for i in 0..kept.count() {
                 let key = self.key(kept.cols.date[i], kept.cols.cat[i] as usize, kept.cols.site[i]);
                 groups.add(key, a.row(i), self.rule.by_party());
+                if a.provisional[i] {
+                    prov_groups.add(key, a.row(i), self.rule.by_party());
+                }
             }
             // sites were renumbered when the columns were merged
             self.add_groups(&groups, None, &mut out);
+            if provisional > 0 {
+                let mut prov_out: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
+                self.add_groups(&prov_groups, None, &mut prov_out);
+                // a subset of the rows above: within their limits when they are
+                provisional_rows = self.rule.rows(&sites, prov_out).unwrap_or_default();
+            }
         } else {
             for (w, r) in workers.iter().zip(&remap) {
                 self.add_groups(&w.groups, Some(r), &mut out);
@@ -247,6 +261,7 @@ impl<'a> Plan<'a> {
             rows: self.rule.rows(&sites, out),
             lines,
             provisional,
+            provisional_rows,
         })
     }
 }

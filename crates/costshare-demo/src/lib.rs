@@ -17,6 +17,8 @@
 
 use std::fmt::Write;
 
+pub mod headline;
+
 /// The example agreements, as shipped (file name, text).
 pub mod agreements {
     /// The 2022 U.S.–Japan Special Measures Agreement (the demo's agreement).

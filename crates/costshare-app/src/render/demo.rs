@@ -33,6 +33,19 @@ pub fn demo(d: &DemoResult, format: Format) -> Result<String, crate::error::AppE
                     "fiscal_year": row.values[0], "category": row.values[1], "party": row.values[2],
                     "amount": format_minor(row.amount as i128, dec),
                 })).collect::<Vec<_>>(),
+                "reconciliation": crate::demo::reconcile(r).map(|rc| json!({
+                    "party": rc.party,
+                    "generated_total": format_minor(rc.generated_total, dec),
+                    "headline_total": format_minor(rc.headline_total, dec),
+                    "rows": rc.rows.iter().map(|x| json!({
+                        "category": x.category,
+                        "generated": format_minor(x.generated, dec),
+                        "headline": format_minor(x.headline, dec),
+                        "headline_implied": x.implied,
+                        "difference": format_minor(x.generated - x.headline, dec),
+                        "why": x.why,
+                    })).collect::<Vec<_>>(),
+                })),
             });
             Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
         }
@@ -48,13 +61,6 @@ pub fn demo(d: &DemoResult, format: Format) -> Result<String, crate::error::AppE
             Ok(prefix + &table(r, d.seed, &d.costs_sha256))
         }
     }
-}
-
-fn yen_bn(v: i128) -> String {
-    // billions of yen with one decimal, half to even (display only)
-    let tenths = costshare_core::num::rhe_u128(v.unsigned_abs(), 100_000_000) as i128;
-    let s = format_grouped(tenths, 1);
-    if v < 0 { format!("-{s}") } else { s }
 }
 
 fn table(r: &Run, seed: u64, costs_sha: &str) -> String {
@@ -142,11 +148,10 @@ fn table(r: &Run, seed: u64, costs_sha: &str) -> String {
     ));
     o.push('\n');
     o.push_str(&super::ceilings::table(a, &crate::ceilings::of_run(r).rows));
-    let jp_total: i128 = by_fy.iter().map(|row| row[0]).sum();
-    o.push_str(&format!(
-        "\nJapan's five-year total: ¥{} billion (the agreement's headline figure is about ¥1,055.1 billion, which counts only about ¥5 billion of training relocation).\n",
-        yen_bn(jp_total)
-    ));
+    if let Some(rc) = crate::demo::reconcile(r) {
+        o.push('\n');
+        o.push_str(&reconciliation(&rc));
+    }
     o.push_str(&format!(
         "\nExplain any line: costshare demo --write demo && costshare explain --agreement demo/agreement.toml --costs demo/costs.csv --rates demo/rates.csv --id {}\n",
         lines.first().map(|l| l.id.as_str()).unwrap_or("ID")
@@ -163,4 +168,61 @@ fn table(r: &Run, seed: u64, costs_sha: &str) -> String {
         a.id, r.parts[0].la.sha256
     ));
     o
+}
+/// Amounts in tenths of a billion yen that add up: the total rounded half
+/// to even, each part floored and the tenths left over given to the largest
+/// remainders (ties to the earlier part). Display only.
+fn tenths_adding_up(parts: &[i128], total: i128) -> Vec<i128> {
+    const TENTH: i128 = 100_000_000;
+    let want = {
+        let t = costshare_core::num::rhe_u128(total.unsigned_abs(), TENTH as u128) as i128;
+        if total < 0 { -t } else { t }
+    };
+    let mut out: Vec<i128> = parts.iter().map(|v| v.div_euclid(TENTH)).collect();
+    let mut left = want - out.iter().sum::<i128>();
+    let mut by_rem: Vec<usize> = (0..parts.len()).collect();
+    by_rem.sort_by_key(|&i| (std::cmp::Reverse(parts[i].rem_euclid(TENTH)), i));
+    for &i in by_rem.iter().cycle().take(parts.len() * 2) {
+        if left <= 0 {
+            break;
+        }
+        out[i] += 1;
+        left -= 1;
+    }
+    out
+}
+
+/// The closing note: the headline party's generated five-year total against
+/// the sourced headline, category by category, in ¥ billion.
+fn reconciliation(rc: &crate::demo::Reconciliation) -> String {
+    let gen_v: Vec<i128> = rc.rows.iter().map(|x| x.generated).collect();
+    let head_v: Vec<i128> = rc.rows.iter().map(|x| x.headline).collect();
+    let g = tenths_adding_up(&gen_v, rc.generated_total);
+    let h = tenths_adding_up(&head_v, rc.headline_total);
+    let bn = |t: i128| format_grouped(t, 1);
+    let signed = |t: i128| format!("{}{}", if t > 0 { "+" } else { "" }, bn(t));
+    let mut t = Table::new(
+        &["category", "this history", "headline", "difference", "why"],
+        &[Align::Left, Align::Right, Align::Right, Align::Right, Align::Left],
+    );
+    for (k, row) in rc.rows.iter().enumerate() {
+        t.push(vec![
+            row.category.clone(),
+            bn(g[k]),
+            format!("{}{}", bn(h[k]), if row.implied { "*" } else { "" }),
+            signed(g[k] - h[k]),
+            row.why.to_string(),
+        ]);
+    }
+    t.rule();
+    let (gt, ht): (i128, i128) = (g.iter().sum(), h.iter().sum());
+    t.push(vec!["total".into(), bn(gt), bn(ht), signed(gt - ht), String::new()]);
+    format!(
+        "Five-year total of {} against the headline ¥{} billion, in ¥ billion\n{}\
+         * not published: the headline less the other categories' sourced figures (the generated payroll is synthetic)\n\
+         training relocation: the rest sits in the SACO and realignment budgets\n",
+        rc.party,
+        bn(ht),
+        t.render()
+    )
 }

@@ -30,6 +30,7 @@ pub mod demo;
 pub mod explain;
 pub mod export;
 pub mod forecast;
+pub mod report_view;
 pub mod settle;
 pub mod text;
 
@@ -125,9 +126,9 @@ fn footer(p: &Provenance) -> String {
     s
 }
 
-/// A report.
+/// A report (see [`report_view`]).
 pub fn report(r: &ReportResult, format: Format) -> String {
-    rows(&r.agreement, &r.provenance, &r.rows, &r.dims, format)
+    report_view::report(r, format)
 }
 
 /// Report rows as CSV, JSON or a table.

@@ -13,7 +13,7 @@ use serde_json::json;
 pub fn settle(r: &SettleResult, transfers: bool, format: Format) -> String {
     let dec = r.currency.decimals();
     let m = |v: i128| format_minor(v, dec);
-    let period = r.period.map(|p| p.to_string());
+    let period = r.period.clone();
     match format {
         Format::Csv if transfers => {
             let mut out = String::new();
