@@ -585,3 +585,19 @@ fn forecast_on_files_sqlite_and_postgres() {
     ok(&["record", &db.url, &c]);
     assert_eq!(forecast_by_category(&["--ledger", &db.url]), FC_BY_CATEGORY);
 }
+
+/// A month after the as-of month that already has actual lines for a
+/// category is not projected for it (a history recorded ahead): with an
+/// April utilities line recorded, utilities are projected for March only
+/// (91.67, the as-of month), and the April line counts as actual.
+#[test]
+fn forecast_does_not_project_a_month_already_recorded() {
+    let d = Dir::new("fc-ahead");
+    let a = d.file("a.toml", agreement("5000"));
+    let c = d.file("c.csv", format!("{COSTS}U9,2024-04-15,util,10.00,\n"));
+    let out = forecast_by_category(&["--agreement", &a, "--costs", &c]);
+    let util = out.lines().find(|l| l.starts_with("util,")).unwrap_or_default();
+    assert_eq!(util, "util,1567.77,91.67,1659.44", "{out}");
+    // the other categories still get both months
+    assert!(out.contains("labor,2000.00,266.66,2266.66"), "{out}");
+}

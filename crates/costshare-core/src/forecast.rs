@@ -20,6 +20,12 @@
 //!   that category in that month (every site of it); one projected line per
 //!   budget row with a non-zero amount, same date and id form. Budget rows
 //!   for months outside the projection are not used.
+//! - **Actuals win after the as-of month:** a projected month after the
+//!   first (the as-of month) that already has actual lines for a (category,
+//!   site) is not projected for it, by run rate or budget: a history
+//!   recorded ahead of the as-of date would otherwise count twice. The first
+//!   projected month, the one still being recorded, is projected in full
+//!   beside whatever of it is recorded.
 
 use crate::agreement::Agreement;
 use crate::calendar::Date;
@@ -81,6 +87,15 @@ pub fn project(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date, bu
             e.1 = e.1.add(q);
         }
     }
+    // a month after the as-of month that already has actual lines for a
+    // category and site is not projected for it (a history recorded ahead
+    // of the as-of date): projecting it too would count it twice. The as-of
+    // month itself, still being recorded, is projected in full.
+    let actual_cells: std::collections::BTreeSet<(i32, usize, &str)> = actual
+        .iter()
+        .filter(|l| l.date.month_index() > last + 1)
+        .map(|l| (l.date.month_index(), l.category, l.site.as_str()))
+        .collect();
     let twelve = Q::int(12);
     let mut lines = Vec::new();
     let mut beyond_term = Vec::new();
@@ -100,7 +115,10 @@ pub fn project(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date, bu
             continue;
         }
         let covered: Vec<usize> = budget.iter().filter(|b| b.month == mi).map(|b| b.category).collect();
-        for b in budget.iter().filter(|b| b.month == mi && b.amount > 0) {
+        for b in budget
+            .iter()
+            .filter(|b| b.month == mi && b.amount > 0 && !actual_cells.contains(&(mi, b.category, b.site.as_str())))
+        {
             let cat = &ag.categories[b.category];
             lines.push(line(
                 ag,
@@ -114,7 +132,7 @@ pub fn project(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date, bu
             budget_lines += 1;
         }
         for ((c, site), (amount, qty)) in &sums {
-            if covered.contains(c) {
+            if covered.contains(c) || actual_cells.contains(&(mi, *c, site.as_str())) {
                 continue;
             }
             let cat = &ag.categories[*c];
