@@ -33,7 +33,7 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::DuplicateAgainst(id) => format!(
             "two --against agreements have the id `{id}`, and their columns would share a name; give each file its own [agreement] id"
         ),
-        UsageError::Period(t) => format!("--period `{t}` is not a fiscal year (FY2023)"),
+        UsageError::Period(t) => format!("--period `{t}` is not a fiscal-year label (like FY2023)"),
         UsageError::Until(t) => format!("--until `{t}` is not a date (YYYY-MM-DD)"),
         UsageError::FilterDate { flag, text } => format!("{flag} `{text}` is not a date (YYYY-MM-DD)"),
         UsageError::FilterNotTaken(c) => format!(
