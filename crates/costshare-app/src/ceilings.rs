@@ -44,3 +44,21 @@ pub fn ceilings(
 ) -> Result<CeilingsResult, AppError> {
     Ok(of_run(&run(source, as_of, observer)?))
 }
+
+/// [`ceilings`] with a date filter: the rows of the cap periods that overlap
+/// the filter's range (a period's use is always the whole period's).
+pub fn ceilings_filtered(
+    source: &crate::input::Source,
+    as_of: Date,
+    filter: &crate::filter::DateFilter,
+    observer: &mut dyn Observer,
+) -> Result<CeilingsResult, AppError> {
+    let mut r = ceilings(source, as_of, observer)?;
+    let range = filter.resolve(&r.agreement)?;
+    let (start, end) = (r.agreement.start, r.agreement.end);
+    r.rows.retain(|row| {
+        let (first, last) = (row.period.first_day(start), row.period.last_day(end));
+        range.from.is_none_or(|f| last >= f) && range.to.is_none_or(|t| first <= t)
+    });
+    Ok(r)
+}

@@ -50,13 +50,14 @@ pub fn compare_svg(
     against: &[std::path::PathBuf],
     as_of: Date,
     currency: Option<&crate::currency::CurrencyRequest>,
+    filter: &crate::filter::DateFilter,
     done: &crate::compare::CompareResult,
     s: &mut Session<'_>,
 ) -> Result<String, AppError> {
     if done.dims == [Dim::Party] {
         return Ok(chart::delta_bars(&compare_bars(done)));
     }
-    let r = crate::compare::compare(source, against, &[Dim::Party], as_of, currency, s)?;
+    let r = crate::compare::compare_filtered(source, against, &[Dim::Party], as_of, currency, filter, s)?;
     Ok(chart::delta_bars(&compare_bars(&r)))
 }
 

@@ -85,6 +85,29 @@ pub fn compare(
     currency: Option<&CurrencyRequest>,
     s: &mut Session<'_>,
 ) -> Result<CompareResult, AppError> {
+    compare_filtered(
+        source,
+        against,
+        dims,
+        as_of,
+        currency,
+        &crate::filter::DateFilter::NONE,
+        s,
+    )
+}
+
+/// [`compare`] with a date filter: every line is allocated under each
+/// agreement over the whole history (caps run in date order), then only the
+/// lines dated in the filter's range are grouped into rows.
+pub fn compare_filtered(
+    source: &Source,
+    against: &[PathBuf],
+    dims: &[Dim],
+    as_of: Date,
+    currency: Option<&CurrencyRequest>,
+    filter: &crate::filter::DateFilter,
+    s: &mut Session<'_>,
+) -> Result<CompareResult, AppError> {
     if against.is_empty() {
         return Err(UsageError::NoAgainst.into());
     }
@@ -98,6 +121,7 @@ pub fn compare(
     }
     let (r, rates) = run_with_rates(source, as_of, s.observer)?;
     let main = r.main().la.agreement.clone();
+    let range = filter.resolve(&main)?;
     let groups: Vec<Group<'_>> = r
         .parts
         .iter()
@@ -137,7 +161,11 @@ pub fn compare(
         let mut per = Vec::with_capacity(r.parts.len());
         for (pi, a) in col.iter().enumerate() {
             let p = &r.parts[pi];
-            per.push(report::report(&p.la.agreement, &p.costs.lines, a, dims).map_err(too_large)?);
+            let lines = &p.costs.lines;
+            per.push(
+                report::report_where(&p.la.agreement, lines, a, dims, |i| range.contains(lines[i].date))
+                    .map_err(too_large)?,
+            );
         }
         col_rows.push(report::merge(&main, dims, per).map_err(too_large)?);
     }

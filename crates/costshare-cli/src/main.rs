@@ -651,10 +651,19 @@ fn run(command: Command) -> Result<String, AppError> {
         } => {
             let dims = query::dims(&by)?;
             let (as_of, source, req) = (inputs.as_of()?, inputs.source()?, currency.request()?);
-            inputs.no_filter("compare")?;
-            let r = costshare_app::compare::compare(&source, &against, &dims, as_of, req.as_ref(), &mut s)?;
+            let filter = inputs.filter()?;
+            let r = costshare_app::compare::compare_filtered(
+                &source,
+                &against,
+                &dims,
+                as_of,
+                req.as_ref(),
+                &filter,
+                &mut s,
+            )?;
             if let Some(file) = &chart {
-                let svg = costshare_app::chart::compare_svg(&source, &against, as_of, req.as_ref(), &r, &mut s)?;
+                let svg =
+                    costshare_app::chart::compare_svg(&source, &against, as_of, req.as_ref(), &filter, &r, &mut s)?;
                 costshare_app::chart::save(file, &svg)?;
             }
             render::compare::compare(&r, format.into())
@@ -678,8 +687,7 @@ fn run(command: Command) -> Result<String, AppError> {
         }
         Command::Ceilings { inputs, format, chart } => {
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            inputs.no_filter("ceilings")?;
-            let r = costshare_app::ceilings::ceilings(&source, as_of, s.observer)?;
+            let r = costshare_app::ceilings::ceilings_filtered(&source, as_of, &inputs.filter()?, s.observer)?;
             if let Some(file) = &chart {
                 costshare_app::chart::save(file, &costshare_app::chart::ceilings_svg(&r))?;
             }

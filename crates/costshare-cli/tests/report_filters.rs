@@ -537,3 +537,53 @@ fn demo_note_adds_up() {
     let total = note.iter().find(|l| l.starts_with("total")).unwrap();
     assert_eq!(sum, tenths(total.split_whitespace().nth(1).unwrap()), "{t}");
 }
+
+/// `compare --period`: the rows of FY2023 from the unfiltered comparison by
+/// party and fiscal year (every line allocated over the whole history under
+/// each agreement, then restricted). `ceilings --from/--to`: exactly the
+/// unfiltered rows whose cap period overlaps the range. `forecast` refuses a
+/// filter (exit 2) rather than ignore it.
+#[test]
+fn compare_and_ceilings_take_the_filter() {
+    let (_d, f) = demo("filters-compare");
+    let against = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/us-japan-sma-2016.toml")
+        .display()
+        .to_string();
+    let mut base = vec!["compare".to_string()];
+    base.extend(file_args(&f));
+    let cmp = with(
+        &base,
+        &["--against", &against, "--by", "party,fiscal_year", "--format", "csv"],
+    );
+    let all = ok(&cmp);
+    let filtered = ok(&with(&cmp, &["--period", "FY2023"]));
+    let mut lines = all.lines();
+    let want: String = std::iter::once(lines.next().unwrap())
+        .chain(lines.filter(|l| l.split(',').nth(1) == Some("FY2023")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(filtered, want);
+    assert!(want.lines().count() >= 3, "{all}");
+
+    let mut base = vec!["ceilings".to_string()];
+    base.extend(file_args(&f));
+    let ceil = with(&base, &["--format", "csv"]);
+    let all = ok(&ceil);
+    let filtered = ok(&with(&ceil, &["--from", "2023-06-15", "--to", "2023-07-10"]));
+    // monthly labor rows of June and July 2023, yearly FY2023 rows, term rows
+    let keep = |l: &&str| {
+        let p = l.split(',').nth(2).unwrap_or("");
+        ["2023-06", "2023-07", "FY2023", "term", "period"].contains(&p)
+    };
+    let want: String = all.lines().filter(keep).map(|l| format!("{l}\n")).collect();
+    assert_eq!(filtered, want);
+
+    let mut base = vec!["forecast".to_string()];
+    base.extend(file_args(&f));
+    let args = with(&base, &["--until", "2027-03-31", "--by", "party", "--period", "FY2023"]);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = run(&a);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("forecast does not take --from"), "{err}");
+}
