@@ -12,8 +12,12 @@ use costshare_core::ceilings::{CeilingRow, Version, ceilings as rows_of};
 
 /// Ceiling use as of a date.
 pub struct CeilingsResult {
-    /// The latest agreement version (currency, calendar, titles).
+    /// The latest agreement version (calendar, titles; its currency is the
+    /// money caps' unless `--currency` converted them).
     pub agreement: Agreement,
+    /// With `--currency`: the rate policy's name (the money figures are then
+    /// in `agreement.currency`, replaced by the reporting currency).
+    pub policy: Option<&'static str>,
     pub rows: Vec<CeilingRow>,
     pub provenance: Provenance,
 }
@@ -30,6 +34,7 @@ pub fn of_run(r: &Run) -> CeilingsResult {
         })
         .collect();
     CeilingsResult {
+        policy: None,
         agreement: r.main().la.agreement.clone(),
         rows: rows_of(&versions, r.as_of),
         provenance: r.provenance(),
@@ -60,5 +65,48 @@ pub fn ceilings_filtered(
         let (first, last) = (row.period.first_day(start), row.period.last_day(end));
         range.from.is_none_or(|f| last >= f) && range.to.is_none_or(|t| first <= t)
     });
+    Ok(r)
+}
+
+/// [`ceilings_filtered`] in a reporting currency (`--currency`): each money
+/// row's cap, use and monthly steps converted at ONE rate, the policy's rate
+/// for the row's last day or the as-of date, whichever is earlier (spot: the
+/// latest rate on or before it; fiscal-year-average: its fiscal year's mean;
+/// fixed: that rate), each figure rounded half to even (the rule of
+/// [`costshare_core::convert::Converter::convert_parts`]); remaining is
+/// then cap − use in the new currency. Head-count rows are unchanged.
+pub fn ceilings_converted(
+    source: &crate::input::Source,
+    as_of: Date,
+    filter: &crate::filter::DateFilter,
+    req: &crate::currency::CurrencyRequest,
+    observer: &mut dyn Observer,
+) -> Result<CeilingsResult, AppError> {
+    use costshare_core::ceilings::Measure;
+    let (run, rates) = crate::currency::run_with_rates(source, as_of, observer)?;
+    let mut r = of_run(&run);
+    let range = filter.resolve(&r.agreement)?;
+    let (start, end) = (r.agreement.start, r.agreement.end);
+    r.rows.retain(|row| {
+        let (first, last) = (row.period.first_day(start), row.period.last_day(end));
+        range.from.is_none_or(|f| last >= f) && range.to.is_none_or(|t| first <= t)
+    });
+    let conv = costshare_core::convert::Converter::new(&r.agreement, &rates, &req.code, req.policy.clone())
+        .map_err(AppError::Convert)?;
+    for row in &mut r.rows {
+        let Measure::Money { cap, used } = row.measure else {
+            continue;
+        };
+        let at = row.period.last_day(end).min(as_of);
+        let mut figures = vec![cap, used];
+        figures.extend(row.steps.iter().map(|s| s.1));
+        let (c, _) = conv.convert_parts(at, &figures).map_err(AppError::Convert)?;
+        row.measure = Measure::Money { cap: c[0], used: c[1] };
+        for (s, v) in row.steps.iter_mut().zip(&c[2..]) {
+            s.1 = *v;
+        }
+    }
+    r.agreement = r.agreement.with_currency(conv.to);
+    r.policy = Some(conv.policy.name());
     Ok(r)
 }

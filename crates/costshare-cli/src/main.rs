@@ -358,6 +358,8 @@ enum Command {
         /// Also draw each ceiling's use over time into this SVG file.
         #[arg(long, value_name = "FILE.svg")]
         chart: Option<PathBuf>,
+        #[command(flatten)]
+        currency: CurrencyArgs,
     },
     /// Project each category's costs month by month at the run rate of the last twelve complete
     /// months, allocate actual and projected lines together, and total them by dimensions.
@@ -685,9 +687,17 @@ fn run(command: Command) -> Result<String, AppError> {
                 costshare_app::settle::settle(&source, payments.as_deref(), &filter, as_of, req.as_ref(), s.observer)?;
             render::settle::settle(&r, transfers, format.into())
         }
-        Command::Ceilings { inputs, format, chart } => {
-            let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            let r = costshare_app::ceilings::ceilings_filtered(&source, as_of, &inputs.filter()?, s.observer)?;
+        Command::Ceilings {
+            inputs,
+            format,
+            chart,
+            currency,
+        } => {
+            let (as_of, source, filter) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
+            let r = match currency.request()? {
+                None => costshare_app::ceilings::ceilings_filtered(&source, as_of, &filter, s.observer)?,
+                Some(req) => costshare_app::ceilings::ceilings_converted(&source, as_of, &filter, &req, s.observer)?,
+            };
             if let Some(file) = &chart {
                 costshare_app::chart::save(file, &costshare_app::chart::ceilings_svg(&r))?;
             }

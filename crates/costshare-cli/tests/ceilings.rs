@@ -601,3 +601,55 @@ fn forecast_does_not_project_a_month_already_recorded() {
     // the other categories still get both months
     assert!(out.contains("labor,2000.00,266.66,2266.66"), "{out}");
 }
+
+/// `ceilings --currency USD --rate-policy fixed:150` on the demo: every money
+/// row's cap and use are the JPY figures over 150, in cents rounded half to
+/// even (worked here with integers), remaining is cap − use, and head-count
+/// rows are unchanged.
+#[test]
+fn ceilings_in_a_reporting_currency() {
+    let d = Dir::new("ceil-ccy");
+    ok(&["demo", "--as-of", "2024-09-30", "--write", d.0.to_str().unwrap()]);
+    let (a, c, r) = (d.path("agreement.toml"), d.path("costs.csv"), d.path("rates.csv"));
+    let files = [
+        "--agreement",
+        a.as_str(),
+        "--costs",
+        c.as_str(),
+        "--rates",
+        r.as_str(),
+        "--as-of",
+        "2024-09-30",
+    ];
+    let mut args = vec!["ceilings", "--format", "csv"];
+    args.extend(files);
+    let jpy = ok(&args);
+    args.extend(["--currency", "USD", "--rate-policy", "fixed:150"]);
+    let usd = ok(&args);
+    // yen → cents at 150 yen a dollar: yen·100/150, half to even
+    let cents = |yen: i128| -> i128 {
+        let (q, r) = (yen * 100 / 150, yen * 100 % 150);
+        if 2 * r > 150 || (2 * r == 150 && q % 2 == 1) {
+            q + 1
+        } else {
+            q
+        }
+    };
+    let fmt = |c: i128| format!("{}.{:02}", c / 100, c % 100);
+    let (jl, ul): (Vec<&str>, Vec<&str>) = (jpy.lines().collect(), usd.lines().collect());
+    assert_eq!(jl.len(), ul.len());
+    let mut money = 0;
+    for (j, u) in jl.iter().zip(&ul).skip(1) {
+        let (j, u): (Vec<&str>, Vec<&str>) = (j.split(',').collect(), u.split(',').collect());
+        if j[3] == "JPY" {
+            money += 1;
+            let (cap, used) = (cents(j[4].parse().unwrap()), cents(j[5].parse().unwrap()));
+            assert_eq!(u[3], "USD");
+            assert_eq!((u[4], u[5]), (fmt(cap).as_str(), fmt(used).as_str()), "{j:?}");
+            assert_eq!(u[6], fmt((cap - used).max(0)), "{j:?}");
+        } else {
+            assert_eq!(j, u);
+        }
+    }
+    assert!(money >= 12, "{usd}");
+}

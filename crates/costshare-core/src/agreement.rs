@@ -169,6 +169,16 @@ impl Agreement {
         }
     }
 
+    /// The same agreement written in another currency: for presenting
+    /// figures already converted (`ceilings --currency`), never for
+    /// allocating (its caps are still in the original currency's units).
+    pub fn with_currency(&self, currency: Currency) -> Agreement {
+        Agreement {
+            currency,
+            ..self.clone()
+        }
+    }
+
     pub fn currency(&self, code: &str) -> Option<Currency> {
         Currency::builtin(code).or_else(|| self.declared_currencies.iter().find(|c| c.code() == code).cloned())
     }

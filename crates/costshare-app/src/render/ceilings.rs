@@ -113,12 +113,20 @@ pub fn ceilings(r: &CeilingsResult, format: Format) -> String {
                 .collect();
             let mut v = provenance_json(&r.provenance);
             v["currency"] = json!(a.currency.code());
+            v["rate_policy"] = json!(r.policy);
             v["as_of"] = json!(r.provenance.as_of.to_string());
             v["ceilings"] = json!(items);
             pretty(&v)
         }
         Format::Table => {
-            let mut out = format!("{} — ceiling use as of {}\n\n", a.title, r.provenance.as_of);
+            let mut out = format!("{} — ceiling use as of {}", a.title, r.provenance.as_of);
+            if let Some(p) = r.policy {
+                out.push_str(&format!(
+                    ", money in {} ({p} rate of each period's last day or the as-of date, whichever is earlier)",
+                    a.currency.code()
+                ));
+            }
+            out.push_str("\n\n");
             out.push_str(&table(a, &r.rows));
             out.push_str(
                 "forecast: the date use so far, projected at its daily rate since the period began, reaches the cap\n",
