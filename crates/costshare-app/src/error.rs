@@ -38,8 +38,6 @@ pub enum UsageError {
     FilterDate { flag: &'static str, text: String },
     /// `--period` given with `--from` or `--to`.
     PeriodWithRange,
-    /// `--from/--to/--period` given to a command that does not filter yet.
-    FilterNotTaken(&'static str),
     /// `report --pivot party --currency CODE` (not supported yet).
     PivotWithCurrency,
     /// `--from` is after `--to`.

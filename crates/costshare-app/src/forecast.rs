@@ -54,9 +54,33 @@ pub fn forecast(
     as_of: Date,
     observer: &mut dyn Observer,
 ) -> Result<ForecastResult, AppError> {
+    forecast_filtered(
+        source,
+        until,
+        dims,
+        budget,
+        as_of,
+        &crate::filter::DateFilter::NONE,
+        observer,
+    )
+}
+
+/// [`forecast`] with a date filter: actual and projected lines are allocated
+/// together over the whole history, then only the lines (actual or
+/// projected) dated in the range are totalled.
+pub fn forecast_filtered(
+    source: &Source,
+    until: Date,
+    dims: &[Dim],
+    budget: Option<&std::path::Path>,
+    as_of: Date,
+    filter: &crate::filter::DateFilter,
+    observer: &mut dyn Observer,
+) -> Result<ForecastResult, AppError> {
     let r = run(source, as_of, observer)?;
     let main = r.main();
     let ag = &main.la.agreement;
+    let range = filter.resolve(ag)?;
     let budget = match budget {
         None => Vec::new(),
         Some(p) => parse_budget(ag, &read(p, FileKind::Budget)?).map_err(|errors| {
@@ -96,11 +120,17 @@ pub fn forecast(
     };
     let mut per = Vec::with_capacity(r.parts.len());
     for p in &r.parts[..r.parts.len() - 1] {
-        per.push(report::report(&p.la.agreement, &p.costs.lines, &p.alloc, dims).map_err(too_large)?);
+        let ls = &p.costs.lines;
+        per.push(
+            report::report_where(&p.la.agreement, ls, &p.alloc, dims, |i| range.contains(ls[i].date))
+                .map_err(too_large)?,
+        );
     }
-    per.push(report::report(ag, &lines, &joint, dims).map_err(too_large)?);
+    per.push(report::report_where(ag, &lines, &joint, dims, |i| range.contains(lines[i].date)).map_err(too_large)?);
     let total = report::merge(ag, dims, per).map_err(too_large)?;
-    let projected = report::report(ag, &projection.lines, &projected_only, dims).map_err(too_large)?;
+    let pl = &projection.lines;
+    let projected =
+        report::report_where(ag, pl, &projected_only, dims, |i| range.contains(pl[i].date)).map_err(too_large)?;
     let fc: HashMap<Vec<String>, i64> = projected.into_iter().map(|r| (r.values, r.amount)).collect();
     let rows = total
         .into_iter()

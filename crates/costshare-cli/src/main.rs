@@ -442,15 +442,6 @@ impl Inputs {
     fn as_of(&self) -> Result<costshare_core::Date, UsageError> {
         input::as_of(self.as_of.as_deref())
     }
-    /// A command that does not take `--from/--to/--period` yet refuses them
-    /// rather than ignore them.
-    fn no_filter(&self, command: &'static str) -> Result<(), UsageError> {
-        if self.filter()?.is_none() {
-            Ok(())
-        } else {
-            Err(UsageError::FilterNotTaken(command))
-        }
-    }
     fn filter(&self) -> Result<costshare_app::filter::DateFilter, UsageError> {
         costshare_app::filter::DateFilter::parse(self.from.as_deref(), self.to.as_deref(), self.period.as_deref())
     }
@@ -713,8 +704,16 @@ fn run(command: Command) -> Result<String, AppError> {
             let dims = query::dims(&by)?;
             let until = costshare_core::Date::parse(&until).ok_or(UsageError::Until(until))?;
             let (as_of, source) = (inputs.as_of()?, inputs.source()?);
-            inputs.no_filter("forecast")?;
-            let r = costshare_app::forecast::forecast(&source, until, &dims, budget.as_deref(), as_of, s.observer)?;
+            let filter = inputs.filter()?;
+            let r = costshare_app::forecast::forecast_filtered(
+                &source,
+                until,
+                &dims,
+                budget.as_deref(),
+                as_of,
+                &filter,
+                s.observer,
+            )?;
             render::forecast::forecast(&r, format.into())
         }
     };

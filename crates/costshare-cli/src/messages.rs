@@ -36,9 +36,6 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::Period(t) => format!("--period `{t}` is not a fiscal-year label (like FY2023)"),
         UsageError::Until(t) => format!("--until `{t}` is not a date (YYYY-MM-DD)"),
         UsageError::FilterDate { flag, text } => format!("{flag} `{text}` is not a date (YYYY-MM-DD)"),
-        UsageError::FilterNotTaken(c) => format!(
-            "{c} does not take --from, --to or --period yet (it covers every date); report, allocate, compare, ceilings, settle and export do"
-        ),
         UsageError::PivotWithCurrency => {
             "--pivot party is not available with --currency yet; report --by party with --currency instead".into()
         }

@@ -541,8 +541,8 @@ fn demo_note_adds_up() {
 /// `compare --period`: the rows of FY2023 from the unfiltered comparison by
 /// party and fiscal year (every line allocated over the whole history under
 /// each agreement, then restricted). `ceilings --from/--to`: exactly the
-/// unfiltered rows whose cap period overlaps the range. `forecast` refuses a
-/// filter (exit 2) rather than ignore it.
+/// unfiltered rows whose cap period overlaps the range. `forecast --period`:
+/// the FY2024 rows of the unfiltered forecast.
 #[test]
 fn compare_and_ceilings_take_the_filter() {
     let (_d, f) = demo("filters-compare");
@@ -581,9 +581,16 @@ fn compare_and_ceilings_take_the_filter() {
 
     let mut base = vec!["forecast".to_string()];
     base.extend(file_args(&f));
-    let args = with(&base, &["--until", "2027-03-31", "--by", "party", "--period", "FY2023"]);
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, err) = run(&a);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("forecast does not take --from"), "{err}");
+    let fc = with(
+        &base,
+        &["--until", "2025-03-31", "--by", "party,fiscal_year", "--format", "csv"],
+    );
+    let all = ok(&fc);
+    let filtered = ok(&with(&fc, &["--period", "FY2024"]));
+    let mut lines = all.lines();
+    let want: String = std::iter::once(lines.next().unwrap())
+        .chain(lines.filter(|l| l.split(',').nth(1) == Some("FY2024")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(filtered, want);
 }
