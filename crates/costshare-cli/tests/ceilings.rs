@@ -653,3 +653,40 @@ fn ceilings_in_a_reporting_currency() {
     }
     assert!(money >= 12, "{usd}");
 }
+
+/// Found by a user trial: after an amendment that leaves the training
+/// equipment envelope alone, its `bound_on` moved from the day version 1
+/// used it up to the first line of version 2 (which found nothing left).
+/// The day stays the day use reached the cap.
+#[test]
+fn an_amendment_does_not_move_the_day_an_envelope_was_used_up() {
+    let d = Dir::new("ceil-amend-bound");
+    ok(&["demo", "--as-of", "2027-06-30", "--write", d.0.to_str().unwrap()]);
+    let (a, c, r) = (d.path("agreement.toml"), d.path("costs.csv"), d.path("rates.csv"));
+    let l = d.path("l.db");
+    ok(&["init", &l, "--agreement", &a, "--rates", &r]);
+    ok(&["record", &l, &c]);
+    let row = |out: &str, cat: &str| -> String {
+        out.lines()
+            .find(|x| x.starts_with(&format!("{cat},")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let before = ok(&["ceilings", "--ledger", &l, "--as-of", "2027-06-30", "--format", "csv"]);
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(
+        text.matches("FY2025 = \"13300000000\"").count(),
+        1,
+        "test bug: the utilities cap moved"
+    );
+    let b = d.file(
+        "b.toml",
+        text.replace("FY2025 = \"13300000000\"", "FY2025 = \"14000000000\""),
+    );
+    ok(&["amend", &l, "--agreement", &b, "--effective", "2025-04-01"]);
+    let after = ok(&["ceilings", "--ledger", &l, "--as-of", "2027-06-30", "--format", "csv"]);
+    let te = row(&before, "training_equipment");
+    assert!(te.contains(",20000000000,20000000000,0,100.0,2025-"), "{before}");
+    assert_eq!(row(&after, "training_equipment"), te, "{after}");
+    assert_eq!(row(&after, "facilities"), row(&before, "facilities"), "{after}");
+}

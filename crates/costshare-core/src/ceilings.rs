@@ -126,6 +126,9 @@ struct Acc {
     lines: usize,
     /// Per version that had lines in the period: where use reached capacity.
     reached: Vec<Option<Date>>,
+    /// Per version, in step with `reached`: the period's use (money, units)
+    /// over this and the earlier versions.
+    through: Vec<(i64, Q)>,
     steps: Vec<(Date, i64)>,
 }
 
@@ -154,6 +157,7 @@ pub fn ceilings(versions: &[Version<'_>], as_of: Date) -> Vec<CeilingRow> {
                 units: Q::ZERO,
                 lines: 0,
                 reached: Vec::new(),
+                through: Vec::new(),
                 steps: Vec::new(),
             });
             acc.latest = (v, u.category, u.layer);
@@ -168,6 +172,7 @@ pub fn ceilings(versions: &[Version<'_>], as_of: Date) -> Vec<CeilingRow> {
             }
             acc.lines += u.lines;
             acc.reached.push(u.reached_on);
+            acc.through.push((acc.money, acc.units.clone()));
         }
     }
     // the elapsed and current periods of every capped layer, used or not
@@ -188,6 +193,7 @@ pub fn ceilings(versions: &[Version<'_>], as_of: Date) -> Vec<CeilingRow> {
                         units: Q::ZERO,
                         lines: 0,
                         reached: Vec::new(),
+                        through: Vec::new(),
                         steps: Vec::new(),
                     });
                 let last = p.last_day(main_ag.end);
@@ -219,7 +225,22 @@ pub fn ceilings(versions: &[Version<'_>], as_of: Date) -> Vec<CeilingRow> {
         let last = period.last_day(main_ag.end);
         let reached = measure.reached();
         let bound_on = if reached {
-            acc.reached.iter().rev().find_map(|d| *d)
+            // the first version whose own use reached its capacity and by
+            // whose end the period's use had reached the row's cap: a later
+            // version that found the cap used up (a carried use) does not
+            // move the date; one whose cap was raised past the earlier use
+            // does
+            acc.reached
+                .iter()
+                .zip(&acc.through)
+                .find_map(|(d, (m, q))| {
+                    let enough = match &measure {
+                        Measure::Money { cap, .. } => m >= cap,
+                        Measure::Units { cap, .. } => q >= cap,
+                    };
+                    d.filter(|_| enough)
+                })
+                .or_else(|| acc.reached.iter().rev().find_map(|d| *d))
         } else {
             None
         };
