@@ -104,33 +104,57 @@ pub fn forecast_filtered(
     }
     let projection = project(ag, &actual, as_of, until, &budget);
     drop(actual);
-    // the latest version's lines and the projected ones, allocated together
-    let n_actual = main.costs.lines.len();
-    let mut lines = main.costs.lines.clone();
-    lines.extend(projection.lines.iter().cloned());
-    let joint = alloc::allocate_carried(ag, lines.as_slice(), as_of, &main.carry);
-    let w = joint.width();
-    let projected_only = Allocation {
-        parties: joint.parties,
-        order: Vec::new(),
-        amounts: joint.amounts[n_actual * w..].to_vec(),
-        provisional: Vec::new(),
-        open_until: Vec::new(),
-        usage: Vec::new(),
-    };
-    let mut per = Vec::with_capacity(r.parts.len());
-    for p in &r.parts[..r.parts.len() - 1] {
-        let ls = &p.costs.lines;
-        per.push(
-            report::report_where(&p.la.agreement, ls, &p.alloc, dims, |i| range.contains(ls[i].date))
+    // each version's lines and the projected lines dated while it is in
+    // force (categories matched by id), allocated together under that
+    // version, versions in order: each one's carry is recomputed from the
+    // earlier versions' allocations, projected lines included (SPEC section 8)
+    let n = r.parts.len();
+    let mut joint: Vec<(Vec<CostLine>, usize, Allocation)> = Vec::with_capacity(n);
+    for (k, p) in r.parts.iter().enumerate() {
+        let pag = &p.la.agreement;
+        let until_next = r.parts.get(k + 1).map(|q| q.effective);
+        let mut lines = p.costs.lines.clone();
+        let n_actual = lines.len();
+        for l in &projection.lines {
+            let in_force = (k == 0 || l.date >= p.effective) && until_next.is_none_or(|e| l.date < e);
+            if !in_force {
+                continue;
+            }
+            if let Some(c) = pag.category_index(&ag.categories[l.category].id) {
+                let mut l = l.clone();
+                l.category = c;
+                lines.push(l);
+            }
+        }
+        let carry = if k == 0 {
+            p.carry.clone()
+        } else {
+            let earlier: Vec<alloc::Earlier<'_>> = r.parts[..k]
+                .iter()
+                .zip(&joint)
+                .map(|(q, (_, _, a))| alloc::Earlier {
+                    version: q.version,
+                    agreement: &q.la.agreement,
+                    usage: &a.usage,
+                })
+                .collect();
+            alloc::carry_into(pag, p.effective, &earlier)
+        };
+        let a = alloc::allocate_carried(pag, lines.as_slice(), as_of, &carry);
+        joint.push((lines, n_actual, a));
+    }
+    let mut per = Vec::with_capacity(n);
+    let mut per_projected = Vec::with_capacity(n);
+    for (p, (lines, n_actual, a)) in r.parts.iter().zip(&joint) {
+        let pag = &p.la.agreement;
+        per.push(report::report_where(pag, lines, a, dims, |i| range.contains(lines[i].date)).map_err(too_large)?);
+        per_projected.push(
+            report::report_where(pag, lines, a, dims, |i| i >= *n_actual && range.contains(lines[i].date))
                 .map_err(too_large)?,
         );
     }
-    per.push(report::report_where(ag, &lines, &joint, dims, |i| range.contains(lines[i].date)).map_err(too_large)?);
     let total = report::merge(ag, dims, per).map_err(too_large)?;
-    let pl = &projection.lines;
-    let projected =
-        report::report_where(ag, pl, &projected_only, dims, |i| range.contains(pl[i].date)).map_err(too_large)?;
+    let projected = report::merge(ag, dims, per_projected).map_err(too_large)?;
     let fc: HashMap<Vec<String>, i64> = projected.into_iter().map(|r| (r.values, r.amount)).collect();
     let rows = total
         .into_iter()
@@ -145,11 +169,10 @@ pub fn forecast_filtered(
         })
         .collect();
     let mut provenance = r.provenance();
-    provenance.provisional = joint.provisional[..n_actual].iter().filter(|&&x| x).count()
-        + r.parts[..r.parts.len() - 1]
-            .iter()
-            .map(|p| p.alloc.provisional.iter().filter(|&&x| x).count())
-            .sum::<usize>();
+    provenance.provisional = joint
+        .iter()
+        .map(|(_, n_actual, a)| a.provisional[..*n_actual].iter().filter(|&&x| x).count())
+        .sum();
     Ok(ForecastResult {
         agreement: ag.clone(),
         dims: dims.to_vec(),

@@ -58,6 +58,11 @@ pub struct RunPart {
     /// The use of its caps this part's version inherited from earlier
     /// versions (a ledger after `amend`); empty otherwise.
     pub carry: alloc::Carry,
+    /// The first day this part's version is in force (files: the
+    /// agreement's start; a ledger: the version's effective date).
+    pub effective: Date,
+    /// The version's number, 1-based (files: 1).
+    pub version: u32,
 }
 
 /// Agreement(s), lines and allocation: what allocate, report and explain
@@ -209,6 +214,8 @@ pub fn run_with(la: LoadedAgreement, costs: Costs, as_of: Date) -> Run {
     let alloc = alloc::allocate(&la.agreement, &costs.lines, as_of);
     Run {
         parts: vec![RunPart {
+            effective: la.agreement.start,
+            version: 1,
             la,
             costs,
             alloc,
@@ -236,6 +243,8 @@ pub fn run_state(st: &State, as_of: Date) -> Result<Run, AppError> {
                 },
                 alloc: p.alloc,
                 carry: p.carry,
+                effective: v.effective,
+                version: v.version,
             }
         })
         .collect();

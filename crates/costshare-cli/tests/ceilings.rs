@@ -690,3 +690,52 @@ fn an_amendment_does_not_move_the_day_an_envelope_was_used_up() {
     assert_eq!(row(&after, "training_equipment"), te, "{after}");
     assert_eq!(row(&after, "facilities"), row(&before, "facilities"), "{after}");
 }
+
+/// Found by a user trial: on a ledger amended from FY2024 (only the FY2024
+/// utilities cap changed), a forecast made in FY2023 allocated its FY2023
+/// projected lines under the new version with a fresh FY2023 cap, so Japan
+/// went over the FY2023 cap. Projected lines fall under the version in force
+/// at their date: the forecast equals the unamended ledger's.
+#[test]
+fn forecast_on_an_amended_ledger_uses_the_version_in_force() {
+    let d = Dir::new("fc-amended");
+    ok(&["demo", "--as-of", "2023-08-31", "--write", d.0.to_str().unwrap()]);
+    let (a, c, r) = (d.path("agreement.toml"), d.path("costs.csv"), d.path("rates.csv"));
+    let text = std::fs::read_to_string(&c).unwrap();
+    let head: String = text.lines().take(400).map(|l| format!("{l}\n")).collect();
+    let c400 = d.file("c400.csv", head);
+    let (plain, amended) = (d.path("plain.db"), d.path("amended.db"));
+    for l in [&plain, &amended] {
+        ok(&["init", l, "--agreement", &a, "--rates", &r]);
+        ok(&["record", l, &c400]);
+    }
+    let ag = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(
+        ag.matches("FY2024 = \"15100000000\"").count(),
+        1,
+        "test bug: the utilities cap moved"
+    );
+    let b = d.file(
+        "b.toml",
+        ag.replace("FY2024 = \"15100000000\"", "FY2024 = \"30000000000\""),
+    );
+    ok(&["amend", &amended, "--agreement", &b, "--effective", "2024-04-01"]);
+    let fc = |l: &str| {
+        ok(&[
+            "forecast",
+            "--ledger",
+            l,
+            "--as-of",
+            "2023-08-31",
+            "--until",
+            "2024-03-31",
+            "--by",
+            "category,party,fiscal_year",
+            "--format",
+            "csv",
+        ])
+    };
+    let want = fc(&plain);
+    assert!(want.contains("utilities,JP,FY2023,"), "{want}");
+    assert_eq!(fc(&amended), want);
+}
