@@ -28,7 +28,13 @@ pub fn report_svg(source: &Source, as_of: Date, done: &ReportResult, s: &mut Ses
     if by_party_and_year(done) {
         return Ok(chart::stacked_bars(&chart::report_bars(done)));
     }
-    let r = query::report(source, &REPORT_DIMS, as_of, s)?;
+    // the same date filter as the report it goes with
+    let filter = crate::filter::DateFilter {
+        from: done.range.from,
+        to: done.range.to,
+        period: None,
+    };
+    let r = query::report_filtered(source, &REPORT_DIMS, as_of, &filter, s)?;
     Ok(chart::stacked_bars(&chart::report_bars(&r)))
 }
 
@@ -118,7 +124,9 @@ pub fn ceiling_panels(r: &crate::ceilings::CeilingsResult) -> chart::CeilingUse 
         let label = format!("{} · layer {}", row.category, row.layer);
         let start = row.period.first_day(a.start);
         let end = row.period.last_day(a.end);
-        let known_until = row.open.then_some(as_of);
+        // an open period's use is drawn up to the as-of date (for a period
+        // recorded ahead of it, from its first day)
+        let known_until = row.open.then_some(as_of.max(start));
         let (unit_label, decimals, cap, steps) = match &row.measure {
             Measure::Money { cap, .. } => (
                 a.currency.code().to_string(),
