@@ -1400,55 +1400,16 @@ pub struct BudgetRow {
 pub fn parse_budget(ag: &Agreement, bytes: &[u8]) -> Result<Vec<BudgetRow>, Vec<RowError>> {
     const COLS: [&str; 5] = ["month", "category", "amount", "quantity", "site"];
     let mut errors = Vec::new();
-    let mut rdr = reader(bytes);
-    let Some(h) = Header::read(&mut rdr, &COLS[..3], &COLS, &mut errors) else {
-        return Err(errors);
-    };
-    let body = strip_bom(bytes);
-    if let Some(l) = unterminated_quote(body) {
-        errors.push(RowError {
-            line: l,
-            id: None,
-            message: "a quoted field is never closed (a missing `\"`)".into(),
-        });
-        return Err(errors);
-    }
-    let mut lc = LineCounter::new(body);
-    let mut rec = csv::ByteRecord::new();
     let mut out = Vec::new();
     let mut seen: HashMap<(i32, usize, String), usize> = HashMap::new();
-    loop {
-        let line = lc.line_at(rdr.position().byte() as usize);
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                errors.push(RowError {
-                    line,
-                    id: None,
-                    message: format!("unreadable CSV: {e}"),
-                });
-                break;
-            }
-        }
-        let line = rec.position().map(|p| lc.line_at(p.byte() as usize)).unwrap_or(line);
-        let f = match fields(&rec) {
-            Ok(f) => f,
-            Err(col) => {
-                errors.push(RowError {
-                    line,
-                    id: None,
-                    message: format!("field {col} is not valid UTF-8"),
-                });
-                continue;
-            }
-        };
-        if f.iter().all(|s| s.is_empty()) {
-            continue;
-        }
+    // the CSV layer (header, quoting, UTF-8, blank lines) is the one reader
+    // of every non-costs file
+    let csv_errors = for_each_record(bytes, &COLS[..3], &COLS, |line, f| {
+        let [mt, ct, at, qt, site] = [f[0], f[1], f[2], f[3], f[4]];
         if let Some((column, len)) = COLS
             .into_iter()
-            .map(|c| (c, h.get(&f, c).len()))
+            .zip(f)
+            .map(|(c, v)| (c, v.len()))
             .find(|&(_, len)| len > MAX_ID_BYTES)
         {
             errors.push(RowError {
@@ -1456,10 +1417,9 @@ pub fn parse_budget(ag: &Agreement, bytes: &[u8]) -> Result<Vec<BudgetRow>, Vec<
                 id: None,
                 message: format!("{column} is {len} bytes long; the limit is {MAX_ID_BYTES} bytes"),
             });
-            continue;
+            return;
         }
         let mut bad = Vec::new();
-        let mt = h.get(&f, "month");
         let month = (mt.len() == 7)
             .then(|| Date::parse(&format!("{mt}-01")))
             .flatten()
@@ -1467,12 +1427,10 @@ pub fn parse_budget(ag: &Agreement, bytes: &[u8]) -> Result<Vec<BudgetRow>, Vec<
         if month.is_none() {
             bad.push(format!("month `{mt}` is not a YYYY-MM month"));
         }
-        let ct = h.get(&f, "category");
         let category = ag.category_index(ct);
         if category.is_none() {
             bad.push(format!("unknown category `{ct}`"));
         }
-        let at = h.get(&f, "amount");
         let amount = crate::num::parse_minor_units(at, ag.currency.decimals()).ok();
         if amount.is_none() {
             bad.push(format!(
@@ -1481,7 +1439,6 @@ pub fn parse_budget(ag: &Agreement, bytes: &[u8]) -> Result<Vec<BudgetRow>, Vec<
                 ag.currency.decimals()
             ));
         }
-        let qt = h.get(&f, "quantity");
         let unit = category.and_then(|c| ag.categories[c].unit.as_ref());
         let quantity = if unit.is_some() {
             match Q::parse_decimal(qt, 18).filter(|q| !q.is_zero()) {
@@ -1496,7 +1453,7 @@ pub fn parse_budget(ag: &Agreement, bytes: &[u8]) -> Result<Vec<BudgetRow>, Vec<
         } else {
             None
         };
-        let site = h.get(&f, "site").to_string();
+        let site = site.to_string();
         if let (Some(m), Some(c)) = (month, category)
             && let Some(first) = seen.insert((m, c, site.clone()), line)
         {
@@ -1516,7 +1473,9 @@ pub fn parse_budget(ag: &Agreement, bytes: &[u8]) -> Result<Vec<BudgetRow>, Vec<
                 message: bad.join("; "),
             }),
         }
-    }
+    });
+    errors.extend(csv_errors);
+    errors.sort_by_key(|e| e.line);
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
 
