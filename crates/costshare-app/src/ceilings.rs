@@ -59,13 +59,17 @@ pub fn ceilings_filtered(
     observer: &mut dyn Observer,
 ) -> Result<CeilingsResult, AppError> {
     let mut r = ceilings(source, as_of, observer)?;
+    keep_overlapping(&mut r, filter)?;
+    Ok(r)
+}
+
+/// Keep the rows whose cap period overlaps the filter's range.
+fn keep_overlapping(r: &mut CeilingsResult, filter: &crate::filter::DateFilter) -> Result<(), AppError> {
     let range = filter.resolve(&r.agreement)?;
     let (start, end) = (r.agreement.start, r.agreement.end);
-    r.rows.retain(|row| {
-        let (first, last) = (row.period.first_day(start), row.period.last_day(end));
-        range.from.is_none_or(|f| last >= f) && range.to.is_none_or(|t| first <= t)
-    });
-    Ok(r)
+    r.rows
+        .retain(|row| range.overlaps(row.period.first_day(start), row.period.last_day(end)));
+    Ok(())
 }
 
 /// [`ceilings_filtered`] in a reporting currency (`--currency`): each money
@@ -85,12 +89,8 @@ pub fn ceilings_converted(
     use costshare_core::ceilings::Measure;
     let (run, rates) = crate::currency::run_with_rates(source, as_of, observer)?;
     let mut r = of_run(&run);
-    let range = filter.resolve(&r.agreement)?;
-    let (start, end) = (r.agreement.start, r.agreement.end);
-    r.rows.retain(|row| {
-        let (first, last) = (row.period.first_day(start), row.period.last_day(end));
-        range.from.is_none_or(|f| last >= f) && range.to.is_none_or(|t| first <= t)
-    });
+    keep_overlapping(&mut r, filter)?;
+    let end = r.agreement.end;
     let conv = costshare_core::convert::Converter::new(&r.agreement, &rates, &req.code, req.policy.clone())
         .map_err(AppError::Convert)?;
     for row in &mut r.rows {

@@ -442,6 +442,12 @@ impl DateRange {
         self.from.is_none_or(|f| d >= f) && self.to.is_none_or(|t| d <= t)
     }
 
+    /// Whether the days `first..=last` (a cap period) share a day with the
+    /// range.
+    pub fn overlaps(&self, first: Date, last: Date) -> bool {
+        self.from.is_none_or(|f| last >= f) && self.to.is_none_or(|t| first <= t)
+    }
+
     /// Whether the range holds every date.
     pub fn is_all(&self) -> bool {
         self.from.is_none() && self.to.is_none()
