@@ -1,0 +1,1 @@
+// the dashboard (see crates/costshare-server/assets)
