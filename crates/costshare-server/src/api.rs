@@ -40,6 +40,8 @@ pub struct Shared {
     pub cache: Cache,
     pub failures: Failures,
     handles: Mutex<Vec<Ledger>>,
+    /// Writes take turns here, in arrival order (see [`Shared::write_turn`]).
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Shared {
@@ -49,7 +51,21 @@ impl Shared {
             cache: Cache::default(),
             failures: Failures::default(),
             handles: Mutex::new(Vec::new()),
+            writes: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// This process's turn to write, first come first served. The ledger
+    /// serializes writers anyway (SQLite's write lock, PostgreSQL's journal
+    /// lock), but a writer that finds SQLite's lock taken sleeps and polls
+    /// (the busy handler), so under 32 concurrent writers the unlucky ones
+    /// waited seconds while others got through in milliseconds
+    /// (BENCHMARKS.md, "Server (issue 11)"). Queued here, in order, every
+    /// writer waits only for those ahead of it. The guard is moved into the
+    /// blocking work, so the turn lasts until the write is done even when
+    /// the client has gone away meanwhile.
+    pub async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.writes.clone().lock_owned().await
     }
 
     /// Run `f` on a pooled ledger handle (opened when none is free). A
@@ -876,7 +892,9 @@ async fn record(
         let dry = p.flag("dry_run")?;
         let name = upload_name(&p, "api-upload.csv")?;
         let csv = upload_csv(&headers, &body, COSTS_COLUMNS)?;
+        let turn = s.write_turn().await;
         blocking(move || {
+            let _turn = turn;
             let input = costshare_store::Input {
                 name: &name,
                 bytes: &csv,
@@ -951,7 +969,9 @@ async fn void(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: He
         let o = json_body(&headers, &body)?;
         let id = required(&o, "id")?.to_string();
         let reason = required(&o, "reason")?.to_string();
+        let turn = s.write_turn().await;
         blocking(move || {
+            let _turn = turn;
             let r = costshare_app::ledger::void_by(&s.cfg.ledger, &who.principal.name, &id, &reason)?;
             Ok(json!({"id": r.id, "reason": r.reason, "journal": journal_json(&r.journal)}))
         })
@@ -976,7 +996,9 @@ async fn payments(
         auth::require(&who.principal, Role::Recorder, "recording payments")?;
         let name = upload_name(&p, "api-payments.csv")?;
         let csv = upload_csv(&headers, &body, PAYMENTS_COLUMNS)?;
+        let turn = s.write_turn().await;
         blocking(move || {
+            let _turn = turn;
             let r = costshare_app::settle::pay_input(&s.cfg.ledger, &who.principal.name, &name, &csv)?;
             Ok(json!({
                 "file": r.file,
@@ -1000,7 +1022,9 @@ async fn amend(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: H
         let toml = required(&o, "agreement_toml")?.to_string();
         let effective = costshare_app::ledger::effective(required(&o, "effective")?).map_err(AppError::from)?;
         let name = field(&o, "file")?.unwrap_or("api-amendment.toml").to_string();
+        let turn = s.write_turn().await;
         blocking(move || {
+            let _turn = turn;
             let r = costshare_app::ledger::amend_input(
                 &s.cfg.ledger,
                 &who.principal.name,
@@ -1036,7 +1060,9 @@ async fn close(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: H
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(ApiError::bad_request("`force` must be true or false")),
         };
+        let turn = s.write_turn().await;
         blocking(move || {
+            let _turn = turn;
             let r = costshare_app::ledger::close_by(&s.cfg.ledger, &who.principal.name, &period, as_of, force)?;
             let v: Value = serde_json::from_str(&render::statement(&r, Format::Json))
                 .map_err(|e| ApiError::internal(format!("statement JSON: {e}")))?;
