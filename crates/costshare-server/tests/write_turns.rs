@@ -1,6 +1,8 @@
 //! Writes take turns in arrival order (`Shared::write_turn`), a turn lasts
-//! until the write is done even if its request is dropped, and concurrent
-//! one-line records through the HTTP API all land, each once.
+//! until the write is done even if its request is dropped, requests wait
+//! for a pooled ledger handle rather than open their own
+//! (`Shared::handle_permit`), and concurrent one-line records through the
+//! HTTP API all land, each once.
 
 use costshare_app::Quiet;
 use costshare_app::tokens::Role;
@@ -75,6 +77,32 @@ fn a_turn_moved_into_blocking_work_outlives_its_dropped_request() {
             *done.lock().expect("done"),
             "the next writer got its turn before the dropped request's write finished"
         );
+    });
+}
+
+#[test]
+fn handle_permits_bound_the_pooled_handles() {
+    let rt = runtime();
+    rt.block_on(async {
+        let s = Arc::new(Shared::new(Config::new("/nonexistent/ledger.db", "127.0.0.1:0")));
+        let mut held = Vec::new();
+        for k in 0..costshare_server::api::POOL {
+            let p = tokio::time::timeout(Duration::from_secs(5), s.handle_permit())
+                .await
+                .unwrap_or_else(|_| panic!("permit {k} of the pool was not given"));
+            held.push(p.expect("the semaphore is open"));
+        }
+        // one more request waits for a handle instead of opening its own
+        let s2 = s.clone();
+        let waiting = tokio::spawn(async move { s2.handle_permit().await.is_some() });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "a permit beyond the pool was given");
+        held.pop();
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("a released permit goes to the waiting request")
+            .expect("task");
+        assert!(got);
     });
 }
 
