@@ -29,6 +29,21 @@ struct Inner {
     runs: HashMap<String, Arc<Run>>,
 }
 
+/// Free the runs of an old head on a thread of their own. A run holds every
+/// line of the ledger: freeing one of a million lines took about 0.1 s, and
+/// that happened under the cache's lock on the runtime's worker thread of
+/// the first read after a write, stalling every request meanwhile
+/// (BENCHMARKS.md, "Server (issue 11)"). If no thread can be started, they
+/// are freed here.
+fn discard(old: HashMap<String, Arc<Run>>) {
+    if old.is_empty() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("cache-free".into())
+        .spawn(move || drop(old));
+}
+
 /// The cache of one server process.
 #[derive(Default)]
 pub struct Cache {
@@ -40,7 +55,7 @@ impl Cache {
         if inner.head != head {
             inner.head = head.to_string();
             inner.answers.clear();
-            inner.runs.clear();
+            discard(std::mem::take(&mut inner.runs));
         }
         inner
     }
@@ -65,7 +80,7 @@ impl Cache {
         if let Ok(mut g) = self.inner.lock() {
             let inner = Cache::at(&mut g, head);
             if inner.runs.len() >= 4 {
-                inner.runs.clear();
+                discard(std::mem::take(&mut inner.runs));
             }
             inner.runs.insert(as_of.to_string(), r);
         }
