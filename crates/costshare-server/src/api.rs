@@ -44,6 +44,8 @@ pub struct Shared {
     writes: Arc<tokio::sync::Mutex<()>>,
     /// One permit per pooled handle (see [`Shared::handle_permit`]).
     handle_permits: Arc<tokio::sync::Semaphore>,
+    /// Reads being computed, by head and cache key (see [`Shared::flight`]).
+    flights: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Ledger handles kept open for the small reads of every request.
@@ -58,6 +60,36 @@ impl Shared {
             handles: Mutex::new(Vec::new()),
             writes: Arc::new(tokio::sync::Mutex::new(())),
             handle_permits: Arc::new(tokio::sync::Semaphore::new(POOL)),
+            flights: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The gate of one read (a head and a cache key): the first request
+    /// that misses the cache computes the answer, the others wait for it and
+    /// then find it in the cache. Without it, a write (which moves the head)
+    /// sent every client that asked meanwhile to compute the same report at
+    /// once (BENCHMARKS.md, "Server (issue 11)", the mixed run).
+    pub fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.flights.lock() {
+            Ok(mut m) => {
+                // gates left by requests dropped while they waited
+                if m.len() > 256 {
+                    m.retain(|_, g| Arc::strong_count(g) > 1);
+                }
+                m.entry(key.to_string()).or_default().clone()
+            }
+            // a poisoned map: no sharing, every request computes its own
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Forget a gate nobody else holds (its read is done).
+    pub fn flight_done(&self, key: &str, gate: Arc<tokio::sync::Mutex<()>>) {
+        if let Ok(mut m) = self.flights.lock()
+            && m.get(key).is_some_and(|g| Arc::ptr_eq(g, &gate))
+            && Arc::strong_count(&gate) <= 2
+        {
+            m.remove(key);
         }
     }
 
@@ -275,13 +307,26 @@ pub async fn read(
     if let Some(a) = s.cache.get(&who.head, &key) {
         return respond(a);
     }
+    // one computation per head and key at a time; the others wait for it
+    let fkey = format!("{}\u{2}{key}", who.head);
+    let gate = s.flight(&fkey);
+    let turn = gate.clone().lock_owned().await;
+    if let Some(a) = s.cache.get(&who.head, &key) {
+        drop(turn);
+        s.flight_done(&fkey, gate);
+        return respond(a);
+    }
     let who = who.clone();
+    let s2 = s.clone();
     let out = blocking(move || {
-        let a = compute(&s, &who, &params)?;
-        s.cache.put(&who.head, key, a.clone());
+        // the turn lasts until the answer is kept, even if this request is dropped
+        let _turn = turn;
+        let a = compute(&s2, &who, &params)?;
+        s2.cache.put(&who.head, key, a.clone());
         Ok(a)
     })
     .await;
+    s.flight_done(&fkey, gate);
     match out {
         Ok(a) => respond(a),
         Err(e) => e.into_response(),
