@@ -21,6 +21,8 @@
 # records answered, the served report equals `costshare report`, and
 # `costshare verify` passes. Exits non-zero on any error (a non-2xx answer,
 # a socket error, a write that did not record one line, a check failing).
+# A third run mixes them: CONNS-1 clients read the report while one client
+# records lines (each write moves the head, so reports are computed again).
 #
 # Environment: COSTSHARE_BIN=PATH measures another build; SERVE_BENCH_CONNS
 # (32), SERVE_BENCH_THREADS (2), SERVE_BENCH_CATEGORY (welfare: uncapped;
@@ -111,7 +113,7 @@ summarize() { # summarize NAME FILE
     /Non-2xx or 3xx responses/ { non2xx = $NF }
     /Socket errors/ { sockerr = $0 }
     END {
-      printf "%-8s %8d requests %9.1f req/s   p50 %7.2f ms   p75 %7.2f ms   p90 %7.2f ms   p99 %7.2f ms   non-2xx %d\n", name, n, rps, p50, p75, p90, p99, non2xx
+      printf "%-15s %8d requests %9.1f req/s   p50 %7.2f ms   p75 %7.2f ms   p90 %7.2f ms   p99 %7.2f ms   non-2xx %d\n", name, n, rps, p50, p75, p90, p99, non2xx
       if (sockerr != "") { print "  " sockerr }
       if (non2xx + 0 > 0 || sockerr != "" || n + 0 == 0) exit 1
     }' "$2"
@@ -133,6 +135,21 @@ echo "  record answers checked: $CHECKED"
 [[ $CHECKED == *"non-2xx: 0, 2xx not recording one line: 0" ]] || FAIL=1
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 
+# mixed: CONNS-1 clients read the report while one records lines; every
+# write moves the journal's head, so the next report is computed again
+SERVE_BENCH_TOKEN=$REC SERVE_BENCH_RUN=$RUN-mixed SERVE_BENCH_CATEGORY=$CATEGORY SERVE_BENCH_MAX=$MAXREC \
+  wrk -t1 -c1 -d"${SECS}s" --timeout 10s --latency -s bench/serve-record.lua "$URL/" > "$W/wrk-mixed-record.txt" &
+MIXW=$!
+wrk -t"$THREADS" -c$((CONNS - 1)) -d"${SECS}s" --timeout 10s --latency \
+  -H "Authorization: Bearer $VIEW" "$URL$REPORT" > "$W/wrk-mixed-report.txt"
+wait "$MIXW"
+summarize "mixed: report" "$W/wrk-mixed-report.txt" || FAIL=1
+summarize "mixed: record" "$W/wrk-mixed-record.txt" || FAIL=1
+MIXED=$(sed -n 's/^checked answers: //p' "$W/wrk-mixed-record.txt")
+echo "  record answers checked: $MIXED"
+[[ $MIXED == *"non-2xx: 0, 2xx not recording one line: 0" ]] || FAIL=1
+echo "load: $(uptime | sed 's/.*load average/load average/')"
+
 # writes still queued in the server when wrk stopped land now: wait until
 # the journal's head stays put for a second
 entries() { curl -sf -H "Authorization: Bearer $VIEW" "$URL/api/v1/whoami" | python3 -c 'import json, sys; print(json.load(sys.stdin)["journal"]["entries"])'; }
@@ -142,7 +159,7 @@ echo "writes settled $(ms "$t0" "$EPOCHREALTIME") ms after wrk stopped"
 get "first report after the writes" "$REPORT" "$VIEW"
 get "second report after the writes" "$REPORT" "$VIEW"
 AFTER=$(lines)
-ANSWERED=${CHECKED%%,*}
+ANSWERED=$((${CHECKED%%,*} + ${MIXED%%,*}))
 # wrk counts answers, not requests still in flight when it stops; an
 # unanswered POST may have landed, so the count may exceed the answers by at
 # most one per connection
