@@ -103,7 +103,17 @@ try {
     const row = page.locator(`#ov-ceilings tr[data-category="${bound.category}"][data-period="${bound.period}"]`).first();
     assert.equal(await row.locator('td.bound').textContent(), bound.bound_on, 'a ceiling shows its bound_on');
   }
-  assert.equal(await page.locator('#ov-ceilings details').count(), new Set(ceil.ceilings.map((c) => `${c.category}|${c.layer}`)).size, 'one group per capped layer');
+  assert.equal(await page.locator('#ov-ceilings tbody.group').count(), new Set(ceil.ceilings.map((c) => `${c.category}|${c.layer}`)).size, 'one group per capped layer');
+  const folded = page.locator('#ov-ceilings button.group-toggle[aria-expanded=false]').first();
+  if (await folded.count()) {
+    const name = await folded.evaluate((b) => b.closest('tbody').dataset.group);
+    const grp = page.locator(`#ov-ceilings tbody.group[data-group="${name}"]`);
+    assert.equal(await grp.locator('tr[data-period]').first().isVisible(), false, 'a long group starts folded');
+    await folded.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await grp.locator('tr[data-period]').first().isVisible(), true, 'Enter unfolds it');
+    await grp.locator('button.group-toggle').click();
+  }
   await page.screenshot({ path: join(SHOTS, 'overview-light.png'), fullPage: true });
 
   step('keyboard: skip link first, then the nav links; Enter follows a link; focus is visible');

@@ -2,7 +2,7 @@
 // Every string from the server reaches the page through textContent (el()),
 // never innerHTML; money is shown as the API's decimal strings, grouped.
 
-import { el, clear, money, sumMoney, cmpMoney, isZeroMoney, signOf, agreementStructure } from './util.js';
+import { el, clear, money, sumMoney, subMoney, cmpMoney, isZeroMoney, signOf, agreementStructure } from './util.js';
 import { stackedBars, deltaBars, meter } from './charts.js';
 
 const TOKEN_KEY = 'costshare.token';
@@ -135,6 +135,8 @@ async function ensureSession() {
     const w = state.whoami;
     $('#who').textContent = `${w.name} (${w.role}${w.party ? ', ' + w.party : ''})`;
     $('#sign-out').hidden = false;
+    // a viewer's token may not record: the Record page is not offered
+    $('nav a[data-view=record]').hidden = w.role === 'viewer';
   }
   if (!state.info) {
     state.info = await api('/api/v1/info');
@@ -176,10 +178,12 @@ const th = (text, numeric) => el('th', { scope: 'col', class: numeric ? 'n' : un
 const td = (text, cls, data) => el('td', { class: cls, text, data });
 const moneyTd = (s, data) => el('td', { class: 'n', text: money(s), data });
 const shortHash = (h) => (h ? String(h).slice(0, 12) : '');
+const dimLabel = (d) => String(d).replace(/_/g, ' ');
 const dash = (v) => (v === null || v === undefined || v === '' ? '—' : String(v));
 
-// The ceilings (from ceilings JSON) grouped by category and layer, each group a
-// <details>: short groups open, long ones (a labor cap per month) closed.
+// The ceilings (from ceilings JSON) in one table, a row group per category and
+// layer; a group's rows fold under its heading button (short groups start open,
+// a labor cap per month starts folded).
 function renderCeilings(container, json) {
   clear(container);
   const rows = json?.ceilings || [];
@@ -194,32 +198,38 @@ function renderCeilings(container, json) {
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k).push(r);
   }
+  const t = el('table', { class: 'num ceil' });
+  t.append(el('thead', {}, el('tr', {}, th('period'), th('cap', true), th('used', true), th('use', true), th('bound on'), th('forecast'))));
   for (const [name, list] of groups) {
+    const open = list.length <= 12;
     const atCap = list.filter((r) => r.remaining !== undefined && isZeroMoney(r.remaining)).length;
     const forecasts = list.filter((r) => r.forecast_bound_on).length;
     const unit = list[0].unit && list[0].unit !== currency ? ` ${list[0].unit}` : '';
-    const summary = el(
-      'summary',
-      {},
-      el('strong', { text: name }),
-      ` — ${list.length} period${list.length === 1 ? '' : 's'}, ${atCap} at cap` + (forecasts ? `, ${forecasts} forecast to reach it` : ''),
-    );
     const body = list.map((r) =>
       el(
         'tr',
-        { data: { category: r.category, layer: r.layer, period: r.period } },
-        td(r.period),
+        { data: { category: r.category, layer: r.layer, period: r.period }, hidden: !open },
+        el('td', {}, r.period, r.open ? [' ', el('span', { class: 'tag', text: 'open', title: 'the period has not ended' })] : null),
         el('td', { class: 'n', text: money(r.cap) + unit }),
         el('td', { class: 'n', text: money(r.used) + unit }),
         el('td', { class: 'n' }, meter(r.percent_used, `${r.percent_used}% used`), ` ${r.percent_used}%`),
         td(dash(r.bound_on), 'bound'),
         td(dash(r.forecast_bound_on), 'forecast'),
-        td(r.open ? 'open' : 'ended'),
       ),
     );
-    const t = table(el('table', { class: 'num ceil' }), [th('period'), th('cap', true), th('used', true), th('use', true), th('bound on'), th('forecast'), th('period state')], body);
-    container.append(el('details', { class: 'group', open: list.length <= 12 }, summary, el('div', { class: 'scroll' }, t)));
+    const btn = el('button', {
+      type: 'button',
+      class: 'group-toggle',
+      'aria-expanded': String(open),
+      onclick: () => {
+        const now = btn.getAttribute('aria-expanded') !== 'true';
+        btn.setAttribute('aria-expanded', String(now));
+        for (const tr of body) tr.hidden = !now;
+      },
+    }, el('strong', { text: name }), ` — ${list.length} period${list.length === 1 ? '' : 's'}, ${atCap} at cap` + (forecasts ? `, ${forecasts} forecast to reach it` : ''));
+    t.append(el('tbody', { class: 'group', data: { group: name } }, el('tr', { class: 'group-head' }, el('th', { colspan: 6, scope: 'rowgroup' }, btn)), body));
   }
+  container.append(el('div', { class: 'scroll' }, t));
 }
 
 function errorList(node, e) {
@@ -241,7 +251,10 @@ async function renderOverview() {
   const info = state.info;
   const ag = info.agreement || {};
   const versions = info.versions || [];
-  const latest = versions[versions.length - 1] || {};
+  // in force: the last version effective on or before the as-of date (ISO dates compare as text)
+  const started = versions.filter((v) => !info.as_of || !v.effective || v.effective <= info.as_of);
+  const latest = started[started.length - 1] || versions[versions.length - 1] || {};
+  const next = versions.find((v) => info.as_of && v.effective && v.effective > info.as_of);
   const dl = clear($('#ov-agreement-dl'));
   const kv = (k, v, id) => [el('dt', { text: k }), el('dd', { text: v, id })];
   dl.append(
@@ -252,6 +265,7 @@ async function renderOverview() {
     ...kv('Parties', (ag.parties || []).map((p) => partyName(p.id)).join(', ')),
     ...kv('Version in force', latest.version !== undefined ? `${latest.version} (effective ${latest.effective || '?'}), ${versions.length} in all` : '—'),
     ...kv('sha256', latest.sha256 || ''),
+    ...(next ? kv('Next', `version ${next.version} from ${next.effective}`) : []),
   );
   const jl = clear($('#ov-journal-dl'));
   jl.append(
@@ -505,7 +519,7 @@ function drawCompare(json) {
   const deltaTd = (s) => el('td', { class: `n ${signOf(s) < 0 ? 'neg' : signOf(s) > 0 ? 'pos' : ''}`, text: money(s) });
   table(
     $('#compare-table'),
-    [dims.map((d) => th(d)), th(json.agreement?.id || 'this agreement', true), names.map((n) => [th(n, true), th(`difference vs ${n}`, true)])],
+    [dims.map((d) => th(dimLabel(d))), th(json.agreement?.id || 'this agreement', true), names.map((n) => [th(n, true), th(`difference vs ${n}`, true)])],
     rows.map((r) => el('tr', {}, dims.map((d) => td(dash(r[d]))), moneyTd(r.amount), names.map((n) => [moneyTd(r.against?.[n]?.amount), deltaTd(r.against?.[n]?.delta)]))),
     json.totals
       ? el(
@@ -606,35 +620,38 @@ async function runWhatif() {
   $('#amend-form button').disabled = !ok || edits.length === 0;
 }
 
+// The what-if report is compare JSON by party and fiscal year: `amount` is the
+// what-if; the current figure is `amount_against`, or the first `against` entry.
+function whatifNow(r, cur) {
+  const now = r.amount_against ?? r.against?.[cur]?.amount;
+  const delta = r.delta ?? (now !== undefined ? subMoney(r.amount, now) : null);
+  return { now, delta };
+}
+
 function drawWhatif(json, editCount) {
   const rep = json.report || {};
-  const names = (rep.against || []).map((a) => a.id);
+  const names = (rep.against || []).map((a) => a.id || a.name);
   const cur = names[0];
   const dims = rep.by || ['party', 'fiscal_year'];
   const rows = rep.rows || [];
-  const deltaTd = (s) => el('td', { class: `n delta ${signOf(s) < 0 ? 'neg' : signOf(s) > 0 ? 'pos' : ''}`, text: money(s) });
+  const deltaTd = (s) => el('td', { class: `n delta ${signOf(s) < 0 ? 'neg' : signOf(s) > 0 ? 'pos' : ''}`, text: money(s ?? '') });
+  const tot = rep.totals ? whatifNow(rep.totals, cur) : null;
   table(
     $('#whatif-table'),
-    [dims.map((d) => th(d === 'fiscal_year' ? 'fiscal year' : d)), th('what-if', true), th('now', true), th('difference', true)],
-    rows.map((r) =>
-      el(
+    [dims.map((d) => th(dimLabel(d))), th('what-if', true), th('now', true), th('difference', true)],
+    rows.map((r) => {
+      const { now, delta } = whatifNow(r, cur);
+      return el(
         'tr',
         { data: { party: r.party ?? '', fy: r.fiscal_year ?? '' } },
         dims.map((d) => td(dash(r[d]))),
         el('td', { class: 'n whatif', text: money(r.amount) }),
-        moneyTd(r.against?.[cur]?.amount),
-        deltaTd(r.against?.[cur]?.delta ?? '0'),
-      ),
-    ),
-    rep.totals
-      ? el(
-          'tr',
-          {},
-          el('th', { scope: 'row', colspan: dims.length, text: 'total' }),
-          moneyTd(rep.totals.amount),
-          moneyTd(rep.totals.against?.[cur]?.amount),
-          deltaTd(rep.totals.against?.[cur]?.delta ?? '0'),
-        )
+        moneyTd(now),
+        deltaTd(delta),
+      );
+    }),
+    tot
+      ? el('tr', {}, el('th', { scope: 'row', colspan: dims.length, text: 'total' }), moneyTd(rep.totals.amount), moneyTd(tot.now), deltaTd(tot.delta))
       : null,
   );
   renderCeilings($('#whatif-ceilings'), json.ceilings);

@@ -83,6 +83,14 @@ export function sumMoney(list) {
   return fromScaled(total, scale);
 }
 
+// a - b, exactly (null when one is not a decimal).
+export function subMoney(a, b) {
+  const m = DEC.exec(String(b));
+  if (!m) return null;
+  const neg = (m[1] === '-' ? '' : '-') + m[2] + (m[3] !== undefined ? '.' + m[3] : '');
+  return sumMoney([a, neg]);
+}
+
 // Exact comparison of two decimal strings: -1, 0 or 1 (non-decimals sort last).
 export function cmpMoney(a, b) {
   const scale = Math.max(scaleOf(a), scaleOf(b));
