@@ -79,7 +79,13 @@ fn dashboard_in_chromium() {
 
     // An admin token: the last line `token create` prints.
     let out = ok(&["token", "create", &ledger, "--role", "admin", "--name", "t"]);
-    let token = out.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string();
+    let token = out
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string();
     assert!(!token.is_empty() && !token.contains(' '), "no token in:\n{out}");
 
     // The server on a free port; its first stdout line names the address.
@@ -131,9 +137,15 @@ fn dashboard_in_chromium() {
         out.status.code(),
         std::fs::read_to_string(dir.path("serve.log")).unwrap_or_default()
     );
-    assert!(stdout.contains("ok: dashboard checks passed"), "the script did not finish:\n{stdout}");
+    assert!(
+        stdout.contains("ok: dashboard checks passed"),
+        "the script did not finish:\n{stdout}"
+    );
     assert!(started.elapsed() < Duration::from_secs(600));
 
     // The server is still healthy after the run (nothing the dashboard did broke it).
-    assert!(server.0.try_wait().ok().flatten().is_none(), "serve exited during the browser run");
+    assert!(
+        server.0.try_wait().ok().flatten().is_none(),
+        "serve exited during the browser run"
+    );
 }
