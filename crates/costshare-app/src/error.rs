@@ -40,6 +40,10 @@ pub enum UsageError {
     PeriodWithRange,
     /// `report --pivot party --currency CODE` (not supported yet).
     PivotWithCurrency,
+    /// `token create --party ID`: no such party in the agreement.
+    TokenParty(String),
+    /// `token create --name`: not 1–64 of letters, digits, `-_.@`.
+    TokenName(String),
     /// `--from` is after `--to`.
     FromAfterTo {
         from: costshare_core::calendar::Date,
@@ -213,6 +217,8 @@ pub enum AppError {
     WouldOverwrite {
         path: String,
     },
+    /// A token could not be created or revoked (the reason, worded).
+    Token(String),
 }
 
 impl From<LedgerError> for AppError {

@@ -103,12 +103,20 @@ impl Run {
     /// The run with only the lines whose cost date is in `range`, each with
     /// its allocation row (computed over the whole history) and provisional
     /// flag; the use of caps (`usage`) and the carried use stay as they are.
-    pub fn restrict(mut self, range: &DateRange) -> Run {
+    pub fn restrict(self, range: &DateRange) -> Run {
         if range.is_all() {
             return self;
         }
+        self.retain(|_, l| range.contains(l.date))
+    }
+
+    /// The run with only the lines `keep(allocation row, line)` accepts,
+    /// each with its allocation row, provisional flag and order; the use of
+    /// caps and the carried use stay as they are. One home for narrowing a
+    /// run: the date filter and the server's party scope both call it.
+    pub fn retain(mut self, keep: impl Fn(&[i64], &costshare_core::costs::CostLine) -> bool) -> Run {
         for part in &mut self.parts {
-            let (costs, alloc) = restrict_part(&part.costs, &part.alloc, range);
+            let (costs, alloc) = restrict_part(&part.costs, &part.alloc, &keep);
             part.costs = costs;
             part.alloc = alloc;
         }
@@ -116,7 +124,11 @@ impl Run {
     }
 }
 
-fn restrict_part(costs: &Costs, a: &Allocation, range: &DateRange) -> (Costs, Allocation) {
+fn restrict_part(
+    costs: &Costs,
+    a: &Allocation,
+    keep: &impl Fn(&[i64], &costshare_core::costs::CostLine) -> bool,
+) -> (Costs, Allocation) {
     let w = a.width();
     let mut new_index = vec![u32::MAX; costs.lines.len()];
     let mut lines = Vec::new();
@@ -124,7 +136,7 @@ fn restrict_part(costs: &Costs, a: &Allocation, range: &DateRange) -> (Costs, Al
     let mut provisional = Vec::new();
     let mut open_until = Vec::new();
     for (i, l) in costs.lines.iter().enumerate() {
-        if range.contains(l.date) {
+        if keep(&a.amounts[i * w..(i + 1) * w], l) {
             new_index[i] = lines.len() as u32;
             lines.push(l.clone());
             amounts.extend_from_slice(&a.amounts[i * w..(i + 1) * w]);

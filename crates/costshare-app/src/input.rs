@@ -130,6 +130,15 @@ impl<'o> Session<'o> {
     }
 }
 
+/// Who the command line's writes are recorded as: `COSTSHARE_USER`, else
+/// the login name (`USER`, `LOGNAME`); empty when none is set.
+pub fn cli_user() -> String {
+    ["COSTSHARE_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_default()
+}
+
 /// Read a whole file.
 pub fn read(path: &Path, what: FileKind) -> Result<Vec<u8>, AppError> {
     std::fs::read(path).map_err(|error| AppError::Read {

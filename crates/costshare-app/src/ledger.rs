@@ -66,7 +66,7 @@ pub fn init(
     let rates = RatesFile::read(rates)?;
     let name = agreement.display().to_string();
     let rin = rates.input();
-    let (_, st) = Ledger::init(
+    let (_, st) = Ledger::init_by(
         target,
         Input {
             name: &name,
@@ -74,6 +74,7 @@ pub fn init(
         },
         rin,
         &now_utc(),
+        &crate::input::cli_user(),
     )?;
     Ok(InitResult {
         ledger: target.to_string(),
@@ -142,20 +143,38 @@ pub fn record(
     impact: bool,
     observer: &mut dyn Observer,
 ) -> Result<RecordResult, AppError> {
-    let started = std::time::Instant::now();
     let bytes = read(costs, FileKind::Costs)?;
     let rates = RatesFile::read(rates)?;
     let name = costs.display().to_string();
-    let rin = rates.input();
+    record_input(
+        target,
+        &crate::input::cli_user(),
+        Input {
+            name: &name,
+            bytes: &bytes,
+        },
+        rates.input(),
+        impact,
+        observer,
+    )
+}
+
+/// `record` of costs (and optional rates) given as bytes, written as by
+/// `who`: the one body of `record`, which the server also calls.
+pub fn record_input(
+    target: &str,
+    who: &str,
+    costs: Input<'_>,
+    rin: Option<Input<'_>>,
+    impact: bool,
+    observer: &mut dyn Observer,
+) -> Result<RecordResult, AppError> {
+    let started = std::time::Instant::now();
+    let (name, bytes) = (costs.name.to_string(), costs.bytes);
     let mut l = Ledger::open(target)?;
+    l.set_author(who);
     if rin.is_none()
-        && let Some((outcome, imp)) = l.record_fast(
-            Input {
-                name: &name,
-                bytes: &bytes,
-            },
-            &now_utc(),
-        )?
+        && let Some((outcome, imp)) = l.record_fast(Input { name: &name, bytes }, &now_utc())?
     {
         let impact = (impact && outcome.recorded > 0).then(|| Impact::Derived {
             new_lines: outcome.recorded,
@@ -175,15 +194,7 @@ pub fn record(
         });
     }
     let mut bar = |stage: &str, done: u64, total: u64| observer.progress(&name, stage, done, total);
-    let out = l.record_with_progress(
-        Input {
-            name: &name,
-            bytes: &bytes,
-        },
-        rin,
-        &now_utc(),
-        &mut bar,
-    );
+    let out = l.record_with_progress(Input { name: &name, bytes }, rin, &now_utc(), &mut bar);
     observer.progress_done();
     let outcome = out?;
     // a damaged derived state was not used: rebuild it from the journal
@@ -242,7 +253,13 @@ pub struct VoidResult {
 
 /// `void`: a recorded line stops counting; it stays in the journal.
 pub fn void(target: &str, id: &str, reason: &str) -> Result<VoidResult, AppError> {
+    void_by(target, &crate::input::cli_user(), id, reason)
+}
+
+/// `void`, written as by `who`.
+pub fn void_by(target: &str, who: &str, id: &str, reason: &str) -> Result<VoidResult, AppError> {
     let mut l = Ledger::open(target)?;
+    l.set_author(who);
     l.void(id, reason, &now_utc())?;
     Ok(VoidResult {
         id: id.to_string(),
@@ -275,15 +292,37 @@ pub fn amend(
     let la: LoadedAgreement = load_agreement(agreement, observer)?;
     let bytes = read(agreement, FileKind::Agreement)?;
     let name = agreement.display().to_string();
+    amend_loaded(target, &crate::input::cli_user(), la, &name, &bytes, effective)
+}
+
+/// `amend` with the agreement given as bytes (checked with full
+/// diagnostics, as from a file named `name`), written as by `who`.
+pub fn amend_input(
+    target: &str,
+    who: &str,
+    name: &str,
+    bytes: &[u8],
+    effective: Date,
+    observer: &mut dyn Observer,
+) -> Result<AmendResult, AppError> {
+    let la = crate::input::load_agreement_bytes(name, bytes)?;
+    if !la.warnings.is_empty() {
+        observer.warnings(&la);
+    }
+    amend_loaded(target, who, la, name, bytes, effective)
+}
+
+fn amend_loaded(
+    target: &str,
+    who: &str,
+    la: LoadedAgreement,
+    name: &str,
+    bytes: &[u8],
+    effective: Date,
+) -> Result<AmendResult, AppError> {
     let mut l = Ledger::open(target)?;
-    let version = l.amend(
-        Input {
-            name: &name,
-            bytes: &bytes,
-        },
-        effective,
-        &now_utc(),
-    )?;
+    l.set_author(who);
+    let version = l.amend(Input { name, bytes }, effective, &now_utc())?;
     let st = l.state()?;
     Ok(AmendResult {
         version,
@@ -318,7 +357,13 @@ pub struct StatementResult {
 /// or with lines in pro-rata periods still open then, is refused unless
 /// `force`.
 pub fn close(target: &str, period: &str, as_of: Date, force: bool) -> Result<StatementResult, AppError> {
+    close_by(target, &crate::input::cli_user(), period, as_of, force)
+}
+
+/// `close`, written as by `who`.
+pub fn close_by(target: &str, who: &str, period: &str, as_of: Date, force: bool) -> Result<StatementResult, AppError> {
     let mut l = Ledger::open(target)?;
+    l.set_author(who);
     let Closed { rows, forced } = l.close_with(period, as_of, force, &now_utc())?;
     let st = l.state()?;
     let last = st.statements.last();
@@ -365,6 +410,8 @@ pub fn adjustments(target: &str, as_of: Date) -> Result<AdjustmentsResult, AppEr
 pub struct HistoryEntry {
     pub seq: u64,
     pub at: String,
+    /// Who wrote it (a user or a server token's name; empty: not recorded).
+    pub who: String,
     pub kind: &'static str,
     /// The line it concerns, if any.
     pub id: Option<String>,
@@ -397,6 +444,7 @@ pub fn history(target: &str, id: Option<&str>) -> Result<HistoryResult, AppError
         .map(|e| HistoryEntry {
             seq: e.seq,
             at: e.at.to_string(),
+            who: e.who.to_string(),
             kind: e.kind,
             source: match (e.kind, batch_of(e.seq)) {
                 ("line", Some(b)) => format!("{} (sha256 {})", b.file, b.sha256),
@@ -460,4 +508,11 @@ pub fn verify(target: &str, opts: &VerifyOptions) -> Result<VerifyResult, AppErr
             at,
         }),
     }
+}
+
+/// What `record` of these costs would do, with nothing written: the same
+/// checks and the same errors (the server's dry run).
+pub fn record_dry_run(target: &str, costs: Input<'_>) -> Result<costshare_store::RecordOutcome, AppError> {
+    let mut l = Ledger::open(target)?;
+    Ok(l.record_dry_run(costs)?)
 }

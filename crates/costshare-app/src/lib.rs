@@ -45,6 +45,8 @@ pub mod render;
 pub mod run;
 pub mod settle;
 pub mod stream;
+pub mod tokens;
+pub mod words;
 
 pub use error::{AppError, UsageError};
 pub use input::{Observer, Quiet, ReportPath, Session, Source};

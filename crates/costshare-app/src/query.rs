@@ -98,6 +98,12 @@ pub fn pivot_dims(dims: &[Dim]) -> Vec<Dim> {
     out
 }
 
+/// The report of a run already allocated (the server's scoped and cached
+/// reads): the same rows and flags as the general path.
+pub fn report_of_run(r: &Run, dims: &[Dim]) -> Result<ReportResult, AppError> {
+    from_run(r, dims, PathTaken::General("a run in memory"))
+}
+
 fn from_run(r: &Run, dims: &[Dim], path: PathTaken) -> Result<ReportResult, AppError> {
     let rows = r.report_rows(dims)?;
     Ok(ReportResult {

@@ -208,14 +208,15 @@ pub struct PayResult {
 pub fn pay(target: &str, payments: &Path) -> Result<PayResult, AppError> {
     let bytes = read(payments, FileKind::Payments)?;
     let name = payments.display().to_string();
+    pay_input(target, &crate::input::cli_user(), &name, &bytes)
+}
+
+/// `pay` of a payments CSV given as bytes, written as by `who`.
+pub fn pay_input(target: &str, who: &str, name: &str, bytes: &[u8]) -> Result<PayResult, AppError> {
+    let (name, bytes) = (name.to_string(), bytes);
     let mut l = Ledger::open(target)?;
-    let outcome = l.pay(
-        Input {
-            name: &name,
-            bytes: &bytes,
-        },
-        &now_utc(),
-    )?;
+    l.set_author(who);
+    let outcome = l.pay(Input { name: &name, bytes }, &now_utc())?;
     let (entries, head) = l.last_head()?;
     Ok(PayResult {
         file: name,

@@ -279,7 +279,34 @@ enum Command {
         /// With --write: overwrite files there whose content differs (without it, exit 1).
         #[arg(long, requires = "write")]
         force: bool,
+        /// Build the demo ledger in a temporary folder and serve it with the dashboard
+        /// (prints a one-time admin token and the URL to open).
+        #[arg(long, conflicts_with = "write")]
+        serve: bool,
+        /// With --serve: the address to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080", requires = "serve")]
+        listen: String,
     },
+    /// Serve a ledger over HTTP: the /api/v1 API and the dashboard, for a team.
+    #[command(
+        after_help = "Examples:\n  costshare token create sma.ledger --role admin --name me\n  costshare serve sma.ledger --listen 127.0.0.1:8080\n  curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8080/api/v1/report?by=party&format=csv'\n\nEvery request but /healthz, / and /openapi.json needs a token (costshare token create).\nSeveral processes may serve one postgres:// ledger: all state is in the database."
+    )]
+    Serve {
+        /// The ledger: a SQLite file path or a postgres:// URL.
+        ledger: String,
+        /// The address to listen on (port 0: any free port; the first line printed says which).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Largest request body, in MiB.
+        #[arg(long, value_name = "MIB", default_value_t = 64)]
+        max_body_mib: usize,
+        /// Do not log each request on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Access tokens of `serve`: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Export the allocation for other tools: Ledger, Beancount, tidy CSV, JSON or an Excel workbook.
     #[command(
         after_help = "Examples:\n  costshare export --ledger sma.ledger --format beancount -o sma.beancount\n  costshare export --agreement a.toml --costs costs.csv --format xlsx -o allocation.xlsx"
@@ -383,6 +410,57 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once, alone on the last line (the ledger keeps only its hash).
+    #[command(
+        after_help = "Examples:\n  costshare token create sma.ledger --role viewer --name auditor\n  costshare token create sma.ledger --role recorder --party JP --name mof-japan"
+    )]
+    Create {
+        /// The ledger.
+        ledger: String,
+        /// viewer (reads), recorder (also records costs, voids, payments) or admin (also amends,
+        /// closes periods, manages tokens).
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// Scope the token to this party: it sees only the lines the party shares in.
+        #[arg(long, value_name = "ID")]
+        party: Option<String>,
+        /// A name for the log and the journal's `who` (default: the role and a number).
+        #[arg(long, value_name = "TEXT")]
+        name: Option<String>,
+    },
+    /// List the ledger's tokens (names, roles, parties, when created and revoked; never the secret).
+    List {
+        /// The ledger.
+        ledger: String,
+    },
+    /// Revoke a token by name: it stops working at once, in every server process.
+    Revoke {
+        /// The ledger.
+        ledger: String,
+        /// The token's name.
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TokenRole {
+    Viewer,
+    Recorder,
+    Admin,
+}
+
+impl From<TokenRole> for costshare_app::tokens::Role {
+    fn from(r: TokenRole) -> Self {
+        match r {
+            TokenRole::Viewer => Self::Viewer,
+            TokenRole::Recorder => Self::Recorder,
+            TokenRole::Admin => Self::Admin,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -604,11 +682,68 @@ fn run(command: Command) -> Result<String, AppError> {
             render::verify(&ledger::verify(&target, &opts)?)
         }
         Command::Demo {
+            serve: true,
+            listen,
+            seed,
+            ..
+        } => return demo_serve(seed, &listen),
+        Command::Serve {
+            ledger,
+            listen,
+            max_body_mib,
+            quiet,
+        } => {
+            let mut cfg = costshare_server::Config::new(&ledger, &listen);
+            cfg.body_limit = max_body_mib.saturating_mul(1024 * 1024);
+            cfg.log = !quiet;
+            return serve(cfg, None);
+        }
+        Command::Token(t) => match t {
+            TokenCommand::Create {
+                ledger,
+                role,
+                party,
+                name,
+            } => {
+                let c = costshare_app::tokens::create(&ledger, role.into(), party.as_deref(), name.as_deref())?;
+                format!(
+                    "created token `{}` ({}{}) for {ledger}; it is shown once, keep it secret:\n{}\n",
+                    c.name,
+                    c.role.as_str(),
+                    c.party
+                        .as_deref()
+                        .map(|p| format!(", scoped to {p}"))
+                        .unwrap_or_default(),
+                    c.token
+                )
+            }
+            TokenCommand::List { ledger } => {
+                let rows = costshare_app::tokens::list(&ledger)?;
+                let mut out = String::from("name\trole\tparty\tcreated\trevoked\n");
+                for t in rows {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\n",
+                        t.name,
+                        t.role,
+                        t.party.as_deref().unwrap_or("-"),
+                        t.created_at,
+                        t.revoked_at.as_deref().unwrap_or("-")
+                    ));
+                }
+                out
+            }
+            TokenCommand::Revoke { ledger, name } => {
+                costshare_app::tokens::revoke(&ledger, &name)?;
+                format!("revoked token `{name}` of {ledger}\n")
+            }
+        },
+        Command::Demo {
             write,
             seed,
             as_of,
             format,
             force,
+            ..
         } => {
             let as_of = input::as_of(as_of.as_deref())?;
             let d = costshare_app::demo::run_forced(write.as_deref(), force, seed, as_of)?;
@@ -718,6 +853,50 @@ fn run(command: Command) -> Result<String, AppError> {
         }
     };
     Ok(out)
+}
+
+/// Serve until stopped; the first line on stdout says where (and, for the
+/// demo, the token and the URL to open).
+fn serve(cfg: costshare_server::Config, banner: Option<String>) -> Result<String, AppError> {
+    let r = costshare_server::serve(cfg, |addr| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        if let Some(b) = &banner {
+            let _ = write!(out, "{}", b.replace("{addr}", &addr.to_string()));
+        }
+        let _ = out.flush();
+    });
+    match r {
+        Ok(()) => Ok(String::new()),
+        Err(costshare_server::ServerError::Ledger(e)) => Err(e),
+        Err(costshare_server::ServerError::Listen { addr, error }) => {
+            Err(AppError::Token(format!("cannot listen on {addr}: {error}")))
+        }
+        Err(costshare_server::ServerError::Runtime(error)) => {
+            Err(AppError::Token(format!("the server stopped: {error}")))
+        }
+    }
+}
+
+/// `demo --serve`: the demo ledger built in a temporary folder, an admin
+/// token, and the server.
+fn demo_serve(seed: u64, listen: &str) -> Result<String, AppError> {
+    let dir = std::env::temp_dir().join(format!("costshare-demo-{}", std::process::id()));
+    let as_of = input::as_of(None)?;
+    costshare_app::demo::run_forced(Some(&dir), true, seed, as_of)?;
+    let ledger = dir.join("demo.ledger");
+    let _ = std::fs::remove_file(&ledger);
+    let target = ledger.display().to_string();
+    let mut quiet = costshare_app::Quiet;
+    let (agreement, costs, rates) = (dir.join("agreement.toml"), dir.join("costs.csv"), dir.join("rates.csv"));
+    ledger::init(&target, &agreement, Some(&rates), &mut quiet)?;
+    ledger::record(&target, &costs, None, false, &mut quiet)?;
+    let c = costshare_app::tokens::create(&target, costshare_app::tokens::Role::Admin, None, Some("demo-admin"))?;
+    let banner = format!(
+        "demo ledger: {target}\nadmin token (shown once): {}\nopen: http://{{addr}}/#token={}\n",
+        c.token, c.token
+    );
+    serve(costshare_server::Config::new(&target, listen), Some(banner))
 }
 
 fn main() -> ExitCode {

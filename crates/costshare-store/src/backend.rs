@@ -77,7 +77,7 @@ pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a
 
 /// One ledger database. The journal is the only source of truth; it is
 /// append-only (the database refuses UPDATE and DELETE on it).
-pub trait Backend {
+pub trait Backend: Send {
     /// Where the ledger is, for messages.
     fn location(&self) -> String;
     /// Every entry in `seq` order.
@@ -103,7 +103,33 @@ pub trait Backend {
     /// Start and end a read transaction: the reads between see one snapshot.
     fn begin_read(&mut self) -> Result<(), StoreError>;
     fn end_read(&mut self);
+    /// The server's access tokens (see [`crate::tokens`]), revoked ones
+    /// included, in creation order. Kept beside the journal, not in it:
+    /// they are access control, not part of the ledger's truth.
+    fn tokens_read(&mut self) -> Result<Vec<TokenRow>, StoreError>;
+    /// Add a token; `false` if one with that name exists (revoked or not).
+    fn token_insert(&mut self, t: &TokenRow) -> Result<bool, StoreError>;
+    /// Revoke the token named `name` at `at`; `false` if there is no such
+    /// token or it was already revoked.
+    fn token_revoke(&mut self, name: &str, at: &str) -> Result<bool, StoreError>;
 }
+
+/// One access token as stored: never the token itself, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    pub name: String,
+    /// `viewer`, `recorder` or `admin`.
+    pub role: String,
+    /// The party the token is scoped to, if any.
+    pub party: Option<String>,
+    /// Lowercase hex SHA-256 of the token.
+    pub hash: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// The tokens table, the same on both databases.
+pub const TOKENS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, role TEXT NOT NULL, party TEXT, hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT)";
 
 /// Open an existing ledger: a `postgres://` URL or a SQLite file path.
 pub fn open(target: &str) -> Result<Box<dyn Backend>, StoreError> {

@@ -126,6 +126,10 @@ pub struct Entry {
     pub seq: u64,
     /// UTC time of recording, `YYYY-MM-DDTHH:MM:SSZ`.
     pub at: String,
+    /// Who wrote it: the user on the command line, the token's name through
+    /// the server. Written (`who=`, after `kind=`) only when set, so entries
+    /// written before it existed keep their bytes and hashes.
+    pub who: String,
     pub body: Body,
 }
 
@@ -182,6 +186,9 @@ pub fn canonical(e: &Entry) -> Vec<u8> {
     field(&mut o, "seq", &e.seq.to_string());
     field(&mut o, "at", &e.at);
     field(&mut o, "kind", e.body.kind());
+    if !e.who.is_empty() {
+        field(&mut o, "who", &e.who);
+    }
     match &e.body {
         Body::Init { format } => field(&mut o, "format", format),
         Body::Agreement {
@@ -299,6 +306,8 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let seq = num(take("seq")?)?;
     let at = take("at")?;
     let kind = take("kind")?;
+    // optional: no body's first field is named `who`
+    let who = take("who").unwrap_or_default();
     let body = match kind.as_str() {
         "init" => Body::Init {
             format: take("format")?,
@@ -384,7 +393,7 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     if i != fields.len() {
         return Err(DecodeError("unexpected trailing fields".into()));
     }
-    Ok(Entry { seq, at, body })
+    Ok(Entry { seq, at, who, body })
 }
 
 /// `sha256(prev_hash ++ "\n" ++ body)` as lowercase hex.
@@ -500,6 +509,11 @@ mod tests {
             let e = Entry {
                 seq: i as u64 + 1,
                 at: "2026-11-27T00:00:00Z".into(),
+                who: if i % 2 == 0 {
+                    String::new()
+                } else {
+                    "alice=\\ \n".into()
+                },
                 body: b,
             };
             let bytes = canonical(&e);
@@ -521,6 +535,7 @@ mod tests {
         let e = |l: &LineBody| Entry {
             seq: 3,
             at: "t".into(),
+            who: String::new(),
             body: Body::Line(l.clone()),
         };
         // the bytes of a line written before `paid_by` existed
@@ -534,10 +549,35 @@ mod tests {
     }
 
     #[test]
+    fn who_is_written_only_when_set() {
+        let mut e = Entry {
+            seq: 7,
+            at: "t".into(),
+            who: String::new(),
+            body: Body::Void {
+                id: "L1".into(),
+                reason: "typo".into(),
+                by: String::new(),
+            },
+        };
+        let old = "seq=7\nat=t\nkind=void\nid=L1\nreason=typo\nby=\n";
+        assert_eq!(String::from_utf8(canonical(&e)).unwrap(), old);
+        e.who = "budget-office".into();
+        let with = String::from_utf8(canonical(&e)).unwrap();
+        assert_eq!(
+            with,
+            "seq=7\nat=t\nkind=void\nwho=budget-office\nid=L1\nreason=typo\nby=\n"
+        );
+        assert_eq!(decode(with.as_bytes()).unwrap(), e);
+        assert_eq!(decode(old.as_bytes()).unwrap().who, "");
+    }
+
+    #[test]
     fn chain() {
         let e = Entry {
             seq: 1,
             at: "t".into(),
+            who: String::new(),
             body: Body::Init { format: FORMAT.into() },
         };
         let s = seal(&[e], GENESIS.to_string());

@@ -375,6 +375,9 @@ pub struct Ledger {
     /// A blob of the derived state found damaged (and not used) by this
     /// handle's last `derived` or `record_fast`.
     damaged: Option<String>,
+    /// Who this handle's writes are recorded as (`who=` of each entry);
+    /// empty: not recorded.
+    author: String,
 }
 
 impl Ledger {
@@ -383,7 +386,35 @@ impl Ledger {
             backend: backend::open(target)?,
             last: None,
             damaged: None,
+            author: String::new(),
         })
+    }
+
+    /// Record this handle's writes as made by `who` (a user name, or a
+    /// server token's name). Control characters are not kept.
+    pub fn set_author(&mut self, who: &str) {
+        self.author = who.chars().filter(|c| !c.is_control()).take(256).collect();
+    }
+
+    /// The journal's entry count and head hash now, read from the database
+    /// without replaying anything (`None`: an empty journal).
+    pub fn head(&mut self) -> Result<Option<(u64, String)>, LedgerError> {
+        Ok(self.backend.head()?)
+    }
+
+    /// The database behind this ledger (tokens of the server live beside
+    /// the journal; see [`crate::tokens`]).
+    pub fn backend_mut(&mut self) -> &mut dyn Backend {
+        self.backend.as_mut()
+    }
+
+    /// What `record` of this costs file would do, checked against the
+    /// journal's state now, with nothing written: the same rules and the
+    /// same errors as [`Ledger::record`].
+    pub fn record_dry_run(&mut self, costs: Input<'_>) -> Result<RecordOutcome, LedgerError> {
+        let st = self.state()?;
+        let sha = journal::sha256_hex(costs.bytes);
+        plan_record(&st, costs.name, &sha, costs.bytes, None, &mut |_, _, _| {}).map(|(_, out)| out)
     }
 
     pub fn location(&self) -> String {
@@ -398,6 +429,17 @@ impl Ledger {
         rates: Option<Input<'_>>,
         now: &str,
     ) -> Result<(Ledger, State), LedgerError> {
+        Ledger::init_by(target, agreement, rates, now, "")
+    }
+
+    /// [`Ledger::init`], recording its entries as written by `who`.
+    pub fn init_by(
+        target: &str,
+        agreement: Input<'_>,
+        rates: Option<Input<'_>>,
+        now: &str,
+        who: &str,
+    ) -> Result<(Ledger, State), LedgerError> {
         let (ag, text) = load_agreement(&agreement)?;
         // validate the rates before creating anything
         let rate_bodies = match &rates {
@@ -410,7 +452,9 @@ impl Ledger {
             backend,
             last: None,
             damaged: None,
+            author: String::new(),
         };
+        ledger.set_author(who);
         let name = agreement.name.to_string();
         let sha = journal::sha256_hex(agreement.bytes);
         let content = text.to_string();
@@ -489,12 +533,13 @@ impl Ledger {
         // it for the next report to rebuild, so the load stays fast)
         let keep: Option<Vec<Body>> = (bodies.len() <= CACHE_REBUILD_MAX).then(|| bodies.clone());
         let base = st.entries + 1;
-        let last = append(self.backend.as_mut(), bodies, base, st.head.clone(), now)?;
+        let last = append(self.backend.as_mut(), bodies, base, st.head.clone(), now, &self.author)?;
         if let (Some(kept), Some((seq, hash))) = (keep, &last) {
             for (i, body) in kept.into_iter().enumerate() {
                 st.apply(Entry {
                     seq: base + i as u64,
                     at: now.to_string(),
+                    who: self.author.clone(),
                     body,
                 })?;
             }
@@ -600,6 +645,7 @@ impl Ledger {
         costs: Input<'_>,
         now: &str,
     ) -> Result<Option<(RecordOutcome, LateImpact, bool)>, LedgerError> {
+        let who = self.author.clone();
         let backend = self.backend.as_mut();
         let Some(mut meta) = derived::fresh_meta(backend)? else {
             return Ok(None);
@@ -667,7 +713,7 @@ impl Ledger {
             new_lines.push((cl, batch_seq + 1 + n as u64));
         }
         outcome.recorded = fresh.len() as u64;
-        let last = append(backend, bodies, batch_seq, meta.head.clone(), now)?;
+        let last = append(backend, bodies, batch_seq, meta.head.clone(), now, &who)?;
         let (impact, blobs) = derived::add_lines(backend, &ag, &mut meta, new_lines)?;
         if let Some((seq, hash)) = last {
             meta.seq = seq;
@@ -1151,6 +1197,7 @@ fn append(
     base: u64,
     head: String,
     now: &str,
+    who: &str,
 ) -> Result<Option<(u64, String)>, LedgerError> {
     const CHUNK: usize = 16_384;
     let mut last: Option<(u64, String)> = None;
@@ -1166,6 +1213,7 @@ fn append(
                     .map(|(i, body)| Entry {
                         seq: base + i as u64,
                         at: now.to_string(),
+                        who: who.to_string(),
                         body,
                     })
                     .collect();

@@ -23,7 +23,7 @@ pub mod pg;
 pub mod sqlite;
 pub mod state;
 
-pub use backend::StoreError;
+pub use backend::{StoreError, TokenRow};
 pub use ledger::{
     Closed, DerivedStatus, EarlyClose, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified, VerifyOptions,
 };

@@ -4,7 +4,7 @@
 //! transaction; readers are never blocked. A trigger refuses UPDATE, DELETE
 //! and TRUNCATE on the journal.
 
-use crate::backend::{Backend, EntryVisitor, Row, StoreError};
+use crate::backend::{Backend, EntryVisitor, Row, StoreError, TOKENS_SCHEMA, TokenRow};
 use crate::journal::Stored;
 use postgres::{Client, NoTls};
 
@@ -295,6 +295,54 @@ impl Backend for Pg {
 
     fn rollback(&mut self) {
         let _ = self.client.batch_execute("ROLLBACK");
+    }
+
+    fn tokens_read(&mut self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows = match self.client.query(
+            "SELECT name, role, party, hash, created_at, revoked_at FROM tokens ORDER BY created_at, name",
+            &[],
+        ) {
+            Ok(rows) => rows,
+            // no tokens table yet (42P01 undefined_table): no tokens
+            Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(Vec::new()),
+            Err(e) => return Err(db(e)),
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(TokenRow {
+                    name: r.try_get(0).map_err(db)?,
+                    role: r.try_get(1).map_err(db)?,
+                    party: r.try_get(2).map_err(db)?,
+                    hash: r.try_get(3).map_err(db)?,
+                    created_at: r.try_get(4).map_err(db)?,
+                    revoked_at: r.try_get(5).map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    fn token_insert(&mut self, t: &TokenRow) -> Result<bool, StoreError> {
+        self.client.batch_execute(TOKENS_SCHEMA).map_err(db)?;
+        let n = self
+            .client
+            .execute(
+                "INSERT INTO tokens (name, role, party, hash, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&t.name, &t.role, &t.party, &t.hash, &t.created_at],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    fn token_revoke(&mut self, name: &str, at: &str) -> Result<bool, StoreError> {
+        self.client.batch_execute(TOKENS_SCHEMA).map_err(db)?;
+        let n = self
+            .client
+            .execute(
+                "UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+                &[&name, &at],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
     }
 }
 

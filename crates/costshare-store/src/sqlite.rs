@@ -5,7 +5,7 @@
 //! Writers take the write lock with `BEGIN IMMEDIATE` and wait up to a minute
 //! for each other.
 
-use crate::backend::{Backend, EntryVisitor, Row, StoreError};
+use crate::backend::{Backend, EntryVisitor, Row, StoreError, TOKENS_SCHEMA, TokenRow};
 use crate::journal::Stored;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::Path;
@@ -321,5 +321,53 @@ impl Backend for Sqlite {
 
     fn rollback(&mut self) {
         let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn tokens_read(&mut self) -> Result<Vec<TokenRow>, StoreError> {
+        // a ledger without the table has no tokens (reading creates nothing)
+        let mut st = match self
+            .conn
+            .prepare_cached("SELECT name, role, party, hash, created_at, revoked_at FROM tokens ORDER BY rowid")
+        {
+            Ok(st) => st,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let rows = st
+            .query_map([], |r| {
+                Ok(TokenRow {
+                    name: r.get(0)?,
+                    role: r.get(1)?,
+                    party: r.get(2)?,
+                    hash: r.get(3)?,
+                    created_at: r.get(4)?,
+                    revoked_at: r.get(5)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn token_insert(&mut self, t: &TokenRow) -> Result<bool, StoreError> {
+        self.conn.execute_batch(TOKENS_SCHEMA).map_err(db)?;
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO tokens (name, role, party, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.name, t.role, t.party, t.hash, t.created_at],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    fn token_revoke(&mut self, name: &str, at: &str) -> Result<bool, StoreError> {
+        self.conn.execute_batch(TOKENS_SCHEMA).map_err(db)?;
+        let n = self
+            .conn
+            .execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                params![name, at],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
     }
 }

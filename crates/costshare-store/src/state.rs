@@ -79,9 +79,9 @@ pub struct State {
     pub batches: Vec<Batch>,
     /// Entries other than lines, for `history`.
     pub log: Vec<LogEntry>,
-    /// When lines were recorded: (first seq, time) for each run of lines
-    /// written together.
-    pub line_at: Vec<(u64, Arc<str>)>,
+    /// When and by whom lines were recorded: (first seq, time, who) for
+    /// each run of lines written together.
+    pub line_at: Vec<(u64, Arc<str>, Arc<str>)>,
     /// Transfers between parties (`pay`), in journal order, with their entries.
     pub payments: Vec<(u64, PaymentBody)>,
     /// Payment id → index into `payments`.
@@ -94,6 +94,8 @@ pub struct LogEntry {
     pub seq: u64,
     /// Shared by the entries of one write.
     pub at: Arc<str>,
+    /// Who wrote it (empty: not recorded).
+    pub who: Arc<str>,
     pub kind: &'static str,
     /// The line id the entry concerns (lines and voids), if any.
     pub id: Option<String>,
@@ -277,8 +279,14 @@ impl State {
         };
         // lines are listed from `lines` (see `history`), not kept twice
         if kind == "line" {
-            if self.line_at.last().map(|(_, a)| **a != *e.at).unwrap_or(true) {
-                self.line_at.push((seq, Arc::from(e.at.as_str())));
+            if self
+                .line_at
+                .last()
+                .map(|(_, a, w)| **a != *e.at || **w != *e.who)
+                .unwrap_or(true)
+            {
+                self.line_at
+                    .push((seq, Arc::from(e.at.as_str()), Arc::from(e.who.as_str())));
             }
             return Ok(());
         }
@@ -286,6 +294,7 @@ impl State {
         self.log.push(LogEntry {
             seq,
             at,
+            who: Arc::from(e.who.as_str()),
             kind,
             id,
             summary,
@@ -324,15 +333,16 @@ impl State {
         let mut out: Vec<LogEntry> = Vec::with_capacity(self.log.len() + self.lines.len());
         out.extend(self.log.iter().cloned());
         for l in &self.lines {
-            let k = self.line_at.partition_point(|(s, _)| *s <= l.seq);
-            let at = if k == 0 {
-                Arc::from("")
+            let k = self.line_at.partition_point(|(s, _, _)| *s <= l.seq);
+            let (at, who) = if k == 0 {
+                (Arc::from(""), Arc::from(""))
             } else {
-                self.line_at[k - 1].1.clone()
+                (self.line_at[k - 1].1.clone(), self.line_at[k - 1].2.clone())
             };
             out.push(LogEntry {
                 seq: l.seq,
                 at,
+                who,
                 kind: "line",
                 id: Some(l.body.id.clone()),
                 summary: String::new(),

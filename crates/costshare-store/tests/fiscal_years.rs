@@ -148,6 +148,7 @@ fn append_close(path: &str, st: &costshare_store::State, period: &str, head: Str
     let e = Entry {
         seq,
         at: NOW.to_string(),
+        who: String::new(),
         body: Body::Close {
             period: period.into(),
             as_of: "2026-01-01".into(),

@@ -722,13 +722,14 @@ pub fn history(r: &HistoryResult, format: Format) -> String {
     match format {
         Format::Csv => {
             let mut out = String::new();
-            csv_record(&mut out, &["seq", "at", "kind", "id", "summary", "source"]);
+            csv_record(&mut out, &["seq", "at", "who", "kind", "id", "summary", "source"]);
             for e in &r.entries {
                 csv_record(
                     &mut out,
                     &[
                         &e.seq.to_string(),
                         e.at.as_str(),
+                        e.who.as_str(),
                         e.kind,
                         e.id.as_deref().unwrap_or(""),
                         &e.summary,
@@ -739,21 +740,27 @@ pub fn history(r: &HistoryResult, format: Format) -> String {
             out
         }
         Format::Json => pretty(&json!({
-            "entries": r.entries.iter().map(|e| json!({"seq": e.seq, "at": e.at, "kind": e.kind, "id": e.id, "summary": e.summary, "source": e.source})).collect::<Vec<_>>(),
+            "entries": r.entries.iter().map(|e| json!({"seq": e.seq, "at": e.at, "who": e.who, "kind": e.kind, "id": e.id, "summary": e.summary, "source": e.source})).collect::<Vec<_>>(),
             "journal": journal_json(&r.journal),
             "agreement": {"id": r.agreement_ref.id, "sha256": r.agreement_ref.sha256},
         })),
         Format::Table => {
             let mut t = Table::new(
-                &["seq", "at", "kind", "what"],
-                &[Align::Right, Align::Left, Align::Left, Align::Left],
+                &["seq", "at", "who", "kind", "what"],
+                &[Align::Right, Align::Left, Align::Left, Align::Left, Align::Left],
             );
             for e in &r.entries {
                 let mut what = e.summary.clone();
                 if !e.source.is_empty() && r.id.is_some() {
                     what.push_str(&format!(" — from {}", e.source));
                 }
-                t.push(vec![e.seq.to_string(), e.at.clone(), e.kind.to_string(), what]);
+                t.push(vec![
+                    e.seq.to_string(),
+                    e.at.clone(),
+                    e.who.clone(),
+                    e.kind.to_string(),
+                    what,
+                ]);
             }
             format!(
                 "{}\nagreement: {} sha256 {}\n{}",

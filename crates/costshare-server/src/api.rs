@@ -1,0 +1,1124 @@
+//! The `/api/v1` handlers and the router.
+//!
+//! Every read is the command line's: the same `costshare-app` call on
+//! `Source::Ledger` and the same renderer, so `GET /api/v1/report?by=…&format=csv`
+//! is byte for byte `costshare report --ledger L --by … --format csv`. A
+//! party-scoped token reads a run narrowed to the lines its party shares in
+//! (see [`scoped_run`]). Writes are the command line's too, recorded as
+//! written by the token's name.
+//!
+//! The database is reached only from blocking threads (`spawn_blocking`):
+//! the ledger's drivers are synchronous.
+
+use crate::auth::{self, Failures};
+use crate::cache::{Answer, Cache};
+use crate::error::ApiError;
+use crate::{Config, assets, openapi};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use costshare_app::input::{Quiet, Session, Source};
+use costshare_app::run::Run;
+use costshare_app::tokens::{Principal, Role};
+use costshare_app::{AppError, Format, UsageError, query, render};
+use costshare_core::calendar::Date;
+use costshare_store::{Ledger, TokenRow};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What every handler shares: the ledger, the cache, the failure counts and
+/// a few open ledger handles for the small reads of every request.
+pub struct Shared {
+    pub cfg: Config,
+    pub cache: Cache,
+    pub failures: Failures,
+    handles: Mutex<Vec<Ledger>>,
+}
+
+impl Shared {
+    pub fn new(cfg: Config) -> Shared {
+        Shared {
+            cfg,
+            cache: Cache::default(),
+            failures: Failures::default(),
+            handles: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `f` on a pooled ledger handle (opened when none is free). A
+    /// handle that failed is dropped, not returned to the pool.
+    fn with_handle<T>(&self, f: impl FnOnce(&mut Ledger) -> Result<T, AppError>) -> Result<T, AppError> {
+        let pooled = self.handles.lock().ok().and_then(|mut v| v.pop());
+        let mut l = match pooled {
+            Some(l) => l,
+            None => Ledger::open(&self.cfg.ledger)?,
+        };
+        let out = f(&mut l);
+        if out.is_ok()
+            && let Ok(mut v) = self.handles.lock()
+            && v.len() < 8
+        {
+            v.push(l);
+        }
+        out
+    }
+
+    /// The journal's head now and the tokens, in one visit to the database.
+    fn peek(&self) -> Result<(String, u64, Vec<TokenRow>), AppError> {
+        self.with_handle(|l| {
+            let (seq, head) = l.head()?.unwrap_or((0, String::new()));
+            let rows = l.backend_mut().tokens_read()?;
+            Ok((head, seq, rows))
+        })
+    }
+
+    /// Every line allocated at `as_of`, kept per journal head.
+    pub fn run_at(&self, head: &str, as_of: Date) -> Result<Arc<Run>, AppError> {
+        let key = as_of.to_string();
+        if let Some(r) = self.cache.run(head, &key) {
+            return Ok(r);
+        }
+        let r = Arc::new(costshare_app::run::run(
+            &Source::Ledger(self.cfg.ledger.clone()),
+            as_of,
+            &mut Quiet,
+        )?);
+        // only kept if no write landed meanwhile (the run may include it)
+        if r.journal.as_ref().is_some_and(|j| j.head == head) {
+            self.cache.put_run(head, &key, r.clone());
+        }
+        Ok(r)
+    }
+}
+
+/// The request's principal, set by [`authenticate`] for the handlers and
+/// the log.
+#[derive(Clone)]
+pub struct Who {
+    pub principal: Principal,
+    /// The journal head when the request was authenticated.
+    pub head: String,
+    pub entries: u64,
+}
+
+/// Query parameters, every value kept (a key may repeat).
+#[derive(Clone, Debug, Default)]
+pub struct Params(pub BTreeMap<String, Vec<String>>);
+
+impl Params {
+    fn of(q: Vec<(String, String)>) -> Params {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, v) in q {
+            m.entry(k).or_default().push(v);
+        }
+        Params(m)
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).and_then(|v| v.last()).map(String::as_str)
+    }
+    pub fn all(&self, k: &str) -> &[String] {
+        self.0.get(k).map(Vec::as_slice).unwrap_or(&[])
+    }
+    fn flag(&self, k: &str) -> Result<bool, ApiError> {
+        match self.get(k) {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") | Some("") => Ok(true),
+            Some(v) => Err(ApiError::bad_request(format!("`{k}={v}`: use true or false"))),
+        }
+    }
+    /// The cache key of a read: the command, the scope and every parameter.
+    fn key(&self, cmd: &str, scope: Option<&str>, as_of: Date) -> String {
+        let mut k = format!("{cmd}\u{1}{}\u{1}{as_of}", scope.unwrap_or("*"));
+        for (name, vs) in &self.0 {
+            for v in vs {
+                k.push('\u{1}');
+                k.push_str(name);
+                k.push('=');
+                k.push_str(v);
+            }
+        }
+        k
+    }
+    pub fn format(&self) -> Result<Format, ApiError> {
+        match self.get("format").unwrap_or("json") {
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            "table" => Ok(Format::Table),
+            other => Err(ApiError::bad_request(format!(
+                "`format={other}`: use json, csv or table"
+            ))),
+        }
+    }
+    pub fn as_of(&self) -> Result<Date, AppError> {
+        Ok(costshare_app::input::as_of(self.get("as_of"))?)
+    }
+    pub fn filter(&self) -> Result<costshare_app::filter::DateFilter, AppError> {
+        Ok(costshare_app::filter::DateFilter::parse(
+            self.get("from"),
+            self.get("to"),
+            self.get("period"),
+        )?)
+    }
+    pub fn currency(&self) -> Result<Option<costshare_app::currency::CurrencyRequest>, AppError> {
+        Ok(costshare_app::currency::CurrencyRequest::from_options(
+            self.get("currency"),
+            self.get("rate_policy"),
+        )?)
+    }
+    pub fn dims(&self) -> Result<Vec<costshare_core::report::Dim>, AppError> {
+        let by = self
+            .get("by")
+            .ok_or_else(|| AppError::from(UsageError::Dims("`by` is required, e.g. by=party,fiscal_year".into())))?;
+        Ok(query::dims(by)?)
+    }
+}
+
+pub fn content_type(f: Format) -> &'static str {
+    match f {
+        Format::Json => "application/json; charset=utf-8",
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Table => "text/plain; charset=utf-8",
+    }
+}
+
+pub fn text(f: Format, body: String) -> Answer {
+    Answer {
+        content_type: content_type(f),
+        body: Arc::new(body.into_bytes()),
+        download: None,
+    }
+}
+
+pub fn json_answer(v: &Value) -> Answer {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    text(Format::Json, s)
+}
+
+fn respond(a: Answer) -> Response {
+    let mut r = (StatusCode::OK, a.body.as_ref().clone()).into_response();
+    if let Ok(v) = HeaderValue::from_str(a.content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(name) = a.download
+        && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+    {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+/// Run blocking work on the blocking pool; a panic there is a 500, never a
+/// dead process.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("the request failed inside the server: {e}")))?
+}
+
+/// A read: answered from the cache when the head has not moved, else
+/// computed on the blocking pool by `compute` and kept.
+pub async fn read(
+    s: Arc<Shared>,
+    who: &Who,
+    cmd: &'static str,
+    params: Params,
+    compute: impl FnOnce(&Shared, &Who, &Params) -> Result<Answer, ApiError> + Send + 'static,
+) -> Response {
+    let as_of = match params.as_of() {
+        Ok(d) => d,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let key = params.key(cmd, who.principal.party.as_deref(), as_of);
+    if let Some(a) = s.cache.get(&who.head, &key) {
+        return respond(a);
+    }
+    let who = who.clone();
+    let out = blocking(move || {
+        let a = compute(&s, &who, &params)?;
+        s.cache.put(&who.head, key, a.clone());
+        Ok(a)
+    })
+    .await;
+    match out {
+        Ok(a) => respond(a),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The party-scoped view: every line allocated, then only the lines the
+/// token's party bears a non-zero part of (see the README, "Party-scoped
+/// tokens").
+pub fn scoped_run(s: &Shared, who: &Who, party: &str, as_of: Date) -> Result<Run, ApiError> {
+    let full = s.run_at(&who.head, as_of)?;
+    let k = party_index(&full, party)?;
+    Ok(clone_run(&full).retain(|row, _| row[k] != 0))
+}
+
+fn party_index(r: &Run, party: &str) -> Result<usize, ApiError> {
+    r.main()
+        .la
+        .agreement
+        .parties
+        .iter()
+        .position(|p| p.id == party)
+        .ok_or_else(|| ApiError::forbidden(format!("the token's party `{party}` is not a party of the agreement")))
+}
+
+/// A copy of a run (the cached one stays whole).
+pub fn clone_run(r: &Run) -> Run {
+    Run {
+        parts: r
+            .parts
+            .iter()
+            .map(|p| costshare_app::run::RunPart {
+                la: p.la.clone(),
+                costs: costshare_core::costs::Costs {
+                    lines: p.costs.lines.clone(),
+                    duplicates: p.costs.duplicates,
+                    replaced: p.costs.replaced,
+                },
+                alloc: p.alloc.clone(),
+                carry: p.carry.clone(),
+                effective: p.effective,
+                version: p.version,
+            })
+            .collect(),
+        as_of: r.as_of,
+        journal: r.journal.clone(),
+    }
+}
+
+fn source(s: &Shared) -> Source {
+    Source::Ledger(s.cfg.ledger.clone())
+}
+
+// ---------------------------------------------------------------- middleware
+
+/// Security headers on every answer, and one log line per request on
+/// stderr: time, address, method, path, status, milliseconds and the
+/// token's name (never the token).
+async fn log_and_headers(
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let log = req.extensions().get::<LogOn>().is_some_and(|l| l.0);
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if log {
+        let name = res.extensions().get::<TokenName>().map(|t| t.0.as_str()).unwrap_or("-");
+        eprintln!(
+            "{} {} {method} {path} {} {:.1}ms token={name}",
+            costshare_store::ledger::now_utc(),
+            addr.ip(),
+            res.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    res
+}
+
+#[derive(Clone, Copy)]
+struct LogOn(bool);
+
+/// The token's name, for the log.
+#[derive(Clone)]
+struct TokenName(String);
+
+/// Check the bearer token of every `/api/v1` request; 401 (slowed after
+/// repeated failures from one address) or the request with its [`Who`].
+async fn authenticate(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let delay = s.failures.delay(addr.ip());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let s2 = s.clone();
+    let peek = blocking(move || s2.peek().map_err(ApiError::from)).await;
+    let (head, entries, rows) = match peek {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match auth::check(&rows, req.headers()) {
+        Ok(principal) => {
+            let name = principal.name.clone();
+            req.extensions_mut().insert(Who {
+                principal,
+                head,
+                entries,
+            });
+            let mut res = next.run(req).await;
+            res.extensions_mut().insert(TokenName(name));
+            res
+        }
+        Err(e) => {
+            s.failures.fail(addr.ip());
+            e.into_response()
+        }
+    }
+}
+
+async fn fallback(method: Method) -> Response {
+    if method == Method::GET || method == Method::HEAD {
+        ApiError::not_found("no such page; the API is under /api/v1 (see /openapi.json)").into_response()
+    } else {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "no such endpoint for this method",
+        )
+        .into_response()
+    }
+}
+
+/// The whole application.
+pub fn router(s: Arc<Shared>) -> Router {
+    let limit = s.cfg.body_limit;
+    let log = s.cfg.log;
+    let api = Router::new()
+        .route("/whoami", get(whoami))
+        .route("/info", get(info))
+        .route("/agreement", get(agreement))
+        .route("/report", get(report))
+        .route("/allocate", get(allocate))
+        .route("/explain", get(explain))
+        .route("/ceilings", get(ceilings))
+        .route("/settle", get(settle))
+        .route("/history", get(history))
+        .route("/verify", get(verify))
+        .route("/export", get(export))
+        .route("/costs", post(record))
+        .route("/void", post(void))
+        .route("/payments", post(payments))
+        .route("/amend", post(amend))
+        .route("/close", post(close))
+        .route("/tokens", get(tokens_list).post(tokens_create))
+        .route("/tokens/{name}", delete(tokens_revoke))
+        .merge(crate::whatif::routes())
+        .route_layer(middleware::from_fn_with_state(s.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::handler))
+        .merge(assets::routes())
+        .nest("/api/v1", api)
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(log_and_headers))
+        .layer(axum::Extension(LogOn(log)))
+        .with_state(s)
+}
+
+// ---------------------------------------------------------------- reads
+
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        "{\"status\":\"ok\"}\n",
+    )
+        .into_response()
+}
+
+async fn whoami(axum::Extension(who): axum::Extension<Who>) -> Response {
+    let p = &who.principal;
+    respond(json_answer(&json!({
+        "name": p.name,
+        "role": p.role.as_str(),
+        "party": p.party,
+        "journal": {"entries": who.entries, "head": who.head},
+    })))
+}
+
+type Q = Query<Vec<(String, String)>>;
+type W = axum::Extension<Who>;
+
+async fn info(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    read(s, &who, "info", Params::of(q), |s, who, p| {
+        let r = s.run_at(&who.head, p.as_of()?)?;
+        let a = &r.main().la.agreement;
+        Ok(json_answer(&json!({
+            "agreement": {
+                "id": a.id,
+                "title": a.title,
+                "currency": a.currency.code(),
+                "start": a.start.to_string(),
+                "end": a.end.to_string(),
+                "fiscal_years": (0..a.fy_count).map(|k| costshare_core::calendar::FiscalYear(a.first_fy + k as i32).to_string()).collect::<Vec<_>>(),
+                "parties": a.parties.iter().map(|p| json!({"id": p.id, "name": p.name})).collect::<Vec<_>>(),
+                "categories": a.categories.iter().map(|c| json!({
+                    "id": c.id, "name": c.name, "unit": c.unit,
+                    "layers": c.layers.iter().map(|l| json!({
+                        "id": l.id,
+                        "capped": l.cap.is_some(),
+                        "portion": l.portion.is_some(),
+                        "period": format!("{:?}", l.period).to_lowercase(),
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            },
+            "versions": r.parts.iter().map(|p| json!({
+                "version": p.version,
+                "effective": p.effective.to_string(),
+                "id": p.la.agreement.id,
+                "sha256": p.la.sha256,
+            })).collect::<Vec<_>>(),
+            "journal": {"entries": who.entries, "head": who.head},
+            "as_of": r.as_of.to_string(),
+            "lines": r.line_count(),
+            "ledger_kind": if costshare_store::backend::is_postgres(&s.cfg.ledger) { "postgresql" } else { "sqlite" },
+        })))
+    })
+    .await
+}
+
+async fn agreement(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    read(s, &who, "agreement", Params::of(q), |s, _, _| {
+        let (_, st) = costshare_app::run::open_state(&s.cfg.ledger)?;
+        let v = st.latest();
+        Ok(Answer {
+            content_type: "application/toml; charset=utf-8",
+            body: Arc::new(v.content.clone().into_bytes()),
+            download: Some(format!("{}.toml", v.agreement.id)),
+        })
+    })
+    .await
+}
+
+async fn report(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    read(s, &who, "report", Params::of(q), |s, who, p| {
+        let format = p.format()?;
+        let pivot = match p.get("pivot") {
+            None => false,
+            Some("party") => true,
+            Some(v) => return Err(ApiError::bad_request(format!("`pivot={v}`: only pivot=party"))),
+        };
+        let mut dims = p.dims()?;
+        if pivot {
+            dims = query::pivot_dims(&dims);
+        }
+        let (as_of, filter) = (p.as_of()?, p.filter()?);
+        if let Some(party) = &who.principal.party {
+            if p.currency()?.is_some() {
+                return Err(ApiError::forbidden(
+                    "a party-scoped token reports in the agreement currency only",
+                ));
+            }
+            let run = scoped_run(s, who, party, as_of)?;
+            let range = filter.resolve(&run.main().la.agreement)?;
+            let mut r = query::report_of_run(&run.restrict(&range), &dims)?;
+            r.range = range;
+            r.pivot = pivot;
+            return Ok(text(format, render::report(&r, format)));
+        }
+        let source = source(s);
+        let mut quiet = Quiet;
+        let mut sess = Session::new(&mut quiet);
+        if let Some(req) = p.currency()? {
+            if pivot {
+                return Err(AppError::from(UsageError::PivotWithCurrency).into());
+            }
+            let r = costshare_app::currency::report(&source, &dims, as_of, &req, &filter, &mut sess)?;
+            return Ok(text(format, render::currency::report(&r, format)));
+        }
+        sess.row_flags = format != Format::Csv;
+        let mut r = query::report_filtered(&source, &dims, as_of, &filter, &mut sess)?;
+        r.pivot = pivot;
+        Ok(text(format, render::report(&r, format)))
+    })
+    .await
+}
+
+async fn allocate(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    read(s, &who, "allocate", Params::of(q), |s, who, p| {
+        let (format, as_of, filter) = (p.format()?, p.as_of()?, p.filter()?);
+        let run = match &who.principal.party {
+            Some(party) => {
+                let run = scoped_run(s, who, party, as_of)?;
+                let range = filter.resolve(&run.main().la.agreement)?;
+                run.restrict(&range)
+            }
+            None => {
+                let mut quiet = Quiet;
+                let mut sess = Session::new(&mut quiet);
+                query::allocate_filtered(&source(s), as_of, &filter, &mut sess)?
+            }
+        };
+        Ok(text(format, render::allocation(&run, format)))
+    })
+    .await
+}
+
+async fn explain(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    read(s, &who, "explain", Params::of(q), |s, who, p| {
+        let format = p.format()?;
+        if format == Format::Csv {
+            return Err(AppError::from(UsageError::ExplainCsv).into());
+        }
+        let id = p
+            .get("id")
+            .ok_or_else(|| ApiError::bad_request("`id` is required: the line to explain"))?;
+        let mut quiet = Quiet;
+        let mut sess = Session::new(&mut quiet);
+        let r = query::explain(&source(s), id, p.as_of()?, &mut sess)?;
+        if let Some(party) = &who.principal.party {
+            let k = r
+                .agreement
+                .agreement
+                .parties
+                .iter()
+                .position(|x| &x.id == party)
+                .ok_or_else(|| ApiError::forbidden("the token's party is not a party of the agreement"))?;
+            if r.explanation.final_parts().get(k).copied().unwrap_or(0) == 0 {
+                // the same answer as for a line that does not exist: a scoped
+                // token learns nothing of other parties' lines
+                return Err(ApiError::not_found(format!(
+                    "no line `{id}` that {party} shares in (the token `{}` is scoped to {party})",
+                    who.principal.name
+                )));
+            }
+        }
+        Ok(text(format, render::explanation(&r, format)))
+    })
+    .await
+}
+
+async fn ceilings(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    read(s, &who, "ceilings", Params::of(q), |s, who, p| {
+        let (format, as_of, filter) = (p.format()?, p.as_of()?, p.filter()?);
+        let chart = p.get("chart") == Some("svg");
+        let mut r = match p.currency()? {
+            None => costshare_app::ceilings::ceilings_filtered(&source(s), as_of, &filter, &mut Quiet)?,
+            Some(req) => costshare_app::ceilings::ceilings_converted(&source(s), as_of, &filter, &req, &mut Quiet)?,
+        };
+        if let Some(party) = &who.principal.party {
+            // only the ceilings of layers the party takes a share in
+            let a = r.agreement.clone();
+            let k = a
+                .parties
+                .iter()
+                .position(|x| &x.id == party)
+                .ok_or_else(|| ApiError::forbidden("the token's party is not a party of the agreement"))?;
+            r.rows.retain(|row| {
+                a.categories
+                    .iter()
+                    .find(|c| c.id == row.category)
+                    .and_then(|c| c.layers.iter().find(|l| l.id == row.layer))
+                    .is_some_and(|l| {
+                        l.split
+                            .values
+                            .iter()
+                            .any(|sh| sh.shares.get(k).is_some_and(|x| !x.is_zero()))
+                    })
+            });
+        }
+        if chart {
+            return Ok(Answer {
+                content_type: "image/svg+xml",
+                body: Arc::new(costshare_app::chart::ceilings_svg(&r).into_bytes()),
+                download: None,
+            });
+        }
+        Ok(text(format, render::ceilings::ceilings(&r, format)))
+    })
+    .await
+}
+
+async fn settle(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    if let Err(e) = auth::unscoped(&who.principal, "settle") {
+        return e.into_response();
+    }
+    read(s, &who, "settle", Params::of(q), |s, _, p| {
+        let (format, as_of, filter) = (p.format()?, p.as_of()?, p.filter()?);
+        let transfers = p.flag("transfers")?;
+        let r = costshare_app::settle::settle(&source(s), None, &filter, as_of, p.currency()?.as_ref(), &mut Quiet)?;
+        Ok(text(
+            format,
+            costshare_app::render::settle::settle(&r, transfers, format),
+        ))
+    })
+    .await
+}
+
+async fn history(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    let params = Params::of(q);
+    if who.principal.party.is_some() && params.get("id").is_none() {
+        return ApiError::forbidden(format!(
+            "the whole history covers every party's lines; the token `{}` is scoped to a party: ask for one line with id=",
+            who.principal.name
+        ))
+        .into_response();
+    }
+    read(s, &who, "history", params, |s, who, p| {
+        let format = p.format()?;
+        let id = p.get("id");
+        if let (Some(party), Some(id)) = (&who.principal.party, id) {
+            let run = scoped_run(s, who, party, p.as_of()?)?;
+            if !run.parts.iter().any(|part| part.costs.lines.iter().any(|l| l.id == id)) {
+                return Err(ApiError::not_found(format!("no line `{id}` that {party} shares in")));
+            }
+        }
+        let r = costshare_app::ledger::history(&s.cfg.ledger, id)?;
+        Ok(text(format, render::history(&r, format)))
+    })
+    .await
+}
+
+async fn verify(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    let params = Params::of(q);
+    let expect = params.get("expect_head").map(str::to_string);
+    let _ = who;
+    let out = blocking(move || {
+        let opts = costshare_store::VerifyOptions {
+            repair: false,
+            expect_head: expect,
+        };
+        match costshare_app::ledger::verify(&s.cfg.ledger, &opts) {
+            Ok(r) => Ok(json!({
+                "ok": true,
+                "entries": r.entries,
+                "head": r.head,
+                "text": render::verify(&r),
+            })),
+            Err(
+                e @ (AppError::VerifyFailed { .. } | AppError::DerivedDamaged { .. } | AppError::HeadMismatch { .. }),
+            ) => Ok(json!({"ok": false, "message": crate::error::words(&e)})),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await;
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn export(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
+    read(s, &who, "export", Params::of(q), |s, who, p| {
+        use costshare_app::export::{ExportFormat, Exported};
+        let (fmt, ct, ext) = match p.get("format").unwrap_or("csv") {
+            "ledger" => (ExportFormat::Ledger, "text/plain; charset=utf-8", "ledger"),
+            "beancount" => (ExportFormat::Beancount, "text/plain; charset=utf-8", "beancount"),
+            "csv" => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
+            "json" => (ExportFormat::Json, "application/json; charset=utf-8", "json"),
+            "xlsx" => (
+                ExportFormat::Xlsx,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "xlsx",
+            ),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "`format={other}`: use ledger, beancount, csv, json or xlsx"
+                )));
+            }
+        };
+        let (as_of, filter) = (p.as_of()?, p.filter()?);
+        let r = match &who.principal.party {
+            Some(party) => {
+                let run = scoped_run(s, who, party, as_of)?;
+                let range = filter.resolve(&run.main().la.agreement)?;
+                costshare_app::export::export_run(&run.restrict(&range), fmt)?
+            }
+            None => {
+                let mut quiet = Quiet;
+                let mut sess = Session::new(&mut quiet);
+                costshare_app::export::export(&source(s), as_of, fmt, &filter, &mut sess)?
+            }
+        };
+        let body = match r.output {
+            Exported::Text(t) => t.into_bytes(),
+            Exported::Binary(b) => b,
+        };
+        Ok(Answer {
+            content_type: ct,
+            body: Arc::new(body),
+            download: Some(format!("costshare-export.{ext}")),
+        })
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- writes
+
+fn journal_json(j: &costshare_app::run::JournalInfo) -> Value {
+    json!({"entries": j.entries, "head": j.head})
+}
+
+/// The body of a costs or payments upload as CSV: `text/csv` as it is, or
+/// `application/json` (an array of objects whose values are strings)
+/// written as CSV with the given columns.
+pub fn upload_csv(headers: &HeaderMap, body: &[u8], columns: &[&str]) -> Result<Vec<u8>, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ct.starts_with("application/json") {
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+        let rows = match &v {
+            Value::Array(a) => a,
+            Value::Object(o) => match o.get("rows") {
+                Some(Value::Array(a)) => a,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "a JSON body is an array of rows, or {\"rows\": [...]}",
+                    ));
+                }
+            },
+            _ => {
+                return Err(ApiError::bad_request(
+                    "a JSON body is an array of rows, or {\"rows\": [...]}",
+                ));
+            }
+        };
+        let mut out = String::new();
+        out.push_str(&columns.join(","));
+        out.push('\n');
+        for (i, r) in rows.iter().enumerate() {
+            let obj = r
+                .as_object()
+                .ok_or_else(|| ApiError::bad_request(format!("row {} is not an object", i + 1)))?;
+            for k in obj.keys() {
+                if !columns.contains(&k.as_str()) {
+                    return Err(ApiError::bad_request(format!(
+                        "row {}: unknown field `{k}` (fields: {})",
+                        i + 1,
+                        columns.join(", ")
+                    )));
+                }
+            }
+            let cells: Result<Vec<String>, ApiError> = columns
+                .iter()
+                .map(|c| match obj.get(*c) {
+                    None | Some(Value::Null) => Ok(String::new()),
+                    Some(Value::String(s)) => Ok(format!("\"{}\"", s.replace('"', "\"\""))),
+                    Some(_) => Err(ApiError::bad_request(format!(
+                        "row {}: `{c}` must be a string (amounts are exact decimal strings, e.g. \"1234.50\")",
+                        i + 1
+                    ))),
+                })
+                .collect();
+            out.push_str(&cells?.join(","));
+            out.push('\n');
+        }
+        Ok(out.into_bytes())
+    } else if ct.is_empty() || ct.starts_with("text/csv") || ct.starts_with("text/plain") {
+        Ok(body.to_vec())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send text/csv or application/json, not `{ct}`"),
+        ))
+    }
+}
+
+pub const COSTS_COLUMNS: &[&str] = &[
+    "id",
+    "date",
+    "category",
+    "amount",
+    "currency",
+    "quantity",
+    "site",
+    "description",
+    "replaces",
+    "paid_by",
+];
+pub const PAYMENTS_COLUMNS: &[&str] = &["id", "date", "from", "to", "amount", "currency", "description"];
+
+/// The name an upload is recorded under: `?file=NAME`, else `api-upload.csv`.
+fn upload_name(p: &Params, default: &str) -> Result<String, ApiError> {
+    let n = p.get("file").unwrap_or(default);
+    if n.is_empty() || n.len() > 256 || n.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("`file`: 1-256 characters, no control characters"));
+    }
+    Ok(n.to_string())
+}
+
+async fn record(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(who): W,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::of(q);
+    let out = async {
+        auth::require(&who.principal, Role::Recorder, "recording costs")?;
+        let dry = p.flag("dry_run")?;
+        let name = upload_name(&p, "api-upload.csv")?;
+        let csv = upload_csv(&headers, &body, COSTS_COLUMNS)?;
+        blocking(move || {
+            let input = costshare_store::Input {
+                name: &name,
+                bytes: &csv,
+            };
+            if dry {
+                let o = costshare_app::ledger::record_dry_run(&s.cfg.ledger, input)?;
+                return Ok(json!({
+                    "dry_run": true, "file": name, "recorded": o.recorded, "already": o.already,
+                    "voided": o.voided, "dropped": o.dropped,
+                    "journal": {"entries": who.entries, "head": who.head},
+                }));
+            }
+            let r = costshare_app::ledger::record_input(
+                &s.cfg.ledger,
+                &who.principal.name,
+                input,
+                None,
+                false,
+                &mut Quiet,
+            )?;
+            let o = &r.outcome;
+            Ok(json!({
+                "dry_run": false, "file": r.file, "recorded": o.recorded, "already": o.already,
+                "voided": o.voided, "dropped": o.dropped, "journal": journal_json(&r.journal),
+            }))
+        })
+        .await
+    }
+    .await;
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A JSON request body as an object, or 400.
+pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !ct.to_ascii_lowercase().starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send application/json, not `{ct}`"),
+        ));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!("the body is not JSON: {e}"))),
+    }
+}
+
+/// A string field of a JSON body (`None` when absent or null).
+pub fn field<'a>(o: &'a serde_json::Map<String, Value>, k: &str) -> Result<Option<&'a str>, ApiError> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::bad_request(format!("`{k}` must be a string"))),
+    }
+}
+
+pub fn required<'a>(o: &'a serde_json::Map<String, Value>, k: &str) -> Result<&'a str, ApiError> {
+    field(o, k)?.ok_or_else(|| ApiError::bad_request(format!("`{k}` is required")))
+}
+
+async fn void(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: HeaderMap, body: Bytes) -> Response {
+    let out = async {
+        auth::require(&who.principal, Role::Recorder, "voiding a line")?;
+        let o = json_body(&headers, &body)?;
+        let id = required(&o, "id")?.to_string();
+        let reason = required(&o, "reason")?.to_string();
+        blocking(move || {
+            let r = costshare_app::ledger::void_by(&s.cfg.ledger, &who.principal.name, &id, &reason)?;
+            Ok(json!({"id": r.id, "reason": r.reason, "journal": journal_json(&r.journal)}))
+        })
+        .await
+    }
+    .await;
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn payments(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(who): W,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::of(q);
+    let out = async {
+        auth::require(&who.principal, Role::Recorder, "recording payments")?;
+        let name = upload_name(&p, "api-payments.csv")?;
+        let csv = upload_csv(&headers, &body, PAYMENTS_COLUMNS)?;
+        blocking(move || {
+            let r = costshare_app::settle::pay_input(&s.cfg.ledger, &who.principal.name, &name, &csv)?;
+            Ok(json!({
+                "file": r.file,
+                "text": costshare_app::render::settle::pay(&r),
+                "journal": journal_json(&r.journal),
+            }))
+        })
+        .await
+    }
+    .await;
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn amend(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: HeaderMap, body: Bytes) -> Response {
+    let out = async {
+        auth::require(&who.principal, Role::Admin, "amending the agreement")?;
+        let o = json_body(&headers, &body)?;
+        let toml = required(&o, "agreement_toml")?.to_string();
+        let effective = costshare_app::ledger::effective(required(&o, "effective")?).map_err(AppError::from)?;
+        let name = field(&o, "file")?.unwrap_or("api-amendment.toml").to_string();
+        blocking(move || {
+            let r = costshare_app::ledger::amend_input(
+                &s.cfg.ledger,
+                &who.principal.name,
+                &name,
+                toml.as_bytes(),
+                effective,
+                &mut Quiet,
+            )?;
+            Ok(json!({
+                "version": r.version,
+                "agreement": {"id": r.agreement.id, "sha256": r.agreement.sha256},
+                "effective": r.effective.to_string(),
+                "journal": journal_json(&r.journal),
+            }))
+        })
+        .await
+    }
+    .await;
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn close(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: HeaderMap, body: Bytes) -> Response {
+    let out = async {
+        auth::require(&who.principal, Role::Admin, "closing a period")?;
+        let o = json_body(&headers, &body)?;
+        let period = required(&o, "period")?.to_string();
+        let as_of = costshare_app::input::as_of(field(&o, "as_of")?).map_err(AppError::from)?;
+        let force = match o.get("force") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ApiError::bad_request("`force` must be true or false")),
+        };
+        blocking(move || {
+            let r = costshare_app::ledger::close_by(&s.cfg.ledger, &who.principal.name, &period, as_of, force)?;
+            let v: Value = serde_json::from_str(&render::statement(&r, Format::Json))
+                .map_err(|e| ApiError::internal(format!("statement JSON: {e}")))?;
+            Ok(v)
+        })
+        .await
+    }
+    .await;
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------- tokens
+
+fn token_json(t: &TokenRow) -> Value {
+    json!({
+        "name": t.name, "role": t.role, "party": t.party,
+        "created_at": t.created_at, "revoked_at": t.revoked_at,
+    })
+}
+
+async fn tokens_list(State(s): State<Arc<Shared>>, axum::Extension(who): W) -> Response {
+    let out = async {
+        auth::require(&who.principal, Role::Admin, "managing tokens")?;
+        blocking(move || {
+            let rows = costshare_app::tokens::list(&s.cfg.ledger)?;
+            Ok(json!({"tokens": rows.iter().map(token_json).collect::<Vec<_>>()}))
+        })
+        .await
+    }
+    .await;
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn tokens_create(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(who): W,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let out = async {
+        auth::require(&who.principal, Role::Admin, "managing tokens")?;
+        let o = json_body(&headers, &body)?;
+        let role_text = required(&o, "role")?;
+        let role = Role::parse(role_text)
+            .ok_or_else(|| ApiError::bad_request(format!("`role={role_text}`: use viewer, recorder or admin")))?;
+        let party = field(&o, "party")?.map(str::to_string);
+        let name = field(&o, "name")?.map(str::to_string);
+        blocking(move || {
+            let c = costshare_app::tokens::create(&s.cfg.ledger, role, party.as_deref(), name.as_deref())?;
+            Ok(json!({"name": c.name, "role": c.role.as_str(), "party": c.party, "token": c.token}))
+        })
+        .await
+    }
+    .await;
+    match out {
+        Ok(v) => {
+            let mut r = respond(json_answer(&v));
+            *r.status_mut() = StatusCode::CREATED;
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn tokens_revoke(State(s): State<Arc<Shared>>, axum::Extension(who): W, Path(name): Path<String>) -> Response {
+    let out = async {
+        auth::require(&who.principal, Role::Admin, "managing tokens")?;
+        blocking(move || {
+            costshare_app::tokens::revoke(&s.cfg.ledger, &name)?;
+            Ok(json!({"revoked": name}))
+        })
+        .await
+    }
+    .await;
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
