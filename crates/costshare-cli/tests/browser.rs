@@ -126,6 +126,7 @@ fn dashboard_in_chromium() {
         .env("BASE_URL", &base)
         .env("TOKEN", &token)
         .env("SCREENSHOTS", &screens)
+        .env_remove("DASHBOARD_SKIP")
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -693,7 +693,7 @@ function resetWhatif() {
 
 // ---------- record ----------
 
-const record = { checked: null };
+const record = { checked: null, file: null }; // file: the uploaded file's name while the box holds its text
 
 async function renderRecord() {
   syncRecordButton();
@@ -718,7 +718,10 @@ async function postCosts(dryRun) {
   }
   msg.textContent = dryRun ? 'Checking…' : 'Recording…';
   try {
-    const r = await api(`/api/v1/costs${dryRun ? '?dry_run=true' : ''}`, { method: 'POST', headers: { 'Content-Type': 'text/csv' }, body: text });
+    const q = new URLSearchParams();
+    if (dryRun) q.set('dry_run', 'true');
+    if (record.file && record.file.text === text) q.set('file', record.file.name);
+    const r = await api(`/api/v1/costs${q.size ? '?' + q : ''}`, { method: 'POST', headers: { 'Content-Type': 'text/csv' }, body: text });
     const counts = `${r.recorded} new, ${r.already} already there, ${r.voided} voided, ${r.dropped} dropped`;
     if (dryRun) {
       record.checked = text;
@@ -737,8 +740,11 @@ async function postCosts(dryRun) {
     record.checked = null;
     $('#record-out-h').textContent = dryRun ? 'Dry run: problems' : 'Not recorded';
     msg.className = 'error';
-    msg.textContent = e.message;
     const rows = e.error?.rows;
+    msg.textContent =
+      Array.isArray(rows) && rows.length
+        ? `${rows.length} bad row${rows.length === 1 ? '' : 's'}: fix ${rows.length === 1 ? 'it' : 'them'} and check again. Nothing was recorded.`
+        : e.message;
     if (Array.isArray(rows) && rows.length)
       table(
         errs,
@@ -830,7 +836,9 @@ function start() {
   $('#record-file').addEventListener('change', async (ev) => {
     const f = ev.currentTarget.files && ev.currentTarget.files[0];
     if (f) {
-      $('#record-csv').value = await f.text();
+      const text = await f.text();
+      $('#record-csv').value = text;
+      record.file = { name: f.name, text };
       syncRecordButton();
     }
   });
