@@ -219,25 +219,41 @@ try {
       const cut = BigInt(utilCeil.used) - 15100000000n;
       assert.equal(await page.locator('#whatif-table tr[data-party=JP][data-fy=FY2023] td.delta').textContent(), group((-cut).toString()));
       assert.equal(await page.locator('#whatif-table tr[data-party=US][data-fy=FY2023] td.delta').textContent(), group(cut.toString()));
-  }
-  const wiCap = await page.locator('#whatif-ceilings tr[data-category=utilities][data-period=FY2023] td').nth(1).textContent();
-  assert.ok(wiCap.startsWith('15,100,000,000'), `what-if ceiling shows the new cap: ${wiCap}`);
-  assert.match(await page.locator('#whatif-status').textContent(), /recomputed in \d+ ms/);
-  assert.equal(await page.locator('#whatif-download').isEnabled(), true, 'download offered');
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#whatif-download')]);
-  const saved = join(SHOTS, 'whatif-agreement.toml');
-  await download.saveAs(saved);
-  const { readFileSync } = await import('node:fs');
-  assert.ok(readFileSync(saved, 'utf8').includes('15100000000'), 'downloaded TOML has the edited cap');
-  assert.equal(await page.locator('#amend-form').isVisible(), true, 'admin sees Save as amendment');
-  await page.screenshot({ path: join(SHOTS, 'whatif-light.png'), fullPage: true });
-  // nothing was saved
-  const infoAfterWhatif = await apiGet('/api/v1/info');
-  assert.equal(infoAfterWhatif.journal.head, info.journal.head, 'what-if saved nothing');
-  assert.equal(capBefore.length > 0, true);
+    }
+    const wiCap = await page.locator('#whatif-ceilings tr[data-category=utilities][data-period=FY2023] td').nth(1).textContent();
+    assert.ok(wiCap.startsWith('15,100,000,000'), `what-if ceiling shows the new cap: ${wiCap}`);
+    assert.match(await page.locator('#whatif-status').textContent(), /recomputed in \d+ ms/);
+    assert.equal(await page.locator('#whatif-download').isEnabled(), true, 'download offered');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#whatif-download')]);
+    const saved = join(SHOTS, 'whatif-agreement.toml');
+    await download.saveAs(saved);
+    const { readFileSync } = await import('node:fs');
+    assert.ok(readFileSync(saved, 'utf8').includes('15100000000'), 'downloaded TOML has the edited cap');
+    assert.equal(await page.locator('#amend-form').isVisible(), true, 'admin sees Save as amendment');
+    await page.screenshot({ path: join(SHOTS, 'whatif-light.png'), fullPage: true });
+    // nothing was saved
+    const infoAfterWhatif = await apiGet('/api/v1/info');
+    assert.equal(infoAfterWhatif.journal.head, info.journal.head, 'what-if saved nothing');
+    assert.equal(capBefore.length > 0, true);
+
+    step('what-if: save as an amendment (admin), in force from FY2026');
+    const cap26 = page.locator('#whatif-form input[data-category=utilities][data-field=cap][data-fiscal-year=FY2026]');
+    await page.click('#whatif-reset');
+    await whatifSettled(page, 0);
+    await cap26.fill('12000000000');
+    await whatifSettled(page, 1);
+    await page.fill('#amend-form input[name=effective]', '2026-04-01');
+    await page.click('#amend-form button[type=submit]');
+    await page.waitForFunction(() => /^Saved as an amendment/.test(document.querySelector('#amend-status').textContent));
+    const amended = await apiGet('/api/v1/info');
+    assert.equal(amended.versions.length, info.versions.length + 1, 'one more agreement version');
+    assert.equal(amended.versions[amended.versions.length - 1].effective, '2026-04-01');
+    const toml = await (await fetch(`${BASE}/api/v1/agreement`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    assert.ok(/FY2026 = "12000000000"/.test(toml), 'the amendment carries the edited FY2026 cap');
   }
 
   step('record: a dry run shows the bad row; a good file commits and the head moves');
+  const before = await apiGet('/api/v1/info');
   await page.click('nav a[data-view=record]');
   const stamp = Date.now();
   const bad = `id,date,category,amount,site,description\nWEB-${stamp}-1,2026-11-20,welfare,1000,Okinawa,dashboard test\nWEB-${stamp}-2,2026-11-20,welfare,12x,Okinawa,bad amount\n`;
@@ -252,11 +268,12 @@ try {
   await page.fill('#record-csv', good);
   await page.click('#record-dry');
   await page.waitForFunction(() => /Dry run passed/.test(document.querySelector('#record-msg').textContent));
-  assert.equal((await apiGet('/api/v1/info')).journal.head, info.journal.head, 'the dry run recorded nothing');
+  assert.equal((await apiGet('/api/v1/info')).journal.head, before.journal.head, 'the dry run recorded nothing');
   await page.click('#record-commit');
   await page.waitForFunction(() => /^Recorded/.test(document.querySelector('#record-msg').textContent));
   const infoAfter = await apiGet('/api/v1/info');
-  assert.notEqual(infoAfter.journal.head, info.journal.head, 'the journal head moved');
+  assert.notEqual(infoAfter.journal.head, before.journal.head, 'the journal head moved');
+  assert.ok(infoAfter.journal.entries > before.journal.entries, 'the journal grew');
   assert.ok((await page.locator('#record-msg').textContent()).includes(infoAfter.journal.head), 'the new head is shown');
   await page.click('nav a[data-view=overview]');
   await page.waitForFunction((h) => document.querySelector('#journal-head')?.textContent === h, infoAfter.journal.head);

@@ -676,7 +676,11 @@ async function onAmend(ev) {
   const effective = ev.currentTarget.elements.effective.value;
   try {
     const r = await postJson('/api/v1/amend', { agreement_toml: whatif.result.agreement_toml, effective });
-    out.textContent = `Saved as an amendment effective ${effective}.` + (r?.journal?.head ? ` Journal head ${shortHash(r.journal.head)}.` : '');
+    out.textContent =
+      `Saved as an amendment effective ${effective}` +
+      (r?.version !== undefined ? ` (version ${r.version})` : '') +
+      '.' +
+      (r?.journal?.head ? ` Journal head ${shortHash(r.journal.head)}.` : '');
     out.classList.remove('error');
     invalidate();
     await ensureSession();
