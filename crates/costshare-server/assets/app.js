@@ -287,11 +287,17 @@ async function renderOverview() {
   const draw = () => stackedBars($('#ov-party-chart'), groups, series, `Each party's totals by fiscal year, in ${report.currency}`);
   state.redraw.set('overview', draw);
   draw();
+  const provisional = new Set((report.rows || []).filter((r) => r.provisional).map((r) => r.fiscal_year));
   const body = years.map((fy) =>
     el(
       'tr',
       {},
-      el('th', { scope: 'row', text: fy }),
+      el(
+        'th',
+        { scope: 'row' },
+        fy,
+        provisional.has(fy) ? [' ', el('span', { class: 'tag', text: 'provisional', title: 'has lines in a pro-rata period not yet ended' })] : null,
+      ),
       parties.map((p) => moneyTd(amount.get(`${fy}|${p}`) || '0', { party: p, fy })),
       moneyTd(groups[years.indexOf(fy)].total),
     ),
