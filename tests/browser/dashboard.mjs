@@ -192,6 +192,17 @@ try {
     assert.equal(await page.locator('#compare-table tbody tr').count(), byFy.rows.length, 'one compare row per party and year');
     assert.ok((await page.locator('#compare-chart svg rect').count()) > 0, 'delta bars drawn');
     await page.screenshot({ path: join(SHOTS, 'compare-light.png'), fullPage: true });
+    // an uploaded TOML, by party: one row per party, the chart's figures are the table's deltas
+    const res = await fetch(`${BASE}/api/v1/examples/${encodeURIComponent(other.file)}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(res.status, 200);
+    const uploaded = Buffer.from(await res.text());
+    await page.setInputFiles('#compare-form input[name=upload]', { name: 'mine.toml', mimeType: 'text/plain', buffer: uploaded });
+    await page.selectOption('#compare-form select[name=by]', 'party');
+    await page.click('#compare-form button[type=submit]');
+    await page.waitForFunction((n) => document.querySelectorAll('#compare-table tbody tr').length === n, parties.length);
+    const deltas = await page.locator('#compare-table tbody td.n:last-child').allTextContents();
+    const labels = await page.locator('#compare-chart svg > text[text-anchor=end]').allTextContents();
+    assert.deepEqual(labels, deltas, 'delta chart figures are the table differences');
   }
   if (SKIP.has('whatif')) console.log('*** SKIPPED what-if (DASHBOARD_SKIP) ***');
   else {
