@@ -230,6 +230,7 @@ try {
       const cut = BigInt(utilCeil.used) - 15100000000n;
       assert.equal(await page.locator('#whatif-table tr[data-party=JP][data-fy=FY2023] td.delta').textContent(), group((-cut).toString()));
       assert.equal(await page.locator('#whatif-table tr[data-party=US][data-fy=FY2023] td.delta').textContent(), group(cut.toString()));
+      assert.equal(await page.locator('#whatif-summary span[data-party=JP]').textContent(), `JP ${group((-cut).toString())}`, 'the sticky summary');
     }
     const wiCap = await page.locator('#whatif-ceilings tr[data-category=utilities][data-period=FY2023] td').nth(1).textContent();
     assert.ok(wiCap.startsWith('15,100,000,000'), `what-if ceiling shows the new cap: ${wiCap}`);
@@ -241,6 +242,7 @@ try {
     const { readFileSync } = await import('node:fs');
     assert.ok(readFileSync(saved, 'utf8').includes('15100000000'), 'downloaded TOML has the edited cap');
     assert.equal(await page.locator('#amend-form').isVisible(), true, 'admin sees Save as amendment');
+    await page.evaluate(() => scrollTo(0, 0));
     await page.screenshot({ path: join(SHOTS, 'whatif-light.png'), fullPage: true });
     // nothing was saved
     const infoAfterWhatif = await apiGet('/api/v1/info');

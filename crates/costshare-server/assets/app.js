@@ -662,6 +662,21 @@ function drawWhatif(json, editCount) {
   );
   renderCeilings($('#whatif-ceilings'), json.ceilings);
   $('#whatif-table').dataset.edits = String(editCount);
+  // each party's difference over all years, in the bar that stays in view while editing
+  const byParty = new Map();
+  for (const r of rows) {
+    if (r.party === undefined) continue;
+    const { delta } = whatifNow(r, cur);
+    if (!byParty.has(r.party)) byParty.set(r.party, []);
+    byParty.get(r.party).push(delta ?? '0');
+  }
+  const summary = clear($('#whatif-summary'));
+  for (const [p, list] of byParty) {
+    const d = sumMoney(list);
+    const sign = signOf(d) > 0 ? '+' : '';
+    summary.append(el('span', { class: signOf(d) < 0 ? 'neg' : signOf(d) > 0 ? 'pos' : '', data: { party: p } }, `${p} ${sign}${money(d)}`));
+  }
+  if (byParty.size) summary.prepend(el('span', { class: 'muted', text: `Difference over all years (${rep.currency || ''}):` }));
 }
 
 function downloadAgreement() {
