@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use costshare_app::ceilings::CeilingsResult;
 use costshare_app::input::load_agreement_bytes;
+use costshare_app::run::Run;
 use costshare_app::{AppError, Format, render};
 use costshare_core::Agreement;
 use costshare_core::calendar::{Date, FiscalYear};
@@ -404,25 +405,45 @@ async fn whatif(
     }
 }
 
-/// The text of the agreement in force (the ledger's latest version), kept
-/// per journal head.
-fn base_text(s: &Shared, who: &Who) -> Result<String, ApiError> {
+/// The run of every line at `as_of` (kept per journal head, as
+/// [`Shared::run_at`] keeps it) and, when `need_base`, the text of the
+/// agreement in force (the ledger's latest version), kept per head too. On
+/// a cold cache both come from one read of the ledger's state.
+fn run_and_base(s: &Shared, who: &Who, as_of: Date, need_base: bool) -> Result<(Arc<Run>, Option<String>), ApiError> {
     const KEY: &str = "\u{0}whatif-base";
-    if let Some(a) = s.cache.get(&who.head, KEY) {
-        return Ok(String::from_utf8_lossy(&a.body).into_owned());
+    let run_key = as_of.to_string();
+    let cached = s
+        .cache
+        .get(&who.head, KEY)
+        .map(|a| String::from_utf8_lossy(&a.body).into_owned());
+    if !need_base || cached.is_some() {
+        return Ok((s.run_at(&who.head, as_of)?, cached));
     }
     let (_, st) = costshare_app::run::open_state(&s.cfg.ledger)?;
     let text = st.latest().content.clone();
-    s.cache.put(
-        &who.head,
-        KEY.to_string(),
-        Answer {
-            content_type: "application/toml; charset=utf-8",
-            body: Arc::new(text.clone().into_bytes()),
-            download: None,
-        },
-    );
-    Ok(text)
+    let fresh = st.head == who.head;
+    if fresh {
+        s.cache.put(
+            &who.head,
+            KEY.to_string(),
+            Answer {
+                content_type: "application/toml; charset=utf-8",
+                body: Arc::new(text.clone().into_bytes()),
+                download: None,
+            },
+        );
+    }
+    let run = match s.cache.run(&who.head, &run_key) {
+        Some(r) => r,
+        None => {
+            let r = Arc::new(costshare_app::run::run_state(&st, as_of)?);
+            if fresh {
+                s.cache.put_run(&who.head, &run_key, r.clone());
+            }
+            r
+        }
+    };
+    Ok((run, Some(text)))
 }
 
 fn too_large(e: report::TotalTooLarge) -> ApiError {
@@ -430,11 +451,11 @@ fn too_large(e: report::TotalTooLarge) -> ApiError {
 }
 
 fn compute(s: &Shared, who: &Who, req: Request, as_of: Date, started: Instant) -> Result<Answer, ApiError> {
-    let run = s.run_at(&who.head, as_of)?;
+    let (run, in_force) = run_and_base(s, who, as_of, req.toml.is_none())?;
     let main = &run.main().la.agreement;
-    let base = match req.toml {
+    let base = match req.toml.or(in_force) {
         Some(t) => t,
-        None => base_text(s, who)?,
+        None => return Err(ApiError::internal("the agreement in force was not read")),
     };
     let text = if req.edits.is_empty() {
         base
