@@ -242,7 +242,16 @@ fn set_value(t: &mut dyn TableLike, key: &str, mut v: TValue) {
             *old = v;
         }
         _ => {
+            // a new key is indented as the table's first key is
+            let indent: Option<String> = t.iter().next().and_then(|(k, _)| {
+                let prefix = t.key(k)?.leaf_decor().prefix()?.as_str()?;
+                let last = prefix.rsplit('\n').next().unwrap_or(prefix);
+                last.chars().all(|c| c == ' ' || c == '\t').then(|| last.to_string())
+            });
             t.insert(key, Item::Value(v));
+            if let (Some(indent), Some(mut k)) = (indent, t.key_mut(key)) {
+                k.leaf_decor_mut().set_prefix(indent);
+            }
         }
     }
 }
@@ -614,6 +623,12 @@ name = "Utilities"   # kept
         assert!(out.contains(r#"split = { JP = "60%" }"#), "{out}");
         let out = apply_edits(&out, &[edit(1, Field::Share, Some("US"), None, "40%")], &fys()).unwrap();
         assert!(out.contains(r#"JP = "60%""#) && out.contains(r#"US = "40%""#), "{out}");
+    }
+
+    #[test]
+    fn a_new_key_is_indented_like_its_table() {
+        let out = apply_edits(A, &[edit(2, Field::Portion, None, None, "61%")], &fys()).unwrap();
+        assert!(out.contains("  cap = \"5\" # plain\n  portion = \"61%\"\n"), "{out}");
     }
 
     #[test]
