@@ -191,6 +191,21 @@ fn check_compare(srv: &Server, dir: &Dir, ledger: &str, admin: &str) {
         ("csv", "party", "", vec![]),
         ("json", "party,fiscal_year", "", vec![]),
         ("table", "party,category", "&period=FY2023", vec!["--period", "FY2023"]),
+        (
+            "csv",
+            "party,fiscal_year",
+            "&currency=USD&rate_policy=spot&from=2023-01-01&to=2024-06-30",
+            vec![
+                "--currency",
+                "USD",
+                "--rate-policy",
+                "spot",
+                "--from",
+                "2023-01-01",
+                "--to",
+                "2024-06-30",
+            ],
+        ),
     ] {
         let (st, body) = srv.get(
             &format!("/api/v1/compare?against=us-japan-sma-2016.toml&by={by}&format={format}&as_of={AS_OF}{extra_q}"),
@@ -513,6 +528,81 @@ fn check_scoped(srv: &Server, scoped: &str) {
     assert_eq!(st, 401);
 }
 
+/// After an amendment: edits apply to the version in force, the answer
+/// warns that one agreement takes every version's lines, and compare still
+/// equals the command line's.
+fn check_amended(srv: &Server, dir: &Dir, ledger: &str, admin: &str) {
+    let text = std::fs::read_to_string(dir.path("demo/agreement.toml")).unwrap();
+    let amended = text.replace(r#"FY2024 = "15100000000""#, r#"FY2024 = "16100000000""#);
+    assert_ne!(amended, text, "the demo agreement has the FY2024 utilities cap");
+    dir.file("amended.toml", &amended);
+    cli(
+        dir,
+        &[
+            "amend",
+            ledger,
+            "--agreement",
+            "amended.toml",
+            "--effective",
+            "2024-04-01",
+        ],
+    );
+    // an edit that changes nothing: only the versions differ
+    let (st, body) = srv.post_json(
+        &format!("/api/v1/whatif?as_of={AS_OF}"),
+        admin,
+        &json!({"edits": [{"category": "utilities", "layer": 1, "field": "cap", "fiscal_year": "FY2023", "value": "23400000000"}]}),
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let v = json_of(&body);
+    assert!(
+        v["agreement_toml"]
+            .as_str()
+            .unwrap()
+            .contains(r#"FY2024 = "16100000000""#)
+    );
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("2 agreement versions")),
+        "{v}"
+    );
+    assert_eq!(
+        total(&v, "JP", "FY2024").2,
+        0,
+        "FY2024 is under the amended cap both ways"
+    );
+    assert_eq!(
+        total(&v, "JP", "FY2023").2,
+        0,
+        "FY2023's cap is the same in both versions"
+    );
+    let (st, body) = srv.get(
+        &format!("/api/v1/compare?against=us-japan-sma-2016.toml&by=party,fiscal_year&format=csv&as_of={AS_OF}"),
+        admin,
+    );
+    assert_eq!(st, 200);
+    let want = cli(
+        dir,
+        &[
+            "compare",
+            "--ledger",
+            ledger,
+            "--against",
+            "us-japan-sma-2016.toml",
+            "--by",
+            "party,fiscal_year",
+            "--format",
+            "csv",
+            "--as-of",
+            AS_OF,
+        ],
+    );
+    assert_eq!(utf8(&body), want);
+}
+
 fn check_all(dir: &Dir, ledger: &str) {
     let (admin, scoped) = setup(dir, ledger);
     let srv = Server::start(ledger);
@@ -521,6 +611,7 @@ fn check_all(dir: &Dir, ledger: &str) {
     check_whatif(&srv, dir, ledger, &admin);
     check_examples(&srv, &admin, &scoped);
     check_scoped(&srv, &scoped);
+    check_amended(&srv, dir, ledger, &admin);
 }
 
 #[test]

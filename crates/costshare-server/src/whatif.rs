@@ -14,6 +14,11 @@
 //! ([`crate::api::Shared::run_at`]) with the core's
 //! [`costshare_core::compare::allocate_under`], the function `compare`
 //! uses. No journal replay, no write.
+//!
+//! On a ledger with several agreement versions (after `amend`), the
+//! what-if agreement takes every line of every version (caps running over
+//! all of them), while `current` is each line under its own version; a
+//! warning says so.
 
 use crate::api::{Shared, Who, json_answer, json_body};
 use crate::auth;
@@ -540,6 +545,12 @@ fn compute(s: &Shared, who: &Who, req: Request, as_of: Date, started: Instant) -
         .map_err(|e| ApiError::internal(format!("ceilings JSON: {e}")))?;
     let ceilings = rendered.get("ceilings").cloned().unwrap_or(Value::Array(Vec::new()));
     let mut warnings: Vec<String> = la.warnings.iter().map(|d| d.message.clone()).collect();
+    if run.parts.len() > 1 {
+        warnings.push(format!(
+            "the ledger has {} agreement versions; the what-if allocates every line, of every version, under one agreement (current: each line under its own version)",
+            run.parts.len()
+        ));
+    }
     for u in &re.unallocated {
         let why = match u.reason {
             Reason::NoCategory => "the what-if agreement has no such category",
