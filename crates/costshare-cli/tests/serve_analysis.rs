@@ -523,6 +523,17 @@ fn check_scoped(srv: &Server, scoped: &str) {
     );
     assert_eq!(st, 403);
     assert!(utf8(&body).contains("scoped to JP"));
+    // refused before the body is read
+    for path in [
+        "/api/v1/compare?by=party",
+        "/api/v1/forecast?by=party",
+        "/api/v1/whatif",
+    ] {
+        let (st, _) = srv.call("POST", path, Some(scoped), Some(("application/json", b"{nope")));
+        assert_eq!(st, 403, "{path}");
+    }
+    let (st, _) = srv.get("/api/v1/compare?against=nope.toml&by=party", scoped);
+    assert_eq!(st, 403);
     // no token at all: 401
     let (st, _) = srv.call("GET", "/api/v1/examples", None, None);
     assert_eq!(st, 401);

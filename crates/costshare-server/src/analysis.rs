@@ -126,6 +126,9 @@ fn with_body_key(mut p: Params, body: &[u8]) -> Params {
 
 async fn compare_get(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
     let p = params_of(q);
+    if let Err(e) = auth::unscoped(&who.principal, "compare") {
+        return e.into_response();
+    }
     let against: Result<Vec<Against>, ApiError> = p
         .all("against")
         .iter()
@@ -142,6 +145,9 @@ async fn compare_post(
     body: Bytes,
 ) -> Response {
     let p = params_of(q);
+    if let Err(e) = auth::unscoped(&who.principal, "compare") {
+        return e.into_response();
+    }
     let parsed = (|| {
         let o = json_body(&headers, &body)?;
         let list = match o.get("against") {
@@ -257,6 +263,9 @@ async fn forecast_post(
     body: Bytes,
 ) -> Response {
     let p = params_of(q);
+    if let Err(e) = auth::unscoped(&who.principal, "forecast") {
+        return e.into_response();
+    }
     let parsed = (|| {
         let o = json_body(&headers, &body)?;
         let csv = crate::api::field(&o, "budget_csv")?.map(|t| t.as_bytes().to_vec());
