@@ -380,6 +380,38 @@ fn total(v: &Value, party: &str, fy: &str) -> (i128, i128, i128) {
     (n("amount"), n("current"), n("delta"))
 }
 
+/// Every what-if total is what `compare --against` the edited agreement
+/// gives: `current` the base column, `amount` the other one.
+fn same_as_compare(v: &Value, dir: &Dir, ledger: &str) {
+    let toml = v["agreement_toml"].as_str().unwrap();
+    dir.file("whatif.toml", toml);
+    let compared = cli(
+        dir,
+        &[
+            "compare",
+            "--ledger",
+            ledger,
+            "--against",
+            "whatif.toml",
+            "--by",
+            "party,fiscal_year",
+            "--format",
+            "csv",
+            "--as-of",
+            AS_OF,
+        ],
+    );
+    let rows: Vec<&str> = compared.lines().skip(1).collect();
+    assert_eq!(rows.len(), v["totals"].as_array().unwrap().len(), "{compared}");
+    for line in rows {
+        let c: Vec<&str> = line.split(',').collect();
+        let (amount, current, delta) = total(v, c[0], c[1]);
+        assert_eq!(c[2].parse::<i128>().unwrap(), current, "{line}");
+        assert_eq!(c[3].parse::<i128>().unwrap(), amount, "{line}");
+        assert_eq!(c[4].parse::<i128>().unwrap(), -delta, "{line}");
+    }
+}
+
 fn check_whatif(srv: &Server, dir: &Dir, ledger: &str, admin: &str) {
     let head = |srv: &Server| json_of(&srv.get("/api/v1/whoami", admin).1)["journal"]["head"].clone();
     let before = head(srv);
@@ -432,6 +464,28 @@ fn check_whatif(srv: &Server, dir: &Dir, ledger: &str, admin: &str) {
         .unwrap_or_else(|| panic!("the utilities FY2023 ceiling: {v}"));
     assert_eq!(ceiling["cap"], "15100000000");
     assert!(v["elapsed_ms"].as_f64().is_some());
+    same_as_compare(&v, dir, ledger);
+    // its ceilings are `ceilings` of the same costs under the edited agreement
+    let cli_ceilings = json_of(
+        cli(
+            dir,
+            &[
+                "ceilings",
+                "--agreement",
+                "whatif.toml",
+                "--costs",
+                &dir.path("demo/costs.csv"),
+                "--rates",
+                &dir.path("demo/rates.csv"),
+                "--format",
+                "json",
+                "--as-of",
+                AS_OF,
+            ],
+        )
+        .as_bytes(),
+    );
+    assert_eq!(v["ceilings"], cli_ceilings["ceilings"]);
     // the same agreement sent whole gives the same totals
     let (st, body2) = srv.post_json("/api/v1/whatif", admin, &json!({"agreement_toml": toml, "edits": null}));
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body2));
