@@ -517,6 +517,42 @@ fn check_whatif(srv: &Server, dir: &Dir, ledger: &str, admin: &str) {
     );
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     assert!(total(&json_of(&body), "JP", "FY2023").2 < 0);
+    // another agreement whole: the 2016 rules restated on the same term
+    let (st, body) = srv.post_json(
+        &format!("/api/v1/whatif?as_of={AS_OF}"),
+        admin,
+        &json!({"agreement_toml": example("us-japan-sma-2016.toml")}),
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let v16 = json_of(&body);
+    assert_ne!(total(&v16, "JP", "FY2026").2, 0);
+    same_as_compare(&v16, dir, ledger);
+    // an agreement without a category the lines use: those lines are
+    // UNALLOCATED, with a warning, as in compare
+    let base = example("us-japan-sma-2022.toml");
+    let cut = base.find("[categories.training_equipment]").expect("the 2022 category");
+    let (st, body) = srv.post_json(
+        &format!("/api/v1/whatif?as_of={AS_OF}"),
+        admin,
+        &json!({"agreement_toml": &base[..cut]}),
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let vcut = json_of(&body);
+    let warned = vcut["warnings"].as_array().unwrap();
+    assert!(
+        warned.iter().any(|w| w.as_str().unwrap().contains("UNALLOCATED")),
+        "{warned:?}"
+    );
+    assert!(total(&vcut, "UNALLOCATED", "FY2023").0 > 0);
+    same_as_compare(&vcut, dir, ledger);
+    // an agreement of other parties cannot take these lines: 422
+    let (st, body) = srv.post_json(
+        "/api/v1/whatif",
+        admin,
+        &json!({"agreement_toml": example("household.toml")}),
+    );
+    assert_eq!(st, 422, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["error"]["code"], "cannot_compute");
     // edits that name nothing: 422; malformed bodies: 400
     let (st, _) = srv.post_json(
         "/api/v1/whatif",
