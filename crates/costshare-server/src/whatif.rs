@@ -218,16 +218,17 @@ fn layer_mut<'a>(doc: &'a mut DocumentMut, cat: &str, n: usize) -> Result<&'a mu
         .and_then(Item::as_table_like_mut)
         .ok_or_else(|| unprocessable(format!("the agreement has no category `{cat}`")))?;
     let none = |count: usize| unprocessable(format!("category `{cat}` has {count} layer(s), not a layer {n}"));
+    let Some(k) = n.checked_sub(1) else {
+        return Err(unprocessable("layers are numbered from 1".to_string()));
+    };
     match c.get_mut("layers") {
         Some(Item::ArrayOfTables(a)) => {
             let count = a.len();
-            a.get_mut(n - 1)
-                .map(|t| t as &mut dyn TableLike)
-                .ok_or_else(|| none(count))
+            a.get_mut(k).map(|t| t as &mut dyn TableLike).ok_or_else(|| none(count))
         }
         Some(Item::Value(TValue::Array(a))) => {
             let count = a.len();
-            a.get_mut(n - 1)
+            a.get_mut(k)
                 .and_then(TValue::as_inline_table_mut)
                 .map(|t| t as &mut dyn TableLike)
                 .ok_or_else(|| none(count))
@@ -796,6 +797,8 @@ name = "Utilities"   # kept
         assert!(e.message.contains("2 layer(s)"), "{}", e.message);
         let e = apply_edits(A, &[edit(1, Field::Cap, None, Some("FY2030"), "1")], &fys()).unwrap_err();
         assert!(e.message.contains("FY2030"), "{}", e.message);
+        let e = apply_edits(A, &[edit(0, Field::Cap, None, None, "1")], &fys()).unwrap_err();
+        assert!(e.message.contains("from 1"), "{}", e.message);
         let e = apply_edits(A, &[edit(1, Field::Portion, None, Some("FY2022"), "50%")], &fys()).unwrap_err();
         assert!(e.message.contains("no `portion`"), "{}", e.message);
     }
