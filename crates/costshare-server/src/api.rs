@@ -427,6 +427,7 @@ pub fn router(s: Arc<Shared>) -> Router {
         .route("/tokens", get(tokens_list).post(tokens_create))
         .route("/tokens/{name}", delete(tokens_revoke))
         .merge(crate::whatif::routes())
+        .merge(crate::analysis::routes())
         .route_layer(middleware::from_fn_with_state(s.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
