@@ -350,18 +350,15 @@ struct LogOn(bool);
 #[derive(Clone)]
 struct TokenName(String);
 
-/// Check the bearer token of every `/api/v1` request; 401 (slowed after
-/// repeated failures from one address) or the request with its [`Who`].
+/// Check the bearer token of every `/api/v1` request; 401 (answered
+/// slowly after repeated failures from one address) or the request with
+/// its [`Who`].
 async fn authenticate(
     State(s): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     mut req: axum::extract::Request,
     next: Next,
 ) -> Response {
-    let delay = s.failures.delay(addr.ip());
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let s2 = s.clone();
     let peek = blocking(move || s2.peek().map_err(ApiError::from)).await;
     let (head, entries, rows) = match peek {
@@ -381,7 +378,13 @@ async fn authenticate(
             res
         }
         Err(e) => {
+            // only failures wait: a valid token is never slowed by another
+            // client's failures from the same address (an office behind NAT)
             s.failures.fail(addr.ip());
+            let delay = s.failures.delay(addr.ip());
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             e.into_response()
         }
     }
@@ -424,6 +427,7 @@ pub fn router(s: Arc<Shared>) -> Router {
         .route("/tokens", get(tokens_list).post(tokens_create))
         .route("/tokens/{name}", delete(tokens_revoke))
         .merge(crate::whatif::routes())
+        .merge(crate::analysis::routes())
         .route_layer(middleware::from_fn_with_state(s.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))

@@ -16,8 +16,10 @@
 //! - [`cache`] keeps answers kept per journal head.
 //! - [`openapi`] serves `/openapi.json`.
 //! - [`assets`] serves the dashboard, built into the binary.
+//! - [`analysis`] holds compare, forecast and the built-in examples.
 //! - [`whatif`] applies edits of an agreement, re-allocated on the fly.
 
+pub mod analysis;
 pub mod api;
 pub mod assets;
 pub mod auth;
