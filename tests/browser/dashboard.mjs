@@ -234,7 +234,7 @@ try {
     }
     const wiCap = await page.locator('#whatif-ceilings tr[data-category=utilities][data-period=FY2023] td').nth(1).textContent();
     assert.ok(wiCap.startsWith('15,100,000,000'), `what-if ceiling shows the new cap: ${wiCap}`);
-    assert.match(await page.locator('#whatif-status').textContent(), /recomputed in \d+ ms/);
+    assert.match(await page.locator('#whatif-status').textContent(), /recomputed in [\d.]+ ms/);
     assert.equal(await page.locator('#whatif-download').isEnabled(), true, 'download offered');
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#whatif-download')]);
     const saved = join(SHOTS, 'whatif-agreement.toml');

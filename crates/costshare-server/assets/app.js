@@ -607,11 +607,13 @@ async function runWhatif() {
   const seq = ++whatif.seq;
   $('#whatif-status').textContent = 'Recomputing…';
   try {
-    const json = await postJson('/api/v1/whatif', { edits });
+    // no edits yet: the agreement in force itself, so the table shows today's figures
+    const json = await postJson('/api/v1/whatif', edits.length ? { edits } : { agreement_toml: whatif.toml });
     if (seq !== whatif.seq) return; // a newer edit is on its way
     whatif.result = json;
-    clear($('#whatif-diag'));
-    for (const d of json.diagnostics || []) $('#whatif-diag').append(el('li', { text: typeof d === 'string' ? d : d.message || JSON.stringify(d) }));
+    const diag = clear($('#whatif-diag'));
+    for (const d of [...(json.diagnostics || []), ...(json.warnings || [])])
+      diag.append(el('li', { class: 'warn', text: typeof d === 'string' ? d : d.message || JSON.stringify(d) }));
     drawWhatif(json, edits.length);
     $('#whatif-status').textContent = `${edits.length} edit${edits.length === 1 ? '' : 's'}; recomputed in ${json.elapsed_ms} ms.`;
     $('#whatif-status').dataset.seq = String(seq);
@@ -626,57 +628,61 @@ async function runWhatif() {
   $('#amend-form button').disabled = !ok || edits.length === 0;
 }
 
-// The what-if report is compare JSON by party and fiscal year: `amount` is the
-// what-if; the current figure is `amount_against`, or the first `against` entry.
+// The what-if answer: `totals`, one row per party and fiscal year with
+// `amount` (under the what-if), `current` and `delta`; `ceilings` (rows as
+// /api/v1/ceilings gives them) and `warnings`. (A compare-shaped `report`,
+// amount against the first `against`, is read too.)
 function whatifNow(r, cur) {
-  const now = r.amount_against ?? r.against?.[cur]?.amount;
-  const delta = r.delta ?? (now !== undefined ? subMoney(r.amount, now) : null);
+  const now = r.current ?? r.amount_against ?? r.against?.[cur]?.amount;
+  const delta = r.delta ?? r.against?.[cur]?.delta ?? (now !== undefined ? subMoney(r.amount, now) : null);
   return { now, delta };
 }
 
 function drawWhatif(json, editCount) {
   const rep = json.report || {};
-  const names = (rep.against || []).map((a) => a.id || a.name);
-  const cur = names[0];
-  const dims = rep.by || ['party', 'fiscal_year'];
-  const rows = rep.rows || [];
+  const cur = (rep.against || []).map((a) => a.id || a.name)[0];
+  const rows = Array.isArray(json.totals) ? json.totals : rep.rows || [];
+  const dims = Array.isArray(json.totals) ? ['party', 'fiscal_year'] : rep.by || ['party', 'fiscal_year'];
+  const currency = json.currency || rep.currency || '';
   const deltaTd = (s) => el('td', { class: `n delta ${signOf(s) < 0 ? 'neg' : signOf(s) > 0 ? 'pos' : ''}`, text: money(s ?? '') });
-  const tot = rep.totals ? whatifNow(rep.totals, cur) : null;
+  const figures = rows.map((r) => Object.assign({ r }, whatifNow(r, cur)));
+  const total = {
+    amount: sumMoney(rows.map((r) => r.amount)),
+    now: sumMoney(figures.map((f) => f.now ?? '0')),
+    delta: sumMoney(figures.map((f) => f.delta ?? '0')),
+  };
   table(
     $('#whatif-table'),
-    [dims.map((d) => th(dimLabel(d))), th('what-if', true), th('now', true), th('difference', true)],
-    rows.map((r) => {
-      const { now, delta } = whatifNow(r, cur);
-      return el(
+    [dims.map((d) => th(dimLabel(d))), th(`what-if (${currency})`, true), th('now', true), th('difference', true)],
+    figures.map(({ r, now, delta }) =>
+      el(
         'tr',
         { data: { party: r.party ?? '', fy: r.fiscal_year ?? '' } },
         dims.map((d) => td(dash(r[d]))),
         el('td', { class: 'n whatif', text: money(r.amount) }),
         moneyTd(now),
         deltaTd(delta),
-      );
-    }),
-    tot
-      ? el('tr', {}, el('th', { scope: 'row', colspan: dims.length, text: 'total' }), moneyTd(rep.totals.amount), moneyTd(tot.now), deltaTd(tot.delta))
-      : null,
+      ),
+    ),
+    el('tr', {}, el('th', { scope: 'row', colspan: dims.length, text: 'total' }), moneyTd(total.amount), moneyTd(total.now), deltaTd(total.delta)),
   );
-  renderCeilings($('#whatif-ceilings'), json.ceilings);
+  const ceil = Array.isArray(json.ceilings) ? { ceilings: json.ceilings, currency } : json.ceilings;
+  renderCeilings($('#whatif-ceilings'), ceil);
   $('#whatif-table').dataset.edits = String(editCount);
   // each party's difference over all years, in the bar that stays in view while editing
   const byParty = new Map();
-  for (const r of rows) {
-    if (r.party === undefined) continue;
-    const { delta } = whatifNow(r, cur);
+  for (const { r, delta } of figures) {
+    if (r.party === undefined || r.party === null) continue;
     if (!byParty.has(r.party)) byParty.set(r.party, []);
     byParty.get(r.party).push(delta ?? '0');
   }
   const summary = clear($('#whatif-summary'));
+  if (byParty.size) summary.append(el('span', { class: 'muted', text: `Difference over all years (${currency}):` }));
   for (const [p, list] of byParty) {
     const d = sumMoney(list);
     const sign = signOf(d) > 0 ? '+' : '';
     summary.append(el('span', { class: signOf(d) < 0 ? 'neg' : signOf(d) > 0 ? 'pos' : '', data: { party: p } }, `${p} ${sign}${money(d)}`));
   }
-  if (byParty.size) summary.prepend(el('span', { class: 'muted', text: `Difference over all years (${rep.currency || ''}):` }));
 }
 
 function downloadAgreement() {
