@@ -300,7 +300,11 @@ try {
   await page.screenshot({ path: join(SHOTS, 'overview-dark.png'), fullPage: true });
   if (!SKIP.has('whatif')) {
     await page.click('nav a[data-view=whatif]');
-    await page.locator('#whatif-table tbody tr').first().waitFor();
+    await whatifSettled(page, 0);
+    // after the amendment: the form holds the version in force, and no edit means no difference
+    assert.equal(await page.locator('#whatif-form input[data-category=utilities][data-field=cap][data-fiscal-year=FY2026]').inputValue(), '12000000000');
+    const d26 = await page.locator('#whatif-table tr[data-party=JP][data-fy=FY2026] td.delta').textContent();
+    assert.equal(d26, '0', 'no edit: the what-if of the version in force differs from now by nothing (no stale figures)');
     await page.screenshot({ path: join(SHOTS, 'whatif-dark.png'), fullPage: true });
   }
   await ctx.close();
@@ -330,7 +334,7 @@ try {
   await p2.screenshot({ path: join(SHOTS, 'costs-phone-dark.png'), fullPage: true });
   if (!SKIP.has('whatif')) {
     await p2.click('nav a[data-view=whatif]');
-    await p2.locator('#whatif-table tbody tr').first().waitFor();
+    await whatifSettled(p2, 0);
     await noScroll('what-if');
     await p2.screenshot({ path: join(SHOTS, 'whatif-phone-dark.png'), fullPage: true });
   }

@@ -546,6 +546,9 @@ const whatif = { loaded: false, toml: '', result: null, seq: 0, timer: 0 };
 async function renderWhatif() {
   $('#amend-form').hidden = state.whoami?.role !== 'admin';
   if (whatif.loaded) return;
+  // figures of an earlier agreement never sit beside this one's form
+  for (const id of ['#whatif-table', '#whatif-ceilings', '#whatif-summary', '#whatif-diag']) clear($(id));
+  $('#whatif-status').textContent = '';
   whatif.toml = await api('/api/v1/agreement');
   const s = agreementStructure(whatif.toml);
   const form = clear($('#whatif-form'));
@@ -606,6 +609,7 @@ async function runWhatif() {
   const edits = whatifEdits();
   const seq = ++whatif.seq;
   $('#whatif-status').textContent = 'Recomputing…';
+  $('#view-whatif').classList.add('busy');
   try {
     // no edits yet: the agreement in force itself, so the table shows today's figures
     const json = await postJson('/api/v1/whatif', edits.length ? { edits } : { agreement_toml: whatif.toml });
@@ -623,6 +627,7 @@ async function runWhatif() {
     $('#whatif-status').textContent = 'The edited agreement is not valid:';
     errorList($('#whatif-diag'), e);
   }
+  if (seq === whatif.seq) $('#view-whatif').classList.remove('busy');
   const ok = !!whatif.result;
   $('#whatif-download').disabled = !ok;
   $('#amend-form button').disabled = !ok || edits.length === 0;
