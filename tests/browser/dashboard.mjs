@@ -249,6 +249,13 @@ try {
     assert.equal(infoAfterWhatif.journal.head, info.journal.head, 'what-if saved nothing');
     assert.equal(capBefore.length > 0, true);
 
+    step('what-if: an invalid value is reported, and nothing can be downloaded or saved');
+    await capInput.fill('12x');
+    await page.waitForFunction(() => /not valid/.test(document.querySelector('#whatif-status').textContent));
+    assert.ok((await page.locator('#whatif-diag li').count()) > 0, 'the problem is listed');
+    assert.equal(await page.locator('#whatif-download').isDisabled(), true, 'no download of an invalid agreement');
+    assert.equal(await page.locator('#amend-form button[type=submit]').isDisabled(), true, 'no amendment of an invalid agreement');
+
     step('what-if: save as an amendment (admin), in force from FY2026');
     const cap26 = page.locator('#whatif-form input[data-category=utilities][data-field=cap][data-fiscal-year=FY2026]');
     await page.click('#whatif-reset');
@@ -341,7 +348,15 @@ try {
   await p2.click('nav a[data-view=record]');
   await noScroll('record');
   await p2.click('nav a[data-view=compare]');
+  await p2.locator('#compare-form select[name=example] option:nth-child(2)').waitFor({ state: 'attached' });
   await noScroll('compare');
+  const ex2016 = (await apiGet('/api/v1/examples')).find((x) => /2016/.test(x.file));
+  assert.ok(ex2016, 'the 2016 agreement is a built-in example');
+  await p2.selectOption('#compare-form select[name=example]', ex2016.file);
+  await p2.click('#compare-form button[type=submit]');
+  await p2.locator('#compare-table tbody tr').first().waitFor();
+  await noScroll('compare, with its table and chart');
+  await p2.screenshot({ path: join(SHOTS, 'compare-phone-dark.png'), fullPage: true });
   await phone.close();
 
   const light = await browser.newContext({ viewport: { width: 375, height: 812 }, colorScheme: 'light' });

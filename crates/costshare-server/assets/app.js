@@ -547,7 +547,7 @@ async function renderWhatif() {
   $('#amend-form').hidden = state.whoami?.role !== 'admin';
   if (whatif.loaded) return;
   // figures of an earlier agreement never sit beside this one's form
-  for (const id of ['#whatif-table', '#whatif-ceilings', '#whatif-summary', '#whatif-diag']) clear($(id));
+  for (const id of ['#whatif-table', '#whatif-ceilings', '#whatif-summary', '#whatif-diag', '#whatif-warn']) clear($(id));
   $('#whatif-status').textContent = '';
   whatif.toml = await api('/api/v1/agreement');
   const s = agreementStructure(whatif.toml);
@@ -615,9 +615,10 @@ async function runWhatif() {
     const json = await postJson('/api/v1/whatif', edits.length ? { edits } : { agreement_toml: whatif.toml });
     if (seq !== whatif.seq) return; // a newer edit is on its way
     whatif.result = json;
-    const diag = clear($('#whatif-diag'));
+    clear($('#whatif-diag'));
+    const warn = clear($('#whatif-warn'));
     for (const d of [...(json.diagnostics || []), ...(json.warnings || [])])
-      diag.append(el('li', { class: 'warn', text: typeof d === 'string' ? d : d.message || JSON.stringify(d) }));
+      warn.append(el('li', { text: typeof d === 'string' ? d : d.message || JSON.stringify(d) }));
     drawWhatif(json, edits.length);
     $('#whatif-status').textContent = `${edits.length} edit${edits.length === 1 ? '' : 's'}; recomputed in ${json.elapsed_ms} ms.`;
     $('#whatif-status').dataset.seq = String(seq);
