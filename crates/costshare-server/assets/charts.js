@@ -4,7 +4,8 @@
 
 import { el, svgEl, clear, money, approx } from './util.js';
 
-const FONT = 12;
+// Roughly how wide a label of `n` characters is at the charts' 13 px font.
+const textWidth = (n) => Math.ceil(n * 7.8) + 10;
 
 function widthOf(container) {
   return Math.max(280, Math.floor(container.clientWidth || container.parentElement?.clientWidth || 600));
@@ -15,8 +16,8 @@ function widthOf(container) {
 export function stackedBars(container, groups, series, title) {
   clear(container);
   const W = widthOf(container);
-  const labelW = 70;
-  const totalW = Math.min(150, Math.floor(W * 0.34));
+  const labelW = Math.min(Math.floor(W * 0.3), textWidth(Math.max(4, ...groups.map((g) => g.label.length))));
+  const totalW = Math.min(Math.floor(W * 0.4), textWidth(Math.max(1, ...groups.map((g) => money(g.total).length))));
   const barW = Math.max(40, W - labelW - totalW - 8);
   const rowH = 30;
   const H = groups.length * rowH + 6;
@@ -48,8 +49,8 @@ export function stackedBars(container, groups, series, title) {
 export function deltaBars(container, rows, title) {
   clear(container);
   const W = widthOf(container);
-  const labelW = Math.min(190, Math.floor(W * 0.3));
-  const valueW = Math.min(150, Math.floor(W * 0.3));
+  const labelW = Math.min(Math.floor(W * 0.3), textWidth(Math.max(4, ...rows.map((r) => Math.min(28, r.label.length)))));
+  const valueW = Math.min(Math.floor(W * 0.4), textWidth(Math.max(1, ...rows.map((r) => money(r.value).length))));
   const area = Math.max(40, W - labelW - valueW - 8);
   const rowH = 26;
   const H = rows.length * rowH + 8;
