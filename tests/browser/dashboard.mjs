@@ -76,7 +76,9 @@ try {
   watch(page, 'desktop');
 
   step('the token box comes first without a token');
-  await page.goto(`${BASE}/`);
+  const first = await page.goto(`${BASE}/`);
+  // the dashboard runs under the server's CSP, so "no console errors" below also means no CSP violation
+  assert.match(first.headers()['content-security-policy'] || '', /default-src 'self'/, 'the page is served with a CSP');
   await page.locator('#token-input').waitFor({ state: 'visible' });
   assert.equal(await page.locator('#view-overview').isVisible(), false, 'overview hidden before a token');
   step('a wrong token is refused');
