@@ -369,6 +369,31 @@ try {
   await p3.screenshot({ path: join(SHOTS, 'overview-phone-light.png'), fullPage: true });
   await light.close();
 
+  step('a viewer: no Record page, no Save as amendment; Forget token returns to the box');
+  const made = await fetch(`${BASE}/api/v1/tokens`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ role: 'viewer', name: `dash-viewer-${Date.now()}` }),
+  });
+  assert.equal(made.status, 201, 'an admin makes a viewer token');
+  const viewerToken = (await made.json()).token;
+  const vctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const p4 = await vctx.newPage();
+  p4.setDefaultTimeout(TIMEOUT);
+  watch(p4, 'viewer');
+  await p4.goto(`${BASE}/#token=${encodeURIComponent(viewerToken)}`);
+  await p4.locator('#ov-party-table tbody tr').first().waitFor();
+  assert.match(await p4.locator('#who').textContent(), /viewer/);
+  assert.equal(await p4.locator('nav a[data-view=record]').isVisible(), false, 'no Record link for a viewer');
+  await p4.click('nav a[data-view=whatif]');
+  await whatifSettled(p4, 0);
+  assert.equal(await p4.locator('#amend-form').isVisible(), false, 'no Save as amendment for a viewer');
+  await p4.click('#sign-out');
+  await p4.locator('#token-input').waitFor({ state: 'visible' });
+  assert.equal(await p4.evaluate(() => sessionStorage.getItem('costshare.token')), null, 'the token is forgotten');
+  assert.equal(await p4.locator('#view-whatif').isVisible(), false);
+  await vctx.close();
+
   assert.deepEqual(problems, [], 'no page errors, no CSP violations, no console errors');
   console.log(`ok: dashboard checks passed${SKIP.size ? ` except the skipped ${[...SKIP].join(', ')}` : ''}; screenshots in ${SHOTS}`);
 } catch (e) {
