@@ -121,6 +121,31 @@ try {
   }
   await page.screenshot({ path: join(SHOTS, 'overview-light.png'), fullPage: true });
 
+  step('money helpers are exact (BigInt, never floats)');
+  const m = await page.evaluate(async () => {
+    const u = await import('/assets/util.js');
+    return {
+      group: u.money('-1234567.50'),
+      small: u.money('999'),
+      sum: u.sumMoney(['0.10', '0.20']),
+      big: u.sumMoney(['9007199254740993', '1']),
+      mixed: u.sumMoney(['1.5', '-0.25', '2']),
+      cmp: u.cmpMoney('9007199254740993', '9007199254740992'),
+      sub: u.subMoney('100', '100.01'),
+      odd: u.money('n/a'),
+    };
+  });
+  assert.deepEqual(m, {
+    group: '-1,234,567.50',
+    small: '999',
+    sum: '0.30',
+    big: '9007199254740994',
+    mixed: '3.25',
+    cmp: 1,
+    sub: '-0.01',
+    odd: 'n/a',
+  });
+
   step('keyboard: skip link first, then the nav links; Enter follows a link; focus is visible');
   await page.reload();
   await page.locator('#ov-party-table tbody tr').first().waitFor();
