@@ -204,6 +204,10 @@ try {
   const dd = await page.locator('#explain-dl').textContent();
   for (const [p, v] of Object.entries(explained.result)) assert.ok(dd.includes(`${p} ${group(v)}`), `result ${p} ${group(v)} shown`);
   await page.screenshot({ path: join(SHOTS, 'costs-explain-light.png'), fullPage: true });
+  assert.ok(page.url().includes(`line=${encodeURIComponent(lineIds[0])}`), 'the explained line is in the URL');
+  await page.reload();
+  await page.waitForFunction((id) => !document.querySelector('#costs-explain').hidden && document.querySelector('#explain-h').textContent.includes(id), lineIds[0]);
+  assert.equal(await page.locator('#explain-table tbody tr').count(), explained.layers.length, 'the explanation is back after a reload');
 
   if (SKIP.has('compare')) console.log('*** SKIPPED compare (DASHBOARD_SKIP) ***');
   else {

@@ -387,6 +387,15 @@ async function renderCosts(params) {
     el('tr', {}, el('th', { scope: 'row', colspan: 4, text: `${filtered.length} rows` }), el('td', { class: 'n', id: 'costs-total', text: money(total) })),
   );
   $('#costs-summary').textContent = `${filtered.length} of ${rows.length} totals; click a total for its lines.`;
+  // a link may name a line to explain (`line=ID`, set when a line is clicked)
+  const line = params.get('line');
+  if (line && $('#explain-h').dataset.line !== line) {
+    try {
+      await explain(line, false);
+    } catch (e) {
+      status(`Line ${line}: ${e.message}`, true);
+    }
+  }
 }
 
 function onCostsFilter() {
@@ -396,9 +405,11 @@ function onCostsFilter() {
     if (form.elements[d].value) p.set(d, form.elements[d].value);
     else p.delete(d);
   }
+  p.delete('line');
   setParams('costs', p);
   $('#costs-lines').hidden = true;
   $('#costs-explain').hidden = true;
+  delete $('#explain-h').dataset.line;
   renderCosts(p).catch((e) => status(e.message, true));
 }
 
@@ -406,6 +417,12 @@ async function drill(row, tr) {
   for (const x of document.querySelectorAll('#costs-table tr.selected')) x.classList.remove('selected');
   tr?.classList.add('selected');
   $('#costs-explain').hidden = true;
+  delete $('#explain-h').dataset.line;
+  const p = route().params;
+  if (p.has('line')) {
+    p.delete('line');
+    setParams('costs', p);
+  }
   const box = $('#costs-lines');
   box.hidden = false;
   $('#lines-h').textContent = `Lines: ${row.party}, ${row.fiscal_year}, ${row.category}, ${row.site ?? '(no site)'} (loading…)`;
@@ -434,10 +451,16 @@ async function drill(row, tr) {
   box.querySelector('button.line')?.focus();
 }
 
-async function explain(id) {
+async function explain(id, fromClick = true) {
   const x = await api(`/api/v1/explain?id=${encodeURIComponent(id)}&format=json`);
+  if (fromClick) {
+    const p = route().params;
+    p.set('line', id);
+    setParams('costs', p);
+  }
   const box = $('#costs-explain');
   box.hidden = false;
+  $('#explain-h').dataset.line = id;
   $('#explain-h').textContent = `Explanation of ${x.id}`;
   const dl = clear($('#explain-dl'));
   const kv = (k, v) => [el('dt', { text: k }), el('dd', { text: dash(v) })];
