@@ -62,7 +62,7 @@ impl RowError {
 
 /// An id as a message shows it: whole when within [`MAX_ID_BYTES`], else its
 /// first 64 characters and `…` (the error says how long it is).
-fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
+pub fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
     let printable = |c: char| !(c.is_control() || is_direction_control(c));
     if id.len() <= MAX_ID_BYTES && id.chars().all(printable) {
         return id.into();
@@ -1583,9 +1583,9 @@ mod tests {
                 Ok(_) => panic!("{id:?} {site:?} accepted"),
             };
             assert!(
-                problems
-                    .iter()
-                    .any(|p| matches!(p, RowProblem::ControlCharacter { column: c, code: k } if *c == column && *k == code)),
+                problems.iter().any(
+                    |p| matches!(p, RowProblem::ControlCharacter { column: c, code: k } if *c == column && *k == code)
+                ),
                 "{id:?}: {problems:?}"
             );
             // a line already in a journal still replays

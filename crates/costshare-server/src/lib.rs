@@ -68,6 +68,7 @@ pub enum ServerError {
 
 /// Serve until Ctrl-C (or SIGTERM). `ready` hears the bound address first.
 pub fn serve(cfg: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
+    error::set_ledger(&cfg.ledger);
     // the ledger must open before we listen: a wrong path is said at once
     let mut l = costshare_store::Ledger::open(&cfg.ledger).map_err(|e| ServerError::Ledger(e.into()))?;
     l.head().map_err(|e| ServerError::Ledger(e.into()))?.ok_or_else(|| {
