@@ -63,7 +63,28 @@ pub fn compare_svg(
     if done.dims == [Dim::Party] {
         return Ok(chart::delta_bars(&compare_bars(done)));
     }
-    let r = crate::compare::compare_filtered(source, against, &[Dim::Party], as_of, currency, filter, s)?;
+    let mut others = Vec::with_capacity(against.len());
+    for p in against {
+        others.push((p.display().to_string(), crate::input::load_agreement(p, s.observer)?));
+    }
+    compare_svg_loaded(source, &others, as_of, currency, filter, done, s)
+}
+
+/// [`compare_svg`] with the other agreements already loaded (named as in
+/// [`crate::compare::compare_loaded`]).
+pub fn compare_svg_loaded(
+    source: &Source,
+    others: &[(String, crate::input::LoadedAgreement)],
+    as_of: Date,
+    currency: Option<&crate::currency::CurrencyRequest>,
+    filter: &crate::filter::DateFilter,
+    done: &crate::compare::CompareResult,
+    s: &mut Session<'_>,
+) -> Result<String, AppError> {
+    if done.dims == [Dim::Party] {
+        return Ok(chart::delta_bars(&compare_bars(done)));
+    }
+    let r = crate::compare::compare_loaded(source, others, &[Dim::Party], as_of, currency, filter, s)?;
     Ok(chart::delta_bars(&compare_bars(&r)))
 }
 

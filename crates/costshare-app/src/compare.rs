@@ -21,7 +21,7 @@ use costshare_core::costs::CostLine;
 use costshare_core::money::Currency;
 use costshare_core::report::{self, Dim, Row};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One `--against` agreement as loaded.
 #[derive(Clone, Debug)]
@@ -108,16 +108,32 @@ pub fn compare_filtered(
     filter: &crate::filter::DateFilter,
     s: &mut Session<'_>,
 ) -> Result<CompareResult, AppError> {
-    if against.is_empty() {
+    let mut others: Vec<(String, LoadedAgreement)> = Vec::with_capacity(against.len());
+    for p in against {
+        others.push((p.display().to_string(), load_agreement(p, s.observer)?));
+    }
+    compare_loaded(source, &others, dims, as_of, currency, filter, s)
+}
+
+/// [`compare_filtered`] with the other agreements already loaded, each with
+/// the name its output calls it by (a path as the user named it, or a file
+/// name sent to the server). Warnings of loading are not said again here.
+pub fn compare_loaded(
+    source: &Source,
+    others: &[(String, LoadedAgreement)],
+    dims: &[Dim],
+    as_of: Date,
+    currency: Option<&CurrencyRequest>,
+    filter: &crate::filter::DateFilter,
+    s: &mut Session<'_>,
+) -> Result<CompareResult, AppError> {
+    if others.is_empty() {
         return Err(UsageError::NoAgainst.into());
     }
-    let mut others: Vec<LoadedAgreement> = Vec::with_capacity(against.len());
-    for p in against {
-        let la = load_agreement(p, s.observer)?;
-        if others.iter().any(|o| o.agreement.id == la.agreement.id) {
-            return Err(UsageError::DuplicateAgainst(la.agreement.id.clone()).into());
+    for (k, (_, o)) in others.iter().enumerate() {
+        if others[..k].iter().any(|(_, e)| e.agreement.id == o.agreement.id) {
+            return Err(UsageError::DuplicateAgainst(o.agreement.id.clone()).into());
         }
-        others.push(la);
     }
     let (r, rates) = run_with_rates(source, as_of, s.observer)?;
     let main = r.main().la.agreement.clone();
@@ -133,11 +149,10 @@ pub fn compare_filtered(
     // columns[k][part]: the allocation of column k (0 = base) for a part's lines
     let mut columns: Vec<Vec<Allocation>> = vec![r.parts.iter().map(|p| p.alloc.clone()).collect()];
     let mut unallocated = Vec::new();
-    for (k, (o, path)) in others.iter().zip(against).enumerate() {
+    for (k, (path, o)) in others.iter().enumerate() {
         let re = allocate_under(&o.agreement, &groups, as_of).map_err(|e| against_error(path, e))?;
         for u in re.unallocated {
-            s.observer
-                .compare_unallocated(&o.agreement, &path.display().to_string(), &u);
+            s.observer.compare_unallocated(&o.agreement, path, &u);
             unallocated.push(AgainstUnallocated { against: k, what: u });
         }
         columns.push(re.parts);
@@ -205,11 +220,10 @@ pub fn compare_filtered(
     Ok(CompareResult {
         against: others
             .iter()
-            .zip(against)
-            .map(|(o, p)| AgainstRef {
+            .map(|(p, o)| AgainstRef {
                 id: o.agreement.id.clone(),
                 sha256: o.sha256.clone(),
-                path: p.display().to_string(),
+                path: p.clone(),
             })
             .collect(),
         dims: dims.to_vec(),
@@ -227,8 +241,8 @@ fn too_large(e: report::TotalTooLarge) -> AppError {
     AppError::TotalTooLarge { group: e.group }
 }
 
-fn against_error(path: &Path, e: ReallocError) -> AppError {
-    let path = path.display().to_string();
+fn against_error(path: &str, e: ReallocError) -> AppError {
+    let path = path.to_string();
     match e {
         ReallocError::Currency { base, other } => AppError::AgainstCurrency { path, base, other },
         ReallocError::Parties { base, other } => AppError::AgainstParties { path, base, other },

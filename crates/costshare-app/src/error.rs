@@ -44,6 +44,9 @@ pub enum UsageError {
     TokenParty(String),
     /// `token create --name`: not 1–64 of letters, digits, `-_.@`.
     TokenName(String),
+    /// `token create --party` with a role that writes: a write would touch or
+    /// reveal lines the party does not share in.
+    ScopedWriter,
     /// `--from` is after `--to`.
     FromAfterTo {
         from: costshare_core::calendar::Date,

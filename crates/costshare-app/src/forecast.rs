@@ -77,15 +77,34 @@ pub fn forecast_filtered(
     filter: &crate::filter::DateFilter,
     observer: &mut dyn Observer,
 ) -> Result<ForecastResult, AppError> {
+    let bytes = match budget {
+        None => None,
+        Some(p) => Some((p.display().to_string(), read(p, FileKind::Budget)?)),
+    };
+    let budget = bytes.as_ref().map(|(name, b)| (name.as_str(), b.as_slice()));
+    forecast_budget_bytes(source, until, dims, budget, as_of, filter, observer)
+}
+
+/// [`forecast_filtered`] with the budget CSV already read: `(name, bytes)`,
+/// the name being what errors call the file.
+pub fn forecast_budget_bytes(
+    source: &Source,
+    until: Date,
+    dims: &[Dim],
+    budget: Option<(&str, &[u8])>,
+    as_of: Date,
+    filter: &crate::filter::DateFilter,
+    observer: &mut dyn Observer,
+) -> Result<ForecastResult, AppError> {
     let r = run(source, as_of, observer)?;
     let main = r.main();
     let ag = &main.la.agreement;
     let range = filter.resolve(ag)?;
     let budget = match budget {
         None => Vec::new(),
-        Some(p) => parse_budget(ag, &read(p, FileKind::Budget)?).map_err(|errors| {
+        Some((name, bytes)) => parse_budget(ag, bytes).map_err(|errors| {
             AppError::BadRows(vec![BadFile {
-                path: p.display().to_string(),
+                path: name.to_string(),
                 kind: FileKind::Budget,
                 errors,
             }])

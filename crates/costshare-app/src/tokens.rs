@@ -81,6 +81,9 @@ pub fn hash(token: &str) -> String {
 /// `token create`: a new token for `role` (scoped to `party` if given),
 /// named `name` (default: the role and a number).
 pub fn create(target: &str, role: Role, party: Option<&str>, name: Option<&str>) -> Result<Created, AppError> {
+    if party.is_some() && role != Role::Viewer {
+        return Err(UsageError::ScopedWriter.into());
+    }
     let mut l = Ledger::open(target)?;
     if let Some(p) = party {
         let st = l.state()?;

@@ -11,6 +11,7 @@ use costshare_store::LedgerError;
 pub fn usage(e: &UsageError) -> String {
     match e {
         UsageError::TokenParty(p) => format!("--party `{p}` is not a party of the agreement in force"),
+        UsageError::ScopedWriter => "--party: a party-scoped token is a viewer (--role viewer); recording through it could void, replace or confirm lines its party does not share in".to_string(),
         UsageError::TokenName(n) => {
             format!("--name `{n}`: a token's name is 1-64 letters, digits, `-`, `_`, `.` or `@`")
         }

@@ -893,10 +893,13 @@ fn demo_serve(seed: u64, listen: &str) -> Result<String, AppError> {
     ledger::record(&target, &costs, None, false, &mut quiet)?;
     let c = costshare_app::tokens::create(&target, costshare_app::tokens::Role::Admin, None, Some("demo-admin"))?;
     let banner = format!(
-        "demo ledger: {target}\nadmin token (shown once): {}\nopen: http://{{addr}}/#token={}\n",
+        "demo ledger: {target} (removed when the server stops; Ctrl-C stops it)\nadmin token (shown once): {}\nopen: http://{{addr}}/#token={}\n",
         c.token, c.token
     );
-    serve(costshare_server::Config::new(&target, listen), Some(banner))
+    let out = serve(costshare_server::Config::new(&target, listen), Some(banner));
+    // the temporary folder goes with the server (Ctrl-C stops both)
+    let _ = std::fs::remove_dir_all(&dir);
+    out
 }
 
 fn main() -> ExitCode {

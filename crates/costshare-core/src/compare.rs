@@ -60,6 +60,9 @@ pub struct Reallocation {
     pub parts: Vec<Allocation>,
     /// Sorted by reason, then category id.
     pub unallocated: Vec<Unallocated>,
+    /// The use of `other`'s caps by all the lines together (indexed by
+    /// `other`'s categories and layers): what its ceilings would be.
+    pub usage: Vec<alloc::CapUse>,
 }
 
 /// The lines the other agreement takes: each with its category's index there.
@@ -201,6 +204,7 @@ pub fn allocate_under(other: &Agreement, groups: &[Group<'_>], as_of: Date) -> R
     }
     Ok(Reallocation {
         parts,
+        usage: a.usage,
         unallocated: left
             .into_iter()
             .map(|((reason, category), (lines, amount))| Unallocated {

@@ -62,12 +62,29 @@ impl RowError {
 
 /// An id as a message shows it: whole when within [`MAX_ID_BYTES`], else its
 /// first 64 characters and `…` (the error says how long it is).
-fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
-    if id.len() <= MAX_ID_BYTES {
-        id.into()
-    } else {
-        format!("{}…", id.chars().take(64).collect::<String>()).into()
+pub fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
+    let printable = |c: char| !(c.is_control() || is_direction_control(c));
+    if id.len() <= MAX_ID_BYTES && id.chars().all(printable) {
+        return id.into();
     }
+    // a control character is shown as its code point, never written raw
+    let mut out = String::new();
+    for c in id.chars().take(64) {
+        if printable(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:04X}}}", c as u32));
+        }
+    }
+    if id.chars().count() > 64 {
+        out.push('…');
+    }
+    out.into()
+}
+
+/// A character that changes the direction text is shown in.
+fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl fmt::Display for RowError {
@@ -502,6 +519,11 @@ pub struct RowRef<'a> {
     pub description: &'a str,
     pub replaces: &'a str,
     pub paid_by: &'a str,
+    /// A line read back from a ledger's journal, which is the truth: the
+    /// input limits added after it may have been recorded (field lengths,
+    /// identifier characters) are not applied to it again, so a ledger
+    /// written by an earlier build still replays. Every other rule is.
+    pub recorded: bool,
 }
 
 impl RawRow {
@@ -518,6 +540,7 @@ impl RawRow {
             description: &self.description,
             replaces: &self.replaces,
             paid_by: &self.paid_by,
+            recorded: false,
         }
     }
 }
@@ -612,6 +635,7 @@ pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError
             description: get(7),
             replaces: get(8),
             paid_by: get(9),
+            recorded: false,
         });
     }
     errors
@@ -727,6 +751,14 @@ pub enum RowProblem {
         len: usize,
         limit: usize,
     },
+    /// An identifier field (`id`, `replaces`, `site`, `paid_by`) holds a
+    /// control character (a tab, a newline, an escape, …) or a
+    /// bidirectional override: it would print as something else than it is.
+    /// The character is named by its code point, never echoed.
+    ControlCharacter {
+        column: &'static str,
+        code: u32,
+    },
     /// Unreachable: a row with no problem and a missing value.
     Incomplete,
     /// `paid_by` names no party of the agreement (the text as written, and
@@ -768,6 +800,30 @@ fn too_long(raw: &RowRef<'_>) -> Option<RowProblem> {
         })
 }
 
+/// The identifier rule: the first identifier field of `raw` holding a
+/// control character or a bidirectional control, if any. Ids are printed in
+/// tables, CSV, journals and terminals: a character that moves the cursor,
+/// changes colours or reverses text would make an id print as another.
+fn control_in_identifier(raw: &RowRef<'_>) -> Option<RowProblem> {
+    let bad = |c: char| c.is_control() || is_direction_control(c);
+    [
+        ("id", raw.id),
+        ("replaces", raw.replaces),
+        ("site", raw.site),
+        ("paid_by", raw.paid_by),
+    ]
+    .into_iter()
+    .find_map(|(column, text)| {
+        // ASCII text needs only the byte test (the hot path's common case)
+        let hit = if text.is_ascii() {
+            text.bytes().find(|b| *b < 0x20 || *b == 0x7f).map(char::from)
+        } else {
+            text.chars().find(|c| bad(*c))
+        };
+        hit.map(|c| RowProblem::ControlCharacter { column, code: c as u32 })
+    })
+}
+
 impl RowProblem {
     /// A short, fixed description (for logs, such as the streaming path's
     /// reason to fall back).
@@ -790,6 +846,7 @@ impl RowProblem {
             RowProblem::Conversion { .. } => "a conversion beyond 64 bits",
             RowProblem::ReplacesItself => "a line replacing itself",
             RowProblem::FieldTooLong { .. } => "a field over its length limit",
+            RowProblem::ControlCharacter { .. } => "a control character in an identifier",
             RowProblem::Incomplete => "an incomplete row",
             RowProblem::PaidByUnknown { .. } => "an unknown paid_by party",
         }
@@ -857,6 +914,10 @@ impl fmt::Display for RowProblem {
             RowProblem::FieldTooLong { column, len, limit } => {
                 write!(f, "{column} is {len} bytes long; the limit is {limit} bytes")
             }
+            RowProblem::ControlCharacter { column, code } => write!(
+                f,
+                "{column} holds the control character U+{code:04X}; identifiers are printable text (no tabs, newlines, escapes or direction overrides)"
+            ),
             RowProblem::Incomplete => f.write_str("incomplete row"),
             RowProblem::PaidByUnknown { party, known } => write!(
                 f,
@@ -909,12 +970,19 @@ impl fmt::Display for RowProblems {
 pub fn accept<'r>(agreement: &Agreement, rates: &'r Rates, raw: &RowRef<'_>) -> Result<Accepted<'r>, RowProblems> {
     // a field over its limit is the row's one problem: the others would
     // echo the oversized text
-    if let Some(p) = too_long(raw) {
+    if !raw.recorded
+        && let Some(p) = too_long(raw)
+    {
         return Err(RowProblems(vec![p]));
     }
     let mut bad: Vec<RowProblem> = Vec::new();
     if raw.id.is_empty() {
         bad.push(RowProblem::IdEmpty);
+    }
+    if !raw.recorded
+        && let Some(p) = control_in_identifier(raw)
+    {
+        bad.push(p);
     }
     let date_text = raw.date;
     let date = Date::parse(date_text);
@@ -1482,6 +1550,56 @@ pub fn parse_budget(ag: &Agreement, bytes: &[u8]) -> Result<Vec<BudgetRow>, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_are_printable_unless_recorded() {
+        let text = "[agreement]\nid = \"t\"\ncurrency = \"JPY\"\nstart = \"2022-04-01\"\nend = \"2023-03-31\"\n\
+                    [parties.A]\nname = \"A\"\n[categories.c]\nname = \"C\"\n[[categories.c.layers]]\nsplit = { A = \"100%\" }\n";
+        let ag = crate::load::load(text).agreement.expect("loads");
+        let rates = Rates::empty();
+        let row = |id: &'static str, site: &'static str, recorded: bool| RowRef {
+            line: 2,
+            id,
+            date: "2022-05-01",
+            category: "c",
+            amount: "10",
+            currency: "",
+            quantity: "",
+            site,
+            description: "tabs\tand\nnewlines are fine in a description",
+            replaces: "",
+            paid_by: "",
+            recorded,
+        };
+        for (id, site, column, code) in [
+            ("a\tb", "", "id", 9),
+            ("a\u{1b}[31m", "", "id", 0x1b),
+            ("x\u{202E}y", "", "id", 0x202e),
+            ("ok", "Oki\u{7f}", "site", 0x7f),
+            ("ok", "\u{2067}", "site", 0x2067),
+        ] {
+            let problems = match accept(&ag, &rates, &row(id, site, false)) {
+                Err(p) => p.0,
+                Ok(_) => panic!("{id:?} {site:?} accepted"),
+            };
+            assert!(
+                problems.iter().any(
+                    |p| matches!(p, RowProblem::ControlCharacter { column: c, code: k } if *c == column && *k == code)
+                ),
+                "{id:?}: {problems:?}"
+            );
+            // a line already in a journal still replays
+            assert!(accept(&ag, &rates, &row(id, site, true)).is_ok(), "{id:?} recorded");
+        }
+        assert!(accept(&ag, &rates, &row("Kadena-2022/05 ü", "沖縄", false)).is_ok());
+        // messages show a control character by its code point, never raw
+        let e = RowError {
+            line: 2,
+            id: Some("a\u{1b}[31m".into()),
+            message: "m".into(),
+        };
+        assert_eq!(e.located("f.csv"), "f.csv:2, id a\\u{001B}[31m: m");
+    }
 
     #[test]
     fn physical_lines() {

@@ -493,6 +493,7 @@ impl Worker {
             description: f[DESCRIPTION],
             replaces: f[REPLACES],
             paid_by: f[PAID_BY],
+            recorded: false,
         };
         let Accepted {
             date,

@@ -211,6 +211,34 @@ impl Params {
         }
         k
     }
+    /// 400 for a parameter `cmd` does not take, or one given twice that
+    /// takes one value: a misspelt `asof=` or a second `by=` would otherwise
+    /// be ignored and the answer look right. Keys beginning with NUL are the
+    /// server's own (a body's hash in the cache key).
+    pub fn check(&self, cmd: &str) -> Result<(), ApiError> {
+        let Some(allowed) = allowed_params(cmd) else {
+            return Ok(());
+        };
+        for (k, vs) in &self.0 {
+            if k.starts_with('\u{0}') {
+                continue;
+            }
+            if !allowed.contains(&k.as_str()) {
+                return Err(ApiError::bad_request(if allowed.is_empty() {
+                    format!("`{k}`: {cmd} takes no query parameter")
+                } else {
+                    format!("`{k}` is not a parameter of {cmd}; it takes {}", allowed.join(", "))
+                }));
+            }
+            if vs.len() > 1 && k != "against" {
+                return Err(ApiError::bad_request(format!(
+                    "`{k}` is given {} times; give it once",
+                    vs.len()
+                )));
+            }
+        }
+        Ok(())
+    }
     pub fn format(&self) -> Result<Format, ApiError> {
         match self.get("format").unwrap_or("json") {
             "json" => Ok(Format::Json),
@@ -243,6 +271,103 @@ impl Params {
             .ok_or_else(|| AppError::from(UsageError::Dims("`by` is required, e.g. by=party,fiscal_year".into())))?;
         Ok(query::dims(by)?)
     }
+}
+
+/// The options of the command line's reads, as query parameters.
+const FILTERS: [&str; 4] = ["as_of", "from", "to", "period"];
+
+/// The query parameters each read takes (`None`: not checked here).
+fn allowed_params(cmd: &str) -> Option<&'static [&'static str]> {
+    const REPORT: &[&str] = &[
+        "by",
+        "pivot",
+        "format",
+        "as_of",
+        "from",
+        "to",
+        "period",
+        "currency",
+        "rate_policy",
+    ];
+    const ALLOCATE: &[&str] = &["format", FILTERS[0], FILTERS[1], FILTERS[2], FILTERS[3]];
+    const EXPLAIN: &[&str] = &["id", "format", "as_of", "from", "to", "period"];
+    const CEILINGS: &[&str] = &[
+        "format",
+        "as_of",
+        "from",
+        "to",
+        "period",
+        "currency",
+        "rate_policy",
+        "chart",
+    ];
+    const SETTLE: &[&str] = &[
+        "format",
+        "as_of",
+        "from",
+        "to",
+        "period",
+        "currency",
+        "rate_policy",
+        "transfers",
+    ];
+    const COMPARE: &[&str] = &[
+        "against",
+        "by",
+        "format",
+        "as_of",
+        "from",
+        "to",
+        "period",
+        "currency",
+        "rate_policy",
+        "chart",
+    ];
+    const FORECAST: &[&str] = &["until", "by", "format", "as_of", "from", "to", "period"];
+    Some(match cmd {
+        "info" => &["as_of"],
+        "agreement" | "examples" | "example" => &[],
+        "report" => REPORT,
+        "allocate" | "export" => ALLOCATE,
+        "explain" => EXPLAIN,
+        "ceilings" => CEILINGS,
+        "settle" => SETTLE,
+        "history" => &["id", "format"],
+        "compare" => COMPARE,
+        "forecast" => FORECAST,
+        _ => return None,
+    })
+}
+
+/// 400 unless the object has only the given keys.
+pub fn only_keys(o: &serde_json::Map<String, Value>, keys: &[&str], what: &str) -> Result<(), ApiError> {
+    match o.keys().find(|k| !keys.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(format!(
+            "`{k}` is not a field of {what}; it takes {}",
+            keys.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// 400 unless the query has only the given parameters, each once.
+fn only_params(p: &Params, keys: &[&str], what: &str) -> Result<(), ApiError> {
+    for (k, vs) in &p.0 {
+        if !keys.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(if keys.is_empty() {
+                format!("`{k}`: {what} takes no query parameter")
+            } else {
+                format!("`{k}` is not a parameter of {what}; it takes {}", keys.join(", "))
+            }));
+        }
+        if vs.len() > 1 {
+            return Err(ApiError::bad_request(format!(
+                "`{k}` is given {} times; give it once",
+                vs.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn content_type(f: Format) -> &'static str {
@@ -299,6 +424,9 @@ pub async fn read(
     params: Params,
     compute: impl FnOnce(&Shared, &Who, &Params) -> Result<Answer, ApiError> + Send + 'static,
 ) -> Response {
+    if let Err(e) = params.check(cmd) {
+        return e.into_response();
+    }
     let as_of = match params.as_of() {
         Ok(d) => d,
         Err(e) => return ApiError::from(e).into_response(),
@@ -394,7 +522,7 @@ async fn log_and_headers(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let log = req.extensions().get::<LogOn>().is_some_and(|l| l.0);
-    let mut res = next.run(req).await;
+    let mut res = json_errors(next.run(req).await).await;
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -421,6 +549,54 @@ async fn log_and_headers(
     res
 }
 
+/// An error answered by the HTTP layer itself (a body over the limit, a
+/// method a path does not take, a query that does not parse) in plain text
+/// or with no body: the same JSON error shape as every other error.
+async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too_large",
+            "the request body is larger than this server takes (serve --max-body-mib)".to_string(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this path does not take this method".to_string()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        _ if status.is_client_error() => (
+            "bad_request",
+            if text.is_empty() {
+                "the request is malformed".to_string()
+            } else {
+                text
+            },
+        ),
+        _ => (
+            "internal",
+            if text.is_empty() {
+                "the server failed".to_string()
+            } else {
+                text
+            },
+        ),
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    // keep what the HTTP layer said about the method (Allow)
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
 #[derive(Clone, Copy)]
 struct LogOn(bool);
 
@@ -428,18 +604,15 @@ struct LogOn(bool);
 #[derive(Clone)]
 struct TokenName(String);
 
-/// Check the bearer token of every `/api/v1` request; 401 (slowed after
-/// repeated failures from one address) or the request with its [`Who`].
+/// Check the bearer token of every `/api/v1` request; 401 (answered
+/// slowly after repeated failures from one address) or the request with
+/// its [`Who`].
 async fn authenticate(
     State(s): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     mut req: axum::extract::Request,
     next: Next,
 ) -> Response {
-    let delay = s.failures.delay(addr.ip());
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let s2 = s.clone();
     let permit = s.handle_permit().await;
     let peek = blocking(move || {
@@ -464,7 +637,13 @@ async fn authenticate(
             res
         }
         Err(e) => {
+            // only failures wait: a valid token is never slowed by another
+            // client's failures from the same address (an office behind NAT)
             s.failures.fail(addr.ip());
+            let delay = s.failures.delay(addr.ip());
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             e.into_response()
         }
     }
@@ -507,6 +686,7 @@ pub fn router(s: Arc<Shared>) -> Router {
         .route("/tokens", get(tokens_list).post(tokens_create))
         .route("/tokens/{name}", delete(tokens_revoke))
         .merge(crate::whatif::routes())
+        .merge(crate::analysis::routes())
         .route_layer(middleware::from_fn_with_state(s.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
@@ -522,12 +702,24 @@ pub fn router(s: Arc<Shared>) -> Router {
 
 // ---------------------------------------------------------------- reads
 
-async fn healthz() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        "{\"status\":\"ok\"}\n",
-    )
-        .into_response()
+/// `/healthz`: 200 when the ledger's database answers (one small query),
+/// 503 otherwise, so a load balancer stops sending traffic to a process
+/// whose database is gone. No token, and nothing about the ledger.
+async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+    let ok = blocking(move || s.with_handle(|l| Ok(l.head()?.is_some())).map_err(ApiError::from)).await;
+    match ok {
+        Ok(true) => (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            "{\"status\":\"ok\"}\n",
+        )
+            .into_response(),
+        Ok(false) | Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database",
+            "the ledger's database is unavailable",
+        )
+        .into_response(),
+    }
 }
 
 async fn whoami(axum::Extension(who): axum::Extension<Who>) -> Response {
@@ -669,7 +861,15 @@ async fn explain(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q)
             .ok_or_else(|| ApiError::bad_request("`id` is required: the line to explain"))?;
         let mut quiet = Quiet;
         let mut sess = Session::new(&mut quiet);
-        let r = query::explain(&source(s), id, p.as_of()?, &mut sess)?;
+        let r = match query::explain(&source(s), id, p.as_of()?, &mut sess) {
+            Ok(r) => r,
+            // under a scope, a line that does not exist, was voided, or is not
+            // shared gets one answer: nothing tells them apart
+            Err(AppError::NoLine { .. } | AppError::Voided { .. }) if who.principal.party.is_some() => {
+                return Err(not_shared(id, who));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Some(party) = &who.principal.party {
             let k = r
                 .agreement
@@ -679,17 +879,23 @@ async fn explain(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q)
                 .position(|x| &x.id == party)
                 .ok_or_else(|| ApiError::forbidden("the token's party is not a party of the agreement"))?;
             if r.explanation.final_parts().get(k).copied().unwrap_or(0) == 0 {
-                // the same answer as for a line that does not exist: a scoped
-                // token learns nothing of other parties' lines
-                return Err(ApiError::not_found(format!(
-                    "no line `{id}` that {party} shares in (the token `{}` is scoped to {party})",
-                    who.principal.name
-                )));
+                return Err(not_shared(id, who));
             }
         }
         Ok(text(format, render::explanation(&r, format)))
     })
     .await
+}
+
+/// The one answer a party-scoped token gets for a line it may not see,
+/// whether it exists or not.
+fn not_shared(id: &str, who: &Who) -> ApiError {
+    let party = who.principal.party.as_deref().unwrap_or("");
+    ApiError::not_found(format!(
+        "no line `{}` that {party} shares in (the token `{}` is scoped to {party})",
+        costshare_core::costs::shown_id(id),
+        who.principal.name
+    ))
 }
 
 async fn ceilings(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
@@ -720,6 +926,21 @@ async fn ceilings(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q
                             .any(|sh| sh.shares.get(k).is_some_and(|x| !x.is_zero()))
                     })
             });
+            // `lines` counts only the lines the party shares in
+            let run = scoped_run(s, who, party, as_of)?;
+            for row in &mut r.rows {
+                let (first, last) = (row.period.first_day(a.start), row.period.last_day(a.end));
+                row.lines = run
+                    .parts
+                    .iter()
+                    .flat_map(|part| part.costs.lines.iter())
+                    .filter(|l| {
+                        a.categories.get(l.category).is_some_and(|c| c.id == row.category)
+                            && l.date >= first
+                            && l.date <= last
+                    })
+                    .count();
+            }
         }
         if chart {
             return Ok(Answer {
@@ -764,7 +985,7 @@ async fn history(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q)
         if let (Some(party), Some(id)) = (&who.principal.party, id) {
             let run = scoped_run(s, who, party, p.as_of()?)?;
             if !run.parts.iter().any(|part| part.costs.lines.iter().any(|l| l.id == id)) {
-                return Err(ApiError::not_found(format!("no line `{id}` that {party} shares in")));
+                return Err(not_shared(id, who));
             }
         }
         let r = costshare_app::ledger::history(&s.cfg.ledger, id)?;
@@ -775,6 +996,9 @@ async fn history(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q)
 
 async fn verify(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
     let params = Params::of(q);
+    if let Err(e) = only_params(&params, &["expect_head"], "verify") {
+        return e.into_response();
+    }
     let expect = params.get("expect_head").map(str::to_string);
     let _ = who;
     let out = blocking(move || {
@@ -853,10 +1077,43 @@ fn journal_json(j: &costshare_app::run::JournalInfo) -> Value {
     json!({"entries": j.entries, "head": j.head})
 }
 
+/// An upload turned into the CSV the command line reads.
+pub struct Upload {
+    pub csv: Vec<u8>,
+    /// For a JSON upload: the CSV line each row starts on (header = 1), so
+    /// that a bad row is named by its place in the JSON array.
+    pub json_rows: Option<Vec<usize>>,
+}
+
+impl Upload {
+    /// A 422's rows named by their JSON row (1-based) instead of the CSV
+    /// line the server wrote them to.
+    pub fn name_rows(&self, mut e: ApiError) -> ApiError {
+        let (Some(starts), Some(extra)) = (&self.json_rows, e.extra.as_mut()) else {
+            return e;
+        };
+        if let (_, Value::Array(rows)) = extra.as_mut() {
+            for r in rows.iter_mut() {
+                if let Some(o) = r.as_object_mut()
+                    && let Some(line) = o.get("line").and_then(Value::as_u64)
+                {
+                    let k = starts.partition_point(|&st| st as u64 <= line);
+                    if k > 0 {
+                        o.remove("line");
+                        o.insert("row".into(), json!(k));
+                    }
+                }
+            }
+        }
+        e
+    }
+}
+
 /// The body of a costs or payments upload as CSV: `text/csv` as it is, or
 /// `application/json` (an array of objects whose values are strings)
-/// written as CSV with the given columns.
-pub fn upload_csv(headers: &HeaderMap, body: &[u8], columns: &[&str]) -> Result<Vec<u8>, ApiError> {
+/// written as CSV with the given columns. Every row of a JSON upload that
+/// is not an object of strings is named in one 400.
+pub fn upload_csv(headers: &HeaderMap, body: &[u8], columns: &[&str]) -> Result<Upload, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -884,36 +1141,57 @@ pub fn upload_csv(headers: &HeaderMap, body: &[u8], columns: &[&str]) -> Result<
         let mut out = String::new();
         out.push_str(&columns.join(","));
         out.push('\n');
+        let mut line = 2usize;
+        let mut starts = Vec::with_capacity(rows.len());
+        let mut problems = Vec::new();
         for (i, r) in rows.iter().enumerate() {
-            let obj = r
-                .as_object()
-                .ok_or_else(|| ApiError::bad_request(format!("row {} is not an object", i + 1)))?;
-            for k in obj.keys() {
-                if !columns.contains(&k.as_str()) {
-                    return Err(ApiError::bad_request(format!(
-                        "row {}: unknown field `{k}` (fields: {})",
-                        i + 1,
-                        columns.join(", ")
-                    )));
+            let Some(obj) = r.as_object() else {
+                problems.push(json!({"row": i + 1, "message": "not an object"}));
+                continue;
+            };
+            if let Some(k) = obj.keys().find(|k| !columns.contains(&k.as_str())) {
+                problems.push(json!({
+                    "row": i + 1,
+                    "message": format!("unknown field `{k}` (fields: {})", columns.join(", ")),
+                }));
+                continue;
+            }
+            let mut cells = Vec::with_capacity(columns.len());
+            for c in columns {
+                match obj.get(*c) {
+                    None | Some(Value::Null) => cells.push(String::new()),
+                    Some(Value::String(s)) => cells.push(format!("\"{}\"", s.replace('"', "\"\""))),
+                    Some(_) => problems.push(json!({
+                        "row": i + 1,
+                        "column": c,
+                        "message": format!("`{c}` must be a string (amounts are exact decimal strings, e.g. \"1234.50\")"),
+                    })),
                 }
             }
-            let cells: Result<Vec<String>, ApiError> = columns
-                .iter()
-                .map(|c| match obj.get(*c) {
-                    None | Some(Value::Null) => Ok(String::new()),
-                    Some(Value::String(s)) => Ok(format!("\"{}\"", s.replace('"', "\"\""))),
-                    Some(_) => Err(ApiError::bad_request(format!(
-                        "row {}: `{c}` must be a string (amounts are exact decimal strings, e.g. \"1234.50\")",
-                        i + 1
-                    ))),
-                })
-                .collect();
-            out.push_str(&cells?.join(","));
+            starts.push(line);
+            let row = cells.join(",");
+            line += 1 + row.matches('\n').count();
+            out.push_str(&row);
             out.push('\n');
         }
-        Ok(out.into_bytes())
+        if !problems.is_empty() {
+            let mut e = ApiError::bad_request(format!(
+                "{} row{} of the JSON body cannot be read; nothing was used",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            ));
+            e.extra = Some(Box::new(("rows", Value::Array(problems))));
+            return Err(e);
+        }
+        Ok(Upload {
+            csv: out.into_bytes(),
+            json_rows: Some(starts),
+        })
     } else if ct.is_empty() || ct.starts_with("text/csv") || ct.starts_with("text/plain") {
-        Ok(body.to_vec())
+        Ok(Upload {
+            csv: body.to_vec(),
+            json_rows: None,
+        })
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -956,32 +1234,29 @@ async fn record(
     let p = Params::of(q);
     let out = async {
         auth::require(&who.principal, Role::Recorder, "recording costs")?;
+        only_params(&p, &["dry_run", "file"], "costs")?;
         let dry = p.flag("dry_run")?;
         let name = upload_name(&p, "api-upload.csv")?;
-        let csv = upload_csv(&headers, &body, COSTS_COLUMNS)?;
+        let up = upload_csv(&headers, &body, COSTS_COLUMNS)?;
         let turn = s.write_turn().await;
         blocking(move || {
             let _turn = turn;
             let input = costshare_store::Input {
                 name: &name,
-                bytes: &csv,
+                bytes: &up.csv,
             };
+            let named = |e: AppError| up.name_rows(ApiError::from(e));
             if dry {
-                let o = costshare_app::ledger::record_dry_run(&s.cfg.ledger, input)?;
+                let o = costshare_app::ledger::record_dry_run(&s.cfg.ledger, input).map_err(named)?;
                 return Ok(json!({
                     "dry_run": true, "file": name, "recorded": o.recorded, "already": o.already,
                     "voided": o.voided, "dropped": o.dropped,
                     "journal": {"entries": who.entries, "head": who.head},
                 }));
             }
-            let r = costshare_app::ledger::record_input(
-                &s.cfg.ledger,
-                &who.principal.name,
-                input,
-                None,
-                false,
-                &mut Quiet,
-            )?;
+            let r =
+                costshare_app::ledger::record_input(&s.cfg.ledger, &who.principal.name, input, None, false, &mut Quiet)
+                    .map_err(named)?;
             let o = &r.outcome;
             Ok(json!({
                 "dry_run": false, "file": r.file, "recorded": o.recorded, "already": o.already,
@@ -1030,10 +1305,19 @@ pub fn required<'a>(o: &'a serde_json::Map<String, Value>, k: &str) -> Result<&'
     field(o, k)?.ok_or_else(|| ApiError::bad_request(format!("`{k}` is required")))
 }
 
-async fn void(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: HeaderMap, body: Bytes) -> Response {
+async fn void(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(who): W,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::of(q);
     let out = async {
         auth::require(&who.principal, Role::Recorder, "voiding a line")?;
+        only_params(&p, &[], "void")?;
         let o = json_body(&headers, &body)?;
+        only_keys(&o, &["id", "reason"], "void")?;
         let id = required(&o, "id")?.to_string();
         let reason = required(&o, "reason")?.to_string();
         let turn = s.write_turn().await;
@@ -1061,14 +1345,18 @@ async fn payments(
     let p = Params::of(q);
     let out = async {
         auth::require(&who.principal, Role::Recorder, "recording payments")?;
+        only_params(&p, &["file"], "payments")?;
         let name = upload_name(&p, "api-payments.csv")?;
-        let csv = upload_csv(&headers, &body, PAYMENTS_COLUMNS)?;
+        let up = upload_csv(&headers, &body, PAYMENTS_COLUMNS)?;
         let turn = s.write_turn().await;
         blocking(move || {
             let _turn = turn;
-            let r = costshare_app::settle::pay_input(&s.cfg.ledger, &who.principal.name, &name, &csv)?;
+            let r = costshare_app::settle::pay_input(&s.cfg.ledger, &who.principal.name, &name, &up.csv)
+                .map_err(|e| up.name_rows(ApiError::from(e)))?;
             Ok(json!({
                 "file": r.file,
+                "recorded": r.outcome.recorded,
+                "already": r.outcome.already,
                 "text": costshare_app::render::settle::pay(&r),
                 "journal": journal_json(&r.journal),
             }))
@@ -1082,10 +1370,19 @@ async fn payments(
     }
 }
 
-async fn amend(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: HeaderMap, body: Bytes) -> Response {
+async fn amend(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(who): W,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::of(q);
     let out = async {
         auth::require(&who.principal, Role::Admin, "amending the agreement")?;
+        only_params(&p, &[], "amend")?;
         let o = json_body(&headers, &body)?;
+        only_keys(&o, &["agreement_toml", "effective", "file"], "amend")?;
         let toml = required(&o, "agreement_toml")?.to_string();
         let effective = costshare_app::ledger::effective(required(&o, "effective")?).map_err(AppError::from)?;
         let name = field(&o, "file")?.unwrap_or("api-amendment.toml").to_string();
@@ -1116,10 +1413,19 @@ async fn amend(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: H
     }
 }
 
-async fn close(State(s): State<Arc<Shared>>, axum::Extension(who): W, headers: HeaderMap, body: Bytes) -> Response {
+async fn close(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(who): W,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::of(q);
     let out = async {
         auth::require(&who.principal, Role::Admin, "closing a period")?;
+        only_params(&p, &[], "close")?;
         let o = json_body(&headers, &body)?;
+        only_keys(&o, &["period", "as_of", "force"], "close")?;
         let period = required(&o, "period")?.to_string();
         let as_of = costshare_app::input::as_of(field(&o, "as_of")?).map_err(AppError::from)?;
         let force = match o.get("force") {
@@ -1178,6 +1484,7 @@ async fn tokens_create(
     let out = async {
         auth::require(&who.principal, Role::Admin, "managing tokens")?;
         let o = json_body(&headers, &body)?;
+        only_keys(&o, &["role", "party", "name"], "a token")?;
         let role_text = required(&o, "role")?;
         let role = Role::parse(role_text)
             .ok_or_else(|| ApiError::bad_request(format!("`role={role_text}`: use viewer, recorder or admin")))?;

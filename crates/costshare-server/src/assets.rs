@@ -22,6 +22,16 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/app.js"),
     ),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app.css")),
+    (
+        "util.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/util.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/charts.js"),
+    ),
 ];
 
 fn asset(name: &str) -> Response {

@@ -39,6 +39,16 @@ pub fn check(rows: &[TokenRow], headers: &HeaderMap) -> Result<Principal, ApiErr
 
 /// 403 unless `p` has at least `need`.
 pub fn require(p: &Principal, need: Role, what: &str) -> Result<(), ApiError> {
+    // a party-scoped token only reads (`token create` refuses others; this
+    // holds even for a tokens table edited by hand)
+    if need > Role::Viewer
+        && let Some(party) = &p.party
+    {
+        return Err(ApiError::forbidden(format!(
+            "{what} is a write; the token `{}` is scoped to {party} and only reads",
+            p.name
+        )));
+    }
     if p.role >= need {
         Ok(())
     } else {

@@ -43,9 +43,30 @@ impl ApiError {
     }
 }
 
+/// The ledger this process serves, as configured (a path or a URL that may
+/// hold a password): never shown to a client.
+static LEDGER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Remember the ledger's name, so that answers never show it.
+pub fn set_ledger(target: &str) {
+    let _ = LEDGER.set(target.to_string());
+}
+
+/// `text` with the served ledger's path or URL replaced by "this ledger":
+/// a client learns neither the server's file layout nor a database's
+/// address, user or password.
+pub fn redact(text: &str) -> String {
+    let Some(target) = LEDGER.get().filter(|t| !t.is_empty()) else {
+        return text.to_string();
+    };
+    text.replace(&format!("the ledger `{target}`"), "this ledger")
+        .replace(&format!("`{target}`"), "this ledger")
+        .replace(target.as_str(), "this ledger")
+}
+
 /// The words of an app error without the command line's `costshare: error: ` prefix.
 pub fn words(e: &AppError) -> String {
-    let text = costshare_app::words::error(e);
+    let text = redact(&costshare_app::words::error(e));
     let mut out = String::with_capacity(text.len());
     for line in text.trim_end().lines() {
         if !out.is_empty() {
@@ -120,8 +141,22 @@ impl From<AppError> for ApiError {
                 )),
             ),
             AppError::Ledger(LedgerError::Refused(_)) => (StatusCode::CONFLICT, "refused", None),
-            AppError::Ledger(LedgerError::Store(StoreError::Db(_) | StoreError::CommitUnknown(_))) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "database", None)
+            AppError::Ledger(LedgerError::Store(StoreError::Db(_))) => {
+                // the details (host, user, the driver's words) go to the log only
+                eprintln!("costshare serve: {}", costshare_app::words::error(&e).trim_end());
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database",
+                    "the ledger's database is unavailable; the server's log has the details",
+                );
+            }
+            AppError::Ledger(LedgerError::Store(StoreError::CommitUnknown(_))) => {
+                eprintln!("costshare serve: {}", costshare_app::words::error(&e).trim_end());
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "commit_unknown",
+                    "the connection to the database was lost while committing, so the write may or may not have been made; send the same request again: it is idempotent, and completes the write or says it is already there",
+                );
             }
             AppError::Ledger(LedgerError::Store(StoreError::NotFound(_))) => (StatusCode::NOT_FOUND, "no_ledger", None),
             AppError::Ledger(LedgerError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "ledger_damaged", None),

@@ -16,8 +16,10 @@
 //! - [`cache`] keeps answers kept per journal head.
 //! - [`openapi`] serves `/openapi.json`.
 //! - [`assets`] serves the dashboard, built into the binary.
+//! - [`analysis`] holds compare, forecast and the built-in examples.
 //! - [`whatif`] applies edits of an agreement, re-allocated on the fly.
 
+pub mod analysis;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -66,6 +68,7 @@ pub enum ServerError {
 
 /// Serve until Ctrl-C (or SIGTERM). `ready` hears the bound address first.
 pub fn serve(cfg: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
+    error::set_ledger(&cfg.ledger);
     // the ledger must open before we listen: a wrong path is said at once
     let mut l = costshare_store::Ledger::open(&cfg.ledger).map_err(|e| ServerError::Ledger(e.into()))?;
     l.head().map_err(|e| ServerError::Ledger(e.into()))?.ok_or_else(|| {

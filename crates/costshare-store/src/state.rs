@@ -408,6 +408,7 @@ pub fn row_ref(l: &LedgerLine) -> RowRef<'_> {
         description: &l.body.description,
         replaces: "",
         paid_by: &l.body.paid_by,
+        recorded: true,
     }
 }
 

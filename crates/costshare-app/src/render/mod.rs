@@ -722,18 +722,19 @@ pub fn history(r: &HistoryResult, format: Format) -> String {
     match format {
         Format::Csv => {
             let mut out = String::new();
-            csv_record(&mut out, &["seq", "at", "who", "kind", "id", "summary", "source"]);
+            // `who` last: scripts that read the columns by position keep working
+            csv_record(&mut out, &["seq", "at", "kind", "id", "summary", "source", "who"]);
             for e in &r.entries {
                 csv_record(
                     &mut out,
                     &[
                         &e.seq.to_string(),
                         e.at.as_str(),
-                        e.who.as_str(),
                         e.kind,
                         e.id.as_deref().unwrap_or(""),
                         &e.summary,
                         &e.source,
+                        e.who.as_str(),
                     ],
                 );
             }
