@@ -737,50 +737,102 @@ type W = axum::Extension<Who>;
 
 async fn info(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
     read(s, &who, "info", Params::of(q), |s, who, p| {
-        let r = s.run_at(&who.head, p.as_of()?)?;
-        let a = &r.main().la.agreement;
-        Ok(json_answer(&json!({
-            "agreement": {
-                "id": a.id,
-                "title": a.title,
-                "currency": a.currency.code(),
-                "start": a.start.to_string(),
-                "end": a.end.to_string(),
-                "fiscal_years": (0..a.fy_count).map(|k| costshare_core::calendar::FiscalYear(a.first_fy + k as i32).to_string()).collect::<Vec<_>>(),
-                "parties": a.parties.iter().map(|p| json!({"id": p.id, "name": p.name})).collect::<Vec<_>>(),
-                "categories": a.categories.iter().map(|c| json!({
-                    "id": c.id, "name": c.name, "unit": c.unit,
-                    "layers": c.layers.iter().map(|l| json!({
-                        "id": l.id,
-                        "capped": l.cap.is_some(),
-                        "portion": l.portion.is_some(),
-                        "period": format!("{:?}", l.period).to_lowercase(),
-                    })).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-            },
-            "versions": r.parts.iter().map(|p| json!({
-                "version": p.version,
-                "effective": p.effective.to_string(),
-                "id": p.la.agreement.id,
-                "sha256": p.la.sha256,
-            })).collect::<Vec<_>>(),
-            "journal": {"entries": who.entries, "head": who.head},
-            "as_of": r.as_of.to_string(),
-            "lines": r.line_count(),
-            "ledger_kind": if costshare_store::backend::is_postgres(&s.cfg.ledger) { "postgresql" } else { "sqlite" },
-        })))
+        let as_of = p.as_of()?;
+        // an unscoped view of a ledger with a fresh derived state needs no
+        // allocation: the agreement and the line count are read from it
+        if who.principal.party.is_none()
+            && let Some((
+                costshare_store::journal::Body::Agreement {
+                    version,
+                    effective,
+                    sha256,
+                    content,
+                    ..
+                },
+                lines,
+            )) = s.with_handle(|l| Ok(l.summary()?))?
+        {
+            let la = costshare_app::input::load_agreement_bytes("", content.as_bytes())?;
+            let versions =
+                vec![json!({"version": version, "effective": effective, "id": la.agreement.id, "sha256": sha256})];
+            return Ok(info_json(s, who, &la.agreement, versions, as_of, lines as usize));
+        }
+        let run = s.run_at(&who.head, as_of)?;
+        let lines = match &who.principal.party {
+            Some(party) => scoped_run(s, who, party, as_of)?.line_count(),
+            None => run.line_count(),
+        };
+        let versions = run
+            .parts
+            .iter()
+            .map(|p| {
+                json!({
+                    "version": p.version,
+                    "effective": p.effective.to_string(),
+                    "id": p.la.agreement.id,
+                    "sha256": p.la.sha256,
+                })
+            })
+            .collect();
+        Ok(info_json(s, who, &run.main().la.agreement, versions, run.as_of, lines))
     })
     .await
 }
 
+fn info_json(
+    s: &Shared,
+    who: &Who,
+    a: &costshare_core::Agreement,
+    versions: Vec<Value>,
+    as_of: Date,
+    lines: usize,
+) -> Answer {
+    json_answer(&json!({
+        "agreement": {
+            "id": a.id,
+            "title": a.title,
+            "currency": a.currency.code(),
+            "start": a.start.to_string(),
+            "end": a.end.to_string(),
+            "fiscal_years": (0..a.fy_count).map(|k| costshare_core::calendar::FiscalYear(a.first_fy + k as i32).to_string()).collect::<Vec<_>>(),
+            "parties": a.parties.iter().map(|p| json!({"id": p.id, "name": p.name})).collect::<Vec<_>>(),
+            "categories": a.categories.iter().map(|c| json!({
+                "id": c.id, "name": c.name, "unit": c.unit,
+                "layers": c.layers.iter().map(|l| json!({
+                    "id": l.id,
+                    "capped": l.cap.is_some(),
+                    "portion": l.portion.is_some(),
+                    "period": format!("{:?}", l.period).to_lowercase(),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        },
+        "versions": versions,
+        "journal": {"entries": who.entries, "head": who.head},
+        "as_of": as_of.to_string(),
+        "lines": lines,
+        "ledger_kind": if costshare_store::backend::is_postgres(&s.cfg.ledger) { "postgresql" } else { "sqlite" },
+    }))
+}
+
 async fn agreement(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
     read(s, &who, "agreement", Params::of(q), |s, _, _| {
-        let (_, st) = costshare_app::run::open_state(&s.cfg.ledger)?;
-        let v = st.latest();
+        let (content, id) = match s.with_handle(|l| Ok(l.summary()?))? {
+            Some((costshare_store::journal::Body::Agreement { content, .. }, _)) => {
+                let id = costshare_app::input::load_agreement_bytes("", content.as_bytes())?
+                    .agreement
+                    .id;
+                (content, id)
+            }
+            _ => {
+                let (_, st) = costshare_app::run::open_state(&s.cfg.ledger)?;
+                let v = st.latest();
+                (v.content.clone(), v.agreement.id.clone())
+            }
+        };
         Ok(Answer {
             content_type: "application/toml; charset=utf-8",
-            body: Arc::new(v.content.clone().into_bytes()),
-            download: Some(format!("{}.toml", v.agreement.id)),
+            body: Arc::new(content.into_bytes()),
+            download: Some(format!("{id}.toml")),
         })
     })
     .await

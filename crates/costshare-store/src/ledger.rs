@@ -753,6 +753,27 @@ impl Ledger {
         }
     }
 
+    /// The agreement in force as recorded (its entry's version, effective
+    /// date, file name, SHA-256 and text) and the count of active lines,
+    /// read from a fresh derived state without replaying the journal; `None`
+    /// when the derived state is not fresh (or not kept: after `amend`).
+    pub fn summary(&mut self) -> Result<Option<(Body, u64)>, LedgerError> {
+        let Some((meta, _, _)) = self.derived()? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.backend.entry(meta.version_seq)? else {
+            return Ok(None);
+        };
+        let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt {
+            seq: meta.version_seq,
+            message: e.0,
+        })?;
+        Ok(match e.body {
+            b @ Body::Agreement { .. } => Some((b, meta.lines)),
+            _ => None,
+        })
+    }
+
     /// Write the derived state of `st` if the journal's head is still `st`'s
     /// (a reader that replayed the journal leaves it for the next one).
     pub fn write_derived(&mut self, st: &State) -> Result<(), LedgerError> {
