@@ -203,12 +203,12 @@ fn json_body(schema: Value) -> Value {
 
 /// `against` of a compare: a TOML text with a name, or a built-in example.
 fn compare_against() -> Value {
-    json!({"oneOf": [
-        {"type": "object", "required": ["name", "toml"], "additionalProperties": false,
-         "properties": {"name": {"type": "string"}, "toml": {"type": "string"}}},
-        {"type": "object", "required": ["example"], "additionalProperties": false,
-         "properties": {"example": {"type": "string"}}},
-    ]})
+    // one object rather than a oneOf: the server says which fields go together
+    json!({"type": "object", "properties": {
+        "name": {"type": "string", "description": "with toml: the agreement's file name"},
+        "toml": {"type": "string", "description": "the agreement's TOML text"},
+        "example": {"type": "string", "description": "or a built-in example's file name (see /api/v1/examples)"},
+    }})
 }
 
 fn schemas() -> Value {
