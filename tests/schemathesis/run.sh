@@ -43,19 +43,29 @@ done
 [ -n "$URL" ] || { echo "run.sh: serve did not start:" >&2; cat "$W/err" >&2; exit 1; }
 echo "run.sh: serving the demo ledger at $URL"
 
+st() {
+    timeout $((MAX_TIME + 120)) schemathesis run "$URL/openapi.json" \
+        --header "Authorization: Bearer $T" \
+        --checks not_a_server_error,response_schema_conformance \
+        --max-examples "$N" \
+        --workers 1 \
+        --seed "${SCHEMATHESIS_SEED:-1}" \
+        --no-color \
+        --suppress-health-check all \
+        "$@"
+}
 set +e
-cd "$W"  # schemathesis keeps its example database in the working directory
-timeout $((MAX_TIME + 120)) schemathesis run "$URL/openapi.json" \
-    --header "Authorization: Bearer $T" \
-    --checks not_a_server_error,response_schema_conformance \
-    --max-examples "$N" \
-    --max-time "$MAX_TIME" \
-    --workers 2 \
-    --seed "${SCHEMATHESIS_SEED:-1}" \
-    --no-color \
-    --suppress-health-check all
+# Every operation but DELETE /api/v1/tokens/{name}, all phases: the stateful
+# phase would learn our own token's name from GET /api/v1/tokens and revoke
+# it, leaving the rest of the run with 401s. (One worker: several threads
+# trip a CPython 3.11 ast bug inside hypothesis.)
+st --exclude-method DELETE --max-time "$MAX_TIME"
 rc=$?
+# the revocation alone, with generated names only
+st --include-method DELETE --phases coverage,fuzzing --max-time 30
+rc2=$?
 set -e
+[ "$rc" -eq 0 ] && rc=$rc2
 if ! kill -0 "$PID" 2>/dev/null; then
     echo "run.sh: the server died during the run:" >&2
     tail -20 "$W/err" >&2
