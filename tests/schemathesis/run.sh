@@ -43,6 +43,7 @@ done
 [ -n "$URL" ] || { echo "run.sh: serve did not start:" >&2; cat "$W/err" >&2; exit 1; }
 echo "run.sh: serving the demo ledger at $URL"
 
+cd "$W"  # schemathesis and hypothesis keep their databases in the working directory
 st() {
     timeout $((MAX_TIME + 120)) schemathesis run "$URL/openapi.json" \
         --header "Authorization: Bearer $T" \
