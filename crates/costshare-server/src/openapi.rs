@@ -446,15 +446,16 @@ fn schemas() -> Value {
             "field": {"type": "string", "enum": ["cap", "cap_units", "portion", "share"]},
             "party": string(), "fiscal_year": string(), "value": string(),
         }},
-        "WhatIf": obj(&["parties", "totals", "ceilings"], json!({
+        "WhatIf": obj(&["agreement_toml", "elapsed_ms", "parties", "totals", "ceilings", "warnings"], json!({
             "agreement_toml": string(),
-            "elapsed_ms": {"type": "number"},
+            "elapsed_ms": {"type": "number", "description": "the server's time for the what-if, in milliseconds"},
+            "as_of": string(), "journal": r("Journal"), "currency": string(),
             "parties": array(string()),
             "totals": array(obj(&["party", "fiscal_year", "amount", "current", "delta"], json!({
-                "party": string(), "fiscal_year": string(), "amount": money(), "current": money(), "delta": money(),
+                "party": nstring(), "fiscal_year": nstring(), "amount": money(), "current": money(), "delta": money(),
             }))),
             "ceilings": array(r("CeilingRow")),
-            "warnings": {"type": "array"},
+            "warnings": array(string()),
         })),
     }));
     let mut all = Map::new();
@@ -513,9 +514,9 @@ pub fn spec() -> Value {
         v.extend(currency());
         v
     };
-    let compare_params = {
+    let compare_params = |by_required: bool| {
         let mut v = fq(vec![
-            by(false),
+            by(by_required),
             fmt_param("json"),
             q(
                 "chart",
@@ -526,15 +527,19 @@ pub fn spec() -> Value {
         v.extend(currency());
         v
     };
-    let forecast_params = fq(vec![
-        q_required(
-            "until",
-            json!({"type": "string", "format": "date"}),
-            "project until this day",
-        ),
-        by(true),
-        fmt_param("json"),
-    ]);
+    let forecast_params = |required: bool| {
+        let until = json!({"type": "string", "format": "date"});
+        let d = "project until this day";
+        fq(vec![
+            if required {
+                q_required("until", until, d)
+            } else {
+                q("until", until, d)
+            },
+            by(required),
+            fmt_param("json"),
+        ])
+    };
     let svg = |mut resp: Value| -> Value {
         resp["200"]["content"]["image/svg+xml"] = json!({"schema": string()});
         resp
@@ -579,10 +584,16 @@ pub fn spec() -> Value {
         &["against"],
         json!({
             "against": {"type": "array", "minItems": 1, "items": compare_against()},
-            "by": {"type": "string"},
+            "by": {"type": "string", "description": "dimensions (or in the query)"},
         }),
     );
 
+    let forecast_body = json!({"type": "object", "description": "until and by may come here or in the query", "properties": {
+        "budget_csv": string(), "budget_name": string(), "until": string(), "by": string(),
+    }});
+    let whatif_body = json!({"type": "object", "description": "a whole agreement, or edits of the one in force", "properties": {
+        "agreement_toml": string(), "edits": array(r("WhatIfEdit")),
+    }});
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -649,24 +660,24 @@ pub fn spec() -> Value {
                 "get": op("the costs under built-in example agreements, side by side (`costshare compare`); not for party-scoped tokens", "viewer",
                     { let mut v = vec![json!({"name": "against", "in": "query", "required": true, "style": "form", "explode": true,
                         "schema": {"type": "array", "minItems": 1, "items": string()}, "description": "a built-in example's file name (see /api/v1/examples); repeat for more"})];
-                      v.extend(compare_params.clone()); v },
+                      v.extend(compare_params(true)); v },
                     svg(ok_formats(r("Compare"), &[400, 401, 403, 404, 422]))),
                 "post": with_body(op("the costs under other agreements, side by side (`costshare compare`); not for party-scoped tokens", "viewer",
-                    compare_params, svg(ok_formats(r("Compare"), &[400, 401, 403, 404, 413, 415, 422]))), json_body(compare_body)),
+                    compare_params(false), svg(ok_formats(r("Compare"), &[400, 401, 403, 404, 413, 415, 422]))), json_body(compare_body)),
             },
             "/api/v1/examples": {"get": op("the built-in example agreements", "viewer", vec![], ok_json(array(r("Example")), &[401]))},
             "/api/v1/examples/{file}": {"get": op("a built-in example agreement's TOML", "viewer",
                 vec![json!({"name": "file", "in": "path", "required": true, "schema": string()})], toml_ok(&[401, 404]))},
             "/api/v1/forecast": {
                 "get": op("actual and projected costs, allocated (`costshare forecast`); not for party-scoped tokens", "viewer",
-                    forecast_params.clone(), ok_formats(r("Forecast"), read_errs)),
+                    forecast_params(true), ok_formats(r("Forecast"), read_errs)),
                 "post": with_body(op("a forecast with a budget CSV (`costshare forecast --budget`); not for party-scoped tokens", "viewer",
-                    forecast_params, ok_formats(r("Forecast"), &[400, 401, 403, 413, 415, 422])),
-                    json_body(obj(&["budget_csv"], json!({"budget_csv": string()})))),
+                    forecast_params(false), ok_formats(r("Forecast"), &[400, 401, 403, 413, 415, 422])),
+                    json_body(forecast_body)),
             },
             "/api/v1/whatif": {"post": with_body(op("every line re-allocated under an edited agreement; nothing is written; not for party-scoped tokens", "viewer",
                 vec![as_of()], ok_json(r("WhatIf"), &[400, 401, 403, 404, 413, 415, 422])),
-                json_body(json!({"type": "object", "properties": {"agreement_toml": string(), "edits": array(r("WhatIfEdit"))}})))},
+                json_body(whatif_body))},
         }
     })
 }
