@@ -469,6 +469,95 @@ fn schemas() -> Value {
 
 /// The OpenAPI 3.0 document.
 pub fn spec() -> Value {
+    let mut doc = document();
+    add_examples(&mut doc);
+    doc
+}
+
+/// Examples on the demo ledger (`costshare demo --serve`): they show a
+/// client a working request, and let schemathesis's examples phase reach
+/// each endpoint's success path.
+fn add_examples(doc: &mut Value) {
+    let params: &[(&str, Value)] = &[
+        ("by", json!("party,fiscal_year")),
+        ("period", json!("FY2023")),
+        ("currency", json!("USD")),
+        ("until", json!("2027-03-31")),
+        ("id", json!("L-2022-04-OKI")),
+        ("against", json!(["us-japan-fourfold-proposal.toml"])),
+        ("file", json!("household.toml")),
+    ];
+    let bodies: &[(&str, &str, &str, Value)] = &[
+        (
+            "/api/v1/costs",
+            "post",
+            "text/csv",
+            json!(
+                "id,date,category,amount,currency,quantity,site,description\nEX-1,2023-05-31,welfare,1000,,,Okinawa,an example\n"
+            ),
+        ),
+        (
+            "/api/v1/void",
+            "post",
+            "application/json",
+            json!({"id": "W-2022-04-OKI", "reason": "entered twice"}),
+        ),
+        (
+            "/api/v1/payments",
+            "post",
+            "text/csv",
+            json!("id,date,from,to,amount\nPAY-1,2023-06-30,JP,US,1000\n"),
+        ),
+        ("/api/v1/close", "post", "application/json", json!({"period": "FY2022"})),
+        (
+            "/api/v1/tokens",
+            "post",
+            "application/json",
+            json!({"role": "viewer", "party": "JP", "name": "example-jp-viewer"}),
+        ),
+        (
+            "/api/v1/compare",
+            "post",
+            "application/json",
+            json!({"against": [{"example": "us-japan-fourfold-proposal.toml"}], "by": "party"}),
+        ),
+        (
+            "/api/v1/forecast",
+            "post",
+            "application/json",
+            json!({"until": "2027-03-31", "by": "party"}),
+        ),
+        (
+            "/api/v1/whatif",
+            "post",
+            "application/json",
+            json!({"edits": [{"category": "utilities", "layer": 1, "field": "cap", "fiscal_year": "FY2024", "value": "16000000000"}]}),
+        ),
+    ];
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, ops) in paths.iter_mut() {
+        let Some(ops) = ops.as_object_mut() else { continue };
+        for (method, op) in ops.iter_mut() {
+            if let Some(ps) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                for p in ps {
+                    let name = p["name"].as_str().unwrap_or("").to_string();
+                    if let Some((_, v)) = params.iter().find(|(n, _)| *n == name) {
+                        p["example"] = v.clone();
+                    }
+                }
+            }
+            for (bp, bm, ct, v) in bodies {
+                if path == bp && method == bm {
+                    op["requestBody"]["content"][*ct]["example"] = v.clone();
+                }
+            }
+        }
+    }
+}
+
+fn document() -> Value {
     let fq = |extra: Vec<Value>| -> Vec<Value> {
         let mut v = extra;
         v.push(as_of());
