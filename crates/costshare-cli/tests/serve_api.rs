@@ -796,6 +796,11 @@ fn scenario(d: &Dir, ledger: &str) {
     let big = vec![b'x'; 2 * 1024 * 1024];
     let r = s.post(&t.recorder, "/api/v1/costs", "text/csv", &big);
     assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.code(), "too_large", "413 in the error schema");
+    let r = request(port, None, "PUT", "/api/v1/report", &auth(&t.viewer), b"");
+    assert_eq!((r.status, r.code()), (405, "method_not_allowed".into()), "{}", r.text());
+    let r = request(port, None, "DELETE", "/api/v1/tokens/%FF", &auth(&t.admin), b"");
+    assert_eq!((r.status, r.code()), (400, "bad_request".into()), "{}", r.text());
     let r = s.post(&t.recorder, "/api/v1/costs", "text/csv", b"\xff\xfe not utf8");
     assert!((400..500).contains(&r.status), "not UTF-8: {} {}", r.status, r.text());
     let r = s.post(&t.recorder, "/api/v1/costs?file=", "text/csv", new_csv.as_bytes());

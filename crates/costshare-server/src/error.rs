@@ -211,3 +211,47 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
+
+/// Middleware: an error answer under `/api/` that is not JSON (axum's own
+/// rejections: a body over the limit, a path that is not UTF-8, a method a
+/// route does not take) made `{"error": {"code", "message"}}` like every
+/// other, keeping its status, its words and its other headers (`Allow`).
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let words = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = if words.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        words
+    };
+    let mut r = ApiError::new(status, code, message).into_response();
+    for (k, v) in &parts.headers {
+        if k != CONTENT_TYPE && k != CONTENT_LENGTH {
+            r.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    r
+}
