@@ -611,7 +611,6 @@ pub fn router(s: Arc<Shared>) -> Router {
         .merge(assets::routes())
         .nest("/api/v1", api)
         .fallback(fallback)
-        .layer(middleware::from_fn(crate::error::json_errors))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(log_and_headers))
         .layer(axum::Extension(LogOn(log)))
