@@ -57,6 +57,13 @@ fn obj(required: &[&str], props: Value) -> Value {
     json!({"type": "object", "required": required, "properties": props})
 }
 
+/// A request body object: only `props` (the server refuses other fields).
+fn closed(required: &[&str], props: Value) -> Value {
+    let mut o = obj(required, props);
+    o["additionalProperties"] = json!(false);
+    o
+}
+
 /// A query parameter.
 fn q(name: &str, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
@@ -399,7 +406,9 @@ fn schemas() -> Value {
             "currency": nstring(), "description": nstring(),
         }},
         "Voided": obj(&["id", "reason", "journal"], json!({"id": string(), "reason": string(), "journal": r("Journal")})),
-        "Paid": obj(&["file", "text", "journal"], json!({"file": string(), "text": string(), "journal": r("Journal")})),
+        "Paid": obj(&["file", "recorded", "already", "text", "journal"], json!({
+            "file": string(), "recorded": int(), "already": int(), "text": string(), "journal": r("Journal"),
+        })),
         "Amended": obj(&["version", "agreement", "effective", "journal"], json!({
             "version": int(), "agreement": r("AgreementRef"), "effective": string(), "journal": r("Journal"),
         })),
@@ -677,6 +686,12 @@ fn document() -> Value {
         }),
     );
 
+    let mut health = errors(&[]);
+    health.insert(
+        "200".into(),
+        json!({"description": "OK", "content": {"application/json": {"schema": r("Health")}}}),
+    );
+    let health = Value::Object(health);
     let forecast_body = json!({"type": "object", "description": "until and by may come here or in the query", "properties": {
         "budget_csv": string(), "budget_name": string(), "until": string(), "by": string(),
     }});
@@ -697,8 +712,7 @@ fn document() -> Value {
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/healthz": {"get": {"summary": "liveness", "security": [], "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": r("Health")}}}}}},
+            "/healthz": {"get": {"summary": "liveness: the database answers", "security": [], "responses": health}},
             "/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {
                 "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/": {"get": {"summary": "the dashboard", "security": [], "responses": {
@@ -729,18 +743,18 @@ fn document() -> Value {
                      q("file", json!({"type": "string", "minLength": 1, "maxLength": 256}), "the name the upload is recorded under")],
                 ok_json(r("Recorded"), write_errs)), upload("CostRow"))},
             "/api/v1/void": {"post": with_body(op("void a recorded line (`costshare void`)", "recorder", vec![], ok_json(r("Voided"), write_errs)),
-                json_body(obj(&["id", "reason"], json!({"id": string(), "reason": string()}))))},
+                json_body(closed(&["id", "reason"], json!({"id": string(), "reason": string()}))))},
             "/api/v1/payments": {"post": with_body(op("record transfers between parties (`costshare pay`)", "recorder",
                 vec![q("file", json!({"type": "string", "minLength": 1, "maxLength": 256}), "the name the upload is recorded under")],
                 ok_json(r("Paid"), write_errs)), upload("PaymentRow"))},
             "/api/v1/amend": {"post": with_body(op("put a new agreement version in force (`costshare amend`)", "admin", vec![], ok_json(r("Amended"), write_errs)),
-                json_body(obj(&["agreement_toml", "effective"], json!({"agreement_toml": string(), "effective": string(), "file": string()}))))},
+                json_body(closed(&["agreement_toml", "effective"], json!({"agreement_toml": string(), "effective": string(), "file": string()}))))},
             "/api/v1/close": {"post": with_body(op("close a fiscal year and issue its statement (`costshare close`)", "admin", vec![], ok_json(r("Statement"), write_errs)),
-                json_body(obj(&["period"], json!({"period": string(), "as_of": {"type": "string", "format": "date"}, "force": boolean()}))))},
+                json_body(closed(&["period"], json!({"period": string(), "as_of": {"type": "string", "format": "date"}, "force": boolean()}))))},
             "/api/v1/tokens": {
                 "get": op("every token (never the token itself)", "admin", vec![], ok_json(r("Tokens"), &[401, 403])),
                 "post": with_body(op("create a token; it is shown once", "admin", vec![], Value::Object(token_created)),
-                    json_body(obj(&["role"], json!({"role": r("Role"), "party": nstring(), "name": nstring()})))),
+                    json_body(closed(&["role"], json!({"role": r("Role"), "party": nstring(), "name": nstring()})))),
             },
             "/api/v1/tokens/{name}": {"delete": op("revoke a token", "admin",
                 vec![json!({"name": "name", "in": "path", "required": true, "schema": string()})],
