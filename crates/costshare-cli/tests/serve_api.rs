@@ -741,6 +741,19 @@ fn scenario(d: &Dir, ledger: &str) {
         &json!([{"id": "J-9", "date": "2023-07-01", "category": "shared", "amount": 5}]),
     );
     assert_eq!(r.status, 400, "a number amount: {}", r.text());
+    assert_eq!(r.json()["error"]["rows"][0]["row"], 1, "{}", r.text());
+    // a JSON row the ledger refuses: named by its place in the array, nothing recorded
+    let r = s.post_json(
+        &t.recorder,
+        "/api/v1/costs",
+        &json!([
+            {"id": "J-10", "date": "2023-07-01", "category": "shared", "amount": "10"},
+            {"id": "J-11", "date": "2023-07-01", "category": "no-such", "amount": "11"},
+        ]),
+    );
+    assert_eq!((r.status, r.code()), (422, "bad_rows".into()), "{}", r.text());
+    assert_eq!(r.json()["error"]["rows"][0]["row"], 2, "{}", r.text());
+    assert!(!s.get(&t.viewer, "/api/v1/allocate?format=csv").text().contains("J-10,"));
 
     // -------- atomic: one bad row records nothing
     let head2 = s.head(&t.admin);

@@ -307,7 +307,10 @@ fn schemas() -> Value {
         "Error": obj(&["error"], json!({"error": obj(&["code", "message"], json!({
             "code": string(),
             "message": string(),
-            "rows": array(obj(&["line", "message"], json!({"file": string(), "line": int(), "id": nstring(), "message": string()}))),
+            // a CSV upload's rows by `line` (header = 1); a JSON upload's by `row` (1-based, in the array)
+            "rows": array(obj(&["message"], json!({
+                "file": string(), "line": int(), "row": int(), "column": string(), "id": nstring(), "message": string(),
+            }))),
             "diagnostics": array(obj(&["severity", "message"], json!({"severity": string(), "message": string(), "span": array(int())}))),
         }))})),
         "AgreementRef": obj(&["id", "sha256"], json!({"id": string(), "sha256": string()})),
