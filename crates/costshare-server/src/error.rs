@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use costshare_app::AppError;
 use costshare_app::error::BadFile;
+use costshare_store::ledger::Refusal;
 use costshare_store::{LedgerError, StoreError};
 use serde_json::{Value, json};
 
@@ -140,6 +141,10 @@ impl From<AppError> for ApiError {
                     }]),
                 )),
             ),
+            // voiding an id the ledger does not hold: not found, like explain's
+            AppError::Ledger(LedgerError::Refused(Refusal::NoSuchLine { .. })) => {
+                (StatusCode::NOT_FOUND, "not_found", None)
+            }
             AppError::Ledger(LedgerError::Refused(_)) => (StatusCode::CONFLICT, "refused", None),
             AppError::Ledger(LedgerError::Store(StoreError::Db(_))) => {
                 // the details (host, user, the driver's words) go to the log only
