@@ -154,8 +154,14 @@ fn only_spaces_are_trimmed() {
     // a tab is not trimmed: it stays in the site, where it is refused (an
     // identifier holds no control character)
     assert_eq!(code, 1, "{out}");
-    assert!(err.contains("c.csv:2, id l1: site holds the control character U+0009"), "{err}");
-    let c = d.file("c2.csv", b"id,date,category,amount,site\n l1 ,2022-05-01, u , 10 , Oki \n");
+    assert!(
+        err.contains("c.csv:2, id l1: site holds the control character U+0009"),
+        "{err}"
+    );
+    let c = d.file(
+        "c2.csv",
+        b"id,date,category,amount,site\n l1 ,2022-05-01, u , 10 , Oki \n",
+    );
     let (code, out, err) = run(&[
         "report",
         "--agreement",

@@ -1142,3 +1142,99 @@ fn two_servers_on_one_postgres_ledger() {
     .json();
     assert_eq!(rep["total"], json!((want_total + 100_001 + 107_920).to_string()));
 }
+
+/// What a fresh user broke in the first trial of the server, each kept
+/// broken-proof: the ledger's place never shown, one answer for a line a
+/// scoped token may not see, scoped tokens only read, strict parameters,
+/// every bad JSON row named, /healthz asking the database.
+#[test]
+fn what_the_first_trial_found() {
+    let d = Dir::new("serve-trial");
+    let ledger = d.path("secret-place.db");
+    let t = setup(&d, &ledger);
+    let srv = Server::start(&ledger, &[]);
+
+    // the ledger's path is never in an answer
+    let r = srv.get(&t.admin, "/api/v1/explain?id=NOPE");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(!r.text().contains("secret-place"), "{}", r.text());
+    let r = srv.get(&t.viewer, "/api/v1/history?id=NOPE");
+    assert!(!r.text().contains("secret-place"), "{}", r.text());
+
+    // a scoped token: a missing line and another party's line get one answer
+    let missing = srv.get(&t.jp, "/api/v1/explain?id=NOPE");
+    let other = srv.get(&t.jp, "/api/v1/explain?id=C-1"); // us_only
+    assert_eq!((missing.status, other.status), (404, 404));
+    assert_eq!(
+        missing.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("NOPE", "X"),
+        other.json()["error"]["message"].as_str().unwrap().replace("C-1", "X")
+    );
+    // and it only reads: the CLI refuses a scoped writer, the server any write
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_costshare"))
+        .args(["token", "create", &ledger, "--role", "recorder", "--party", "JP"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = srv.post_json(&t.jp, "/api/v1/void", &json!({"id": "C-1", "reason": "x"}));
+    assert_eq!(r.status, 403, "{}", r.text());
+    // its ceiling line counts are its own lines
+    let ceil = srv.get(&t.jp, "/api/v1/ceilings?format=json").json();
+    let seen = srv.get(&t.jp, "/api/v1/allocate?format=json").text();
+    for row in ceil["ceilings"].as_array().or(ceil["rows"].as_array()).unwrap() {
+        let n = row["lines"].as_u64().unwrap();
+        assert!(n as usize <= seen.matches("\"utilities\"").count(), "{row}");
+    }
+
+    // a parameter an endpoint does not take, or one given twice: 400
+    for path in [
+        "/api/v1/report?asof=2024-01-01&by=party",
+        "/api/v1/report?by=party&by=site",
+        "/api/v1/allocate?format=json&format=csv",
+    ] {
+        let r = srv.get(&t.viewer, path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+    }
+    let head = srv.head(&t.admin);
+    let r = srv.post(
+        &t.recorder,
+        "/api/v1/payments?dry_run=true",
+        "text/csv",
+        b"id,date,from,to,amount\nP1,2024-01-01,JP,US,5\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = srv.post_json(&t.admin, "/api/v1/close", &json!({"period": "FY2022", "dry_run": true}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(srv.head(&t.admin), head, "nothing was written");
+
+    // every unreadable JSON row is named, by its place in the array
+    let rows = json!([
+        {"id": "J1", "date": "2022-05-01", "category": "shared", "amount": "1"},
+        {"id": "J2", "date": "2022-05-01", "category": "shared", "amount": 1},
+        {"id": "J3", "date": "2022-05-01", "category": "shared", "amount": "1", "colour": "red"},
+    ]);
+    let r = srv.post_json(&t.recorder, "/api/v1/costs?dry_run=true", &rows);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let named: Vec<u64> = r.json()["error"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(named, [2, 3]);
+    // a bad row after one with a newline in its description keeps its place
+    let rows = json!([
+        {"id": "J1", "date": "2022-05-01", "category": "shared", "amount": "1", "description": "two\nlines"},
+        {"id": "J2", "date": "bad", "category": "shared", "amount": "1"},
+    ]);
+    let r = srv.post_json(&t.recorder, "/api/v1/costs?dry_run=true", &rows);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["error"]["rows"][0]["row"], 2, "{}", r.text());
+
+    // /healthz asks the database
+    let r = request(srv.port, None, "GET", "/healthz", &[], b"");
+    assert_eq!((r.status, r.text().contains("ok")), (200, true));
+    drop(srv);
+}
