@@ -405,6 +405,28 @@ fn respond(a: Answer) -> Response {
     r
 }
 
+/// A write's JSON answer, or its error.
+fn answer(out: Result<Value, ApiError>) -> Response {
+    match out {
+        Ok(v) => respond(json_answer(&v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A write: its turn in the write queue (arrival order), then `f` on the
+/// blocking pool holding the turn.
+async fn written(
+    s: Arc<Shared>,
+    f: impl FnOnce() -> Result<Value, ApiError> + Send + 'static,
+) -> Result<Value, ApiError> {
+    let turn = s.write_turn().await;
+    blocking(move || {
+        let _turn = turn;
+        f()
+    })
+    .await
+}
+
 /// Run blocking work on the blocking pool; a panic there is a 500, never a
 /// dead process.
 pub async fn blocking<T: Send + 'static>(
@@ -1290,9 +1312,7 @@ async fn record(
         let dry = p.flag("dry_run")?;
         let name = upload_name(&p, "api-upload.csv")?;
         let up = upload_csv(&headers, &body, COSTS_COLUMNS)?;
-        let turn = s.write_turn().await;
-        blocking(move || {
-            let _turn = turn;
+        written(s.clone(), move || {
             let input = costshare_store::Input {
                 name: &name,
                 bytes: &up.csv,
@@ -1318,10 +1338,7 @@ async fn record(
         .await
     }
     .await;
-    match out {
-        Ok(v) => respond(json_answer(&v)),
-        Err(e) => e.into_response(),
-    }
+    answer(out)
 }
 
 /// A JSON request body as an object, or 400.
@@ -1372,19 +1389,14 @@ async fn void(
         only_keys(&o, &["id", "reason"], "void")?;
         let id = required(&o, "id")?.to_string();
         let reason = required(&o, "reason")?.to_string();
-        let turn = s.write_turn().await;
-        blocking(move || {
-            let _turn = turn;
+        written(s.clone(), move || {
             let r = costshare_app::ledger::void_by(&s.cfg.ledger, &who.principal.name, &id, &reason)?;
             Ok(json!({"id": r.id, "reason": r.reason, "journal": journal_json(&r.journal)}))
         })
         .await
     }
     .await;
-    match out {
-        Ok(v) => respond(json_answer(&v)),
-        Err(e) => e.into_response(),
-    }
+    answer(out)
 }
 
 async fn payments(
@@ -1400,9 +1412,7 @@ async fn payments(
         only_params(&p, &["file"], "payments")?;
         let name = upload_name(&p, "api-payments.csv")?;
         let up = upload_csv(&headers, &body, PAYMENTS_COLUMNS)?;
-        let turn = s.write_turn().await;
-        blocking(move || {
-            let _turn = turn;
+        written(s.clone(), move || {
             let r = costshare_app::settle::pay_input(&s.cfg.ledger, &who.principal.name, &name, &up.csv)
                 .map_err(|e| up.name_rows(ApiError::from(e)))?;
             Ok(json!({
@@ -1416,10 +1426,7 @@ async fn payments(
         .await
     }
     .await;
-    match out {
-        Ok(v) => respond(json_answer(&v)),
-        Err(e) => e.into_response(),
-    }
+    answer(out)
 }
 
 async fn amend(
@@ -1438,9 +1445,7 @@ async fn amend(
         let toml = required(&o, "agreement_toml")?.to_string();
         let effective = costshare_app::ledger::effective(required(&o, "effective")?).map_err(AppError::from)?;
         let name = field(&o, "file")?.unwrap_or("api-amendment.toml").to_string();
-        let turn = s.write_turn().await;
-        blocking(move || {
-            let _turn = turn;
+        written(s.clone(), move || {
             let r = costshare_app::ledger::amend_input(
                 &s.cfg.ledger,
                 &who.principal.name,
@@ -1459,10 +1464,7 @@ async fn amend(
         .await
     }
     .await;
-    match out {
-        Ok(v) => respond(json_answer(&v)),
-        Err(e) => e.into_response(),
-    }
+    answer(out)
 }
 
 async fn close(
@@ -1485,9 +1487,7 @@ async fn close(
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(ApiError::bad_request("`force` must be true or false")),
         };
-        let turn = s.write_turn().await;
-        blocking(move || {
-            let _turn = turn;
+        written(s.clone(), move || {
             let r = costshare_app::ledger::close_by(&s.cfg.ledger, &who.principal.name, &period, as_of, force)?;
             let v: Value = serde_json::from_str(&render::statement(&r, Format::Json))
                 .map_err(|e| ApiError::internal(format!("statement JSON: {e}")))?;
@@ -1496,10 +1496,7 @@ async fn close(
         .await
     }
     .await;
-    match out {
-        Ok(v) => respond(json_answer(&v)),
-        Err(e) => e.into_response(),
-    }
+    answer(out)
 }
 
 // ---------------------------------------------------------------- tokens
@@ -1521,10 +1518,7 @@ async fn tokens_list(State(s): State<Arc<Shared>>, axum::Extension(who): W) -> R
         .await
     }
     .await;
-    match out {
-        Ok(v) => respond(json_answer(&v)),
-        Err(e) => e.into_response(),
-    }
+    answer(out)
 }
 
 async fn tokens_create(
@@ -1569,8 +1563,5 @@ async fn tokens_revoke(State(s): State<Arc<Shared>>, axum::Extension(who): W, Pa
         .await
     }
     .await;
-    match out {
-        Ok(v) => respond(json_answer(&v)),
-        Err(e) => e.into_response(),
-    }
+    answer(out)
 }
