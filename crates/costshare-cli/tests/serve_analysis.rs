@@ -17,62 +17,30 @@ mod common;
 
 use common::{Dir, PgDb, run_in};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 const AS_OF: &str = "2026-11-15";
 
-/// A `costshare serve` child process, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
+/// The shared `costshare serve` child (tests/common/serve.rs), with the
+/// (status, body) calls these checks are written with.
+struct Server(common::serve::Server);
 
 impl Server {
     fn start(ledger: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_costshare"))
-            .args(["serve", ledger, "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start costshare serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut first = String::new();
-        BufReader::new(stdout).read_line(&mut first).expect("first line");
-        let port = first
-            .trim()
-            .strip_prefix("listening on http://127.0.0.1:")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("unexpected first line from serve: {first:?}")
-            });
-        Server { child, port }
+        Server(common::serve::Server::start(ledger, &[]))
     }
 
     /// One request: (status, body). `body` is sent as `content_type`.
     fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<(&str, &[u8])>) -> (u16, Vec<u8>) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-        if let Some(t) = token {
-            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
+        let mut h = common::serve::auth(token.unwrap_or(""));
         let payload: &[u8] = match body {
             Some((ct, b)) => {
-                req.push_str(&format!("Content-Type: {ct}\r\n"));
+                h.push(("Content-Type", common::serve::leak(ct.to_string())));
                 b
             }
             None => b"",
         };
-        req.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
-        s.write_all(req.as_bytes()).unwrap();
-        s.write_all(payload).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).expect("read answer");
-        parse_response(&raw)
+        let r = common::serve::request(self.0.port, None, method, path, &h, payload);
+        (r.status, r.body)
     }
 
     fn get(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
@@ -83,44 +51,6 @@ impl Server {
         let b = serde_json::to_vec(v).unwrap();
         self.call("POST", path, Some(token), Some(("application/json", &b)))
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Status and body of an HTTP/1.1 answer (plain or chunked).
-fn parse_response(raw: &[u8]) -> (u16, Vec<u8>) {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of the headers");
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let mut body = raw[end + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut out = Vec::new();
-        let mut rest = body.as_slice();
-        loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size");
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16).unwrap();
-            rest = &rest[nl + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-        body = out;
-    }
-    (status, body)
 }
 
 fn utf8(b: &[u8]) -> String {
