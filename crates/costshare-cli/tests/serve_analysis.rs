@@ -516,9 +516,13 @@ fn check_examples(srv: &Server, admin: &str, scoped: &str) {
             .expect("the 2016 agreement is listed");
         assert!(!e["id"].as_str().unwrap().is_empty() && !e["title"].as_str().unwrap().is_empty());
     }
-    let (st, body) = srv.get("/api/v1/examples/us-japan-sma-2016.toml", admin);
-    assert_eq!(st, 200);
-    assert_eq!(utf8(&body), example("us-japan-sma-2016.toml"));
+    // every example is its own text, whichever was fetched first (a fresh
+    // user was once sent the first one fetched for every name)
+    for file in ["us-japan-sma-2016.toml", "us-japan-fourfold-proposal.toml", "household.toml"] {
+        let (st, body) = srv.get(&format!("/api/v1/examples/{file}"), admin);
+        assert_eq!(st, 200);
+        assert_eq!(utf8(&body), example(file), "{file}");
+    }
     let (st, _) = srv.get("/api/v1/examples/nope.toml", admin);
     assert_eq!(st, 404);
 }

@@ -392,7 +392,7 @@ pub fn json_answer(v: &Value) -> Answer {
     text(Format::Json, s)
 }
 
-fn respond(a: Answer) -> Response {
+pub(crate) fn respond(a: Answer) -> Response {
     let mut r = (StatusCode::OK, a.body.as_ref().clone()).into_response();
     if let Ok(v) = HeaderValue::from_str(a.content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
