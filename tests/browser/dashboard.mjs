@@ -423,6 +423,28 @@ try {
   assert.equal(await p4.locator('#view-whatif').isVisible(), false);
   await vctx.close();
 
+  step('a JP-scoped viewer: its totals are labelled partial; no Compare, What-if or Record');
+  const scopedMade = await fetch(`${BASE}/api/v1/tokens`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ role: 'viewer', party: 'JP', name: `dash-jp-${Date.now()}` }),
+  });
+  assert.equal(scopedMade.status, 201, 'an admin makes a JP-scoped viewer token');
+  const jpToken = (await scopedMade.json()).token;
+  const jctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const p5 = await jctx.newPage();
+  p5.setDefaultTimeout(TIMEOUT);
+  watch(p5, 'jp-scoped');
+  await p5.goto(`${BASE}/#token=${encodeURIComponent(jpToken)}`);
+  await p5.locator('#ov-party-table tbody tr').first().waitFor();
+  assert.match(await p5.locator('#who').textContent(), /viewer, JP/);
+  assert.match(await p5.locator('#ov-p-h').textContent(), /only the lines JP shares in/);
+  for (const v of ['compare', 'whatif', 'record']) {
+    assert.equal(await p5.locator(`nav a[data-view=${v}]`).isVisible(), false, `no ${v} link for a scoped token`);
+  }
+  await p5.screenshot({ path: join(SHOTS, 'overview-jp-scoped.png'), fullPage: true });
+  await jctx.close();
+
   assert.deepEqual(problems, [], 'no page errors, no CSP violations, no console errors');
   console.log(`ok: dashboard checks passed${SKIP.size ? ` except the skipped ${[...SKIP].join(', ')}` : ''}; screenshots in ${SHOTS}`);
 } catch (e) {

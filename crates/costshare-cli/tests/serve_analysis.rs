@@ -518,7 +518,11 @@ fn check_examples(srv: &Server, admin: &str, scoped: &str) {
     }
     // every example is its own text, whichever was fetched first (a fresh
     // user was once sent the first one fetched for every name)
-    for file in ["us-japan-sma-2016.toml", "us-japan-fourfold-proposal.toml", "household.toml"] {
+    for file in [
+        "us-japan-sma-2016.toml",
+        "us-japan-fourfold-proposal.toml",
+        "household.toml",
+    ] {
         let (st, body) = srv.get(&format!("/api/v1/examples/{file}"), admin);
         assert_eq!(st, 200);
         assert_eq!(utf8(&body), example(file), "{file}");

@@ -123,6 +123,13 @@ async function show(fromNav) {
   if (fromNav) $(`#view-${view} h1`).focus();
   try {
     await ensureSession();
+    // a page this token is not offered (a link made by another user): say
+    // why instead of a form that fails when used
+    if ($(`nav a[data-view=${view}]`)?.hidden) {
+      const w = state.whoami;
+      status(`The ${view} page is not available to the token ${w.name} (${w.role}${w.party ? ', scoped to ' + w.party : ''}).`, true);
+      return;
+    }
     await RENDER[view](params);
   } catch (e) {
     if (e.status !== 401) status(e.message, true);
@@ -135,8 +142,12 @@ async function ensureSession() {
     const w = state.whoami;
     $('#who').textContent = `${w.name} (${w.role}${w.party ? ', ' + w.party : ''})`;
     $('#sign-out').hidden = false;
-    // a viewer's token may not record: the Record page is not offered
-    $('nav a[data-view=record]').hidden = w.role === 'viewer';
+    // a viewer's token may not record: the Record page is not offered; a
+    // party-scoped token only reads its party's lines, and compare and
+    // what-if cover every party's: those pages are not offered either
+    $('nav a[data-view=record]').hidden = w.role === 'viewer' || !!w.party;
+    $('nav a[data-view=compare]').hidden = !!w.party;
+    $('nav a[data-view=whatif]').hidden = !!w.party;
   }
   if (!state.info) {
     state.info = await api('/api/v1/info');
@@ -267,6 +278,12 @@ async function renderOverview() {
     ...kv('sha256', latest.sha256 || ''),
     ...(next ? kv('Next', `version ${next.version} from ${next.effective}`) : []),
   );
+  // a party-scoped view counts only the lines that party shares in: say so
+  // where the totals are, so that no one reads them as whole
+  const scoped = state.whoami?.party;
+  $('#ov-p-h').textContent = scoped
+    ? `Each party's totals by fiscal year: only the lines ${scoped} shares in`
+    : "Each party's totals by fiscal year";
   const jl = clear($('#ov-journal-dl'));
   jl.append(
     ...kv('Entries', String(info.journal?.entries ?? '')),
@@ -374,7 +391,10 @@ async function renderCosts(params) {
           class: 'link total',
           text: money(r.amount),
           'aria-label': `${money(r.amount)}: show the lines of ${r.party} ${r.fiscal_year} ${r.category} ${r.site ?? ''}`,
-          onclick: (ev) => drill(r, ev.currentTarget.closest('tr')),
+          onclick: (ev) => drill(r, ev.currentTarget.closest('tr')).catch((e) => {
+            $('#lines-h').textContent = `Lines: the server did not answer (${e.message})`;
+            status(e.message, true);
+          }),
         }),
       ),
     ),
