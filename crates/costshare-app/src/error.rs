@@ -222,6 +222,8 @@ pub enum AppError {
     },
     /// A token could not be created or revoked (the reason, worded).
     Token(String),
+    /// `token revoke` of a name the ledger has no token by.
+    NoToken(String),
 }
 
 impl From<LedgerError> for AppError {

@@ -133,8 +133,10 @@ pub fn revoke(target: &str, name: &str) -> Result<(), AppError> {
     let mut l = Ledger::open(target)?;
     if l.backend_mut().token_revoke(name, &now_utc())? {
         Ok(())
+    } else if l.backend_mut().tokens_read()?.iter().any(|t| t.name == name) {
+        Err(AppError::Token(format!("the token `{name}` was revoked before")))
     } else {
-        Err(AppError::Token(format!("no live token named `{name}` in this ledger")))
+        Err(AppError::NoToken(name.to_string()))
     }
 }
 

@@ -108,6 +108,9 @@ fn ledger(e: &LedgerError) -> String {
 pub fn error(e: &AppError) -> String {
     match e {
         AppError::Token(m) => format!("costshare: error: {m}"),
+        AppError::NoToken(n) => {
+            format!("costshare: error: no token named `{n}` in this ledger (`costshare token list` shows them)")
+        }
         AppError::Usage(u) => format!("costshare: usage error: {}", usage(u)),
         AppError::Read { what: w, path, error } => {
             format!("costshare: error: cannot read {} `{path}`: {error}", what(*w))

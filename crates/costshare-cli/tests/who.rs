@@ -144,4 +144,8 @@ fn tokens_are_created_once_listed_and_revoked() {
     assert!(!jp.ends_with("\t-"), "revoked time shown: {jp}");
     let (code, _, err) = run_as(None, &["token", "revoke", &l, "jp"]);
     assert_eq!(code, 1, "revoking twice: {err}");
+    assert!(err.contains("was revoked before"), "{err}");
+    let (code, _, err) = run_as(None, &["token", "revoke", &l, "nobody"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no token named `nobody`"), "{err}");
 }

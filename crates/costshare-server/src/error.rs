@@ -176,6 +176,7 @@ impl From<AppError> for ApiError {
             | AppError::ExportTooManyRows { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_compute", None),
             AppError::PeriodOutsideTerm { .. } => (StatusCode::BAD_REQUEST, "usage", None),
             AppError::Token(_) => (StatusCode::CONFLICT, "token", None),
+            AppError::NoToken(_) => (StatusCode::NOT_FOUND, "not_found", None),
             AppError::DerivedDamaged { .. } | AppError::HeadMismatch { .. } | AppError::VerifyFailed { .. } => {
                 (StatusCode::CONFLICT, "verify_failed", None)
             }

@@ -78,9 +78,18 @@ fn redact(url: &str) -> String {
 }
 
 impl Pg {
+    /// Connect; a URL without a password takes `PGPASSWORD` (as psql
+    /// does), so the password need not be on a command line where the
+    /// process list shows it.
     fn connect(url: &str) -> Result<Client, StoreError> {
-        Client::connect(url, NoTls)
-            .map_err(|e| StoreError::Db(format!("cannot connect to {}: {}", redact(url), msg(&e))))
+        let fail = |e: postgres::Error| StoreError::Db(format!("cannot connect to {}: {}", redact(url), msg(&e)));
+        let mut cfg: postgres::Config = url.parse().map_err(fail)?;
+        if cfg.get_password().is_none()
+            && let Ok(pw) = std::env::var("PGPASSWORD")
+        {
+            cfg.password(pw);
+        }
+        cfg.connect(NoTls).map_err(fail)
     }
 
     fn has_journal(client: &mut Client) -> Result<bool, StoreError> {
