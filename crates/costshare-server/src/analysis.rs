@@ -126,7 +126,7 @@ fn with_body_key(mut p: Params, body: &[u8]) -> Params {
 }
 
 async fn compare_get(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
-    let p = params_of(q);
+    let p = Params::of(q);
     if let Err(e) = auth::unscoped(&who.principal, "compare") {
         return e.into_response();
     }
@@ -145,7 +145,7 @@ async fn compare_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = params_of(q);
+    let p = Params::of(q);
     if let Err(e) = auth::unscoped(&who.principal, "compare") {
         return e.into_response();
     }
@@ -193,14 +193,6 @@ async fn compare_post(
         p.0.insert("by".into(), vec![by]);
     }
     compare(s, who, p, Ok(against)).await
-}
-
-fn params_of(q: Vec<(String, String)>) -> Params {
-    let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for (k, v) in q {
-        m.entry(k).or_default().push(v);
-    }
-    Params(m)
 }
 
 async fn compare(s: Arc<Shared>, who: Who, p: Params, against: Result<Vec<Against>, ApiError>) -> Response {
@@ -253,7 +245,7 @@ async fn compare(s: Arc<Shared>, who: Who, p: Params, against: Result<Vec<Agains
 // ---------------------------------------------------------------- forecast
 
 async fn forecast_get(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q) -> Response {
-    forecast(s, who, params_of(q), None).await
+    forecast(s, who, Params::of(q), None).await
 }
 
 async fn forecast_post(
@@ -263,7 +255,7 @@ async fn forecast_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = params_of(q);
+    let p = Params::of(q);
     if let Err(e) = auth::unscoped(&who.principal, "forecast") {
         return e.into_response();
     }

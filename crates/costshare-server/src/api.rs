@@ -178,7 +178,8 @@ pub struct Who {
 pub struct Params(pub BTreeMap<String, Vec<String>>);
 
 impl Params {
-    fn of(q: Vec<(String, String)>) -> Params {
+    /// The query's pairs, every value of a repeated key kept in order.
+    pub fn of(q: Vec<(String, String)>) -> Params {
         let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (k, v) in q {
             m.entry(k).or_default().push(v);
