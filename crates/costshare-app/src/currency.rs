@@ -9,7 +9,7 @@
 use crate::error::{AppError, UsageError};
 use crate::input::{Observer, Session, Source};
 use crate::query::ReportResult;
-use crate::run::{FileInputs, Run, open_state, run_state};
+use crate::run::{FileInputs, Run};
 use costshare_core::Agreement;
 use costshare_core::alloc::Allocation;
 use costshare_core::calendar::Date;
@@ -73,10 +73,7 @@ pub struct Conversion {
 /// A run and the rates that came with it (`--rates`, or the ledger's).
 pub fn run_with_rates(source: &Source, as_of: Date, observer: &mut dyn Observer) -> Result<(Run, Rates), AppError> {
     match source {
-        Source::Ledger(l) => {
-            let (_, st) = open_state(l)?;
-            Ok((run_state(&st, as_of)?, st.rates()))
-        }
+        Source::Ledger(l) => crate::run::run_ledger(l, as_of, observer),
         Source::Files {
             agreement,
             costs,

@@ -21,8 +21,11 @@ pub enum PathTaken {
     Streaming,
     /// Files, every line parsed and allocated; why the stream could not take them.
     General(&'static str),
-    /// A ledger's derived state (no replay).
+    /// A ledger's derived state: its totals (no replay).
     Derived,
+    /// A ledger's derived state: every line read from it and allocated
+    /// (a date filter, or per-row flags with provisional lines; no replay).
+    DerivedLines,
     /// A ledger's journal replayed.
     Replay,
 }
@@ -213,16 +216,22 @@ fn report_ledger(
     s: &mut Session<'_>,
 ) -> Result<ReportResult, AppError> {
     let mut l = Ledger::open(target)?;
-    let fresh = l.derived()?;
+    let fresh = if crate::run::replay_forced() {
+        None
+    } else {
+        l.derived()?
+    };
     if let Some(key) = l.take_damaged() {
         s.observer.derived_damaged(target, &key);
     }
     let was_fresh = fresh.is_some();
-    if let Some((meta, agreement, sha256)) = fresh
+    if let Some((meta, versions)) = fresh
         && filter.is_none()
         && (!s.row_flags || meta.provisional(as_of) == 0)
+        && let Some(latest) = versions.last()
     {
-        let rows = derived::report(&agreement, &meta, dims).map_err(too_large)?;
+        let ags: Vec<&Agreement> = versions.iter().map(|v| &v.agreement).collect();
+        let rows = derived::report(&ags, &meta, dims, None).map_err(too_large)?;
         return Ok(ReportResult {
             provisional_rows: if meta.provisional(as_of) == 0 {
                 vec![false; rows.len()]
@@ -232,10 +241,13 @@ fn report_ledger(
             pivot: false,
             range: DateRange::ALL,
             provenance: Provenance {
-                agreements: vec![AgreementRef {
-                    id: agreement.id.clone(),
-                    sha256,
-                }],
+                agreements: versions
+                    .iter()
+                    .map(|v| AgreementRef {
+                        id: v.agreement.id.clone(),
+                        sha256: v.sha256.clone(),
+                    })
+                    .collect(),
                 journal: Some(JournalInfo {
                     entries: meta.seq,
                     head: meta.head.clone(),
@@ -244,21 +256,29 @@ fn report_ledger(
                 lines: meta.lines as usize,
                 provisional: meta.provisional(as_of) as usize,
             },
-            agreement,
+            agreement: latest.agreement.clone(),
             dims: dims.to_vec(),
             rows,
             path: PathTaken::Derived,
         });
     }
-    let st = l.state()?;
-    let r = run_state(&st, as_of)?;
-    // a cache: a ledger this process may not write to is still read
-    if !was_fresh && let [part] = r.parts.as_slice() {
-        let _ = l.write_derived_with(&st, &part.costs.lines, &part.alloc);
-    }
+    // a date filter or per-row flags: every line, from the derived state's
+    // buckets when fresh, else from a replay
+    let derived_lines = if was_fresh { l.derived_lines()? } else { None };
+    let (r, path) = match derived_lines {
+        Some(d) => (crate::run::run_derived(d, as_of), PathTaken::DerivedLines),
+        None => {
+            let st = l.state()?;
+            let r = run_state(&st, as_of)?;
+            if !was_fresh && !crate::run::replay_forced() {
+                crate::run::write_back(&mut l, &st, &r);
+            }
+            (r, PathTaken::Replay)
+        }
+    };
     let range = filter.resolve(&r.main().la.agreement)?;
     let r = r.restrict(&range);
-    let mut out = from_run(&r, dims, PathTaken::Replay)?;
+    let mut out = from_run(&r, dims, path)?;
     out.range = range;
     Ok(out)
 }

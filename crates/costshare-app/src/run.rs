@@ -7,8 +7,8 @@ use costshare_core::calendar::Date;
 use costshare_core::costs::{Costs, Rates, RowError, parse_costs, parse_rates_partial};
 use costshare_core::report::{self, Dim};
 use costshare_core::{Agreement, alloc};
-use costshare_store::Ledger;
 use costshare_store::state::{self, State};
+use costshare_store::{DerivedLines, Ledger, derived};
 use std::path::{Path, PathBuf};
 
 /// The journal a result was read from.
@@ -262,13 +262,94 @@ pub fn open_state(target: &str) -> Result<(Ledger, State), AppError> {
     Ok((l, st))
 }
 
-/// The run of a source: the general path for files, a replay for a ledger.
+/// `COSTSHARE_LEDGER_PATH=replay` makes every ledger read replay the
+/// journal instead of reading the derived state (tests and benchmarks
+/// compare the two; the answers must be byte-identical).
+pub fn replay_forced() -> bool {
+    std::env::var_os("COSTSHARE_LEDGER_PATH").is_some_and(|v| v == "replay")
+}
+
+/// The lines of a fresh derived state allocated as a replay allocates them
+/// (`state::allocate_versions`): the same lines per version, in journal
+/// order, so the same run.
+pub fn run_derived(d: DerivedLines, as_of: Date) -> Run {
+    let DerivedLines {
+        meta, versions, lines, ..
+    } = d;
+    let parts = state::allocate_versions(&versions, lines, as_of);
+    let parts = parts
+        .into_iter()
+        .map(|p| {
+            let v = &versions[p.version];
+            RunPart {
+                la: LoadedAgreement::recorded(v.agreement.clone(), v.sha256.clone()),
+                costs: Costs {
+                    lines: p.lines,
+                    duplicates: 0,
+                    replaced: 0,
+                },
+                alloc: p.alloc,
+                carry: p.carry,
+                effective: v.effective,
+                version: v.version,
+            }
+        })
+        .collect();
+    Run {
+        parts,
+        as_of,
+        journal: Some(JournalInfo {
+            entries: meta.seq,
+            head: meta.head,
+        }),
+    }
+}
+
+/// A ledger's run and its rates: from the derived state when it reflects
+/// the journal's head (no replay), else by replaying the journal, after
+/// which the derived state is written for the next command. A damaged blob
+/// is never used: the observer hears of it, and the replay rewrites it.
+pub fn run_ledger(target: &str, as_of: Date, observer: &mut dyn Observer) -> Result<(Run, Rates), AppError> {
+    let mut l = Ledger::open(target)?;
+    if !replay_forced() {
+        if let Some(d) = l.derived_lines()? {
+            let rates = d.rates.clone();
+            return Ok((run_derived(d, as_of), rates));
+        }
+        if let Some(key) = l.take_damaged() {
+            observer.derived_damaged(target, &key);
+        }
+    }
+    let st = l.state()?;
+    let r = run_state(&st, as_of)?;
+    if !replay_forced() {
+        write_back(&mut l, &st, &r);
+    }
+    Ok((r, st.rates()))
+}
+
+/// Write the derived state from a replay's run (a cache: a ledger this
+/// process may not write to is still read).
+pub fn write_back(l: &mut Ledger, st: &State, r: &Run) {
+    let views: Vec<derived::PartView<'_>> = r
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(v, p)| derived::PartView {
+            version: v,
+            lines: &p.costs.lines,
+            alloc: &p.alloc,
+            carry: &p.carry,
+        })
+        .collect();
+    let _ = l.write_derived_with(st, &views);
+}
+
+/// The run of a source: the general path for files, the derived state or a
+/// replay for a ledger.
 pub fn run(source: &crate::input::Source, as_of: Date, observer: &mut dyn Observer) -> Result<Run, AppError> {
     match source {
-        crate::input::Source::Ledger(l) => {
-            let (_, st) = open_state(l)?;
-            run_state(&st, as_of)
-        }
+        crate::input::Source::Ledger(l) => Ok(run_ledger(l, as_of, observer)?.0),
         crate::input::Source::Files {
             agreement,
             costs,

@@ -609,6 +609,7 @@ fn run(command: Command) -> Result<String, AppError> {
                     query::PathTaken::General(why) => eprintln!("costshare: report path: general ({why})"),
                     query::PathTaken::Streaming => eprintln!("costshare: report path: streaming"),
                     query::PathTaken::Derived => eprintln!("costshare: report path: derived state"),
+                    query::PathTaken::DerivedLines => eprintln!("costshare: report path: derived state, every line"),
                     query::PathTaken::Replay => eprintln!("costshare: report path: replay"),
                 }
             }

@@ -200,8 +200,9 @@ fn check_ledger(target: &str, f: &[String; 3]) {
             "the ledger's table (marks included) equals the files'"
         );
     }
-    // which path answered: CSV needs no per-row flags, so the derived state
-    // answers it even with provisional lines; a table replays for its marks
+    // which path answered: CSV needs no per-row flags, so the derived state's
+    // totals answer it even with provisional lines; a table needs its marks,
+    // so every line is read from the derived state and allocated
     let path_of = |format: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_costshare"))
             .args([
@@ -218,7 +219,11 @@ fn check_ledger(target: &str, f: &[String; 3]) {
         "{}",
         path_of("csv")
     );
-    assert!(path_of("table").contains("report path: replay"), "{}", path_of("table"));
+    assert!(
+        path_of("table").contains("report path: derived state, every line"),
+        "{}",
+        path_of("table")
+    );
     // as of a date when nothing is provisional, the derived state answers;
     // its rows still equal the files'
     let late = ["report", "--by", "category", "--as-of", "2027-06-30", "--format", "csv"];

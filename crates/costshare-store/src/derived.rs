@@ -32,8 +32,8 @@ use crate::journal::{self, Body, LineBody};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc;
-use costshare_core::calendar::Date;
-use costshare_core::costs::CostLine;
+use costshare_core::calendar::{Date, Period};
+use costshare_core::costs::{CostLine, Rates};
 use costshare_core::fxhash::Fx;
 use costshare_core::num::{BigRational, Q};
 use sha2::{Digest, Sha256};
@@ -41,16 +41,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
 /// The layout of the blobs' payloads.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 /// The first bytes of every sealed blob.
-const SEAL: &[u8; 4] = b"CSd3";
+const SEAL: &[u8; 4] = b"CSd4";
+/// The seals of earlier layouts: such a derived state is stale (rebuilt
+/// silently), not damaged.
+const OLD_SEALS: [&[u8; 4]; 1] = [b"CSd3"];
 const SHARDS: u64 = 256;
 
 /// A blob of the derived state and its key.
 pub type Blob = (String, Vec<u8>);
 
-/// (party index — parties then UNALLOCATED —, category index, month index, site).
-pub type TotalKey = (u16, u16, i32, String);
+/// (version index, party index — parties then UNALLOCATED —, category index
+/// in that version, month index, site).
+pub type TotalKey = (u16, u16, u16, i32, String);
 
 /// Everything but the lines and ids.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -58,24 +62,54 @@ pub struct Meta {
     /// The journal entry this state reflects, and its hash.
     pub seq: u64,
     pub head: String,
-    /// The agreement's entry.
-    pub version_seq: u64,
+    /// The agreement versions' entries, in order.
+    pub versions: Vec<u64>,
     /// Rate entries.
     pub rate_seqs: Vec<u64>,
+    /// Statement (`close`) entries.
+    pub close_seqs: Vec<u64>,
+    /// The SHA-256 of every recorded costs file (batch entries), sorted.
+    pub files: Vec<String>,
     /// Active lines and their total (agreement currency).
     pub lines: u64,
     pub total: i128,
     /// Allocated amounts.
     pub totals: BTreeMap<TotalKey, i128>,
-    /// Lines provisional until each date (`Allocation::open_until`).
-    pub open: BTreeMap<Date, u64>,
+    /// Lines provisional until a date (`Allocation::open_until`), by the
+    /// month index of the line's date and that date.
+    pub open: BTreeMap<(i32, Date), u64>,
+    /// Per version: the use of its caps carried from earlier versions.
+    pub carries: Vec<alloc::Carry>,
 }
 
 impl Meta {
     /// Lines still provisional at `as_of`.
     pub fn provisional(&self, as_of: Date) -> u64 {
-        use std::ops::Bound::{Excluded, Unbounded};
-        self.open.range((Excluded(as_of), Unbounded)).map(|(_, n)| n).sum()
+        self.open.iter().filter(|((_, d), _)| *d > as_of).map(|(_, n)| n).sum()
+    }
+
+    /// Lines dated within months `m0..=m1` still provisional at `as_of`, and
+    /// the latest day they are provisional until.
+    pub fn provisional_in(&self, m0: i32, m1: i32, as_of: Date) -> (u64, Option<Date>) {
+        let mut n = 0;
+        let mut until = None;
+        for ((m, d), k) in &self.open {
+            if *m >= m0 && *m <= m1 && *d > as_of {
+                n += k;
+                until = until.max(Some(*d));
+            }
+        }
+        (n, until)
+    }
+
+    /// The agreement entry of the latest version.
+    pub fn latest_version(&self) -> u64 {
+        self.versions.last().copied().unwrap_or(0)
+    }
+
+    /// A costs file with these bytes (its SHA-256) was recorded before.
+    pub fn has_file(&self, sha256: &str) -> bool {
+        self.files.binary_search_by(|f| f.as_str().cmp(sha256)).is_ok()
     }
 }
 
@@ -224,25 +258,36 @@ fn encode_meta(m: &Meta) -> Vec<u8> {
     w.u32(FORMAT);
     w.u64(m.seq);
     w.str(&m.head);
-    w.u64(m.version_seq);
-    w.u32(m.rate_seqs.len() as u32);
-    for &s in &m.rate_seqs {
-        w.u64(s);
+    for list in [&m.versions, &m.rate_seqs, &m.close_seqs] {
+        w.u32(list.len() as u32);
+        for &s in list {
+            w.u64(s);
+        }
+    }
+    w.u32(m.files.len() as u32);
+    for f in &m.files {
+        w.str(f);
     }
     w.u64(m.lines);
     w.i128(m.total);
     w.u32(m.totals.len() as u32);
-    for ((p, c, mi, site), v) in &m.totals {
+    for ((v, p, c, mi, site), t) in &m.totals {
+        w.u32(*v as u32);
         w.u32(*p as u32);
         w.u32(*c as u32);
         w.u32(*mi as u32);
         w.str(site);
-        w.i128(*v);
+        w.i128(*t);
     }
     w.u32(m.open.len() as u32);
-    for (d, n) in &m.open {
+    for ((mi, d), n) in &m.open {
+        w.u32(*mi as u32);
         w.date(*d);
         w.u64(*n);
+    }
+    w.u32(m.carries.len() as u32);
+    for c in &m.carries {
+        encode_carry(&mut w, c);
     }
     w.0
 }
@@ -255,26 +300,104 @@ fn decode_meta(b: &[u8]) -> Option<Meta> {
     let mut m = Meta {
         seq: r.u64()?,
         head: r.str()?.to_string(),
-        version_seq: r.u64()?,
         ..Meta::default()
     };
+    for list in [&mut m.versions, &mut m.rate_seqs, &mut m.close_seqs] {
+        for _ in 0..r.u32()? {
+            list.push(r.u64()?);
+        }
+    }
     for _ in 0..r.u32()? {
-        m.rate_seqs.push(r.u64()?);
+        m.files.push(r.str()?.to_string());
     }
     m.lines = r.u64()?;
     m.total = r.i128()?;
     for _ in 0..r.u32()? {
+        let v = u16::try_from(r.u32()?).ok()?;
         let p = u16::try_from(r.u32()?).ok()?;
         let c = u16::try_from(r.u32()?).ok()?;
         let mi = r.u32()? as i32;
         let site = r.str()?.to_string();
-        m.totals.insert((p, c, mi, site), r.i128()?);
+        m.totals.insert((v, p, c, mi, site), r.i128()?);
     }
     for _ in 0..r.u32()? {
+        let mi = r.u32()? as i32;
         let d = r.date()?;
-        m.open.insert(d, r.u64()?);
+        m.open.insert((mi, d), r.u64()?);
     }
-    r.done().then_some(m)
+    for _ in 0..r.u32()? {
+        m.carries.push(decode_carry(&mut r)?);
+    }
+    (r.done() && !m.versions.is_empty() && m.carries.len() == m.versions.len()).then_some(m)
+}
+
+fn encode_period(w: &mut W, p: Period) {
+    match p {
+        Period::Months { first, len } => {
+            w.u8(0);
+            w.u32(first as u32);
+            w.u8(len);
+        }
+        Period::Term => w.u8(1),
+    }
+}
+
+fn decode_period(r: &mut R<'_>) -> Option<Period> {
+    Some(match r.u8()? {
+        0 => Period::Months {
+            first: r.u32()? as i32,
+            len: r.u8()?,
+        },
+        1 => Period::Term,
+        _ => return None,
+    })
+}
+
+fn encode_carry(w: &mut W, c: &alloc::Carry) {
+    w.u32(c.entries().len() as u32);
+    for e in c.entries() {
+        w.u32(e.category as u32);
+        w.u32(e.layer as u32);
+        encode_period(w, e.period);
+        w.i64(e.money);
+        encode_q(w, &Some(e.units.clone()));
+        w.u32(e.from.len() as u32);
+        for f in &e.from {
+            w.u32(f.version);
+            w.i64(f.money);
+            encode_q(w, &Some(f.units.clone()));
+        }
+    }
+}
+
+fn decode_carry(r: &mut R<'_>) -> Option<alloc::Carry> {
+    let n = r.u32()? as usize;
+    let mut entries = Vec::with_capacity(n.min(r.b.len()));
+    for _ in 0..n {
+        let category = r.u32()? as usize;
+        let layer = r.u32()? as usize;
+        let period = decode_period(r)?;
+        let money = r.i64()?;
+        let units = decode_q(r)??;
+        let k = r.u32()? as usize;
+        let mut from = Vec::with_capacity(k.min(r.b.len()));
+        for _ in 0..k {
+            from.push(alloc::CarrySource {
+                version: r.u32()?,
+                money: r.i64()?,
+                units: decode_q(r)??,
+            });
+        }
+        entries.push(alloc::Carried {
+            category,
+            layer,
+            period,
+            money,
+            units,
+            from,
+        });
+    }
+    Some(alloc::Carry::new(entries))
 }
 
 fn encode_q(w: &mut W, q: &Option<Q>) {
@@ -311,31 +434,46 @@ fn decode_q(r: &mut R<'_>) -> Option<Option<Q>> {
 }
 
 /// A bucket: the active lines of one category and month, in (date, id)
-/// order, as cost lines in the agreement currency (their `row` is their
-/// journal entry).
+/// order, as cost lines: the amount in the agreement currency (converted
+/// when recorded) and as written, and every field a [`CostLine`] of a
+/// replay holds (its `row` is its journal entry; a recorded line replaces
+/// nothing, its `replaces` was resolved when it was recorded).
 fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = &'l CostLine>) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(lines.len() * 40 + 8));
+    let mut w = W(Vec::with_capacity(lines.len() * 64 + 8));
     w.u32(FORMAT);
     w.u32(lines.len() as u32);
     for l in lines {
-        w.str(&l.id);
-        w.date(l.date);
-        w.i64(l.amount);
-        encode_q(&mut w, &l.quantity);
-        w.str(&l.site);
-        w.u64(l.row as u64);
+        encode_line(&mut w, l);
     }
     w.0
 }
 
-/// A bucket's line, borrowed from the stored bytes: what re-allocating it
-/// needs, without a `String` per line.
+fn encode_line(w: &mut W, l: &CostLine) {
+    w.str(&l.id);
+    w.date(l.date);
+    w.i64(l.amount);
+    encode_q(w, &l.quantity);
+    w.str(&l.site);
+    w.u64(l.row as u64);
+    w.i64(l.source_amount);
+    w.str(&l.currency);
+    w.str(&l.description);
+    w.u32(l.paid_by.map_or(0, |p| p as u32 + 1));
+}
+
+/// A bucket's line, borrowed from the stored bytes, without a `String` per
+/// line.
 struct BLine<'a> {
     id: &'a str,
     date: Date,
     amount: i64,
     quantity: Option<Q>,
     site: &'a str,
+    seq: u64,
+    source_amount: i64,
+    currency: &'a str,
+    description: &'a str,
+    paid_by: u32,
 }
 
 /// The lines a late line is tied to (all of one category, shown to the
@@ -372,18 +510,51 @@ fn bucket_len(b: &[u8]) -> Option<usize> {
 
 /// One line of a bucket: its fields and where it ends.
 fn read_bline<'a>(r: &mut R<'a>) -> Option<BLine<'a>> {
-    let id = r.str()?;
-    let date = r.date()?;
-    let amount = r.i64()?;
-    let quantity = decode_q(r)?;
-    let site = r.str()?;
-    r.u64()?; // the journal entry
     Some(BLine {
-        id,
-        date,
-        amount,
-        quantity,
-        site,
+        id: r.str()?,
+        date: r.date()?,
+        amount: r.i64()?,
+        quantity: decode_q(r)?,
+        site: r.str()?,
+        seq: r.u64()?,
+        source_amount: r.i64()?,
+        currency: r.str()?,
+        description: r.str()?,
+        paid_by: r.u32()?,
+    })
+}
+
+/// A bucket line as the cost line a replay makes of its journal entry: the
+/// rate it was converted at is looked up again by the one conversion rule
+/// (`costs::convert`), which must give the stored amount.
+fn cost_line(ag: &Agreement, rates: &Rates, category: usize, l: &BLine<'_>) -> Option<CostLine> {
+    let rate = if l.currency == ag.currency.code() {
+        None
+    } else {
+        let c = ag.currency(l.currency)?;
+        let (v, rate) = costshare_core::costs::convert(ag, rates, &c, l.source_amount, l.date).ok()?;
+        (v == l.amount).then_some(())?;
+        rate.map(|(d, r)| (d, r.clone()))
+    };
+    let paid_by = match l.paid_by {
+        0 => None,
+        p => Some(p as usize - 1).filter(|&p| p < ag.parties.len()),
+    };
+    (l.paid_by == 0 || paid_by.is_some()).then_some(())?;
+    Some(CostLine {
+        id: l.id.to_string(),
+        date: l.date,
+        category,
+        amount: l.amount,
+        source_amount: l.source_amount,
+        currency: l.currency.to_string(),
+        rate,
+        quantity: l.quantity.clone(),
+        site: l.site.to_string(),
+        description: l.description.to_string(),
+        row: usize::try_from(l.seq).ok()?,
+        replaces: None,
+        paid_by,
     })
 }
 
@@ -431,26 +602,29 @@ fn insert_into_bucket(b: &[u8], line: &CostLine) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn encode_shard<S: AsRef<str>>(ids: &[(S, u64)]) -> Vec<u8> {
+/// A shard: every recorded id of its hash, with the entry that recorded it
+/// and the entry that voided it (0: active).
+fn encode_shard<S: AsRef<str>>(ids: &[(S, u64, u64)]) -> Vec<u8> {
     let mut w = W::default();
     w.u32(FORMAT);
     w.u32(ids.len() as u32);
-    for (id, seq) in ids {
+    for (id, seq, void) in ids {
         w.str(id.as_ref());
         w.u64(*seq);
+        w.u64(*void);
     }
     w.0
 }
 
-fn decode_shard(b: &[u8]) -> Option<Vec<(String, u64)>> {
+fn decode_shard(b: &[u8]) -> Option<Vec<(String, u64, u64)>> {
     let mut r = R::new(b);
     if r.u32()? != FORMAT {
         return None;
     }
     let n = r.u32()? as usize;
-    let mut out = Vec::with_capacity(n.min(b.len() / 12));
+    let mut out = Vec::with_capacity(n.min(b.len() / 20));
     for _ in 0..n {
-        out.push((r.str()?.to_string(), r.u64()?));
+        out.push((r.str()?.to_string(), r.u64()?, r.u64()?));
     }
     r.done().then_some(out)
 }
@@ -461,9 +635,10 @@ fn shard_of(id: &str) -> u64 {
     h.finish() % SHARDS
 }
 
-/// The bucket of a category and a month (its month index).
-fn bucket_key(category: usize, month: i32) -> String {
-    format!("b/{category}/{month}")
+/// The bucket of a version, a category (its index in that version) and a
+/// month (its month index).
+fn bucket_key(version: usize, category: usize, month: i32) -> String {
+    format!("b/{version}/{category}/{month}")
 }
 
 fn shard_key(shard: u64) -> String {
@@ -472,75 +647,110 @@ fn shard_key(shard: u64) -> String {
 
 // --- building -------------------------------------------------------------
 
-/// The derived state exists for ledgers with one agreement version.
+/// The derived state is kept for every ledger (a ledger without an
+/// agreement is refused before it is read).
 pub fn applicable(st: &State) -> bool {
-    st.versions.len() == 1
+    !st.versions.is_empty()
 }
 
 /// Every blob of the derived state of `st`, rebuilt from scratch.
 pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
     // amounts do not depend on the as-of date; `open_until` does not either
     let parts = state::allocate(st, st.versions[0].agreement.start)?;
-    let part = parts
-        .into_iter()
-        .next()
-        .ok_or_else(|| StoreError::Db("no agreement".into()))?;
-    Ok(build_with(st, &part.lines, &part.alloc))
+    let views: Vec<PartView<'_>> = parts
+        .iter()
+        .map(|p| PartView {
+            version: p.version,
+            lines: &p.lines,
+            alloc: &p.alloc,
+            carry: &p.carry,
+        })
+        .collect();
+    Ok(build_with(st, &views))
 }
 
-/// [`build`] from an allocation of `st`'s active lines already made.
-pub fn build_with(st: &State, lines: &[CostLine], alloc: &alloc::Allocation) -> Vec<Blob> {
-    let ag = &st.versions[0].agreement;
+/// One agreement version's lines and their allocation, borrowed.
+pub struct PartView<'a> {
+    /// Index into `State::versions`.
+    pub version: usize,
+    pub lines: &'a [CostLine],
+    pub alloc: &'a alloc::Allocation,
+    pub carry: &'a alloc::Carry,
+}
+
+/// [`build`] from an allocation of `st`'s active lines already made: one
+/// part per agreement version, in order (`state::allocate`).
+pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
+    let mut files: Vec<String> = st.batches.iter().map(|b| b.sha256.clone()).collect();
+    files.sort_unstable();
+    files.dedup();
     let mut meta = Meta {
         seq: st.entries,
         head: st.head.clone(),
-        version_seq: st.versions[0].seq,
+        versions: st.versions.iter().map(|v| v.seq).collect(),
         rate_seqs: st.log.iter().filter(|e| e.kind == "rate").map(|e| e.seq).collect(),
+        close_seqs: st.statements.iter().map(|s| s.seq).collect(),
+        files,
+        carries: vec![alloc::Carry::NONE; st.versions.len()],
         ..Meta::default()
     };
-    // every month of the term has a bucket per category, empty or not, so a
-    // rebuild overwrites every bucket an earlier state wrote
-    let m0 = ag.start.month_index();
-    let months = (ag.end.month_index() - m0 + 1) as usize;
-    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len() * months];
-    // totals by (party, category, month, site number): no string per line
+    let mut out = Vec::new();
+    // totals by (version, party, category, month, site number): no string per line
     let mut site_no: HashMap<&str, u32, state::BuildFx> = HashMap::default();
     let mut sites: Vec<&str> = Vec::new();
-    let mut totals: HashMap<(u16, u16, i32, u32), i128, state::BuildFx> = HashMap::default();
-    for &i in &alloc.order {
-        let l = &lines[i as usize];
-        let next = sites.len() as u32;
-        let site = *site_no.entry(l.site.as_str()).or_insert_with(|| {
-            sites.push(l.site.as_str());
-            next
-        });
-        let mi = l.date.month_index();
-        for (p, &v) in alloc.row(i as usize).iter().enumerate() {
-            if v != 0 {
-                *totals.entry((p as u16, l.category as u16, mi, site)).or_insert(0) += v as i128;
+    let mut totals: HashMap<(u16, u16, u16, i32, u32), i128, state::BuildFx> = HashMap::default();
+    for part in parts {
+        let v = part.version;
+        let ag = &st.versions[v].agreement;
+        if let Some(c) = meta.carries.get_mut(v) {
+            *c = part.carry.clone();
+        }
+        // every month of the term has a bucket per category, empty or not, so a
+        // rebuild overwrites every bucket an earlier state wrote
+        let m0 = ag.start.month_index();
+        let months = (ag.end.month_index() - m0 + 1) as usize;
+        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len() * months];
+        let (lines, alloc) = (part.lines, part.alloc);
+        for &i in &alloc.order {
+            let l = &lines[i as usize];
+            let next = sites.len() as u32;
+            let site = *site_no.entry(l.site.as_str()).or_insert_with(|| {
+                sites.push(l.site.as_str());
+                next
+            });
+            let mi = l.date.month_index();
+            for (p, &a) in alloc.row(i as usize).iter().enumerate() {
+                if a != 0 {
+                    *totals
+                        .entry((v as u16, p as u16, l.category as u16, mi, site))
+                        .or_insert(0) += a as i128;
+                }
+            }
+            if let Some(d) = alloc.open_until[i as usize] {
+                *meta.open.entry((mi, d)).or_insert(0) += 1;
+            }
+            meta.lines += 1;
+            meta.total += l.amount as i128;
+            let k = (mi - m0) as usize;
+            if let Some(b) = buckets.get_mut(l.category * months + k) {
+                b.push(i);
             }
         }
-        if let Some(d) = alloc.open_until[i as usize] {
-            *meta.open.entry(d).or_insert(0) += 1;
+        for (k, b) in buckets.iter().enumerate() {
+            // amounts in the agreement currency: conversion happened when recorded
+            let blob = encode_bucket(b.iter().map(|&i| &lines[i as usize]));
+            out.push((bucket_key(v, k / months, m0 + (k % months) as i32), blob));
         }
-        meta.lines += 1;
-        meta.total += l.amount as i128;
-        buckets[l.category * months + (mi - m0) as usize].push(i);
     }
     meta.totals = totals
         .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .map(|((p, c, mi, site), v)| ((p, c, mi, sites[site as usize].to_string()), v))
+        .filter(|(_, t)| *t != 0)
+        .map(|((v, p, c, mi, site), t)| ((v, p, c, mi, sites[site as usize].to_string()), t))
         .collect();
-    let mut shards: Vec<Vec<(&str, u64)>> = vec![Vec::new(); SHARDS as usize];
+    let mut shards: Vec<Vec<(&str, u64, u64)>> = vec![Vec::new(); SHARDS as usize];
     for l in &st.lines {
-        shards[shard_of(&l.body.id) as usize].push((l.body.id.as_str(), l.seq));
-    }
-    let mut out = Vec::with_capacity(buckets.len() + shards.len() + 1);
-    for (k, b) in buckets.iter().enumerate() {
-        // amounts in the agreement currency: conversion happened when recorded
-        let blob = encode_bucket(b.iter().map(|&i| &lines[i as usize]));
-        out.push((bucket_key(k / months, m0 + (k % months) as i32), blob));
+        let void = l.voided.as_ref().map_or(0, |(s, _)| *s);
+        shards[shard_of(&l.body.id) as usize].push((l.body.id.as_str(), l.seq, void));
     }
     for (s, ids) in shards.iter().enumerate() {
         out.push((shard_key(s as u64), encode_shard(ids)));
@@ -549,18 +759,19 @@ pub fn build_with(st: &State, lines: &[CostLine], alloc: &alloc::Allocation) -> 
     out
 }
 
-/// Add (`sign` = 1) or remove (−1) one line's parts from the totals.
+/// Add (`sign` = 1) or remove (−1) one line's parts from the totals (of
+/// version 0: late lines are taken in only while there is one version).
 fn add_totals(meta: &mut Meta, category: usize, date: Date, site: &str, row: &[i64], sign: i128) {
     let mi = date.month_index();
     for (p, &v) in row.iter().enumerate() {
         if v == 0 {
             continue;
         }
-        let key = (p as u16, category as u16, mi, site.to_string());
+        let key = (0, p as u16, category as u16, mi, site.to_string());
         let e = meta.totals.entry(key).or_insert(0);
         *e += sign * v as i128;
         if *e == 0 {
-            let key = (p as u16, category as u16, mi, site.to_string());
+            let key = (0, p as u16, category as u16, mi, site.to_string());
             meta.totals.remove(&key);
         }
     }
@@ -575,10 +786,16 @@ pub fn put_all(backend: &mut dyn Backend, head: &str, blobs: &[(String, Vec<u8>)
     Ok(())
 }
 
-/// The derived state's meta as stored (`None`: absent). A meta that fails
+/// The derived state's meta as stored (`None`: absent, or written in an
+/// earlier layout, which is rebuilt like a stale one). A meta that fails
 /// its seal, does not decode, or names another head than it was sealed
 /// under is [`StoreError::Cache`].
 pub fn meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
+    if let Some(stored) = backend.cache_get("meta")?
+        && OLD_SEALS.iter().any(|old| stored.starts_with(*old))
+    {
+        return Ok(None);
+    }
     let Some((head, b)) = get_sealed(backend, "meta")? else {
         return Ok(None);
     };
@@ -599,12 +816,59 @@ pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError>
     }
 }
 
-/// The agreement the derived state was built under.
-pub fn agreement(backend: &mut dyn Backend, meta: &Meta) -> Result<(Agreement, String), StoreError> {
-    let seq = meta.version_seq;
+/// One journal entry, decoded (a missing one is a damaged meta: the meta
+/// named it).
+fn entry(backend: &mut dyn Backend, seq: u64) -> Result<journal::Entry, StoreError> {
     let bytes = backend.entry(seq)?.ok_or_else(|| damaged("meta"))?;
     let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
-    match e.body {
+    if e.seq != seq {
+        return Err(damaged("meta"));
+    }
+    Ok(e)
+}
+
+/// The agreement versions the derived state was built under, read from
+/// their journal entries, as a replay has them.
+pub fn versions(backend: &mut dyn Backend, meta: &Meta) -> Result<Vec<state::Version>, StoreError> {
+    let mut out = Vec::with_capacity(meta.versions.len());
+    for &seq in &meta.versions {
+        let Body::Agreement {
+            version,
+            effective,
+            file,
+            sha256,
+            content,
+        } = entry(backend, seq)?.body
+        else {
+            return Err(damaged("meta"));
+        };
+        let agreement = costshare_core::load(&content)
+            .agreement
+            .ok_or_else(|| StoreError::Corrupt {
+                seq,
+                message: "the stored agreement does not load".into(),
+            })?;
+        let effective = Date::parse(&effective).ok_or_else(|| StoreError::Corrupt {
+            seq,
+            message: "bad effective date".into(),
+        })?;
+        out.push(state::Version {
+            seq,
+            version,
+            effective,
+            file,
+            sha256,
+            content,
+            agreement,
+        });
+    }
+    Ok(out)
+}
+
+/// The latest agreement the derived state was built under, and its SHA-256.
+pub fn agreement(backend: &mut dyn Backend, meta: &Meta) -> Result<(Agreement, String), StoreError> {
+    let seq = meta.latest_version();
+    match entry(backend, seq)?.body {
         Body::Agreement { content, sha256, .. } => {
             let ag = costshare_core::load(&content)
                 .agreement
@@ -619,43 +883,129 @@ pub fn agreement(backend: &mut dyn Backend, meta: &Meta) -> Result<(Agreement, S
 }
 
 /// The rates recorded so far.
-pub fn rates(backend: &mut dyn Backend, meta: &Meta) -> Result<costshare_core::costs::Rates, StoreError> {
+pub fn rates(backend: &mut dyn Backend, meta: &Meta) -> Result<Rates, StoreError> {
     let mut rows = Vec::new();
     for &seq in &meta.rate_seqs {
-        let bytes = backend.entry(seq)?.ok_or_else(|| damaged("meta"))?;
-        let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
-        if let Body::Rate { date, currency, rate } = e.body {
+        if let Body::Rate { date, currency, rate } = entry(backend, seq)?.body {
             let d = Date::parse(&date).ok_or_else(|| damaged("meta"))?;
             let r = costshare_core::num::parse_rational(&rate, 18).map_err(|_| damaged("meta"))?;
             rows.push((currency, d, r));
+        } else {
+            return Err(damaged("meta"));
         }
     }
-    costshare_core::costs::Rates::from_rows(rows).map_err(|_| damaged("meta"))
+    Rates::from_rows(rows).map_err(|_| damaged("meta"))
 }
 
-/// Report totals as the core's report groups: keys in `dims` order (party
-/// index, fiscal-year label, category rank, site index, month index).
+/// The closed statements, from their entries.
+pub fn statements(backend: &mut dyn Backend, meta: &Meta) -> Result<Vec<state::Statement>, StoreError> {
+    let mut out = Vec::with_capacity(meta.close_seqs.len());
+    for &seq in &meta.close_seqs {
+        let e = entry(backend, seq)?;
+        let Body::Close {
+            period,
+            as_of,
+            head,
+            forced,
+            rows,
+        } = e.body
+        else {
+            return Err(damaged("meta"));
+        };
+        let fy = costshare_core::calendar::FiscalYear::parse(&period)
+            .ok_or_else(|| StoreError::Corrupt {
+                seq,
+                message: format!("its period `{period}` is not a fiscal year"),
+            })?
+            .0;
+        out.push(state::Statement {
+            seq,
+            at: e.at,
+            period,
+            fy,
+            as_of,
+            head,
+            forced,
+            rows,
+        });
+    }
+    Ok(out)
+}
+
+/// Every active line, per agreement version, in journal order: the cost
+/// lines a replay makes (`state::allocate`'s input), read from the buckets.
+pub fn lines(
+    backend: &mut dyn Backend,
+    meta: &Meta,
+    versions: &[state::Version],
+    rates: &Rates,
+) -> Result<Vec<Vec<CostLine>>, StoreError> {
+    let mut out = Vec::with_capacity(versions.len());
+    for (v, ver) in versions.iter().enumerate() {
+        let ag = &ver.agreement;
+        let mut lines: Vec<CostLine> = Vec::new();
+        for c in 0..ag.categories.len() {
+            for m in ag.start.month_index()..=ag.end.month_index() {
+                let key = bucket_key(v, c, m);
+                let b = need(backend, &key)?;
+                let mut r = R::new(&b);
+                (r.u32() == Some(FORMAT)).then_some(()).ok_or_else(|| damaged(&key))?;
+                let n = r.u32().ok_or_else(|| damaged(&key))? as usize;
+                lines.reserve(n);
+                for _ in 0..n {
+                    let l = read_bline(&mut r).ok_or_else(|| damaged(&key))?;
+                    let cl = cost_line(ag, rates, c, &l).ok_or_else(|| damaged(&key))?;
+                    lines.push(cl);
+                }
+                r.done().then_some(()).ok_or_else(|| damaged(&key))?;
+            }
+        }
+        lines.sort_unstable_by_key(|l| l.row);
+        out.push(lines);
+    }
+    let n: usize = out.iter().map(Vec::len).sum();
+    if n as u64 != meta.lines {
+        return Err(damaged("meta"));
+    }
+    Ok(out)
+}
+
+/// Report totals as the core's report groups: one version's totals grouped
+/// under its own agreement (keys in `dims` order: party index, fiscal-year
+/// label, category rank, site index, month index), the versions merged as
+/// the report merges them. `months` keeps only lines dated in those months.
 pub fn report(
-    ag: &Agreement,
+    versions: &[&Agreement],
     meta: &Meta,
     dims: &[costshare_core::report::Dim],
+    months: Option<(i32, i32)>,
 ) -> Result<Vec<costshare_core::report::Row>, costshare_core::report::TotalTooLarge> {
     use costshare_core::report::{KeyRule, Sites};
-    let rule = KeyRule::new(ag, dims);
-    let mut sites = Sites::default();
-    let mut groups: HashMap<[i64; 5], i128, state::BuildFx> = HashMap::default();
-    // fiscal years start on the first of a month: a month's first day stands for the month
-    for ((p, c, mi, site), v) in &meta.totals {
-        let key = rule.key(
-            *p as usize,
-            Date::first_of_month_index(*mi),
-            *c as usize,
-            sites.number(site),
-        );
-        *groups.entry(key).or_insert(0) += v;
+    let mut per = Vec::with_capacity(versions.len());
+    for (v, ag) in versions.iter().enumerate() {
+        let rule = KeyRule::new(ag, dims);
+        let mut sites = Sites::default();
+        let mut groups: HashMap<[i64; 5], i128, state::BuildFx> = HashMap::default();
+        // fiscal years start on the first of a month: a month's first day stands for the month
+        for ((tv, p, c, mi, site), t) in &meta.totals {
+            if *tv as usize != v || months.is_some_and(|(m0, m1)| *mi < m0 || *mi > m1) {
+                continue;
+            }
+            let key = rule.key(
+                *p as usize,
+                Date::first_of_month_index(*mi),
+                *c as usize,
+                sites.number(site),
+            );
+            *groups.entry(key).or_insert(0) += t;
+        }
+        groups.retain(|_, t| *t != 0);
+        per.push(rule.rows(sites.names(), groups)?);
     }
-    groups.retain(|_, v| *v != 0);
-    rule.rows(sites.names(), groups)
+    let Some(latest) = versions.last() else {
+        return Ok(Vec::new());
+    };
+    costshare_core::report::merge(latest, dims, per)
 }
 
 // --- late lines -----------------------------------------------------------
@@ -687,7 +1037,7 @@ pub fn add_lines(
     // buckets as stored (a bucket a new line goes into is re-encoded)
     let mut buckets: BTreeMap<(usize, i32), Vec<u8>> = BTreeMap::new();
     let mut dirty: std::collections::BTreeSet<(usize, i32)> = Default::default();
-    let mut shards: BTreeMap<u64, Vec<(String, u64)>> = BTreeMap::new();
+    let mut shards: BTreeMap<u64, Vec<(String, u64, u64)>> = BTreeMap::new();
     let mut impact = LateImpact {
         parties: ag
             .parties
@@ -707,7 +1057,7 @@ pub fn add_lines(
         let (m0, m1) = (lo.month_index(), hi.month_index());
         for m in m0..=m1 {
             if let std::collections::btree_map::Entry::Vacant(e) = buckets.entry((c, m)) {
-                let key = bucket_key(c, m);
+                let key = bucket_key(0, c, m);
                 e.insert(need(backend, &key)?);
             }
         }
@@ -715,7 +1065,7 @@ pub fn add_lines(
         let room: usize = (m0..=m1).filter_map(|m| bucket_len(&buckets[&(c, m)])).sum();
         let mut tied = Tied(Vec::with_capacity(room + 1));
         for m in m0..=m1 {
-            decode_bucket_into(&buckets[&(c, m)], lo, hi, &mut tied.0).ok_or_else(|| damaged(&bucket_key(c, m)))?;
+            decode_bucket_into(&buckets[&(c, m)], lo, hi, &mut tied.0).ok_or_else(|| damaged(&bucket_key(0, c, m)))?;
         }
         // the allocator sees one category (index 0 of a one-category view)
         let one = single_category(ag, c);
@@ -727,6 +1077,11 @@ pub fn add_lines(
             amount: line.amount,
             quantity: line.quantity.clone(),
             site: &line.site,
+            seq,
+            source_amount: line.source_amount,
+            currency: &line.currency,
+            description: &line.description,
+            paid_by: line.paid_by.map_or(0, |p| p as u32 + 1),
         });
         let a1 = alloc::allocate_lines(&one, &tied, ag.start);
         impact.reallocated += tied.0.len();
@@ -741,28 +1096,29 @@ pub fn add_lines(
                 }
             }
             if a0.open_until[i] != a1.open_until[i] {
+                let mi = l.date.month_index();
                 if let Some(d) = a0.open_until[i] {
-                    let n = meta.open.entry(d).or_insert(0);
+                    let n = meta.open.entry((mi, d)).or_insert(0);
                     *n = n.saturating_sub(1);
                     if *n == 0 {
-                        meta.open.remove(&d);
+                        meta.open.remove(&(mi, d));
                     }
                 }
                 if let Some(d) = a1.open_until[i] {
-                    *meta.open.entry(d).or_insert(0) += 1;
+                    *meta.open.entry((mi, d)).or_insert(0) += 1;
                 }
             }
         }
         drop(tied);
         add_totals(meta, c, line.date, &line.site, a1.row(k), 1);
         if let Some(d) = a1.open_until[k] {
-            *meta.open.entry(d).or_insert(0) += 1;
+            *meta.open.entry((line.date.month_index(), d)).or_insert(0) += 1;
         }
         meta.lines += 1;
         meta.total += line.amount as i128;
         // into its bucket, in (date, id) order
         let m = line.date.month_index();
-        let key = bucket_key(c, m);
+        let key = bucket_key(0, c, m);
         let stored = buckets.get_mut(&(c, m)).ok_or_else(|| damaged(&key))?;
         *stored = insert_into_bucket(stored, &line).ok_or_else(|| damaged(&key))?;
         dirty.insert((c, m));
@@ -773,7 +1129,7 @@ pub fn add_lines(
             e.insert(decode_shard(&b).ok_or_else(|| damaged(&key))?);
         }
         if let Some(sh) = shards.get_mut(&s) {
-            sh.push((line.id, seq));
+            sh.push((line.id, seq, 0));
         }
     }
     // lines added in this call are not "earlier lines"
@@ -784,7 +1140,7 @@ pub fn add_lines(
     let mut blobs = Vec::new();
     for (c, m) in dirty {
         if let Some(b) = buckets.remove(&(c, m)) {
-            blobs.push((bucket_key(c, m), b));
+            blobs.push((bucket_key(0, c, m), b));
         }
     }
     for (s, ids) in &shards {
@@ -809,7 +1165,7 @@ pub fn recorded(backend: &mut dyn Backend, id: &str) -> Result<Option<(u64, Line
     let key = shard_key(shard_of(id));
     let b = need(backend, &key)?;
     let ids = decode_shard(&b).ok_or_else(|| damaged(&key))?;
-    let Some(&(_, seq)) = ids.iter().find(|(i, _)| i == id) else {
+    let Some(&(_, seq, _)) = ids.iter().find(|(i, _, _)| i == id) else {
         return Ok(None);
     };
     let bytes = backend.entry(seq)?.ok_or_else(|| damaged(&key))?;

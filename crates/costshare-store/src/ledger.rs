@@ -295,6 +295,16 @@ pub struct Input<'a> {
     pub bytes: &'a [u8],
 }
 
+/// Every active line of a ledger read from its derived state (see
+/// [`Ledger::derived_lines`]).
+pub struct DerivedLines {
+    pub meta: derived::Meta,
+    pub versions: Vec<state::Version>,
+    pub rates: costshare_core::costs::Rates,
+    /// Per version, in journal order.
+    pub lines: Vec<Vec<costshare_core::CostLine>>,
+}
+
 /// What `record` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordOutcome {
@@ -529,20 +539,19 @@ impl Ledger {
             self.last = Some((st.entries, st.head.clone()));
             return Ok(out);
         }
-        // a small write keeps the derived state up to date (a bulk load leaves
-        // it for the next report to rebuild, so the load stays fast)
-        let keep: Option<Vec<Body>> = (bodies.len() <= CACHE_REBUILD_MAX).then(|| bodies.clone());
+        // every write keeps the derived state up to date, in the same
+        // transaction: the entries are applied to the state as they land
         let base = st.entries + 1;
-        let last = append(self.backend.as_mut(), bodies, base, st.head.clone(), now, &self.author)?;
-        if let (Some(kept), Some((seq, hash))) = (keep, &last) {
-            for (i, body) in kept.into_iter().enumerate() {
-                st.apply(Entry {
-                    seq: base + i as u64,
-                    at: now.to_string(),
-                    who: self.author.clone(),
-                    body,
-                })?;
-            }
+        let last = append(
+            self.backend.as_mut(),
+            bodies,
+            base,
+            st.head.clone(),
+            now,
+            &self.author,
+            &mut |e| st.apply(e),
+        )?;
+        if let Some((seq, hash)) = &last {
             st.head = hash.clone();
             debug_assert_eq!(st.entries, *seq);
             if derived::applicable(&st) {
@@ -650,6 +659,11 @@ impl Ledger {
         let Some(mut meta) = derived::fresh_meta(backend)? else {
             return Ok(None);
         };
+        // late lines are taken in while there is one agreement version (with
+        // several, a line's use of a cap carries into later versions)
+        if meta.versions.len() != 1 {
+            return Ok(None);
+        }
         let (ag, _) = derived::agreement(backend, &meta)?;
         let rates = derived::rates(backend, &meta)?;
         // every row valid, no replacement: otherwise the full path
@@ -700,9 +714,13 @@ impl Ledger {
         }
         // the entries: a batch, then its lines
         let batch_seq = meta.seq + 1;
+        let sha256 = journal::sha256_hex(costs.bytes);
+        if let Err(at) = meta.files.binary_search(&sha256) {
+            meta.files.insert(at, sha256.clone());
+        }
         let mut bodies = vec![Body::Batch {
             file: costs.name.to_string(),
-            sha256: journal::sha256_hex(costs.bytes),
+            sha256,
             rows,
         }];
         let mut new_lines = Vec::with_capacity(fresh.len());
@@ -713,7 +731,15 @@ impl Ledger {
             new_lines.push((cl, batch_seq + 1 + n as u64));
         }
         outcome.recorded = fresh.len() as u64;
-        let last = append(backend, bodies, batch_seq, meta.head.clone(), now, &who)?;
+        let last = append(
+            backend,
+            bodies,
+            batch_seq,
+            meta.head.clone(),
+            now,
+            &who,
+            &mut |_| Ok(()),
+        )?;
         let (impact, blobs) = derived::add_lines(backend, &ag, &mut meta, new_lines)?;
         if let Some((seq, hash)) = last {
             meta.seq = seq;
@@ -731,17 +757,47 @@ impl Ledger {
         self.damaged.take()
     }
 
-    /// The derived state when it reflects the journal's head (with its
-    /// agreement and sha256), read in one snapshot. A damaged blob is not
-    /// used: `None`, and [`Ledger::take_damaged`] names it.
-    pub fn derived(&mut self) -> Result<Option<(derived::Meta, Agreement, String)>, LedgerError> {
+    /// The derived state when it reflects the journal's head, with the
+    /// agreement versions it was built under (the last one in force now),
+    /// read in one snapshot. A damaged blob is not used: `None`, and
+    /// [`Ledger::take_damaged`] names it.
+    pub fn derived(&mut self) -> Result<Option<(derived::Meta, Vec<state::Version>)>, LedgerError> {
+        self.read_derived(|backend, meta| {
+            let versions = derived::versions(backend, &meta)?;
+            Ok((meta, versions))
+        })
+    }
+
+    /// Every active line from a fresh derived state, per agreement version,
+    /// as a replay has them (`state::allocate`'s input), with the versions,
+    /// the rates and the meta, read in one snapshot; `None` as
+    /// [`Ledger::derived`].
+    pub fn derived_lines(&mut self) -> Result<Option<DerivedLines>, LedgerError> {
+        self.read_derived(|backend, meta| {
+            let versions = derived::versions(backend, &meta)?;
+            let rates = derived::rates(backend, &meta)?;
+            let lines = derived::lines(backend, &meta, &versions, &rates)?;
+            Ok(DerivedLines {
+                meta,
+                versions,
+                rates,
+                lines,
+            })
+        })
+    }
+
+    /// Read something from a fresh derived state in one snapshot; a damaged
+    /// blob is `None` (kept for [`Ledger::take_damaged`]).
+    pub fn read_derived<T>(
+        &mut self,
+        read: impl FnOnce(&mut dyn Backend, derived::Meta) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, LedgerError> {
         self.backend.begin_read()?;
         let out = (|| -> Result<_, StoreError> {
             let Some(meta) = derived::fresh_meta(self.backend.as_mut())? else {
                 return Ok(None);
             };
-            let (ag, sha) = derived::agreement(self.backend.as_mut(), &meta)?;
-            Ok(Some((meta, ag, sha)))
+            Ok(Some(read(self.backend.as_mut(), meta)?))
         })();
         self.backend.end_read();
         match out {
@@ -756,22 +812,24 @@ impl Ledger {
     /// The agreement in force as recorded (its entry's version, effective
     /// date, file name, SHA-256 and text) and the count of active lines,
     /// read from a fresh derived state without replaying the journal; `None`
-    /// when the derived state is not fresh (or not kept: after `amend`).
+    /// when the derived state is not fresh.
     pub fn summary(&mut self) -> Result<Option<(Body, u64)>, LedgerError> {
-        let Some((meta, _, _)) = self.derived()? else {
+        let Some((meta, mut versions)) = self.derived()? else {
             return Ok(None);
         };
-        let Some(bytes) = self.backend.entry(meta.version_seq)? else {
+        let Some(v) = versions.pop() else {
             return Ok(None);
         };
-        let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt {
-            seq: meta.version_seq,
-            message: e.0,
-        })?;
-        Ok(match e.body {
-            b @ Body::Agreement { .. } => Some((b, meta.lines)),
-            _ => None,
-        })
+        Ok(Some((
+            Body::Agreement {
+                version: v.version,
+                effective: v.effective.to_string(),
+                file: v.file,
+                sha256: v.sha256,
+                content: v.content,
+            },
+            meta.lines,
+        )))
     }
 
     /// Write the derived state of `st` if the journal's head is still `st`'s
@@ -785,17 +843,12 @@ impl Ledger {
     }
 
     /// [`Ledger::write_derived`] from an allocation of `st`'s lines already
-    /// made (the lines and allocation of its one version).
-    pub fn write_derived_with(
-        &mut self,
-        st: &State,
-        lines: &[costshare_core::CostLine],
-        alloc: &costshare_core::Allocation,
-    ) -> Result<(), LedgerError> {
+    /// made (one part per agreement version, in order).
+    pub fn write_derived_with(&mut self, st: &State, parts: &[derived::PartView<'_>]) -> Result<(), LedgerError> {
         if !derived::applicable(st) {
             return Ok(());
         }
-        let blobs = derived::build_with(st, lines, alloc);
+        let blobs = derived::build_with(st, parts);
         self.write_blobs(st, &blobs)
     }
 
@@ -1219,6 +1272,7 @@ fn append(
     head: String,
     now: &str,
     who: &str,
+    landed: &mut dyn FnMut(Entry) -> Result<(), StoreError>,
 ) -> Result<Option<(u64, String)>, LedgerError> {
     const CHUNK: usize = 16_384;
     let mut last: Option<(u64, String)> = None;
@@ -1259,17 +1313,19 @@ fn append(
                 })
                 .collect();
             backend.insert(&rows)?;
+            drop(rows);
             if let Some(s) = sealed.last() {
                 last = Some((s.seq, s.hash.clone()));
+            }
+            drop(sealed);
+            for e in chunk {
+                landed(e)?;
             }
         }
         Ok(())
     })?;
     Ok(last)
 }
-
-/// Writes of at most this many entries rebuild the derived state with them.
-const CACHE_REBUILD_MAX: usize = 10_000;
 
 /// Files of at most this many rows may take the fast path (see `record_fast`).
 const FAST_RECORD_MAX_ROWS: usize = 10_000;

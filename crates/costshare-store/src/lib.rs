@@ -25,7 +25,8 @@ pub mod state;
 
 pub use backend::{StoreError, TokenRow};
 pub use ledger::{
-    Closed, DerivedStatus, EarlyClose, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified, VerifyOptions,
+    Closed, DerivedLines, DerivedStatus, EarlyClose, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified,
+    VerifyOptions,
 };
 pub use pay::PayOutcome;
 pub use state::State;

@@ -445,18 +445,18 @@ pub struct Part {
 /// version's capped layers continue the previous version's (same category
 /// and layer id), so a period that began before it took effect starts with
 /// the use earlier versions made of it.
-pub fn allocate_versions(st: &State, per_version: Vec<Vec<CostLine>>, as_of: Date) -> Vec<Part> {
+pub fn allocate_versions(versions: &[Version], per_version: Vec<Vec<CostLine>>, as_of: Date) -> Vec<Part> {
     let mut parts: Vec<Part> = Vec::with_capacity(per_version.len());
     for (v, lines) in per_version.into_iter().enumerate() {
-        let ver = &st.versions[v];
+        let ver = &versions[v];
         let carry = if v == 0 {
             alloc::Carry::NONE
         } else {
             let earlier: Vec<alloc::Earlier<'_>> = parts
                 .iter()
                 .map(|p| alloc::Earlier {
-                    version: st.versions[p.version].version,
-                    agreement: &st.versions[p.version].agreement,
+                    version: versions[p.version].version,
+                    agreement: &versions[p.version].agreement,
                     usage: &p.alloc.usage,
                 })
                 .collect();
@@ -485,7 +485,7 @@ pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
             .map_err(|m| corrupt(l.seq, format!("line {} no longer validates: {m}", l.body.id)))?;
         per_version[v].push(cl);
     }
-    Ok(allocate_versions(st, per_version, as_of))
+    Ok(allocate_versions(&st.versions, per_version, as_of))
 }
 
 /// Totals of one fiscal year per (party, category), parties in agreement
@@ -608,8 +608,8 @@ pub fn impact_of_batch(st: &State, batch_seq: u64, as_of: Date) -> Result<Impact
             a.extend(std::mem::take(&mut new[v]));
             after_lines.push(a);
         }
-        let before = allocate_versions(st, before_lines, as_of);
-        let after = allocate_versions(st, after_lines, as_of);
+        let before = allocate_versions(&st.versions, before_lines, as_of);
+        let after = allocate_versions(&st.versions, after_lines, as_of);
         for ((b, a), n) in before.iter().zip(&after).zip(kept) {
             for (i, line) in a.lines.iter().enumerate().take(n) {
                 let (rb, ra) = (b.alloc.row(i), a.alloc.row(i));

@@ -17,8 +17,10 @@ fn derived_state_equals_a_replay() {
     let now = "2026-11-27T00:00:00Z";
     let mut late_lines = 0;
     let mut moved = 0;
+    let mut amended = 0;
     for (n, (name, text)) in examples().into_iter().enumerate() {
         let ag = costshare_core::load(&text).agreement.expect("example loads");
+        let toml = text.clone();
         let path = dir.join(format!("l{n}.db")).display().to_string();
         let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
         let mut rng = Rng::new(n as u64 + 7);
@@ -69,7 +71,28 @@ fn derived_state_equals_a_replay() {
             Verified::Bad { seq, message } => panic!("{name}: verify failed at {seq}: {message}"),
             other => panic!("{other:?}"),
         }
+        // an amendment from the second fiscal year: the derived state covers
+        // both versions (the second continues the first's caps)
+        if ag.fy_count >= 2 {
+            let (effective, _) = ag.calendar.fy_bounds(ag.first_fy + 1);
+            l.amend(input("amended.toml", &toml), effective, now).unwrap();
+            amended += 1;
+            check(&mut l, &format!("{name}: after an amendment"));
+            let more = lines_csv(&ag, &mut rng, 40, "b");
+            assert!(
+                l.record_fast(input("more.csv", &more), now).unwrap().is_none(),
+                "{name}: with two versions, lines take the full path"
+            );
+            l.record(input("more.csv", &more), None, now).unwrap();
+            check(&mut l, &format!("{name}: lines after an amendment"));
+            match l.verify().unwrap() {
+                Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Consistent, "{name}"),
+                Verified::Bad { seq, message } => panic!("{name}: verify failed at {seq}: {message}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
+    assert!(amended >= 3, "amended ledgers: {amended}");
     assert!(late_lines >= 50, "late lines taken in: {late_lines}");
     assert!(moved > 0, "no late line moved an earlier one: the caps never bound");
     let _ = std::fs::remove_dir_all(&dir);

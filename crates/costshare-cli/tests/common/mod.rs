@@ -51,9 +51,20 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 
 /// [`run`] in the directory `cwd`.
 pub fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    run_env_in(cwd, args, &[])
+}
+
+/// [`run`] with environment variables set.
+#[allow(dead_code)]
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    run_env_in(&std::env::temp_dir(), args, env)
+}
+
+fn run_env_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_costshare"))
         .current_dir(cwd)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (

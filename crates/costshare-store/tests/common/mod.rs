@@ -73,28 +73,46 @@ const DIMS: [&[Dim]; 5] = [
     &[Dim::Party, Dim::FiscalYear, Dim::Category, Dim::Site, Dim::Month],
 ];
 
-/// The derived state is fresh and says what a replay says.
+/// The derived state is fresh and says what a replay says: the same report
+/// totals, provisional counts and lines (every field of every cost line,
+/// per agreement version).
 pub fn check(l: &mut Ledger, what: &str) {
     let st = l.state().unwrap();
-    let (meta, ag, _) = l
+    let (meta, versions) = l
         .derived()
         .unwrap()
         .unwrap_or_else(|| panic!("{what}: no fresh derived state"));
     assert_eq!(meta.seq, st.entries, "{what}");
     assert_eq!(meta.head, st.head, "{what}");
+    assert_eq!(versions.len(), st.versions.len(), "{what}");
+    let ags: Vec<_> = versions.iter().map(|v| &v.agreement).collect();
+    let ag = &versions[0].agreement;
+    let latest = &st.latest().agreement;
+    let d = l.derived_lines().unwrap().expect("derived lines");
+    let replayed = state::allocate(&st, ag.start).unwrap();
+    for (v, p) in replayed.iter().enumerate() {
+        assert_eq!(d.lines[v], p.lines, "{what}: the lines of version {v}");
+    }
     for as_of in [
         ag.start,
-        Date::from_days((ag.start.to_days() + ag.end.to_days()) / 2),
-        ag.end,
+        Date::from_days((ag.start.to_days() + latest.end.to_days()) / 2),
+        latest.end,
     ] {
         let parts = state::allocate(&st, as_of).unwrap();
-        let p = &parts[0];
-        assert_eq!(meta.lines as usize, p.lines.len(), "{what}");
-        let prov = p.alloc.provisional.iter().filter(|&&x| x).count() as u64;
+        let lines: usize = parts.iter().map(|p| p.lines.len()).sum();
+        assert_eq!(meta.lines as usize, lines, "{what}");
+        let prov = parts
+            .iter()
+            .map(|p| p.alloc.provisional.iter().filter(|&&x| x).count() as u64)
+            .sum::<u64>();
         assert_eq!(meta.provisional(as_of), prov, "{what}: provisional at {as_of}");
         for dims in DIMS {
-            let want = report::report(&ag, &p.lines, &p.alloc, dims).unwrap();
-            let got = derived::report(&ag, &meta, dims).unwrap();
+            let per = parts
+                .iter()
+                .map(|p| report::report(&st.versions[p.version].agreement, &p.lines, &p.alloc, dims).unwrap())
+                .collect();
+            let want = report::merge(latest, dims, per).unwrap();
+            let got = derived::report(&ags, &meta, dims, None).unwrap();
             assert_eq!(got, want, "{what}: report by {dims:?}");
         }
     }
