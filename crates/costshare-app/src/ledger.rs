@@ -174,6 +174,7 @@ pub fn record_input(
     let mut l = Ledger::open(target)?;
     l.set_author(who);
     if rin.is_none()
+        && !crate::run::replay_forced()
         && let Some((outcome, imp)) = l.record_fast(Input { name: &name, bytes }, &now_utc())?
     {
         let impact = (impact && outcome.recorded > 0).then(|| Impact::Derived {

@@ -227,17 +227,20 @@ fn report_ledger(
     let was_fresh = fresh.is_some();
     if let Some((meta, versions)) = fresh
         && filter.is_none()
-        && (!s.row_flags || meta.provisional(as_of) == 0)
         && let Some(latest) = versions.last()
     {
         let ags: Vec<&Agreement> = versions.iter().map(|v| &v.agreement).collect();
         let rows = derived::report(&ags, &meta, dims, None).map_err(too_large)?;
+        let provisional_rows = if meta.provisional(as_of) == 0 {
+            vec![false; rows.len()]
+        } else if s.row_flags {
+            let prov = derived::provisional_report(&ags, &meta, dims, as_of).map_err(too_large)?;
+            report::provisional_flags(&rows, &prov)
+        } else {
+            Vec::new()
+        };
         return Ok(ReportResult {
-            provisional_rows: if meta.provisional(as_of) == 0 {
-                vec![false; rows.len()]
-            } else {
-                Vec::new()
-            },
+            provisional_rows,
             pivot: false,
             range: DateRange::ALL,
             provenance: Provenance {
@@ -262,8 +265,8 @@ fn report_ledger(
             path: PathTaken::Derived,
         });
     }
-    // a date filter or per-row flags: every line, from the derived state's
-    // buckets when fresh, else from a replay
+    // a date filter: every line, from the derived state's buckets when
+    // fresh, else from a replay
     let derived_lines = if was_fresh { l.derived_lines()? } else { None };
     let (r, path) = match derived_lines {
         Some(d) => (crate::run::run_derived(d, as_of), PathTaken::DerivedLines),

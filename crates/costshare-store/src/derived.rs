@@ -80,7 +80,14 @@ pub struct Meta {
     pub open: BTreeMap<(i32, Date), u64>,
     /// Per version: the use of its caps carried from earlier versions.
     pub carries: Vec<alloc::Carry>,
+    /// The allocated amounts of the lines that are provisional until a
+    /// date, by that date: a report's per-row provisional flags at any
+    /// as-of date come from these (the rows counting a line still open).
+    pub open_totals: BTreeMap<OpenKey, i128>,
 }
+
+/// A [`TotalKey`] and the date its lines are provisional until.
+pub type OpenKey = (u16, u16, u16, i32, String, Date);
 
 impl Meta {
     /// Lines still provisional at `as_of`.
@@ -289,6 +296,16 @@ fn encode_meta(m: &Meta) -> Vec<u8> {
     for c in &m.carries {
         encode_carry(&mut w, c);
     }
+    w.u32(m.open_totals.len() as u32);
+    for ((v, p, c, mi, site, d), t) in &m.open_totals {
+        w.u32(*v as u32);
+        w.u32(*p as u32);
+        w.u32(*c as u32);
+        w.u32(*mi as u32);
+        w.str(site);
+        w.date(*d);
+        w.i128(*t);
+    }
     w.0
 }
 
@@ -327,6 +344,15 @@ fn decode_meta(b: &[u8]) -> Option<Meta> {
     }
     for _ in 0..r.u32()? {
         m.carries.push(decode_carry(&mut r)?);
+    }
+    for _ in 0..r.u32()? {
+        let v = u16::try_from(r.u32()?).ok()?;
+        let p = u16::try_from(r.u32()?).ok()?;
+        let c = u16::try_from(r.u32()?).ok()?;
+        let mi = r.u32()? as i32;
+        let site = r.str()?.to_string();
+        let d = r.date()?;
+        m.open_totals.insert((v, p, c, mi, site, d), r.i128()?);
     }
     (r.done() && !m.versions.is_empty() && m.carries.len() == m.versions.len()).then_some(m)
 }
@@ -699,6 +725,7 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
     let mut site_no: HashMap<&str, u32, state::BuildFx> = HashMap::default();
     let mut sites: Vec<&str> = Vec::new();
     let mut totals: HashMap<(u16, u16, u16, i32, u32), i128, state::BuildFx> = HashMap::default();
+    let mut open_totals: HashMap<(u16, u16, u16, i32, u32, Date), i128, state::BuildFx> = HashMap::default();
     for part in parts {
         let v = part.version;
         let ag = &st.versions[v].agreement;
@@ -728,6 +755,13 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
             }
             if let Some(d) = alloc.open_until[i as usize] {
                 *meta.open.entry((mi, d)).or_insert(0) += 1;
+                for (p, &a) in alloc.row(i as usize).iter().enumerate() {
+                    if a != 0 {
+                        *open_totals
+                            .entry((v as u16, p as u16, l.category as u16, mi, site, d))
+                            .or_insert(0) += a as i128;
+                    }
+                }
             }
             meta.lines += 1;
             meta.total += l.amount as i128;
@@ -747,6 +781,11 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
         .filter(|(_, t)| *t != 0)
         .map(|((v, p, c, mi, site), t)| ((v, p, c, mi, sites[site as usize].to_string()), t))
         .collect();
+    meta.open_totals = open_totals
+        .into_iter()
+        .filter(|(_, t)| *t != 0)
+        .map(|((v, p, c, mi, site, d), t)| ((v, p, c, mi, sites[site as usize].to_string(), d), t))
+        .collect();
     let mut shards: Vec<Vec<(&str, u64, u64)>> = vec![Vec::new(); SHARDS as usize];
     for l in &st.lines {
         let void = l.voided.as_ref().map_or(0, |(s, _)| *s);
@@ -760,19 +799,27 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
 }
 
 /// Add (`sign` = 1) or remove (−1) one line's parts from the totals (of
-/// version 0: late lines are taken in only while there is one version).
-fn add_totals(meta: &mut Meta, category: usize, date: Date, site: &str, row: &[i64], sign: i128) {
+/// version 0: late lines are taken in only while there is one version), and
+/// from the open totals when it is provisional until `open`.
+fn add_totals(meta: &mut Meta, category: usize, date: Date, site: &str, row: &[i64], open: Option<Date>, sign: i128) {
     let mi = date.month_index();
     for (p, &v) in row.iter().enumerate() {
         if v == 0 {
             continue;
         }
         let key = (0, p as u16, category as u16, mi, site.to_string());
-        let e = meta.totals.entry(key).or_insert(0);
+        let e = meta.totals.entry(key.clone()).or_insert(0);
         *e += sign * v as i128;
         if *e == 0 {
-            let key = (0, p as u16, category as u16, mi, site.to_string());
             meta.totals.remove(&key);
+        }
+        if let Some(d) = open {
+            let key = (0, p as u16, category as u16, mi, site.to_string(), d);
+            let e = meta.open_totals.entry(key.clone()).or_insert(0);
+            *e += sign * v as i128;
+            if *e == 0 {
+                meta.open_totals.remove(&key);
+            }
         }
     }
 }
@@ -980,6 +1027,35 @@ pub fn report(
     dims: &[costshare_core::report::Dim],
     months: Option<(i32, i32)>,
 ) -> Result<Vec<costshare_core::report::Row>, costshare_core::report::TotalTooLarge> {
+    let items = meta
+        .totals
+        .iter()
+        .map(|((v, p, c, mi, site), t)| (*v, *p, *c, *mi, site.as_str(), *t));
+    group(versions, dims, months, items)
+}
+
+/// The report of the lines still provisional at `as_of` alone (what a
+/// report's per-row flags are read from: `report::provisional_flags`).
+pub fn provisional_report(
+    versions: &[&Agreement],
+    meta: &Meta,
+    dims: &[costshare_core::report::Dim],
+    as_of: Date,
+) -> Result<Vec<costshare_core::report::Row>, costshare_core::report::TotalTooLarge> {
+    let items = meta
+        .open_totals
+        .iter()
+        .filter(|((.., d), _)| *d > as_of)
+        .map(|((v, p, c, mi, site, _), t)| (*v, *p, *c, *mi, site.as_str(), *t));
+    group(versions, dims, None, items)
+}
+
+fn group<'m>(
+    versions: &[&Agreement],
+    dims: &[costshare_core::report::Dim],
+    months: Option<(i32, i32)>,
+    items: impl Iterator<Item = (u16, u16, u16, i32, &'m str, i128)> + Clone,
+) -> Result<Vec<costshare_core::report::Row>, costshare_core::report::TotalTooLarge> {
     use costshare_core::report::{KeyRule, Sites};
     let mut per = Vec::with_capacity(versions.len());
     for (v, ag) in versions.iter().enumerate() {
@@ -987,14 +1063,14 @@ pub fn report(
         let mut sites = Sites::default();
         let mut groups: HashMap<[i64; 5], i128, state::BuildFx> = HashMap::default();
         // fiscal years start on the first of a month: a month's first day stands for the month
-        for ((tv, p, c, mi, site), t) in &meta.totals {
-            if *tv as usize != v || months.is_some_and(|(m0, m1)| *mi < m0 || *mi > m1) {
+        for (tv, p, c, mi, site, t) in items.clone() {
+            if tv as usize != v || months.is_some_and(|(m0, m1)| mi < m0 || mi > m1) {
                 continue;
             }
             let key = rule.key(
-                *p as usize,
-                Date::first_of_month_index(*mi),
-                *c as usize,
+                p as usize,
+                Date::first_of_month_index(mi),
+                c as usize,
                 sites.number(site),
             );
             *groups.entry(key).or_insert(0) += t;
@@ -1087,9 +1163,12 @@ pub fn add_lines(
         impact.reallocated += tied.0.len();
         for (i, l) in tied.0[..k].iter().enumerate() {
             let (r0, r1) = (a0.row(i), a1.row(i));
+            let (o0, o1) = (a0.open_until[i], a1.open_until[i]);
+            if r0 != r1 || o0 != o1 {
+                add_totals(meta, c, l.date, l.site, r0, o0, -1);
+                add_totals(meta, c, l.date, l.site, r1, o1, 1);
+            }
             if r0 != r1 {
-                add_totals(meta, c, l.date, l.site, r0, -1);
-                add_totals(meta, c, l.date, l.site, r1, 1);
                 let d = changed.entry(l.id.to_string()).or_insert_with(|| vec![0; r0.len()]);
                 for ((x, a), b) in d.iter_mut().zip(r1).zip(r0) {
                     *x += a - b;
@@ -1110,7 +1189,7 @@ pub fn add_lines(
             }
         }
         drop(tied);
-        add_totals(meta, c, line.date, &line.site, a1.row(k), 1);
+        add_totals(meta, c, line.date, &line.site, a1.row(k), a1.open_until[k], 1);
         if let Some(d) = a1.open_until[k] {
             *meta.open.entry((line.date.month_index(), d)).or_insert(0) += 1;
         }
@@ -1153,6 +1232,14 @@ pub fn add_lines(
 /// indexes layers by a line's category, and the tied lines are all of `c`.
 fn single_category(ag: &Agreement, c: usize) -> Agreement {
     ag.with_only_category(c)
+}
+
+/// A meta payload with its head replaced (a write builds the derived state
+/// before the head of its entries is known).
+pub fn with_head(payload: &[u8], head: &str) -> Option<Vec<u8>> {
+    let mut m = decode_meta(payload)?;
+    m.head = head.to_string();
+    Some(encode_meta(&m))
 }
 
 /// The meta blob, for writing after its head is set.

@@ -540,23 +540,37 @@ impl Ledger {
             return Ok(out);
         }
         // every write keeps the derived state up to date, in the same
-        // transaction: the entries are applied to the state as they land
+        // transaction. The state after the write is known before it lands:
+        // the derived state is built from it on a second thread while the
+        // entries are sealed and inserted, then sealed under the new head
         let base = st.entries + 1;
-        let last = append(
-            self.backend.as_mut(),
-            bodies,
-            base,
-            st.head.clone(),
-            now,
-            &self.author,
-            &mut |e| st.apply(e),
-        )?;
-        if let Some((seq, hash)) = &last {
-            st.head = hash.clone();
+        let prev = st.head.clone();
+        for (i, body) in bodies.iter().enumerate() {
+            st.apply(Entry {
+                seq: base + i as u64,
+                at: now.to_string(),
+                who: self.author.clone(),
+                body: body.clone(),
+            })?;
+        }
+        let backend = self.backend.as_mut();
+        let author = self.author.as_str();
+        let (last, built) = std::thread::scope(|s| {
+            let build = s.spawn(|| derived::applicable(&st).then(|| derived::build(&st)));
+            let last = append(backend, bodies, base, prev, now, author, &mut |_| Ok(()));
+            (last, build.join())
+        });
+        let last = last?;
+        let built = built.map_err(|_| StoreError::Db("building the derived state failed".into()))?;
+        if let (Some((seq, hash)), Some(blobs)) = (&last, built) {
             debug_assert_eq!(st.entries, *seq);
-            if derived::applicable(&st) {
-                derived::put_all(self.backend.as_mut(), &st.head, &derived::build(&st)?)?;
+            let mut blobs = blobs?;
+            // the meta names the head it reflects: known now
+            if let Some((_, meta)) = blobs.iter_mut().find(|(k, _)| k == "meta") {
+                *meta = derived::with_head(meta, hash).ok_or_else(|| StoreError::Cache("meta".into()))?;
             }
+            derived::put_all(self.backend.as_mut(), hash, &blobs)?;
+            st.head = hash.clone();
         }
         if last.is_some() {
             self.last = last;

@@ -114,6 +114,17 @@ pub fn check(l: &mut Ledger, what: &str) {
             let want = report::merge(latest, dims, per).unwrap();
             let got = derived::report(&ags, &meta, dims, None).unwrap();
             assert_eq!(got, want, "{what}: report by {dims:?}");
+            let per = parts
+                .iter()
+                .map(|p| {
+                    let a = &p.alloc;
+                    let ag = &st.versions[p.version].agreement;
+                    report::report_where(ag, &p.lines, a, dims, |i| a.provisional[i]).unwrap()
+                })
+                .collect();
+            let want = report::merge(latest, dims, per).unwrap();
+            let got = derived::provisional_report(&ags, &meta, dims, as_of).unwrap();
+            assert_eq!(got, want, "{what}: provisional report by {dims:?} at {as_of}");
         }
     }
 }
