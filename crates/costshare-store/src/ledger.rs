@@ -1063,6 +1063,12 @@ impl Ledger {
                 }
             }
         };
+        // freeing the state (a million lines: a fraction of a second) is
+        // not the caller's wait: a thread of its own does it, or this one if
+        // none can be started
+        let _ = std::thread::Builder::new()
+            .name("verify-free".into())
+            .spawn(move || drop(st));
         Ok(Verified::Ok {
             entries: chain.entries,
             head: prev,
@@ -1095,10 +1101,16 @@ const VERIFY_BATCHES_AHEAD: usize = 8;
 /// run as a pipeline; the failure reported is the first in journal order, with
 /// the message it had when one loop checked both. `Err` of the result: the
 /// journal is bad.
-fn verify_journal(backend: &mut dyn Backend, want: Option<&str>) -> Result<Result<(Chain, State), Verified>, LedgerError> {
+fn verify_journal(
+    backend: &mut dyn Backend,
+    want: Option<&str>,
+) -> Result<Result<(Chain, State), Verified>, LedgerError> {
+    // the head's seq, as a capacity hint only (the chain is checked below; a
+    // damaged head is no error here)
+    let hint = backend.head().ok().flatten().map_or(0, |(seq, _)| seq);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Entry>>(VERIFY_BATCHES_AHEAD);
     std::thread::scope(|scope| {
-        let replay = scope.spawn(move || replay_verified(rx));
+        let replay = scope.spawn(move || replay_verified(rx, hint));
         let mut tx = Some(tx);
         let mut chain = Chain {
             entries: 0,
@@ -1212,11 +1224,17 @@ fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Entry, String>
 /// the state of the entries before it, each entry applied, in order, until
 /// the batches end or one fails (then the channel closes, and the reading
 /// stops).
-fn replay_verified(batches: std::sync::mpsc::Receiver<Vec<Entry>>) -> (State, Option<Verified>) {
+fn replay_verified(batches: std::sync::mpsc::Receiver<Vec<Entry>>, hint: u64) -> (State, Option<Verified>) {
     let mut st = State {
         head: journal::GENESIS.to_string(),
         ..State::default()
     };
+    // room for as many lines as the journal has entries, made once rather
+    // than by doubling (copying every line each time); a hint too large to
+    // allocate is no error
+    let hint = usize::try_from(hint).unwrap_or(0);
+    let _ = st.lines.try_reserve_exact(hint);
+    let _ = st.by_id.try_reserve(hint);
     for batch in batches {
         for e in batch {
             let seq = e.seq;

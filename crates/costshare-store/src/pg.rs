@@ -34,12 +34,20 @@ fn column<'a, T: postgres::types::FromSql<'a>>(
     seq: u64,
     location: &str,
 ) -> Result<T, StoreError> {
-    r.try_get(i).map_err(|_| StoreError::ColumnType {
-        location: location.to_string(),
-        seq,
-        column: name,
-        expected,
-        found: r.columns()[i].type_().name().to_uppercase(),
+    r.try_get(i).map_err(|e| {
+        // a NULL in a column of the right type is named as NULL, not as that type
+        let null = std::error::Error::source(&e).is_some_and(|s| s.is::<postgres::types::WasNull>());
+        StoreError::ColumnType {
+            location: location.to_string(),
+            seq,
+            column: name,
+            expected,
+            found: if null {
+                "NULL".to_string()
+            } else {
+                r.columns()[i].type_().name().to_uppercase()
+            },
+        }
     })
 }
 
