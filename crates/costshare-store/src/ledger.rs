@@ -1111,7 +1111,6 @@ fn verify_journal(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Entry>>(VERIFY_BATCHES_AHEAD);
     std::thread::scope(|scope| {
         let replay = scope.spawn(move || replay_verified(rx, hint));
-        let mut tx = Some(tx);
         let mut chain = Chain {
             entries: 0,
             head: journal::GENESIS.to_string(),
@@ -1135,21 +1134,18 @@ fn verify_journal(
             s.hash.clone_into(&mut chain.head);
             if batch.len() == VERIFY_BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(VERIFY_BATCH));
-                if let Some(t) = &tx
-                    && t.send(full).is_err()
-                {
+                if tx.send(full).is_err() {
                     // it stopped at a bad entry: the rest of the journal does not matter
                     return Err(StoreError::Db("verify stopped at a bad entry".into()));
                 }
             }
             Ok(())
         });
-        if let Some(t) = tx.take() {
-            if !batch.is_empty() {
-                let _ = t.send(batch);
-            }
-            // dropped: the replaying thread ends with the last batch
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
         }
+        // the replaying thread ends with the last batch
+        drop(tx);
         let (st, replay_bad) = match replay.join() {
             Ok(r) => r,
             Err(panic) => std::panic::resume_unwind(panic),
