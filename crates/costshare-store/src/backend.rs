@@ -75,6 +75,19 @@ pub struct Row<'a> {
 /// Receives each entry's seq and canonical bytes.
 pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a;
 
+/// A journal row as stored, borrowed from the database's row for the time
+/// of one call (see [`Backend::for_each_stored`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StoredRef<'a> {
+    pub seq: u64,
+    pub body: &'a [u8],
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+}
+
+/// Receives each journal row as stored.
+pub type StoredVisitor<'a> = dyn FnMut(StoredRef<'_>) -> Result<(), StoreError> + 'a;
+
 /// One ledger database. The journal is the only source of truth; it is
 /// append-only (the database refuses UPDATE and DELETE on it).
 pub trait Backend: Send {
@@ -85,6 +98,12 @@ pub trait Backend: Send {
     /// Call `f` with each entry's seq and bytes in `seq` order, without
     /// keeping them; returns the last entry's seq and hash.
     fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError>;
+    /// Call `f` with each row as stored (seq, bytes and both hashes) in
+    /// `seq` order, in one statement, without keeping them: what `verify`
+    /// checks the chain with. A column of another type than the schema's is
+    /// [`StoreError::ColumnType`] in its place: the rows before it have been
+    /// visited. An error from `f` stops the reading and is returned.
+    fn for_each_stored(&mut self, f: &mut StoredVisitor<'_>) -> Result<(), StoreError>;
     /// Start a transaction holding the ledger's write lock: writers queue here.
     fn begin_write(&mut self) -> Result<(), StoreError>;
     /// Append rows inside the transaction.

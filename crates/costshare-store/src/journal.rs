@@ -155,6 +155,10 @@ fn esc(out: &mut String, v: &str) {
 }
 
 fn unesc(v: &str) -> Option<String> {
+    // most values escape nothing: copied whole, not char by char
+    if !v.contains('\\') {
+        return Some(v.to_string());
+    }
     let mut out = String::with_capacity(v.len());
     let mut it = v.chars();
     while let Some(c) = it.next() {
@@ -282,7 +286,8 @@ pub struct DecodeError(pub String);
 /// Read canonical bytes back into an entry.
 pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|_| DecodeError("not UTF-8".into()))?;
-    let mut fields: Vec<(&str, &str)> = Vec::new();
+    // a line's fields, without growing (a statement's rows may grow it)
+    let mut fields: Vec<(&str, &str)> = Vec::with_capacity(16);
     for line in text.split_terminator('\n') {
         let (k, v) = line
             .split_once('=')

@@ -1060,108 +1060,30 @@ impl Ledger {
 
     /// Recompute the hash chain, re-derive every closed statement, check the
     /// head if one is expected, and compare the derived state with a rebuild.
+    ///
+    /// The journal is read once, in one statement, entry by entry
+    /// ([`Backend::for_each_stored`]): this thread checks each entry's place
+    /// in the chain and decodes it; a second thread re-derives the statements
+    /// and replays the entries into the state (see [`verify_journal`]). No
+    /// entry is kept but in the state.
     pub fn verify_with(&mut self, opts: &VerifyOptions) -> Result<Verified, LedgerError> {
-        let stored = match self.backend.read_all() {
-            Ok(s) => s,
-            Err(StoreError::ColumnType {
-                seq,
-                column,
-                expected,
-                found,
-                ..
-            }) => {
-                return Ok(Verified::Bad {
-                    seq,
-                    message: format!("its `{column}` is stored as {found}, not {expected}"),
-                });
-            }
-            Err(e) => return Err(e.into()),
+        let want = opts.expect_head.as_ref().map(|w| w.trim().to_ascii_lowercase());
+        let (chain, mut st) = match verify_journal(self.backend.as_mut(), want.as_deref())? {
+            Ok(verified) => verified,
+            Err(bad) => return Ok(bad),
         };
-        let mut st = State {
-            head: journal::GENESIS.to_string(),
-            ..State::default()
-        };
-        let mut prev = journal::GENESIS.to_string();
-        for (i, s) in stored.iter().enumerate() {
-            let expect_seq = i as u64 + 1;
-            let bad = |m: String| Ok(Verified::Bad { seq: s.seq, message: m });
-            if s.seq != expect_seq {
-                return bad(format!(
-                    "expected entry {expect_seq} here (an entry is missing or out of place)"
-                ));
-            }
-            if s.prev_hash != prev {
-                return bad(format!(
-                    "its previous hash {} does not match the hash {prev} of entry {}",
-                    s.prev_hash,
-                    expect_seq - 1
-                ));
-            }
-            let h = journal::chain_hash(&prev, &s.body);
-            if h != s.hash {
-                return bad(format!("its bytes hash to {h}, not the stored {}", s.hash));
-            }
-            let e = match journal::decode(&s.body) {
-                Ok(e) => e,
-                Err(d) => return bad(format!("its bytes do not read as an entry: {}", d.0)),
-            };
-            if e.seq != s.seq {
-                return bad(format!("its bytes say entry {}", e.seq));
-            }
-            if let Body::Close {
-                period,
-                rows,
-                as_of,
-                head,
-                ..
-            } = &e.body
-            {
-                // the head it was issued after is still the entry before it
-                if !head.is_empty() && *head != prev {
-                    return bad(format!(
-                        "the {period} statement was issued after journal head {head}, but entry {} hashes to {prev} (entries before it were changed, removed or added)",
-                        expect_seq - 1
-                    ));
-                }
-                let Some(FiscalYear(fy)) = FiscalYear::parse(period) else {
-                    return bad(format!("its period `{period}` is not a fiscal year such as FY2022"));
-                };
-                let d = Date::parse(as_of).unwrap_or(Date {
-                    year: 1970,
-                    month: 1,
-                    day: 1,
-                });
-                let parts = match state::allocate(&st, d) {
-                    Ok(p) => p,
-                    Err(err) => return bad(format!("the statement cannot be re-derived: {err}")),
-                };
-                let again = match state::year_totals(&st, &parts, fy) {
-                    Ok(rows) => rows,
-                    Err(e) => return bad(format!("the statement cannot be re-derived: {}", too_large(e))),
-                };
-                if &again != rows {
-                    return bad(format!(
-                        "the {period} statement differs from the allocation of the entries before it"
-                    ));
-                }
-            }
-            if let Err(err) = st.apply(e) {
-                return bad(err.to_string());
-            }
-            st.head = s.hash.clone();
-            prev = s.hash.clone();
+        let prev = chain.head;
+        if let Some(want) = want
+            && want != prev
+        {
+            return Ok(Verified::HeadMismatch {
+                at: chain.at,
+                expected: want,
+                entries: chain.entries,
+                head: prev,
+            });
         }
-        if let Some(want) = &opts.expect_head {
-            let want = want.trim().to_ascii_lowercase();
-            if want != prev {
-                return Ok(Verified::HeadMismatch {
-                    at: stored.iter().find(|s| s.hash == want).map(|s| s.seq),
-                    expected: want,
-                    entries: stored.len() as u64,
-                    head: prev,
-                });
-            }
-        }
+        st.head = prev.clone();
         // the derived state must equal a rebuild from the verified journal
         let derived = if !derived::applicable(&st) {
             DerivedStatus::NotKept
@@ -1208,12 +1130,210 @@ impl Ledger {
                 }
             }
         };
+        // freeing the state (a million lines: a fraction of a second) is
+        // not the caller's wait: a thread of its own does it, or this one if
+        // none can be started
+        let _ = std::thread::Builder::new()
+            .name("verify-free".into())
+            .spawn(move || drop(st));
         Ok(Verified::Ok {
-            entries: stored.len() as u64,
+            entries: chain.entries,
             head: prev,
             derived,
         })
     }
+}
+
+/// The journal's chain as [`verify_journal`] found it.
+struct Chain {
+    /// Entries read (the last one's seq).
+    entries: u64,
+    /// The last entry's hash ([`journal::GENESIS`] for an empty journal).
+    head: String,
+    /// The first entry whose hash is the expected head, if one is expected.
+    at: Option<u64>,
+}
+
+/// Decoded entries go to the replaying thread in batches of this many, at
+/// most this many batches ahead of it: the memory verify needs beyond the
+/// state does not grow with the journal.
+const VERIFY_BATCH: usize = 1024;
+const VERIFY_BATCHES_AHEAD: usize = 8;
+
+/// Read the journal once and check it: on this thread, each entry's seq,
+/// `prev_hash`, hash (recomputed, with [`journal::chain_hash`]), bytes (they
+/// must decode, and say their seq) and a statement's `head=`, and the first
+/// entry whose hash is `want`; on a second thread, each statement re-derived
+/// from the entries before it, and each entry applied to the state. The two
+/// run as a pipeline; the failure reported is the first in journal order, with
+/// the message it had when one loop checked both. `Err` of the result: the
+/// journal is bad.
+fn verify_journal(
+    backend: &mut dyn Backend,
+    want: Option<&str>,
+) -> Result<Result<(Chain, State), Verified>, LedgerError> {
+    // the head's seq, as a capacity hint only (the chain is checked below; a
+    // damaged head is no error here)
+    let hint = backend.head().ok().flatten().map_or(0, |(seq, _)| seq);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Entry>>(VERIFY_BATCHES_AHEAD);
+    std::thread::scope(|scope| {
+        let replay = scope.spawn(move || replay_verified(rx, hint));
+        let mut chain = Chain {
+            entries: 0,
+            head: journal::GENESIS.to_string(),
+            at: None,
+        };
+        // the first failure this thread found
+        let mut bad: Option<Verified> = None;
+        let mut batch: Vec<Entry> = Vec::with_capacity(VERIFY_BATCH);
+        let read = backend.for_each_stored(&mut |s| {
+            match check_link(&chain, s) {
+                Ok(e) => batch.push(e),
+                Err(message) => {
+                    bad = Some(Verified::Bad { seq: s.seq, message });
+                    return Err(StoreError::Db("verify stopped at a bad entry".into()));
+                }
+            }
+            if want == Some(s.hash) && chain.at.is_none() {
+                chain.at = Some(s.seq);
+            }
+            chain.entries = s.seq;
+            s.hash.clone_into(&mut chain.head);
+            if batch.len() == VERIFY_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(VERIFY_BATCH));
+                if tx.send(full).is_err() {
+                    // it stopped at a bad entry: the rest of the journal does not matter
+                    return Err(StoreError::Db("verify stopped at a bad entry".into()));
+                }
+            }
+            Ok(())
+        });
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+        // the replaying thread ends with the last batch
+        drop(tx);
+        let (st, replay_bad) = match replay.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        // the replaying thread saw only entries before this thread's failure
+        if let Some(b) = replay_bad {
+            return Ok(Err(b));
+        }
+        if let Some(b) = bad {
+            return Ok(Err(b));
+        }
+        match read {
+            Ok(()) => {}
+            Err(StoreError::ColumnType {
+                seq,
+                column,
+                expected,
+                found,
+                ..
+            }) => {
+                return Ok(Err(Verified::Bad {
+                    seq,
+                    message: format!("its `{column}` is stored as {found}, not {expected}"),
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Ok((chain, st)))
+    })
+}
+
+/// One entry's place in the chain after `chain`: its seq, `prev_hash` and
+/// hash, its bytes decoded and saying its seq, and a statement's `head=`
+/// naming the entry before it. `Err`: what is wrong with it.
+fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Entry, String> {
+    let expect_seq = chain.entries + 1;
+    let prev = &chain.head;
+    if s.seq != expect_seq {
+        return Err(format!(
+            "expected entry {expect_seq} here (an entry is missing or out of place)"
+        ));
+    }
+    if s.prev_hash != prev {
+        return Err(format!(
+            "its previous hash {} does not match the hash {prev} of entry {}",
+            s.prev_hash,
+            expect_seq - 1
+        ));
+    }
+    let h = journal::chain_hash(prev, s.body);
+    if h != s.hash {
+        return Err(format!("its bytes hash to {h}, not the stored {}", s.hash));
+    }
+    let e = journal::decode(s.body).map_err(|d| format!("its bytes do not read as an entry: {}", d.0))?;
+    if e.seq != s.seq {
+        return Err(format!("its bytes say entry {}", e.seq));
+    }
+    if let Body::Close { period, head, .. } = &e.body
+        && !head.is_empty()
+        && head != prev
+    {
+        // the head it was issued after is still the entry before it
+        return Err(format!(
+            "the {period} statement was issued after journal head {head}, but entry {} hashes to {prev} (entries before it were changed, removed or added)",
+            expect_seq - 1
+        ));
+    }
+    Ok(e)
+}
+
+/// The replaying side of [`verify_journal`]: each statement re-derived from
+/// the state of the entries before it, each entry applied, in order, until
+/// the batches end or one fails (then the channel closes, and the reading
+/// stops).
+fn replay_verified(batches: std::sync::mpsc::Receiver<Vec<Entry>>, hint: u64) -> (State, Option<Verified>) {
+    let mut st = State {
+        head: journal::GENESIS.to_string(),
+        ..State::default()
+    };
+    // room for as many lines as the journal has entries, made once rather
+    // than by doubling (copying every line each time); a hint too large to
+    // allocate is no error
+    let hint = usize::try_from(hint).unwrap_or(0);
+    let _ = st.lines.try_reserve_exact(hint);
+    let _ = st.by_id.try_reserve(hint);
+    for batch in batches {
+        for e in batch {
+            let seq = e.seq;
+            if let Err(message) = restate_and_apply(&mut st, e) {
+                return (st, Some(Verified::Bad { seq, message }));
+            }
+        }
+    }
+    (st, None)
+}
+
+/// A statement must equal the allocation of the entries before it (`st`);
+/// then the entry is applied. `Err`: what is wrong with it.
+fn restate_and_apply(st: &mut State, e: Entry) -> Result<(), String> {
+    if let Body::Close {
+        period, rows, as_of, ..
+    } = &e.body
+    {
+        let Some(FiscalYear(fy)) = FiscalYear::parse(period) else {
+            return Err(format!("its period `{period}` is not a fiscal year such as FY2022"));
+        };
+        let d = Date::parse(as_of).unwrap_or(Date {
+            year: 1970,
+            month: 1,
+            day: 1,
+        });
+        let parts = state::allocate(st, d).map_err(|err| format!("the statement cannot be re-derived: {err}"))?;
+        let again = state::year_totals(st, &parts, fy)
+            .map_err(|e| format!("the statement cannot be re-derived: {}", too_large(e)))?;
+        if &again != rows {
+            return Err(format!(
+                "the {period} statement differs from the allocation of the entries before it"
+            ));
+        }
+    }
+    st.apply(e).map_err(|err| err.to_string())
 }
 
 /// Why the figures of fiscal year `fy` may still change at `as_of`, if they may.

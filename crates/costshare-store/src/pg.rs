@@ -4,8 +4,9 @@
 //! transaction; readers are never blocked. A trigger refuses UPDATE, DELETE
 //! and TRUNCATE on the journal.
 
-use crate::backend::{Backend, EntryVisitor, Row, StoreError, TOKENS_SCHEMA, TokenRow};
+use crate::backend::{Backend, EntryVisitor, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow};
 use crate::journal::Stored;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
 pub struct Pg {
@@ -33,18 +34,29 @@ fn column<'a, T: postgres::types::FromSql<'a>>(
     seq: u64,
     location: &str,
 ) -> Result<T, StoreError> {
-    r.try_get(i).map_err(|_| StoreError::ColumnType {
-        location: location.to_string(),
-        seq,
-        column: name,
-        expected,
-        found: r.columns()[i].type_().name().to_uppercase(),
+    r.try_get(i).map_err(|e| {
+        // a NULL in a column of the right type is named as NULL, not as that type
+        let null = std::error::Error::source(&e).is_some_and(|s| s.is::<postgres::types::WasNull>());
+        StoreError::ColumnType {
+            location: location.to_string(),
+            seq,
+            column: name,
+            expected,
+            found: if null {
+                "NULL".to_string()
+            } else {
+                r.columns()[i].type_().name().to_uppercase()
+            },
+        }
     })
 }
 
 const BODY: (&str, &str) = ("body", "BYTEA");
 const PREV_HASH: (&str, &str) = ("prev_hash", "TEXT");
 const HASH: (&str, &str) = ("hash", "TEXT");
+
+/// No parameters, for `query_raw`.
+const NO_PARAMS: [&(dyn postgres::types::ToSql + Sync); 0] = [];
 
 pub const SCHEMA: &str = "
 CREATE TABLE journal (
@@ -164,22 +176,41 @@ impl Backend for Pg {
     }
 
     fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError> {
-        let rows = self
-            .client
-            .query("SELECT seq, body, hash FROM journal ORDER BY seq", &[])
-            .map_err(db)?;
         let at = redact(&self.url);
-        let mut last = None;
-        for r in &rows {
+        // rows as they arrive, not the whole journal in memory first
+        let mut rows = self
+            .client
+            .query_raw("SELECT seq, body, hash FROM journal ORDER BY seq", NO_PARAMS)
+            .map_err(db)?;
+        let mut last: Option<(u64, postgres::Row)> = None;
+        while let Some(r) = rows.next().map_err(db)? {
             let seq = r.get::<_, i64>(0) as u64;
-            let body: &[u8] = column(r, 1, BODY, seq, &at)?;
-            f(seq, body)?;
+            f(seq, column(&r, 1, BODY, seq, &at)?)?;
             last = Some((seq, r));
         }
         match last {
-            Some((seq, r)) => Ok(Some((seq, column(r, 2, HASH, seq, &at)?))),
+            Some((seq, r)) => Ok(Some((seq, column(&r, 2, HASH, seq, &at)?))),
             None => Ok(None),
         }
+    }
+
+    fn for_each_stored(&mut self, f: &mut StoredVisitor<'_>) -> Result<(), StoreError> {
+        let at = redact(&self.url);
+        // one statement (one snapshot), its rows as they arrive
+        let mut rows = self
+            .client
+            .query_raw("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq", NO_PARAMS)
+            .map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            let seq = r.get::<_, i64>(0) as u64;
+            f(StoredRef {
+                seq,
+                body: column(&r, 1, BODY, seq, &at)?,
+                prev_hash: column(&r, 2, PREV_HASH, seq, &at)?,
+                hash: column(&r, 3, HASH, seq, &at)?,
+            })?;
+        }
+        Ok(())
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {

@@ -5,7 +5,7 @@
 //! Writers take the write lock with `BEGIN IMMEDIATE` and wait up to a minute
 //! for each other.
 
-use crate::backend::{Backend, EntryVisitor, Row, StoreError, TOKENS_SCHEMA, TokenRow};
+use crate::backend::{Backend, EntryVisitor, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow};
 use crate::journal::Stored;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::Path;
@@ -53,6 +53,44 @@ fn column<T: rusqlite::types::FromSql>(
             }
         }
         e => db(e),
+    })
+}
+
+/// Column `i` (`name`, of SQL type `expected`) of journal entry `seq` as
+/// text, borrowed from the row (as [`column`] reads it, without a copy).
+fn text_ref<'r>(
+    r: &'r rusqlite::Row<'_>,
+    i: usize,
+    (name, expected): (&'static str, &'static str),
+    seq: u64,
+    location: &str,
+) -> Result<&'r str, StoreError> {
+    let v = r.get_ref(i).map_err(db)?;
+    v.as_str().map_err(|_| StoreError::ColumnType {
+        location: location.to_string(),
+        seq,
+        column: name,
+        expected,
+        found: sql_type(v.data_type()),
+    })
+}
+
+/// Column `i` (`name`, of SQL type `expected`) of journal entry `seq` as
+/// bytes, borrowed from the row (as [`column`] reads it, without a copy).
+fn blob_ref<'r>(
+    r: &'r rusqlite::Row<'_>,
+    i: usize,
+    (name, expected): (&'static str, &'static str),
+    seq: u64,
+    location: &str,
+) -> Result<&'r [u8], StoreError> {
+    let v = r.get_ref(i).map_err(db)?;
+    v.as_blob().map_err(|_| StoreError::ColumnType {
+        location: location.to_string(),
+        seq,
+        column: name,
+        expected,
+        found: sql_type(v.data_type()),
     })
 }
 
@@ -203,15 +241,7 @@ impl Backend for Sqlite {
         let mut last_hash_needed = false;
         while let Some(r) = rows.next().map_err(db)? {
             let seq = r.get::<_, i64>(0).map_err(db)? as u64;
-            let body = r.get_ref(1).map_err(db)?;
-            let body = body.as_blob().map_err(|_| StoreError::ColumnType {
-                location: self.path.clone(),
-                seq,
-                column: BODY.0,
-                expected: BODY.1,
-                found: sql_type(body.data_type()),
-            })?;
-            f(seq, body)?;
+            f(seq, blob_ref(r, 1, BODY, seq, &self.path)?)?;
             last_seq = seq;
             last_hash_needed = true;
         }
@@ -226,6 +256,25 @@ impl Backend for Sqlite {
             last = Some((last_seq, h));
         }
         Ok(last)
+    }
+
+    fn for_each_stored(&mut self, f: &mut StoredVisitor<'_>) -> Result<(), StoreError> {
+        // one statement: it reads one snapshot of the WAL, whatever commits meanwhile
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq")
+            .map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+            f(StoredRef {
+                seq,
+                body: blob_ref(r, 1, BODY, seq, &self.path)?,
+                prev_hash: text_ref(r, 2, PREV_HASH, seq, &self.path)?,
+                hash: text_ref(r, 3, HASH, seq, &self.path)?,
+            })?;
+        }
+        Ok(())
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {

@@ -214,18 +214,22 @@ impl State {
             Body::Line(body) => {
                 // the summary of a line is written when history asks (see `summary`)
                 let summary = String::new();
-                let id = body.id.clone();
-                if self.by_id.contains_key(&id) {
-                    return Err(corrupt(seq, format!("line id {id} recorded twice")));
+                // one lookup, one copy of the id (lines are not in the log: see below)
+                match self.by_id.entry(body.id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        return Err(corrupt(seq, format!("line id {} recorded twice", body.id)));
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(self.lines.len());
+                    }
                 }
-                self.by_id.insert(id.clone(), self.lines.len());
                 self.lines.push(LedgerLine {
                     seq,
                     body,
                     voided: None,
                     replaced_by: None,
                 });
-                (Some(id), summary)
+                (None, summary)
             }
             Body::Void { id, reason, by } => {
                 let i = *self

@@ -14,7 +14,7 @@ mod common;
 use costshare_core::calendar::Date;
 use costshare_store::journal;
 use costshare_store::ledger::{Adjustment, Refusal, adjustments};
-use costshare_store::{Input, Ledger, LedgerError, RecordOutcome, State, StoreError, Verified};
+use costshare_store::{Input, Ledger, LedgerError, RecordOutcome, State, StoreError, Verified, VerifyOptions};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -822,6 +822,197 @@ fn journal_is_append_only_and_edits_are_caught(target: &str) {
     assert_eq!(verify_ok(&mut l), (st.entries, st.head.clone()));
 }
 
+/// `verify` reads the journal as a stream, several batches long, checking
+/// the chain on one thread and replaying on another: damage in the middle
+/// of a long journal is named at its entry, by the check that catches it,
+/// and the first damage in journal order is the one named, whichever thread
+/// finds it.
+fn verify_names_damage_in_the_middle_of_a_long_journal(target: &str) {
+    let mut l = init(target);
+    // more entries than several of verify's batches (1024 entries each)
+    record(&mut l, "a.csv", &costs_csv("A", 3000));
+    l.close("FY2022", date("2023-04-30"), NOW).unwrap();
+    record(&mut l, "b.csv", &costs_csv("B", 2000));
+    let st = state(&mut l);
+    let (entries, head) = verify_ok(&mut l);
+    assert_eq!((entries, &head), (st.entries, &st.head));
+    let close = st.statements[0].seq;
+    let victim = st.lines[2500].seq;
+    assert!(victim > 2048 && victim < close && close + 1000 < entries);
+    let mut raw = Raw::open(target);
+    raw.disable_guard();
+
+    // an edited body in the middle: its hash no longer matches
+    let body = raw.body(victim);
+    let text = String::from_utf8(body.clone()).unwrap();
+    let edited = text.replace("\ncategory=", "\ncategory=x");
+    assert_ne!(edited, text);
+    raw.set_body(victim, edited.as_bytes()).unwrap();
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => {
+            assert_eq!(seq, victim, "{message}");
+            assert!(message.starts_with("its bytes hash to "), "{message}");
+        }
+        ok => panic!("verify missed an edited body: {ok:?}"),
+    }
+    // re-sealed: the next entry's previous hash no longer matches
+    let prev_hash = raw.hash(victim - 1);
+    raw.set_hash(victim, &journal::chain_hash(&prev_hash, edited.as_bytes()))
+        .unwrap();
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => {
+            assert_eq!(seq, victim + 1, "{message}");
+            assert!(message.contains("previous hash"), "{message}");
+        }
+        ok => panic!("verify missed a re-sealed entry: {ok:?}"),
+    }
+    raw.set_body(victim, &body).unwrap();
+    raw.set_hash(victim, &journal::chain_hash(&prev_hash, &body)).unwrap();
+    assert_eq!(verify_ok(&mut l), (entries, head.clone()));
+
+    // bytes that hash right but do not read as an entry (re-sealed); the
+    // entry after it breaks the chain too, but this one comes first
+    let garbage = b"seq=1\nnot an entry\n";
+    raw.set_body(victim, garbage).unwrap();
+    raw.set_hash(victim, &journal::chain_hash(&prev_hash, garbage)).unwrap();
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => {
+            assert_eq!(seq, victim, "{message}");
+            assert!(message.starts_with("its bytes do not read as an entry"), "{message}");
+        }
+        ok => panic!("verify read garbage: {ok:?}"),
+    }
+    raw.set_body(victim, &body).unwrap();
+    raw.set_hash(victim, &journal::chain_hash(&prev_hash, &body)).unwrap();
+
+    // a statement changed and re-sealed: its hash checks, the replaying
+    // thread finds it differs from the allocation, and that is named, not
+    // the broken link after it that the reading thread finds later
+    let close_body = raw.body(close);
+    let text = String::from_utf8(close_body.clone()).unwrap();
+    let row = text.lines().find(|l| l.starts_with("row=")).unwrap().to_string();
+    let (lhs, amount) = row.rsplit_once('\t').unwrap();
+    let changed = text.replace(&row, &format!("{lhs}\t{}", amount.parse::<i64>().unwrap() + 1));
+    let close_prev = raw.hash(close - 1);
+    raw.set_body(close, changed.as_bytes()).unwrap();
+    raw.set_hash(close, &journal::chain_hash(&close_prev, changed.as_bytes()))
+        .unwrap();
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => {
+            assert_eq!(seq, close, "{message}");
+            assert!(
+                message.contains("FY2022 statement differs from the allocation"),
+                "{message}"
+            );
+        }
+        ok => panic!("verify missed a changed statement: {ok:?}"),
+    }
+    // and damage before the statement is named before it
+    raw.set_body(victim, edited.as_bytes()).unwrap();
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => assert_eq!(seq, victim, "{message}"),
+        ok => panic!("verify missed an edited body: {ok:?}"),
+    }
+    raw.set_body(victim, &body).unwrap();
+    raw.set_body(close, &close_body).unwrap();
+    raw.set_hash(close, &journal::chain_hash(&close_prev, &close_body))
+        .unwrap();
+    assert_eq!(verify_ok(&mut l), (entries, head));
+}
+
+/// `verify --expect-head`: the head is compared as the journal streams by,
+/// and `at` names the entry whose hash is the expected one, however far
+/// back (the hashes are not kept); an unknown hash has no `at`.
+fn verify_expect_head_names_the_entry_streamed_past(target: &str) {
+    let mut l = init(target);
+    record(&mut l, "a.csv", &costs_csv("A", 1500));
+    let (mid_seq, mid) = verify_ok(&mut l);
+    record(&mut l, "b.csv", &costs_csv("B", 1500));
+    let (entries, head) = verify_ok(&mut l);
+    assert!(entries > mid_seq + 1024);
+    let expect = |h: &str| VerifyOptions {
+        expect_head: Some(h.to_string()),
+        ..VerifyOptions::default()
+    };
+    match l.verify_with(&expect(&head)).unwrap() {
+        Verified::Ok {
+            entries: n, head: h, ..
+        } => assert_eq!((n, &h), (entries, &head)),
+        other => panic!("{other:?}"),
+    }
+    // as typed by hand: spaces and capitals
+    match l.verify_with(&expect(&format!(" {} \n", mid.to_uppercase()))).unwrap() {
+        Verified::HeadMismatch {
+            expected,
+            entries: n,
+            head: h,
+            at,
+        } => {
+            assert_eq!(
+                (expected, n, h, at),
+                (mid.clone(), entries, head.clone(), Some(mid_seq))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // the first entry's hash, and one no entry has
+    let first = Raw::open(target).hash(1);
+    match l.verify_with(&expect(&first)).unwrap() {
+        Verified::HeadMismatch { at, .. } => assert_eq!(at, Some(1)),
+        other => panic!("{other:?}"),
+    }
+    let unknown = "ab".repeat(32);
+    match l.verify_with(&expect(&unknown)).unwrap() {
+        Verified::HeadMismatch { at, expected, .. } => assert_eq!((at, expected), (None, unknown)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A column of another type in the middle of the journal is named at its
+/// entry; damage before it is named first (the journal is read in order).
+fn verify_names_a_changed_column_type_in_the_middle(target: &str) {
+    let mut l = init(target);
+    record(&mut l, "a.csv", &costs_csv("A", 2500));
+    let st = state(&mut l);
+    let victim = st.lines[2000].seq;
+    let mut raw = Raw::open(target);
+    raw.disable_guard();
+    let sql = if target.starts_with("postgres://") {
+        // a type the whole column takes: the hash of one entry as NULL is
+        // the nearest change PostgreSQL allows to one row
+        format!(
+            "ALTER TABLE journal ALTER COLUMN hash DROP NOT NULL; UPDATE journal SET hash = NULL WHERE seq = {victim}"
+        )
+    } else {
+        format!("UPDATE journal SET hash = CAST(hash AS BLOB) WHERE seq = {victim}")
+    };
+    raw.exec(&sql).unwrap();
+    let found = if target.starts_with("postgres://") {
+        "NULL"
+    } else {
+        "BLOB"
+    };
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => {
+            assert_eq!(seq, victim, "{message}");
+            assert_eq!(message, format!("its `hash` is stored as {found}, not TEXT"));
+        }
+        ok => panic!("verify missed a changed column type: {ok:?}"),
+    }
+    let early = st.lines[100].seq;
+    let body = raw.body(early);
+    let mut edited = body.clone();
+    edited.push(b'x');
+    raw.set_body(early, &edited).unwrap();
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => {
+            assert_eq!(seq, early, "{message}");
+            assert!(message.starts_with("its bytes hash to "), "{message}");
+        }
+        ok => panic!("verify missed an edited body: {ok:?}"),
+    }
+}
+
 /// Several `init`s of the same target at once: exactly one wins, the ledger
 /// it made is sound, and every other is refused. (The losers should all be
 /// `Exists`; on SQLite a loser can still see the raw "table journal already
@@ -1178,6 +1369,9 @@ both!(
     amend_effective_date_rules,
     verify_counts_entries_and_head,
     journal_is_append_only_and_edits_are_caught,
+    verify_names_damage_in_the_middle_of_a_long_journal,
+    verify_expect_head_names_the_entry_streamed_past,
+    verify_names_a_changed_column_type_in_the_middle,
     concurrent_inits,
     concurrent_writers,
 );
