@@ -5,7 +5,8 @@
 use crate::error::{AppError, FileKind, Place, UsageError};
 use crate::filter::DateFilter;
 use crate::input::{LoadedAgreement, ReportPath, Session, Source};
-use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, open_state, run, run_state};
+use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, bad_costs, open_state, run, run_state};
+use crate::stream::Streamed;
 use costshare_core::Agreement;
 use costshare_core::calendar::{Date, DateRange};
 use costshare_core::explain::{self, Explanation};
@@ -146,7 +147,7 @@ fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportRe
         stream_file(&f, dims, s.threads)?
     };
     match streamed {
-        Ok(sr) => {
+        Ok(Streamed::Report(sr)) => {
             let rows = sr.rows.map_err(too_large)?;
             Ok(ReportResult {
                 provisional_rows: report::provisional_flags(&rows, &sr.provisional_rows),
@@ -168,6 +169,8 @@ fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportRe
                 path: PathTaken::Streaming,
             })
         }
+        // the workers named the bad rows as the general path would
+        Ok(Streamed::BadRows(errors)) => Err(AppError::BadRows(vec![bad_costs(&f.costs, errors)])),
         Err(why) => {
             let r = f.run()?;
             from_run(&r, dims, PathTaken::General(why.0))
@@ -181,7 +184,7 @@ fn stream_file(
     f: &FileInputs,
     dims: &[Dim],
     threads: usize,
-) -> Result<Result<stream::StreamReport, Fallback>, AppError> {
+) -> Result<Result<Streamed, Fallback>, AppError> {
     let cannot = |error: std::io::Error| AppError::Read {
         what: FileKind::Costs,
         path: f.costs.display().to_string(),
