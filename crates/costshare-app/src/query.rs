@@ -180,11 +180,7 @@ fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportRe
 
 /// The costs file through the streaming driver. A pipe or a device reads
 /// once, so a fallback could not read it again: those take the general path.
-fn stream_file(
-    f: &FileInputs,
-    dims: &[Dim],
-    threads: usize,
-) -> Result<Result<Streamed, Fallback>, AppError> {
+fn stream_file(f: &FileInputs, dims: &[Dim], threads: usize) -> Result<Result<Streamed, Fallback>, AppError> {
     let cannot = |error: std::io::Error| AppError::Read {
         what: FileKind::Costs,
         path: f.costs.display().to_string(),

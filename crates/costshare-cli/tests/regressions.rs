@@ -341,7 +341,8 @@ fn streaming_and_general_agree_on_replacements_and_bad_rows() {
     let mut files = Vec::new();
     for (size, lines) in [("small", &small), ("full", &body)] {
         let n = lines.len();
-        let write = |name: &str, l: &[String]| d.file(&format!("{size}-{name}.csv"), format!("{header}\n{}\n", l.join("\n")));
+        let write =
+            |name: &str, l: &[String]| d.file(&format!("{size}-{name}.csv"), format!("{header}\n{}\n", l.join("\n")));
         // replacements: after and before the replaced line, a chain
         let mut l = lines.clone();
         let mut r = l[3].clone();
@@ -374,7 +375,14 @@ fn streaming_and_general_agree_on_replacements_and_bad_rows() {
     let report = |a: &str, c: &str, format: &str, path: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_costshare"))
             .args(["report", "--agreement", a, "--costs", c, "--rates", &rates])
-            .args(["--by", "party,category,fiscal_year", "--format", format, "--as-of", "2024-06-30"])
+            .args([
+                "--by",
+                "party,category,fiscal_year",
+                "--format",
+                format,
+                "--as-of",
+                "2024-06-30",
+            ])
             .env("COSTSHARE_REPORT_PATH", path)
             .output()
             .unwrap();
@@ -392,7 +400,13 @@ fn streaming_and_general_agree_on_replacements_and_bad_rows() {
                 assert_eq!(auto, general, "{a} {c} {format}");
                 assert_eq!(auto.0, Some(*want_code), "{a} {c} {format}: {}", auto.2);
                 if c.ends_with("many-bad.csv") {
-                    for words in ["unknown category", "id is empty", "cycle", "not in this file", "already replaces"] {
+                    for words in [
+                        "unknown category",
+                        "id is empty",
+                        "cycle",
+                        "not in this file",
+                        "already replaces",
+                    ] {
                         assert!(auto.2.contains(words), "{c}: no {words:?} in {}", auto.2);
                     }
                 }

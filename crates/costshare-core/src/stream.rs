@@ -72,7 +72,9 @@ pub struct Again {
 
 impl std::fmt::Debug for Again {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Again").field("gone", &self.gone).finish_non_exhaustive()
+        f.debug_struct("Again")
+            .field("gone", &self.gone)
+            .finish_non_exhaustive()
     }
 }
 

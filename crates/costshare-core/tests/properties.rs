@@ -743,11 +743,12 @@ fn streaming_report_equals_general_report() {
     assert!(provisional > 0, "no provisional line in any case");
 }
 
-/// What the streaming path must leave to the general one.
+/// What the streaming path must leave to the general one, and the bad rows
+/// it names itself (issue 12).
 #[test]
 fn streaming_report_falls_back() {
     use costshare_core::report::Dim;
-    use costshare_core::stream::{Fallback, Plan};
+    use costshare_core::stream::{Fallback, Plan, Settled};
     let ag = load::load(
         "[agreement]\nid = \"a\"\ntitle = \"t\"\ncurrency = \"USD\"\nstart = \"2022-01-01\"\nend = \"2022-12-31\"\n\
          fiscal_year_start = \"01-01\"\nfiscal_year_label = \"start\"\n[parties.A]\nname = \"A\"\n[parties.B]\nname = \"B\"\n\
@@ -757,15 +758,18 @@ fn streaming_report_falls_back() {
     .unwrap();
     let rates = Rates::empty();
     let dims = [Dim::Party];
-    let run = |header: &str, rows: &[&str]| -> Result<(), Fallback> {
+    let settle = |header: &str, rows: &[&str]| -> Result<Settled, Fallback> {
         let plan = Plan::new(&ag, &rates, Date::new(2022, 6, 30).unwrap(), &dims, header.as_bytes())?;
         let mut w = vec![plan.worker(1), plan.worker(1)];
         w[0].feed(&plan, rows[0].as_bytes())?;
+        let next = 2 + w[0].place(2);
         if let Some(r) = rows.get(1) {
             w[1].feed(&plan, r.as_bytes())?;
+            w[1].place(next);
         }
-        plan.finish(w).map(|_| ())
+        plan.settle(w, 2)
     };
+    let run = |header: &str, rows: &[&str]| settle(header, rows).map(|_| ());
     let h = "id,date,category,amount";
     assert!(run(h, &["a,2022-01-01,x,1.00\nb,2022-01-02,x,2.00\n"]).is_ok());
     assert!(run(h, &["\"a,1\",2022-01-01,x,\" 1.00\"\n\"b\"\"\",2022-01-02,x,2.00\n"]).is_ok());
@@ -779,21 +783,42 @@ fn streaming_report_falls_back() {
         ("a quoted field across lines", h, vec!["\"a\nb\",2022-01-01,x,1.00\n"]),
         ("a quote inside a field", h, vec!["a\"b,2022-01-01,x,1.00\n"]),
         ("lone CR", h, vec!["a,2022-01-01,x,1.00\rb,2022-01-01,x,1.00\n"]),
-        ("bad date", h, vec!["a,2022-13-01,x,1.00\n"]),
-        ("out of term", h, vec!["a,2023-01-01,x,1.00\n"]),
-        ("category", h, vec!["a,2022-01-01,y,1.00\n"]),
-        ("amount", h, vec!["a,2022-01-01,x,1.001\n"]),
-        ("empty id", h, vec![",2022-01-01,x,1.00\n"]),
-        (
-            "replaces",
-            "id,date,category,amount,replaces",
-            vec!["b,2022-01-01,x,1.00,a\n"],
-        ),
         ("missing column", "id,date,amount", vec!["a,2022-01-01,1.00\n"]),
         ("twice", "id,id,date,category,amount", vec!["a,a,2022-01-01,x,1.00\n"]),
     ] {
         assert!(run(header, &rows).is_err(), "{why} should fall back");
     }
+    // bad rows are named by the stream, as the general parser names them
+    let r = "id,date,category,amount,replaces";
+    for (why, header, rows) in [
+        ("bad date", h, vec!["a,2022-13-01,x,1.00\n"]),
+        ("out of term", h, vec!["a,2023-01-01,x,1.00\n"]),
+        ("category", h, vec!["a,2022-01-01,y,1.00\n"]),
+        ("amount", h, vec!["a,2022-01-01,x,1.001\n"]),
+        ("empty id", h, vec![",2022-01-01,x,1.00\n"]),
+        ("replaces a missing id", r, vec!["b,2022-01-01,x,1.00,a\n"]),
+        (
+            "a cycle across workers",
+            r,
+            vec!["a,2022-01-01,x,1.00,b\n", "b,2022-01-02,x,1.00,a\n"],
+        ),
+        (
+            "two bad rows across workers",
+            h,
+            vec!["a,2022-01-01,x,1.00\nb,2022-01-01,y,1.00\n", "c,2022-01-01,x,-1\n"],
+        ),
+    ] {
+        let Ok(Settled::BadRows(errors)) = settle(header, &rows) else {
+            panic!("{why}: the stream names the bad rows");
+        };
+        let general = parse_costs(&ag, format!("{header}\n{}", rows.concat()).as_bytes(), &rates).unwrap_err();
+        assert_eq!(errors, general, "{why}");
+    }
+    // a replacement is applied (capped: in the columns; uncapped, as here: read again)
+    assert!(matches!(
+        settle(r, &["a,2022-01-01,x,1.00\n", "b,2022-01-02,x,2.00,a\n"]),
+        Ok(Settled::ReadAgain(_))
+    ));
     let plan = Plan::new(&ag, &rates, Date::new(2022, 6, 30).unwrap(), &dims, h.as_bytes()).unwrap();
     assert!(plan.worker(1).feed(&plan, b"a,2022-01-01,x,1.00\n\xff\n").is_err());
 }
@@ -966,7 +991,11 @@ fn streaming_names_bad_rows_and_applies_replacements_as_the_general_path() {
         let alloc = alloc::allocate(&ag, &costs.lines, as_of());
         assert_eq!(sr.rows, report::report(&ag, &costs.lines, &alloc, dims), "{ctx}");
         assert_eq!(sr.lines, costs.lines.len(), "{ctx}");
-        assert_eq!(sr.provisional, alloc.provisional.iter().filter(|&&p| p).count(), "{ctx}");
+        assert_eq!(
+            sr.provisional,
+            alloc.provisional.iter().filter(|&&p| p).count(),
+            "{ctx}"
+        );
         if costs.replaced > 0 {
             replaced += 1;
         }
@@ -981,6 +1010,9 @@ fn streaming_names_bad_rows_and_applies_replacements_as_the_general_path() {
         "id is empty",
         "date is empty",
     ] {
-        assert!(kinds.iter().any(|k| k.contains(kind)), "no error {kind:?} in {kinds:#?}");
+        assert!(
+            kinds.iter().any(|k| k.contains(kind)),
+            "no error {kind:?} in {kinds:#?}"
+        );
     }
 }
