@@ -9,15 +9,22 @@
 //! at the end by the same engine as every other path
 //! ([`crate::alloc::allocate_lines`]).
 //!
-//! It takes the common, clean case only, and says when it cannot: rows
-//! without quotes or lone carriage returns, valid UTF-8, every row accepted
-//! by [`crate::costs::accept`] (the one rule for a row, which every path
-//! calls), no repeated id, no row that `replaces` another. On anything else a call
-//! returns [`Fallback`] and the caller runs the general path (`parse_costs`,
-//! `allocate`, `report`), which gives the exact diagnostics or handles the
-//! rare feature. So this path never writes an error message, and its result
-//! equals the general path's row for row (the tests compare the two on
-//! random agreements and files, capped and uncapped).
+//! It takes the common case and says when it cannot: rows without quotes
+//! it cannot read on one line or lone carriage returns, valid UTF-8, no
+//! repeated id. Every row is checked by [`crate::costs::accept`] (the one
+//! rule for a row, which every path calls); a refused row is named by
+//! [`RowError::refused`] and, with the file's replacements checked by
+//! [`crate::costs::check_replacements`] (the general parser's own rule),
+//! [`Plan::settle`] gives [`Settled::BadRows`]: the errors `parse_costs`
+//! gives, in its order. Rows that replace others are applied: a capped
+//! agreement drops the replaced lines from its columns; an uncapped one
+//! (totalled already) asks for a second reading ([`Settled::ReadAgain`]) in
+//! which undo workers take the replaced lines' parts back out. On anything
+//! else a call returns [`Fallback`] and the caller runs the general path
+//! (`parse_costs`, `allocate`, `report`), which gives the exact diagnostics.
+//! So the report equals the general path's row for row, and the errors its
+//! errors word for word (the tests compare the two on random agreements and
+//! files, capped and uncapped, clean and mutated).
 
 use crate::agreement::Agreement;
 use crate::alloc::{self, Lines, Splitter};
