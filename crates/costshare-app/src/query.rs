@@ -5,7 +5,8 @@
 use crate::error::{AppError, FileKind, Place, UsageError};
 use crate::filter::DateFilter;
 use crate::input::{LoadedAgreement, ReportPath, Session, Source};
-use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, open_state, run, run_state};
+use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, bad_costs, open_state, run, run_state};
+use crate::stream::Streamed;
 use costshare_core::Agreement;
 use costshare_core::calendar::{Date, DateRange};
 use costshare_core::explain::{self, Explanation};
@@ -149,7 +150,7 @@ fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportRe
         stream_file(&f, dims, s.threads)?
     };
     match streamed {
-        Ok(sr) => {
+        Ok(Streamed::Report(sr)) => {
             let rows = sr.rows.map_err(too_large)?;
             Ok(ReportResult {
                 provisional_rows: report::provisional_flags(&rows, &sr.provisional_rows),
@@ -171,6 +172,8 @@ fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportRe
                 path: PathTaken::Streaming,
             })
         }
+        // the workers named the bad rows as the general path would
+        Ok(Streamed::BadRows(errors)) => Err(AppError::BadRows(vec![bad_costs(&f.costs, errors)])),
         Err(why) => {
             let r = f.run()?;
             from_run(&r, dims, PathTaken::General(why.0))
@@ -180,11 +183,7 @@ fn report_files(f: FileInputs, dims: &[Dim], s: &Session<'_>) -> Result<ReportRe
 
 /// The costs file through the streaming driver. A pipe or a device reads
 /// once, so a fallback could not read it again: those take the general path.
-fn stream_file(
-    f: &FileInputs,
-    dims: &[Dim],
-    threads: usize,
-) -> Result<Result<stream::StreamReport, Fallback>, AppError> {
+fn stream_file(f: &FileInputs, dims: &[Dim], threads: usize) -> Result<Result<Streamed, Fallback>, AppError> {
     let cannot = |error: std::io::Error| AppError::Read {
         what: FileKind::Costs,
         path: f.costs.display().to_string(),

@@ -197,15 +197,20 @@ impl FileInputs {
             Ok(c) if bad.is_empty() => c,
             Ok(_) => return Err(AppError::BadRows(bad)),
             Err(errors) => {
-                bad.push(BadFile {
-                    path: self.costs.display().to_string(),
-                    kind: FileKind::Costs,
-                    errors,
-                });
+                bad.push(bad_costs(&self.costs, errors));
                 return Err(AppError::BadRows(bad));
             }
         };
         Ok((self.la, costs))
+    }
+}
+
+/// The bad rows of the costs file at `path`, as both report paths name them.
+pub fn bad_costs(path: &Path, errors: Vec<RowError>) -> BadFile {
+    BadFile {
+        path: path.display().to_string(),
+        kind: FileKind::Costs,
+        errors,
     }
 }
 

@@ -1,10 +1,12 @@
 //! The streaming driver of the file report: reads any `Read` in 8 MiB
 //! blocks, cuts each block at line breaks into one piece per thread, and
 //! feeds `costshare_core::stream` workers. No line is kept unless the
-//! agreement has caps (then compact columns).
+//! agreement has caps (then compact columns). Bad rows are named by the
+//! workers; an uncapped agreement with replaced lines reads the file twice.
 
-use costshare_core::stream::{Fallback, Plan, StreamReport};
-use std::io::Read;
+use costshare_core::costs::RowError;
+use costshare_core::stream::{Fallback, Plan, Settled, StreamReport, Worker};
+use std::io::{Read, Seek, SeekFrom};
 
 const BLOCK: usize = 8 << 20;
 
@@ -63,23 +65,34 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
 }
 
+/// What streaming a costs file gave.
+#[derive(Debug)]
+pub enum Streamed {
+    Report(StreamReport),
+    /// The file's bad rows, as the general parser names them.
+    BadRows(Vec<RowError>),
+}
+
 /// Stream a costs CSV through a plan built from its header. `size_hint` (the
 /// input's size when known) sizes the id tables. `Ok(Err(why))` when the input
-/// needs the general path; `Err` when the reader fails.
-pub fn report<'a>(
+/// needs the general path; `Err` when the reader fails. An uncapped
+/// agreement with replaced lines reads the input a second time (from its
+/// start) to take those lines back out.
+pub fn report<'a, R: Read + Seek>(
     make_plan: impl FnOnce(&[u8]) -> Result<Plan<'a>, Fallback>,
-    reader: &mut dyn Read,
+    reader: &mut R,
     size_hint: usize,
     threads: usize,
-) -> std::io::Result<Result<StreamReport, Fallback>> {
+) -> std::io::Result<Result<Streamed, Fallback>> {
     let threads = threads.max(1);
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK.min(size_hint + 1) + 4096);
-    let mut eof = fill(reader, &mut buf)?;
+    let eof = fill(reader, &mut buf)?;
     let bom = if buf.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
     let Some(nl) = memchr_nl(&buf[bom..]) else {
         return Ok(Err(Fallback("no header line in the first block")));
     };
     let header_end = bom + nl + 1;
+    let header = buf[..header_end].to_vec();
     let plan = match make_plan(&buf[bom..header_end - 1]) {
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
@@ -88,7 +101,42 @@ pub fn report<'a>(
     // past the first 8 million ids if need be, rather than guess big for long lines
     let hint = (size_hint / (40 * threads)).min(8 << 20);
     let mut workers: Vec<_> = (0..threads).map(|_| plan.worker(hint)).collect();
-    let mut start = header_end;
+    if let Err(why) = feed_body(&plan, &mut workers, reader, &mut buf, header_end, eof)? {
+        return Ok(Err(why));
+    }
+    let again = match plan.settle(workers, threads) {
+        Ok(Settled::Report(r)) => return Ok(Ok(Streamed::Report(r))),
+        Ok(Settled::BadRows(errors)) => return Ok(Ok(Streamed::BadRows(errors))),
+        Ok(Settled::ReadAgain(again)) => again,
+        Err(why) => return Ok(Err(why)),
+    };
+    // the replaced lines of an uncapped agreement were totalled: read the
+    // body again and take them out
+    reader.seek(SeekFrom::Start(0))?;
+    buf.clear();
+    let eof = fill(reader, &mut buf)?;
+    if !buf.starts_with(&header) {
+        return Ok(Err(Fallback("the file changed while read")));
+    }
+    let mut undo: Vec<_> = (0..threads).map(|_| plan.undo_worker(&again)).collect();
+    if let Err(why) = feed_body(&plan, &mut undo, reader, &mut buf, header_end, eof)? {
+        return Ok(Err(why));
+    }
+    Ok(plan.finish_again(again, undo, threads).map(Streamed::Report))
+}
+
+/// Feed the body (from `start` in `buf`, the rest still in `reader`) to the
+/// workers, block by block, each block cut into one piece per worker; the
+/// pieces' lines are numbered (the header is line 1).
+fn feed_body(
+    plan: &Plan<'_>,
+    workers: &mut [Worker],
+    reader: &mut dyn Read,
+    buf: &mut Vec<u8>,
+    mut start: usize,
+    mut eof: bool,
+) -> std::io::Result<Result<(), Fallback>> {
+    let mut line = 2;
     loop {
         let end = if eof {
             buf.len()
@@ -99,11 +147,10 @@ pub fn report<'a>(
                 None => return Ok(Err(Fallback("a line longer than a block"))),
             }
         };
-        let parts = pieces(&buf[start..end], threads);
+        let parts = pieces(&buf[start..end], workers.len());
         let ok = if parts.len() == 1 {
-            workers[0].feed(&plan, parts[0])
+            workers[0].feed(plan, parts[0])
         } else {
-            let plan = &plan;
             std::thread::scope(|s| {
                 let mut rest = workers.iter_mut().zip(&parts);
                 let first = rest.next();
@@ -122,14 +169,17 @@ pub fn report<'a>(
         if let Err(why) = ok {
             return Ok(Err(why));
         }
+        // the pieces follow each other: number their lines in order
+        for w in workers.iter_mut().take(parts.len()) {
+            line += w.place(line);
+        }
         if eof {
-            break;
+            return Ok(Ok(()));
         }
         buf.drain(..end);
         start = 0;
-        eof = fill(reader, &mut buf)?;
+        eof = fill(reader, buf)?;
     }
-    Ok(plan.finish_with(workers, threads))
 }
 
 #[cfg(test)]

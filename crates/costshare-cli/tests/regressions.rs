@@ -277,6 +277,148 @@ fn streaming_and_general_reports_agree_in_every_format() {
     }
 }
 
+/// The demo's categories without a cap: the streaming path totals its lines
+/// as they go by.
+const DEMO_UNCAPPED: &str = r#"[agreement]
+id = "demo-uncapped"
+currency = "JPY"
+start = "2022-04-01"
+end = "2027-03-31"
+fiscal_year_start = "04-01"
+fiscal_year_label = "start"
+[parties.JP]
+[parties.US]
+[categories.labor]
+unit = "worker"
+  [[categories.labor.layers]]
+  portion = "70%"
+  split = { JP = "100%" }
+  [[categories.labor.layers]]
+  split = { JP = "33.3%", US = "66.7%" }
+[categories.welfare]
+  [[categories.welfare.layers]]
+  split = { US = "100%" }
+[categories.utilities]
+  [[categories.utilities.layers]]
+  split = { JP = "61%", US = "39%" }
+[categories.training_relocation]
+  [[categories.training_relocation.layers]]
+  split = { JP = "50%", US = "50%" }
+[categories.facilities]
+  [[categories.facilities.layers]]
+  split = { JP = "66.6667%", US = "33.3333%" }
+[categories.training_equipment]
+  [[categories.training_equipment.layers]]
+  split = { JP = "14.2857%", US = "85.7143%" }
+"#;
+
+/// Issue 12: files with replacements or bad rows stay on the streaming path
+/// (the workers name the bad rows; replaced lines are dropped) and print what
+/// the general path prints: the same stdout, stderr and exit code, capped
+/// and uncapped, for a file small enough for one worker and one split
+/// between two.
+#[test]
+fn streaming_and_general_agree_on_replacements_and_bad_rows() {
+    let d = Dir::new("issue12");
+    let dir = d.path("demo");
+    let (code, _, err) = run(&["demo", "--as-of", "2024-06-30", "--write", &dir]);
+    assert_eq!(code, 0, "{err}");
+    let demo = std::fs::read_to_string(d.path("demo/costs.csv")).unwrap();
+    let header = format!("{},replaces", demo.lines().next().unwrap());
+    let body: Vec<String> = demo.lines().skip(1).map(str::to_string).collect();
+    assert!(demo.len() > 1 << 16, "the full file is cut in two pieces");
+    let small: Vec<String> = body[..400].to_vec();
+    let agreements = [d.path("demo/agreement.toml"), d.file("uncapped.toml", DEMO_UNCAPPED)];
+    let rates = d.path("demo/rates.csv");
+    // field `col` of a body line set to `v` (nine fields: `replaces` last)
+    let set = |l: &mut [String], k: usize, col: usize, v: &str| {
+        let mut f: Vec<String> = l[k].split(',').map(str::to_string).collect();
+        f.resize(9, String::new());
+        f[col] = v.to_string();
+        l[k] = f.join(",");
+    };
+    let id = |l: &str| l.split(',').next().unwrap().to_string();
+    let mut files = Vec::new();
+    for (size, lines) in [("small", &small), ("full", &body)] {
+        let n = lines.len();
+        let write =
+            |name: &str, l: &[String]| d.file(&format!("{size}-{name}.csv"), format!("{header}\n{}\n", l.join("\n")));
+        // replacements: after and before the replaced line, a chain
+        let mut l = lines.clone();
+        let mut r = l[3].clone();
+        r = r.replacen(&id(&r), "R1", 1);
+        l.push(format!("{r},{}", id(&l[3])));
+        let mut r0 = l[n - 2].clone();
+        r0 = r0.replacen(&id(&r0), "R0", 1);
+        l.insert(0, format!("{r0},{}", id(&lines[n - 2])));
+        let mut r2 = l[n / 2].clone();
+        r2 = r2.replacen(&id(&r2), "R2", 1);
+        l.push(format!("{r2},R1"));
+        files.push((write("replaced", &l), 0));
+        // one bad row in the middle
+        let mut l = lines.clone();
+        set(&mut l, n / 2, 1, "2023-02-30");
+        files.push((write("one-bad", &l), 1));
+        // several: a bad category, an empty id, a cycle, a missing id, a double replacement
+        let mut l = lines.clone();
+        set(&mut l, 1, 2, "nope");
+        set(&mut l, n / 3, 0, "");
+        let (a, b) = (id(&l[n - 4]), id(&l[n - 3]));
+        set(&mut l, n - 4, 8, &b);
+        set(&mut l, n - 3, 8, &a);
+        set(&mut l, n / 2, 8, "missing");
+        let c = id(&l[5]);
+        set(&mut l, n - 2, 8, &c);
+        set(&mut l, n - 1, 8, &c);
+        files.push((write("many-bad", &l), 1));
+    }
+    let report = |a: &str, c: &str, format: &str, path: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_costshare"))
+            .args(["report", "--agreement", a, "--costs", c, "--rates", &rates])
+            .args([
+                "--by",
+                "party,category,fiscal_year",
+                "--format",
+                format,
+                "--as-of",
+                "2024-06-30",
+            ])
+            .env("COSTSHARE_REPORT_PATH", path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for a in &agreements {
+        for (c, want_code) in &files {
+            for format in ["table", "csv"] {
+                let auto = report(a, c, format, "auto");
+                let general = report(a, c, format, "general");
+                assert_eq!(auto, general, "{a} {c} {format}");
+                assert_eq!(auto.0, Some(*want_code), "{a} {c} {format}: {}", auto.2);
+                if c.ends_with("many-bad.csv") {
+                    for words in [
+                        "unknown category",
+                        "id is empty",
+                        "cycle",
+                        "not in this file",
+                        "already replaces",
+                    ] {
+                        assert!(auto.2.contains(words), "{c}: no {words:?} in {}", auto.2);
+                    }
+                }
+                if *want_code == 0 {
+                    let (_, _, note) = report(a, c, format, "explain");
+                    assert!(note.contains("report path: streaming"), "{a} {c}: {note}");
+                }
+            }
+        }
+    }
+}
+
 const HALVES: &str = r#"[agreement]
 id = "h"
 currency = "JPY"

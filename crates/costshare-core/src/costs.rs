@@ -48,6 +48,16 @@ pub struct RowError {
 }
 
 impl RowError {
+    /// A row the one rule refused ([`accept`]), as every reader of a costs
+    /// file names it: its line, its id when it has one, every problem.
+    pub fn refused(raw: &RowRef<'_>, problems: &RowProblems) -> RowError {
+        RowError {
+            line: raw.line,
+            id: (!raw.id.is_empty()).then(|| raw.id.to_string()),
+            message: problems.to_string(),
+        }
+    }
+
     /// The error as users see it, located in `file`: `FILE:LINE, id ID:
     /// message`, `FILE:LINE: message`, or `FILE:message` for the file as a
     /// whole.
@@ -1216,19 +1226,10 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
     let mut total: i128 = 0;
     // rows are validated as they are read: no copy of the file's text is kept
     let csv_errors = for_each_row(bytes, |raw| {
-        let cl = match validate_ref(agreement, rates, &raw) {
+        let cl = match validate(agreement, rates, &raw) {
             Ok(cl) => cl,
-            Err(message) => {
-                let id = if raw.id.is_empty() {
-                    None
-                } else {
-                    Some(raw.id.to_string())
-                };
-                errors.push(RowError {
-                    line: raw.line,
-                    id,
-                    message,
-                });
+            Err(problems) => {
+                errors.push(RowError::refused(&raw, &problems));
                 return;
             }
         };
@@ -1269,46 +1270,24 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         return Err(all);
     }
     // replacements within the file
-    let mut replaced_by: HashMap<&str, usize> = HashMap::new();
-    for (i, l) in lines.iter().enumerate() {
-        if let Some(r) = &l.replaces {
-            if !by_id.contains_key(r.as_str()) {
-                errors.push(RowError {
-                    line: l.row,
-                    id: Some(l.id.clone()),
-                    message: format!("replaces `{r}`, which is not in this file"),
-                });
-            } else if let Some(&other) = replaced_by.get(r.as_str()) {
-                errors.push(RowError {
-                    line: l.row,
-                    id: Some(l.id.clone()),
-                    message: format!("replaces `{r}`, which line {} already replaces", lines[other].row),
-                });
-            } else {
-                replaced_by.insert(r.as_str(), i);
-            }
-        }
-    }
-    // a cycle of replacements (p replaces q, q replaces p) would drop them all
-    let with: Vec<&CostLine> = lines.iter().filter(|l| l.replaces.is_some()).collect();
-    let edges: Vec<(&str, &str)> = with
+    let with: Vec<Replacing<'_>> = lines
         .iter()
-        .map(|l| (l.id.as_str(), l.replaces.as_deref().unwrap_or_default()))
+        .filter_map(|l| {
+            l.replaces.as_deref().map(|r| Replacing {
+                line: l.row,
+                id: &l.id,
+                replaces: r,
+            })
+        })
         .collect();
-    for k in replacement_cycles(&edges) {
-        errors.push(RowError {
-            line: with[k].row,
-            id: Some(with[k].id.clone()),
-            message: replacement_cycle_message(&with[k].id),
-        });
-    }
+    let gone = check_replacements(&with, |id| by_id.contains_key(id), &mut errors);
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
         return Err(errors);
     }
-    let replaced = replaced_by.len();
+    let replaced = gone.len();
     if replaced > 0 {
-        let gone: std::collections::HashSet<String> = replaced_by.keys().map(|s| s.to_string()).collect();
+        let gone: std::collections::HashSet<String> = gone.into_iter().map(str::to_string).collect();
         lines.retain(|l| !gone.contains(&l.id));
     }
     Ok(Costs {
@@ -1316,6 +1295,62 @@ pub fn parse_costs(agreement: &Agreement, bytes: &[u8], rates: &Rates) -> Result
         duplicates,
         replaced,
     })
+}
+
+/// A line of a file that replaces another: what the replacement rule reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replacing<'a> {
+    /// Physical line number (header = 1).
+    pub line: usize,
+    pub id: &'a str,
+    /// The id it replaces.
+    pub replaces: &'a str,
+}
+
+/// The replacements within one file (SPEC section 6), `with` in line order,
+/// ids unique, `in_file` saying which ids the file's accepted lines hold:
+/// each replaced id must be in the file and replaced once, and no line may
+/// be on a cycle of replacements. The problems are pushed to `errors` (those
+/// of the first rule in line order, then the cycles in line order); returns
+/// the ids replaced, to drop. Every reader of a costs file (the general
+/// parser, the streaming report) calls this one rule.
+pub fn check_replacements<'a>(
+    with: &[Replacing<'a>],
+    in_file: impl Fn(&str) -> bool,
+    errors: &mut Vec<RowError>,
+) -> Vec<&'a str> {
+    // replaced id -> position in `with` of the line replacing it
+    let mut replaced_by: HashMap<&str, usize, crate::fxhash::BuildFx> = HashMap::default();
+    let mut gone = Vec::new();
+    for (i, l) in with.iter().enumerate() {
+        let r = l.replaces;
+        if !in_file(r) {
+            errors.push(RowError {
+                line: l.line,
+                id: Some(l.id.to_string()),
+                message: format!("replaces `{r}`, which is not in this file"),
+            });
+        } else if let Some(&other) = replaced_by.get(r) {
+            errors.push(RowError {
+                line: l.line,
+                id: Some(l.id.to_string()),
+                message: format!("replaces `{r}`, which line {} already replaces", with[other].line),
+            });
+        } else {
+            replaced_by.insert(r, i);
+            gone.push(r);
+        }
+    }
+    // a cycle of replacements (p replaces q, q replaces p) would drop them all
+    let edges: Vec<(&str, &str)> = with.iter().map(|l| (l.id, l.replaces)).collect();
+    for k in replacement_cycles(&edges) {
+        errors.push(RowError {
+            line: with[k].line,
+            id: Some(with[k].id.to_string()),
+            message: replacement_cycle_message(with[k].id),
+        });
+    }
+    gone
 }
 
 /// Which replacements are part of a cycle (p replaces q, q replaces p: the

@@ -9,24 +9,31 @@
 //! at the end by the same engine as every other path
 //! ([`crate::alloc::allocate_lines`]).
 //!
-//! It takes the common, clean case only, and says when it cannot: rows
-//! without quotes or lone carriage returns, valid UTF-8, every row accepted
-//! by [`crate::costs::accept`] (the one rule for a row, which every path
-//! calls), no repeated id, no row that `replaces` another. On anything else a call
-//! returns [`Fallback`] and the caller runs the general path (`parse_costs`,
-//! `allocate`, `report`), which gives the exact diagnostics or handles the
-//! rare feature. So this path never writes an error message, and its result
-//! equals the general path's row for row (the tests compare the two on
-//! random agreements and files, capped and uncapped).
+//! It takes the common case and says when it cannot: rows without quotes
+//! it cannot read on one line or lone carriage returns, valid UTF-8, no
+//! repeated id. Every row is checked by [`crate::costs::accept`] (the one
+//! rule for a row, which every path calls); a refused row is named by
+//! [`RowError::refused`] and, with the file's replacements checked by
+//! [`crate::costs::check_replacements`] (the general parser's own rule),
+//! [`Plan::settle`] gives [`Settled::BadRows`]: the errors `parse_costs`
+//! gives, in its order. Rows that replace others are applied: a capped
+//! agreement drops the replaced lines from its columns; an uncapped one
+//! (totalled already) asks for a second reading ([`Settled::ReadAgain`]) in
+//! which undo workers take the replaced lines' parts back out. On anything
+//! else a call returns [`Fallback`] and the caller runs the general path
+//! (`parse_costs`, `allocate`, `report`), which gives the exact diagnostics.
+//! So the report equals the general path's row for row, and the errors its
+//! errors word for word (the tests compare the two on random agreements and
+//! files, capped and uncapped, clean and mutated).
 
 use crate::agreement::Agreement;
 use crate::alloc::{self, Lines, Splitter};
 use crate::calendar::Date;
-use crate::costs::{self, Accepted, COST_COLUMNS, Rates, RowProblem, RowRef};
+use crate::costs::{self, Accepted, COST_COLUMNS, Rates, Replacing, RowError, RowRef};
 use crate::fxhash::{BuildFx, Fx};
 use crate::num::Q;
 use crate::report::{Dim, KeyRule, Row, TotalTooLarge};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
 
 /// The streaming path cannot take this input; run the general path. The
@@ -46,6 +53,44 @@ pub struct StreamReport {
     /// The report of those provisional lines alone (same dimensions), so
     /// that [`crate::report::provisional_flags`] marks the rows counting one.
     pub provisional_rows: Vec<Row>,
+}
+
+/// What the workers' lines come to ([`Plan::settle`]).
+#[derive(Debug)]
+pub enum Settled {
+    /// The report: every row accepted, replacements applied.
+    Report(StreamReport),
+    /// Rows the general path refuses, named as [`crate::costs::parse_costs`]
+    /// names them: the same errors in the same order.
+    BadRows(Vec<RowError>),
+    /// An uncapped agreement (totalled as the lines went by) with lines that
+    /// a replacement drops: read the body again through
+    /// [`Plan::undo_worker`]s, which take those lines back out, and call
+    /// [`Plan::finish_again`].
+    ReadAgain(Again),
+}
+
+/// The workers of a first pass, waiting for the replaced lines to be taken out.
+pub struct Again {
+    workers: Vec<Worker>,
+    /// The ids replaced (each on exactly one accepted line).
+    gone: Vec<String>,
+}
+
+impl std::fmt::Debug for Again {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Again")
+            .field("gone", &self.gone)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A row that replaces another, as a worker met it.
+struct Replacement {
+    /// Line number (relative to the piece until [`Worker::place`]d).
+    line: usize,
+    id: String,
+    replaces: String,
 }
 
 /// Column kinds, in [`COST_COLUMNS`] order.
@@ -133,7 +178,21 @@ impl<'a> Plan<'a> {
             site_names: Vec::new(),
             lines: 0,
             total: 0,
+            fed: 0,
+            errors: Vec::new(),
+            replacing: Vec::new(),
+            placed: (0, 0),
+            undo: None,
+            undone: 0,
         }
+    }
+
+    /// A worker for the second reading of [`Settled::ReadAgain`]: it takes
+    /// only the lines `again` drops, and subtracts what they added.
+    pub fn undo_worker(&self, again: &Again) -> Worker {
+        let mut w = self.worker(0);
+        w.undo = Some(again.gone.iter().map(|g| g.as_bytes().to_vec()).collect());
+        w
     }
 
     /// Put a row's trimmed fields where their columns go; returns how many
@@ -185,11 +244,24 @@ impl<'a> Plan<'a> {
         self.finish_with(workers, 2)
     }
 
-    /// Merge the workers into report rows, on up to `threads` threads (`1`:
-    /// on this one): the check that no id was seen twice, and a capped
-    /// agreement's allocation. Fails when two workers saw the same id (the
-    /// general path then names the rows).
-    pub fn finish_with(&self, mut workers: Vec<Worker>, threads: usize) -> Result<StreamReport, Fallback> {
+    /// [`Plan::settle`] when only a report will do: bad rows, and an
+    /// uncapped agreement's replaced lines, are a [`Fallback`].
+    pub fn finish_with(&self, workers: Vec<Worker>, threads: usize) -> Result<StreamReport, Fallback> {
+        match self.settle(workers, threads)? {
+            Settled::Report(r) => Ok(r),
+            Settled::BadRows(_) => Err(Fallback("a refused row")),
+            Settled::ReadAgain(_) => Err(Fallback("replaced lines to read again")),
+        }
+    }
+
+    /// Merge the workers, on up to `threads` threads (`1`: on this one):
+    /// the check that no id was seen twice, the rows refused and the
+    /// replacements (by the general parser's own rules, so the errors are
+    /// its errors), then the report (a capped agreement's allocation).
+    /// Fails when two workers saw the same id, or the total leaves 64 bits
+    /// (the general path then names the rows). Every worker must have been
+    /// [`Worker::place`]d after its last feed for the errors' line numbers.
+    pub fn settle(&self, mut workers: Vec<Worker>, threads: usize) -> Result<Settled, Fallback> {
         // the largest id set is probed by the others
         workers.sort_by_key(|w| std::cmp::Reverse(w.ids.len));
         let mut total: i128 = 0;
@@ -204,10 +276,58 @@ impl<'a> Plan<'a> {
         if total > i64::MAX as i128 {
             return Err(Fallback("total beyond 64 bits"));
         }
+        // what `parse_costs` would say: the refused rows in line order, then
+        // the replacements' problems by the one rule for them, then sorted
+        // by line (stably, as there)
+        let mut errors: Vec<RowError> = workers.iter_mut().flat_map(|w| std::mem::take(&mut w.errors)).collect();
+        errors.sort_by_key(|e| e.line);
+        let gone: Vec<String> = {
+            let mut reps: Vec<&Replacement> = workers.iter().flat_map(|w| &w.replacing).collect();
+            reps.sort_by_key(|r| r.line);
+            let with: Vec<Replacing<'_>> = reps
+                .iter()
+                .map(|r| Replacing {
+                    line: r.line,
+                    id: &r.id,
+                    replaces: &r.replaces,
+                })
+                .collect();
+            let in_file = |id: &str| workers.iter().any(|w| w.ids.contains(id.as_bytes()));
+            costs::check_replacements(&with, in_file, &mut errors)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        };
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.line);
+            return Ok(Settled::BadRows(errors));
+        }
         // ids are checked: their tables can go (the arenas stay for ordering)
         for w in &mut workers {
             w.ids.slots = Vec::new();
+            w.replacing = Vec::new();
         }
+        if !self.capped && !gone.is_empty() {
+            return Ok(Settled::ReadAgain(Again { workers, gone }));
+        }
+        Ok(Settled::Report(self.report(workers, &gone, threads)))
+    }
+
+    /// The report of [`Settled::ReadAgain`]: `undo` are the
+    /// [`Plan::undo_worker`]s that read the body again.
+    pub fn finish_again(&self, again: Again, undo: Vec<Worker>, threads: usize) -> Result<StreamReport, Fallback> {
+        // each replaced line was accepted once: found again exactly once
+        let found: usize = undo.iter().map(|w| w.undone).sum();
+        if found != again.gone.len() || undo.iter().any(|w| w.undo.is_none()) {
+            return Err(Fallback("the replaced lines were not found again"));
+        }
+        let mut workers = again.workers;
+        workers.extend(undo);
+        Ok(self.report(workers, &again.gone, threads))
+    }
+
+    /// The report rows of checked workers; `gone`: the ids replaced.
+    fn report(&self, mut workers: Vec<Worker>, gone: &[String], threads: usize) -> StreamReport {
         // one site numbering for all workers
         let mut site_ids: HashMap<String, u32, BuildFx> = HashMap::default();
         let mut site_names: Vec<String> = Vec::new();
@@ -227,12 +347,16 @@ impl<'a> Plan<'a> {
             })
             .collect();
         let sites: Vec<&str> = site_names.iter().map(String::as_str).collect();
-        let lines: usize = workers.iter().map(|w| w.lines).sum();
+        // a replaced line was counted when read
+        let lines: usize = workers.iter().map(|w| w.lines).sum::<usize>() - gone.len();
         let mut provisional = 0;
         let mut provisional_rows = Vec::new();
         let mut out: HashMap<[i64; 5], i128, BuildFx> = HashMap::default();
         if self.capped {
-            let kept = KeptLines::merge(&mut workers, &remap);
+            let mut kept = KeptLines::merge(&mut workers, &remap);
+            if !gone.is_empty() {
+                kept.drop_ids(gone);
+            }
             let a = alloc::allocate_lines_par(self.ag, &kept, self.as_of, threads);
             provisional = a.provisional.iter().filter(|&&p| p).count();
             let mut groups = Groups::new(self.ag.parties.len() + 1);
@@ -253,16 +377,18 @@ impl<'a> Plan<'a> {
                 provisional_rows = self.rule.rows(&sites, prov_out).unwrap_or_default();
             }
         } else {
+            // undo workers' groups hold the replaced lines' parts negated: a
+            // group left at zero gives no row, as if never read
             for (w, r) in workers.iter().zip(&remap) {
                 self.add_groups(&w.groups, Some(r), &mut out);
             }
         }
-        Ok(StreamReport {
+        StreamReport {
             rows: self.rule.rows(&sites, out),
             lines,
             provisional,
             provisional_rows,
-        })
+        }
     }
 }
 
@@ -388,6 +514,25 @@ impl KeptLines {
     }
 }
 
+impl KeptLines {
+    /// Drop the lines whose id is in `gone` (the replaced ones).
+    fn drop_ids(&mut self, gone: &[String]) {
+        let gone: HashSet<&[u8], BuildFx> = gone.iter().map(|g| g.as_bytes()).collect();
+        let keep: Vec<bool> = (0..self.count()).map(|i| !gone.contains(self.id(i))).collect();
+        fn retain<T>(v: &mut Vec<T>, keep: &[bool]) {
+            let mut k = keep.iter();
+            v.retain(|_| k.next().copied().unwrap_or(true));
+        }
+        let c = &mut self.cols;
+        retain(&mut c.date, &keep);
+        retain(&mut c.cat, &keep);
+        retain(&mut c.amount, &keep);
+        retain(&mut c.site, &keep);
+        retain(&mut c.id, &keep);
+        retain(&mut c.qty, &keep);
+    }
+}
+
 impl Lines for KeptLines {
     fn count(&self) -> usize {
         self.cols.date.len()
@@ -425,6 +570,18 @@ pub struct Worker {
     site_names: Vec<String>,
     lines: usize,
     total: i128,
+    /// Line breaks fed since the last [`Worker::place`].
+    fed: usize,
+    /// Rows the one rule refused, named.
+    errors: Vec<RowError>,
+    /// Accepted rows that replace another.
+    replacing: Vec<Replacement>,
+    /// How many of `errors` and `replacing` have their line numbers placed.
+    placed: (usize, usize),
+    /// An undo worker ([`Plan::undo_worker`]): the replaced ids it takes back out.
+    undo: Option<HashSet<Vec<u8>, BuildFx>>,
+    /// Lines an undo worker took back out.
+    undone: usize,
 }
 
 impl Worker {
@@ -440,16 +597,35 @@ impl Worker {
             cr: memchr::memchr(b'\r', bytes).is_some(),
         };
         for nl in memchr::memchr_iter(b'\n', bytes) {
-            self.line(plan, &text[start..nl], odd)?;
+            self.line(plan, &text[start..nl], self.fed, odd)?;
+            self.fed += 1;
             start = nl + 1;
         }
         if start < bytes.len() {
-            self.line(plan, &text[start..], odd)?;
+            self.line(plan, &text[start..], self.fed, odd)?;
+            self.fed += 1;
         }
         Ok(())
     }
 
-    fn line(&mut self, plan: &Plan<'_>, line: &str, odd: Odd) -> Result<(), Fallback> {
+    /// Number the lines fed since the last call: the first of them is line
+    /// `first_line` of the file (the header is line 1). Returns how many
+    /// lines that was, so the driver can number the next piece. The errors
+    /// and replacements a feed records carry their numbers only once placed.
+    pub fn place(&mut self, first_line: usize) -> usize {
+        for e in &mut self.errors[self.placed.0..] {
+            e.line += first_line;
+        }
+        for r in &mut self.replacing[self.placed.1..] {
+            r.line += first_line;
+        }
+        self.placed = (self.errors.len(), self.replacing.len());
+        std::mem::take(&mut self.fed)
+    }
+
+    /// One line; `at`: its number within the lines fed since the last
+    /// [`Worker::place`].
+    fn line(&mut self, plan: &Plan<'_>, line: &str, at: usize, odd: Odd) -> Result<(), Fallback> {
         let line = if odd.cr {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if line.as_bytes().contains(&b'\r') {
@@ -471,18 +647,21 @@ impl Worker {
         if !any && n <= 1 {
             return Ok(()); // a blank line
         }
+        if let Some(gone) = &self.undo {
+            if !gone.contains(f[ID].as_bytes()) {
+                return Ok(());
+            }
+            return self.undo_line(plan, &f);
+        }
         let ag = plan.ag;
         // the id's slot is a likely cache miss: ask for it now and check the
         // rest of the row while it arrives
         let id_hash = hash_id(f[ID].as_bytes());
         self.ids.prefetch(id_hash);
-        if !f[REPLACES].is_empty() {
-            return Err(Fallback("a replacement"));
-        }
         // what a valid row is, is decided by the one rule every path calls;
-        // a row it refuses goes to the general path, which names the problems
+        // a row it refuses is named as the general parser names it
         let row = RowRef {
-            line: 0,
+            line: at,
             id: f[ID],
             date: f[DATE],
             category: f[CATEGORY],
@@ -501,11 +680,24 @@ impl Worker {
             amount,
             quantity,
             ..
-        } = costs::accept(ag, plan.rates, &row)
-            .map_err(|p| Fallback(p.iter().next().map_or("a refused row", RowProblem::reason)))?;
+        } = match costs::accept(ag, plan.rates, &row) {
+            Ok(a) => a,
+            Err(problems) => {
+                self.errors.push(RowError::refused(&row, &problems));
+                return Ok(());
+            }
+        };
+        // a repeat names the first line and compares values: the general path
         let Some(id_at) = self.ids.insert_hashed(f[ID].as_bytes(), id_hash) else {
             return Err(Fallback("a repeated id"));
         };
+        if !f[REPLACES].is_empty() {
+            self.replacing.push(Replacement {
+                line: at,
+                id: f[ID].to_string(),
+                replaces: f[REPLACES].to_string(),
+            });
+        }
         self.total += amount as i128;
         if self.total > i64::MAX as i128 {
             return Err(Fallback("total beyond 64 bits"));
@@ -516,7 +708,14 @@ impl Worker {
             self.kept.push(date, cat, amount, site, id_at, quantity);
             return Ok(());
         }
-        // allocate: uncapped layers, so the line alone decides its parts
+        self.add_uncapped(plan, date, cat, amount, site, false);
+        Ok(())
+    }
+
+    /// An uncapped line's parts added to its group (taken out: `negate`):
+    /// the layers have no cap, so the line alone decides its parts.
+    fn add_uncapped(&mut self, plan: &Plan<'_>, date: Date, cat: usize, amount: i64, site: u32, negate: bool) {
+        let ag = plan.ag;
         self.row.fill(0);
         alloc::uncapped_line(
             &ag.categories[cat],
@@ -525,8 +724,37 @@ impl Worker {
             &mut self.splitter,
             &mut self.row,
         );
+        if negate {
+            for v in &mut self.row {
+                *v = -*v;
+            }
+        }
         let key = plan.key(date, cat, site);
         self.groups.add(key, &self.row, plan.rule.by_party());
+    }
+
+    /// A replaced line met again by an undo worker: its parts taken out.
+    fn undo_line(&mut self, plan: &Plan<'_>, f: &[&str; COST_COLUMNS.len()]) -> Result<(), Fallback> {
+        let row = RowRef {
+            line: 0,
+            id: f[ID],
+            date: f[DATE],
+            category: f[CATEGORY],
+            amount: f[AMOUNT],
+            currency: f[CURRENCY],
+            quantity: f[QUANTITY],
+            site: f[SITE],
+            description: f[DESCRIPTION],
+            replaces: f[REPLACES],
+            paid_by: f[PAID_BY],
+            recorded: false,
+        };
+        let Ok(a) = costs::accept(plan.ag, plan.rates, &row) else {
+            return Err(Fallback("a replaced line changed"));
+        };
+        let site = if plan.want_site { self.site(f[SITE]) } else { 0 };
+        self.add_uncapped(plan, a.date, a.category, a.amount, site, true);
+        self.undone += 1;
         Ok(())
     }
 
@@ -603,7 +831,6 @@ impl IdSet {
         }
     }
 
-    #[cfg(test)]
     fn contains(&self, id: &[u8]) -> bool {
         self.find(id, hash_id(id)).1
     }

@@ -743,11 +743,12 @@ fn streaming_report_equals_general_report() {
     assert!(provisional > 0, "no provisional line in any case");
 }
 
-/// What the streaming path must leave to the general one.
+/// What the streaming path must leave to the general one, and the bad rows
+/// it names itself (issue 12).
 #[test]
 fn streaming_report_falls_back() {
     use costshare_core::report::Dim;
-    use costshare_core::stream::{Fallback, Plan};
+    use costshare_core::stream::{Fallback, Plan, Settled};
     let ag = load::load(
         "[agreement]\nid = \"a\"\ntitle = \"t\"\ncurrency = \"USD\"\nstart = \"2022-01-01\"\nend = \"2022-12-31\"\n\
          fiscal_year_start = \"01-01\"\nfiscal_year_label = \"start\"\n[parties.A]\nname = \"A\"\n[parties.B]\nname = \"B\"\n\
@@ -757,15 +758,18 @@ fn streaming_report_falls_back() {
     .unwrap();
     let rates = Rates::empty();
     let dims = [Dim::Party];
-    let run = |header: &str, rows: &[&str]| -> Result<(), Fallback> {
+    let settle = |header: &str, rows: &[&str]| -> Result<Settled, Fallback> {
         let plan = Plan::new(&ag, &rates, Date::new(2022, 6, 30).unwrap(), &dims, header.as_bytes())?;
         let mut w = vec![plan.worker(1), plan.worker(1)];
         w[0].feed(&plan, rows[0].as_bytes())?;
+        let next = 2 + w[0].place(2);
         if let Some(r) = rows.get(1) {
             w[1].feed(&plan, r.as_bytes())?;
+            w[1].place(next);
         }
-        plan.finish(w).map(|_| ())
+        plan.settle(w, 2)
     };
+    let run = |header: &str, rows: &[&str]| settle(header, rows).map(|_| ());
     let h = "id,date,category,amount";
     assert!(run(h, &["a,2022-01-01,x,1.00\nb,2022-01-02,x,2.00\n"]).is_ok());
     assert!(run(h, &["\"a,1\",2022-01-01,x,\" 1.00\"\n\"b\"\"\",2022-01-02,x,2.00\n"]).is_ok());
@@ -779,21 +783,236 @@ fn streaming_report_falls_back() {
         ("a quoted field across lines", h, vec!["\"a\nb\",2022-01-01,x,1.00\n"]),
         ("a quote inside a field", h, vec!["a\"b,2022-01-01,x,1.00\n"]),
         ("lone CR", h, vec!["a,2022-01-01,x,1.00\rb,2022-01-01,x,1.00\n"]),
-        ("bad date", h, vec!["a,2022-13-01,x,1.00\n"]),
-        ("out of term", h, vec!["a,2023-01-01,x,1.00\n"]),
-        ("category", h, vec!["a,2022-01-01,y,1.00\n"]),
-        ("amount", h, vec!["a,2022-01-01,x,1.001\n"]),
-        ("empty id", h, vec![",2022-01-01,x,1.00\n"]),
-        (
-            "replaces",
-            "id,date,category,amount,replaces",
-            vec!["b,2022-01-01,x,1.00,a\n"],
-        ),
         ("missing column", "id,date,amount", vec!["a,2022-01-01,1.00\n"]),
         ("twice", "id,id,date,category,amount", vec!["a,a,2022-01-01,x,1.00\n"]),
     ] {
         assert!(run(header, &rows).is_err(), "{why} should fall back");
     }
+    // bad rows are named by the stream, as the general parser names them
+    let r = "id,date,category,amount,replaces";
+    for (why, header, rows) in [
+        ("bad date", h, vec!["a,2022-13-01,x,1.00\n"]),
+        ("out of term", h, vec!["a,2023-01-01,x,1.00\n"]),
+        ("category", h, vec!["a,2022-01-01,y,1.00\n"]),
+        ("amount", h, vec!["a,2022-01-01,x,1.001\n"]),
+        ("empty id", h, vec![",2022-01-01,x,1.00\n"]),
+        ("replaces a missing id", r, vec!["b,2022-01-01,x,1.00,a\n"]),
+        (
+            "a cycle across workers",
+            r,
+            vec!["a,2022-01-01,x,1.00,b\n", "b,2022-01-02,x,1.00,a\n"],
+        ),
+        (
+            "two bad rows across workers",
+            h,
+            vec!["a,2022-01-01,x,1.00\nb,2022-01-01,y,1.00\n", "c,2022-01-01,x,-1\n"],
+        ),
+    ] {
+        let Ok(Settled::BadRows(errors)) = settle(header, &rows) else {
+            panic!("{why}: the stream names the bad rows");
+        };
+        let general = parse_costs(&ag, format!("{header}\n{}", rows.concat()).as_bytes(), &rates).unwrap_err();
+        assert_eq!(errors, general, "{why}");
+    }
+    // a replacement is applied (capped: in the columns; uncapped, as here: read again)
+    assert!(matches!(
+        settle(r, &["a,2022-01-01,x,1.00\n", "b,2022-01-02,x,2.00,a\n"]),
+        Ok(Settled::ReadAgain(_))
+    ));
     let plan = Plan::new(&ag, &rates, Date::new(2022, 6, 30).unwrap(), &dims, h.as_bytes()).unwrap();
     assert!(plan.worker(1).feed(&plan, b"a,2022-01-01,x,1.00\n\xff\n").is_err());
+}
+
+/// A generated case's costs with bad rows and replacements mixed in
+/// (issue 12): every kind of refused row the generator can make, rows that
+/// replace others (before and after them, chains), replacements of missing
+/// or already replaced ids, cycles, blank lines and now and then a repeated
+/// row. The header gains `replaces` and `paid_by`.
+fn mutate_costs(csv: &str, rng: &mut Rng) -> String {
+    let mut rows: Vec<Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+            f.resize(8, String::new());
+            f
+        })
+        .collect();
+    let n = rows.len();
+    // id, date, category, amount, quantity, site, replaces, paid_by
+    let (id, date, cat, amount, qty, rep, paid) = (0, 1, 2, 3, 4, 6, 7);
+    let clean = rng.range(0, 2) == 0; // a third: replacements only, all valid
+    let mutations = rng.range(1, 4);
+    let mut blank_after = Vec::new();
+    let mut repeat = None;
+    for _ in 0..mutations {
+        let i = rng.range(0, n as i64 - 1) as usize;
+        let j = rng.range(0, n as i64 - 1) as usize;
+        let kind = if clean { 0 } else { rng.range(0, 15) };
+        let jid = rows[j][id].clone();
+        match kind {
+            0 | 1 if i != j && rows[j][rep].is_empty() => {
+                // a valid replacement (unless another mutation spoils it)
+                rows[i][rep] = jid;
+                if rng.range(0, 2) == 0 {
+                    // a chain: some other row replaces the replacing one
+                    let k = rng.range(0, n as i64 - 1) as usize;
+                    if k != i && k != j && rows[k][rep].is_empty() {
+                        rows[k][rep] = rows[i][id].clone();
+                    }
+                }
+            }
+            0 | 1 => {}
+            2 => rows[i][date] = "2022-13-01".into(),
+            3 => rows[i][date] = String::new(),
+            4 => rows[i][date] = "1990-01-01".into(),
+            5 => rows[i][cat] = "nope".into(),
+            6 => rows[i][amount] = "-5".into(),
+            7 => rows[i][amount] = "1.2.3".into(),
+            8 => rows[i][id] = String::new(),
+            9 => rows[i][qty] = "abc".into(),
+            10 => rows[i][rep] = rows[i][id].clone(),
+            11 => rows[i][rep] = "missing-id".into(),
+            12 => rows[i][paid] = "ZZ".into(),
+            13 => {
+                // a cycle of two, or two rows replacing one
+                rows[i][rep] = jid;
+                if rng.range(0, 1) == 0 {
+                    rows[j][rep] = rows[i][id].clone();
+                } else {
+                    let k = rng.range(0, n as i64 - 1) as usize;
+                    rows[k][rep] = rows[j][id].clone();
+                }
+            }
+            14 => blank_after.push(i),
+            _ => repeat = Some(i),
+        }
+    }
+    let mut out = String::from("id,date,category,amount,quantity,site,replaces,paid_by\n");
+    for (k, r) in rows.iter().enumerate() {
+        out.push_str(&r.join(","));
+        out.push('\n');
+        if blank_after.contains(&k) {
+            out.push('\n');
+        }
+        if repeat == Some(k) {
+            out.push_str(&r.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Issue 12: a file with bad rows or replacements stays on the streaming
+/// path. Its errors are the general parser's, word for word, line for line,
+/// in its order; its report (replaced lines dropped from a capped
+/// agreement's columns, or taken back out of an uncapped one's totals by a
+/// second reading) equals the general path's, with the same line and
+/// provisional counts; fed to one worker or split between two. Only a
+/// repeated id (and a total past 64 bits) still falls back.
+#[test]
+fn streaming_names_bad_rows_and_applies_replacements_as_the_general_path() {
+    use costshare_core::report::{self, Dim};
+    use costshare_core::stream::{Plan, Settled, split_point};
+    let dims: &[Dim] = &[Dim::Party, Dim::FiscalYear, Dim::Category, Dim::Site];
+    let (mut bad, mut replaced, mut again, mut fallback) = (0, 0, 0, 0);
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 0..400u64 {
+        let c = gen_case(seed);
+        let toml: String = if seed % 2 == 1 {
+            c.toml
+                .lines()
+                .filter(|l| {
+                    let t = l.trim_start();
+                    !(t.starts_with("cap") || t.starts_with("period") || t.starts_with("cap_policy"))
+                })
+                .map(|l| format!("{l}\n"))
+                .collect()
+        } else {
+            c.toml
+        };
+        let ag = load::load(&toml).agreement.expect("agreement");
+        let mut rng = Rng::new(seed ^ 0x12);
+        let csv = mutate_costs(&c.csv, &mut rng);
+        let rates = Rates::empty();
+        let general = parse_costs(&ag, csv.as_bytes(), &rates);
+        let (header, body) = csv.split_once('\n').unwrap();
+        let body = body.as_bytes();
+        let plan = Plan::new(&ag, &rates, as_of(), dims, header.as_bytes()).expect("plan");
+        let cut = if seed % 4 < 2 { split_point(body) } else { None };
+        let parts: Vec<&[u8]> = match cut {
+            Some(cut) => vec![&body[..cut], &body[cut..]],
+            None => vec![body],
+        };
+        let feed = |workers: &mut Vec<costshare_core::stream::Worker>| {
+            let mut line = 2;
+            for (w, p) in workers.iter_mut().zip(&parts) {
+                w.feed(&plan, p)?;
+                line += w.place(line);
+            }
+            Ok::<(), costshare_core::stream::Fallback>(())
+        };
+        let mut workers = vec![plan.worker(4), plan.worker(4)];
+        let settled = feed(&mut workers).and_then(|()| plan.settle(workers, 1 + (seed as usize / 4) % 2));
+        let ctx = format!("seed {seed}\n{csv}");
+        let settled = match settled {
+            Ok(s) => s,
+            Err(why) => {
+                assert!(
+                    ["a repeated id", "an id repeated across blocks"].contains(&why.0),
+                    "{ctx}: fell back: {why:?}"
+                );
+                assert!(csv.lines().count() > csv.lines().collect::<std::collections::HashSet<_>>().len());
+                fallback += 1;
+                continue;
+            }
+        };
+        let sr = match (settled, &general) {
+            (Settled::BadRows(errors), Err(want)) => {
+                assert_eq!(&errors, want, "{ctx}");
+                bad += 1;
+                for e in &errors {
+                    // the message without what it quotes or numbers
+                    let words: String = e.message.split('`').step_by(2).collect();
+                    kinds.insert(words.replace(|c: char| c.is_ascii_digit(), ""));
+                }
+                continue;
+            }
+            (Settled::Report(sr), Ok(_)) => sr,
+            (Settled::ReadAgain(a), Ok(_)) => {
+                let mut undo = vec![plan.undo_worker(&a), plan.undo_worker(&a)];
+                feed(&mut undo).expect("the second reading");
+                again += 1;
+                plan.finish_again(a, undo, 2).expect("the replaced lines found again")
+            }
+            (s, g) => panic!("{ctx}: stream {s:?}, general {g:?}"),
+        };
+        let costs = general.unwrap();
+        let alloc = alloc::allocate(&ag, &costs.lines, as_of());
+        assert_eq!(sr.rows, report::report(&ag, &costs.lines, &alloc, dims), "{ctx}");
+        assert_eq!(sr.lines, costs.lines.len(), "{ctx}");
+        assert_eq!(
+            sr.provisional,
+            alloc.provisional.iter().filter(|&&p| p).count(),
+            "{ctx}"
+        );
+        if costs.replaced > 0 {
+            replaced += 1;
+        }
+    }
+    eprintln!("bad {bad}, replaced {replaced} (read again {again}), fell back {fallback}");
+    assert!(bad >= 150 && replaced >= 80 && again >= 40 && fallback >= 5);
+    for kind in [
+        ", which is not in this file",
+        ", which line  already replaces",
+        "is part of a cycle of replacements that leads back to ",
+        "a line cannot replace itself",
+        "id is empty",
+        "date is empty",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k.contains(kind)),
+            "no error {kind:?} in {kinds:#?}"
+        );
+    }
 }
