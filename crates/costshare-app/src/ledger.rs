@@ -18,9 +18,13 @@ use std::path::Path;
 use std::time::Duration;
 
 fn latest_ref(st: &State) -> AgreementRef {
+    version_ref(st.latest())
+}
+
+fn version_ref(v: &state::Version) -> AgreementRef {
     AgreementRef {
-        id: st.latest().agreement.id.clone(),
-        sha256: st.latest().sha256.clone(),
+        id: v.agreement.id.clone(),
+        sha256: v.sha256.clone(),
     }
 }
 
@@ -388,10 +392,7 @@ pub fn close_by(target: &str, who: &str, period: &str, as_of: Date, force: bool)
             head_before: c.head_before,
             forced: c.closed.forced,
             rows: c.closed.rows,
-            agreement_ref: AgreementRef {
-                id: c.latest.agreement.id.clone(),
-                sha256: c.latest.sha256,
-            },
+            agreement_ref: version_ref(&c.latest),
             agreement: c.latest.agreement,
             journal: JournalInfo {
                 entries: c.entries,
@@ -437,10 +438,7 @@ pub fn adjustments(target: &str, as_of: Date) -> Result<AdjustmentsResult, AppEr
             adjustments: a.adjustments,
             as_of,
             closed: a.closed,
-            agreement_ref: AgreementRef {
-                id: a.latest.agreement.id.clone(),
-                sha256: a.latest.sha256,
-            },
+            agreement_ref: version_ref(&a.latest),
             agreement: a.latest.agreement,
             journal: JournalInfo {
                 entries: a.entries,

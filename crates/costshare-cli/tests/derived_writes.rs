@@ -377,6 +377,7 @@ name = "Utilities"
   [[categories.u.layers]]
   split = { JP = "100%" }
   cap = 1000
+  cap_policy = "pro_rata"
   [[categories.u.layers]]
   split = { US = "100%" }
 [categories.r]
@@ -394,22 +395,35 @@ fn without_rent() -> String {
 #[test]
 fn provisional_lines_refuse_a_close_until_their_period_ends() {
     let d = Dir::new("dw-prov");
-    let a = d.file("a.toml", SMALL);
-    load(SMALL);
+    // a term cap shared pro rata: its lines stay open until the term's end
+    let text = format!(
+        "{SMALL}[categories.t]\nname = \"Term\"\n  [[categories.t.layers]]\n  split = {{ JP = \"100%\" }}\n  cap = 500\n  period = \"term\"\n  cap_policy = \"pro_rata\"\n  [[categories.t.layers]]\n  split = {{ US = \"100%\" }}\n"
+    );
+    let a = d.file("a.toml", &text);
+    load(&text);
     let l = d.path("l.db");
     ok(&["init", &l, "--agreement", &a]);
     let c = d.file(
         "c.csv",
         format!(
-            "{HEADER}U1,2022-05-01,u,600,JPY,,Naha,May\nU2,2023-02-01,u,700,JPY,,Naha,Feb\nR1,2022-06-01,r,100,JPY,,Naha,rent\n"
+            "{HEADER}U1,2022-05-01,u,600,JPY,,Naha,May\nU2,2023-02-01,u,700,JPY,,Naha,Feb\nR1,2022-06-01,r,100,JPY,,Naha,rent\n\
+             T1,2022-05-01,t,400,JPY,,Naha,a\nT2,2022-07-01,t,1,JPY,,Naha,b\nT3,2023-05-01,t,400,JPY,,Naha,c\n"
         ),
     );
     ok(&["record", &l, &c]);
     let t = Twin::of(&d, &l, "p");
-    for as_of in ["2022-12-31", "2023-03-30", "2023-03-31", "2023-04-01"] {
+    for as_of in ["2022-12-31", "2023-03-30"] {
         t.same(&["close", "{L}", "--period", "FY2022", "--as-of", as_of]);
     }
-    t.refused(&["close", "{L}", "--period", "FY2022", "--as-of", "2023-04-02"]);
+    let err = t.refused(&["close", "{L}", "--period", "FY2022", "--as-of", "2023-04-02"]);
+    assert!(
+        err.contains("2 of its lines are in pro-rata periods still open (until 2025-03-31)"),
+        "{err}"
+    );
+    t.ok(&["close", "{L}", "--period", "FY2022", "--as-of", "2023-04-02", "--force"]);
+    t.refused(&["close", "{L}", "--period", "FY2022", "--as-of", "2023-04-02", "--force"]);
+    // the term's last day: nothing open any more
+    t.ok(&["close", "{L}", "--period", "FY2023", "--as-of", "2025-03-31"]);
     t.ok(&[
         "record",
         "{L}",
@@ -436,10 +450,8 @@ fn no_op_record_in_every_case_the_full_path_answers_the_same() {
     );
     let replaced = d.file(
         "replaced.csv",
-        format!(
-            "id,date,category,amount,currency,quantity,site,description,replaces\n\
-             B1,2022-07-01,u,10,JPY,,Naha,x,\nB2,2022-07-01,u,11,JPY,,Naha,x fixed,B1\n"
-        ),
+        "id,date,category,amount,currency,quantity,site,description,replaces\n\
+         B1,2022-07-01,u,10,JPY,,Naha,x,\nB2,2022-07-01,u,11,JPY,,Naha,x fixed,B1\n",
     );
     let small = d.file("small.csv", format!("{HEADER}S1,2022-08-01,u,5,JPY,,Naha,s\n"));
     ok(&["record", &l, &big]);

@@ -1213,8 +1213,10 @@ impl Ledger {
     /// records nothing), with the values its bytes give, and a recorded id
     /// stays recorded (voided or not): the full path finds every row already
     /// there. Its rows are still checked against the agreement version in
-    /// force at their dates now (an amendment may refuse a voided line); a
-    /// row that does not pass, or a file whose SHA-256 the derived state does
+    /// force at their dates now and the rates (an amendment may refuse a
+    /// voided line; new rates may convert one past the limit), unless the
+    /// ledger has one version and no rates (what they passed then); a row
+    /// that does not pass, or a file whose SHA-256 the derived state does
     /// not list, is `None` (the full path). Taken under the write lock, so a
     /// writer that lands first is seen.
     pub fn record_noop(&mut self, costs: Input<'_>) -> Result<Option<RecordOutcome>, LedgerError> {
@@ -1244,13 +1246,21 @@ impl Ledger {
         if !meta.has_file(sha) || meta.total > i64::MAX as i128 {
             return Ok(None);
         }
-        let versions = derived::versions(backend, &meta)?;
+        // one agreement version and no rates: the rows are checked against
+        // what they passed when the file was recorded (the same agreement,
+        // no rates then either), so only counted
+        let check = meta.versions.len() > 1 || !meta.rate_seqs.is_empty();
+        let versions = if check {
+            derived::versions(backend, &meta)?
+        } else {
+            Vec::new()
+        };
         let rates = derived::rates(backend, &meta)?;
         let mut rows = 0u64;
         let mut bad = false;
         let csv_errors = for_each_row(bytes, |raw| {
             rows += 1;
-            if bad {
+            if bad || !check {
                 return;
             }
             let v = state::version_at(&versions, Date::parse(raw.date));
