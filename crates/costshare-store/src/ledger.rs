@@ -1214,9 +1214,9 @@ impl Ledger {
     /// stays recorded (voided or not): the full path finds every row already
     /// there. Its rows are still checked against the agreement version in
     /// force at their dates now and the rates (an amendment may refuse a
-    /// voided line; new rates may convert one past the limit), unless the
-    /// ledger has one version and no rates (what they passed then); a row
-    /// that does not pass, or a file whose SHA-256 the derived state does
+    /// voided line; new rates may convert one past the limit), but for rows
+    /// that, with no rates recorded, fall under the first version now as
+    /// then (what they passed when recorded); a row that does not pass, or a file whose SHA-256 the derived state does
     /// not list, is `None` (the full path). Taken under the write lock, so a
     /// writer that lands first is seen.
     pub fn record_noop(&mut self, costs: Input<'_>) -> Result<Option<RecordOutcome>, LedgerError> {
@@ -1246,24 +1246,33 @@ impl Ledger {
         if !meta.has_file(sha) || meta.total > i64::MAX as i128 {
             return Ok(None);
         }
-        // one agreement version and no rates: the rows are checked against
-        // what they passed when the file was recorded (the same agreement,
-        // no rates then either), so only counted
-        let check = meta.versions.len() > 1 || !meta.rate_seqs.is_empty();
-        let versions = if check {
-            derived::versions(backend, &meta)?
-        } else {
-            Vec::new()
-        };
+        // Without rates, a row dated before the second version took effect
+        // falls under the first version now as when the file was recorded
+        // (versions only take effect later), so it passes what it passed
+        // then: it is only counted. Every other row is checked again.
+        let versions = derived::versions(backend, &meta)?;
         let rates = derived::rates(backend, &meta)?;
+        let second = versions.get(1).map(|v| v.effective);
+        let unchanged = |d: Option<Date>| {
+            meta.rate_seqs.is_empty()
+                && match (d, second) {
+                    (_, None) => true,
+                    (Some(d), Some(second)) => d < second,
+                    (None, Some(_)) => false,
+                }
+        };
         let mut rows = 0u64;
         let mut bad = false;
         let csv_errors = for_each_row(bytes, |raw| {
             rows += 1;
-            if bad || !check {
+            if bad {
                 return;
             }
-            let v = state::version_at(&versions, Date::parse(raw.date));
+            let date = Date::parse(raw.date);
+            if unchanged(date) {
+                return;
+            }
+            let v = state::version_at(&versions, date);
             bad = validate_ref(&versions[v].agreement, &rates, &raw).is_err();
         });
         if bad || !csv_errors.is_empty() {
