@@ -1084,6 +1084,35 @@ fn group<'m>(
     costshare_core::report::merge(latest, dims, per)
 }
 
+/// The month indices of fiscal year `fy` (fiscal years start on the first
+/// of a month, so a line is of the year exactly when its month is).
+pub fn year_months(cal: &costshare_core::calendar::FiscalCalendar, fy: i32) -> (i32, i32) {
+    let (first, last) = cal.fy_bounds(fy);
+    (first.month_index(), last.month_index())
+}
+
+/// The statement rows of fiscal year `fy` from the totals: what
+/// `state::year_totals` makes of a replay's allocation (amounts do not
+/// depend on the as-of date), grouped by [party, category] per version and
+/// merged by [`report`]. `versions` in order, the latest last.
+pub fn year_totals(
+    versions: &[&Agreement],
+    meta: &Meta,
+    fy: i32,
+) -> Result<Vec<journal::StatementRow>, costshare_core::report::TotalTooLarge> {
+    use costshare_core::report::Dim;
+    let Some(latest) = versions.last() else {
+        return Ok(Vec::new());
+    };
+    let months = year_months(&latest.calendar, fy);
+    Ok(state::statement_rows(report(
+        versions,
+        meta,
+        &[Dim::Party, Dim::Category],
+        Some(months),
+    )?))
+}
+
 // --- late lines -----------------------------------------------------------
 
 /// What taking new lines in changed.

@@ -316,6 +316,34 @@ pub struct RecordOutcome {
     pub dropped: u64,
 }
 
+/// A statement issued by [`Ledger::close_fast`], with what its answer names.
+#[derive(Clone, Debug)]
+pub struct ClosedAt {
+    pub closed: Closed,
+    /// The statement's journal entry.
+    pub seq: u64,
+    /// The journal's head before it.
+    pub head_before: String,
+    /// The agreement version in force now (the latest).
+    pub latest: state::Version,
+    /// The journal's entries and head after it.
+    pub entries: u64,
+    pub head: String,
+}
+
+/// [`adjustments`] read from the derived state ([`Ledger::adjustments_fast`]).
+#[derive(Clone, Debug)]
+pub struct AdjustmentsAt {
+    pub adjustments: Vec<Adjustment>,
+    /// The closed periods, in the order they were closed.
+    pub closed: Vec<String>,
+    /// The agreement version in force now (the latest).
+    pub latest: state::Version,
+    /// The journal's entries and head.
+    pub entries: u64,
+    pub head: String,
+}
+
 /// What `verify` found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verified {
@@ -1019,11 +1047,7 @@ impl Ledger {
                 }
                 .into());
             }
-            let in_term = st.versions.iter().any(|v| {
-                let a = &v.agreement;
-                fy >= a.first_fy && fy < a.first_fy + a.fy_count as i32
-            });
-            if !in_term {
+            if !state::year_in_term(&st.versions, fy) {
                 return Err(Refusal::OutsideTerm {
                     period: period.to_string(),
                 }
@@ -1051,6 +1075,229 @@ impl Ledger {
                 Closed { rows, forced: why },
             ))
         })
+    }
+
+    /// [`Ledger::close_with`] from a fresh derived state, without replaying
+    /// the journal: the same refusals, the same statement (figures from the
+    /// totals, provisional lines from the meta) and the same entry; only the
+    /// meta is rewritten (the statement's entry, the head). `None` when the
+    /// derived state is not fresh or a blob of it is damaged
+    /// ([`Ledger::take_damaged`]): the caller takes the full path.
+    pub fn close_fast(
+        &mut self,
+        period: &str,
+        as_of: Date,
+        force: bool,
+        now: &str,
+    ) -> Result<Option<ClosedAt>, LedgerError> {
+        let FiscalYear(fy) = FiscalYear::parse(period).ok_or_else(|| Refusal::NotAFiscalYear {
+            period: period.to_string(),
+        })?;
+        if let Err(e) = self.backend.begin_write() {
+            self.backend.rollback();
+            return Err(e.into());
+        }
+        match self.close_fast_locked(period, fy, as_of, force, now) {
+            Ok(Some(c)) => {
+                self.backend.commit()?;
+                Ok(Some(c))
+            }
+            Ok(None) => {
+                self.backend.rollback();
+                Ok(None)
+            }
+            Err(LedgerError::Store(StoreError::Cache(key))) => {
+                self.backend.rollback();
+                self.damaged = Some(key);
+                Ok(None)
+            }
+            Err(e) => {
+                self.backend.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn close_fast_locked(
+        &mut self,
+        period: &str,
+        fy: i32,
+        as_of: Date,
+        force: bool,
+        now: &str,
+    ) -> Result<Option<ClosedAt>, LedgerError> {
+        let who = self.author.clone();
+        let backend = self.backend.as_mut();
+        let Some(mut meta) = derived::fresh_meta(backend)? else {
+            return Ok(None);
+        };
+        let statements = derived::statements(backend, &meta)?;
+        if let Some(s) = statements.iter().find(|s| s.fy == fy) {
+            return Err(Refusal::AlreadyClosed {
+                period: period.to_string(),
+                seq: s.seq,
+                as_of: s.as_of.clone(),
+            }
+            .into());
+        }
+        let mut versions = derived::versions(backend, &meta)?;
+        if !state::year_in_term(&versions, fy) {
+            return Err(Refusal::OutsideTerm {
+                period: period.to_string(),
+            }
+            .into());
+        }
+        let Some(latest) = versions.last() else {
+            return Ok(None);
+        };
+        let cal = latest.agreement.calendar;
+        let (m0, m1) = derived::year_months(&cal, fy);
+        let why = early_close(&cal, fy, as_of, || meta.provisional_in(m0, m1, as_of));
+        if let (Some(why), false) = (&why, force) {
+            return Err(Refusal::CloseEarly {
+                period: FiscalYear(fy).to_string(),
+                as_of,
+                why: why.clone(),
+            }
+            .into());
+        }
+        let ags: Vec<&Agreement> = versions.iter().map(|v| &v.agreement).collect();
+        let rows = derived::year_totals(&ags, &meta, fy).map_err(too_large)?;
+        drop(ags);
+        let seq = meta.seq + 1;
+        let head_before = meta.head.clone();
+        let body = Body::Close {
+            period: FiscalYear(fy).to_string(),
+            as_of: as_of.to_string(),
+            head: head_before.clone(),
+            forced: why.is_some(),
+            rows: rows.clone(),
+        };
+        let last = append(backend, vec![body], seq, meta.head.clone(), now, &who, &mut |_| Ok(()))?;
+        let Some((entries, head)) = last else {
+            return Ok(None);
+        };
+        meta.seq = entries;
+        meta.head = head.clone();
+        meta.close_seqs.push(seq);
+        derived::put_all(backend, &meta.head, &[derived::meta_blob(&meta)])?;
+        self.last = Some((entries, head.clone()));
+        let Some(latest) = versions.pop() else {
+            return Ok(None);
+        };
+        Ok(Some(ClosedAt {
+            closed: Closed { rows, forced: why },
+            seq,
+            head_before,
+            latest,
+            entries,
+            head,
+        }))
+    }
+
+    /// [`adjustments`] from a fresh derived state, read in one snapshot,
+    /// with what the answer names: the closed periods in order, the latest
+    /// agreement version, the journal's entries and head. `None` as
+    /// [`Ledger::derived`].
+    pub fn adjustments_fast(&mut self) -> Result<Option<AdjustmentsAt>, LedgerError> {
+        let read = self.read_derived(|backend, meta| {
+            let versions = derived::versions(backend, &meta)?;
+            let statements = derived::statements(backend, &meta)?;
+            Ok((meta, versions, statements))
+        })?;
+        let Some((meta, mut versions, statements)) = read else {
+            return Ok(None);
+        };
+        let adjustments = adjustments_derived(&meta, &versions, &statements)?;
+        let Some(latest) = versions.pop() else {
+            return Ok(None);
+        };
+        Ok(Some(AdjustmentsAt {
+            adjustments,
+            closed: statements.into_iter().map(|s| s.period).collect(),
+            latest,
+            entries: meta.seq,
+            head: meta.head,
+        }))
+    }
+
+    /// `record` of a costs file recorded before, without rates, answered
+    /// from a fresh derived state with nothing written. Every row of a
+    /// recorded file was recorded then (a file with a bad or conflicting row
+    /// records nothing), with the values its bytes give, and a recorded id
+    /// stays recorded (voided or not): the full path finds every row already
+    /// there. Its rows are still checked against the agreement version in
+    /// force at their dates now and the rates (an amendment may refuse a
+    /// voided line; new rates may convert one past the limit), but for rows
+    /// that, with no rates recorded, fall under the first version now as
+    /// then (what they passed when recorded); a row that does not pass, or a file whose SHA-256 the derived state does
+    /// not list, is `None` (the full path). Taken under the write lock, so a
+    /// writer that lands first is seen.
+    pub fn record_noop(&mut self, costs: Input<'_>) -> Result<Option<RecordOutcome>, LedgerError> {
+        let sha = journal::sha256_hex(costs.bytes);
+        if let Err(e) = self.backend.begin_write() {
+            self.backend.rollback();
+            return Err(e.into());
+        }
+        let out = self.record_noop_locked(&sha, costs.bytes);
+        // nothing is written either way
+        self.backend.rollback();
+        match out {
+            Err(LedgerError::Store(StoreError::Cache(key))) => {
+                self.damaged = Some(key);
+                Ok(None)
+            }
+            out => out,
+        }
+    }
+
+    fn record_noop_locked(&mut self, sha: &str, bytes: &[u8]) -> Result<Option<RecordOutcome>, LedgerError> {
+        let backend = self.backend.as_mut();
+        let Some(meta) = derived::fresh_meta(backend)? else {
+            return Ok(None);
+        };
+        // the full path refuses a ledger whose total is past the limit
+        if !meta.has_file(sha) || meta.total > i64::MAX as i128 {
+            return Ok(None);
+        }
+        // Without rates, a row dated before the second version took effect
+        // falls under the first version now as when the file was recorded
+        // (versions only take effect later), so it passes what it passed
+        // then: it is only counted. Every other row is checked again.
+        let versions = derived::versions(backend, &meta)?;
+        let rates = derived::rates(backend, &meta)?;
+        let second = versions.get(1).map(|v| v.effective);
+        let unchanged = |d: Option<Date>| {
+            meta.rate_seqs.is_empty()
+                && match (d, second) {
+                    (_, None) => true,
+                    (Some(d), Some(second)) => d < second,
+                    (None, Some(_)) => false,
+                }
+        };
+        let mut rows = 0u64;
+        let mut bad = false;
+        let csv_errors = for_each_row(bytes, |raw| {
+            rows += 1;
+            if bad {
+                return;
+            }
+            let date = Date::parse(raw.date);
+            if unchanged(date) {
+                return;
+            }
+            let v = state::version_at(&versions, date);
+            bad = validate_ref(&versions[v].agreement, &rates, &raw).is_err();
+        });
+        if bad || !csv_errors.is_empty() {
+            return Ok(None);
+        }
+        self.last = Some((meta.seq, meta.head));
+        // every row already there: the repeats within the file too
+        Ok(Some(RecordOutcome {
+            already: rows,
+            ..RecordOutcome::default()
+        }))
     }
 
     /// [`Ledger::verify_with`] the default options: no repair, no expected head.
@@ -1336,26 +1583,44 @@ fn restate_and_apply(st: &mut State, e: Entry) -> Result<(), String> {
     st.apply(e).map_err(|err| err.to_string())
 }
 
-/// Why the figures of fiscal year `fy` may still change at `as_of`, if they may.
-fn early(st: &State, parts: &[state::Part], fy: i32, as_of: Date) -> Option<EarlyClose> {
-    let (_, last_day) = st.latest().agreement.calendar.fy_bounds(fy);
+/// Why the figures of fiscal year `fy` may still change at `as_of`, if they
+/// may: the one rule of both `close` paths. The year has not ended by
+/// `as_of`; or `provisional` (asked only when it has) counts lines of the
+/// year still provisional at `as_of`, with the latest day one of them is
+/// provisional until.
+fn early_close(
+    cal: &costshare_core::calendar::FiscalCalendar,
+    fy: i32,
+    as_of: Date,
+    provisional: impl FnOnce() -> (u64, Option<Date>),
+) -> Option<EarlyClose> {
+    let (_, last_day) = cal.fy_bounds(fy);
     if as_of < last_day {
         return Some(EarlyClose::NotEnded { last_day });
     }
-    let mut lines = 0;
-    let mut until = as_of;
-    for p in parts {
-        let cal = &st.versions[p.version].agreement.calendar;
-        for (i, l) in p.lines.iter().enumerate() {
-            if p.alloc.provisional[i] && cal.fy_of(l.date) == fy {
-                lines += 1;
-                if let Some(d) = p.alloc.open_until[i] {
-                    until = until.max(d);
+    let (lines, until) = provisional();
+    (lines > 0).then(|| EarlyClose::Provisional {
+        lines: usize::try_from(lines).unwrap_or(usize::MAX),
+        until: until.map_or(as_of, |d| d.max(as_of)),
+    })
+}
+
+/// [`early_close`] from a replay's allocation.
+fn early(st: &State, parts: &[state::Part], fy: i32, as_of: Date) -> Option<EarlyClose> {
+    early_close(&st.latest().agreement.calendar, fy, as_of, || {
+        let mut lines = 0u64;
+        let mut until = None;
+        for p in parts {
+            let cal = &st.versions[p.version].agreement.calendar;
+            for (i, l) in p.lines.iter().enumerate() {
+                if p.alloc.provisional[i] && cal.fy_of(l.date) == fy {
+                    lines += 1;
+                    until = until.max(p.alloc.open_until[i]);
                 }
             }
         }
-    }
-    (lines > 0).then_some(EarlyClose::Provisional { lines, until })
+        (lines, until)
+    })
 }
 
 /// Rate entries for the rows of a rates file that the ledger lacks; a rate
@@ -1804,34 +2069,59 @@ pub fn adjustments(st: &State, as_of: Date) -> Result<Vec<Adjustment>, LedgerErr
     let mut out = Vec::new();
     for s in &st.statements {
         let now = state::year_totals(st, &parts, s.fy).map_err(too_large)?;
-        let mut keys: Vec<(String, String)> = Vec::new();
-        for r in s.rows.iter().chain(now.iter()) {
-            let k = (r.party.clone(), r.category.clone());
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-        let ag = &st.latest().agreement;
-        let prank = |p: &str| ag.parties.iter().position(|x| x.id == p).unwrap_or(usize::MAX);
-        keys.sort_by(|a, b| prank(&a.0).cmp(&prank(&b.0)).then(a.1.as_bytes().cmp(b.1.as_bytes())));
-        for (p, c) in keys {
-            let get = |rows: &[StatementRow]| {
-                rows.iter()
-                    .find(|r| r.party == p && r.category == c)
-                    .map(|r| r.amount_minor)
-                    .unwrap_or(0)
-            };
-            let (a, b) = (get(&s.rows), get(&now));
-            if a != b {
-                out.push(Adjustment {
-                    period: s.period.clone(),
-                    party: p,
-                    category: c,
-                    statement: a,
-                    now: b,
-                });
-            }
-        }
+        differences(&st.latest().agreement, s, &now, &mut out);
     }
     Ok(out)
+}
+
+/// [`adjustments`] from a fresh derived state (its totals, the versions and
+/// the statements it names): the same differences without a replay (the
+/// amounts allocated do not depend on the as-of date).
+pub fn adjustments_derived(
+    meta: &derived::Meta,
+    versions: &[state::Version],
+    statements: &[state::Statement],
+) -> Result<Vec<Adjustment>, LedgerError> {
+    let ags: Vec<&Agreement> = versions.iter().map(|v| &v.agreement).collect();
+    let Some(latest) = ags.last() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for s in statements {
+        let now = derived::year_totals(&ags, meta, s.fy).map_err(too_large)?;
+        differences(latest, s, &now, &mut out);
+    }
+    Ok(out)
+}
+
+/// The differences between statement `s` and the figures `now` of its year,
+/// parties in agreement order, then categories in byte order.
+fn differences(ag: &Agreement, s: &state::Statement, now: &[StatementRow], out: &mut Vec<Adjustment>) {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for r in s.rows.iter().chain(now.iter()) {
+        let k = (r.party.clone(), r.category.clone());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let prank = |p: &str| ag.parties.iter().position(|x| x.id == p).unwrap_or(usize::MAX);
+    keys.sort_by(|a, b| prank(&a.0).cmp(&prank(&b.0)).then(a.1.as_bytes().cmp(b.1.as_bytes())));
+    for (p, c) in keys {
+        let get = |rows: &[StatementRow]| {
+            rows.iter()
+                .find(|r| r.party == p && r.category == c)
+                .map(|r| r.amount_minor)
+                .unwrap_or(0)
+        };
+        let (a, b) = (get(&s.rows), get(now));
+        if a != b {
+            out.push(Adjustment {
+                period: s.period.clone(),
+                party: p,
+                category: c,
+                statement: a,
+                now: b,
+            });
+        }
+    }
 }

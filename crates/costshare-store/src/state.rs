@@ -314,10 +314,7 @@ impl State {
     /// The version in force at `date`: the last one effective on or before it
     /// (the first version for earlier dates, so its term check reports them).
     pub fn version_at(&self, date: Option<Date>) -> usize {
-        match date {
-            None => 0,
-            Some(d) => self.versions.iter().rposition(|v| v.effective <= d).unwrap_or(0),
-        }
+        version_at(&self.versions, date)
     }
 
     /// The current agreement (latest version).
@@ -435,6 +432,23 @@ pub fn line_amount(ag: &Agreement, rates: &Rates, b: &LineBody) -> Option<i64> {
         .map(|(v, _)| v)
 }
 
+/// The version of `versions` in force at `date`: the last one effective on
+/// or before it (the first version for earlier dates and for no date).
+pub fn version_at(versions: &[Version], date: Option<Date>) -> usize {
+    match date {
+        None => 0,
+        Some(d) => versions.iter().rposition(|v| v.effective <= d).unwrap_or(0),
+    }
+}
+
+/// Fiscal year `fy` lies in the term of one of the agreement versions.
+pub fn year_in_term(versions: &[Version], fy: i32) -> bool {
+    versions.iter().any(|v| {
+        let a = &v.agreement;
+        fy >= a.first_fy && fy < a.first_fy + a.fy_count as i32
+    })
+}
+
 /// The allocation of the lines under one agreement version.
 pub struct Part {
     pub version: usize,
@@ -511,8 +525,13 @@ pub fn year_totals(st: &State, parts: &[Part], fy: i32) -> Result<Vec<StatementR
         }
         per.push(rule.rows(&[], groups)?);
     }
-    Ok(report::merge(&st.latest().agreement, &dims, per)?
-        .into_iter()
+    Ok(statement_rows(report::merge(&st.latest().agreement, &dims, per)?))
+}
+
+/// Report rows by [`Dim::Party`], [`Dim::Category`] as a statement's rows
+/// (the one mapping both `close` paths use).
+pub fn statement_rows(rows: Vec<report::Row>) -> Vec<StatementRow> {
+    rows.into_iter()
         .map(|r| {
             let mut v = r.values.into_iter();
             StatementRow {
@@ -521,7 +540,7 @@ pub fn year_totals(st: &State, parts: &[Part], fy: i32) -> Result<Vec<StatementR
                 amount_minor: r.amount,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// What a recorded batch changed in the allocation of the lines before it.

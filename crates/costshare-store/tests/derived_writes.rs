@@ -1,0 +1,161 @@
+//! `close`, `adjustments` and a no-op `record` from the derived state take
+//! their fast path (`Some`) on every example agreement, amended or not, and
+//! answer what the full path answers on a copy of the same ledger.
+
+mod common;
+
+use common::{examples, input, lines_csv};
+use costshare_core::calendar::Date;
+use costshare_demo::Rng;
+use costshare_store::ledger::{self, Closed};
+use costshare_store::{Ledger, LedgerError};
+
+const NOW: &str = "2026-11-27T00:00:00Z";
+
+fn copy(from: &str, to: &str) {
+    std::fs::copy(from, to).unwrap();
+    for ext in ["-wal", "-shm"] {
+        let f = format!("{from}{ext}");
+        if std::path::Path::new(&f).exists() {
+            std::fs::copy(&f, format!("{to}{ext}")).unwrap();
+        }
+    }
+}
+
+/// A close's answer as text: its rows and why it was forced, or the refusal.
+fn closed(r: Result<Closed, LedgerError>) -> String {
+    match r {
+        Ok(c) => format!("{:?} {:?}", c.rows, c.forced),
+        Err(e) => format!("refused: {e}"),
+    }
+}
+
+#[test]
+fn fast_close_adjustments_and_no_op_record_equal_the_full_path() {
+    let dir = std::env::temp_dir().join(format!("costshare-dw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut closes = 0;
+    let mut refusals = 0;
+    for (n, (name, text)) in examples().into_iter().enumerate() {
+        for amend in [false, true] {
+            let ag = costshare_core::load(&text).agreement.expect("example loads");
+            if amend && ag.fy_count < 2 {
+                continue;
+            }
+            let base = dir.join(format!("l{n}-{amend}.db")).display().to_string();
+            let (mut l, _) = Ledger::init(&base, input(&name, &text), None, NOW).unwrap();
+            let mut rng = Rng::new(n as u64 + 11);
+            let first = lines_csv(&ag, &mut rng, 150, "a");
+            l.record(input("first.csv", &first), None, NOW).unwrap();
+            if amend {
+                let (second, _) = ag.calendar.fy_bounds(ag.first_fy + 1);
+                l.amend(input("v2.toml", &text), second, NOW).unwrap();
+            }
+            let late = lines_csv(&ag, &mut rng, 3, "late");
+            l.record(input("late.csv", &late), None, NOW).unwrap();
+            drop(l);
+            let last_fy = ag.first_fy + ag.fy_count as i32 - 1;
+            let mut years = vec![ag.first_fy - 1, ag.first_fy, ag.first_fy + 1, last_fy, last_fy + 1];
+            years.sort_unstable();
+            years.dedup();
+            for fy in years {
+                let (_, last) = ag.calendar.fy_bounds(fy);
+                for (as_of, force) in [
+                    (Date::from_days(last.to_days() - 1), false),
+                    (Date::from_days(last.to_days() - 1), true),
+                    (Date::from_days(last.to_days() + 1), false),
+                    (Date::from_days(last.to_days() + 2000), false),
+                ] {
+                    let (fast, full) = (format!("{base}.fast-{fy}"), format!("{base}.full-{fy}"));
+                    copy(&base, &fast);
+                    copy(&base, &full);
+                    let period = format!("FY{fy}");
+                    let mut a = Ledger::open(&fast).unwrap();
+                    let got = match a.close_fast(&period, as_of, force, NOW) {
+                        Ok(Some(c)) => {
+                            closes += 1;
+                            // the entry it names is the one it wrote
+                            assert_eq!(a.head().unwrap().map(|h| h.0), Some(c.entries));
+                            assert_eq!(c.seq, c.entries);
+                            Ok(c.closed)
+                        }
+                        Ok(None) => panic!("{name} {period}: the derived state was fresh"),
+                        Err(e) => {
+                            refusals += 1;
+                            Err(e)
+                        }
+                    };
+                    let mut b = Ledger::open(&full).unwrap();
+                    let want = b.close_with(&period, as_of, force, NOW);
+                    assert_eq!(
+                        closed(got),
+                        closed(want),
+                        "{name} {period} as of {as_of}, force {force}"
+                    );
+                    // adjustments now, and after late lines
+                    for l in [&mut a, &mut b] {
+                        let late = lines_csv(&ag, &mut Rng::new(fy as u64), 2, "after");
+                        l.record(input("after.csv", &late), None, NOW).unwrap();
+                    }
+                    let fast_adj = a.adjustments_fast().unwrap().expect("fresh derived state");
+                    let st = b.state().unwrap();
+                    let full_adj = ledger::adjustments(&st, Date::from_days(last.to_days() + 3000)).unwrap();
+                    assert_eq!(fast_adj.adjustments, full_adj, "{name} {period}");
+                    assert_eq!(
+                        fast_adj.closed,
+                        st.statements.iter().map(|s| s.period.clone()).collect::<Vec<_>>()
+                    );
+                    // a no-op record
+                    let noop = a
+                        .record_noop(input("first.csv", &first))
+                        .unwrap()
+                        .expect("a recorded file");
+                    let again = b.record(input("first.csv", &first), None, NOW).unwrap();
+                    assert_eq!(noop, again, "{name}");
+                    // verify: the meta rewritten alone equals a rebuild
+                    let v = a.verify().unwrap();
+                    assert!(
+                        matches!(
+                            v,
+                            costshare_store::Verified::Ok {
+                                derived: costshare_store::DerivedStatus::Consistent,
+                                ..
+                            }
+                        ),
+                        "{name} {period}: {v:?}"
+                    );
+                    drop((a, b));
+                    for f in [&fast, &full] {
+                        for ext in ["", "-wal", "-shm"] {
+                            let _ = std::fs::remove_file(format!("{f}{ext}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(closes > 20 && refusals > 10, "closes {closes}, refusals {refusals}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file not recorded, one with a changed row, a rates file: no no-op.
+#[test]
+fn no_op_only_for_a_recorded_file() {
+    let dir = std::env::temp_dir().join(format!("costshare-dw2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (name, text) = examples().into_iter().next().unwrap();
+    let ag = costshare_core::load(&text).agreement.unwrap();
+    let path = dir.join("l.db").display().to_string();
+    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, NOW).unwrap();
+    let first = lines_csv(&ag, &mut Rng::new(3), 50, "a");
+    assert_eq!(l.record_noop(input("first.csv", &first)).unwrap(), None);
+    l.record(input("first.csv", &first), None, NOW).unwrap();
+    let out = l.record_noop(input("other-name.csv", &first)).unwrap().unwrap();
+    assert_eq!(out.already, 50);
+    let changed = first.replacen("a0000,", "a0000x,", 1);
+    assert_ne!(changed, first);
+    assert_eq!(l.record_noop(input("first.csv", &changed)).unwrap(), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
