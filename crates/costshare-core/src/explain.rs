@@ -34,15 +34,23 @@ pub fn explain(ag: &Agreement, lines: &[CostLine], idx: usize, as_of: Date) -> E
 
 /// Explain line `idx` of `lines`, allocated under a version that continues
 /// earlier ones with `carry` (see [`crate::alloc::carry_into`]).
+///
+/// Only the line's own trace is made ([`reference::trace_line`]); lines of
+/// other categories are left out (a caller that passes only the line's
+/// category, e.g. the lines tied to its date, copies none).
 pub fn explain_carried(ag: &Agreement, lines: &[CostLine], idx: usize, as_of: Date, carry: &Carry) -> Explanation {
     let cat = lines[idx].category;
-    let subset: Vec<CostLine> = lines.iter().filter(|l| l.category == cat).cloned().collect();
-    let pos = lines[..idx].iter().filter(|l| l.category == cat).count();
-    let (alloc, traces) = reference::allocate_carried(ag, &subset, as_of, carry);
+    let (layers, parts, provisional) = if lines.iter().all(|l| l.category == cat) {
+        reference::trace_line(ag, lines, idx, as_of, carry)
+    } else {
+        let subset: Vec<CostLine> = lines.iter().filter(|l| l.category == cat).cloned().collect();
+        let pos = lines[..idx].iter().filter(|l| l.category == cat).count();
+        reference::trace_line(ag, &subset, pos, as_of, carry)
+    };
     Explanation {
         line: lines[idx].clone(),
-        layers: traces[pos].clone(),
-        parts: alloc.row(pos).to_vec(),
-        provisional: alloc.provisional[pos],
+        layers,
+        parts,
+        provisional,
     }
 }

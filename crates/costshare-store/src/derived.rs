@@ -41,12 +41,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
 /// The layout of the blobs' payloads.
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 /// The first bytes of every sealed blob.
-const SEAL: &[u8; 4] = b"CSd4";
+const SEAL: &[u8; 4] = b"CSd5";
 /// The seals of earlier layouts: such a derived state is stale (rebuilt
 /// silently), not damaged.
-const OLD_SEALS: [&[u8; 4]; 1] = [b"CSd3"];
+const OLD_SEALS: [&[u8; 4]; 2] = [b"CSd3", b"CSd4"];
 const SHARDS: u64 = 256;
 
 /// A blob of the derived state and its key.
@@ -80,6 +80,9 @@ pub struct Meta {
     pub open: BTreeMap<(i32, Date), u64>,
     /// Per version: the use of its caps carried from earlier versions.
     pub carries: Vec<alloc::Carry>,
+    /// Every payment (`pay`): its id and entry, in journal order (what
+    /// `history --id` needs besides the id shards, which hold lines only).
+    pub payments: Vec<(String, u64)>,
 }
 
 impl Meta {
@@ -129,7 +132,7 @@ fn digest(head: &str, key: &str, payload: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// A blob as stored: `CSd3`, the head's length (u32 LE) and bytes, the
+/// A blob as stored: `CSd5`, the head's length (u32 LE) and bytes, the
 /// SHA-256 of (head, LF, key, LF, payload), then the payload.
 pub fn seal(head: &str, key: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + head.len() + 40);
@@ -289,6 +292,11 @@ fn encode_meta(m: &Meta) -> Vec<u8> {
     for c in &m.carries {
         encode_carry(&mut w, c);
     }
+    w.u32(m.payments.len() as u32);
+    for (id, seq) in &m.payments {
+        w.str(id);
+        w.u64(*seq);
+    }
     w.0
 }
 
@@ -327,6 +335,9 @@ fn decode_meta(b: &[u8]) -> Option<Meta> {
     }
     for _ in 0..r.u32()? {
         m.carries.push(decode_carry(&mut r)?);
+    }
+    for _ in 0..r.u32()? {
+        m.payments.push((r.str()?.to_string(), r.u64()?));
     }
     (r.done() && !m.versions.is_empty() && m.carries.len() == m.versions.len()).then_some(m)
 }
@@ -692,6 +703,7 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
         close_seqs: st.statements.iter().map(|s| s.seq).collect(),
         files,
         carries: vec![alloc::Carry::NONE; st.versions.len()],
+        payments: st.payments.iter().map(|(seq, p)| (p.id.clone(), *seq)).collect(),
         ..Meta::default()
     };
     let mut out = Vec::new();
@@ -819,10 +831,16 @@ pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError>
 /// One journal entry, decoded (a missing one is a damaged meta: the meta
 /// named it).
 fn entry(backend: &mut dyn Backend, seq: u64) -> Result<journal::Entry, StoreError> {
-    let bytes = backend.entry(seq)?.ok_or_else(|| damaged("meta"))?;
+    named_entry(backend, seq, "meta")
+}
+
+/// The journal entry `seq`, decoded, that the blob `key` names (a missing
+/// one, or one whose bytes say another seq, is that blob damaged).
+pub fn named_entry(backend: &mut dyn Backend, seq: u64, key: &str) -> Result<journal::Entry, StoreError> {
+    let bytes = backend.entry(seq)?.ok_or_else(|| damaged(key))?;
     let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
     if e.seq != seq {
-        return Err(damaged("meta"));
+        return Err(damaged(key));
     }
     Ok(e)
 }
@@ -946,18 +964,7 @@ pub fn lines(
         let mut lines: Vec<CostLine> = Vec::new();
         for c in 0..ag.categories.len() {
             for m in ag.start.month_index()..=ag.end.month_index() {
-                let key = bucket_key(v, c, m);
-                let b = need(backend, &key)?;
-                let mut r = R::new(&b);
-                (r.u32() == Some(FORMAT)).then_some(()).ok_or_else(|| damaged(&key))?;
-                let n = r.u32().ok_or_else(|| damaged(&key))? as usize;
-                lines.reserve(n);
-                for _ in 0..n {
-                    let l = read_bline(&mut r).ok_or_else(|| damaged(&key))?;
-                    let cl = cost_line(ag, rates, c, &l).ok_or_else(|| damaged(&key))?;
-                    lines.push(cl);
-                }
-                r.done().then_some(()).ok_or_else(|| damaged(&key))?;
+                read_bucket(backend, ag, rates, (v, c, m), (ag.start, ag.end), &mut lines)?;
             }
         }
         lines.sort_unstable_by_key(|l| l.row);
@@ -968,6 +975,53 @@ pub fn lines(
         return Err(damaged("meta"));
     }
     Ok(out)
+}
+
+/// The active lines of version `v`'s category `c` (its index in that
+/// version) dated within `lo..=hi`, as the cost lines a replay makes, in
+/// journal order: with `alloc::tied_range`, every line that can change the
+/// allocation of a line of that category and date.
+pub fn lines_between(
+    backend: &mut dyn Backend,
+    ag: &Agreement,
+    rates: &Rates,
+    v: usize,
+    c: usize,
+    (lo, hi): (Date, Date),
+) -> Result<Vec<CostLine>, StoreError> {
+    let mut lines = Vec::new();
+    let (m0, m1) = (lo.max(ag.start).month_index(), hi.min(ag.end).month_index());
+    for m in m0..=m1 {
+        read_bucket(backend, ag, rates, (v, c, m), (lo, hi), &mut lines)?;
+    }
+    lines.sort_unstable_by_key(|l| l.row);
+    Ok(lines)
+}
+
+/// Push the lines of bucket (version, category, month) dated within
+/// `lo..=hi` onto `out`, as a replay's cost lines under `ag`.
+fn read_bucket(
+    backend: &mut dyn Backend,
+    ag: &Agreement,
+    rates: &Rates,
+    (v, c, m): (usize, usize, i32),
+    (lo, hi): (Date, Date),
+    out: &mut Vec<CostLine>,
+) -> Result<(), StoreError> {
+    let key = bucket_key(v, c, m);
+    let b = need(backend, &key)?;
+    let bad = || damaged(&key);
+    let mut r = R::new(&b);
+    (r.u32() == Some(FORMAT)).then_some(()).ok_or_else(bad)?;
+    let n = r.u32().ok_or_else(bad)? as usize;
+    out.reserve(n.min(b.len()));
+    for _ in 0..n {
+        let l = read_bline(&mut r).ok_or_else(bad)?;
+        if l.date >= lo && l.date <= hi {
+            out.push(cost_line(ag, rates, c, &l).ok_or_else(bad)?);
+        }
+    }
+    r.done().then_some(()).ok_or_else(bad)
 }
 
 /// Report totals as the core's report groups: one version's totals grouped
@@ -1160,18 +1214,62 @@ pub fn meta_blob(meta: &Meta) -> (String, Vec<u8>) {
     ("meta".to_string(), encode_meta(meta))
 }
 
-/// The entry that recorded `id`, if any (voided lines included).
-pub fn recorded(backend: &mut dyn Backend, id: &str) -> Result<Option<(u64, LineBody)>, StoreError> {
+/// Where a recorded line id is: the entry that recorded it and the entry
+/// that voided it (0: active), from its id shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub seq: u64,
+    pub void: u64,
+}
+
+/// Look `id` up in its shard (voided lines included): `None` when no line
+/// with that id was ever recorded.
+pub fn lookup(backend: &mut dyn Backend, id: &str) -> Result<Option<Recorded>, StoreError> {
     let key = shard_key(shard_of(id));
     let b = need(backend, &key)?;
     let ids = decode_shard(&b).ok_or_else(|| damaged(&key))?;
-    let Some(&(_, seq, _)) = ids.iter().find(|(i, _, _)| i == id) else {
-        return Ok(None);
-    };
-    let bytes = backend.entry(seq)?.ok_or_else(|| damaged(&key))?;
-    let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
-    match e.body {
-        Body::Line(l) => Ok(Some((seq, l))),
+    Ok(ids
+        .iter()
+        .find(|(i, _, _)| i == id)
+        .map(|&(_, seq, void)| Recorded { seq, void }))
+}
+
+/// The blob key of `id`'s shard (what an entry the shard names is read as).
+pub fn shard_key_of(id: &str) -> String {
+    shard_key(shard_of(id))
+}
+
+/// The line entry the shard names for `id`: its `at`, `who` and body (an
+/// entry that is not a line of that id is the shard damaged).
+pub fn line_entry(backend: &mut dyn Backend, id: &str, seq: u64) -> Result<(journal::Entry, LineBody), StoreError> {
+    let key = shard_key_of(id);
+    let mut e = named_entry(backend, seq, &key)?;
+    match std::mem::replace(&mut e.body, Body::Init { format: String::new() }) {
+        Body::Line(l) if l.id == id => Ok((e, l)),
         _ => Err(damaged(&key)),
     }
+}
+
+/// The void entry the shard names for `id`: the entry, its reason and the
+/// line that replaced it (`by`, empty when voided by `void`); an entry that
+/// is not a void of that id is the shard damaged.
+pub fn void_entry(
+    backend: &mut dyn Backend,
+    id: &str,
+    seq: u64,
+) -> Result<(journal::Entry, String, String), StoreError> {
+    let key = shard_key_of(id);
+    let mut e = named_entry(backend, seq, &key)?;
+    match std::mem::replace(&mut e.body, Body::Init { format: String::new() }) {
+        Body::Void { id: v, reason, by } if v == id => Ok((e, reason, by)),
+        _ => Err(damaged(&key)),
+    }
+}
+
+/// The entry that recorded `id`, if any (voided lines included).
+pub fn recorded(backend: &mut dyn Backend, id: &str) -> Result<Option<(u64, LineBody)>, StoreError> {
+    let Some(Recorded { seq, .. }) = lookup(backend, id)? else {
+        return Ok(None);
+    };
+    Ok(Some((seq, line_entry(backend, id, seq)?.1)))
 }
