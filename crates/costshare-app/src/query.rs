@@ -9,7 +9,6 @@ use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, open_st
 use costshare_core::Agreement;
 use costshare_core::alloc;
 use costshare_core::calendar::{Date, DateRange};
-use costshare_core::costs::CostLine;
 use costshare_core::explain::{self, Explanation};
 use costshare_core::report::{self, Dim, Row};
 use costshare_core::stream::{self, Fallback};
@@ -366,15 +365,16 @@ enum Found {
     Missing,
     /// Recorded, then voided by entry `seq`.
     Voided { seq: u64, reason: String },
-    /// Active: the lines of its category tied to its date under the version
-    /// in force at its date (`lines[idx]` is it), and that version's carry.
-    Line {
-        version: state::Version,
-        carry: alloc::Carry,
-        lines: Vec<CostLine>,
-        idx: usize,
-        journal: JournalInfo,
-    },
+    /// Active: explained under the version in force at its date; `agrees`:
+    /// the engine gives it the parts the oracle does.
+    Line(Box<Explained>),
+}
+
+struct Explained {
+    version: state::Version,
+    explanation: Explanation,
+    agrees: bool,
+    journal: JournalInfo,
 }
 
 /// `explain` of a ledger line from a fresh derived state, without a replay
@@ -413,26 +413,25 @@ pub fn explain_derived(
         let ag = &version.agreement;
         let c = ag.category_index(&body.category).ok_or_else(damaged)?;
         let rates = derived::rates(backend, &meta)?;
-        let lines = derived::lines_between(backend, ag, &rates, v, c, alloc::tied_range(ag, c, date))?;
-        let idx = lines
-            .iter()
-            .position(|l| l.row as u64 == rec.seq && l.id == id)
-            .ok_or_else(damaged)?;
-        let carry = meta
-            .carries
-            .get(v)
-            .cloned()
-            .ok_or_else(|| StoreError::Cache("meta".into()))?;
-        Ok(Found::Line {
+        let carry = meta.carries.get(v).ok_or_else(|| StoreError::Cache("meta".into()))?;
+        let blobs = derived::tied_blobs(backend, ag, v, c, alloc::tied_range(ag, c, date))?;
+        let tied = blobs.view()?;
+        let idx = tied.position(rec.seq, id).ok_or_else(damaged)?;
+        let line = tied.cost_line(ag, &rates, idx).ok_or_else(damaged)?;
+        let explanation = explain::explain_lines(ag, &tied, idx, line, as_of, carry);
+        // the explanation comes from the literal oracle: it must agree with the engine
+        let engine = alloc::allocate_carried(ag, &tied, as_of, carry);
+        let agrees = explanation.final_parts() == engine.row(idx);
+        drop(tied);
+        Ok(Found::Line(Box::new(Explained {
             version,
-            carry,
-            lines,
-            idx,
+            explanation,
+            agrees,
             journal: JournalInfo {
                 entries: meta.seq,
                 head: meta.head,
             },
-        })
+        })))
     })?;
     Ok(found.map(|f| match f {
         Found::Missing => Err(AppError::NoLine {
@@ -445,23 +444,17 @@ pub fn explain_derived(
             seq,
             reason,
         }),
-        Found::Line {
-            version,
-            carry,
-            lines,
-            idx,
-            journal,
-        } => {
-            let ag = &version.agreement;
-            let ex = explain::explain_carried(ag, &lines, idx, as_of, &carry);
-            // the explanation comes from the literal oracle: it must agree with the engine
-            let engine = alloc::allocate_carried(ag, lines.as_slice(), as_of, &carry);
-            if ex.final_parts() != engine.row(idx) {
-                return Err(AppError::ExplainDisagrees { id: id.to_string() });
-            }
+        Found::Line(e) if !e.agrees => Err(AppError::ExplainDisagrees { id: id.to_string() }),
+        Found::Line(e) => {
+            let Explained {
+                version,
+                explanation,
+                journal,
+                ..
+            } = *e;
             Ok(ExplainResult {
                 agreement: LoadedAgreement::recorded(version.agreement, version.sha256),
-                explanation: ex,
+                explanation,
                 journal: Some(journal),
                 as_of,
             })

@@ -6,7 +6,7 @@
 //! story (the trace records what each layer did to each line).
 
 use crate::agreement::{Agreement, Cap, CapPolicy};
-use crate::alloc::{Allocation, Carried, Carry, line_order};
+use crate::alloc::{Allocation, Carried, Carry, Lines, line_order};
 use crate::calendar::{Date, Period};
 use crate::costs::CostLine;
 use crate::num::BigRational;
@@ -156,9 +156,9 @@ pub fn allocate_carried(
 /// as [`allocate_carried`]: every line still goes through every step that
 /// decides a take (offers, cap use, period groups), but only line `focus`
 /// has its takes split and traced (no line's split changes another's take).
-pub fn trace_line(
+pub fn trace_line<L: Lines + ?Sized>(
     ag: &Agreement,
-    lines: &[CostLine],
+    lines: &L,
     focus: usize,
     as_of: Date,
     carry: &Carry,
@@ -170,9 +170,9 @@ pub fn trace_line(
 
 /// [`allocate_carried`]; with `focus`, only that line's splits and trace
 /// are made (the other lines' rows and traces stay empty).
-fn allocate_focused(
+fn allocate_focused<L: Lines + ?Sized>(
     ag: &Agreement,
-    lines: &[CostLine],
+    lines: &L,
     as_of: Date,
     carry: &Carry,
     focus: Option<usize>,
@@ -181,28 +181,26 @@ fn allocate_focused(
     let order = line_order(lines);
     let parties = ag.parties.len();
     let w = parties + 1;
-    let mut amounts = vec![0i64; lines.len() * w];
-    let mut provisional = vec![false; lines.len()];
-    let mut open_until: Vec<Option<Date>> = vec![None; lines.len()];
-    let mut traces: Vec<Vec<LayerTrace>> = vec![Vec::new(); lines.len()];
+    let mut amounts = vec![0i64; lines.count() * w];
+    let mut provisional = vec![false; lines.count()];
+    let mut open_until: Vec<Option<Date>> = vec![None; lines.count()];
+    let mut traces: Vec<Vec<LayerTrace>> = vec![Vec::new(); lines.count()];
     for (c, cat) in ag.categories.iter().enumerate() {
         let idx: Vec<usize> = order
             .iter()
             .map(|&i| i as usize)
-            .filter(|&i| lines[i].category == c)
+            .filter(|&i| lines.category(i) == c)
             .collect();
-        let n = lines.len();
-        let mut a: LineMap<i64> = LineMap::of(n, idx.iter().map(|&i| (i, lines[i].amount)));
+        let n = lines.count();
+        let mut a: LineMap<i64> = LineMap::of(n, idx.iter().map(|&i| (i, lines.amount(i))));
+        // quantities left, read only by unit caps
+        let units = cat.layers.iter().any(|l| matches!(l.cap, Some(Cap::Units(_))));
         let mut q: LineMap<BigRational> = LineMap::of(
-            n,
-            idx.iter().map(|&i| {
+            if units { n } else { 0 },
+            idx.iter().filter(|_| units).map(|&i| {
                 (
                     i,
-                    lines[i]
-                        .quantity
-                        .as_ref()
-                        .map(|x| x.to_big())
-                        .unwrap_or_else(BigRational::zero),
+                    lines.quantity(i).map(|x| x.to_big()).unwrap_or_else(BigRational::zero),
                 )
             }),
         );
@@ -211,7 +209,7 @@ fn allocate_focused(
             let mut offered: LineMap<i64> = LineMap::new(n);
             let mut portion_of: BTreeMap<usize, BigRational> = BTreeMap::new();
             for &i in &idx {
-                let fy = ag.fy_index(lines[i].date);
+                let fy = ag.fy_index(lines.date(i));
                 let o = match &layer.portion {
                     Some(p) => {
                         let p = p.get(fy).to_big();
@@ -239,7 +237,7 @@ fn allocate_focused(
                     // group by period, keeping line order within each group
                     let mut groups: BTreeMap<Period, Vec<usize>> = BTreeMap::new();
                     for &i in &participants {
-                        let p = Period::of(layer.period, &ag.calendar, lines[i].date);
+                        let p = Period::of(layer.period, &ag.calendar, lines.date(i));
                         if traced(i) {
                             period_of.insert(i, p);
                         }
@@ -375,7 +373,7 @@ fn allocate_focused(
                 }
             }
             for &i in &idx {
-                let fy = ag.fy_index(lines[i].date);
+                let fy = ag.fy_index(lines.date(i));
                 let t = take.get(&i).copied().unwrap_or(0);
                 let before = a[&i];
                 if !traced(i) {

@@ -977,25 +977,100 @@ pub fn lines(
     Ok(out)
 }
 
-/// The active lines of version `v`'s category `c` (its index in that
-/// version) dated within `lo..=hi`, as the cost lines a replay makes, in
-/// journal order: with `alloc::tied_range`, every line that can change the
-/// allocation of a line of that category and date.
-pub fn lines_between(
+/// The stored buckets of one version's category for the months of a date
+/// range: what `explain` reads of the lines tied to a line's date (see
+/// [`TiedBlobs::view`]).
+pub struct TiedBlobs {
+    category: usize,
+    range: (Date, Date),
+    blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// Read the buckets of version `v`'s category `c` (its index in that
+/// version) for the months of `lo..=hi`.
+pub fn tied_blobs(
     backend: &mut dyn Backend,
     ag: &Agreement,
-    rates: &Rates,
     v: usize,
     c: usize,
     (lo, hi): (Date, Date),
-) -> Result<Vec<CostLine>, StoreError> {
-    let mut lines = Vec::new();
+) -> Result<TiedBlobs, StoreError> {
     let (m0, m1) = (lo.max(ag.start).month_index(), hi.min(ag.end).month_index());
+    let mut blobs = Vec::new();
     for m in m0..=m1 {
-        read_bucket(backend, ag, rates, (v, c, m), (lo, hi), &mut lines)?;
+        let key = bucket_key(v, c, m);
+        let b = need(backend, &key)?;
+        blobs.push((key, b));
     }
-    lines.sort_unstable_by_key(|l| l.row);
-    Ok(lines)
+    Ok(TiedBlobs {
+        category: c,
+        range: (lo, hi),
+        blobs,
+    })
+}
+
+impl TiedBlobs {
+    /// The active lines dated within the range, borrowed from the stored
+    /// bytes (no string per line), in (month, date, id) order.
+    pub fn view(&self) -> Result<TiedLines<'_>, StoreError> {
+        let (lo, hi) = self.range;
+        let bytes: usize = self.blobs.iter().map(|(_, b)| b.len()).sum();
+        let n: usize = self.blobs.iter().filter_map(|(_, b)| bucket_len(b)).sum();
+        let mut lines = Vec::with_capacity(n.min(bytes / 32));
+        for (key, b) in &self.blobs {
+            decode_bucket_into(b, lo, hi, &mut lines).ok_or_else(|| damaged(key))?;
+        }
+        Ok(TiedLines {
+            category: self.category,
+            lines,
+        })
+    }
+}
+
+/// Lines of one category of an agreement version, borrowed from its
+/// buckets, as the allocator and the literal oracle read them.
+pub struct TiedLines<'a> {
+    category: usize,
+    lines: Vec<BLine<'a>>,
+}
+
+impl TiedLines<'_> {
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+    /// Where the line `id` recorded by entry `seq` is.
+    pub fn position(&self, seq: u64, id: &str) -> Option<usize> {
+        self.lines.iter().position(|l| l.seq == seq && l.id == id)
+    }
+    /// Line `k` as the cost line a replay makes of its entry (under `ag`,
+    /// the version the view was read from).
+    pub fn cost_line(&self, ag: &Agreement, rates: &Rates, k: usize) -> Option<CostLine> {
+        cost_line(ag, rates, self.category, self.lines.get(k)?)
+    }
+}
+
+impl alloc::Lines for TiedLines<'_> {
+    fn count(&self) -> usize {
+        self.lines.len()
+    }
+    fn date(&self, i: usize) -> Date {
+        self.lines[i].date
+    }
+    fn category(&self, _: usize) -> usize {
+        self.category
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self.lines[i].amount
+    }
+    fn quantity(&self, i: usize) -> Option<&Q> {
+        self.lines[i].quantity.as_ref()
+    }
+    fn id(&self, i: usize) -> &[u8] {
+        self.lines[i].id.as_bytes()
+    }
 }
 
 /// Push the lines of bucket (version, category, month) dated within
