@@ -203,7 +203,7 @@ fn explain_and_history_from_the_derived_state_equal_the_replay() {
             out.contains(",line,a0007,") && out.contains(",void,a0007,voided a0007: entered twice,"),
             "{out}"
         );
-        assert!(out.contains(&format!("(sha256 ")), "{out}");
+        assert!(out.contains(" (sha256 "), "{out}");
         let (_, out, _) = run(&["history", &l, "--id", "a0012", "--format", "csv"]);
         assert!(out.contains(",line,a0012,") && out.contains(",payment,a0012,"), "{out}");
     }
