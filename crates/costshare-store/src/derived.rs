@@ -10,7 +10,8 @@
 //! Blobs by key, in the backend's `cache` table:
 //! - `meta`: the reflected head, the agreement and rate entries, the line
 //!   count and total, report totals by (party, category, month, site), and
-//!   how many lines stay provisional until each date;
+//!   how many lines stay provisional until each date, and every payment's id
+//!   and entry (for `history --id`);
 //! - `b/CATEGORY/MONTH`: the active lines of one category and month (by
 //!   month index), in (date, id) order — what re-allocating a period group
 //!   needs, a group being a run of whole months;
