@@ -481,11 +481,25 @@ pub struct HistoryResult {
     pub journal: JournalInfo,
 }
 
-/// `history`: every entry, or those about one line.
+/// `history`: every entry, or those about one line (or payment). With an
+/// id and a fresh derived state, the entries are read from the journal by
+/// the seqs the derived state names ([`history_derived`]), without a replay.
 pub fn history(target: &str, id: Option<&str>) -> Result<HistoryResult, AppError> {
+    if let Some(want) = id
+        && !crate::run::replay_forced()
+        && let Some(r) = history_of_id_derived(target, want)?
+    {
+        return r;
+    }
     let (_, st) = open_state(target)?;
     // the batch each line came from, for "from which file"
-    let batch_of = |seq: u64| -> Option<&state::Batch> { st.batches.iter().rev().find(|b| b.seq < seq) };
+    let source_of = |e: &state::LogEntry| -> String {
+        let line = e.id.as_ref().and_then(|id| st.by_id.get(id)).map(|&i| &st.lines[i]);
+        match (e.kind, line.and_then(|l| st.batch_of(l))) {
+            ("line", Some(b)) => state::line_source(&b.file, &b.sha256),
+            _ => String::new(),
+        }
+    };
     let entries: Vec<HistoryEntry> = st
         .history()
         .into_iter()
@@ -498,10 +512,7 @@ pub fn history(target: &str, id: Option<&str>) -> Result<HistoryResult, AppError
             at: e.at.to_string(),
             who: e.who.to_string(),
             kind: e.kind,
-            source: match (e.kind, batch_of(e.seq)) {
-                ("line", Some(b)) => format!("{} (sha256 {})", b.file, b.sha256),
-                _ => String::new(),
-            },
+            source: source_of(&e),
             summary: state::summary(&st, &e),
             id: e.id,
         })
@@ -520,6 +531,101 @@ pub fn history(target: &str, id: Option<&str>) -> Result<HistoryResult, AppError
         agreement_ref: latest_ref(&st),
         journal: JournalInfo::of(&st),
     })
+}
+
+/// `history --id want` from a fresh derived state, without a replay
+/// (`None`: the derived state is stale or damaged; the caller replays).
+pub fn history_of_id_derived(target: &str, want: &str) -> Result<Option<Result<HistoryResult, AppError>>, AppError> {
+    let mut l = Ledger::open(target)?;
+    let Some((entries, agreement_ref, journal)) = l.read_derived(|b, meta| history_derived(b, meta, want))? else {
+        return Ok(None);
+    };
+    if entries.is_empty() {
+        return Ok(Some(Err(AppError::NoHistory {
+            id: want.to_string(),
+            ledger: target.to_string(),
+        })));
+    }
+    Ok(Some(Ok(HistoryResult {
+        entries,
+        id: Some(want.to_string()),
+        agreement_ref,
+        journal,
+    })))
+}
+
+/// The entries `history --id want` lists, from a fresh derived state: the
+/// line entry and its void (from the id's shard), and a payment of that id
+/// (from the meta), each read from the journal by its seq and told as a
+/// replay tells it (`state::line_summary`, `void_summary`,
+/// `payment_summary`; a line's file is the batch entry its body names).
+fn history_derived(
+    b: &mut dyn costshare_store::backend::Backend,
+    meta: costshare_store::derived::Meta,
+    want: &str,
+) -> Result<(Vec<HistoryEntry>, AgreementRef, JournalInfo), costshare_store::StoreError> {
+    use costshare_store::derived;
+    use costshare_store::journal::Body;
+    let mut entries = Vec::new();
+    if let Some(rec) = derived::lookup(b, want)? {
+        let (e, body) = derived::line_entry(b, want, rec.seq)?;
+        let mut source = String::new();
+        if (1..=meta.seq).contains(&body.batch)
+            && let Body::Batch { file, sha256, .. } =
+                derived::named_entry(b, body.batch, &derived::shard_key_of(want))?.body
+        {
+            source = state::line_source(&file, &sha256);
+        }
+        entries.push(HistoryEntry {
+            seq: rec.seq,
+            at: e.at,
+            who: e.who,
+            kind: "line",
+            id: Some(want.to_string()),
+            summary: state::line_summary(&body),
+            source,
+        });
+        if rec.void != 0 {
+            let (e, reason, _) = derived::void_entry(b, want, rec.void)?;
+            entries.push(HistoryEntry {
+                seq: rec.void,
+                at: e.at,
+                who: e.who,
+                kind: "void",
+                id: Some(want.to_string()),
+                summary: state::void_summary(want, &reason),
+                source: String::new(),
+            });
+        }
+    }
+    for (_, seq) in meta.payments.iter().filter(|(pid, _)| pid == want) {
+        let e = derived::named_entry(b, *seq, "meta")?;
+        let Body::Payment(p) = e.body else {
+            return Err(costshare_store::StoreError::Cache("meta".into()));
+        };
+        if p.id != want {
+            return Err(costshare_store::StoreError::Cache("meta".into()));
+        }
+        entries.push(HistoryEntry {
+            seq: *seq,
+            at: e.at,
+            who: e.who,
+            kind: "payment",
+            id: Some(p.id.clone()),
+            summary: state::payment_summary(&p),
+            source: String::new(),
+        });
+    }
+    entries.sort_by_key(|e| e.seq);
+    let (ag, sha256) = derived::agreement(b, &meta)?;
+    Ok((
+        entries,
+        AgreementRef { id: ag.id, sha256 },
+        JournalInfo {
+            entries: meta.seq,
+            head: meta.head,
+        },
+    ))
 }
 
 /// A journal that verified.

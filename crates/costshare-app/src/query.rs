@@ -8,12 +8,14 @@ use crate::input::{LoadedAgreement, ReportPath, Session, Source};
 use crate::run::{AgreementRef, FileInputs, JournalInfo, Provenance, Run, bad_costs, open_state, run, run_state};
 use crate::stream::Streamed;
 use costshare_core::Agreement;
+use costshare_core::alloc;
 use costshare_core::calendar::{Date, DateRange};
 use costshare_core::explain::{self, Explanation};
 use costshare_core::report::{self, Dim, Row};
 use costshare_core::stream::{self, Fallback};
-use costshare_store::Ledger;
 use costshare_store::derived;
+use costshare_store::state;
+use costshare_store::{Ledger, StoreError};
 
 /// Which path produced a report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,8 +319,16 @@ pub struct ExplainResult {
     pub as_of: Date,
 }
 
-/// `explain`: how one line was allocated.
+/// `explain`: how one line was allocated. A ledger with a fresh derived
+/// state answers from it (see [`explain_derived`]); otherwise, and for
+/// files, every line is allocated.
 pub fn explain(source: &Source, id: &str, as_of: Date, s: &mut Session<'_>) -> Result<ExplainResult, AppError> {
+    if let Source::Ledger(target) = source
+        && !crate::run::replay_forced()
+        && let Some(r) = explain_derived(target, id, as_of)?
+    {
+        return r;
+    }
     let mut r = run(source, as_of, s.observer)?;
     let found = r
         .parts
@@ -349,6 +359,109 @@ pub fn explain(source: &Source, id: &str, as_of: Date, s: &mut Session<'_>) -> R
         journal: r.journal,
         as_of: r.as_of,
     })
+}
+
+/// What a fresh derived state says of the id `explain` asks about.
+enum Found {
+    /// No line with that id was recorded.
+    Missing,
+    /// Recorded, then voided by entry `seq`.
+    Voided { seq: u64, reason: String },
+    /// Active: explained under the version in force at its date; `agrees`:
+    /// the engine gives it the parts the oracle does.
+    Line(Box<Explained>),
+}
+
+struct Explained {
+    version: state::Version,
+    explanation: Explanation,
+    agrees: bool,
+    journal: JournalInfo,
+}
+
+/// `explain` of a ledger line from a fresh derived state, without a replay
+/// (`None`: the derived state is stale or damaged; the caller replays).
+///
+/// The id's shard names its entry (and its void). Its date picks the
+/// version in force (`state::version_in_force`, the replay's rule); only
+/// the lines of its category within `alloc::tied_range` of its date are
+/// read: that range is a union of whole periods of every capped layer of
+/// the category, so every period group the line takes part in, and every
+/// line of those groups, is whole in it; uncapped layers tie a line to
+/// nothing (the range is its own date). The literal oracle and the engine
+/// therefore give the line the trace and parts they give it among all the
+/// category's lines (the replay's explanation), and the engine's row checks
+/// the oracle as the replay path does.
+pub fn explain_derived(
+    target: &str,
+    id: &str,
+    as_of: Date,
+) -> Result<Option<Result<ExplainResult, AppError>>, AppError> {
+    let mut l = Ledger::open(target)?;
+    let found = l.read_derived(|backend, meta| {
+        let Some(rec) = derived::lookup(backend, id)? else {
+            return Ok(Found::Missing);
+        };
+        if rec.void != 0 {
+            let (_, reason, _) = derived::void_entry(backend, id, rec.void)?;
+            return Ok(Found::Voided { seq: rec.void, reason });
+        }
+        let (_, body) = derived::line_entry(backend, id, rec.seq)?;
+        let damaged = || StoreError::Cache(derived::shard_key_of(id));
+        let date = Date::parse(&body.date).ok_or_else(damaged)?;
+        let mut versions = derived::versions(backend, &meta)?;
+        let v = state::version_in_force(&versions, Some(date));
+        let version = versions.swap_remove(v);
+        let ag = &version.agreement;
+        let c = ag.category_index(&body.category).ok_or_else(damaged)?;
+        let rates = derived::rates(backend, &meta)?;
+        let carry = meta.carries.get(v).ok_or_else(|| StoreError::Cache("meta".into()))?;
+        let blobs = derived::tied_blobs(backend, ag, v, c, alloc::tied_range(ag, c, date))?;
+        let tied = blobs.view()?;
+        let idx = tied.position(rec.seq, id).ok_or_else(damaged)?;
+        let line = tied.cost_line(ag, &rates, idx).ok_or_else(damaged)?;
+        let explanation = explain::explain_lines(ag, &tied, idx, line, as_of, carry);
+        // the explanation comes from the literal oracle: it must agree with the engine
+        let engine = alloc::allocate_carried(ag, &tied, as_of, carry);
+        let agrees = explanation.final_parts() == engine.row(idx);
+        drop(tied);
+        Ok(Found::Line(Box::new(Explained {
+            version,
+            explanation,
+            agrees,
+            journal: JournalInfo {
+                entries: meta.seq,
+                head: meta.head,
+            },
+        })))
+    })?;
+    Ok(found.map(|f| match f {
+        Found::Missing => Err(AppError::NoLine {
+            id: id.to_string(),
+            place: Place::Ledger(target.to_string()),
+        }),
+        Found::Voided { seq, reason } => Err(AppError::Voided {
+            id: id.to_string(),
+            ledger: target.to_string(),
+            seq,
+            reason,
+        }),
+        Found::Line(e) if !e.agrees => Err(AppError::ExplainDisagrees { id: id.to_string() }),
+        Found::Line(e) => {
+            let Explained {
+                version,
+                explanation,
+                journal,
+                ..
+            } = *e;
+            Ok(ExplainResult {
+                agreement: LoadedAgreement::recorded(version.agreement, version.sha256),
+                explanation,
+                journal: Some(journal),
+                as_of,
+            })
+        }
+    }))
 }
 
 /// The line was recorded and voided: when and why.

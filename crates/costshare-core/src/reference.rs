@@ -6,7 +6,7 @@
 //! story (the trace records what each layer did to each line).
 
 use crate::agreement::{Agreement, Cap, CapPolicy};
-use crate::alloc::{Allocation, Carried, Carry, line_order};
+use crate::alloc::{Allocation, Carried, Carry, Lines, line_order};
 use crate::calendar::{Date, Period};
 use crate::costs::CostLine;
 use crate::num::BigRational;
@@ -83,6 +83,39 @@ fn to_i64(b: &BigInt) -> i64 {
     b.to_i64().expect("allocation amounts never exceed the line amount")
 }
 
+/// Values per line, by the line's index: a map whose keys are the dense
+/// indices `0..n` (a vector of slots; the literal steps read as with a map).
+struct LineMap<T>(Vec<Option<T>>);
+
+impl<T> LineMap<T> {
+    fn new(n: usize) -> LineMap<T> {
+        LineMap((0..n).map(|_| None).collect())
+    }
+    fn of(n: usize, items: impl Iterator<Item = (usize, T)>) -> LineMap<T> {
+        let mut m = LineMap::new(n);
+        for (i, v) in items {
+            m.insert(i, v);
+        }
+        m
+    }
+    fn insert(&mut self, i: usize, v: T) {
+        self.0[i] = Some(v);
+    }
+    fn get(&self, i: &usize) -> Option<&T> {
+        self.0.get(*i).and_then(Option::as_ref)
+    }
+    fn get_mut(&mut self, i: &usize) -> Option<&mut T> {
+        self.0.get_mut(*i).and_then(Option::as_mut)
+    }
+}
+
+impl<T> std::ops::Index<&usize> for LineMap<T> {
+    type Output = T;
+    fn index(&self, i: &usize) -> &T {
+        self.get(i).expect("a value for every line of the category")
+    }
+}
+
 /// Split `t` by exact shares: floors, leftovers to largest remainders, ties to
 /// the earlier party. Returns (parts, exact, parties given a unit).
 pub fn split_exact(t: i64, shares: &[BigRational]) -> (Vec<i64>, Vec<BigRational>, Vec<usize>) {
@@ -116,43 +149,73 @@ pub fn allocate_carried(
     as_of: Date,
     carry: &Carry,
 ) -> (Allocation, Vec<Vec<LayerTrace>>) {
+    allocate_focused(ag, lines, as_of, carry, None)
+}
+
+/// One line's trace, parts and provisional flag, by the same literal steps
+/// as [`allocate_carried`]: every line still goes through every step that
+/// decides a take (offers, cap use, period groups), but only line `focus`
+/// has its takes split and traced (no line's split changes another's take).
+pub fn trace_line<L: Lines + ?Sized>(
+    ag: &Agreement,
+    lines: &L,
+    focus: usize,
+    as_of: Date,
+    carry: &Carry,
+) -> (Vec<LayerTrace>, Vec<i64>, bool) {
+    let (alloc, mut traces) = allocate_focused(ag, lines, as_of, carry, Some(focus));
+    let parts = alloc.row(focus).to_vec();
+    (std::mem::take(&mut traces[focus]), parts, alloc.provisional[focus])
+}
+
+/// [`allocate_carried`]; with `focus`, only that line's splits and trace
+/// are made (the other lines' rows and traces stay empty).
+fn allocate_focused<L: Lines + ?Sized>(
+    ag: &Agreement,
+    lines: &L,
+    as_of: Date,
+    carry: &Carry,
+    focus: Option<usize>,
+) -> (Allocation, Vec<Vec<LayerTrace>>) {
+    let traced = |i: usize| focus.is_none_or(|f| f == i);
     let order = line_order(lines);
     let parties = ag.parties.len();
     let w = parties + 1;
-    let mut amounts = vec![0i64; lines.len() * w];
-    let mut provisional = vec![false; lines.len()];
-    let mut open_until: Vec<Option<Date>> = vec![None; lines.len()];
-    let mut traces: Vec<Vec<LayerTrace>> = vec![Vec::new(); lines.len()];
+    let mut amounts = vec![0i64; lines.count() * w];
+    let mut provisional = vec![false; lines.count()];
+    let mut open_until: Vec<Option<Date>> = vec![None; lines.count()];
+    let mut traces: Vec<Vec<LayerTrace>> = vec![Vec::new(); lines.count()];
     for (c, cat) in ag.categories.iter().enumerate() {
         let idx: Vec<usize> = order
             .iter()
             .map(|&i| i as usize)
-            .filter(|&i| lines[i].category == c)
+            .filter(|&i| lines.category(i) == c)
             .collect();
-        let mut a: BTreeMap<usize, i64> = idx.iter().map(|&i| (i, lines[i].amount)).collect();
-        let mut q: BTreeMap<usize, BigRational> = idx
-            .iter()
-            .map(|&i| {
+        let n = lines.count();
+        let mut a: LineMap<i64> = LineMap::of(n, idx.iter().map(|&i| (i, lines.amount(i))));
+        // quantities left, read only by unit caps
+        let units = cat.layers.iter().any(|l| matches!(l.cap, Some(Cap::Units(_))));
+        let mut q: LineMap<BigRational> = LineMap::of(
+            if units { n } else { 0 },
+            idx.iter().filter(|_| units).map(|&i| {
                 (
                     i,
-                    lines[i]
-                        .quantity
-                        .as_ref()
-                        .map(|x| x.to_big())
-                        .unwrap_or_else(BigRational::zero),
+                    lines.quantity(i).map(|x| x.to_big()).unwrap_or_else(BigRational::zero),
                 )
-            })
-            .collect();
+            }),
+        );
         for (li, layer) in cat.layers.iter().enumerate() {
             // offered amounts
-            let mut offered: BTreeMap<usize, i64> = BTreeMap::new();
+            let mut offered: LineMap<i64> = LineMap::new(n);
             let mut portion_of: BTreeMap<usize, BigRational> = BTreeMap::new();
             for &i in &idx {
-                let fy = ag.fy_index(lines[i].date);
+                let fy = ag.fy_index(lines.date(i));
                 let o = match &layer.portion {
                     Some(p) => {
                         let p = p.get(fy).to_big();
-                        portion_of.insert(i, p.clone());
+                        if traced(i) {
+                            portion_of.insert(i, p.clone());
+                        }
                         to_i64(&r(a[&i]).mul(&p).round_half_even())
                     }
                     None => a[&i],
@@ -160,7 +223,7 @@ pub fn allocate_carried(
                 offered.insert(i, o);
             }
             let participants: Vec<usize> = idx.iter().copied().filter(|i| a[i] > 0 && offered[i] > 0).collect();
-            let mut take: BTreeMap<usize, i64> = BTreeMap::new();
+            let mut take: LineMap<i64> = LineMap::new(n);
             let mut cap_trace: BTreeMap<usize, CapTrace> = BTreeMap::new();
             let mut period_of: BTreeMap<usize, Period> = BTreeMap::new();
             let mut carried_of: BTreeMap<usize, Carried> = BTreeMap::new();
@@ -174,8 +237,10 @@ pub fn allocate_carried(
                     // group by period, keeping line order within each group
                     let mut groups: BTreeMap<Period, Vec<usize>> = BTreeMap::new();
                     for &i in &participants {
-                        let p = Period::of(layer.period, &ag.calendar, lines[i].date);
-                        period_of.insert(i, p);
+                        let p = Period::of(layer.period, &ag.calendar, lines.date(i));
+                        if traced(i) {
+                            period_of.insert(i, p);
+                        }
                         groups.entry(p).or_default().push(i);
                     }
                     for (p, g) in &groups {
@@ -184,7 +249,7 @@ pub fn allocate_carried(
                         // use carried over from earlier versions: already used
                         let carried = carry.get(c, li, *p);
                         if let Some(k) = carried {
-                            for &i in g {
+                            for &i in g.iter().filter(|&&i| traced(i)) {
                                 carried_of.insert(i, k.clone());
                             }
                         }
@@ -197,14 +262,16 @@ pub fn allocate_carried(
                                 let mut used = used_money.min(c);
                                 for &i in g {
                                     let t = offered[&i].min(c - used);
-                                    cap_trace.insert(
-                                        i,
-                                        CapTrace::RunningMoney {
-                                            cap: c,
-                                            left_before: c - used,
-                                            left_after: c - used - t,
-                                        },
-                                    );
+                                    if traced(i) {
+                                        cap_trace.insert(
+                                            i,
+                                            CapTrace::RunningMoney {
+                                                cap: c,
+                                                left_before: c - used,
+                                                left_after: c - used - t,
+                                            },
+                                        );
+                                    }
                                     used += t;
                                     take.insert(i, t);
                                 }
@@ -222,16 +289,18 @@ pub fn allocate_carried(
                                         to_i64(&r(a[&i]).mul(&ui).div(&qi).round_half_even())
                                     };
                                     used = used.add(&ui);
-                                    cap_trace.insert(
-                                        i,
-                                        CapTrace::RunningUnits {
-                                            cap: cu.clone(),
-                                            left_before: left.clone(),
-                                            left_after: left.sub(&ui),
-                                            quantity: qi.clone(),
-                                            units_taken: ui.clone(),
-                                        },
-                                    );
+                                    if traced(i) {
+                                        cap_trace.insert(
+                                            i,
+                                            CapTrace::RunningUnits {
+                                                cap: cu.clone(),
+                                                left_before: left.clone(),
+                                                left_after: left.sub(&ui),
+                                                quantity: qi.clone(),
+                                                units_taken: ui.clone(),
+                                            },
+                                        );
+                                    }
                                     q.insert(i, qi.sub(&ui));
                                     take.insert(i, t);
                                 }
@@ -249,17 +318,19 @@ pub fn allocate_carried(
                                 };
                                 let got = pro_rata_take(g, &offered, &f, x, &mut take);
                                 for &i in g {
-                                    cap_trace.insert(
-                                        i,
-                                        CapTrace::ProRataMoney {
-                                            cap: full,
-                                            group_total: sum,
-                                            group_lines: g.len(),
-                                            fraction: f.clone(),
-                                            leftover_unit: got.contains(&i),
-                                            provisional: prov,
-                                        },
-                                    );
+                                    if traced(i) {
+                                        cap_trace.insert(
+                                            i,
+                                            CapTrace::ProRataMoney {
+                                                cap: full,
+                                                group_total: sum,
+                                                group_lines: g.len(),
+                                                fraction: f.clone(),
+                                                leftover_unit: got.contains(&i),
+                                                provisional: prov,
+                                            },
+                                        );
+                                    }
                                 }
                                 for &i in g {
                                     open_until[i] = open_until[i].max(Some(p.last_day(ag.end)));
@@ -275,18 +346,20 @@ pub fn allocate_carried(
                                 let x = to_i64(&f.mul(&r(sum_a)).round_half_even());
                                 let got = pro_rata_take(g, &offered, &f, x, &mut take);
                                 for &i in g {
-                                    cap_trace.insert(
-                                        i,
-                                        CapTrace::ProRataUnits {
-                                            cap: full.clone(),
-                                            group_quantity: sum_q.clone(),
-                                            group_lines: g.len(),
-                                            fraction: f.clone(),
-                                            quantity: q[&i].clone(),
-                                            leftover_unit: got.contains(&i),
-                                            provisional: prov,
-                                        },
-                                    );
+                                    if traced(i) {
+                                        cap_trace.insert(
+                                            i,
+                                            CapTrace::ProRataUnits {
+                                                cap: full.clone(),
+                                                group_quantity: sum_q.clone(),
+                                                group_lines: g.len(),
+                                                fraction: f.clone(),
+                                                quantity: q[&i].clone(),
+                                                leftover_unit: got.contains(&i),
+                                                provisional: prov,
+                                            },
+                                        );
+                                    }
                                     let nq = q[&i].mul(&BigRational::one().sub(&f));
                                     q.insert(i, nq);
                                 }
@@ -300,9 +373,13 @@ pub fn allocate_carried(
                 }
             }
             for &i in &idx {
-                let fy = ag.fy_index(lines[i].date);
+                let fy = ag.fy_index(lines.date(i));
                 let t = take.get(&i).copied().unwrap_or(0);
                 let before = a[&i];
+                if !traced(i) {
+                    a.insert(i, before - t);
+                    continue;
+                }
                 let shares = &layer.split.get(fy).shares;
                 let (parts, exact, given) = split_exact(t, shares);
                 for (j, p) in parts.iter().enumerate() {
@@ -345,13 +422,7 @@ pub fn allocate_carried(
 /// Pro-rata takes for one group: floor(o·f) each, then `x − Σfloor` units to
 /// the largest fractional remainders, ties to the earlier line. Returns the
 /// lines that got a unit.
-fn pro_rata_take(
-    g: &[usize],
-    offered: &BTreeMap<usize, i64>,
-    f: &BigRational,
-    x: i64,
-    take: &mut BTreeMap<usize, i64>,
-) -> Vec<usize> {
+fn pro_rata_take(g: &[usize], offered: &LineMap<i64>, f: &BigRational, x: i64, take: &mut LineMap<i64>) -> Vec<usize> {
     let exact: Vec<BigRational> = g.iter().map(|i| r(offered[i]).mul(f)).collect();
     let floors: Vec<i64> = exact.iter().map(|e| to_i64(&e.floor())).collect();
     let left = x - floors.iter().sum::<i64>();

@@ -5,6 +5,7 @@ use costshare_core::agreement::{Agreement, Cap};
 use costshare_core::alloc::{self, CapAmount};
 use costshare_core::calendar::{Date, Period};
 use costshare_core::costs::{CostLine, Rates, parse_costs};
+use costshare_core::explain;
 use costshare_core::load;
 use costshare_core::num::{BigRational, Q};
 use costshare_core::reference::{self, CapTrace};
@@ -398,6 +399,54 @@ fn random_carry(seed: u64, ag: &Agreement, lines: &[CostLine]) -> alloc::Carry {
     alloc::Carry::new(entries)
 }
 
+fn check_tied_explanations(
+    seed: u64,
+    ag: &Agreement,
+    lines: &[CostLine],
+    carry: &alloc::Carry,
+    fast: &alloc::Allocation,
+    traces: &[Vec<reference::LayerTrace>],
+) {
+    for (i, l) in lines.iter().enumerate() {
+        // the focused oracle: the line's own trace as the full run makes it
+        let (tr, parts, prov) = reference::trace_line(ag, lines, i, as_of(), carry);
+        assert_eq!(tr, traces[i], "seed {seed}: focused trace of {}", l.id);
+        assert_eq!(parts, fast.row(i), "seed {seed}: focused parts of {}", l.id);
+        assert_eq!(prov, fast.provisional[i], "seed {seed}");
+        let whole = explain::explain_carried(ag, lines, i, as_of(), carry);
+        let (lo, hi) = alloc::tied_range(ag, l.category, l.date);
+        let tied: Vec<CostLine> = lines
+            .iter()
+            .filter(|t| t.category == l.category && t.date >= lo && t.date <= hi)
+            .cloned()
+            .collect();
+        let pos = tied.iter().position(|t| t.id == l.id).unwrap();
+        let part = explain::explain_carried(ag, &tied, pos, as_of(), carry);
+        assert_eq!(
+            part.layers, whole.layers,
+            "seed {seed}: trace of {} over its tied lines",
+            l.id
+        );
+        assert_eq!(part.parts, whole.parts, "seed {seed}");
+        assert_eq!(part.provisional, whole.provisional, "seed {seed}");
+        assert_eq!(part.line, whole.line, "seed {seed}");
+        let engine = alloc::allocate_carried(ag, tied.as_slice(), as_of(), carry);
+        assert_eq!(
+            engine.row(pos),
+            fast.row(i),
+            "seed {seed}: engine row of {} over its tied lines",
+            l.id
+        );
+        if ag.categories[l.category].layers.iter().all(|x| x.cap.is_none()) {
+            assert_eq!(
+                (lo, hi),
+                (l.date, l.date),
+                "seed {seed}: an uncapped category ties a line to its date"
+            );
+        }
+    }
+}
+
 /// With random carried use: the fast engine equals the literal reference,
 /// and no cap takes more than it has left after the carried use.
 fn check_carry(seed: u64) -> usize {
@@ -454,6 +503,11 @@ fn check_carry(seed: u64) -> usize {
             _ => panic!("seed {seed}: usage of the wrong kind"),
         }
     }
+    // one line's explanation from the lines tied to its date (its category
+    // within `alloc::tied_range`, what the ledger's derived state reads)
+    // equals the one from every line: the same trace, parts and flag, and
+    // the engine gives it the same row
+    check_tied_explanations(seed, &ag, &lines, &carry, &fast, &traces);
     // the traces name the carried use on every line of a period that had one
     let mut named = 0;
     for (i, tr) in traces.iter().enumerate() {

@@ -10,7 +10,8 @@
 //! Blobs by key, in the backend's `cache` table:
 //! - `meta`: the reflected head, the agreement and rate entries, the line
 //!   count and total, report totals by (party, category, month, site), and
-//!   how many lines stay provisional until each date;
+//!   how many lines stay provisional until each date, and every payment's id
+//!   and entry (for `history --id`);
 //! - `b/CATEGORY/MONTH`: the active lines of one category and month (by
 //!   month index), in (date, id) order — what re-allocating a period group
 //!   needs, a group being a run of whole months;
@@ -41,12 +42,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
 /// The layout of the blobs' payloads.
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 /// The first bytes of every sealed blob.
-const SEAL: &[u8; 4] = b"CSd4";
+const SEAL: &[u8; 4] = b"CSd5";
 /// The seals of earlier layouts: such a derived state is stale (rebuilt
 /// silently), not damaged.
-const OLD_SEALS: [&[u8; 4]; 1] = [b"CSd3"];
+const OLD_SEALS: [&[u8; 4]; 2] = [b"CSd3", b"CSd4"];
 const SHARDS: u64 = 256;
 
 /// A blob of the derived state and its key.
@@ -84,6 +85,9 @@ pub struct Meta {
     /// date, by that date: a report's per-row provisional flags at any
     /// as-of date come from these (the rows counting a line still open).
     pub open_totals: BTreeMap<OpenKey, i128>,
+    /// Every payment (`pay`): its id and entry, in journal order (what
+    /// `history --id` needs besides the id shards, which hold lines only).
+    pub payments: Vec<(String, u64)>,
 }
 
 /// A [`TotalKey`] and the date its lines are provisional until.
@@ -136,7 +140,7 @@ fn digest(head: &str, key: &str, payload: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// A blob as stored: `CSd3`, the head's length (u32 LE) and bytes, the
+/// A blob as stored: `CSd5`, the head's length (u32 LE) and bytes, the
 /// SHA-256 of (head, LF, key, LF, payload), then the payload.
 pub fn seal(head: &str, key: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + head.len() + 40);
@@ -306,6 +310,11 @@ fn encode_meta(m: &Meta) -> Vec<u8> {
         w.date(*d);
         w.i128(*t);
     }
+    w.u32(m.payments.len() as u32);
+    for (id, seq) in &m.payments {
+        w.str(id);
+        w.u64(*seq);
+    }
     w.0
 }
 
@@ -353,6 +362,9 @@ fn decode_meta(b: &[u8]) -> Option<Meta> {
         let site = r.str()?.to_string();
         let d = r.date()?;
         m.open_totals.insert((v, p, c, mi, site, d), r.i128()?);
+    }
+    for _ in 0..r.u32()? {
+        m.payments.push((r.str()?.to_string(), r.u64()?));
     }
     (r.done() && !m.versions.is_empty() && m.carries.len() == m.versions.len()).then_some(m)
 }
@@ -718,6 +730,7 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
         close_seqs: st.statements.iter().map(|s| s.seq).collect(),
         files,
         carries: vec![alloc::Carry::NONE; st.versions.len()],
+        payments: st.payments.iter().map(|(seq, p)| (p.id.clone(), *seq)).collect(),
         ..Meta::default()
     };
     let mut out = Vec::new();
@@ -866,10 +879,16 @@ pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError>
 /// One journal entry, decoded (a missing one is a damaged meta: the meta
 /// named it).
 fn entry(backend: &mut dyn Backend, seq: u64) -> Result<journal::Entry, StoreError> {
-    let bytes = backend.entry(seq)?.ok_or_else(|| damaged("meta"))?;
+    named_entry(backend, seq, "meta")
+}
+
+/// The journal entry `seq`, decoded, that the blob `key` names (a missing
+/// one, or one whose bytes say another seq, is that blob damaged).
+pub fn named_entry(backend: &mut dyn Backend, seq: u64, key: &str) -> Result<journal::Entry, StoreError> {
+    let bytes = backend.entry(seq)?.ok_or_else(|| damaged(key))?;
     let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
     if e.seq != seq {
-        return Err(damaged("meta"));
+        return Err(damaged(key));
     }
     Ok(e)
 }
@@ -993,18 +1012,7 @@ pub fn lines(
         let mut lines: Vec<CostLine> = Vec::new();
         for c in 0..ag.categories.len() {
             for m in ag.start.month_index()..=ag.end.month_index() {
-                let key = bucket_key(v, c, m);
-                let b = need(backend, &key)?;
-                let mut r = R::new(&b);
-                (r.u32() == Some(FORMAT)).then_some(()).ok_or_else(|| damaged(&key))?;
-                let n = r.u32().ok_or_else(|| damaged(&key))? as usize;
-                lines.reserve(n);
-                for _ in 0..n {
-                    let l = read_bline(&mut r).ok_or_else(|| damaged(&key))?;
-                    let cl = cost_line(ag, rates, c, &l).ok_or_else(|| damaged(&key))?;
-                    lines.push(cl);
-                }
-                r.done().then_some(()).ok_or_else(|| damaged(&key))?;
+                read_bucket(backend, ag, rates, (v, c, m), (ag.start, ag.end), &mut lines)?;
             }
         }
         lines.sort_unstable_by_key(|l| l.row);
@@ -1015,6 +1023,128 @@ pub fn lines(
         return Err(damaged("meta"));
     }
     Ok(out)
+}
+
+/// The stored buckets of one version's category for the months of a date
+/// range: what `explain` reads of the lines tied to a line's date (see
+/// [`TiedBlobs::view`]).
+pub struct TiedBlobs {
+    category: usize,
+    range: (Date, Date),
+    blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// Read the buckets of version `v`'s category `c` (its index in that
+/// version) for the months of `lo..=hi`.
+pub fn tied_blobs(
+    backend: &mut dyn Backend,
+    ag: &Agreement,
+    v: usize,
+    c: usize,
+    (lo, hi): (Date, Date),
+) -> Result<TiedBlobs, StoreError> {
+    let (m0, m1) = (lo.max(ag.start).month_index(), hi.min(ag.end).month_index());
+    let mut blobs = Vec::new();
+    for m in m0..=m1 {
+        let key = bucket_key(v, c, m);
+        let b = need(backend, &key)?;
+        blobs.push((key, b));
+    }
+    Ok(TiedBlobs {
+        category: c,
+        range: (lo, hi),
+        blobs,
+    })
+}
+
+impl TiedBlobs {
+    /// The active lines dated within the range, borrowed from the stored
+    /// bytes (no string per line), in (month, date, id) order.
+    pub fn view(&self) -> Result<TiedLines<'_>, StoreError> {
+        let (lo, hi) = self.range;
+        let bytes: usize = self.blobs.iter().map(|(_, b)| b.len()).sum();
+        let n: usize = self.blobs.iter().filter_map(|(_, b)| bucket_len(b)).sum();
+        let mut lines = Vec::with_capacity(n.min(bytes / 32));
+        for (key, b) in &self.blobs {
+            decode_bucket_into(b, lo, hi, &mut lines).ok_or_else(|| damaged(key))?;
+        }
+        Ok(TiedLines {
+            category: self.category,
+            lines,
+        })
+    }
+}
+
+/// Lines of one category of an agreement version, borrowed from its
+/// buckets, as the allocator and the literal oracle read them.
+pub struct TiedLines<'a> {
+    category: usize,
+    lines: Vec<BLine<'a>>,
+}
+
+impl TiedLines<'_> {
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+    /// Where the line `id` recorded by entry `seq` is.
+    pub fn position(&self, seq: u64, id: &str) -> Option<usize> {
+        self.lines.iter().position(|l| l.seq == seq && l.id == id)
+    }
+    /// Line `k` as the cost line a replay makes of its entry (under `ag`,
+    /// the version the view was read from).
+    pub fn cost_line(&self, ag: &Agreement, rates: &Rates, k: usize) -> Option<CostLine> {
+        cost_line(ag, rates, self.category, self.lines.get(k)?)
+    }
+}
+
+impl alloc::Lines for TiedLines<'_> {
+    fn count(&self) -> usize {
+        self.lines.len()
+    }
+    fn date(&self, i: usize) -> Date {
+        self.lines[i].date
+    }
+    fn category(&self, _: usize) -> usize {
+        self.category
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self.lines[i].amount
+    }
+    fn quantity(&self, i: usize) -> Option<&Q> {
+        self.lines[i].quantity.as_ref()
+    }
+    fn id(&self, i: usize) -> &[u8] {
+        self.lines[i].id.as_bytes()
+    }
+}
+
+/// Push the lines of bucket (version, category, month) dated within
+/// `lo..=hi` onto `out`, as a replay's cost lines under `ag`.
+fn read_bucket(
+    backend: &mut dyn Backend,
+    ag: &Agreement,
+    rates: &Rates,
+    (v, c, m): (usize, usize, i32),
+    (lo, hi): (Date, Date),
+    out: &mut Vec<CostLine>,
+) -> Result<(), StoreError> {
+    let key = bucket_key(v, c, m);
+    let b = need(backend, &key)?;
+    let bad = || damaged(&key);
+    let mut r = R::new(&b);
+    (r.u32() == Some(FORMAT)).then_some(()).ok_or_else(bad)?;
+    let n = r.u32().ok_or_else(bad)? as usize;
+    out.reserve(n.min(b.len()));
+    for _ in 0..n {
+        let l = read_bline(&mut r).ok_or_else(bad)?;
+        if l.date >= lo && l.date <= hi {
+            out.push(cost_line(ag, rates, c, &l).ok_or_else(bad)?);
+        }
+    }
+    r.done().then_some(()).ok_or_else(bad)
 }
 
 /// Report totals as the core's report groups: one version's totals grouped
@@ -1276,18 +1406,62 @@ pub fn meta_blob(meta: &Meta) -> (String, Vec<u8>) {
     ("meta".to_string(), encode_meta(meta))
 }
 
-/// The entry that recorded `id`, if any (voided lines included).
-pub fn recorded(backend: &mut dyn Backend, id: &str) -> Result<Option<(u64, LineBody)>, StoreError> {
+/// Where a recorded line id is: the entry that recorded it and the entry
+/// that voided it (0: active), from its id shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub seq: u64,
+    pub void: u64,
+}
+
+/// Look `id` up in its shard (voided lines included): `None` when no line
+/// with that id was ever recorded.
+pub fn lookup(backend: &mut dyn Backend, id: &str) -> Result<Option<Recorded>, StoreError> {
     let key = shard_key(shard_of(id));
     let b = need(backend, &key)?;
     let ids = decode_shard(&b).ok_or_else(|| damaged(&key))?;
-    let Some(&(_, seq, _)) = ids.iter().find(|(i, _, _)| i == id) else {
-        return Ok(None);
-    };
-    let bytes = backend.entry(seq)?.ok_or_else(|| damaged(&key))?;
-    let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
-    match e.body {
-        Body::Line(l) => Ok(Some((seq, l))),
+    Ok(ids
+        .iter()
+        .find(|(i, _, _)| i == id)
+        .map(|&(_, seq, void)| Recorded { seq, void }))
+}
+
+/// The blob key of `id`'s shard (what an entry the shard names is read as).
+pub fn shard_key_of(id: &str) -> String {
+    shard_key(shard_of(id))
+}
+
+/// The line entry the shard names for `id`: its `at`, `who` and body (an
+/// entry that is not a line of that id is the shard damaged).
+pub fn line_entry(backend: &mut dyn Backend, id: &str, seq: u64) -> Result<(journal::Entry, LineBody), StoreError> {
+    let key = shard_key_of(id);
+    let mut e = named_entry(backend, seq, &key)?;
+    match std::mem::replace(&mut e.body, Body::Init { format: String::new() }) {
+        Body::Line(l) if l.id == id => Ok((e, l)),
         _ => Err(damaged(&key)),
     }
+}
+
+/// The void entry the shard names for `id`: the entry, its reason and the
+/// line that replaced it (`by`, empty when voided by `void`); an entry that
+/// is not a void of that id is the shard damaged.
+pub fn void_entry(
+    backend: &mut dyn Backend,
+    id: &str,
+    seq: u64,
+) -> Result<(journal::Entry, String, String), StoreError> {
+    let key = shard_key_of(id);
+    let mut e = named_entry(backend, seq, &key)?;
+    match std::mem::replace(&mut e.body, Body::Init { format: String::new() }) {
+        Body::Void { id: v, reason, by } if v == id => Ok((e, reason, by)),
+        _ => Err(damaged(&key)),
+    }
+}
+
+/// The entry that recorded `id`, if any (voided lines included).
+pub fn recorded(backend: &mut dyn Backend, id: &str) -> Result<Option<(u64, LineBody)>, StoreError> {
+    let Some(Recorded { seq, .. }) = lookup(backend, id)? else {
+        return Ok(None);
+    };
+    Ok(Some((seq, line_entry(backend, id, seq)?.1)))
 }

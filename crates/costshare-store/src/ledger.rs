@@ -1286,7 +1286,7 @@ impl Ledger {
             if unchanged(date) {
                 return;
             }
-            let v = state::version_at(&versions, date);
+            let v = state::version_in_force(&versions, date);
             bad = validate_ref(&versions[v].agreement, &rates, &raw).is_err();
         });
         if bad || !csv_errors.is_empty() {

@@ -88,6 +88,17 @@ pub struct State {
     pub payment_ids: HashMap<String, usize, BuildFx>,
 }
 
+/// The version of `versions` (in order) in force at `date`: the last one
+/// effective on or before it (the first version for earlier dates, or no
+/// date). The one rule for a replay ([`State::version_at`]) and for the
+/// derived state's reads.
+pub fn version_in_force(versions: &[Version], date: Option<Date>) -> usize {
+    match date {
+        None => 0,
+        Some(d) => versions.iter().rposition(|v| v.effective <= d).unwrap_or(0),
+    }
+}
+
 /// What `history` shows of an entry.
 #[derive(Clone, Debug)]
 pub struct LogEntry {
@@ -240,7 +251,7 @@ impl State {
                 if !by.is_empty() {
                     self.lines[i].replaced_by = Some(by);
                 }
-                (Some(id.clone()), format!("voided {id}: {reason}"))
+                (Some(id.clone()), void_summary(&id, &reason))
             }
             Body::Close {
                 period,
@@ -271,10 +282,7 @@ impl State {
                 if self.payment_ids.contains_key(&p.id) {
                     return Err(corrupt(seq, format!("payment id {} recorded twice", p.id)));
                 }
-                let summary = format!(
-                    "payment {} {} {} to {} {} {}",
-                    p.id, p.date, p.from, p.to, p.amount, p.currency
-                );
+                let summary = payment_summary(&p);
                 let id = p.id.clone();
                 self.payment_ids.insert(id.clone(), self.payments.len());
                 self.payments.push((seq, p));
@@ -314,12 +322,18 @@ impl State {
     /// The version in force at `date`: the last one effective on or before it
     /// (the first version for earlier dates, so its term check reports them).
     pub fn version_at(&self, date: Option<Date>) -> usize {
-        version_at(&self.versions, date)
+        version_in_force(&self.versions, date)
     }
 
     /// The current agreement (latest version).
     pub fn latest(&self) -> &Version {
         &self.versions[self.versions.len() - 1]
+    }
+
+    /// The batch (recorded file) a line came from: the one its body names.
+    pub fn batch_of(&self, l: &LedgerLine) -> Option<&Batch> {
+        let k = self.batches.binary_search_by_key(&l.body.batch, |b| b.seq).ok()?;
+        self.batches.get(k)
     }
 
     /// Lines that count: not voided.
@@ -359,22 +373,46 @@ pub fn summary(st: &State, e: &LogEntry) -> String {
     if e.kind == "line"
         && let Some(l) = e.id.as_ref().and_then(|id| st.by_id.get(id)).map(|&i| &st.lines[i])
     {
-        let b = &l.body;
-        return format!(
-            "line {} {} {} {} {}{}",
-            b.id,
-            b.date,
-            b.category,
-            b.amount,
-            b.currency,
-            if b.site.is_empty() {
-                String::new()
-            } else {
-                format!(" at {}", b.site)
-            }
-        );
+        return line_summary(&l.body);
     }
     e.summary.clone()
+}
+
+/// What `history` says of a line entry.
+pub fn line_summary(b: &LineBody) -> String {
+    format!(
+        "line {} {} {} {} {}{}",
+        b.id,
+        b.date,
+        b.category,
+        b.amount,
+        b.currency,
+        if b.site.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", b.site)
+        }
+    )
+}
+
+/// What `history` says of a void entry.
+pub fn void_summary(id: &str, reason: &str) -> String {
+    format!("voided {id}: {reason}")
+}
+
+/// What `history` says of a payment entry.
+pub fn payment_summary(p: &PaymentBody) -> String {
+    format!(
+        "payment {} {} {} to {} {} {}",
+        p.id, p.date, p.from, p.to, p.amount, p.currency
+    )
+}
+
+/// The costs file a line entry came from, as `history` names it: the batch
+/// entry its body names (`LineBody::batch`, the entry written just before
+/// the file's lines), as `file (sha256 …)`.
+pub fn line_source(file: &str, sha256: &str) -> String {
+    format!("{file} (sha256 {sha256})")
 }
 
 /// A recorded line as a costs row (its journal entry number as its "line").
@@ -430,15 +468,6 @@ pub fn line_amount(ag: &Agreement, rates: &Rates, b: &LineBody) -> Option<i64> {
     costshare_core::costs::convert(ag, rates, &ccy, a, date)
         .ok()
         .map(|(v, _)| v)
-}
-
-/// The version of `versions` in force at `date`: the last one effective on
-/// or before it (the first version for earlier dates and for no date).
-pub fn version_at(versions: &[Version], date: Option<Date>) -> usize {
-    match date {
-        None => 0,
-        Some(d) => versions.iter().rposition(|v| v.effective <= d).unwrap_or(0),
-    }
 }
 
 /// Fiscal year `fy` lies in the term of one of the agreement versions.
