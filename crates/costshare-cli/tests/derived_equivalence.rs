@@ -439,6 +439,13 @@ fn compare_all(c: &Case, d: &Dir, what: &str, full: bool) -> usize {
 /// each stage; the last stage's commands are then run on damaged derived
 /// states.
 fn equivalence(file: &str) {
+    equivalence_on(file, None);
+}
+
+/// [`equivalence`] on the ledger `target` (a `postgres://` URL: the smaller
+/// command set at one date per stage), or on a SQLite file; the damage
+/// sweep only on SQLite (it edits the cache table with SQLite).
+fn equivalence_on(file: &str, target: Option<&str>) {
     let example = examples_dir().join(file).display().to_string();
     let text = std::fs::read_to_string(&example).unwrap();
     let ag = costshare_core::load(&text).agreement.expect("example loads");
@@ -458,7 +465,7 @@ fn equivalence(file: &str) {
         "rates2.csv",
         format!("date,currency,rate\n{mid},{foreign},{}\n", rate[1]),
     );
-    let l = d.path("l.db");
+    let l = target.map(str::to_string).unwrap_or_else(|| d.path("l.db"));
     ok(&["init", &l, "--agreement", &example, "--rates", &rates]);
     let mut rng = Rng::new(file.len() as u64 * 31 + 5);
     let first = d.file("first.csv", lines_csv(&ag, &mut rng, 120, "a", foreign));
@@ -551,13 +558,10 @@ fn equivalence(file: &str) {
         ],
         fy: (0..ag.fy_count).map(|k| ag.fy_label(k)).collect(),
     };
-    let mut n = compare_all(&c, &d, "one version", true);
+    let mut n = compare_all(&c, &d, "one version", target.is_none());
     // one amendment, from the second fiscal year; lines after it
     if ag.fy_count >= 2 {
-        let v2 = d.file(
-            "v2.toml",
-            text.replacen(&format!("id = \"{}\"", ag.id), &format!("id = \"{}-v2\"", ag.id), 1),
-        );
+        let v2 = d.file("v2.toml", version(&text, &ag.id, "v2", (2, 3)));
         let (eff, _) = ag.calendar.fy_bounds(ag.first_fy + 1);
         ok(&["amend", &l, "--agreement", &v2, "--effective", &eff.to_string()]);
         n += compare_all(&c, &d, "one amendment", false);
@@ -565,26 +569,53 @@ fn equivalence(file: &str) {
         ok(&["record", &l, &after]);
         ok(&["void", &l, "v2-0004", "--reason", "wrong site"]);
         c.ids.push("v2-0001".into());
-        n += compare_all(&c, &d, "one amendment, lines after it", ag.fy_count < 3);
+        n += compare_all(
+            &c,
+            &d,
+            "one amendment, lines after it",
+            target.is_none() && ag.fy_count < 3,
+        );
     }
     if ag.fy_count >= 3 {
-        let v3 = d.file(
-            "v3.toml",
-            text.replacen(&format!("id = \"{}\"", ag.id), &format!("id = \"{}-v3\"", ag.id), 1),
-        );
+        let v3 = d.file("v3.toml", version(&text, &ag.id, "v3", (1, 2)));
         let (eff, _) = ag.calendar.fy_bounds(ag.first_fy + 2);
         ok(&["amend", &l, "--agreement", &v3, "--effective", &eff.to_string()]);
         let after = d.file("after-v3.csv", lines_csv(&ag, &mut rng, 3, "v3-", foreign));
         ok(&["record", &l, &after]);
         c.ids.push("v3-0002".into());
-        n += compare_all(&c, &d, "two amendments", true);
+        n += compare_all(&c, &d, "two amendments", target.is_none());
     }
     assert!(n > 150, "{file}: {n} commands compared");
+    eprintln!("{file}: {n} commands compared, derived state against replay");
     // the damage sweep on the examples with three versions, a foreign
     // currency in euros or a calendar fiscal year
-    if ["us-japan-sma-2022.toml", "household.toml", "joint-venture.toml"].contains(&file) {
+    if target.is_none() && ["us-japan-sma-2022.toml", "household.toml", "joint-venture.toml"].contains(&file) {
         damage(&c, &d);
     }
+}
+
+/// The text of a later version: its id suffixed, and the first quoted cap
+/// (`cap = "DIGITS[.DIGITS]"`) scaled by `num/den` (its whole part, rounded
+/// down), so the versions' caps differ and the carried use matters.
+fn version(text: &str, id: &str, suffix: &str, (num, den): (u128, u128)) -> String {
+    let t = text.replacen(&format!("id = \"{id}\""), &format!("id = \"{id}-{suffix}\""), 1);
+    let key = "cap = \"";
+    let mut from = 0;
+    while let Some(i) = t[from..].find(key).map(|i| i + from + key.len()) {
+        let whole: String = t[i..].chars().take_while(char::is_ascii_digit).collect();
+        let rest = &t[i + whole.len()..];
+        let frac: String = rest
+            .strip_prefix('.')
+            .map(|r| r.chars().take_while(char::is_ascii_digit).collect())
+            .unwrap_or_default();
+        let end = i + whole.len() + if frac.is_empty() { 0 } else { frac.len() + 1 };
+        if !whole.is_empty() && t[end..].starts_with('"') {
+            let v: u128 = whole.parse().unwrap();
+            return format!("{}{}{}", &t[..i], v * num / den, &t[i + whole.len()..]);
+        }
+        from = i;
+    }
+    t
 }
 
 /// Another example agreement in the same currency, for `compare --against`.
@@ -812,6 +843,12 @@ fn damage(c: &Case, d: &Dir) {
         }
     }
     restore(l, &all);
+    eprintln!(
+        "{}: {} commands under each of {} kinds of damage",
+        c.name,
+        cmds.len(),
+        kinds.len()
+    );
 }
 
 macro_rules! examples {
@@ -847,6 +884,13 @@ examples! {
     us_japan_rd_2022 => "us-japan-rd-2022.toml",
     us_japan_sma_2016 => "us-japan-sma-2016.toml",
     us_japan_sma_2022 => "us-japan-sma-2022.toml",
+}
+
+/// The same on PostgreSQL (skipped without a server on 127.0.0.1:5432).
+#[test]
+fn us_japan_sma_2022_on_postgres() {
+    let Some(db) = common::PgDb::new("equiv") else { return };
+    equivalence_on("us-japan-sma-2022.toml", Some(&db.url));
 }
 
 /// A report with a date filter reads every line from the buckets: a damaged
