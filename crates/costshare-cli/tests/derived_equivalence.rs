@@ -660,9 +660,24 @@ fn restore(l: &str, all: &[(String, Vec<u8>)]) {
     tx.commit().unwrap();
 }
 
+/// Not SQL: every blob rewritten with the seal of the previous layout
+/// (`CSd3`), plus a key of that layout's shape, as a derived state written
+/// before layout 4 would be.
+const OLD_LAYOUT: &str = "every blob CSd3";
+
 fn sql(l: &str, q: &str, k: &str, v: &[u8]) {
     let conn = Connection::open(l).unwrap();
-    if q.contains("?2") {
+    if q == OLD_LAYOUT {
+        for (k, mut v) in blobs(l) {
+            v[..4].copy_from_slice(b"CSd3");
+            conn.execute("UPDATE cache SET v = ?1 WHERE k = ?2", rusqlite::params![v, k])
+                .unwrap();
+        }
+        let mut old = b"CSd3".to_vec();
+        old.extend_from_slice(&[0; 40]);
+        conn.execute("INSERT OR REPLACE INTO cache (k, v) VALUES ('b/0/24267', ?1)", [old])
+            .unwrap();
+    } else if q.contains("?2") {
         conn.execute(q, rusqlite::params![v, k]).unwrap();
     } else if q.contains("?1") {
         conn.execute(q, [k]).unwrap();
@@ -755,6 +770,13 @@ fn damage(c: &Case, d: &Dir) {
             None,
         ),
         ("meta of the previous layout", up, "meta".into(), old_layout, None),
+        (
+            "every blob of the previous layout",
+            OLD_LAYOUT,
+            String::new(),
+            Vec::new(),
+            None,
+        ),
     ];
     let as_of = Date::from_days((c.ag.start.to_days() + c.ag.end.to_days()) / 2).to_string();
     // one command of each kind: name, date filter, currency, file written
