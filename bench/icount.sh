@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Instruction-count regression guard for the allocator (callgrind).
+# Instruction-count regression guard for the allocator and the ledger's reads from the
+# derived state (callgrind).
 #
 #   bench/icount.sh            measure each scenario, compare with bench/icount-budget.txt
 #   bench/icount.sh --update   measure and rewrite bench/icount-budget.txt with the counts
 #
-# Builds crates/costshare-core/examples/icount.rs (release) and runs each scenario under
+# Builds crates/costshare-core/examples/icount.rs and crates/costshare-app/examples/icount_ledger.rs
+# (release) and runs each scenario under
 # `valgrind --tool=callgrind --toggle-collect='*icount_measure_*'`, so only the measured
 # function and what it calls are counted, not the setup (loading the agreement, generating
 # 50,000 seeded lines). The count is the Ir total (instructions executed) of the callgrind
 # output file. Scenarios:
 #   allocate    alloc::allocate over the 50,000 lines
 #   late_line   alloc::Incremental::add_line of three late lines into those 50,000
+#   ledger_allocate       `allocate --ledger` (query::allocate) on a 1,460-line SQLite ledger
+#                         (the demo history): every line read from the derived state, no replay
+#   ledger_report_period  `report --ledger --by party,category --period FY2023` on that ledger:
+#                         the derived state's lines with a date filter (PathTaken::DerivedLines)
+# The ledger scenarios count opening the ledger and its SQLite reads too (not building it);
+# they fail if the derived state is not fresh or the report took another path.
 #
 # A scenario fails when it counts more than its budget x 1.03. Below budget x 0.90 it passes
 # and says so: lower the budget with --update. Counts are deterministic for one toolchain,
@@ -24,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUDGET=bench/icount-budget.txt
-SCENARIOS="allocate late_line"
+SCENARIOS="allocate late_line ledger_allocate ledger_report_period"
 TOLERANCE_PCT=3 # fail above budget x (100 + this) / 100
 IMPROVED_PCT=90 # below budget x this / 100: say the budget can come down
 
@@ -52,7 +60,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 
 cargo build --release -q -p costshare-core --example icount
-BIN=target/release/examples/icount
+cargo build --release -q -p costshare-app --example icount_ledger
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
@@ -64,9 +72,10 @@ versions="$rustc_v; $valgrind_v; $glibc_v"
 
 # measure NAME: prints the Ir count of the measured function for one scenario
 measure() {
-  local name=$1
-  if ! valgrind --tool=callgrind --toggle-collect='*icount_measure_*' \
-    --callgrind-out-file="$W/$name.out" "$BIN" "$name" >"$W/$name.stdout" 2>"$W/$name.log"; then
+  local name=$1 bin=target/release/examples/icount
+  case $name in ledger_*) bin=target/release/examples/icount_ledger ;; esac
+  if ! env -u COSTSHARE_LEDGER_PATH valgrind --tool=callgrind --toggle-collect='*icount_measure_*' \
+    --callgrind-out-file="$W/$name.out" "$bin" "$name" >"$W/$name.stdout" 2>"$W/$name.log"; then
     echo "icount: the $name scenario failed under valgrind:" >&2
     cat "$W/$name.log" "$W/$name.stdout" >&2
     return 1
@@ -89,9 +98,10 @@ done
 echo "costshare instruction counts (callgrind Ir of the measured part; $versions)"
 if [ "$UPDATE" = 1 ]; then
   {
-    echo "# Instruction-count budget for the allocator: bench/icount.sh checks it (CI runs it)."
-    echo "# One line per scenario: NAME INSTRUCTIONS, the callgrind Ir total of the measured"
-    echo "# function only (crates/costshare-core/examples/icount.rs, 50,000 seeded lines)."
+    echo "# Instruction-count budget for the allocator and the ledger's derived reads: bench/icount.sh"
+    echo "# checks it (CI runs it). One line per scenario: NAME INSTRUCTIONS, the callgrind Ir total"
+    echo "# of the measured function only (crates/costshare-core/examples/icount.rs, 50,000 seeded"
+    echo "# lines; crates/costshare-app/examples/icount_ledger.rs, a 1,460-line ledger)."
     echo "# Tolerance: a run fails above budget x 1.$(printf '%02d' "$TOLERANCE_PCT") (+${TOLERANCE_PCT}%); below"
     echo "# budget x 0.${IMPROVED_PCT} it passes and asks for a lower budget. Counts are exact"
     echo "# run to run; a new toolchain or glibc can move them. To accept a change in cost, run"
@@ -102,7 +112,7 @@ if [ "$UPDATE" = 1 ]; then
     done
   } >"$BUDGET"
   for s in $SCENARIOS; do
-    printf '  %-10s %14s  %s\n' "$s" "${measured[$s]}" "$(cat "$W/$s.stdout")"
+    printf '  %-20s %14s  %s\n' "$s" "${measured[$s]}" "$(cat "$W/$s.stdout")"
   done
   echo "wrote $BUDGET"
   exit 0
@@ -132,8 +142,8 @@ for s in $SCENARIOS; do
       verdict="ok: budget $b, $pct"
     fi
   fi
-  printf '  %-10s %14s  %s\n' "$s" "$m" "$verdict"
-  printf '  %-10s %14s  %s\n' "" "" "$(cat "$W/$s.stdout")"
+  printf '  %-20s %14s  %s\n' "$s" "$m" "$verdict"
+  printf '  %-20s %14s  %s\n' "" "" "$(cat "$W/$s.stdout")"
 done
 if [ "$status" != 0 ]; then
   echo "icount: FAILED. If the extra cost is intended, run bench/icount.sh --update and commit"

@@ -269,12 +269,17 @@ fn report_ledger(
     // a date filter: every line, from the derived state's buckets when
     // fresh, else from a replay
     let derived_lines = if was_fresh { l.derived_lines()? } else { None };
+    // a damaged bucket (the meta was whole): said, and rewritten below
+    let damaged_lines = l.take_damaged();
+    if let Some(key) = &damaged_lines {
+        s.observer.derived_damaged(target, key);
+    }
     let (r, path) = match derived_lines {
         Some(d) => (crate::run::run_derived(d, as_of), PathTaken::DerivedLines),
         None => {
             let st = l.state()?;
             let r = run_state(&st, as_of)?;
-            if !was_fresh && !crate::run::replay_forced() {
+            if (!was_fresh || damaged_lines.is_some()) && !crate::run::replay_forced() {
                 crate::run::write_back(&mut l, &st, &r);
             }
             (r, PathTaken::Replay)
