@@ -707,6 +707,14 @@ fn scenario(d: &Dir, ledger: &str) {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["version"], 2);
     assert_eq!(s.get(&t.viewer, "/api/v1/agreement").text(), amended);
+    // /info lists both versions (read from the derived state, which now
+    // covers every version: it once listed the latest alone)
+    let info = s.get(&t.viewer, "/api/v1/info").json();
+    let versions = info["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2, "{info}");
+    assert_eq!(versions[0]["version"], 1, "{info}");
+    assert_eq!(versions[1]["version"], 2, "{info}");
+    assert_eq!(versions[1]["effective"], "2024-04-01", "{info}");
     let r = s.post_json(&t.admin, "/api/v1/close", &json!({"period": "FY2022", "as_of": AS_OF}));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["period"], "FY2022");

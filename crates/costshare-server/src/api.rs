@@ -764,21 +764,29 @@ async fn info(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q): Q
         // an unscoped view of a ledger with a fresh derived state needs no
         // allocation: the agreement and the line count are read from it
         if who.principal.party.is_none()
-            && let Some((
-                costshare_store::journal::Body::Agreement {
-                    version,
-                    effective,
-                    sha256,
-                    content,
-                    ..
-                },
-                lines,
-            )) = s.with_handle(|l| Ok(l.summary()?))?
+            && let Some((meta, ver)) = s.with_handle(|l| Ok(l.derived()?))?
+            && let Some(latest) = ver.last()
         {
-            let la = costshare_app::input::load_agreement_bytes("", content.as_bytes())?;
-            let versions =
-                vec![json!({"version": version, "effective": effective, "id": la.agreement.id, "sha256": sha256})];
-            return Ok(info_json(s, who, &la.agreement, versions, as_of, lines as usize));
+            // every version, as a run lists its parts
+            let versions = ver
+                .iter()
+                .map(|v| {
+                    json!({
+                        "version": v.version,
+                        "effective": v.effective.to_string(),
+                        "id": v.agreement.id,
+                        "sha256": v.sha256,
+                    })
+                })
+                .collect();
+            return Ok(info_json(
+                s,
+                who,
+                &latest.agreement,
+                versions,
+                as_of,
+                meta.lines as usize,
+            ));
         }
         let run = s.run_at(&who.head, as_of)?;
         let lines = match &who.principal.party {
