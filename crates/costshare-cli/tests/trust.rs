@@ -436,3 +436,61 @@ fn a_changed_column_type_names_the_entry_and_verify() {
         "{err}"
     );
 }
+
+/// Found by a fresh user: an amount edited in the journal behind the
+/// program's back (triggers dropped), then the derived state deleted. The
+/// replay that rebuilds it used to print the edited figures with exit 0, and
+/// `record` appended to the broken chain. Every replay now checks each
+/// entry's link as it reads it, refuses, and names the entry.
+#[test]
+fn a_replay_refuses_a_journal_edited_behind_its_back() {
+    let d = Dir::new("trust-replay-chain");
+    let l = small(&d);
+    let want = ok(&["report", "--ledger", &l, "--by", "party", "--format", "csv"]);
+    let conn = Connection::open(&l).unwrap();
+    let seq: i64 = conn
+        .query_row("SELECT max(seq) FROM journal WHERE kind = 'line'", [], |r| r.get(0))
+        .unwrap();
+    let body: Vec<u8> = conn
+        .query_row("SELECT body FROM journal WHERE seq = ?1", [seq], |r| r.get(0))
+        .unwrap();
+    let text = String::from_utf8(body).unwrap();
+    let edited = text.replace("amount=1200", "amount=9200");
+    assert_ne!(edited, text, "the line to edit: {text}");
+    conn.execute_batch("DROP TRIGGER journal_no_update;").unwrap();
+    conn.execute(
+        "UPDATE journal SET body = ?1 WHERE seq = ?2",
+        rusqlite::params![edited.into_bytes(), seq],
+    )
+    .unwrap();
+    drop(conn);
+    // the derived state still reflects the head (unchanged): its figures are
+    // the recorded ones; verify names the entry
+    assert_eq!(
+        ok(&["report", "--ledger", &l, "--by", "party", "--format", "csv"]),
+        want
+    );
+    let (code, _, err) = run(&["verify", &l]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("journal entry {seq}")), "{err}");
+    // without it, the replay refuses: no edited figure is ever printed
+    let conn = Connection::open(&l).unwrap();
+    conn.execute("DELETE FROM cache", []).unwrap();
+    drop(conn);
+    let c = d.file("late.csv", "id,date,category,amount\nz1,2023-07-01,u,100\n");
+    for args in [
+        vec!["report", "--ledger", &l, "--by", "party", "--format", "csv"],
+        vec!["allocate", "--ledger", &l, "--format", "csv"],
+        vec!["record", &l, &c],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(!out.contains("9200"), "{args:?}: {out}");
+        assert!(
+            err.contains(&format!("journal entry {seq}")) && err.contains("changed outside costshare"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, _, err) = run(&["verify", &l]);
+    assert_eq!(code, 1, "{err}");
+}

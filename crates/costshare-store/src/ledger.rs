@@ -1391,14 +1391,14 @@ impl Ledger {
     }
 }
 
-/// The journal's chain as [`verify_journal`] found it.
-struct Chain {
+/// The journal's chain as [`verify_journal`] (or a replay) found it.
+pub(crate) struct Chain {
     /// Entries read (the last one's seq).
-    entries: u64,
+    pub(crate) entries: u64,
     /// The last entry's hash ([`journal::GENESIS`] for an empty journal).
-    head: String,
+    pub(crate) head: String,
     /// The first entry whose hash is the expected head, if one is expected.
-    at: Option<u64>,
+    pub(crate) at: Option<u64>,
 }
 
 /// Decoded entries go to the replaying thread in batches of this many, at
@@ -1494,7 +1494,7 @@ fn verify_journal(
 /// One entry's place in the chain after `chain`: its seq, `prev_hash` and
 /// hash, its bytes decoded and saying its seq, and a statement's `head=`
 /// naming the entry before it. `Err`: what is wrong with it.
-fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Entry, String> {
+pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Entry, String> {
     let expect_seq = chain.entries + 1;
     let prev = &chain.head;
     if s.seq != expect_seq {

@@ -125,16 +125,29 @@ impl State {
             head: journal::GENESIS.to_string(),
             ..State::default()
         };
-        let last = backend.for_each(&mut |seq, body| {
-            let e = journal::decode(body).map_err(|e| corrupt(seq, e.0))?;
-            if e.seq != seq {
-                return Err(corrupt(seq, format!("its bytes say seq {}", e.seq)));
-            }
+        // every entry's link is checked as it is read (`verify`'s rule, one
+        // home: `ledger::check_link`), so a journal edited behind the
+        // program's back is never replayed into figures: a replay (which a
+        // missing or stale derived state falls back to, and every write
+        // does) refuses it and names the entry
+        let mut chain = crate::ledger::Chain {
+            entries: 0,
+            head: journal::GENESIS.to_string(),
+            at: None,
+        };
+        backend.for_each_stored(&mut |s| {
+            let seq = s.seq;
+            let e = crate::ledger::check_link(&chain, s).map_err(|m| {
+                corrupt(
+                    seq,
+                    format!("{m}: the journal was changed outside costshare (`costshare verify` checks it all)"),
+                )
+            })?;
+            chain.entries = seq;
+            s.hash.clone_into(&mut chain.head);
             st.apply(e)
         })?;
-        if let Some((_, h)) = last {
-            st.head = h;
-        }
+        st.head = chain.head;
         Ok(st)
     }
 
