@@ -234,11 +234,21 @@ pub fn run_with(la: LoadedAgreement, costs: Costs, as_of: Date) -> Run {
 /// Everything recorded in a ledger, each line allocated under the agreement
 /// version in force at its date (a replay of the journal).
 pub fn run_state(st: &State, as_of: Date) -> Result<Run, AppError> {
-    let parts = state::allocate(st, as_of)?;
-    let parts = parts
+    let parts = run_parts(&st.versions, state::allocate(st, as_of)?);
+    Ok(Run {
+        parts,
+        as_of,
+        journal: Some(JournalInfo::of(st)),
+    })
+}
+
+/// A ledger's allocated parts as a run's parts, each under its version (the
+/// replay and the derived state both allocate with `state::allocate_versions`).
+fn run_parts(versions: &[state::Version], parts: Vec<state::Part>) -> Vec<RunPart> {
+    parts
         .into_iter()
         .map(|p| {
-            let v = &st.versions[p.version];
+            let v = &versions[p.version];
             RunPart {
                 la: LoadedAgreement::recorded(v.agreement.clone(), v.sha256.clone()),
                 costs: Costs {
@@ -252,12 +262,7 @@ pub fn run_state(st: &State, as_of: Date) -> Result<Run, AppError> {
                 version: v.version,
             }
         })
-        .collect();
-    Ok(Run {
-        parts,
-        as_of,
-        journal: Some(JournalInfo::of(st)),
-    })
+        .collect()
 }
 
 /// Open a ledger and replay it.
@@ -281,25 +286,7 @@ pub fn run_derived(d: DerivedLines, as_of: Date) -> Run {
     let DerivedLines {
         meta, versions, lines, ..
     } = d;
-    let parts = state::allocate_versions(&versions, lines, as_of);
-    let parts = parts
-        .into_iter()
-        .map(|p| {
-            let v = &versions[p.version];
-            RunPart {
-                la: LoadedAgreement::recorded(v.agreement.clone(), v.sha256.clone()),
-                costs: Costs {
-                    lines: p.lines,
-                    duplicates: 0,
-                    replaced: 0,
-                },
-                alloc: p.alloc,
-                carry: p.carry,
-                effective: v.effective,
-                version: v.version,
-            }
-        })
-        .collect();
+    let parts = run_parts(&versions, state::allocate_versions(&versions, lines, as_of));
     Run {
         parts,
         as_of,
