@@ -571,7 +571,13 @@ pub const COST_COLUMNS: [&str; 10] = [
 
 /// Call `f` with each row of a costs CSV, borrowed (no copy per field);
 /// returns the problems of the CSV layer (header, quoting, encoding).
-pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError> {
+pub fn for_each_row(bytes: &[u8], f: impl FnMut(RowRef<'_>)) -> Vec<RowError> {
+    read_rows(bytes, f).0
+}
+
+/// [`for_each_row`], and whether the reader reached the end of the bytes
+/// (`false`: a problem of the header or the CSV layer stopped it).
+fn read_rows(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> (Vec<RowError>, bool) {
     let mut errors = Vec::new();
     let mut rdr = reader(bytes);
     let Some(h) = Header::read(
@@ -580,7 +586,7 @@ pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError
         &COST_COLUMNS,
         &mut errors,
     ) else {
-        return errors;
+        return (errors, false);
     };
     let body = strip_bom(bytes);
     let mut lc = LineCounter::new(body);
@@ -590,7 +596,7 @@ pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError
             id: None,
             message: "a quoted field is never closed (a missing `\"`)".into(),
         });
-        return errors;
+        return (errors, false);
     }
     let mut rec = csv::ByteRecord::new();
     // column positions, looked up once
@@ -606,7 +612,7 @@ pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError
                     id: None,
                     message: format!("unreadable CSV: {e}"),
                 });
-                break;
+                return (errors, false);
             }
         }
         let line = rec
@@ -648,7 +654,104 @@ pub fn for_each_row(bytes: &[u8], mut f: impl FnMut(RowRef<'_>)) -> Vec<RowError
             recorded: false,
         });
     }
-    errors
+    (errors, true)
+}
+
+/// Files smaller than this are read by one thread ([`for_each_row_split`]).
+const SPLIT_MIN_BYTES: usize = 1 << 20;
+/// [`for_each_row_split`]'s progress step, in rows.
+pub const TICK_ROWS: u64 = 20_000;
+
+/// [`for_each_row`] on two threads, each with its own state `S` made by
+/// `init`: the rows before a line break near the middle on this thread, the
+/// rest on another (after the same header). The states come back in file
+/// order, and the CSV problems are [`for_each_row`]'s, lines and all.
+///
+/// It cuts only where a cut cannot change a row: a file of at least a
+/// megabyte with no quote and no carriage return, where every line break
+/// ends a record. Otherwise it is [`for_each_row`] on one thread, one state;
+/// and when a problem of the header or the CSV layer stops the first half
+/// (the reader stops at it), the second half's rows and problems are
+/// dropped: they are not rows of the file as [`for_each_row`] reads it.
+///
+/// `tick` is called on the calling thread every [`TICK_ROWS`] of its rows
+/// with the rows both threads have read (for progress).
+pub fn for_each_row_split<S: Send>(
+    bytes: &[u8],
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, RowRef<'_>) + Sync,
+    tick: &mut dyn FnMut(u64),
+) -> (Vec<S>, Vec<RowError>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let read = AtomicU64::new(0);
+    let count = |n: &mut u64| {
+        *n += 1;
+        if (*n).is_multiple_of(TICK_ROWS) {
+            read.fetch_add(TICK_ROWS, Ordering::Relaxed) + TICK_ROWS
+        } else {
+            0
+        }
+    };
+    let cut = (|| {
+        if bytes.len() < SPLIT_MIN_BYTES || memchr::memchr2(b'"', b'\r', bytes).is_some() {
+            return None;
+        }
+        let header = memchr::memchr(b'\n', bytes)? + 1;
+        let cut = header + crate::stream::split_point(&bytes[header..])?;
+        (cut < bytes.len()).then_some((header, cut))
+    })();
+    let Some((header, cut)) = cut else {
+        let mut s = init();
+        let mut n = 0;
+        let errors = for_each_row(bytes, |r| {
+            if count(&mut n) > 0 {
+                tick(n);
+            }
+            f(&mut s, r)
+        });
+        return (vec![s], errors);
+    };
+    // the second half's physical lines are this many after its copy's
+    let shift = memchr::memchr_iter(b'\n', &bytes[header..cut]).count();
+    let mut second: Vec<u8> = Vec::with_capacity(header + bytes.len() - cut);
+    second.extend_from_slice(&bytes[..header]);
+    second.extend_from_slice(&bytes[cut..]);
+    let (first, rest) = std::thread::scope(|scope| {
+        let rest = scope.spawn(|| {
+            let mut s = init();
+            let mut n = 0;
+            let (mut errors, _) = read_rows(&second, |mut r| {
+                count(&mut n);
+                r.line += shift;
+                f(&mut s, r)
+            });
+            for e in &mut errors {
+                e.line += shift;
+            }
+            (s, errors)
+        });
+        let mut s = init();
+        let mut n = 0;
+        let read = read_rows(&bytes[..cut], |r| {
+            let both = count(&mut n);
+            if both > 0 {
+                tick(both);
+            }
+            f(&mut s, r)
+        });
+        ((s, read), rest.join())
+    });
+    let (s0, (mut e0, whole)) = first;
+    if !whole {
+        return (vec![s0], e0);
+    }
+    match rest {
+        Ok((s1, e1)) => {
+            e0.extend(e1);
+            (vec![s0, s1], e0)
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// The rate a conversion used (its date and value, borrowed from the
@@ -1701,5 +1804,85 @@ mod tests {
         assert_eq!(unterminated_quote(b"a,b\n1,\"open\n2,3\n"), Some(2));
         assert_eq!(unterminated_quote(b"a,b\n1,x\"y\n"), None);
         assert_eq!(unterminated_quote(b"a\r\n\"x\r\n"), Some(2));
+    }
+
+    /// Two threads read the same rows as one: every row with its line, in
+    /// order, and the same CSV problems (with their lines), whatever the
+    /// file's shape near the cut.
+    #[test]
+    fn rows_read_in_two_halves_are_the_rows_read_in_one() {
+        let rows = |bytes: &[u8]| {
+            let mut seen: Vec<(usize, String, String, String)> = Vec::new();
+            let errors = for_each_row(bytes, |r| {
+                seen.push((
+                    r.line,
+                    r.id.to_string(),
+                    r.amount.to_string(),
+                    r.description.to_string(),
+                ))
+            });
+            (seen, errors)
+        };
+        let split = |bytes: &[u8]| {
+            let mut ticks = 0u64;
+            let (states, errors) = for_each_row_split(
+                bytes,
+                Vec::new,
+                |s: &mut Vec<(usize, String, String, String)>, r| {
+                    s.push((
+                        r.line,
+                        r.id.to_string(),
+                        r.amount.to_string(),
+                        r.description.to_string(),
+                    ))
+                },
+                &mut |n| ticks = ticks.max(n),
+            );
+            (states.len(), states.concat(), errors, ticks)
+        };
+        let mut body = String::from("\u{feff}id,date,category,amount,description\n");
+        let mut k = 0;
+        while body.len() < 3 * SPLIT_MIN_BYTES {
+            k += 1;
+            match k % 997 {
+                0 => body.push('\n'),                                    // a blank line
+                1 => body.push_str(&format!("s{k},2023-01-01,labor\n")), // a short row
+                _ => body.push_str(&format!("r{k},2023-01-{:02},labor,{k},row number {k}\n", 1 + k % 28)),
+            }
+        }
+        let mut bad_utf8 = body.clone().into_bytes();
+        // a byte that is not UTF-8 in each half: a problem of a row, not one
+        // that stops the reader
+        for quarter in [1, 3] {
+            let at = bad_utf8.len() * quarter / 4;
+            let at = at + bad_utf8[at..].iter().position(|&b| b == b'r').unwrap() + 1;
+            bad_utf8[at] = 0xff;
+        }
+        let mut no_newline = body.clone();
+        no_newline.push_str("last,2023-02-01,labor,5,no line break");
+        for (name, bytes) in [
+            ("plain", body.clone().into_bytes()),
+            ("bad UTF-8 in each half", bad_utf8),
+            ("no final line break", no_newline.into_bytes()),
+        ] {
+            let (want, want_errors) = rows(&bytes);
+            let (threads, got, errors, ticks) = split(&bytes);
+            assert_eq!(threads, 2, "{name}: a large plain file is read in two halves");
+            assert_eq!(got, want, "{name}");
+            assert_eq!(errors, want_errors, "{name}");
+            assert!(name != "bad UTF-8 in each half" || errors.len() == 2, "{errors:?}");
+            assert!(ticks > 0 && ticks <= want.len() as u64 + TICK_ROWS, "{name}: {ticks}");
+        }
+        // a quote anywhere, a carriage return, or a small file: one thread
+        for (name, bytes) in [
+            ("quote", format!("{body}q,2023-01-01,labor,1,\"a, b\"\n")),
+            ("carriage return", format!("{body}c,2023-01-01,labor,1,x\r\n")),
+            ("small", "id,date,category,amount\na,2023-01-01,labor,1\n".to_string()),
+        ] {
+            let (want, want_errors) = rows(bytes.as_bytes());
+            let (threads, got, errors, _) = split(bytes.as_bytes());
+            assert_eq!(threads, 1, "{name}");
+            assert_eq!((got, errors), (want, want_errors), "{name}");
+        }
     }
 }

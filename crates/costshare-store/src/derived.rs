@@ -693,8 +693,17 @@ pub fn applicable(st: &State) -> bool {
 
 /// Every blob of the derived state of `st`, rebuilt from scratch.
 pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
+    build_adding(st, Vec::new())
+}
+
+/// [`build`] of `st` followed by new lines (entries after `st`'s last, with
+/// no void among them: see [`state::allocate_with`]) that are not applied to
+/// `st`: a bulk `record` builds the state after it without a second copy of
+/// its lines.
+pub fn build_adding(st: &State, more: Vec<(usize, CostLine)>) -> Result<Vec<Blob>, StoreError> {
+    let new_ids: Vec<(String, u64)> = more.iter().map(|(_, l)| (l.id.clone(), l.row as u64)).collect();
     // amounts do not depend on the as-of date; `open_until` does not either
-    let parts = state::allocate(st, st.versions[0].agreement.start)?;
+    let parts = state::allocate_with(st, more, st.versions[0].agreement.start)?;
     let views: Vec<PartView<'_>> = parts
         .iter()
         .map(|p| PartView {
@@ -704,7 +713,7 @@ pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
             carry: &p.carry,
         })
         .collect();
-    Ok(build_with(st, &views))
+    Ok(build_views(st, &views, &new_ids))
 }
 
 /// One agreement version's lines and their allocation, borrowed.
@@ -719,6 +728,12 @@ pub struct PartView<'a> {
 /// [`build`] from an allocation of `st`'s active lines already made: one
 /// part per agreement version, in order (`state::allocate`).
 pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
+    build_views(st, parts, &[])
+}
+
+/// [`build_with`], the ids of lines not applied to `st` (entries after its
+/// last, not voided) in the id shards too.
+fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) -> Vec<Blob> {
     let mut files: Vec<String> = st.batches.iter().map(|b| b.sha256.clone()).collect();
     files.sort_unstable();
     files.dedup();
@@ -803,6 +818,9 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
     for l in &st.lines {
         let void = l.voided.as_ref().map_or(0, |(s, _)| *s);
         shards[shard_of(&l.body.id) as usize].push((l.body.id.as_str(), l.seq, void));
+    }
+    for (id, seq) in new_ids {
+        shards[shard_of(id) as usize].push((id.as_str(), *seq, 0));
     }
     for (s, ids) in shards.iter().enumerate() {
         out.push((shard_key(s as u64), encode_shard(ids)));

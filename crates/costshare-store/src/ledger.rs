@@ -452,7 +452,7 @@ impl Ledger {
     pub fn record_dry_run(&mut self, costs: Input<'_>) -> Result<RecordOutcome, LedgerError> {
         let st = self.state()?;
         let sha = journal::sha256_hex(costs.bytes);
-        plan_record(&st, costs.name, &sha, costs.bytes, None, &mut |_, _, _| {}).map(|(_, out)| out)
+        plan_record(&st, costs.name, &sha, costs.bytes, None, &mut |_, _, _| {}).map(|p| p.outcome)
     }
 
     pub fn location(&self) -> String {
@@ -510,7 +510,7 @@ impl Ledger {
             },
         ];
         bodies.extend(rate_bodies);
-        let result = ledger.append_locked(true, now, move |_| Ok((bodies, ())));
+        let result = ledger.append_locked(true, now, move |_| Ok((bodies, None, ())));
         match result {
             Ok(()) => ledger.backend.commit()?,
             Err(e) => {
@@ -535,6 +535,16 @@ impl Ledger {
         now: &str,
         decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
     ) -> Result<T, LedgerError> {
+        self.transact_lines(now, |st| decide(st).map(|(b, out)| (b, None, out)))
+    }
+
+    /// [`Ledger::transact`], `decide` also giving the new lines' cost lines
+    /// when it has them ([`NewLines`]).
+    fn transact_lines<T>(
+        &mut self,
+        now: &str,
+        decide: impl FnOnce(&State) -> Result<(Vec<Body>, Option<NewLines>, T), LedgerError>,
+    ) -> Result<T, LedgerError> {
         if let Err(e) = self.backend.begin_write() {
             self.backend.rollback();
             return Err(e.into());
@@ -552,17 +562,19 @@ impl Ledger {
         }
     }
 
+    /// [`Ledger::transact`] under a write lock already taken; `decide` may
+    /// also give the cost lines of the new lines it appends ([`NewLines`]).
     fn append_locked<T>(
         &mut self,
         starting: bool,
         now: &str,
-        decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
+        decide: impl FnOnce(&State) -> Result<(Vec<Body>, Option<NewLines>, T), LedgerError>,
     ) -> Result<T, LedgerError> {
         let mut st = State::load(self.backend.as_mut())?;
         if st.entries > 0 || !starting {
             st.check_complete()?;
         }
-        let (bodies, out) = decide(&st)?;
+        let (bodies, new_lines, out) = decide(&st)?;
         if bodies.is_empty() {
             self.last = Some((st.entries, st.head.clone()));
             return Ok(out);
@@ -573,7 +585,14 @@ impl Ledger {
         // entries are sealed and inserted, then sealed under the new head
         let base = st.entries + 1;
         let prev = st.head.clone();
+        let new_lines = new_lines.filter(|n| n.fits(&bodies, base));
         for (i, body) in bodies.iter().enumerate() {
+            if new_lines.is_some() && matches!(body, Body::Line(_)) {
+                // given as cost lines instead (see `NewLines`): this state is
+                // only the derived state's source and is dropped below
+                st.entries = base + i as u64;
+                continue;
+            }
             st.apply(Entry {
                 seq: base + i as u64,
                 at: now.to_string(),
@@ -584,7 +603,12 @@ impl Ledger {
         let backend = self.backend.as_mut();
         let author = self.author.as_str();
         let (last, built) = std::thread::scope(|s| {
-            let build = s.spawn(|| derived::applicable(&st).then(|| derived::build(&st)));
+            let build = s.spawn(|| {
+                derived::applicable(&st).then(|| match new_lines {
+                    Some(n) => derived::build_adding(&st, n.lines),
+                    None => derived::build(&st),
+                })
+            });
             let last = append(backend, bodies, base, prev, now, author, &mut |_| Ok(()));
             (last, build.join())
         });
@@ -639,8 +663,9 @@ impl Ledger {
         let file = costs.name.to_string();
         let sha = journal::sha256_hex(costs.bytes);
         progress("reading the journal (waiting for other writers)", 0, 0);
-        let out = self.transact(now, |st| {
+        let out = self.transact_lines(now, |st| {
             plan_record(st, &file, &sha, costs.bytes, rates.as_ref(), progress)
+                .map(|p| (p.bodies, p.new_lines, p.outcome))
         });
         progress("done", 0, 0);
         out
@@ -1779,6 +1804,51 @@ struct Pending {
     body: LineBody,
     /// In the agreement currency.
     amount: i64,
+    /// The agreement version in force on its date, and the cost line the
+    /// row was accepted as (see [`NewLines`]).
+    version: usize,
+    cost: costshare_core::CostLine,
+}
+
+/// The new lines a write appends, as the cost lines a replay will allocate
+/// (`state::cost_line` of each recorded line: the same rule, `accept`, gave
+/// them; their `row` is the entry's seq and they replace nothing), each with
+/// its agreement version. Given only when the write's entries are one batch
+/// and its new lines, in order, and nothing that changes earlier lines (no
+/// rate, no void): the derived state after the write is then built from the
+/// state before it and these, without applying a copy of every line to the
+/// state and validating it again (a bulk `record`'s largest costs).
+pub(crate) struct NewLines {
+    lines: Vec<(usize, costshare_core::CostLine)>,
+}
+
+impl NewLines {
+    /// `bodies` (entries from `base`) are one batch and these lines, in order.
+    fn fits(&self, bodies: &[Body], base: u64) -> bool {
+        let Some((Body::Batch { .. }, rest)) = bodies.split_first() else {
+            return false;
+        };
+        rest.len() == self.lines.len()
+            && rest.iter().zip(&self.lines).enumerate().all(|(i, (b, (_, l)))| {
+                matches!(b, Body::Line(body) if body.id == l.id && body.replaces.is_empty())
+                    && l.row as u64 == base + 1 + i as u64
+                    && l.replaces.is_none()
+            })
+    }
+}
+
+/// One thread's share of a file's rows, checked (see `plan_record`).
+struct Checked {
+    errors: Vec<RowError>,
+    pending: Vec<Pending>,
+    rows: u64,
+}
+
+/// What `record` appends and says.
+struct RecordPlan {
+    bodies: Vec<Body>,
+    new_lines: Option<NewLines>,
+    outcome: RecordOutcome,
 }
 
 impl Pending {
@@ -1794,7 +1864,7 @@ fn plan_record(
     bytes: &[u8],
     rates: Option<&Input<'_>>,
     progress: &mut dyn FnMut(&str, u64, u64),
-) -> Result<(Vec<Body>, RecordOutcome), LedgerError> {
+) -> Result<RecordPlan, LedgerError> {
     let ccy = st.latest().agreement.currency.code().to_string();
     let rate_bodies = match rates {
         Some(r) => new_rates(st, r, &ccy)?,
@@ -1812,34 +1882,58 @@ fn plan_record(
     let rates_now =
         costshare_core::costs::Rates::from_rows(merged.iter().map(|((c, d), (_, r))| (c.clone(), *d, r.clone())))
             .unwrap_or_default();
-    let mut errors: Vec<RowError> = Vec::new();
-    // every row checked as it is read: no copy of the file's text is kept
+    // every row checked as it is read, on two threads for a large file: no
+    // copy of the file's text is kept
     let total_rows = memchr::memchr_iter(b'\n', bytes).count() as u64;
-    let mut pending: Vec<Pending> = Vec::with_capacity(total_rows as usize);
+    progress("checking rows", 0, total_rows);
+    let (halves, csv_errors) = costs::for_each_row_split(
+        bytes,
+        || Checked {
+            errors: Vec::new(),
+            pending: Vec::with_capacity(total_rows as usize / 2 + 1),
+            rows: 0,
+        },
+        |c, raw| {
+            c.rows += 1;
+            let v = st.version_at(Date::parse(raw.date));
+            match validate_ref(&st.versions[v].agreement, &rates_now, &raw) {
+                Err(message) => c.errors.push(RowError {
+                    line: raw.line,
+                    id: if raw.id.is_empty() {
+                        None
+                    } else {
+                        Some(raw.id.to_string())
+                    },
+                    message,
+                }),
+                Ok(cl) => {
+                    let cost = cl.clone();
+                    c.pending.push(Pending {
+                        line: raw.line,
+                        amount: cl.amount,
+                        body: line_body(st, v, &raw, cl),
+                        version: v,
+                        cost,
+                    })
+                }
+            }
+        },
+        &mut |done| progress("checking rows", done.min(total_rows), total_rows),
+    );
+    let mut errors: Vec<RowError> = Vec::new();
     let mut rows = 0u64;
-    let csv_errors = for_each_row(bytes, |raw| {
-        if rows.is_multiple_of(20_000) {
-            progress("checking rows", rows, total_rows);
-        }
-        rows += 1;
-        let v = st.version_at(Date::parse(raw.date));
-        match validate_ref(&st.versions[v].agreement, &rates_now, &raw) {
-            Err(message) => errors.push(RowError {
-                line: raw.line,
-                id: if raw.id.is_empty() {
-                    None
-                } else {
-                    Some(raw.id.to_string())
-                },
-                message,
-            }),
-            Ok(cl) => pending.push(Pending {
-                line: raw.line,
-                amount: cl.amount,
-                body: line_body(st, v, &raw, cl),
-            }),
-        }
-    });
+    let mut halves = halves.into_iter();
+    let mut pending: Vec<Pending> = Vec::new();
+    if let Some(first) = halves.next() {
+        rows += first.rows;
+        errors = first.errors;
+        pending = first.pending;
+    }
+    for h in halves {
+        rows += h.rows;
+        errors.extend(h.errors);
+        pending.extend(h.pending);
+    }
     if !csv_errors.is_empty() {
         return Err(LedgerError::Rows {
             file: file.to_string(),
@@ -2027,8 +2121,22 @@ fn plan_record(
     drop(in_file);
     drop(replaced_once);
     let mut new_lines: Vec<Body> = Vec::with_capacity(new_count as usize);
+    // their cost lines, when nothing else changes (see `NewLines`)
+    let plain = rate_bodies.is_empty() && voids.is_empty();
+    let mut costs_new: Vec<(usize, costshare_core::CostLine)> = Vec::new();
+    if plain {
+        costs_new.reserve(new_count as usize);
+    }
+    // the batch entry comes first, then the lines
+    let first_line_seq = st.entries + 2;
     for (p, keep) in pending.into_iter().zip(keep) {
         if keep {
+            if plain {
+                let mut cl = p.cost;
+                cl.row = (first_line_seq + costs_new.len() as u64) as usize;
+                cl.replaces = None;
+                costs_new.push((p.version, cl));
+            }
             new_lines.push(Body::Line(p.body));
         }
     }
@@ -2051,7 +2159,12 @@ fn plan_record(
         bodies.extend(new_lines);
         bodies.extend(voids);
     }
-    Ok((bodies, outcome))
+    let new_lines = (plain && !costs_new.is_empty()).then_some(NewLines { lines: costs_new });
+    Ok(RecordPlan {
+        bodies,
+        new_lines,
+        outcome,
+    })
 }
 
 /// Differences between closed statements and the allocation now.

@@ -535,6 +535,15 @@ pub fn allocate_versions(versions: &[Version], per_version: Vec<Vec<CostLine>>, 
 
 /// Allocate every active line under the version in force at its date.
 pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
+    allocate_with(st, Vec::new(), as_of)
+}
+
+/// [`allocate`] of `st`'s active lines followed by `more`: lines a write is
+/// about to append (entries after `st`'s last), each under its version
+/// (`State::version_at` of its date) and as the replay will see it (its
+/// `row` the entry's seq, no `replaces`). A bulk `record` gives the cost lines
+/// its rows were just accepted as, so they are not validated a second time.
+pub fn allocate_with(st: &State, more: Vec<(usize, CostLine)>, as_of: Date) -> Result<Vec<Part>, StoreError> {
     st.check_complete()?;
     let rates = st.rates();
     let mut per_version: Vec<Vec<CostLine>> = vec![Vec::new(); st.versions.len()];
@@ -544,6 +553,12 @@ pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
         let cl = cost_line(&st.versions[v].agreement, &rates, l)
             .map_err(|m| corrupt(l.seq, format!("line {} no longer validates: {m}", l.body.id)))?;
         per_version[v].push(cl);
+    }
+    for (v, cl) in more {
+        match per_version.get_mut(v) {
+            Some(p) => p.push(cl),
+            None => return Err(corrupt(cl.row as u64, "a new line under no agreement version")),
+        }
     }
     Ok(allocate_versions(&st.versions, per_version, as_of))
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::{check, examples, input, lines_csv};
 use costshare_demo::Rng;
-use costshare_store::{DerivedStatus, Ledger, Verified, VerifyOptions};
+use costshare_store::{DerivedStatus, Ledger, LedgerError, Verified, VerifyOptions};
 
 #[test]
 fn derived_state_equals_a_replay() {
@@ -143,5 +143,53 @@ fn verify_repairs_a_damaged_derived_state() {
         other => panic!("{other:?}"),
     }
     check(&mut l, "after repair");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file large enough to be checked on two threads and recorded by the full
+/// path, into a ledger with two agreement versions: the derived state built
+/// from the cost lines its rows were accepted as (not from a replay of them)
+/// is the replay's, and a bad row in each half is named, in line order.
+#[test]
+fn a_large_file_recorded_in_one_write_gives_the_replays_derived_state() {
+    let dir = std::env::temp_dir().join(format!("costshare-derived-large-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = "2026-11-27T00:00:00Z";
+    let mut checked = 0;
+    for (n, (name, text)) in examples().into_iter().enumerate() {
+        let ag = costshare_core::load(&text).agreement.expect("example loads");
+        if ag.fy_count < 2 || checked == 3 {
+            continue;
+        }
+        checked += 1;
+        let path = dir.join(format!("l{n}.db")).display().to_string();
+        let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
+        let (effective, _) = ag.calendar.fy_bounds(ag.first_fy + 1);
+        l.amend(input("amended.toml", &text), effective, now).unwrap();
+        let mut rng = Rng::new(n as u64 + 101);
+        let good = lines_csv(&ag, &mut rng, 30_000, "big");
+        assert!(good.len() > 1 << 20, "{name}: {} bytes", good.len());
+        // one bad row in each half: a date outside every term, an unknown category
+        let mut rows: Vec<&str> = good.lines().collect();
+        let early = format!("{},1999-01-01,{},1,,", "bad-early", ag.categories[0].id);
+        let late = "bad-late,2023-01-01,no-such-category,1,,".to_string();
+        rows.insert(1000, &early);
+        rows.insert(29_000, &late);
+        let bad = rows.join("\n") + "\n";
+        match l.record(input("bad.csv", &bad), None, now) {
+            Err(LedgerError::Rows { errors, .. }) => {
+                let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+                assert_eq!(lines, vec![1001, 29_001], "{name}: {errors:?}");
+                assert_eq!(errors[0].id.as_deref(), Some("bad-early"), "{name}");
+                assert_eq!(errors[1].id.as_deref(), Some("bad-late"), "{name}");
+            }
+            other => panic!("{name}: {:?}", other.map(|o| o.recorded)),
+        }
+        let out = l.record(input("good.csv", &good), None, now).unwrap();
+        assert_eq!(out.recorded, 30_000, "{name}");
+        check(&mut l, &format!("{name}: a large file"));
+    }
+    assert_eq!(checked, 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
