@@ -477,7 +477,8 @@ fn decode_q(r: &mut R<'_>) -> Option<Option<Q>> {
 /// replay holds (its `row` is its journal entry; a recorded line replaces
 /// nothing, its `replaces` was resolved when it was recorded).
 fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = &'l CostLine>) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(lines.len() * 64 + 8));
+    // a line of the examples' shape encodes to about 100 bytes
+    let mut w = W(Vec::with_capacity(lines.len() * 112 + 8));
     w.u32(FORMAT);
     w.u32(lines.len() as u32);
     for l in lines {
@@ -643,7 +644,8 @@ fn insert_into_bucket(b: &[u8], line: &CostLine) -> Option<Vec<u8>> {
 /// A shard: every recorded id of its hash, with the entry that recorded it
 /// and the entry that voided it (0: active).
 fn encode_shard<S: AsRef<str>>(ids: &[(S, u64, u64)]) -> Vec<u8> {
-    let mut w = W::default();
+    // an id of about 10 bytes, its length and two seqs each
+    let mut w = W(Vec::with_capacity(8 + ids.len() * 32));
     w.u32(FORMAT);
     w.u32(ids.len() as u32);
     for (id, seq, void) in ids {

@@ -186,7 +186,8 @@ fn field(out: &mut String, k: &str, v: &str) {
 
 /// The canonical bytes of an entry.
 pub fn canonical(e: &Entry) -> Vec<u8> {
-    let mut o = String::with_capacity(160);
+    // a line's entry is about 180 bytes: room for it at once
+    let mut o = String::with_capacity(320);
     field(&mut o, "seq", &e.seq.to_string());
     field(&mut o, "at", &e.at);
     field(&mut o, "kind", e.body.kind());

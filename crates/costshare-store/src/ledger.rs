@@ -1932,6 +1932,8 @@ fn plan_record(
     for h in halves {
         rows += h.rows;
         errors.extend(h.errors);
+        // exactly: a large block grows in place (no copy of the first half)
+        pending.reserve_exact(h.pending.len());
         pending.extend(h.pending);
     }
     if !csv_errors.is_empty() {
@@ -2120,45 +2122,43 @@ fn plan_record(
     drop(accepted);
     drop(in_file);
     drop(replaced_once);
-    let mut new_lines: Vec<Body> = Vec::with_capacity(new_count as usize);
-    // their cost lines, when nothing else changes (see `NewLines`)
-    let plain = rate_bodies.is_empty() && voids.is_empty();
-    let mut costs_new: Vec<(usize, costshare_core::CostLine)> = Vec::new();
-    if plain {
-        costs_new.reserve(new_count as usize);
-    }
-    // the batch entry comes first, then the lines
-    let first_line_seq = st.entries + 2;
-    for (p, keep) in pending.into_iter().zip(keep) {
-        if keep {
-            if plain {
-                let mut cl = p.cost;
-                cl.row = (first_line_seq + costs_new.len() as u64) as usize;
-                cl.replaces = None;
-                costs_new.push((p.version, cl));
-            }
-            new_lines.push(Body::Line(p.body));
-        }
-    }
     outcome.voided = voids.len() as u64 - outcome.dropped;
     outcome.rates_added = rate_bodies.len() as u64;
     progress("writing", outcome.recorded, outcome.recorded);
-    let mut bodies = rate_bodies;
-    if !new_lines.is_empty() || !voids.is_empty() {
-        let batch_seq = st.entries + 1 + bodies.len() as u64;
+    // the entries, in order: rates, then the batch, its new lines and the
+    // voids (one allocation: a million bodies are not copied to grow it)
+    let writes = new_count > 0 || !voids.is_empty();
+    let mut bodies: Vec<Body> =
+        Vec::with_capacity(rate_bodies.len() + usize::from(writes) + new_count as usize + voids.len());
+    let batch_seq = st.entries + 1 + rate_bodies.len() as u64;
+    bodies.extend(rate_bodies);
+    if writes {
         bodies.push(Body::Batch {
             file: file.to_string(),
             sha256: sha.to_string(),
             rows,
         });
-        for b in &mut new_lines {
-            if let Body::Line(l) = b {
-                l.batch = batch_seq;
-            }
-        }
-        bodies.extend(new_lines);
-        bodies.extend(voids);
     }
+    // the new lines' cost lines too, when nothing else changes (see `NewLines`)
+    let plain = outcome.rates_added == 0 && voids.is_empty();
+    let mut costs_new: Vec<(usize, costshare_core::CostLine)> = Vec::new();
+    if plain {
+        costs_new.reserve_exact(new_count as usize);
+    }
+    for (p, keep) in pending.into_iter().zip(keep) {
+        if keep {
+            if plain {
+                let mut cl = p.cost;
+                cl.row = (batch_seq + 1 + costs_new.len() as u64) as usize;
+                cl.replaces = None;
+                costs_new.push((p.version, cl));
+            }
+            let mut body = p.body;
+            body.batch = batch_seq;
+            bodies.push(Body::Line(body));
+        }
+    }
+    bodies.extend(voids);
     let new_lines = (plain && !costs_new.is_empty()).then_some(NewLines { lines: costs_new });
     Ok(RecordPlan {
         bodies,

@@ -547,6 +547,22 @@ pub fn allocate_with(st: &State, more: Vec<(usize, CostLine)>, as_of: Date) -> R
     st.check_complete()?;
     let rates = st.rates();
     let mut per_version: Vec<Vec<CostLine>> = vec![Vec::new(); st.versions.len()];
+    // each version's lines counted first: a million cost lines are not
+    // copied to grow their vector
+    let mut count = vec![0usize; st.versions.len()];
+    for l in st.active() {
+        if let Some(c) = count.get_mut(st.version_at(Date::parse(&l.body.date))) {
+            *c += 1;
+        }
+    }
+    for (v, _) in &more {
+        if let Some(c) = count.get_mut(*v) {
+            *c += 1;
+        }
+    }
+    for (p, n) in per_version.iter_mut().zip(count) {
+        p.reserve_exact(n);
+    }
     for l in st.active() {
         let d = Date::parse(&l.body.date);
         let v = st.version_at(d);
