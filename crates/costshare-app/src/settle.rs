@@ -1,18 +1,23 @@
 //! `settle` and `pay`: who paid what and who owes whom. The arithmetic is
 //! the core's (`costshare_core::settle`); this module gathers the lines
-//! (files or a ledger replay), the payments (a `--payments` file, the
-//! journal's `payment` entries) and the period.
+//! (files, or a ledger: its derived state, or a replay), the payments (a
+//! `--payments` file, the journal's `payment` entries) and the period.
 
 use crate::error::{AppError, BadFile, FileKind};
 use crate::input::{Observer, Source, read};
-use crate::run::{FileInputs, JournalInfo, Provenance, Run, open_state, party_name, run_state};
+use crate::run::{
+    FileInputs, JournalInfo, Provenance, Run, party_name, replay_forced, run_derived, run_state, write_back,
+};
 use costshare_core::Agreement;
 use costshare_core::calendar::Date;
 use costshare_core::costs::{Rates, RowError};
 use costshare_core::settle::{self, Payment, SettleRow, Transfer, Who};
 use costshare_store::PayOutcome;
+use costshare_store::journal::PaymentBody;
 use costshare_store::ledger::{Input, Ledger, now_utc};
-use costshare_store::pay::{payment_body, recorded_payment};
+use costshare_store::pay::{payment_body_in, recorded_payment_in};
+use costshare_store::state;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The settlement: one row per party (agreement order), `UNALLOCATED`, and
@@ -59,6 +64,51 @@ fn bad(path: &Path, errors: Vec<RowError>) -> AppError {
     }])
 }
 
+/// A ledger's payments (its `payment` entries, read back through the one
+/// rule) and those of a `--payments` file not recorded yet; a file's id
+/// recorded with other values is an error naming the entry.
+fn ledger_payments(
+    versions: &[state::Version],
+    rates: &Rates,
+    recorded: &[(u64, PaymentBody)],
+    run: &Run,
+    file: Option<&Path>,
+) -> Result<Vec<Payment>, AppError> {
+    let mut pays = Vec::with_capacity(recorded.len());
+    for (seq, b) in recorded {
+        let p = recorded_payment_in(versions, rates, *seq, b)
+            .map_err(|message| AppError::from(costshare_store::StoreError::Corrupt { seq: *seq, message }))?;
+        pays.push(p);
+    }
+    if let Some(path) = file {
+        let ids: HashMap<&str, usize> = recorded
+            .iter()
+            .enumerate()
+            .map(|(i, (_, b))| (b.id.as_str(), i))
+            .collect();
+        let extra = payments_file(&run.main().la.agreement, rates, path)?;
+        let mut errors = Vec::new();
+        for p in extra {
+            match ids.get(p.id.as_str()) {
+                Some(&i) if recorded[i].1 == payment_body_in(versions, &p) => {}
+                Some(&i) => errors.push(RowError {
+                    line: p.row,
+                    id: Some(p.id.clone()),
+                    message: format!(
+                        "payment id already recorded with different values (journal entry {})",
+                        recorded[i].0
+                    ),
+                }),
+                None => pays.push(p),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(bad(path, errors));
+        }
+    }
+    Ok(pays)
+}
+
 /// `settle`: obligations (the allocation over the whole history, so caps
 /// run; then restricted to lines dated in `period`), bills paid, transfers
 /// (dated in `period`), balances, and the transfers that settle them.
@@ -76,37 +126,35 @@ pub fn settle(
 ) -> Result<SettleResult, AppError> {
     let (run, pays, rates) = match source {
         Source::Ledger(target) => {
-            let (_, st) = open_state(target)?;
-            let run = run_state(&st, as_of)?;
-            let mut pays = Vec::with_capacity(st.payments.len());
-            for (seq, b) in &st.payments {
-                let p = recorded_payment(&st, *seq, b)
-                    .map_err(|message| AppError::from(costshare_store::StoreError::Corrupt { seq: *seq, message }))?;
-                pays.push(p);
-            }
-            if let Some(path) = payments {
-                let ag = &run.main().la.agreement;
-                let extra = payments_file(ag, &st.rates(), path)?;
-                let mut errors = Vec::new();
-                for p in extra {
-                    match st.payment_ids.get(&p.id) {
-                        Some(&i) if st.payments[i].1 == payment_body(&st, &p) => {}
-                        Some(&i) => errors.push(RowError {
-                            line: p.row,
-                            id: Some(p.id.clone()),
-                            message: format!(
-                                "payment id already recorded with different values (journal entry {})",
-                                st.payments[i].0
-                            ),
-                        }),
-                        None => pays.push(p),
+            // the lines and payments from a fresh derived state (no replay),
+            // else from a replay, which then writes the derived state
+            let mut l = Ledger::open(target)?;
+            let derived = if replay_forced() { None } else { l.derived_lines()? };
+            match derived {
+                Some(mut d) => {
+                    let recorded = std::mem::take(&mut d.payments);
+                    let versions = d.versions.clone();
+                    let rates = d.rates.clone();
+                    let run = run_derived(d, as_of);
+                    let pays = ledger_payments(&versions, &rates, &recorded, &run, payments)?;
+                    (run, pays, rates)
+                }
+                None => {
+                    if !replay_forced()
+                        && let Some(key) = l.take_damaged()
+                    {
+                        observer.derived_damaged(target, &key);
                     }
-                }
-                if !errors.is_empty() {
-                    return Err(bad(path, errors));
+                    let st = l.state()?;
+                    let run = run_state(&st, as_of)?;
+                    if !replay_forced() {
+                        write_back(&mut l, &st, &run);
+                    }
+                    let rates = st.rates();
+                    let pays = ledger_payments(&st.versions, &rates, &st.payments, &run, payments)?;
+                    (run, pays, rates)
                 }
             }
-            (run, pays, st.rates())
         }
         Source::Files {
             agreement,

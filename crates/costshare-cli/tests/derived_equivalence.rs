@@ -803,7 +803,7 @@ fn damage(c: &Case, d: &Dir) {
             sql(l, q, key, value);
             let mut got = outcome(d, args, &NOW);
             let cmd = args.join(" ");
-            let reads_lines = !matches!(args[0].as_str(), "history" | "verify" | "adjustments" | "settle");
+            let reads_lines = !matches!(args[0].as_str(), "history" | "verify" | "adjustments");
             if args[0] == "verify" {
                 // verify names the damage (exit 1) and does not repair it
                 continue;

@@ -983,6 +983,18 @@ pub fn rates(backend: &mut dyn Backend, meta: &Meta) -> Result<Rates, StoreError
     Rates::from_rows(rows).map_err(|_| damaged("meta"))
 }
 
+/// Every payment, from its entry, in journal order (as `State::payments`).
+pub fn payments(backend: &mut dyn Backend, meta: &Meta) -> Result<Vec<(u64, journal::PaymentBody)>, StoreError> {
+    let mut out = Vec::with_capacity(meta.payments.len());
+    for (id, seq) in &meta.payments {
+        match entry(backend, *seq)?.body {
+            Body::Payment(p) if p.id == *id => out.push((*seq, p)),
+            _ => return Err(damaged("meta")),
+        }
+    }
+    Ok(out)
+}
+
 /// The closed statements, from their entries.
 pub fn statements(backend: &mut dyn Backend, meta: &Meta) -> Result<Vec<state::Statement>, StoreError> {
     let mut out = Vec::with_capacity(meta.close_seqs.len());

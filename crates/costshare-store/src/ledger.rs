@@ -303,6 +303,8 @@ pub struct DerivedLines {
     pub rates: costshare_core::costs::Rates,
     /// Per version, in journal order.
     pub lines: Vec<Vec<costshare_core::CostLine>>,
+    /// Every payment with its entry, in journal order (`State::payments`).
+    pub payments: Vec<(u64, journal::PaymentBody)>,
 }
 
 /// What `record` did.
@@ -844,11 +846,13 @@ impl Ledger {
             let versions = derived::versions(backend, &meta)?;
             let rates = derived::rates(backend, &meta)?;
             let lines = derived::lines(backend, &meta, &versions, &rates)?;
+            let payments = derived::payments(backend, &meta)?;
             Ok(DerivedLines {
                 meta,
                 versions,
                 rates,
                 lines,
+                payments,
             })
         })
     }

@@ -3,7 +3,7 @@
 
 use crate::journal::{Body, PaymentBody};
 use crate::ledger::{Input, Ledger, LedgerError};
-use crate::state::State;
+use crate::state::{self, State};
 use costshare_core::calendar::Date;
 use costshare_core::costs::RowError;
 use costshare_core::money::format_minor;
@@ -20,7 +20,12 @@ pub struct PayOutcome {
 
 /// The recorded form of a payment (amount normalized to its currency's decimals).
 pub fn payment_body(st: &State, p: &Payment) -> PaymentBody {
-    let ag = &st.versions[st.version_at(Some(p.date))].agreement;
+    payment_body_in(&st.versions, p)
+}
+
+/// [`payment_body`] under these agreement versions.
+pub fn payment_body_in(versions: &[state::Version], p: &Payment) -> PaymentBody {
+    let ag = &versions[state::version_in_force(versions, Some(p.date))].agreement;
     PaymentBody {
         id: p.id.clone(),
         date: p.date.to_string(),
@@ -35,7 +40,18 @@ pub fn payment_body(st: &State, p: &Payment) -> PaymentBody {
 /// A recorded payment read back through the one rule (its journal entry as
 /// its row), in the agreement version in force at its date.
 pub fn recorded_payment(st: &State, seq: u64, b: &PaymentBody) -> Result<Payment, String> {
-    let ag = &st.versions[st.version_at(Date::parse(&b.date))].agreement;
+    recorded_payment_in(&st.versions, &st.rates(), seq, b)
+}
+
+/// [`recorded_payment`] under these agreement versions and rates (the
+/// replay's, or the derived state's).
+pub fn recorded_payment_in(
+    versions: &[state::Version],
+    rates: &costshare_core::costs::Rates,
+    seq: u64,
+    b: &PaymentBody,
+) -> Result<Payment, String> {
+    let ag = &versions[state::version_in_force(versions, Date::parse(&b.date))].agreement;
     let raw = settle::PaymentRef {
         line: seq as usize,
         id: &b.id,
@@ -46,8 +62,7 @@ pub fn recorded_payment(st: &State, seq: u64, b: &PaymentBody) -> Result<Payment
         currency: &b.currency,
         description: &b.description,
     };
-    settle::accept_payment(ag, &st.rates(), &raw)
-        .map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
+    settle::accept_payment(ag, rates, &raw).map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
 }
 
 /// Decide what a payments file adds: the new entries, or every bad row.
