@@ -725,6 +725,9 @@ pub fn for_each_row_split<S: Send>(
                 r.line += shift;
                 f(&mut s, r)
             });
+            // the header's problems are the first half's to name (this half
+            // read a copy of the header, as its line 1)
+            errors.retain(|e| e.line > 1);
             for e in &mut errors {
                 e.line += shift;
             }
@@ -1860,8 +1863,11 @@ mod tests {
         }
         let mut no_newline = body.clone();
         no_newline.push_str("last,2023-02-01,labor,5,no line break");
+        // a header with a problem that does not stop the reader (a column twice)
+        let twice = body.replacen("description\n", "description,id\n", 1);
         for (name, bytes) in [
             ("plain", body.clone().into_bytes()),
+            ("a column twice in the header", twice.into_bytes()),
             ("bad UTF-8 in each half", bad_utf8),
             ("no final line break", no_newline.into_bytes()),
         ] {

@@ -1941,9 +1941,14 @@ fn plan_record(
         pending.extend(h.pending);
     }
     if !csv_errors.is_empty() {
+        // the CSV layer failed (header, quoting, encoding): those with the
+        // rows' own problems, in line order, as `parse_costs` names them
+        let mut all = csv_errors;
+        all.extend(errors);
+        all.sort_by_key(|e| e.line);
         return Err(LedgerError::Rows {
             file: file.to_string(),
-            errors: csv_errors,
+            errors: all,
         });
     }
     // valid rows, first occurrence of each id in the file

@@ -377,3 +377,23 @@ fn the_messages_of_the_one_rule() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A header problem that does not stop the reader (a column twice) is named
+/// with the rows' own problems, in line order, by `record` as by the
+/// general path (`record` named the header alone).
+#[test]
+fn a_header_problem_is_named_with_the_rows_problems() {
+    let dir = temp_dir("header");
+    let now = "2026-11-27T00:00:00Z";
+    let ag = costshare_core::load(AGREEMENT).agreement.expect("the agreement loads");
+    let rates: Rates = costs::parse_rates(RATES.as_bytes(), "USD").expect("the rates parse");
+    let header = HEADER.trim_end().to_string() + ",id\n";
+    let csv = format!("{header}x1,2023-04-01,nope,5\n");
+    let general = messages(&costs::parse_costs(&ag, csv.as_bytes(), &rates).unwrap_err());
+    assert_eq!(general.len(), 2, "{general:?}");
+    let path = dir.join("l.db").display().to_string();
+    let (mut l, _) = Ledger::init(&path, input("a.toml", AGREEMENT), None, now).unwrap();
+    let record = row_errors(l.record(input("c.csv", &csv), None, now).unwrap_err());
+    assert_eq!(record, general);
+    let _ = std::fs::remove_dir_all(&dir);
+}
