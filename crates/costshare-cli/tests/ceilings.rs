@@ -542,13 +542,16 @@ fn a_bad_budget_names_every_bad_row() {
 
 /// The ceilings agreement as of 2024-03-10 (window 2023-03..2024-02),
 /// projected through April 2024: fac 3,000 + 1,500 = 4,500 / 12 = 375.00 a
-/// month; labor 600 + 900 + 100 = 1,600 / 12 = 133.33 (with 17.5/12 workers);
-/// util 500 + 300 + 300 = 1,100 / 12 = 91.67 (half to even).
+/// month, March and April; labor 600 + 900 + 100 = 1,600 / 12 = 133.33 (with
+/// 17.5/12 workers), April only: March's recorded 400.00 (4 workers) is above
+/// the rate, so nothing tops it up; util 500 + 300 + 300 = 1,100 / 12 = 91.67
+/// (half to even), March topped up from its recorded 57.77 by 33.90, and
+/// April 91.67: 125.57.
 const FC_BY_CATEGORY: &str = "\
 category,actual,forecast,amount
 fac,4500.00,750.00,5250.00
-labor,2000.00,266.66,2266.66
-util,1557.77,183.34,1741.11
+labor,2000.00,133.33,2133.33
+util,1557.77,125.57,1683.34
 ";
 
 fn forecast_by_category(inputs: &[&str]) -> String {
@@ -586,10 +589,11 @@ fn forecast_on_files_sqlite_and_postgres() {
     assert_eq!(forecast_by_category(&["--ledger", &db.url]), FC_BY_CATEGORY);
 }
 
-/// A month after the as-of month that already has actual lines for a
-/// category is not projected for it (a history recorded ahead): with an
-/// April utilities line recorded, utilities are projected for March only
-/// (91.67, the as-of month), and the April line counts as actual.
+/// What is recorded in a projected month counts, and the projection tops it
+/// up to the rate (a history recorded ahead is not counted twice): with an
+/// April utilities line of 10.00 recorded, April is topped up by 81.67 and
+/// March by 33.90 (91.67 less its recorded 57.77): 115.57 projected, and
+/// every month's actual plus forecast is the rate where the rate is higher.
 #[test]
 fn forecast_does_not_project_a_month_already_recorded() {
     let d = Dir::new("fc-ahead");
@@ -597,9 +601,14 @@ fn forecast_does_not_project_a_month_already_recorded() {
     let c = d.file("c.csv", format!("{COSTS}U9,2024-04-15,util,10.00,\n"));
     let out = forecast_by_category(&["--agreement", &a, "--costs", &c]);
     let util = out.lines().find(|l| l.starts_with("util,")).unwrap_or_default();
-    assert_eq!(util, "util,1567.77,91.67,1659.44", "{out}");
-    // the other categories still get both months
-    assert!(out.contains("labor,2000.00,266.66,2266.66"), "{out}");
+    assert_eq!(util, "util,1567.77,115.57,1683.34", "{out}");
+    // a month recorded above its rate is not projected (labor's March)
+    assert!(out.contains("labor,2000.00,133.33,2133.33"), "{out}");
+    // a month recorded in full is not projected again
+    let c = d.file("c2.csv", format!("{COSTS}U9,2024-04-15,util,91.67,\n"));
+    let out = forecast_by_category(&["--agreement", &a, "--costs", &c]);
+    let util = out.lines().find(|l| l.starts_with("util,")).unwrap_or_default();
+    assert_eq!(util, "util,1649.44,33.90,1683.34", "{out}");
 }
 
 /// `ceilings --currency USD --rate-policy fixed:150` on the demo: every money

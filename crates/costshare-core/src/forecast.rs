@@ -20,12 +20,14 @@
 //!   that category in that month (every site of it); one projected line per
 //!   budget row with a non-zero amount, same date and id form. Budget rows
 //!   for months outside the projection are not used.
-//! - **Actuals win after the as-of month:** a projected month after the
-//!   first (the as-of month) that already has actual lines for a (category,
-//!   site) is not projected for it, by run rate or budget: a history
-//!   recorded ahead of the as-of date would otherwise count twice. The first
-//!   projected month, the one still being recorded, is projected in full
-//!   beside whatever of it is recorded.
+//! - **Recorded costs count; the projection tops them up:** in every
+//!   projected month, a (category, site) cell's projected line is its run
+//!   rate (or budget row) less what is already recorded in that cell that
+//!   month, amount and quantity each, never below zero; a cell recorded at
+//!   or above its rate is not projected. So a month whose bill is recorded
+//!   is not counted twice (the as-of month included: a history recorded
+//!   ahead of the as-of date), and a month half recorded is filled up to
+//!   its rate, not left at its half.
 
 use crate::agreement::Agreement;
 use crate::calendar::Date;
@@ -87,15 +89,29 @@ pub fn project(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date, bu
             e.1 = e.1.add(q);
         }
     }
-    // a month after the as-of month that already has actual lines for a
-    // category and site is not projected for it (a history recorded ahead
-    // of the as-of date): projecting it too would count it twice. The as-of
-    // month itself, still being recorded, is projected in full.
-    let actual_cells: std::collections::BTreeSet<(i32, usize, &str)> = actual
-        .iter()
-        .filter(|l| l.date.month_index() > last + 1)
-        .map(|l| (l.date.month_index(), l.category, l.site.as_str()))
-        .collect();
+    // what is recorded in each projected month, by (month, category, site):
+    // the projection tops it up (see the module's rule)
+    let mut recorded: BTreeMap<(i32, usize, &str), (i128, Q)> = BTreeMap::new();
+    for l in actual.iter().filter(|l| l.date.month_index() > last) {
+        let e = recorded
+            .entry((l.date.month_index(), l.category, l.site.as_str()))
+            .or_insert((0, Q::ZERO));
+        e.0 += l.amount as i128;
+        if let Some(q) = &l.quantity {
+            e.1 = e.1.add(q);
+        }
+    }
+    // the rate of a cell less what is recorded in it, never below zero
+    let top_up = |mi: i32, c: usize, site: &str, amount: i128, quantity: Option<Q>| -> (i128, Option<Q>, bool) {
+        match recorded.get(&(mi, c, site)) {
+            None => (amount, quantity, false),
+            Some((a, q)) => {
+                let amount = (amount - a).max(0);
+                let quantity = quantity.map(|m| if m > *q { m.sub(q) } else { Q::ZERO });
+                (amount, quantity, true)
+            }
+        }
+    };
     let twelve = Q::int(12);
     let mut lines = Vec::new();
     let mut beyond_term = Vec::new();
@@ -115,39 +131,45 @@ pub fn project(ag: &Agreement, actual: &[CostLine], as_of: Date, until: Date, bu
             continue;
         }
         let covered: Vec<usize> = budget.iter().filter(|b| b.month == mi).map(|b| b.category).collect();
-        for b in budget
-            .iter()
-            .filter(|b| b.month == mi && b.amount > 0 && !actual_cells.contains(&(mi, b.category, b.site.as_str())))
-        {
+        for b in budget.iter().filter(|b| b.month == mi && b.amount > 0) {
             let cat = &ag.categories[b.category];
-            lines.push(line(
-                ag,
-                mi,
-                b.category,
-                &b.site,
-                b.amount,
-                cat.unit.as_ref().and(b.quantity.clone()),
-                "forecast: budget".into(),
-            ));
+            let quantity = cat.unit.as_ref().and(b.quantity.clone());
+            let (amount, quantity, less) = top_up(mi, b.category, &b.site, b.amount as i128, quantity);
+            let Ok(amount) = i64::try_from(amount) else { continue };
+            // topped up to nothing, or to an amount with no quantity left
+            if amount == 0 || (less && quantity.as_ref().is_some_and(Q::is_zero)) {
+                continue;
+            }
+            let why = if less {
+                "forecast: budget, less what is recorded".to_string()
+            } else {
+                "forecast: budget".to_string()
+            };
+            lines.push(line(ag, mi, b.category, &b.site, amount, quantity, why));
             budget_lines += 1;
         }
         for ((c, site), (amount, qty)) in &sums {
-            if covered.contains(c) || actual_cells.contains(&(mi, *c, site.as_str())) {
+            if covered.contains(c) {
                 continue;
             }
             let cat = &ag.categories[*c];
             // the mean month: total / 12, half to even (amounts are non-negative)
             let mean = rhe_u128(amount.unsigned_abs(), 12);
-            let Ok(mean) = i64::try_from(mean) else { continue };
+            let Ok(mean) = i128::try_from(mean) else { continue };
             let quantity = cat.unit.as_ref().map(|_| qty.div(&twelve));
+            let (mean, quantity, less) = top_up(mi, *c, site, mean, quantity);
+            let Ok(mean) = i64::try_from(mean) else { continue };
             if mean == 0 || quantity.as_ref().is_some_and(Q::is_zero) {
                 continue;
             }
-            let why = format!(
+            let mut why = format!(
                 "forecast: mean month of {} to {}",
                 month_label(window.0),
                 month_label(window.1)
             );
+            if less {
+                why.push_str(", less what is recorded");
+            }
             lines.push(line(ag, mi, *c, site, mean, quantity, why));
         }
     }
@@ -189,5 +211,84 @@ fn line(
         row: 0,
         replaces: None,
         paid_by: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AG: &str = r#"
+[agreement]
+id = "t"
+title = "t"
+currency = "JPY"
+start = "2024-04-01"
+end = "2027-03-31"
+fiscal_year_start = "04-01"
+
+[parties.a]
+name = "A"
+[parties.b]
+name = "B"
+
+[categories.welfare]
+name = "Welfare"
+  [[categories.welfare.layers]]
+  split = { a = "50%", b = "50%" }
+"#;
+
+    fn cost(ag: &Agreement, id: &str, date: &str, amount: i64) -> CostLine {
+        let mut l = line(ag, 0, 0, "", amount, None, String::new());
+        l.id = id.to_string();
+        l.date = Date::parse(date).unwrap();
+        l
+    }
+
+    /// The trial's case: 100 a month through July, as of 15 June: June and
+    /// July are recorded in full (not projected again), August is projected.
+    /// A half-recorded month is topped up to the rate.
+    #[test]
+    fn recorded_months_are_topped_up_not_counted_twice() {
+        let ag = crate::load(AG).agreement.expect("loads");
+        let mut actual: Vec<CostLine> = (0..16)
+            .map(|k| {
+                let mi = Date::parse("2024-04-01").unwrap().month_index() + k;
+                let d = Date::last_of_month_index(mi);
+                cost(&ag, &format!("w{k}"), &d.to_string(), 100)
+            })
+            .collect();
+        // through 2025-07; add 40 in September
+        actual.push(cost(&ag, "sep", "2025-09-10", 40));
+        let as_of = Date::parse("2025-06-15").unwrap();
+        let until = Date::parse("2025-10-31").unwrap();
+        let p = run_rate(&ag, &actual, as_of, until);
+        let by_month: Vec<(String, i64)> = p
+            .lines
+            .iter()
+            .map(|l| (month_label(l.date.month_index()), l.amount))
+            .collect();
+        assert_eq!(
+            by_month,
+            vec![
+                ("2025-08".to_string(), 100),
+                ("2025-09".to_string(), 60),
+                ("2025-10".to_string(), 100)
+            ]
+        );
+        assert!(
+            p.lines[1].description.ends_with("less what is recorded"),
+            "{:?}",
+            p.lines[1]
+        );
+        // a month recorded above its rate is not projected, and never below zero
+        actual.push(cost(&ag, "aug", "2025-08-20", 250));
+        let p = run_rate(&ag, &actual, as_of, until);
+        assert!(
+            p.lines
+                .iter()
+                .all(|l| l.date.month_index() != Date::parse("2025-08-31").unwrap().month_index())
+        );
+        assert!(p.lines.iter().all(|l| l.amount > 0));
     }
 }
