@@ -15,11 +15,12 @@
 //! - `b/CATEGORY/MONTH`: the active lines of one category and month (by
 //!   month index), in (date, id) order — what re-allocating a period group
 //!   needs, a group being a run of whole months;
-//! - `i/SHARD`: every recorded id (voided ones too) with its entry, in 256
-//!   shards by hash, to tell a new id from a recorded one.
+//! - `i/SHARD`: every recorded id (voided ones too) with its entry, in 1024
+//!   shards by hash, to tell a new id from a recorded one (a late line reads
+//!   and rewrites one: about a thousand ids at a million lines).
 //!
-//! Every blob is sealed ([`seal`]): stored after a SHA-256 over the journal
-//! head it was written under, its key and its payload. A blob whose seal does
+//! Every blob is sealed ([`seal`]): stored after a checksum (XXH3-128) over
+//! the journal head it was written under, its key and its payload. A blob whose seal does
 //! not check is never decoded: reading it is [`StoreError::Cache`], and the
 //! callers replay the journal instead (and say so).
 //!
@@ -47,7 +48,9 @@ const SEAL: &[u8; 4] = b"CSd6";
 /// The seals of earlier layouts: such a derived state is stale (rebuilt
 /// silently), not damaged.
 const OLD_SEALS: [&[u8; 4]; 3] = [b"CSd3", b"CSd4", b"CSd5"];
-const SHARDS: u64 = 256;
+/// Id shards: 1024 keep each one about 30 KB at a million lines (256 made
+/// a late line read and rewrite 113 KB of ids for its one).
+const SHARDS: u64 = 1024;
 
 /// A blob of the derived state and its key.
 pub type Blob = (String, Vec<u8>);
@@ -943,27 +946,45 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
     out
 }
 
-/// Add (`sign` = 1) or remove (−1) one line's parts from the totals (of
-/// version 0: late lines are taken in only while there is one version), and
-/// from the open totals when it is provisional until `open`.
-fn add_totals(meta: &mut Meta, category: usize, date: Date, site: &str, row: &[i64], open: Option<Date>, sign: i128) {
-    let mi = date.month_index();
-    for (p, &v) in row.iter().enumerate() {
-        if v == 0 {
-            continue;
+/// Moves of one category's totals (of version 0: late lines are taken in
+/// only while there is one version), summed per (party, month, site, date
+/// provisional until) before the meta's maps are touched: a pro-rata month
+/// moves thousands of lines, into a few dozen totals.
+#[derive(Default)]
+struct Moves<'s>(HashMap<(u16, i32, &'s str, Option<Date>), i128, state::BuildFx>);
+
+impl<'s> Moves<'s> {
+    /// Add (`sign` = 1) or remove (−1) one line's parts, provisional until
+    /// `open`.
+    fn add(&mut self, date: Date, site: &'s str, row: &[i64], open: Option<Date>, sign: i128) {
+        let mi = date.month_index();
+        for (p, &v) in row.iter().enumerate() {
+            if v != 0 {
+                *self.0.entry((p as u16, mi, site, open)).or_insert(0) += sign * v as i128;
+            }
         }
-        let key = (0, p as u16, category as u16, mi, site.to_string());
-        let e = meta.totals.entry(key.clone()).or_insert(0);
-        *e += sign * v as i128;
-        if *e == 0 {
-            meta.totals.remove(&key);
-        }
-        if let Some(d) = open {
-            let key = (0, p as u16, category as u16, mi, site.to_string(), d);
-            let e = meta.open_totals.entry(key.clone()).or_insert(0);
-            *e += sign * v as i128;
+    }
+
+    /// Into the totals, and the open totals for lines provisional until a
+    /// date; a total that comes to zero is dropped.
+    fn apply(self, meta: &mut Meta, category: usize) {
+        for ((p, mi, site, open), t) in self.0 {
+            if t == 0 {
+                continue;
+            }
+            let key = (0, p, category as u16, mi, site.to_string());
+            let e = meta.totals.entry(key.clone()).or_insert(0);
+            *e += t;
             if *e == 0 {
-                meta.open_totals.remove(&key);
+                meta.totals.remove(&key);
+            }
+            if let Some(d) = open {
+                let key = (0, p, category as u16, mi, site.to_string(), d);
+                let e = meta.open_totals.entry(key.clone()).or_insert(0);
+                *e += t;
+                if *e == 0 {
+                    meta.open_totals.remove(&key);
+                }
             }
         }
     }
@@ -1451,6 +1472,7 @@ pub fn add_lines(
         decode_bucket_into(&mine, line.date, line.date, &mut tied.0).ok_or_else(|| damaged("meta"))?;
         let a1 = alloc::allocate_lines(&one, &tied, ag.start);
         impact.reallocated += tied.0.lines.len();
+        let mut moves = Moves::default();
         for (i, l) in tied.0.lines[..k].iter().enumerate() {
             let (r0, r1) = (a0.row(i), a1.row(i));
             let (o0, o1) = (a0.open_until[i], a1.open_until[i]);
@@ -1459,8 +1481,8 @@ pub fn add_lines(
             }
             let bad = || damaged(&bucket_key(0, c, l.date.month_index()));
             let site = l.rest().ok_or_else(bad)?.site;
-            add_totals(meta, c, l.date, site, r0, o0, -1);
-            add_totals(meta, c, l.date, site, r1, o1, 1);
+            moves.add(l.date, site, r0, o0, -1);
+            moves.add(l.date, site, r1, o1, 1);
             if r0 != r1 {
                 let id = l.id().ok_or_else(bad)?;
                 let d = changed.entry(id.to_string()).or_insert_with(|| vec![0; r0.len()]);
@@ -1482,8 +1504,9 @@ pub fn add_lines(
                 }
             }
         }
+        moves.add(line.date, &line.site, a1.row(k), a1.open_until[k], 1);
+        moves.apply(meta, c);
         drop(tied);
-        add_totals(meta, c, line.date, &line.site, a1.row(k), a1.open_until[k], 1);
         if let Some(d) = a1.open_until[k] {
             *meta.open.entry((line.date.month_index(), d)).or_insert(0) += 1;
         }
