@@ -1468,14 +1468,24 @@ pub fn add_lines(
         // the allocator sees one category (index 0 of a one-category view)
         let one = single_category(ag, c);
         let a0 = alloc::allocate_lines(&one, &tied, ag.start);
-        let k = tied.0.lines.len();
         decode_bucket_into(&mine, line.date, line.date, &mut tied.0).ok_or_else(|| damaged("meta"))?;
+        // the new line where it sorts: the tied lines stay in (date, id) order,
+        // which the allocator then takes as it is (`alloc::line_order`)
+        let new = tied.0.lines.pop().ok_or_else(|| damaged("meta"))?;
+        let k = tied.0.lines.partition_point(|l| (l.date, l.id) < (new.date, new.id));
+        tied.0.lines.insert(k, new);
         let a1 = alloc::allocate_lines(&one, &tied, ag.start);
         impact.reallocated += tied.0.lines.len();
         let mut moves = Moves::default();
-        for (i, l) in tied.0.lines[..k].iter().enumerate() {
-            let (r0, r1) = (a0.row(i), a1.row(i));
-            let (o0, o1) = (a0.open_until[i], a1.open_until[i]);
+        for (i, l) in tied.0.lines.iter().enumerate() {
+            // line i here was line i0 before the new line came in
+            let i0 = match i.cmp(&k) {
+                std::cmp::Ordering::Less => i,
+                std::cmp::Ordering::Equal => continue,
+                std::cmp::Ordering::Greater => i - 1,
+            };
+            let (r0, r1) = (a0.row(i0), a1.row(i));
+            let (o0, o1) = (a0.open_until[i0], a1.open_until[i]);
             if r0 == r1 && o0 == o1 {
                 continue;
             }
@@ -1490,16 +1500,16 @@ pub fn add_lines(
                     *x += a - b;
                 }
             }
-            if a0.open_until[i] != a1.open_until[i] {
+            if o0 != o1 {
                 let mi = l.date.month_index();
-                if let Some(d) = a0.open_until[i] {
+                if let Some(d) = o0 {
                     let n = meta.open.entry((mi, d)).or_insert(0);
                     *n = n.saturating_sub(1);
                     if *n == 0 {
                         meta.open.remove(&(mi, d));
                     }
                 }
-                if let Some(d) = a1.open_until[i] {
+                if let Some(d) = o1 {
                     *meta.open.entry((mi, d)).or_insert(0) += 1;
                 }
             }
