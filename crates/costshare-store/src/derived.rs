@@ -221,6 +221,20 @@ fn need(backend: &mut dyn Backend, key: &str) -> Result<Payload, StoreError> {
     get(backend, key)?.ok_or_else(|| damaged(key))
 }
 
+/// Several blobs' payloads, read together ([`Backend::cache_get_many`]);
+/// any absent or failing its seal is an error.
+fn need_many(backend: &mut dyn Backend, keys: &[String]) -> Result<Vec<Payload>, StoreError> {
+    let got = backend.cache_get_many(keys)?;
+    keys.iter()
+        .zip(got)
+        .map(|(key, stored)| {
+            let stored = stored.ok_or_else(|| damaged(key))?;
+            let (_, at) = unseal(key, &stored).ok_or_else(|| damaged(key))?;
+            Ok(Payload { stored, at })
+        })
+        .collect()
+}
+
 // --- encoding -------------------------------------------------------------
 
 #[derive(Default)]
@@ -1197,12 +1211,9 @@ pub fn tied_blobs(
     (lo, hi): (Date, Date),
 ) -> Result<TiedBlobs, StoreError> {
     let (m0, m1) = (lo.max(ag.start).month_index(), hi.min(ag.end).month_index());
-    let mut blobs = Vec::new();
-    for m in m0..=m1 {
-        let key = bucket_key(v, c, m);
-        let b = need(backend, &key)?;
-        blobs.push((key, b));
-    }
+    let keys: Vec<String> = (m0..=m1).map(|m| bucket_key(v, c, m)).collect();
+    let blobs = need_many(backend, &keys)?;
+    let blobs = keys.into_iter().zip(blobs).collect();
     Ok(TiedBlobs {
         category: c,
         range: (lo, hi),
@@ -1451,11 +1462,10 @@ pub fn add_lines(
         let c = line.category;
         let (lo, hi) = alloc::tied_range(ag, c, line.date);
         let (m0, m1) = (lo.month_index(), hi.month_index());
-        for m in m0..=m1 {
-            if let std::collections::btree_map::Entry::Vacant(e) = buckets.entry((c, m)) {
-                let key = bucket_key(0, c, m);
-                e.insert(need(backend, &key)?);
-            }
+        let months: Vec<i32> = (m0..=m1).filter(|m| !buckets.contains_key(&(c, *m))).collect();
+        let keys: Vec<String> = months.iter().map(|&m| bucket_key(0, c, m)).collect();
+        for (m, b) in months.into_iter().zip(need_many(backend, &keys)?) {
+            buckets.insert((c, m), b);
         }
         // the tied lines, in (date, id) order, without and with the new one
         let room: usize = (m0..=m1).filter_map(|m| bucket_len(&buckets[&(c, m)])).sum();
