@@ -425,9 +425,12 @@ pub fn explain_derived(
         let tied = blobs.view()?;
         let idx = tied.position(rec.seq, id).ok_or_else(damaged)?;
         let line = tied.cost_line(ag, &rates, idx).ok_or_else(damaged)?;
-        let explanation = explain::explain_lines(ag, &tied, idx, line, as_of, carry);
-        // the explanation comes from the literal oracle: it must agree with the engine
-        let engine = alloc::allocate_carried(ag, &tied, as_of, carry);
+        // the explanation comes from the literal oracle: it must agree with the
+        // engine, whose allocation of the same lines runs beside it
+        let (engine, explanation) = derived::both(
+            || alloc::allocate_carried(ag, &tied, as_of, carry),
+            || explain::explain_lines(ag, &tied, idx, line, as_of, carry),
+        );
         let agrees = explanation.final_parts() == engine.row(idx);
         drop(tied);
         Ok(Found::Line(Box::new(Explained {

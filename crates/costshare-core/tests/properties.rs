@@ -522,8 +522,56 @@ fn check_carry(seed: u64) -> usize {
     named
 }
 
+/// Lines that are only a (date, id) key, for `alloc::line_order`.
+struct Keys(Vec<(Date, Vec<u8>)>);
+
+impl alloc::Lines for Keys {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn date(&self, i: usize) -> Date {
+        self.0[i].0
+    }
+    fn category(&self, _: usize) -> usize {
+        0
+    }
+    fn amount(&self, _: usize) -> i64 {
+        1
+    }
+    fn quantity(&self, _: usize) -> Option<&Q> {
+        None
+    }
+    fn id(&self, i: usize) -> &[u8] {
+        &self.0[i].1
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn line_order_is_date_then_id_bytes_and_keeps_ordered_lines(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let n = rng.range(0, 59) as usize;
+        // few dates, and ids short or sharing more than 16 bytes, so that ties on the
+        // date and on the sort's 16-byte id prefix are common; distinct ids (`-i`)
+        let prefixes: [&[u8]; 4] = [b"", b"B", b"B0000000000000000000", b"B00000000000000000001"];
+        let keys: Vec<(Date, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let d = Date::new(2023, 4, 1 + rng.range(0, 3) as u8).expect("a date");
+                let mut id = prefixes[rng.range(0, 3) as usize].to_vec();
+                id.extend(format!("{}-{i}", rng.range(0, 3)).bytes());
+                (d, id)
+            })
+            .collect();
+        let order = alloc::line_order(&Keys(keys.clone()));
+        let mut want: Vec<u32> = (0..n as u32).collect();
+        want.sort_by(|&a, &b| keys[a as usize].cmp(&keys[b as usize]));
+        prop_assert_eq!(&order, &want);
+        // the same lines already in that order come back as they are
+        let sorted = Keys(want.iter().map(|&i| keys[i as usize].clone()).collect());
+        prop_assert_eq!(alloc::line_order(&sorted), (0..n as u32).collect::<Vec<u32>>());
+    }
 
     #[test]
     fn fast_matches_reference_with_carried_use(seed in any::<u64>()) {

@@ -117,6 +117,12 @@ pub trait Backend: Send {
     /// A blob of the derived state (see `derived`): a cache beside the
     /// journal, rewritten at will, never part of its truth.
     fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Several blobs, in the order of `keys` (a late line or `explain` reads
+    /// a month, a year or a term of buckets): a backend over a network reads
+    /// them in one round trip.
+    fn cache_get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.cache_get(k)).collect()
+    }
     /// Write a blob of the derived state, inside a write transaction.
     fn cache_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Start and end a read transaction: the reads between see one snapshot.

@@ -15,11 +15,12 @@
 //! - `b/CATEGORY/MONTH`: the active lines of one category and month (by
 //!   month index), in (date, id) order — what re-allocating a period group
 //!   needs, a group being a run of whole months;
-//! - `i/SHARD`: every recorded id (voided ones too) with its entry, in 256
-//!   shards by hash, to tell a new id from a recorded one.
+//! - `i/SHARD`: every recorded id (voided ones too) with its entry, in 1024
+//!   shards by hash, to tell a new id from a recorded one (a late line reads
+//!   and rewrites one: about a thousand ids at a million lines).
 //!
-//! Every blob is sealed ([`seal`]): stored after a SHA-256 over the journal
-//! head it was written under, its key and its payload. A blob whose seal does
+//! Every blob is sealed ([`seal`]): stored after a checksum (XXH3-128) over
+//! the journal head it was written under, its key and its payload. A blob whose seal does
 //! not check is never decoded: reading it is [`StoreError::Cache`], and the
 //! callers replay the journal instead (and say so).
 //!
@@ -37,18 +38,19 @@ use costshare_core::calendar::{Date, Period};
 use costshare_core::costs::{CostLine, Rates};
 use costshare_core::fxhash::Fx;
 use costshare_core::num::{BigRational, Q};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
 /// The layout of the blobs' payloads.
-pub const FORMAT: u32 = 5;
+pub const FORMAT: u32 = 6;
 /// The first bytes of every sealed blob.
-const SEAL: &[u8; 4] = b"CSd5";
+const SEAL: &[u8; 4] = b"CSd6";
 /// The seals of earlier layouts: such a derived state is stale (rebuilt
 /// silently), not damaged.
-const OLD_SEALS: [&[u8; 4]; 2] = [b"CSd3", b"CSd4"];
-const SHARDS: u64 = 256;
+const OLD_SEALS: [&[u8; 4]; 3] = [b"CSd3", b"CSd4", b"CSd5"];
+/// Id shards: 1024 keep each one about 30 KB at a million lines (256 made
+/// a late line read and rewrite 113 KB of ids for its one).
+const SHARDS: u64 = 1024;
 
 /// A blob of the derived state and its key.
 pub type Blob = (String, Vec<u8>);
@@ -130,20 +132,30 @@ fn damaged(key: &str) -> StoreError {
 
 // --- sealing --------------------------------------------------------------
 
-fn digest(head: &str, key: &str, payload: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
+/// The checksum of a blob: XXH3-128 of (head, LF, key, LF, payload).
+///
+/// Not SHA-256: the seal guards the derived state against damage (a torn
+/// or edited blob, one written under another head or key), not against an
+/// attacker, who could recompute a SHA-256 as easily (the journal's hash
+/// chain is what guards the truth, and the derived state is rebuilt from
+/// it). A late line or `explain` checksums megabytes of buckets (a whole
+/// term of one category for a term cap): SHA-256 cost milliseconds of the
+/// 20 ms they may take, XXH3 a tenth of one. 128 bits keep accidental
+/// collisions out of reach.
+fn digest(head: &str, key: &str, payload: &[u8]) -> [u8; 16] {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(head.as_bytes());
     h.update(b"\n");
     h.update(key.as_bytes());
     h.update(b"\n");
     h.update(payload);
-    h.finalize().into()
+    h.digest128().to_le_bytes()
 }
 
-/// A blob as stored: `CSd5`, the head's length (u32 LE) and bytes, the
-/// SHA-256 of (head, LF, key, LF, payload), then the payload.
+/// A blob as stored: `CSd6`, the head's length (u32 LE) and bytes, the
+/// [`digest`] of (head, LF, key, LF, payload), then the payload.
 pub fn seal(head: &str, key: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + head.len() + 40);
+    let mut out = Vec::with_capacity(payload.len() + head.len() + 24);
     out.extend_from_slice(SEAL);
     out.extend_from_slice(&(head.len() as u32).to_le_bytes());
     out.extend_from_slice(head.as_bytes());
@@ -159,31 +171,68 @@ fn unseal<'a>(key: &str, stored: &'a [u8]) -> Option<(&'a str, usize)> {
     (r.take(4)? == SEAL).then_some(())?;
     let n = r.u32()? as usize;
     let head = std::str::from_utf8(r.take(n)?).ok()?;
-    let sum = r.take(32)?;
+    let sum = r.take(16)?;
     let at = r.pos;
     (sum == digest(head, key, &stored[at..])).then_some((head, at))
 }
 
+/// A blob's payload, in the bytes read from the backend (not copied out of
+/// them: a bucket can be megabytes).
+pub struct Payload {
+    stored: Vec<u8>,
+    at: usize,
+}
+
+impl Payload {
+    fn of(bytes: Vec<u8>) -> Payload {
+        Payload { stored: bytes, at: 0 }
+    }
+    fn into_vec(mut self) -> Vec<u8> {
+        self.stored.drain(..self.at);
+        self.stored
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.stored[self.at..]
+    }
+}
+
 /// A blob's payload, with the head it was sealed under; `None` when absent;
 /// [`StoreError::Cache`] when its seal does not check.
-fn get_sealed(backend: &mut dyn Backend, key: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-    let Some(mut stored) = backend.cache_get(key)? else {
+fn get_sealed(backend: &mut dyn Backend, key: &str) -> Result<Option<(String, Payload)>, StoreError> {
+    let Some(stored) = backend.cache_get(key)? else {
         return Ok(None);
     };
     let (head, at) = unseal(key, &stored).ok_or_else(|| damaged(key))?;
     let head = head.to_string();
-    stored.drain(..at);
-    Ok(Some((head, stored)))
+    Ok(Some((head, Payload { stored, at })))
 }
 
 /// A blob's payload (`None`: absent); a blob failing its seal is an error.
-pub fn get(backend: &mut dyn Backend, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+pub fn get(backend: &mut dyn Backend, key: &str) -> Result<Option<Payload>, StoreError> {
     Ok(get_sealed(backend, key)?.map(|(_, p)| p))
 }
 
 /// A blob's payload; absent or failing its seal is an error.
-fn need(backend: &mut dyn Backend, key: &str) -> Result<Vec<u8>, StoreError> {
+fn need(backend: &mut dyn Backend, key: &str) -> Result<Payload, StoreError> {
     get(backend, key)?.ok_or_else(|| damaged(key))
+}
+
+/// Several blobs' payloads, read together ([`Backend::cache_get_many`]);
+/// any absent or failing its seal is an error.
+fn need_many(backend: &mut dyn Backend, keys: &[String]) -> Result<Vec<Payload>, StoreError> {
+    let got = backend.cache_get_many(keys)?;
+    keys.iter()
+        .zip(got)
+        .map(|(key, stored)| {
+            let stored = stored.ok_or_else(|| damaged(key))?;
+            let (_, at) = unseal(key, &stored).ok_or_else(|| damaged(key))?;
+            Ok(Payload { stored, at })
+        })
+        .collect()
 }
 
 // --- encoding -------------------------------------------------------------
@@ -476,6 +525,11 @@ fn decode_q(r: &mut R<'_>) -> Option<Option<Q>> {
 /// when recorded) and as written, and every field a [`CostLine`] of a
 /// replay holds (its `row` is its journal entry; a recorded line replaces
 /// nothing, its `replaces` was resolved when it was recorded).
+///
+/// A line: first what the allocator reads (id, date, amount, quantity),
+/// then the length of the rest and the rest (site, entry, amount as
+/// written, currency, description, payer), which a reader skips in one
+/// step and reads only for the lines it shows or whose totals move.
 fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = &'l CostLine>) -> Vec<u8> {
     // a line of the examples' shape encodes to about 100 bytes
     let mut w = W(Vec::with_capacity(lines.len() * 112 + 8));
@@ -492,21 +546,36 @@ fn encode_line(w: &mut W, l: &CostLine) {
     w.date(l.date);
     w.i64(l.amount);
     encode_q(w, &l.quantity);
+    let at = w.0.len();
+    w.u32(0);
     w.str(&l.site);
     w.u64(l.row as u64);
     w.i64(l.source_amount);
     w.str(&l.currency);
     w.str(&l.description);
     w.u32(l.paid_by.map_or(0, |p| p as u32 + 1));
+    let n = (w.0.len() - at - 4) as u32;
+    w.0[at..at + 4].copy_from_slice(&n.to_le_bytes());
 }
 
-/// A bucket's line, borrowed from the stored bytes, without a `String` per
-/// line.
+/// A bucket's line as the allocator reads it, borrowed from the stored
+/// bytes: the rest of its fields stay bytes ([`BLine::rest`]) until asked
+/// for. Its quantity, when it has one, is `qty[q]` of the lines it was
+/// read with (most categories count no units: no `Q` per line).
+#[derive(Clone, Copy)]
 struct BLine<'a> {
-    id: &'a str,
-    date: Date,
+    id: &'a [u8],
+    rest: &'a [u8],
     amount: i64,
-    quantity: Option<Q>,
+    date: Date,
+    q: u32,
+}
+
+/// No quantity.
+const NO_Q: u32 = u32::MAX;
+
+/// The fields of a bucket line the allocator does not read.
+struct Rest<'a> {
     site: &'a str,
     seq: u64,
     source_amount: i64,
@@ -515,29 +584,147 @@ struct BLine<'a> {
     paid_by: u32,
 }
 
+impl<'a> BLine<'a> {
+    fn id(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.id).ok()
+    }
+    fn rest(&self) -> Option<Rest<'a>> {
+        let mut r = R::new(self.rest);
+        let rest = Rest {
+            site: r.str()?,
+            seq: r.u64()?,
+            source_amount: r.i64()?,
+            currency: r.str()?,
+            description: r.str()?,
+            paid_by: r.u32()?,
+        };
+        r.done().then_some(rest)
+    }
+}
+
+/// Lines read from buckets, with the quantities of those that have one.
+#[derive(Default)]
+struct BLines<'a> {
+    lines: Vec<BLine<'a>>,
+    qty: Vec<Q>,
+}
+
+impl<'a> BLines<'a> {
+    fn with_capacity(n: usize) -> BLines<'a> {
+        BLines {
+            lines: Vec::with_capacity(n),
+            qty: Vec::new(),
+        }
+    }
+    fn quantity(&self, l: &BLine<'_>) -> Option<&Q> {
+        self.qty.get(l.q as usize)
+    }
+    /// Read one line of a bucket and keep it when `keep` says so by its date.
+    fn read(&mut self, r: &mut R<'a>, keep: impl Fn(Date) -> bool) -> Option<()> {
+        let n = r.u32()? as usize;
+        let id = r.take(n)?;
+        let date = r.date()?;
+        let amount = r.i64()?;
+        let q = decode_q(r)?;
+        let n = r.u32()? as usize;
+        let rest = r.take(n)?;
+        if keep(date) {
+            let q = match q {
+                None => NO_Q,
+                Some(q) => {
+                    self.qty.push(q);
+                    u32::try_from(self.qty.len() - 1).ok()?
+                }
+            };
+            self.lines.push(BLine {
+                id,
+                rest,
+                amount,
+                date,
+                q,
+            });
+        }
+        Some(())
+    }
+}
+
 /// The lines a late line is tied to (all of one category, shown to the
 /// allocator as category 0 of [`single_category`]).
-struct Tied<'a>(Vec<BLine<'a>>);
+struct Tied<'a>(BLines<'a>);
 
 impl alloc::Lines for Tied<'_> {
     fn count(&self) -> usize {
-        self.0.len()
+        self.0.lines.len()
     }
     fn date(&self, i: usize) -> Date {
-        self.0[i].date
+        self.0.lines[i].date
     }
     fn category(&self, _: usize) -> usize {
         0
     }
     fn amount(&self, i: usize) -> i64 {
-        self.0[i].amount
+        self.0.lines[i].amount
     }
     fn quantity(&self, i: usize) -> Option<&Q> {
-        self.0[i].quantity.as_ref()
+        self.0.quantity(&self.0.lines[i])
     }
     fn id(&self, i: usize) -> &[u8] {
-        self.0[i].id.as_bytes()
+        self.0.lines[i].id
     }
+}
+
+/// Step over one bucket line: its date and id.
+fn skip_line<'a>(r: &mut R<'a>) -> Option<(Date, &'a [u8])> {
+    let n = r.u32()? as usize;
+    let id = r.take(n)?;
+    let date = r.date()?;
+    r.take(8)?;
+    decode_q(r)?;
+    let n = r.u32()? as usize;
+    r.take(n)?;
+    Some((date, id))
+}
+
+/// Tied lines but line `.1` (the lines before a new one came in).
+struct Without<'t, 'a>(&'t Tied<'a>, usize);
+
+impl Without<'_, '_> {
+    fn at(&self, i: usize) -> usize {
+        if i < self.1 { i } else { i + 1 }
+    }
+}
+
+impl alloc::Lines for Without<'_, '_> {
+    fn count(&self) -> usize {
+        self.0.count() - 1
+    }
+    fn date(&self, i: usize) -> Date {
+        self.0.date(self.at(i))
+    }
+    fn category(&self, _: usize) -> usize {
+        0
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self.0.amount(self.at(i))
+    }
+    fn quantity(&self, i: usize) -> Option<&Q> {
+        self.0.quantity(self.at(i))
+    }
+    fn id(&self, i: usize) -> &[u8] {
+        self.0.id(self.at(i))
+    }
+}
+
+/// `a()` on a second thread while `b()` runs on this one (a late line's
+/// two allocations, `explain`'s trace and its engine check): the machine's
+/// second core halves the wait. Should the thread fail, `a()` runs here.
+pub fn both<A: Send, B>(a: impl Fn() -> A + Sync, b: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|s| {
+        let h = s.spawn(&a);
+        let rb = b();
+        let ra = h.join().unwrap_or_else(|_| a());
+        (ra, rb)
+    })
 }
 
 /// How many lines a bucket holds.
@@ -547,68 +734,50 @@ fn bucket_len(b: &[u8]) -> Option<usize> {
     Some(r.u32()? as usize)
 }
 
-/// One line of a bucket: its fields and where it ends.
-fn read_bline<'a>(r: &mut R<'a>) -> Option<BLine<'a>> {
-    Some(BLine {
-        id: r.str()?,
-        date: r.date()?,
-        amount: r.i64()?,
-        quantity: decode_q(r)?,
-        site: r.str()?,
-        seq: r.u64()?,
-        source_amount: r.i64()?,
-        currency: r.str()?,
-        description: r.str()?,
-        paid_by: r.u32()?,
-    })
-}
-
 /// A bucket line as the cost line a replay makes of its journal entry: the
 /// rate it was converted at is looked up again by the one conversion rule
 /// (`costs::convert`), which must give the stored amount.
-fn cost_line(ag: &Agreement, rates: &Rates, category: usize, l: &BLine<'_>) -> Option<CostLine> {
-    let rate = if l.currency == ag.currency.code() {
+fn cost_line(ag: &Agreement, rates: &Rates, category: usize, l: &BLine<'_>, quantity: Option<&Q>) -> Option<CostLine> {
+    let rest = l.rest()?;
+    let rate = if rest.currency == ag.currency.code() {
         None
     } else {
-        let c = ag.currency(l.currency)?;
-        let (v, rate) = costshare_core::costs::convert(ag, rates, &c, l.source_amount, l.date).ok()?;
+        let c = ag.currency(rest.currency)?;
+        let (v, rate) = costshare_core::costs::convert(ag, rates, &c, rest.source_amount, l.date).ok()?;
         (v == l.amount).then_some(())?;
         rate.map(|(d, r)| (d, r.clone()))
     };
-    let paid_by = match l.paid_by {
+    let paid_by = match rest.paid_by {
         0 => None,
         p => Some(p as usize - 1).filter(|&p| p < ag.parties.len()),
     };
-    (l.paid_by == 0 || paid_by.is_some()).then_some(())?;
+    (rest.paid_by == 0 || paid_by.is_some()).then_some(())?;
     Some(CostLine {
-        id: l.id.to_string(),
+        id: l.id()?.to_string(),
         date: l.date,
         category,
         amount: l.amount,
-        source_amount: l.source_amount,
-        currency: l.currency.to_string(),
+        source_amount: rest.source_amount,
+        currency: rest.currency.to_string(),
         rate,
-        quantity: l.quantity.clone(),
-        site: l.site.to_string(),
-        description: l.description.to_string(),
-        row: usize::try_from(l.seq).ok()?,
+        quantity: quantity.cloned(),
+        site: rest.site.to_string(),
+        description: rest.description.to_string(),
+        row: usize::try_from(rest.seq).ok()?,
         replaces: None,
         paid_by,
     })
 }
 
 /// Push a bucket's lines dated within `lo..=hi` onto `out`.
-fn decode_bucket_into<'a>(b: &'a [u8], lo: Date, hi: Date, out: &mut Vec<BLine<'a>>) -> Option<()> {
+fn decode_bucket_into<'a>(b: &'a [u8], lo: Date, hi: Date, out: &mut BLines<'a>) -> Option<()> {
     let mut r = R::new(b);
     if r.u32()? != FORMAT {
         return None;
     }
     let n = r.u32()? as usize;
     for _ in 0..n {
-        let l = read_bline(&mut r)?;
-        if l.date >= lo && l.date <= hi {
-            out.push(l);
-        }
+        out.read(&mut r, |d| d >= lo && d <= hi)?;
     }
     r.done().then_some(())
 }
@@ -625,8 +794,7 @@ fn insert_into_bucket(b: &[u8], line: &CostLine) -> Option<Vec<u8>> {
     let mut at = b.len();
     for _ in 0..n {
         let start = r.pos;
-        let l = read_bline(&mut r)?;
-        if (l.date, l.id.as_bytes()) > key {
+        if skip_line(&mut r)? > key {
             at = start;
             break;
         }
@@ -656,17 +824,40 @@ fn encode_shard<S: AsRef<str>>(ids: &[(S, u64, u64)]) -> Vec<u8> {
     w.0
 }
 
-fn decode_shard(b: &[u8]) -> Option<Vec<(String, u64, u64)>> {
+/// The entry that recorded `id` and the one that voided it, from a shard's
+/// bytes, without a string per id (`None`: the shard does not decode).
+fn shard_find(b: &[u8], id: &str) -> Option<Option<(u64, u64)>> {
     let mut r = R::new(b);
     if r.u32()? != FORMAT {
         return None;
     }
     let n = r.u32()? as usize;
-    let mut out = Vec::with_capacity(n.min(b.len() / 20));
+    let mut found = None;
     for _ in 0..n {
-        out.push((r.str()?.to_string(), r.u64()?, r.u64()?));
+        let k = r.u32()? as usize;
+        let this = r.take(k)?;
+        let (seq, void) = (r.u64()?, r.u64()?);
+        if found.is_none() && this == id.as_bytes() {
+            found = Some((seq, void));
+        }
     }
-    r.done().then_some(out)
+    r.done().then_some(found)
+}
+
+/// Append a new id, recorded by entry `seq`, to a shard's bytes.
+fn shard_push(b: &mut Vec<u8>, id: &str, seq: u64) -> Option<()> {
+    let mut r = R::new(b);
+    if r.u32()? != FORMAT {
+        return None;
+    }
+    let n = r.u32()?.checked_add(1)?;
+    b[4..8].copy_from_slice(&n.to_le_bytes());
+    let mut w = W(std::mem::take(b));
+    w.str(id);
+    w.u64(seq);
+    w.u64(0);
+    *b = w.0;
+    Some(())
 }
 
 fn shard_of(id: &str) -> u64 {
@@ -831,27 +1022,45 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) ->
     out
 }
 
-/// Add (`sign` = 1) or remove (−1) one line's parts from the totals (of
-/// version 0: late lines are taken in only while there is one version), and
-/// from the open totals when it is provisional until `open`.
-fn add_totals(meta: &mut Meta, category: usize, date: Date, site: &str, row: &[i64], open: Option<Date>, sign: i128) {
-    let mi = date.month_index();
-    for (p, &v) in row.iter().enumerate() {
-        if v == 0 {
-            continue;
+/// Moves of one category's totals (of version 0: late lines are taken in
+/// only while there is one version), summed per (party, month, site, date
+/// provisional until) before the meta's maps are touched: a pro-rata month
+/// moves thousands of lines, into a few dozen totals.
+#[derive(Default)]
+struct Moves<'s>(HashMap<(u16, i32, &'s str, Option<Date>), i128, state::BuildFx>);
+
+impl<'s> Moves<'s> {
+    /// Add (`sign` = 1) or remove (−1) one line's parts, provisional until
+    /// `open`.
+    fn add(&mut self, date: Date, site: &'s str, row: &[i64], open: Option<Date>, sign: i128) {
+        let mi = date.month_index();
+        for (p, &v) in row.iter().enumerate() {
+            if v != 0 {
+                *self.0.entry((p as u16, mi, site, open)).or_insert(0) += sign * v as i128;
+            }
         }
-        let key = (0, p as u16, category as u16, mi, site.to_string());
-        let e = meta.totals.entry(key.clone()).or_insert(0);
-        *e += sign * v as i128;
-        if *e == 0 {
-            meta.totals.remove(&key);
-        }
-        if let Some(d) = open {
-            let key = (0, p as u16, category as u16, mi, site.to_string(), d);
-            let e = meta.open_totals.entry(key.clone()).or_insert(0);
-            *e += sign * v as i128;
+    }
+
+    /// Into the totals, and the open totals for lines provisional until a
+    /// date; a total that comes to zero is dropped.
+    fn apply(self, meta: &mut Meta, category: usize) {
+        for ((p, mi, site, open), t) in self.0 {
+            if t == 0 {
+                continue;
+            }
+            let key = (0, p, category as u16, mi, site.to_string());
+            let e = meta.totals.entry(key.clone()).or_insert(0);
+            *e += t;
             if *e == 0 {
-                meta.open_totals.remove(&key);
+                meta.totals.remove(&key);
+            }
+            if let Some(d) = open {
+                let key = (0, p, category as u16, mi, site.to_string(), d);
+                let e = meta.open_totals.entry(key.clone()).or_insert(0);
+                *e += t;
+                if *e == 0 {
+                    meta.open_totals.remove(&key);
+                }
             }
         }
     }
@@ -1063,7 +1272,7 @@ pub fn lines(
 pub struct TiedBlobs {
     category: usize,
     range: (Date, Date),
-    blobs: Vec<(String, Vec<u8>)>,
+    blobs: Vec<(String, Payload)>,
 }
 
 /// Read the buckets of version `v`'s category `c` (its index in that
@@ -1076,12 +1285,9 @@ pub fn tied_blobs(
     (lo, hi): (Date, Date),
 ) -> Result<TiedBlobs, StoreError> {
     let (m0, m1) = (lo.max(ag.start).month_index(), hi.min(ag.end).month_index());
-    let mut blobs = Vec::new();
-    for m in m0..=m1 {
-        let key = bucket_key(v, c, m);
-        let b = need(backend, &key)?;
-        blobs.push((key, b));
-    }
+    let keys: Vec<String> = (m0..=m1).map(|m| bucket_key(v, c, m)).collect();
+    let blobs = need_many(backend, &keys)?;
+    let blobs = keys.into_iter().zip(blobs).collect();
     Ok(TiedBlobs {
         category: c,
         range: (lo, hi),
@@ -1096,7 +1302,7 @@ impl TiedBlobs {
         let (lo, hi) = self.range;
         let bytes: usize = self.blobs.iter().map(|(_, b)| b.len()).sum();
         let n: usize = self.blobs.iter().filter_map(|(_, b)| bucket_len(b)).sum();
-        let mut lines = Vec::with_capacity(n.min(bytes / 32));
+        let mut lines = BLines::with_capacity(n.min(bytes / 32));
         for (key, b) in &self.blobs {
             decode_bucket_into(b, lo, hi, &mut lines).ok_or_else(|| damaged(key))?;
         }
@@ -1111,45 +1317,49 @@ impl TiedBlobs {
 /// buckets, as the allocator and the literal oracle read them.
 pub struct TiedLines<'a> {
     category: usize,
-    lines: Vec<BLine<'a>>,
+    lines: BLines<'a>,
 }
 
 impl TiedLines<'_> {
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.lines.lines.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.lines.lines.is_empty()
     }
     /// Where the line `id` recorded by entry `seq` is.
     pub fn position(&self, seq: u64, id: &str) -> Option<usize> {
-        self.lines.iter().position(|l| l.seq == seq && l.id == id)
+        self.lines
+            .lines
+            .iter()
+            .position(|l| l.id == id.as_bytes() && l.rest().is_some_and(|r| r.seq == seq))
     }
     /// Line `k` as the cost line a replay makes of its entry (under `ag`,
     /// the version the view was read from).
     pub fn cost_line(&self, ag: &Agreement, rates: &Rates, k: usize) -> Option<CostLine> {
-        cost_line(ag, rates, self.category, self.lines.get(k)?)
+        let l = self.lines.lines.get(k)?;
+        cost_line(ag, rates, self.category, l, self.lines.quantity(l))
     }
 }
 
 impl alloc::Lines for TiedLines<'_> {
     fn count(&self) -> usize {
-        self.lines.len()
+        self.lines.lines.len()
     }
     fn date(&self, i: usize) -> Date {
-        self.lines[i].date
+        self.lines.lines[i].date
     }
     fn category(&self, _: usize) -> usize {
         self.category
     }
     fn amount(&self, i: usize) -> i64 {
-        self.lines[i].amount
+        self.lines.lines[i].amount
     }
     fn quantity(&self, i: usize) -> Option<&Q> {
-        self.lines[i].quantity.as_ref()
+        self.lines.quantity(&self.lines.lines[i])
     }
     fn id(&self, i: usize) -> &[u8] {
-        self.lines[i].id.as_bytes()
+        self.lines.lines[i].id
     }
 }
 
@@ -1170,10 +1380,13 @@ fn read_bucket(
     (r.u32() == Some(FORMAT)).then_some(()).ok_or_else(bad)?;
     let n = r.u32().ok_or_else(bad)? as usize;
     out.reserve(n.min(b.len()));
+    let mut one = BLines::with_capacity(1);
     for _ in 0..n {
-        let l = read_bline(&mut r).ok_or_else(bad)?;
-        if l.date >= lo && l.date <= hi {
-            out.push(cost_line(ag, rates, c, &l).ok_or_else(bad)?);
+        one.lines.clear();
+        one.qty.clear();
+        one.read(&mut r, |d| d >= lo && d <= hi).ok_or_else(bad)?;
+        if let Some(l) = one.lines.first() {
+            out.push(cost_line(ag, rates, c, l, one.quantity(l)).ok_or_else(bad)?);
         }
     }
     r.done().then_some(()).ok_or_else(bad)
@@ -1302,9 +1515,10 @@ pub fn add_lines(
     new: Vec<(CostLine, u64)>,
 ) -> Result<(LateImpact, Vec<Blob>), StoreError> {
     // buckets as stored (a bucket a new line goes into is re-encoded)
-    let mut buckets: BTreeMap<(usize, i32), Vec<u8>> = BTreeMap::new();
+    let mut buckets: BTreeMap<(usize, i32), Payload> = BTreeMap::new();
     let mut dirty: std::collections::BTreeSet<(usize, i32)> = Default::default();
-    let mut shards: BTreeMap<u64, Vec<(String, u64, u64)>> = BTreeMap::new();
+    // shards as stored, each new id appended to its bytes
+    let mut shards: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut impact = LateImpact {
         parties: ag
             .parties
@@ -1322,65 +1536,75 @@ pub fn add_lines(
         let c = line.category;
         let (lo, hi) = alloc::tied_range(ag, c, line.date);
         let (m0, m1) = (lo.month_index(), hi.month_index());
-        for m in m0..=m1 {
-            if let std::collections::btree_map::Entry::Vacant(e) = buckets.entry((c, m)) {
-                let key = bucket_key(0, c, m);
-                e.insert(need(backend, &key)?);
-            }
+        let months: Vec<i32> = (m0..=m1).filter(|m| !buckets.contains_key(&(c, *m))).collect();
+        let keys: Vec<String> = months.iter().map(|&m| bucket_key(0, c, m)).collect();
+        for (m, b) in months.into_iter().zip(need_many(backend, &keys)?) {
+            buckets.insert((c, m), b);
         }
         // the tied lines, in (date, id) order, without and with the new one
         let room: usize = (m0..=m1).filter_map(|m| bucket_len(&buckets[&(c, m)])).sum();
-        let mut tied = Tied(Vec::with_capacity(room + 1));
+        let mut tied = Tied(BLines::with_capacity(room + 1));
         for m in m0..=m1 {
             decode_bucket_into(&buckets[&(c, m)], lo, hi, &mut tied.0).ok_or_else(|| damaged(&bucket_key(0, c, m)))?;
         }
+        // the new line as a bucket holds it, read back as the others are
+        let mine = encode_bucket(std::iter::once(&line));
         // the allocator sees one category (index 0 of a one-category view)
         let one = single_category(ag, c);
-        let a0 = alloc::allocate_lines(&one, &tied, ag.start);
-        let k = tied.0.len();
-        tied.0.push(BLine {
-            id: &line.id,
-            date: line.date,
-            amount: line.amount,
-            quantity: line.quantity.clone(),
-            site: &line.site,
-            seq,
-            source_amount: line.source_amount,
-            currency: &line.currency,
-            description: &line.description,
-            paid_by: line.paid_by.map_or(0, |p| p as u32 + 1),
-        });
-        let a1 = alloc::allocate_lines(&one, &tied, ag.start);
-        impact.reallocated += tied.0.len();
-        for (i, l) in tied.0[..k].iter().enumerate() {
-            let (r0, r1) = (a0.row(i), a1.row(i));
-            let (o0, o1) = (a0.open_until[i], a1.open_until[i]);
-            if r0 != r1 || o0 != o1 {
-                add_totals(meta, c, l.date, l.site, r0, o0, -1);
-                add_totals(meta, c, l.date, l.site, r1, o1, 1);
+        decode_bucket_into(&mine, line.date, line.date, &mut tied.0).ok_or_else(|| damaged("meta"))?;
+        // the new line where it sorts: the tied lines stay in (date, id) order,
+        // which the allocator then takes as it is (`alloc::line_order`)
+        let new = tied.0.lines.pop().ok_or_else(|| damaged("meta"))?;
+        let k = tied.0.lines.partition_point(|l| (l.date, l.id) < (new.date, new.id));
+        tied.0.lines.insert(k, new);
+        // the tied lines without and with the new one: two allocations that do
+        // not depend on each other, the first on a second core
+        let (a0, a1) = both(
+            || alloc::allocate_lines(&one, &Without(&tied, k), ag.start),
+            || alloc::allocate_lines(&one, &tied, ag.start),
+        );
+        impact.reallocated += tied.0.lines.len();
+        let mut moves = Moves::default();
+        for (i, l) in tied.0.lines.iter().enumerate() {
+            // line i here was line i0 before the new line came in
+            let i0 = match i.cmp(&k) {
+                std::cmp::Ordering::Less => i,
+                std::cmp::Ordering::Equal => continue,
+                std::cmp::Ordering::Greater => i - 1,
+            };
+            let (r0, r1) = (a0.row(i0), a1.row(i));
+            let (o0, o1) = (a0.open_until[i0], a1.open_until[i]);
+            if r0 == r1 && o0 == o1 {
+                continue;
             }
+            let bad = || damaged(&bucket_key(0, c, l.date.month_index()));
+            let site = l.rest().ok_or_else(bad)?.site;
+            moves.add(l.date, site, r0, o0, -1);
+            moves.add(l.date, site, r1, o1, 1);
             if r0 != r1 {
-                let d = changed.entry(l.id.to_string()).or_insert_with(|| vec![0; r0.len()]);
+                let id = l.id().ok_or_else(bad)?;
+                let d = changed.entry(id.to_string()).or_insert_with(|| vec![0; r0.len()]);
                 for ((x, a), b) in d.iter_mut().zip(r1).zip(r0) {
                     *x += a - b;
                 }
             }
-            if a0.open_until[i] != a1.open_until[i] {
+            if o0 != o1 {
                 let mi = l.date.month_index();
-                if let Some(d) = a0.open_until[i] {
+                if let Some(d) = o0 {
                     let n = meta.open.entry((mi, d)).or_insert(0);
                     *n = n.saturating_sub(1);
                     if *n == 0 {
                         meta.open.remove(&(mi, d));
                     }
                 }
-                if let Some(d) = a1.open_until[i] {
+                if let Some(d) = o1 {
                     *meta.open.entry((mi, d)).or_insert(0) += 1;
                 }
             }
         }
+        moves.add(line.date, &line.site, a1.row(k), a1.open_until[k], 1);
+        moves.apply(meta, c);
         drop(tied);
-        add_totals(meta, c, line.date, &line.site, a1.row(k), a1.open_until[k], 1);
         if let Some(d) = a1.open_until[k] {
             *meta.open.entry((line.date.month_index(), d)).or_insert(0) += 1;
         }
@@ -1390,16 +1614,15 @@ pub fn add_lines(
         let m = line.date.month_index();
         let key = bucket_key(0, c, m);
         let stored = buckets.get_mut(&(c, m)).ok_or_else(|| damaged(&key))?;
-        *stored = insert_into_bucket(stored, &line).ok_or_else(|| damaged(&key))?;
+        *stored = Payload::of(insert_into_bucket(stored, &line).ok_or_else(|| damaged(&key))?);
         dirty.insert((c, m));
         let s = shard_of(&line.id);
         if let std::collections::btree_map::Entry::Vacant(e) = shards.entry(s) {
             let key = shard_key(s);
-            let b = need(backend, &key)?;
-            e.insert(decode_shard(&b).ok_or_else(|| damaged(&key))?);
+            e.insert(need(backend, &key)?.into_vec());
         }
         if let Some(sh) = shards.get_mut(&s) {
-            sh.push((line.id, seq, 0));
+            shard_push(sh, &line.id, seq).ok_or_else(|| damaged(&shard_key(s)))?;
         }
     }
     // lines added in this call are not "earlier lines"
@@ -1410,11 +1633,11 @@ pub fn add_lines(
     let mut blobs = Vec::new();
     for (c, m) in dirty {
         if let Some(b) = buckets.remove(&(c, m)) {
-            blobs.push((bucket_key(0, c, m), b));
+            blobs.push((bucket_key(0, c, m), b.into_vec()));
         }
     }
-    for (s, ids) in &shards {
-        blobs.push((shard_key(*s), encode_shard(ids)));
+    for (s, b) in shards {
+        blobs.push((shard_key(s), b));
     }
     Ok((impact, blobs))
 }
@@ -1451,11 +1674,8 @@ pub struct Recorded {
 pub fn lookup(backend: &mut dyn Backend, id: &str) -> Result<Option<Recorded>, StoreError> {
     let key = shard_key(shard_of(id));
     let b = need(backend, &key)?;
-    let ids = decode_shard(&b).ok_or_else(|| damaged(&key))?;
-    Ok(ids
-        .iter()
-        .find(|(i, _, _)| i == id)
-        .map(|&(_, seq, void)| Recorded { seq, void }))
+    let found = shard_find(&b, id).ok_or_else(|| damaged(&key))?;
+    Ok(found.map(|(seq, void)| Recorded { seq, void }))
 }
 
 /// The blob key of `id`'s shard (what an entry the shard names is read as).

@@ -1379,7 +1379,7 @@ impl Ledger {
             if fresh {
                 for (k, v) in &blobs {
                     match derived::get(self.backend.as_mut(), k) {
-                        Ok(Some(p)) if p == *v => {}
+                        Ok(Some(p)) if *p == **v => {}
                         Ok(_) | Err(StoreError::Cache(_)) => {
                             bad = Some(k.clone());
                             break;

@@ -307,6 +307,28 @@ impl Backend for Pg {
             .transpose()
     }
 
+    fn cache_get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.len() <= 1 || !self.cache_table {
+            return keys.iter().map(|k| self.cache_get(k)).collect();
+        }
+        // one round trip for all of them
+        let rows = self
+            .client
+            .query("SELECT k, v FROM cache WHERE k = ANY($1)", &[&keys])
+            .map_err(db)?;
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let at: std::collections::HashMap<&str, usize> =
+            keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        for r in &rows {
+            let k: &str = r.try_get(0).map_err(db)?;
+            if let Some(&i) = at.get(k) {
+                // a value of another type is a damaged blob
+                out[i] = Some(r.try_get(1).map_err(|_| StoreError::Cache(k.to_string()))?);
+            }
+        }
+        Ok(out)
+    }
+
     fn cache_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         if !self.cache_table {
             self.client

@@ -529,14 +529,19 @@ fn changed_text(c: &Changes) -> String {
         plural(changed.len()),
         moves.join(", ")
     ));
+    // the five largest moves, ties by id: a pro-rata month moves thousands
+    // of lines, so pick them out and sort those five (no string per compare)
+    let largest = |d: &[i64]| d.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    let order = |a: &&(String, Vec<i64>), b: &&(String, Vec<i64>)| {
+        largest(&b.1).cmp(&largest(&a.1)).then_with(|| a.0.cmp(&b.0))
+    };
     let mut biggest: Vec<&(String, Vec<i64>)> = changed.iter().collect();
-    biggest.sort_by_key(|(id, d)| {
-        (
-            std::cmp::Reverse(d.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0)),
-            id.clone(),
-        )
-    });
-    for (id, d) in biggest.into_iter().take(5) {
+    if biggest.len() > 5 {
+        biggest.select_nth_unstable_by(4, order);
+        biggest.truncate(5);
+    }
+    biggest.sort_unstable_by(order);
+    for (id, d) in biggest {
         let parts: Vec<String> = parties
             .iter()
             .zip(d)
