@@ -1346,7 +1346,7 @@ impl Ledger {
         self.backend.begin_read()?;
         let out = (|| -> Result<Result<(Chain, Option<DerivedStatus>), Verified>, LedgerError> {
             let backend = self.backend.as_mut();
-            let chain = match read_chain(backend, want, &mut |_| Ok(()))? {
+            let chain = match read_chain_split(backend, want)? {
                 Ok(chain) => chain,
                 Err(bad) => return Ok(Err(bad)),
             };
@@ -1482,12 +1482,17 @@ impl Chain {
     /// whether its hash is `want`.
     fn step(&mut self, s: backend::StoredRef<'_>, want: Option<&str>) -> Result<Entry, Verified> {
         let e = check_link(self, s).map_err(|message| Verified::Bad { seq: s.seq, message })?;
+        self.moved_past(s, want);
+        Ok(e)
+    }
+
+    /// Past the row `s` (its link checked), noting whether its hash is `want`.
+    fn moved_past(&mut self, s: backend::StoredRef<'_>, want: Option<&str>) {
         if want == Some(s.hash) && self.at.is_none() {
             self.at = Some(s.seq);
         }
         self.entries = s.seq;
         s.hash.clone_into(&mut self.head);
-        Ok(e)
     }
 
     /// The verified chain does not end at the expected head `want`.
@@ -1525,20 +1530,7 @@ fn read_chain(
     if let Some(b) = bad {
         return Ok(Err(b));
     }
-    match read {
-        Ok(()) => Ok(Ok(chain)),
-        Err(StoreError::ColumnType {
-            seq,
-            column,
-            expected,
-            found,
-            ..
-        }) => Ok(Err(Verified::Bad {
-            seq,
-            message: format!("its `{column}` is stored as {found}, not {expected}"),
-        })),
-        Err(e) => Err(e.into()),
-    }
+    Ok(column_bad(read)?.map_or(Ok(chain), Err))
 }
 
 /// Decoded entries go to the replaying thread in batches of this many, at
@@ -1597,9 +1589,17 @@ fn verify_journal(
 }
 
 /// One entry's place in the chain after `chain`: its seq, `prev_hash` and
-/// hash, its bytes decoded and saying its seq, and a statement's `head=`
-/// naming the entry before it. `Err`: what is wrong with it.
+/// hash ([`check_chain_link`]), its bytes decoded and saying its seq, and a
+/// statement's `head=` naming the entry before it ([`check_body`]). `Err`:
+/// what is wrong with it.
 pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Entry, String> {
+    check_chain_link(chain, s)?;
+    check_body(s.seq, &chain.head, s.body)
+}
+
+/// The first half of [`check_link`]: the entry's seq follows the chain's,
+/// its `prev_hash` is the chain's head, and its bytes hash to its `hash`.
+fn check_chain_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<(), String> {
     let expect_seq = chain.entries + 1;
     let prev = &chain.head;
     if s.seq != expect_seq {
@@ -1614,12 +1614,20 @@ pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Ent
             expect_seq - 1
         ));
     }
-    let h = journal::chain_hash(prev, s.body);
-    if h != s.hash {
+    let h = journal::chain_digest(prev, s.body);
+    if !journal::is_hex_of(s.hash, &h) {
+        let h = journal::hex(&h);
         return Err(format!("its bytes hash to {h}, not the stored {}", s.hash));
     }
-    let e = journal::decode(s.body).map_err(|d| format!("its bytes do not read as an entry: {}", d.0))?;
-    if e.seq != s.seq {
+    Ok(())
+}
+
+/// The second half of [`check_link`], for entry `seq` whose previous hash
+/// (checked) is `prev`: its bytes decode, say `seq`, and a statement's
+/// `head=` is `prev`.
+fn check_body(seq: u64, prev: &str, body: &[u8]) -> Result<Entry, String> {
+    let e = journal::decode(body).map_err(|d| format!("its bytes do not read as an entry: {}", d.0))?;
+    if e.seq != seq {
         return Err(format!("its bytes say entry {}", e.seq));
     }
     if let Body::Close { period, head, .. } = &e.body
@@ -1629,10 +1637,106 @@ pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Ent
         // the head it was issued after is still the entry before it
         return Err(format!(
             "the {period} statement was issued after journal head {head}, but entry {} hashes to {prev} (entries before it were changed, removed or added)",
-            expect_seq - 1
+            seq - 1
         ));
     }
     Ok(e)
+}
+
+/// Entries' bytes on their way from the reading thread to the decoding one
+/// ([`read_chain_split`]): each entry's previous hash and body, back to back
+/// in one buffer, with its seq and where each ends (no allocation per entry).
+#[derive(Default)]
+struct Bodies {
+    bytes: Vec<u8>,
+    /// (seq, end of its previous hash, end of its body) in `bytes`.
+    ends: Vec<(u64, usize, usize)>,
+}
+
+/// Bodies go to the decoding thread in batches of about this many bytes, at
+/// most [`VERIFY_BATCHES_AHEAD`] batches ahead: flat memory.
+const VERIFY_BATCH_BYTES: usize = 1 << 20;
+
+/// [`read_chain`] for the integrity check, on two threads: this one reads
+/// the rows and checks each link ([`check_chain_link`]: seq, previous hash,
+/// recomputed hash), and hands the bytes in batches to a second one, which
+/// decodes each ([`check_body`]); nothing decoded is kept. The failure named
+/// is the first in journal order, whichever thread finds it, with
+/// [`check_link`]'s message.
+fn read_chain_split(backend: &mut dyn Backend, want: Option<&str>) -> Result<Result<Chain, Verified>, LedgerError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Bodies>(VERIFY_BATCHES_AHEAD);
+    std::thread::scope(|scope| {
+        let decode = scope.spawn(move || {
+            for b in rx {
+                let mut at = 0;
+                for &(seq, prev_end, end) in &b.ends {
+                    let prev = std::str::from_utf8(&b.bytes[at..prev_end]).unwrap_or_default();
+                    if let Err(message) = check_body(seq, prev, &b.bytes[prev_end..end]) {
+                        return Some(Verified::Bad { seq, message });
+                    }
+                    at = end;
+                }
+            }
+            None
+        });
+        let mut chain = Chain::new();
+        let mut bad: Option<Verified> = None;
+        let mut batch = Bodies::default();
+        let read = backend.for_each_stored(&mut |s| {
+            if let Err(message) = check_chain_link(&chain, s) {
+                bad = Some(Verified::Bad { seq: s.seq, message });
+                return Err(StoreError::Db("verify stopped at a bad entry".into()));
+            }
+            batch.bytes.extend_from_slice(s.prev_hash.as_bytes());
+            let prev_end = batch.bytes.len();
+            batch.bytes.extend_from_slice(s.body);
+            batch.ends.push((s.seq, prev_end, batch.bytes.len()));
+            chain.moved_past(s, want);
+            if batch.bytes.len() >= VERIFY_BATCH_BYTES {
+                let full = std::mem::take(&mut batch);
+                if tx.send(full).is_err() {
+                    // it stopped at a bad entry: the rest of the journal does not matter
+                    return Err(StoreError::Db("verify stopped at a bad entry".into()));
+                }
+            }
+            Ok(())
+        });
+        if !batch.ends.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        let decode_bad = match decode.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        // the decoding thread saw only entries before this thread's failure
+        if let Some(b) = decode_bad {
+            return Ok(Err(b));
+        }
+        if let Some(b) = bad {
+            return Ok(Err(b));
+        }
+        Ok(column_bad(read)?.map_or(Ok(chain), Err))
+    })
+}
+
+/// A column of another type than the schema's is that entry's failure;
+/// another error is returned as it is.
+fn column_bad(read: Result<(), StoreError>) -> Result<Option<Verified>, LedgerError> {
+    match read {
+        Ok(()) => Ok(None),
+        Err(StoreError::ColumnType {
+            seq,
+            column,
+            expected,
+            found,
+            ..
+        }) => Ok(Some(Verified::Bad {
+            seq,
+            message: format!("its `{column}` is stored as {found}, not {expected}"),
+        })),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The replaying side of [`verify_journal`]: each statement re-derived from
