@@ -65,7 +65,12 @@ fn put(l: &str, k: &str, v: &[u8]) {
 /// of every other blob one in its header or checksum, one in its payload.
 fn positions(k: &str, len: usize) -> Vec<usize> {
     if k == "meta" {
-        return (0..len).collect();
+        // every byte of its header and figures; of its table of the other
+        // blobs' seals (32 bytes and a key per blob, most of its length),
+        // every 61st byte and the last ones: a flip anywhere fails the one
+        // seal over all of it, and 12 KB flipped byte by byte (three
+        // commands each) ran for far longer than a test should
+        return (0..len).filter(|&i| i < 768 || i % 61 == 0 || i + 64 >= len).collect();
     }
     let h = k.len() * 7 % 100;
     vec![h.min(len - 1), len - 1]
