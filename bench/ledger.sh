@@ -9,9 +9,10 @@
 # Steps: init; record N new lines; record the same file again (a no-op); the
 # first report after the bulk load; report again; late lines whose caps reset
 # monthly, yearly and once a term (--impact); allocate, explain, history --id,
-# close, adjustments on the ledger; verify; then amend and report, explain and
-# allocate after it. Prints wall seconds and peak memory (GNU time's maximum
-# resident set size) for each step.
+# close, adjustments on the ledger; verify (the integrity check) and verify
+# --deep (statements re-derived, the derived state rebuilt and compared); then
+# amend and report, explain and allocate after it. Prints wall seconds and
+# peak memory (GNU time's maximum resident set size) for each step.
 #
 #   bench/ledger.sh [N]                 (default 1000000; SQLite)
 #   bench/ledger.sh --postgres [N]      (a fresh database on 127.0.0.1:5432)
@@ -76,6 +77,7 @@ step "history --id" $B history "$L" --id B00000042
 step "adjustments" $B adjustments "$L" --as-of 2026-11-29
 step "close FY2022" $B close "$L" --period FY2022 --as-of 2026-11-29
 step "verify" $B verify "$L"
+step "verify --deep" $B verify "$L" --deep
 if [[ $PG == 0 ]]; then
   sqlite3 "$L" "SELECT body FROM journal ORDER BY seq" > "$W/journal.bytes"
   echo "journal: $(du -h "$W/journal.bytes" | cut -f1) of entry bytes; ledger file $(du -h "$L" | cut -f1)"

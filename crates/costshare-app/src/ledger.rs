@@ -567,7 +567,7 @@ fn history_derived(
     use costshare_store::derived;
     use costshare_store::journal::Body;
     let mut entries = Vec::new();
-    if let Some(rec) = derived::lookup(b, want)? {
+    if let Some(rec) = derived::lookup(b, &meta, want)? {
         let (e, body) = derived::line_entry(b, want, rec.seq)?;
         let mut source = String::new();
         if (1..=meta.seq).contains(&body.batch)
@@ -633,11 +633,16 @@ pub struct VerifyResult {
     pub entries: u64,
     pub head: String,
     pub derived: DerivedStatus,
+    /// `--deep` ran: statements re-derived, the derived state compared with
+    /// a rebuild (otherwise the integrity check alone).
+    pub deep: bool,
 }
 
-/// `verify`: the hash chain recomputed, every closed statement re-derived,
-/// the derived state compared with a rebuild. A damaged derived state is an
-/// error unless `opts.repair` (then it is rebuilt, and the result says so).
+/// `verify`: the hash chain recomputed, the derived state's seals checked;
+/// with `opts.deep` (or `opts.repair`, which implies it) every closed
+/// statement re-derived and the derived state compared with a rebuild. A
+/// damaged derived state is an error unless `opts.repair` (then it is
+/// rebuilt, and the result says so).
 pub fn verify(target: &str, opts: &VerifyOptions) -> Result<VerifyResult, AppError> {
     let mut l = Ledger::open(target)?;
     match l.verify_with(opts)? {
@@ -645,13 +650,24 @@ pub fn verify(target: &str, opts: &VerifyOptions) -> Result<VerifyResult, AppErr
             entries,
             head,
             derived: DerivedStatus::Damaged { key },
+            ..
         } => Err(AppError::DerivedDamaged {
             ledger: target.to_string(),
             key,
             entries,
             head,
         }),
-        Verified::Ok { entries, head, derived } => Ok(VerifyResult { entries, head, derived }),
+        Verified::Ok {
+            entries,
+            head,
+            derived,
+            deep,
+        } => Ok(VerifyResult {
+            entries,
+            head,
+            derived,
+            deep,
+        }),
         Verified::Bad { seq, message } => Err(AppError::VerifyFailed { seq, message }),
         Verified::HeadMismatch {
             expected,

@@ -404,7 +404,7 @@ pub fn explain_derived(
 ) -> Result<Option<Result<ExplainResult, AppError>>, AppError> {
     let mut l = Ledger::open(target)?;
     let found = l.read_derived(|backend, meta| {
-        let Some(rec) = derived::lookup(backend, id)? else {
+        let Some(rec) = derived::lookup(backend, &meta, id)? else {
             return Ok(Found::Missing);
         };
         if rec.void != 0 {
@@ -421,7 +421,7 @@ pub fn explain_derived(
         let c = ag.category_index(&body.category).ok_or_else(damaged)?;
         let rates = derived::rates(backend, &meta)?;
         let carry = meta.carries.get(v).ok_or_else(|| StoreError::Cache("meta".into()))?;
-        let blobs = derived::tied_blobs(backend, ag, v, c, alloc::tied_range(ag, c, date))?;
+        let blobs = derived::tied_blobs(backend, &meta, ag, v, c, alloc::tied_range(ag, c, date))?;
         let tied = blobs.view()?;
         let idx = tied.position(rec.seq, id).ok_or_else(damaged)?;
         let line = tied.cost_line(ag, &rates, idx).ok_or_else(damaged)?;

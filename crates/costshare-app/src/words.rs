@@ -176,7 +176,7 @@ pub fn error(e: &AppError) -> String {
             entries,
             head,
         } => format!(
-            "costshare: verify: the journal verifies ({entries} entries, head {head}), but the derived state is damaged: blob `{key}` does not match its checksum or the journal\ncommands do not use it (they replay the journal); rebuild it with `costshare verify --repair {ledger}`"
+            "costshare: verify: the journal verifies ({entries} entries, head {head}), but the derived state is damaged: blob `{key}` does not match its checksum, its meta or the journal\ncommands do not use it (they replay the journal); rebuild it with `costshare verify --repair {ledger}`"
         ),
         AppError::HeadMismatch {
             ledger,

@@ -248,12 +248,20 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Recompute the hash chain, re-derive every closed statement, check the derived state.
-    #[command(after_help = "Examples:\n  costshare verify sma.ledger\n  costshare verify sma.ledger --repair")]
+    /// Recompute the hash chain and check the derived state's seals; with --deep, also re-derive
+    /// every closed statement and compare the derived state with a rebuild.
+    #[command(
+        after_help = "Examples:\n  costshare verify sma.ledger\n  costshare verify sma.ledger --expect-head HEAD   # HEAD: the hash the last write printed\n  costshare verify sma.ledger --deep\n  costshare verify sma.ledger --repair\n\nBy default verify is the integrity check, streaming the journal once in memory that does not\ngrow with it: every entry's seq, previous hash, recomputed hash and bytes; the derived state's\nmeta sealed under the head, and every bucket and id shard the one the meta names. It does not\nreplay the journal: closed statements are not re-derived. --deep replays it (seconds and\nabout a gigabyte at a million lines): each statement re-derived against the entries before it,\nthe derived state compared with a rebuild, blob for blob. --repair rebuilds a damaged derived\nstate; the rebuild is the replay's, so --repair implies --deep. A derived state missing or\nolder than the head is rebuilt from a replay too: then the deep check runs, and says so."
+    )]
     Verify {
         /// The ledger.
         ledger: String,
-        /// Rebuild a damaged derived state from the journal (without it, damage exits 1).
+        /// Also replay the journal: re-derive every closed statement, compare the derived state
+        /// with a rebuild from the journal (the default checks the chain and the seals only).
+        #[arg(long)]
+        deep: bool,
+        /// Rebuild a damaged derived state from the journal (without it, damage exits 1);
+        /// implies --deep.
         #[arg(long)]
         repair: bool,
         /// The journal must end at this head hash (as printed by the last command that wrote it);
@@ -676,10 +684,15 @@ fn run(command: Command) -> Result<String, AppError> {
         } => render::history(&ledger::history(&target, id.as_deref())?, format.into()),
         Command::Verify {
             ledger: target,
+            deep,
             repair,
             expect_head,
         } => {
-            let opts = VerifyOptions { repair, expect_head };
+            let opts = VerifyOptions {
+                deep,
+                repair,
+                expect_head,
+            };
             render::verify(&ledger::verify(&target, &opts)?)
         }
         Command::Demo {

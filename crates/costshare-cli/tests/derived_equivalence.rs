@@ -388,7 +388,7 @@ fn assert_fresh(c: &Case, what: &str) {
     );
     assert_eq!(code, 0, "{what}: {err}");
     assert!(err.contains("report path: derived state, every line"), "{what}: {err}");
-    let v = ok(&["verify", l]);
+    let v = ok(&["verify", l, "--deep"]);
     assert!(v.contains("derived state: matches the journal"), "{what}: {v}");
 }
 
@@ -851,7 +851,7 @@ fn damage(c: &Case, d: &Dir) {
         );
         // a read that met the damage rewrote the derived state; a shard no
         // read uses stays damaged, and `verify` still says so
-        let (code, out, err) = run_env(&["verify", l], &NOW);
+        let (code, out, err) = run_env(&["verify", l, "--deep"], &NOW);
         if key.starts_with("i/") {
             assert_eq!(code, 1, "{}: {what}: verify\n{out}{err}", c.name);
             assert!(err.contains(&format!("blob `{key}`")), "{}: {what}: {err}", c.name);
@@ -961,7 +961,7 @@ fn a_filtered_report_says_and_rewrites_a_damaged_bucket() {
     let (code, out, err) = run_env(&args, &[("COSTSHARE_REPORT_PATH", "explain")]);
     assert_eq!((code, &out), (0, &replay.1), "{err}");
     assert!(err.starts_with(&warning(&l, k)), "{err}");
-    assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+    assert!(ok(&["verify", &l, "--deep"]).contains("derived state: matches the journal"));
     let (_, again, err) = run_env(&args, &[("COSTSHARE_REPORT_PATH", "explain")]);
     assert_eq!(again, out);
     assert_eq!(err, "costshare: report path: derived state, every line\n");

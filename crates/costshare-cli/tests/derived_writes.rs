@@ -137,7 +137,7 @@ impl Twin {
     /// Both derived states match a rebuild from the journal.
     fn verify(&self) {
         for l in [&self.fast, &self.full] {
-            let (code, out, err) = run_env(&["verify", l], &[]);
+            let (code, out, err) = run_env(&["verify", l, "--deep"], &[]);
             assert_eq!(code, 0, "{err}");
             assert!(out.contains("derived state: matches the journal"), "{out}");
         }

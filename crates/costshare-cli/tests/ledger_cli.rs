@@ -110,6 +110,18 @@ fn ledger_outputs_equal_the_file_forms() {
     assert!(ex.contains("journal entry: ") && ex.contains("shared pro rata"), "{ex}");
     let v = ok(&["verify", &l]);
     assert!(v.starts_with("ok: 1523 journal entries verified"), "{v}");
+    // the default is the integrity check, and says what it did not do
+    assert!(
+        v.contains("statements not re-derived (verify --deep re-derives them)")
+            && v.contains("derived state: sealed under the head"),
+        "{v}"
+    );
+    let deep = ok(&["verify", &l, "--deep"]);
+    assert!(
+        deep.starts_with("ok: 1523 journal entries verified; every closed statement re-derived")
+            && deep.contains("derived state: matches the journal"),
+        "{deep}"
+    );
     // usage: --ledger excludes the file inputs
     assert_eq!(
         run(&["allocate", "--ledger", &l, "--costs", &c, "--format", "csv"]).0,
@@ -401,7 +413,7 @@ fn a_report_after_a_bulk_load_rebuilds_the_derived_state() {
     ]);
     assert_eq!(after, file);
     assert_ne!(before, after);
-    let out = ok(&["verify", &l]);
+    let out = ok(&["verify", &l, "--deep"]);
     assert!(out.contains("derived state: matches the journal"), "{out}");
 }
 
@@ -435,7 +447,7 @@ fn rates_that_would_overflow_a_recorded_line_are_refused() {
     );
     // still usable
     ok(&["report", "--ledger", &l, "--by", "party", "--format", "csv"]);
-    let out = ok(&["verify", &l]);
+    let out = ok(&["verify", &l, "--deep"]);
     assert!(out.contains("derived state: matches the journal"), "{out}");
 }
 

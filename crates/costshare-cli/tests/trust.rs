@@ -65,7 +65,12 @@ fn put(l: &str, k: &str, v: &[u8]) {
 /// of every other blob one in its header or checksum, one in its payload.
 fn positions(k: &str, len: usize) -> Vec<usize> {
     if k == "meta" {
-        return (0..len).collect();
+        // every byte of its header and figures; of its table of the other
+        // blobs' seals (32 bytes and a key per blob, most of its length),
+        // every 61st byte and the last ones: a flip anywhere fails the one
+        // seal over all of it, and 12 KB flipped byte by byte (three
+        // commands each) ran for far longer than a test should
+        return (0..len).filter(|&i| i < 768 || i % 61 == 0 || i + 64 >= len).collect();
     }
     let h = k.len() * 7 % 100;
     vec![h.min(len - 1), len - 1]
@@ -100,7 +105,7 @@ fn a_damaged_derived_state_never_prints_wrong_figures() {
     ]);
     assert_eq!(ok(&by), expect);
     let table = ok(&["report", "--ledger", &l, "--by", "party"]);
-    assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+    assert!(ok(&["verify", &l, "--deep"]).contains("derived state: matches the journal"));
     let all = blobs(&l);
     assert!(all.len() > 200, "{}", all.len());
     let mut flips = 0;
@@ -125,7 +130,7 @@ fn a_damaged_derived_state_never_prints_wrong_figures() {
                     "{i}: {err}"
                 );
                 // and rewrote the derived state
-                assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+                assert!(ok(&["verify", &l, "--deep"]).contains("derived state: matches the journal"));
             } else {
                 put(&l, k, v);
             }
@@ -151,7 +156,9 @@ fn verify_repair_rebuilds_a_damaged_derived_state() {
     assert_eq!(code, 1, "{err}");
     let out = ok(&["verify", &l, "--repair"]);
     assert!(out.contains(&format!("REPAIRED: blob `{k}` was damaged")), "{out}");
-    assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+    // the rebuild is the deep check's: --repair implies --deep
+    assert!(out.contains("every closed statement re-derived"), "{out}");
+    assert!(ok(&["verify", &l, "--deep"]).contains("derived state: matches the journal"));
 }
 
 /// A late line is not taken in from a damaged derived state: `record` takes
@@ -174,7 +181,7 @@ fn a_late_line_does_not_use_a_damaged_blob() {
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("taken in from the derived state"), "{out}");
     assert!(err.contains("warning") && err.contains("damaged"), "{err}");
-    assert!(ok(&["verify", &l]).contains("derived state: matches the journal"));
+    assert!(ok(&["verify", &l, "--deep"]).contains("derived state: matches the journal"));
     let all = d.file("all.csv", format!("{LINES}late,2022-04-02,u,100\n"));
     let file = ok(&[
         "report",

@@ -1085,7 +1085,10 @@ async fn verify(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q):
     let expect = params.get("expect_head").map(str::to_string);
     let _ = who;
     let out = blocking(move || {
+        // the integrity check: a viewer's request does not replay the
+        // journal into memory (`costshare verify --deep` does, from a shell)
         let opts = costshare_store::VerifyOptions {
+            deep: false,
             repair: false,
             expect_head: expect,
         };
@@ -1094,6 +1097,7 @@ async fn verify(State(s): State<Arc<Shared>>, axum::Extension(who): W, Query(q):
                 "ok": true,
                 "entries": r.entries,
                 "head": r.head,
+                "deep": r.deep,
                 "text": render::verify(&r),
             })),
             Err(

@@ -393,7 +393,7 @@ fn schemas() -> Value {
             }))),
             "journal": r("Journal"), "agreement": r("AgreementRef"),
         })),
-        "Verify": obj(&["ok"], json!({"ok": boolean(), "entries": int(), "head": string(), "text": string(), "message": string()})),
+        "Verify": obj(&["ok"], json!({"ok": boolean(), "entries": int(), "head": string(), "deep": boolean(), "text": string(), "message": string()})),
     }));
     parts.push(json!({
         "Recorded": obj(&["dry_run", "file", "recorded", "already", "voided", "dropped", "journal"], json!({
@@ -735,7 +735,7 @@ fn document() -> Value {
             "/api/v1/history": {"get": op("the journal's story: `costshare history` (a party-scoped token must give id)", "viewer",
                 vec![q("id", string(), "one line's history"), fmt_param("json")],
                 ok_formats(r("History"), &[400, 401, 403, 404]))},
-            "/api/v1/verify": {"get": op("recompute the hash chain and re-derive the closed statements: `costshare verify`", "viewer",
+            "/api/v1/verify": {"get": op("recompute the hash chain and check the derived state's seals: `costshare verify` (the integrity check; `deep` is false: statements are re-derived by `costshare verify --deep` only)", "viewer",
                 vec![q("expect_head", string(), "fail unless the head is this hash")],
                 ok_json(r("Verify"), &[400, 401, 409]))},
             "/api/v1/export": {"get": op("the allocation for other tools: `costshare export`", "viewer",

@@ -201,6 +201,7 @@ fn concurrent_one_line_records_all_land_once() {
     assert!(body.contains("\"recorded\": 0"), "{body}");
     assert_eq!(lines(addr, &token), WRITERS as u64);
     let opts = costshare_store::VerifyOptions {
+        deep: true,
         repair: false,
         expect_head: None,
     };

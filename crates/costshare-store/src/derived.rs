@@ -11,7 +11,8 @@
 //! - `meta`: the reflected head, the agreement and rate entries, the line
 //!   count and total, report totals by (party, category, month, site), and
 //!   how many lines stay provisional until each date, and every payment's id
-//!   and entry (for `history --id`);
+//!   and entry (for `history --id`), and the seal digest of every other
+//!   blob (what ties each bucket and shard to this meta);
 //! - `b/CATEGORY/MONTH`: the active lines of one category and month (by
 //!   month index), in (date, id) order — what re-allocating a period group
 //!   needs, a group being a run of whole months;
@@ -20,9 +21,13 @@
 //!   and rewrites one: about a thousand ids at a million lines).
 //!
 //! Every blob is sealed ([`seal`]): stored after a checksum (XXH3-128) over
-//! the journal head it was written under, its key and its payload. A blob whose seal does
-//! not check is never decoded: reading it is [`StoreError::Cache`], and the
-//! callers replay the journal instead (and say so).
+//! the journal head it was written under, its key and its payload. A blob
+//! whose seal does not check, or whose checksum is not the one the meta
+//! records for its key, is never decoded: reading it is
+//! [`StoreError::Cache`], and the callers replay the journal instead (and
+//! say so). The meta names the head; its checksums name every other blob:
+//! [`check_blobs`] checks that tie without decoding a blob (what `verify`
+//! does by default).
 //!
 //! It exists only for a ledger with one agreement version (amendments make
 //! every command replay the journal). A late line re-allocates the dates its
@@ -90,6 +95,12 @@ pub struct Meta {
     /// Every payment (`pay`): its id and entry, in journal order (what
     /// `history --id` needs besides the id shards, which hold lines only).
     pub payments: Vec<(String, u64)>,
+    /// Every other blob of the derived state (buckets and id shards) by
+    /// key, with the seal digest it was written with: a blob is read only
+    /// when its seal is the one the meta names, so a blob from another
+    /// state (an older copy of the same ledger, another blob's bytes) is
+    /// refused even though its own seal checks. Set by [`put_all`].
+    pub blobs: BTreeMap<String, [u8; 16]>,
 }
 
 /// A [`TotalKey`] and the date its lines are provisional until.
@@ -155,25 +166,37 @@ fn digest(head: &str, key: &str, payload: &[u8]) -> [u8; 16] {
 /// A blob as stored: `CSd6`, the head's length (u32 LE) and bytes, the
 /// [`digest`] of (head, LF, key, LF, payload), then the payload.
 pub fn seal(head: &str, key: &str, payload: &[u8]) -> Vec<u8> {
+    sealed(head, key, payload).0
+}
+
+/// [`seal`], and the checksum in it.
+fn sealed(head: &str, key: &str, payload: &[u8]) -> (Vec<u8>, [u8; 16]) {
+    let sum = digest(head, key, payload);
     let mut out = Vec::with_capacity(payload.len() + head.len() + 24);
     out.extend_from_slice(SEAL);
     out.extend_from_slice(&(head.len() as u32).to_le_bytes());
     out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(&digest(head, key, payload));
+    out.extend_from_slice(&sum);
     out.extend_from_slice(payload);
-    out
+    (out, sum)
 }
 
-/// The head a stored blob was sealed under and the length of its header,
-/// when its seal checks.
-fn unseal<'a>(key: &str, stored: &'a [u8]) -> Option<(&'a str, usize)> {
+/// A stored blob's seal when it checks: the head it was sealed under, its
+/// digest and the length of its header.
+struct Unsealed<'a> {
+    head: &'a str,
+    sum: [u8; 16],
+    at: usize,
+}
+
+fn unseal<'a>(key: &str, stored: &'a [u8]) -> Option<Unsealed<'a>> {
     let mut r = R::new(stored);
     (r.take(4)? == SEAL).then_some(())?;
     let n = r.u32()? as usize;
     let head = std::str::from_utf8(r.take(n)?).ok()?;
-    let sum = r.take(16)?;
+    let sum: [u8; 16] = r.take(16)?.try_into().ok()?;
     let at = r.pos;
-    (sum == digest(head, key, &stored[at..])).then_some((head, at))
+    (sum == digest(head, key, &stored[at..])).then_some(Unsealed { head, sum, at })
 }
 
 /// A blob's payload, in the bytes read from the backend (not copied out of
@@ -206,32 +229,53 @@ fn get_sealed(backend: &mut dyn Backend, key: &str) -> Result<Option<(String, Pa
     let Some(stored) = backend.cache_get(key)? else {
         return Ok(None);
     };
-    let (head, at) = unseal(key, &stored).ok_or_else(|| damaged(key))?;
-    let head = head.to_string();
+    let u = unseal(key, &stored).ok_or_else(|| damaged(key))?;
+    let (head, at) = (u.head.to_string(), u.at);
     Ok(Some((head, Payload { stored, at })))
 }
 
-/// A blob's payload (`None`: absent); a blob failing its seal is an error.
-pub fn get(backend: &mut dyn Backend, key: &str) -> Result<Option<Payload>, StoreError> {
-    Ok(get_sealed(backend, key)?.map(|(_, p)| p))
+/// A bucket's or shard's payload, when it is the blob `meta` names: absent,
+/// failing its seal, or sealed with another checksum than the meta records
+/// for `key` (another state's blob) is [`StoreError::Cache`].
+pub fn get(backend: &mut dyn Backend, meta: &Meta, key: &str) -> Result<Payload, StoreError> {
+    let stored = backend.cache_get(key)?.ok_or_else(|| damaged(key))?;
+    named(meta, key, stored)
 }
 
-/// A blob's payload; absent or failing its seal is an error.
-fn need(backend: &mut dyn Backend, key: &str) -> Result<Payload, StoreError> {
-    get(backend, key)?.ok_or_else(|| damaged(key))
+/// `stored`, the blob read for `key`, as its payload when it is the one
+/// `meta` names (see [`get`]).
+fn named(meta: &Meta, key: &str, stored: Vec<u8>) -> Result<Payload, StoreError> {
+    let want = meta.blobs.get(key).ok_or_else(|| damaged(key))?;
+    let u = unseal(key, &stored).ok_or_else(|| damaged(key))?;
+    if u.sum != *want {
+        return Err(damaged(key));
+    }
+    let at = u.at;
+    Ok(Payload { stored, at })
+}
+
+/// Every blob the meta names is there, checks its seal, and is the one the
+/// meta records (its checksum): the derived state is tied together
+/// without decoding a blob or keeping one (one blob in memory at a time).
+/// `Err(StoreError::Cache(key))`: the first blob that is not.
+pub fn check_blobs(backend: &mut dyn Backend, meta: &Meta) -> Result<(), StoreError> {
+    for (key, want) in &meta.blobs {
+        let stored = backend.cache_get(key)?.ok_or_else(|| damaged(key))?;
+        match unseal(key, &stored) {
+            Some(u) if u.sum == *want => {}
+            _ => return Err(damaged(key)),
+        }
+    }
+    Ok(())
 }
 
 /// Several blobs' payloads, read together ([`Backend::cache_get_many`]);
 /// any absent or failing its seal is an error.
-fn need_many(backend: &mut dyn Backend, keys: &[String]) -> Result<Vec<Payload>, StoreError> {
+fn need_many(backend: &mut dyn Backend, meta: &Meta, keys: &[String]) -> Result<Vec<Payload>, StoreError> {
     let got = backend.cache_get_many(keys)?;
     keys.iter()
         .zip(got)
-        .map(|(key, stored)| {
-            let stored = stored.ok_or_else(|| damaged(key))?;
-            let (_, at) = unseal(key, &stored).ok_or_else(|| damaged(key))?;
-            Ok(Payload { stored, at })
-        })
+        .map(|(key, stored)| named(meta, key, stored.ok_or_else(|| damaged(key))?))
         .collect()
 }
 
@@ -364,6 +408,11 @@ fn encode_meta(m: &Meta) -> Vec<u8> {
         w.str(id);
         w.u64(*seq);
     }
+    w.u32(m.blobs.len() as u32);
+    for (key, sum) in &m.blobs {
+        w.str(key);
+        w.0.extend_from_slice(sum);
+    }
     w.0
 }
 
@@ -414,6 +463,11 @@ fn decode_meta(b: &[u8]) -> Option<Meta> {
     }
     for _ in 0..r.u32()? {
         m.payments.push((r.str()?.to_string(), r.u64()?));
+    }
+    for _ in 0..r.u32()? {
+        let key = r.str()?.to_string();
+        let sum: [u8; 16] = r.take(16)?.try_into().ok()?;
+        m.blobs.insert(key, sum);
     }
     (r.done() && !m.versions.is_empty() && m.carries.len() == m.versions.len()).then_some(m)
 }
@@ -1067,12 +1121,29 @@ impl<'s> Moves<'s> {
 }
 
 /// Write every blob sealed under `head`, the journal head it reflects
-/// (inside the caller's write transaction).
+/// (inside the caller's write transaction). The meta is among them, always
+/// (a blob written without it would not be the one the meta names): it is
+/// written last, naming `head` and the seal digest of every blob written
+/// here beside those it already names. Every write of the derived state
+/// goes through here.
 pub fn put_all(backend: &mut dyn Backend, head: &str, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    let mut meta = None;
+    let mut sums = Vec::with_capacity(blobs.len());
     for (k, v) in blobs {
-        backend.cache_put(k, &seal(head, k, v))?;
+        if k == "meta" {
+            meta = Some(decode_meta(v).ok_or_else(|| damaged("meta"))?);
+            continue;
+        }
+        let (stored, sum) = sealed(head, k, v);
+        backend.cache_put(k, &stored)?;
+        sums.push((k, sum));
     }
-    Ok(())
+    let mut meta = meta.ok_or_else(|| damaged("meta"))?;
+    meta.head = head.to_string();
+    for (k, sum) in sums {
+        meta.blobs.insert(k.clone(), sum);
+    }
+    backend.cache_put("meta", &seal(head, "meta", &encode_meta(&meta)))
 }
 
 /// The derived state's meta as stored (`None`: absent, or written in an
@@ -1092,6 +1163,35 @@ pub fn meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
         Some(m) if m.head == head => Ok(Some(m)),
         _ => Err(damaged("meta")),
     }
+}
+
+/// The first blob of the stored derived state (its meta fresh: `meta`) that
+/// differs from `blobs`, a rebuild from the journal: a blob the meta does
+/// not name or names with another seal, a payload unlike the rebuild's, a
+/// meta naming other blobs than the rebuild has or other figures. `None`:
+/// the stored state is the rebuild, blob for blob.
+pub fn differs(backend: &mut dyn Backend, meta: &Meta, blobs: &[Blob]) -> Result<Option<String>, StoreError> {
+    let mut named = 0;
+    for (k, v) in blobs {
+        if k == "meta" {
+            let same = decode_meta(v).is_some_and(|built| {
+                let mut stored = meta.clone();
+                stored.blobs.clear();
+                stored == built
+            });
+            if !same {
+                return Ok(Some(k.clone()));
+            }
+            continue;
+        }
+        named += 1;
+        match get(backend, meta, k) {
+            Ok(p) if *p == **v => {}
+            Ok(_) | Err(StoreError::Cache(_)) => return Ok(Some(k.clone())),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((named != meta.blobs.len()).then(|| "meta".to_string()))
 }
 
 /// The derived state's meta, when it reflects the journal's head now.
@@ -1253,7 +1353,7 @@ pub fn lines(
         let mut lines: Vec<CostLine> = Vec::new();
         for c in 0..ag.categories.len() {
             for m in ag.start.month_index()..=ag.end.month_index() {
-                read_bucket(backend, ag, rates, (v, c, m), (ag.start, ag.end), &mut lines)?;
+                read_bucket(backend, meta, ag, rates, (v, c, m), (ag.start, ag.end), &mut lines)?;
             }
         }
         lines.sort_unstable_by_key(|l| l.row);
@@ -1279,6 +1379,7 @@ pub struct TiedBlobs {
 /// version) for the months of `lo..=hi`.
 pub fn tied_blobs(
     backend: &mut dyn Backend,
+    meta: &Meta,
     ag: &Agreement,
     v: usize,
     c: usize,
@@ -1286,7 +1387,7 @@ pub fn tied_blobs(
 ) -> Result<TiedBlobs, StoreError> {
     let (m0, m1) = (lo.max(ag.start).month_index(), hi.min(ag.end).month_index());
     let keys: Vec<String> = (m0..=m1).map(|m| bucket_key(v, c, m)).collect();
-    let blobs = need_many(backend, &keys)?;
+    let blobs = need_many(backend, meta, &keys)?;
     let blobs = keys.into_iter().zip(blobs).collect();
     Ok(TiedBlobs {
         category: c,
@@ -1367,6 +1468,7 @@ impl alloc::Lines for TiedLines<'_> {
 /// `lo..=hi` onto `out`, as a replay's cost lines under `ag`.
 fn read_bucket(
     backend: &mut dyn Backend,
+    meta: &Meta,
     ag: &Agreement,
     rates: &Rates,
     (v, c, m): (usize, usize, i32),
@@ -1374,7 +1476,7 @@ fn read_bucket(
     out: &mut Vec<CostLine>,
 ) -> Result<(), StoreError> {
     let key = bucket_key(v, c, m);
-    let b = need(backend, &key)?;
+    let b = get(backend, meta, &key)?;
     let bad = || damaged(&key);
     let mut r = R::new(&b);
     (r.u32() == Some(FORMAT)).then_some(()).ok_or_else(bad)?;
@@ -1538,7 +1640,7 @@ pub fn add_lines(
         let (m0, m1) = (lo.month_index(), hi.month_index());
         let months: Vec<i32> = (m0..=m1).filter(|m| !buckets.contains_key(&(c, *m))).collect();
         let keys: Vec<String> = months.iter().map(|&m| bucket_key(0, c, m)).collect();
-        for (m, b) in months.into_iter().zip(need_many(backend, &keys)?) {
+        for (m, b) in months.into_iter().zip(need_many(backend, meta, &keys)?) {
             buckets.insert((c, m), b);
         }
         // the tied lines, in (date, id) order, without and with the new one
@@ -1619,7 +1721,7 @@ pub fn add_lines(
         let s = shard_of(&line.id);
         if let std::collections::btree_map::Entry::Vacant(e) = shards.entry(s) {
             let key = shard_key(s);
-            e.insert(need(backend, &key)?.into_vec());
+            e.insert(get(backend, meta, &key)?.into_vec());
         }
         if let Some(sh) = shards.get_mut(&s) {
             shard_push(sh, &line.id, seq).ok_or_else(|| damaged(&shard_key(s)))?;
@@ -1648,14 +1750,6 @@ fn single_category(ag: &Agreement, c: usize) -> Agreement {
     ag.with_only_category(c)
 }
 
-/// A meta payload with its head replaced (a write builds the derived state
-/// before the head of its entries is known).
-pub fn with_head(payload: &[u8], head: &str) -> Option<Vec<u8>> {
-    let mut m = decode_meta(payload)?;
-    m.head = head.to_string();
-    Some(encode_meta(&m))
-}
-
 /// The meta blob, for writing after its head is set.
 pub fn meta_blob(meta: &Meta) -> (String, Vec<u8>) {
     ("meta".to_string(), encode_meta(meta))
@@ -1671,9 +1765,9 @@ pub struct Recorded {
 
 /// Look `id` up in its shard (voided lines included): `None` when no line
 /// with that id was ever recorded.
-pub fn lookup(backend: &mut dyn Backend, id: &str) -> Result<Option<Recorded>, StoreError> {
+pub fn lookup(backend: &mut dyn Backend, meta: &Meta, id: &str) -> Result<Option<Recorded>, StoreError> {
     let key = shard_key(shard_of(id));
-    let b = need(backend, &key)?;
+    let b = get(backend, meta, &key)?;
     let found = shard_find(&b, id).ok_or_else(|| damaged(&key))?;
     Ok(found.map(|(seq, void)| Recorded { seq, void }))
 }
@@ -1711,8 +1805,8 @@ pub fn void_entry(
 }
 
 /// The entry that recorded `id`, if any (voided lines included).
-pub fn recorded(backend: &mut dyn Backend, id: &str) -> Result<Option<(u64, LineBody)>, StoreError> {
-    let Some(Recorded { seq, .. }) = lookup(backend, id)? else {
+pub fn recorded(backend: &mut dyn Backend, meta: &Meta, id: &str) -> Result<Option<(u64, LineBody)>, StoreError> {
+    let Some(Recorded { seq, .. }) = lookup(backend, meta, id)? else {
         return Ok(None);
     };
     Ok(Some((seq, line_entry(backend, id, seq)?.1)))

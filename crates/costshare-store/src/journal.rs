@@ -156,7 +156,7 @@ fn esc(out: &mut String, v: &str) {
 
 fn unesc(v: &str) -> Option<String> {
     // most values escape nothing: copied whole, not char by char
-    if !v.contains('\\') {
+    if memchr::memchr(b'\\', v.as_bytes()).is_none() {
         return Some(v.to_string());
     }
     let mut out = String::with_capacity(v.len());
@@ -289,11 +289,17 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|_| DecodeError("not UTF-8".into()))?;
     // a line's fields, without growing (a statement's rows may grow it)
     let mut fields: Vec<(&str, &str)> = Vec::with_capacity(16);
-    for line in text.split_terminator('\n') {
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| DecodeError(format!("malformed line `{line}`")))?;
-        fields.push((k, v));
+    // split as `split_terminator('\n')` and `split_once('=')` do, by bytes
+    // (both are ASCII, so every cut is a char boundary)
+    let b = text.as_bytes();
+    let mut start = 0;
+    while start < b.len() {
+        let end = memchr::memchr(b'\n', &b[start..]).map_or(b.len(), |n| start + n);
+        let line = &text[start..end];
+        let eq =
+            memchr::memchr(b'=', line.as_bytes()).ok_or_else(|| DecodeError(format!("malformed line `{line}`")))?;
+        fields.push((&line[..eq], &line[eq + 1..]));
+        start = end + 1;
     }
     let mut i = 0;
     let mut take = |name: &str| -> Result<String, DecodeError> {
@@ -404,11 +410,28 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
 
 /// `sha256(prev_hash ++ "\n" ++ body)` as lowercase hex.
 pub fn chain_hash(prev_hash: &str, body: &[u8]) -> String {
+    hex(&chain_digest(prev_hash, body))
+}
+
+/// [`chain_hash`] as bytes.
+pub fn chain_digest(prev_hash: &str, body: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(b"\n");
     h.update(body);
-    hex(&h.finalize())
+    h.finalize().into()
+}
+
+/// `text` is the lowercase hex of `bytes` ([`hex`]), compared without
+/// making it.
+pub fn is_hex_of(text: &str, bytes: &[u8]) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    text.len() == bytes.len() * 2
+        && text
+            .as_bytes()
+            .chunks_exact(2)
+            .zip(bytes)
+            .all(|(t, b)| t[0] == DIGITS[(b >> 4) as usize] && t[1] == DIGITS[(b & 15) as usize])
 }
 
 pub fn hex(bytes: &[u8]) -> String {

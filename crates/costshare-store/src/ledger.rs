@@ -353,6 +353,10 @@ pub enum Verified {
         entries: u64,
         head: String,
         derived: DerivedStatus,
+        /// The deep check ran (statements re-derived, the journal replayed,
+        /// the derived state compared with a rebuild); otherwise the
+        /// integrity check alone (see [`VerifyOptions::deep`]).
+        deep: bool,
     },
     Bad {
         seq: u64,
@@ -371,7 +375,16 @@ pub enum Verified {
 /// How `verify` runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifyOptions {
+    /// Re-derive every closed statement, replay the journal and compare the
+    /// derived state with a rebuild from it, blob for blob (seconds and a
+    /// state in memory at a million lines). Without it, `verify` is the
+    /// integrity check: the journal streamed once (every entry's link), and
+    /// the derived state's seals (the meta under the head, every other blob
+    /// the one the meta names), in memory that does not grow with the
+    /// journal.
+    pub deep: bool,
     /// Rebuild a damaged derived state (without it, damage is reported).
+    /// The rebuild is the deep check's: `repair` implies `deep`.
     pub repair: bool,
     /// The chain must end at this hash (a journal cut off at the end is
     /// otherwise a shorter valid chain).
@@ -381,8 +394,12 @@ pub struct VerifyOptions {
 /// What `verify` found of the derived state (a cache beside the journal).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DerivedStatus {
-    /// It matched a rebuild from the journal, blob for blob.
+    /// It matched a rebuild from the journal, blob for blob (`--deep`).
     Consistent,
+    /// Its meta is sealed under the journal's head and every other blob is
+    /// the one the meta names (the integrity check; not compared with a
+    /// rebuild).
+    Sealed,
     /// It was missing or older than the journal's head: rebuilt.
     Refreshed,
     /// A blob failed its seal or differed from a rebuild (damaged or
@@ -618,12 +635,8 @@ impl Ledger {
         let built = built.map_err(|_| StoreError::Db("building the derived state failed".into()))?;
         if let (Some((seq, hash)), Some(blobs)) = (&last, built) {
             debug_assert_eq!(st.entries, *seq);
-            let mut blobs = blobs?;
-            // the meta names the head it reflects: known now
-            if let Some((_, meta)) = blobs.iter_mut().find(|(k, _)| k == "meta") {
-                *meta = derived::with_head(meta, hash).ok_or_else(|| StoreError::Cache("meta".into()))?;
-            }
-            derived::put_all(self.backend.as_mut(), hash, &blobs)?;
+            // the meta names the head it reflects, known now (`put_all` sets it)
+            derived::put_all(self.backend.as_mut(), hash, &blobs?)?;
             st.head = hash.clone();
         }
         if last.is_some() {
@@ -768,7 +781,7 @@ impl Ledger {
                 continue;
             }
             in_file.insert(body.id.as_str(), k);
-            match derived::recorded(backend, &body.id)? {
+            match derived::recorded(backend, &meta, &body.id)? {
                 Some((_, rec)) if same_line(&rec, body) => outcome.already += 1,
                 Some(_) => return Ok(None),
                 None => fresh.push(k),
@@ -814,8 +827,9 @@ impl Ledger {
             meta.seq = seq;
             meta.head = hash;
         }
+        let mut blobs = blobs;
+        blobs.push(derived::meta_blob(&meta));
         derived::put_all(backend, &meta.head, &blobs)?;
-        derived::put_all(backend, &meta.head, &[derived::meta_blob(&meta)])?;
         self.last = Some((meta.seq, meta.head.clone()));
         Ok(Some((outcome, impact, true)))
     }
@@ -1329,36 +1343,95 @@ impl Ledger {
         }))
     }
 
-    /// [`Ledger::verify_with`] the default options: no repair, no expected head.
+    /// [`Ledger::verify_with`] the default options: the integrity check, no
+    /// repair, no expected head.
     pub fn verify(&mut self) -> Result<Verified, LedgerError> {
         self.verify_with(&VerifyOptions::default())
     }
 
+    /// Check the ledger: by default its integrity ([`Ledger::verify_sealed`]);
+    /// with `deep` or `repair`, everything a replay can check
+    /// ([`Ledger::verify_deep`]).
+    pub fn verify_with(&mut self, opts: &VerifyOptions) -> Result<Verified, LedgerError> {
+        let want = opts.expect_head.as_ref().map(|w| w.trim().to_ascii_lowercase());
+        if opts.deep || opts.repair {
+            self.verify_deep(want.as_deref(), opts.repair)
+        } else {
+            self.verify_sealed(want.as_deref())
+        }
+    }
+
+    /// The integrity check, in one read snapshot, in memory that does not
+    /// grow with the journal: the journal streamed once, each entry's link
+    /// checked ([`check_link`]: seq, previous hash, recomputed hash, bytes
+    /// that decode and say their seq, a statement's `head=`), the head
+    /// expected if one is; then the derived state's seals
+    /// ([`derived::check_blobs`]: the meta under the head, every bucket and
+    /// shard the one the meta names), one blob at a time. Nothing is
+    /// replayed, no statement re-derived. A derived state that is missing
+    /// or older than the head needs a replay to be rebuilt: then the deep
+    /// check runs instead (and says so).
+    fn verify_sealed(&mut self, want: Option<&str>) -> Result<Verified, LedgerError> {
+        self.backend.begin_read()?;
+        let out = (|| -> Result<Result<(Chain, Option<DerivedStatus>), Verified>, LedgerError> {
+            let backend = self.backend.as_mut();
+            let chain = match read_chain_split(backend, want)? {
+                Ok(chain) => chain,
+                Err(bad) => return Ok(Err(bad)),
+            };
+            if let Some(bad) = chain.mismatch(want) {
+                return Ok(Err(bad));
+            }
+            let meta = match derived::meta(backend) {
+                Ok(Some(m)) if m.seq == chain.entries && m.head == chain.head => m,
+                Ok(_) => return Ok(Ok((chain, None))),
+                Err(StoreError::Cache(key)) => return Ok(Ok((chain, Some(DerivedStatus::Damaged { key })))),
+                Err(e) => return Err(e.into()),
+            };
+            let status = match derived::check_blobs(backend, &meta) {
+                Ok(()) => DerivedStatus::Sealed,
+                Err(StoreError::Cache(key)) => DerivedStatus::Damaged { key },
+                Err(e) => return Err(e.into()),
+            };
+            Ok(Ok((chain, Some(status))))
+        })();
+        self.backend.end_read();
+        let (chain, status) = match out? {
+            Ok(found) => found,
+            Err(bad) => return Ok(bad),
+        };
+        match status {
+            Some(derived) => Ok(Verified::Ok {
+                entries: chain.entries,
+                head: chain.head,
+                derived,
+                deep: false,
+            }),
+            // missing, or older than the head (entries appended behind the
+            // program's back among them): the rebuild needs a replay, and a
+            // replay checks everything, so the deep check runs
+            None => self.verify_deep(want, false),
+        }
+    }
+
     /// Recompute the hash chain, re-derive every closed statement, check the
-    /// head if one is expected, and compare the derived state with a rebuild.
+    /// head if one is expected, and compare the derived state with a rebuild
+    /// (rebuilt when damaged and `repair`).
     ///
     /// The journal is read once, in one statement, entry by entry
     /// ([`Backend::for_each_stored`]): this thread checks each entry's place
     /// in the chain and decodes it; a second thread re-derives the statements
     /// and replays the entries into the state (see [`verify_journal`]). No
     /// entry is kept but in the state.
-    pub fn verify_with(&mut self, opts: &VerifyOptions) -> Result<Verified, LedgerError> {
-        let want = opts.expect_head.as_ref().map(|w| w.trim().to_ascii_lowercase());
-        let (chain, mut st) = match verify_journal(self.backend.as_mut(), want.as_deref())? {
+    fn verify_deep(&mut self, want: Option<&str>, repair: bool) -> Result<Verified, LedgerError> {
+        let (chain, mut st) = match verify_journal(self.backend.as_mut(), want)? {
             Ok(verified) => verified,
             Err(bad) => return Ok(bad),
         };
-        let prev = chain.head;
-        if let Some(want) = want
-            && want != prev
-        {
-            return Ok(Verified::HeadMismatch {
-                at: chain.at,
-                expected: want,
-                entries: chain.entries,
-                head: prev,
-            });
+        if let Some(bad) = chain.mismatch(want) {
+            return Ok(bad);
         }
+        let prev = chain.head;
         st.head = prev.clone();
         // the derived state must equal a rebuild from the verified journal
         let derived = if !derived::applicable(&st) {
@@ -1368,34 +1441,27 @@ impl Ledger {
             // compared with the state of the entries just verified, not with
             // the head now (a write may have landed meanwhile: see below)
             let mut bad: Option<String> = None;
-            let fresh = match derived::meta(self.backend.as_mut()) {
-                Ok(m) => m.is_some_and(|m| m.seq == st.entries && m.head == st.head),
+            let backend = self.backend.as_mut();
+            let fresh = match derived::meta(backend) {
+                Ok(Some(m)) if m.seq == st.entries && m.head == st.head => Some(m),
+                Ok(_) => None,
                 Err(StoreError::Cache(key)) => {
                     bad = Some(key);
-                    false
+                    None
                 }
                 Err(e) => return Err(e.into()),
             };
-            if fresh {
-                for (k, v) in &blobs {
-                    match derived::get(self.backend.as_mut(), k) {
-                        Ok(Some(p)) if *p == **v => {}
-                        Ok(_) | Err(StoreError::Cache(_)) => {
-                            bad = Some(k.clone());
-                            break;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+            if let Some(meta) = &fresh {
+                bad = derived::differs(backend, meta, &blobs)?;
             }
             let moved = self
                 .backend
                 .head()?
                 .is_none_or(|(seq, h)| seq != st.entries || h != st.head);
             match bad {
-                None if fresh => DerivedStatus::Consistent,
+                None if fresh.is_some() => DerivedStatus::Consistent,
                 _ if moved => DerivedStatus::NotChecked,
-                Some(key) if opts.repair => {
+                Some(key) if repair => {
                     self.write_blobs(&st, &blobs)?;
                     DerivedStatus::Repaired { key }
                 }
@@ -1416,6 +1482,7 @@ impl Ledger {
             entries: chain.entries,
             head: prev,
             derived,
+            deep: true,
         })
     }
 }
@@ -1430,20 +1497,83 @@ pub(crate) struct Chain {
     pub(crate) at: Option<u64>,
 }
 
+impl Chain {
+    /// The chain before the first entry.
+    fn new() -> Chain {
+        Chain {
+            entries: 0,
+            head: journal::GENESIS.to_string(),
+            at: None,
+        }
+    }
+
+    /// Check the next row's link ([`check_link`]) and move past it, noting
+    /// whether its hash is `want`.
+    fn step(&mut self, s: backend::StoredRef<'_>, want: Option<&str>) -> Result<Entry, Verified> {
+        let e = check_link(self, s).map_err(|message| Verified::Bad { seq: s.seq, message })?;
+        self.moved_past(s, want);
+        Ok(e)
+    }
+
+    /// Past the row `s` (its link checked), noting whether its hash is `want`.
+    fn moved_past(&mut self, s: backend::StoredRef<'_>, want: Option<&str>) {
+        if want == Some(s.hash) && self.at.is_none() {
+            self.at = Some(s.seq);
+        }
+        self.entries = s.seq;
+        s.hash.clone_into(&mut self.head);
+    }
+
+    /// The verified chain does not end at the expected head `want`.
+    fn mismatch(&self, want: Option<&str>) -> Option<Verified> {
+        let want = want?;
+        (want != self.head).then(|| Verified::HeadMismatch {
+            at: self.at,
+            expected: want.to_string(),
+            entries: self.entries,
+            head: self.head.clone(),
+        })
+    }
+}
+
+/// Read the journal once, in one statement ([`Backend::for_each_stored`]),
+/// checking each entry's link ([`Chain::step`]) and handing it, decoded, to
+/// `each` (which may stop the reading with an error). `Err` of the result:
+/// the first bad entry (a bad link, or a column of another type than the
+/// schema's); an error of `each` is returned as it is.
+fn read_chain(
+    backend: &mut dyn Backend,
+    want: Option<&str>,
+    each: &mut dyn FnMut(Entry) -> Result<(), StoreError>,
+) -> Result<Result<Chain, Verified>, LedgerError> {
+    let mut chain = Chain::new();
+    // the first failure found
+    let mut bad: Option<Verified> = None;
+    let read = backend.for_each_stored(&mut |s| match chain.step(s, want) {
+        Ok(e) => each(e),
+        Err(b) => {
+            bad = Some(b);
+            Err(StoreError::Db("verify stopped at a bad entry".into()))
+        }
+    });
+    if let Some(b) = bad {
+        return Ok(Err(b));
+    }
+    Ok(column_bad(read)?.map_or(Ok(chain), Err))
+}
+
 /// Decoded entries go to the replaying thread in batches of this many, at
 /// most this many batches ahead of it: the memory verify needs beyond the
 /// state does not grow with the journal.
 const VERIFY_BATCH: usize = 1024;
 const VERIFY_BATCHES_AHEAD: usize = 8;
 
-/// Read the journal once and check it: on this thread, each entry's seq,
-/// `prev_hash`, hash (recomputed, with [`journal::chain_hash`]), bytes (they
-/// must decode, and say their seq) and a statement's `head=`, and the first
-/// entry whose hash is `want`; on a second thread, each statement re-derived
-/// from the entries before it, and each entry applied to the state. The two
-/// run as a pipeline; the failure reported is the first in journal order, with
-/// the message it had when one loop checked both. `Err` of the result: the
-/// journal is bad.
+/// Read the journal once and check it: on this thread, each entry's link
+/// ([`read_chain`]) and the first entry whose hash is `want`; on a second
+/// thread, each statement re-derived from the entries before it, and each
+/// entry applied to the state. The two run as a pipeline; the failure
+/// reported is the first in journal order, with the message it had when one
+/// loop checked both. `Err` of the result: the journal is bad.
 fn verify_journal(
     backend: &mut dyn Backend,
     want: Option<&str>,
@@ -1454,27 +1584,9 @@ fn verify_journal(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Entry>>(VERIFY_BATCHES_AHEAD);
     std::thread::scope(|scope| {
         let replay = scope.spawn(move || replay_verified(rx, hint));
-        let mut chain = Chain {
-            entries: 0,
-            head: journal::GENESIS.to_string(),
-            at: None,
-        };
-        // the first failure this thread found
-        let mut bad: Option<Verified> = None;
         let mut batch: Vec<Entry> = Vec::with_capacity(VERIFY_BATCH);
-        let read = backend.for_each_stored(&mut |s| {
-            match check_link(&chain, s) {
-                Ok(e) => batch.push(e),
-                Err(message) => {
-                    bad = Some(Verified::Bad { seq: s.seq, message });
-                    return Err(StoreError::Db("verify stopped at a bad entry".into()));
-                }
-            }
-            if want == Some(s.hash) && chain.at.is_none() {
-                chain.at = Some(s.seq);
-            }
-            chain.entries = s.seq;
-            s.hash.clone_into(&mut chain.head);
+        let read = read_chain(backend, want, &mut |e| {
+            batch.push(e);
             if batch.len() == VERIFY_BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(VERIFY_BATCH));
                 if tx.send(full).is_err() {
@@ -1497,33 +1609,26 @@ fn verify_journal(
         if let Some(b) = replay_bad {
             return Ok(Err(b));
         }
-        if let Some(b) = bad {
-            return Ok(Err(b));
-        }
         match read {
-            Ok(()) => {}
-            Err(StoreError::ColumnType {
-                seq,
-                column,
-                expected,
-                found,
-                ..
-            }) => {
-                return Ok(Err(Verified::Bad {
-                    seq,
-                    message: format!("its `{column}` is stored as {found}, not {expected}"),
-                }));
-            }
-            Err(e) => return Err(e.into()),
+            Ok(Ok(chain)) => Ok(Ok((chain, st))),
+            Ok(Err(b)) => Ok(Err(b)),
+            Err(e) => Err(e),
         }
-        Ok(Ok((chain, st)))
     })
 }
 
 /// One entry's place in the chain after `chain`: its seq, `prev_hash` and
-/// hash, its bytes decoded and saying its seq, and a statement's `head=`
-/// naming the entry before it. `Err`: what is wrong with it.
+/// hash ([`check_chain_link`]), its bytes decoded and saying its seq, and a
+/// statement's `head=` naming the entry before it ([`check_body`]). `Err`:
+/// what is wrong with it.
 pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Entry, String> {
+    check_chain_link(chain, s)?;
+    check_body(s.seq, &chain.head, s.body)
+}
+
+/// The first half of [`check_link`]: the entry's seq follows the chain's,
+/// its `prev_hash` is the chain's head, and its bytes hash to its `hash`.
+fn check_chain_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<(), String> {
     let expect_seq = chain.entries + 1;
     let prev = &chain.head;
     if s.seq != expect_seq {
@@ -1538,12 +1643,20 @@ pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Ent
             expect_seq - 1
         ));
     }
-    let h = journal::chain_hash(prev, s.body);
-    if h != s.hash {
+    let h = journal::chain_digest(prev, s.body);
+    if !journal::is_hex_of(s.hash, &h) {
+        let h = journal::hex(&h);
         return Err(format!("its bytes hash to {h}, not the stored {}", s.hash));
     }
-    let e = journal::decode(s.body).map_err(|d| format!("its bytes do not read as an entry: {}", d.0))?;
-    if e.seq != s.seq {
+    Ok(())
+}
+
+/// The second half of [`check_link`], for entry `seq` whose previous hash
+/// (checked) is `prev`: its bytes decode, say `seq`, and a statement's
+/// `head=` is `prev`.
+fn check_body(seq: u64, prev: &str, body: &[u8]) -> Result<Entry, String> {
+    let e = journal::decode(body).map_err(|d| format!("its bytes do not read as an entry: {}", d.0))?;
+    if e.seq != seq {
         return Err(format!("its bytes say entry {}", e.seq));
     }
     if let Body::Close { period, head, .. } = &e.body
@@ -1553,10 +1666,106 @@ pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Ent
         // the head it was issued after is still the entry before it
         return Err(format!(
             "the {period} statement was issued after journal head {head}, but entry {} hashes to {prev} (entries before it were changed, removed or added)",
-            expect_seq - 1
+            seq - 1
         ));
     }
     Ok(e)
+}
+
+/// Entries' bytes on their way from the reading thread to the decoding one
+/// ([`read_chain_split`]): each entry's previous hash and body, back to back
+/// in one buffer, with its seq and where each ends (no allocation per entry).
+#[derive(Default)]
+struct Bodies {
+    bytes: Vec<u8>,
+    /// (seq, end of its previous hash, end of its body) in `bytes`.
+    ends: Vec<(u64, usize, usize)>,
+}
+
+/// Bodies go to the decoding thread in batches of about this many bytes, at
+/// most [`VERIFY_BATCHES_AHEAD`] batches ahead: flat memory.
+const VERIFY_BATCH_BYTES: usize = 1 << 20;
+
+/// [`read_chain`] for the integrity check, on two threads: this one reads
+/// the rows and checks each link ([`check_chain_link`]: seq, previous hash,
+/// recomputed hash), and hands the bytes in batches to a second one, which
+/// decodes each ([`check_body`]); nothing decoded is kept. The failure named
+/// is the first in journal order, whichever thread finds it, with
+/// [`check_link`]'s message.
+fn read_chain_split(backend: &mut dyn Backend, want: Option<&str>) -> Result<Result<Chain, Verified>, LedgerError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Bodies>(VERIFY_BATCHES_AHEAD);
+    std::thread::scope(|scope| {
+        let decode = scope.spawn(move || {
+            for b in rx {
+                let mut at = 0;
+                for &(seq, prev_end, end) in &b.ends {
+                    let prev = std::str::from_utf8(&b.bytes[at..prev_end]).unwrap_or_default();
+                    if let Err(message) = check_body(seq, prev, &b.bytes[prev_end..end]) {
+                        return Some(Verified::Bad { seq, message });
+                    }
+                    at = end;
+                }
+            }
+            None
+        });
+        let mut chain = Chain::new();
+        let mut bad: Option<Verified> = None;
+        let mut batch = Bodies::default();
+        let read = backend.for_each_stored(&mut |s| {
+            if let Err(message) = check_chain_link(&chain, s) {
+                bad = Some(Verified::Bad { seq: s.seq, message });
+                return Err(StoreError::Db("verify stopped at a bad entry".into()));
+            }
+            batch.bytes.extend_from_slice(s.prev_hash.as_bytes());
+            let prev_end = batch.bytes.len();
+            batch.bytes.extend_from_slice(s.body);
+            batch.ends.push((s.seq, prev_end, batch.bytes.len()));
+            chain.moved_past(s, want);
+            if batch.bytes.len() >= VERIFY_BATCH_BYTES {
+                let full = std::mem::take(&mut batch);
+                if tx.send(full).is_err() {
+                    // it stopped at a bad entry: the rest of the journal does not matter
+                    return Err(StoreError::Db("verify stopped at a bad entry".into()));
+                }
+            }
+            Ok(())
+        });
+        if !batch.ends.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        let decode_bad = match decode.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        // the decoding thread saw only entries before this thread's failure
+        if let Some(b) = decode_bad {
+            return Ok(Err(b));
+        }
+        if let Some(b) = bad {
+            return Ok(Err(b));
+        }
+        Ok(column_bad(read)?.map_or(Ok(chain), Err))
+    })
+}
+
+/// A column of another type than the schema's is that entry's failure;
+/// another error is returned as it is.
+fn column_bad(read: Result<(), StoreError>) -> Result<Option<Verified>, LedgerError> {
+    match read {
+        Ok(()) => Ok(None),
+        Err(StoreError::ColumnType {
+            seq,
+            column,
+            expected,
+            found,
+            ..
+        }) => Ok(Some(Verified::Bad {
+            seq,
+            message: format!("its `{column}` is stored as {found}, not {expected}"),
+        })),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The replaying side of [`verify_journal`]: each statement re-derived from

@@ -66,7 +66,7 @@ fn derived_state_equals_a_replay() {
         check(&mut l, &format!("{name}: after a replacement"));
         l.void("a0007", "test", now).unwrap();
         check(&mut l, &format!("{name}: after a void"));
-        match l.verify().unwrap() {
+        match l.verify_with(&DEEP).unwrap() {
             Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Consistent, "{name}"),
             Verified::Bad { seq, message } => panic!("{name}: verify failed at {seq}: {message}"),
             other => panic!("{other:?}"),
@@ -85,7 +85,7 @@ fn derived_state_equals_a_replay() {
             );
             l.record(input("more.csv", &more), None, now).unwrap();
             check(&mut l, &format!("{name}: lines after an amendment"));
-            match l.verify().unwrap() {
+            match l.verify_with(&DEEP).unwrap() {
                 Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Consistent, "{name}"),
                 Verified::Bad { seq, message } => panic!("{name}: verify failed at {seq}: {message}"),
                 other => panic!("{other:?}"),
@@ -191,5 +191,174 @@ fn a_large_file_recorded_in_one_write_gives_the_replays_derived_state() {
         check(&mut l, &format!("{name}: a large file"));
     }
     assert_eq!(checked, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The derived state's blobs as stored, by key.
+fn stored_blobs(path: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut st = conn.prepare("SELECT k, v FROM cache").unwrap();
+    st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn put_blob(path: &str, key: &str, v: Option<&[u8]>) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    match v {
+        Some(v) => conn
+            .execute("UPDATE cache SET v = ?1 WHERE k = ?2", rusqlite::params![v, key])
+            .unwrap(),
+        None => conn.execute("DELETE FROM cache WHERE k = ?1", [key]).unwrap(),
+    };
+}
+
+/// A sealed blob's payload: after `CSd6`, the head's length and bytes and the
+/// 16-byte checksum.
+fn payload(stored: &[u8]) -> &[u8] {
+    let n = u32::from_le_bytes(stored[4..8].try_into().unwrap()) as usize;
+    &stored[8 + n + 16..]
+}
+
+fn derived_status(l: &mut Ledger, opts: &VerifyOptions) -> (DerivedStatus, bool) {
+    match l.verify_with(opts).unwrap() {
+        Verified::Ok { derived, deep, .. } => (derived, deep),
+        other => panic!("{other:?}"),
+    }
+}
+
+const DEEP: VerifyOptions = VerifyOptions {
+    deep: true,
+    repair: false,
+    expect_head: None,
+};
+
+/// A bucket restored from an earlier copy of the same ledger, sealed by the
+/// program itself and holding as many lines as the one it replaces: its own
+/// seal checks and the meta's line count is unchanged, so only the meta's
+/// record of each blob's seal tells it from the current one. Reads refuse
+/// it (commands replay the journal) and the default `verify` reports it.
+#[test]
+fn a_stale_bucket_restored_from_an_earlier_copy_is_refused() {
+    let dir = std::env::temp_dir().join(format!("costshare-derived-stale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
+    let ag = costshare_core::load(&text).agreement.unwrap();
+    let path = dir.join("l.db").display().to_string();
+    let now = "2026-11-27T00:00:00Z";
+    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
+    let csv = lines_csv(&ag, &mut Rng::new(3), 60, "x");
+    l.record(input("x.csv", &csv), None, now).unwrap();
+    let before = stored_blobs(&path);
+    // a line replaced by another of the same date and category: its bucket
+    // holds as many lines as before, other ones
+    let st = l.state().unwrap();
+    let old = &st.lines[5].body;
+    let repl = format!(
+        "id,date,category,amount,quantity,site,replaces\nr1,{},{},{},{},{},{}\n",
+        old.date, old.category, old.amount, old.quantity, old.site, old.id
+    );
+    l.record(input("r.csv", &repl), None, now).unwrap();
+    check(&mut l, "after the replacement");
+    assert_eq!(
+        derived_status(&mut l, &VerifyOptions::default()),
+        (DerivedStatus::Sealed, false)
+    );
+    let after = stored_blobs(&path);
+    let changed: Vec<&String> = after
+        .keys()
+        .filter(|k| k.starts_with("b/") && payload(&after[*k]) != payload(&before[*k]))
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    let key = changed[0].clone();
+    // same line count (the payload's second u32)
+    assert_eq!(payload(&after[&key])[4..8], payload(&before[&key])[4..8]);
+    put_blob(&path, &key, Some(&before[&key]));
+    // reads do not use it
+    assert!(l.derived_lines().unwrap().is_none(), "the stale bucket was read");
+    assert_eq!(l.take_damaged(), Some(key.clone()));
+    // both checks report it
+    let damaged = DerivedStatus::Damaged { key: key.clone() };
+    assert_eq!(
+        derived_status(&mut l, &VerifyOptions::default()),
+        (damaged.clone(), false)
+    );
+    assert_eq!(derived_status(&mut l, &DEEP), (damaged, true));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The default `verify` (no replay) reports each kind of damage to the
+/// derived state, naming the blob: a flipped byte in a bucket, a deleted
+/// shard, a blob copied over another, a meta flipped; undone, it passes.
+#[test]
+fn the_default_verify_reports_damage_to_any_blob() {
+    let dir = std::env::temp_dir().join(format!("costshare-derived-seals-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
+    let ag = costshare_core::load(&text).agreement.unwrap();
+    let path = dir.join("l.db").display().to_string();
+    let now = "2026-11-27T00:00:00Z";
+    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
+    let csv = lines_csv(&ag, &mut Rng::new(4), 80, "y");
+    l.record(input("y.csv", &csv), None, now).unwrap();
+    let blobs = stored_blobs(&path);
+    let bucket = blobs
+        .keys()
+        .find(|k| k.starts_with("b/") && payload(&blobs[*k])[4..8] != [0, 0, 0, 0])
+        .unwrap()
+        .clone();
+    let other = blobs
+        .keys()
+        .find(|k| k.starts_with("b/") && **k != bucket)
+        .unwrap()
+        .clone();
+    let shard = "i/7".to_string();
+    let mut flipped = blobs[&bucket].clone();
+    let at = flipped.len() - 3;
+    flipped[at] ^= 0x10;
+    let mut meta = blobs["meta"].clone();
+    let at = meta.len() - 40;
+    meta[at] ^= 1;
+    let cases: Vec<(&str, String, Option<Vec<u8>>)> = vec![
+        ("a flipped byte in a bucket", bucket.clone(), Some(flipped)),
+        ("a deleted shard", shard.clone(), None),
+        (
+            "a bucket copied over another",
+            other.clone(),
+            Some(blobs[&bucket].clone()),
+        ),
+        ("a shard copied over another", shard.clone(), Some(blobs["i/8"].clone())),
+        ("a flipped byte in the meta", "meta".to_string(), Some(meta)),
+    ];
+    for (what, key, bad) in cases {
+        if bad.is_none() {
+            put_blob(&path, &key, None);
+        } else {
+            put_blob(&path, &key, bad.as_deref());
+        }
+        let want = DerivedStatus::Damaged { key: key.clone() };
+        assert_eq!(
+            derived_status(&mut l, &VerifyOptions::default()),
+            (want, false),
+            "{what}"
+        );
+        // undone
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT OR REPLACE INTO cache (k, v) VALUES (?1, ?2)",
+            rusqlite::params![key, blobs[&key]],
+        )
+        .unwrap();
+        drop(conn);
+        assert_eq!(
+            derived_status(&mut l, &VerifyOptions::default()),
+            (DerivedStatus::Sealed, false),
+            "{what}: undone"
+        );
+    }
+    assert_eq!(derived_status(&mut l, &DEEP), (DerivedStatus::Consistent, true));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -114,7 +114,12 @@ fn fast_close_adjustments_and_no_op_record_equal_the_full_path() {
                     let again = b.record(input("first.csv", &first), None, NOW).unwrap();
                     assert_eq!(noop, again, "{name}");
                     // verify: the meta rewritten alone equals a rebuild
-                    let v = a.verify().unwrap();
+                    let v = a
+                        .verify_with(&costshare_store::VerifyOptions {
+                            deep: true,
+                            ..Default::default()
+                        })
+                        .unwrap();
                     assert!(
                         matches!(
                             v,

@@ -897,7 +897,13 @@ fn verify_names_damage_in_the_middle_of_a_long_journal(target: &str) {
     raw.set_body(close, changed.as_bytes()).unwrap();
     raw.set_hash(close, &journal::chain_hash(&close_prev, changed.as_bytes()))
         .unwrap();
-    match l.verify().unwrap() {
+    // (re-deriving statements is the deep check's; the default one, which
+    // does not, names the broken link after it)
+    let deep = VerifyOptions {
+        deep: true,
+        ..VerifyOptions::default()
+    };
+    match l.verify_with(&deep).unwrap() {
         Verified::Bad { seq, message } => {
             assert_eq!(seq, close, "{message}");
             assert!(
@@ -907,9 +913,16 @@ fn verify_names_damage_in_the_middle_of_a_long_journal(target: &str) {
         }
         ok => panic!("verify missed a changed statement: {ok:?}"),
     }
+    match l.verify().unwrap() {
+        Verified::Bad { seq, message } => {
+            assert_eq!(seq, close + 1, "{message}");
+            assert!(message.contains("previous hash"), "{message}");
+        }
+        ok => panic!("verify missed a re-sealed statement: {ok:?}"),
+    }
     // and damage before the statement is named before it
     raw.set_body(victim, edited.as_bytes()).unwrap();
-    match l.verify().unwrap() {
+    match l.verify_with(&deep).unwrap() {
         Verified::Bad { seq, message } => assert_eq!(seq, victim, "{message}"),
         ok => panic!("verify missed an edited body: {ok:?}"),
     }
@@ -1288,7 +1301,16 @@ fn derived_state_follows_late_lines(target: &str) {
     }
     l.void("a0003", "test", now).unwrap();
     check(&mut l, "after a void");
+    // the integrity check ties every blob to the meta; the deep one compares them with a rebuild
     match l.verify().unwrap() {
+        Verified::Ok { derived, .. } => assert_eq!(derived, costshare_store::DerivedStatus::Sealed),
+        other => panic!("{other:?}"),
+    }
+    let deep = VerifyOptions {
+        deep: true,
+        ..VerifyOptions::default()
+    };
+    match l.verify_with(&deep).unwrap() {
         Verified::Ok { derived, .. } => assert_eq!(derived, costshare_store::DerivedStatus::Consistent),
         Verified::Bad { seq, message } => panic!("verify failed at {seq}: {message}"),
         other => panic!("{other:?}"),

@@ -782,11 +782,17 @@ pub fn history(r: &HistoryResult, format: Format) -> String {
 /// What `verify` says of a journal that verified.
 pub fn verify(r: &VerifyResult) -> String {
     format!(
-        "ok: {} journal entries verified; every closed statement re-derived\nhead {}\nderived state: {}\n",
+        "ok: {} journal entries verified; {}\nhead {}\nderived state: {}\n",
         r.entries,
+        if r.deep {
+            "every closed statement re-derived"
+        } else {
+            "statements not re-derived (verify --deep re-derives them)"
+        },
         r.head,
         match &r.derived {
             DerivedStatus::Consistent => "matches the journal".to_string(),
+            DerivedStatus::Sealed => "sealed under the head, every blob the one its meta names (not compared with a rebuild: verify --deep compares it)".to_string(),
             DerivedStatus::Refreshed => "rebuilt from the journal (it was missing or older than the head)".to_string(),
             DerivedStatus::Repaired { key } =>
                 format!("REPAIRED: blob `{key}` was damaged; the derived state was rebuilt from the journal"),
