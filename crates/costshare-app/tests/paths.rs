@@ -8,41 +8,6 @@ use costshare_core::Date;
 use costshare_core::report::Dim;
 use std::path::PathBuf;
 
-/// The demo's categories, uncapped: every layer splits without a ceiling.
-const UNCAPPED: &str = r#"
-[agreement]
-id = "demo-uncapped"
-currency = "JPY"
-start = "2022-04-01"
-end = "2027-03-31"
-fiscal_year_start = "04-01"
-fiscal_year_label = "start"
-[parties.JP]
-[parties.US]
-[categories.labor]
-unit = "worker"
-  [[categories.labor.layers]]
-  portion = "70%"
-  split = { JP = "100%" }
-  [[categories.labor.layers]]
-  split = { JP = "33.3%", US = "66.7%" }
-[categories.welfare]
-  [[categories.welfare.layers]]
-  split = { US = "100%" }
-[categories.utilities]
-  [[categories.utilities.layers]]
-  split = { JP = "61%", US = "39%" }
-[categories.training_relocation]
-  [[categories.training_relocation.layers]]
-  split = { JP = "50%", US = "50%" }
-[categories.facilities]
-  [[categories.facilities.layers]]
-  split = { JP = "66.6667%", US = "33.3333%" }
-[categories.training_equipment]
-  [[categories.training_equipment.layers]]
-  split = { JP = "14.2857%", US = "85.7143%" }
-"#;
-
 struct Dir(PathBuf);
 impl Drop for Dir {
     fn drop(&mut self) {
@@ -77,7 +42,7 @@ fn demo_inputs(name: &str) -> Dir {
     std::fs::write(dir.0.join("costs.csv"), &costs).unwrap();
     std::fs::write(dir.0.join("rates.csv"), &rates).unwrap();
     std::fs::write(dir.0.join("capped.toml"), costshare_demo::agreements::SMA_2022).unwrap();
-    std::fs::write(dir.0.join("uncapped.toml"), UNCAPPED).unwrap();
+    std::fs::write(dir.0.join("uncapped.toml"), costshare_demo::agreements::DEMO_UNCAPPED).unwrap();
     assert!(
         costs.len() > 1 << 18,
         "the file is large enough to be cut for several threads"

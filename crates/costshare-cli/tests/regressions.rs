@@ -277,41 +277,6 @@ fn streaming_and_general_reports_agree_in_every_format() {
     }
 }
 
-/// The demo's categories without a cap: the streaming path totals its lines
-/// as they go by.
-const DEMO_UNCAPPED: &str = r#"[agreement]
-id = "demo-uncapped"
-currency = "JPY"
-start = "2022-04-01"
-end = "2027-03-31"
-fiscal_year_start = "04-01"
-fiscal_year_label = "start"
-[parties.JP]
-[parties.US]
-[categories.labor]
-unit = "worker"
-  [[categories.labor.layers]]
-  portion = "70%"
-  split = { JP = "100%" }
-  [[categories.labor.layers]]
-  split = { JP = "33.3%", US = "66.7%" }
-[categories.welfare]
-  [[categories.welfare.layers]]
-  split = { US = "100%" }
-[categories.utilities]
-  [[categories.utilities.layers]]
-  split = { JP = "61%", US = "39%" }
-[categories.training_relocation]
-  [[categories.training_relocation.layers]]
-  split = { JP = "50%", US = "50%" }
-[categories.facilities]
-  [[categories.facilities.layers]]
-  split = { JP = "66.6667%", US = "33.3333%" }
-[categories.training_equipment]
-  [[categories.training_equipment.layers]]
-  split = { JP = "14.2857%", US = "85.7143%" }
-"#;
-
 /// Issue 12: files with replacements or bad rows stay on the streaming path
 /// (the workers name the bad rows; replaced lines are dropped) and print what
 /// the general path prints: the same stdout, stderr and exit code, capped
@@ -328,7 +293,10 @@ fn streaming_and_general_agree_on_replacements_and_bad_rows() {
     let body: Vec<String> = demo.lines().skip(1).map(str::to_string).collect();
     assert!(demo.len() > 1 << 16, "the full file is cut in two pieces");
     let small: Vec<String> = body[..400].to_vec();
-    let agreements = [d.path("demo/agreement.toml"), d.file("uncapped.toml", DEMO_UNCAPPED)];
+    let agreements = [
+        d.path("demo/agreement.toml"),
+        d.file("uncapped.toml", costshare_demo::agreements::DEMO_UNCAPPED),
+    ];
     let rates = d.path("demo/rates.csv");
     // field `col` of a body line set to `v` (nine fields: `replaces` last)
     let set = |l: &mut [String], k: usize, col: usize, v: &str| {

@@ -45,6 +45,42 @@ pub mod agreements {
         ),
         ("us-japan-sma-2022.toml", SMA_2022),
     ];
+
+    /// The demo's categories with every cap removed (every layer splits
+    /// without a ceiling): what the tests of the streaming path, which totals
+    /// uncapped lines as they go by, allocate beside the demo's agreement.
+    pub const DEMO_UNCAPPED: &str = r#"[agreement]
+id = "demo-uncapped"
+currency = "JPY"
+start = "2022-04-01"
+end = "2027-03-31"
+fiscal_year_start = "04-01"
+fiscal_year_label = "start"
+[parties.JP]
+[parties.US]
+[categories.labor]
+unit = "worker"
+  [[categories.labor.layers]]
+  portion = "70%"
+  split = { JP = "100%" }
+  [[categories.labor.layers]]
+  split = { JP = "33.3%", US = "66.7%" }
+[categories.welfare]
+  [[categories.welfare.layers]]
+  split = { US = "100%" }
+[categories.utilities]
+  [[categories.utilities.layers]]
+  split = { JP = "61%", US = "39%" }
+[categories.training_relocation]
+  [[categories.training_relocation.layers]]
+  split = { JP = "50%", US = "50%" }
+[categories.facilities]
+  [[categories.facilities.layers]]
+  split = { JP = "66.6667%", US = "33.3333%" }
+[categories.training_equipment]
+  [[categories.training_equipment.layers]]
+  split = { JP = "14.2857%", US = "85.7143%" }
+"#;
 }
 
 /// SplitMix64: small, seedable, good enough for synthetic data.

@@ -98,11 +98,11 @@ fn derived_state_equals_a_replay() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A damaged derived state is caught by `verify`, not used, and rebuilt by
-/// `verify --repair`.
-#[test]
-fn verify_repairs_a_damaged_derived_state() {
-    let dir = std::env::temp_dir().join(format!("costshare-derived-bad-{}", std::process::id()));
+/// A ledger of the 2022 SMA in a fresh directory named for `test`, with
+/// `n` random lines (ids `prefix0000`…, seeded by `seed`) recorded in one
+/// file: the directory, the ledger's path and the open ledger.
+fn sma_ledger(test: &str, seed: u64, n: usize, prefix: &str) -> (std::path::PathBuf, String, Ledger) {
+    let dir = std::env::temp_dir().join(format!("costshare-derived-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
@@ -110,8 +110,16 @@ fn verify_repairs_a_damaged_derived_state() {
     let path = dir.join("l.db").display().to_string();
     let now = "2026-11-27T00:00:00Z";
     let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
-    let csv = lines_csv(&ag, &mut Rng::new(1), 50, "x");
-    l.record(input("x.csv", &csv), None, now).unwrap();
+    let csv = lines_csv(&ag, &mut Rng::new(seed), n, prefix);
+    l.record(input(&format!("{prefix}.csv"), &csv), None, now).unwrap();
+    (dir, path, l)
+}
+
+/// A damaged derived state is caught by `verify`, not used, and rebuilt by
+/// `verify --repair`.
+#[test]
+fn verify_repairs_a_damaged_derived_state() {
+    let (dir, path, mut l) = sma_ledger("bad", 1, 50, "x");
     check(&mut l, "before damage");
     // change one report total behind the program's back
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -241,16 +249,8 @@ const DEEP: VerifyOptions = VerifyOptions {
 /// it (commands replay the journal) and the default `verify` reports it.
 #[test]
 fn a_stale_bucket_restored_from_an_earlier_copy_is_refused() {
-    let dir = std::env::temp_dir().join(format!("costshare-derived-stale-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
-    let ag = costshare_core::load(&text).agreement.unwrap();
-    let path = dir.join("l.db").display().to_string();
+    let (dir, path, mut l) = sma_ledger("stale", 3, 60, "x");
     let now = "2026-11-27T00:00:00Z";
-    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
-    let csv = lines_csv(&ag, &mut Rng::new(3), 60, "x");
-    l.record(input("x.csv", &csv), None, now).unwrap();
     let before = stored_blobs(&path);
     // a line replaced by another of the same date and category: its bucket
     // holds as many lines as before, other ones
@@ -294,16 +294,7 @@ fn a_stale_bucket_restored_from_an_earlier_copy_is_refused() {
 /// shard, a blob copied over another, a meta flipped; undone, it passes.
 #[test]
 fn the_default_verify_reports_damage_to_any_blob() {
-    let dir = std::env::temp_dir().join(format!("costshare-derived-seals-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
-    let ag = costshare_core::load(&text).agreement.unwrap();
-    let path = dir.join("l.db").display().to_string();
-    let now = "2026-11-27T00:00:00Z";
-    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
-    let csv = lines_csv(&ag, &mut Rng::new(4), 80, "y");
-    l.record(input("y.csv", &csv), None, now).unwrap();
+    let (dir, path, mut l) = sma_ledger("seals", 4, 80, "y");
     let blobs = stored_blobs(&path);
     let bucket = blobs
         .keys()
