@@ -223,17 +223,6 @@ impl std::ops::Deref for Payload {
     }
 }
 
-/// A blob's payload, with the head it was sealed under; `None` when absent;
-/// [`StoreError::Cache`] when its seal does not check.
-fn get_sealed(backend: &mut dyn Backend, key: &str) -> Result<Option<(String, Payload)>, StoreError> {
-    let Some(stored) = backend.cache_get(key)? else {
-        return Ok(None);
-    };
-    let u = unseal(key, &stored).ok_or_else(|| damaged(key))?;
-    let (head, at) = (u.head.to_string(), u.at);
-    Ok(Some((head, Payload { stored, at })))
-}
-
 /// A bucket's or shard's payload, when it is the blob `meta` names: absent,
 /// failing its seal, or sealed with another checksum than the meta records
 /// for `key` (another state's blob) is [`StoreError::Cache`].
@@ -432,39 +421,54 @@ fn decode_meta(b: &[u8]) -> Option<Meta> {
     }
     m.lines = r.u64()?;
     m.total = r.i128()?;
-    for _ in 0..r.u32()? {
+    // the maps were written in key order: built from their entries in one
+    // pass (`BTreeMap::from_iter` sorts a sorted list for free) rather than
+    // by a search per key
+    let n = r.u32()? as usize;
+    let mut totals = Vec::with_capacity(n.min(r.b.len() / 36));
+    for _ in 0..n {
         let v = u16::try_from(r.u32()?).ok()?;
         let p = u16::try_from(r.u32()?).ok()?;
         let c = u16::try_from(r.u32()?).ok()?;
         let mi = r.u32()? as i32;
         let site = r.str()?.to_string();
-        m.totals.insert((v, p, c, mi, site), r.i128()?);
+        totals.push(((v, p, c, mi, site), r.i128()?));
     }
-    for _ in 0..r.u32()? {
+    m.totals = BTreeMap::from_iter(totals);
+    let n = r.u32()? as usize;
+    let mut open = Vec::with_capacity(n.min(r.b.len() / 16));
+    for _ in 0..n {
         let mi = r.u32()? as i32;
         let d = r.date()?;
-        m.open.insert((mi, d), r.u64()?);
+        open.push(((mi, d), r.u64()?));
     }
+    m.open = BTreeMap::from_iter(open);
     for _ in 0..r.u32()? {
         m.carries.push(decode_carry(&mut r)?);
     }
-    for _ in 0..r.u32()? {
+    let n = r.u32()? as usize;
+    let mut open_totals = Vec::with_capacity(n.min(r.b.len() / 40));
+    for _ in 0..n {
         let v = u16::try_from(r.u32()?).ok()?;
         let p = u16::try_from(r.u32()?).ok()?;
         let c = u16::try_from(r.u32()?).ok()?;
         let mi = r.u32()? as i32;
         let site = r.str()?.to_string();
         let d = r.date()?;
-        m.open_totals.insert((v, p, c, mi, site, d), r.i128()?);
+        open_totals.push(((v, p, c, mi, site, d), r.i128()?));
     }
+    m.open_totals = BTreeMap::from_iter(open_totals);
     for _ in 0..r.u32()? {
         m.payments.push((r.str()?.to_string(), r.u64()?));
     }
-    for _ in 0..r.u32()? {
+    let n = r.u32()? as usize;
+    let mut blobs = Vec::with_capacity(n.min(r.b.len() / 20));
+    for _ in 0..n {
         let key = r.str()?.to_string();
         let sum: [u8; 16] = r.take(16)?.try_into().ok()?;
-        m.blobs.insert(key, sum);
+        blobs.push((key, sum));
     }
+    m.blobs = BTreeMap::from_iter(blobs);
     (r.done() && !m.versions.is_empty() && m.carries.len() == m.versions.len()).then_some(m)
 }
 
@@ -1124,17 +1128,41 @@ impl<'s> Moves<'s> {
 /// goes through here.
 pub fn put_all(backend: &mut dyn Backend, head: &str, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
     let mut meta = None;
-    let mut sums = Vec::with_capacity(blobs.len());
+    let mut others = Vec::with_capacity(blobs.len());
     for (k, v) in blobs {
         if k == "meta" {
             meta = Some(decode_meta(v).ok_or_else(|| damaged("meta"))?);
-            continue;
+        } else {
+            others.push((k, v));
         }
+    }
+    let meta = meta.ok_or_else(|| damaged("meta"))?;
+    put_blobs(backend, head, others, meta)
+}
+
+/// [`put_all`] of `blobs` (the meta not among them) and of `meta` as it is
+/// in memory: what a write that already holds the decoded meta calls (a
+/// late line, `close`), so the meta is not encoded, decoded and encoded
+/// again on the way.
+pub fn put_with_meta(backend: &mut dyn Backend, head: &str, blobs: &[Blob], meta: Meta) -> Result<(), StoreError> {
+    if blobs.iter().any(|(k, _)| k == "meta") {
+        return Err(damaged("meta"));
+    }
+    put_blobs(backend, head, blobs.iter().map(|(k, v)| (k, v)), meta)
+}
+
+fn put_blobs<'b>(
+    backend: &mut dyn Backend,
+    head: &str,
+    blobs: impl IntoIterator<Item = (&'b String, &'b Vec<u8>)>,
+    mut meta: Meta,
+) -> Result<(), StoreError> {
+    let mut sums = Vec::new();
+    for (k, v) in blobs {
         let (stored, sum) = sealed(head, k, v);
         backend.cache_put(k, &stored)?;
         sums.push((k, sum));
     }
-    let mut meta = meta.ok_or_else(|| damaged("meta"))?;
     meta.head = head.to_string();
     for (k, sum) in sums {
         meta.blobs.insert(k.clone(), sum);
@@ -1147,16 +1175,16 @@ pub fn put_all(backend: &mut dyn Backend, head: &str, blobs: &[(String, Vec<u8>)
 /// its seal, does not decode, or names another head than it was sealed
 /// under is [`StoreError::Cache`].
 pub fn meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
-    if let Some(stored) = backend.cache_get("meta")?
-        && OLD_SEALS.iter().any(|old| stored.starts_with(*old))
-    {
-        return Ok(None);
-    }
-    let Some((head, b)) = get_sealed(backend, "meta")? else {
+    // read once: the meta is the largest blob a late line reads whole
+    let Some(stored) = backend.cache_get("meta")? else {
         return Ok(None);
     };
-    match decode_meta(&b) {
-        Some(m) if m.head == head => Ok(Some(m)),
+    if OLD_SEALS.iter().any(|old| stored.starts_with(*old)) {
+        return Ok(None);
+    }
+    let u = unseal("meta", &stored).ok_or_else(|| damaged("meta"))?;
+    match decode_meta(&stored[u.at..]) {
+        Some(m) if m.head == u.head => Ok(Some(m)),
         _ => Err(damaged("meta")),
     }
 }
