@@ -1081,24 +1081,34 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) ->
 /// provisional until) before the meta's maps are touched: a pro-rata month
 /// moves thousands of lines, into a few dozen totals.
 #[derive(Default)]
-struct Moves<'s>(HashMap<(u16, i32, &'s str, Option<Date>), i128, state::BuildFx>);
+struct Moves<'s>(HashMap<(i32, &'s str, Option<Date>), Vec<i128>, state::BuildFx>);
 
 impl<'s> Moves<'s> {
     /// Add (`sign` = 1) or remove (−1) one line's parts, provisional until
     /// `open`.
     fn add(&mut self, date: Date, site: &'s str, row: &[i64], open: Option<Date>, sign: i128) {
+        self.change(date, site, open, row.iter().map(|&v| sign * v as i128));
+    }
+
+    /// Move one line's parts from `r0` to `r1`, provisional until `open`
+    /// both times (one look-up instead of two).
+    fn change(&mut self, date: Date, site: &'s str, open: Option<Date>, by: impl ExactSizeIterator<Item = i128>) {
         let mi = date.month_index();
-        for (p, &v) in row.iter().enumerate() {
-            if v != 0 {
-                *self.0.entry((p as u16, mi, site, open)).or_insert(0) += sign * v as i128;
-            }
+        let t = self.0.entry((mi, site, open)).or_insert_with(|| vec![0; by.len()]);
+        for (x, v) in t.iter_mut().zip(by) {
+            *x += v;
         }
     }
 
     /// Into the totals, and the open totals for lines provisional until a
     /// date; a total that comes to zero is dropped.
     fn apply(self, meta: &mut Meta, category: usize) {
-        for ((p, mi, site, open), t) in self.0 {
+        let moves = self.0.into_iter().flat_map(|((mi, site, open), row)| {
+            row.into_iter()
+                .enumerate()
+                .map(move |(p, t)| ((p as u16, mi, site, open), t))
+        });
+        for ((p, mi, site, open), t) in moves {
             if t == 0 {
                 continue;
             }
@@ -1705,8 +1715,17 @@ pub fn add_lines(
             }
             let bad = || damaged(&bucket_key(0, c, l.date.month_index()));
             let site = l.rest().ok_or_else(bad)?.site;
-            moves.add(l.date, site, r0, o0, -1);
-            moves.add(l.date, site, r1, o1, 1);
+            if o0 == o1 {
+                moves.change(
+                    l.date,
+                    site,
+                    o0,
+                    r1.iter().zip(r0).map(|(a, b)| *a as i128 - *b as i128),
+                );
+            } else {
+                moves.add(l.date, site, r0, o0, -1);
+                moves.add(l.date, site, r1, o1, 1);
+            }
             if r0 != r1 {
                 let id = l.id().ok_or_else(bad)?;
                 let d = changed.entry(id.to_string()).or_insert_with(|| vec![0; r0.len()]);
