@@ -72,9 +72,6 @@ pub struct Row<'a> {
     pub at: &'a str,
 }
 
-/// Receives each entry's seq and canonical bytes.
-pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a;
-
 /// A journal row as stored, borrowed from the database's row for the time
 /// of one call (see [`Backend::for_each_stored`]).
 #[derive(Clone, Copy, Debug)]
@@ -95,9 +92,6 @@ pub trait Backend: Send {
     fn location(&self) -> String;
     /// Every entry in `seq` order.
     fn read_all(&mut self) -> Result<Vec<Stored>, StoreError>;
-    /// Call `f` with each entry's seq and bytes in `seq` order, without
-    /// keeping them; returns the last entry's seq and hash.
-    fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError>;
     /// Call `f` with each row as stored (seq, bytes and both hashes) in
     /// `seq` order, in one statement, without keeping them: what `verify`
     /// checks the chain with. A column of another type than the schema's is

@@ -5,7 +5,7 @@
 //! Writers take the write lock with `BEGIN IMMEDIATE` and wait up to a minute
 //! for each other.
 
-use crate::backend::{Backend, EntryVisitor, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow};
+use crate::backend::{Backend, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow};
 use crate::journal::Stored;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::Path;
@@ -228,34 +228,6 @@ impl Backend for Sqlite {
             });
         }
         Ok(out)
-    }
-
-    fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT seq, body, hash FROM journal ORDER BY seq")
-            .map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
-        let mut last: Option<(u64, String)> = None;
-        let mut last_seq = 0u64;
-        let mut last_hash_needed = false;
-        while let Some(r) = rows.next().map_err(db)? {
-            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
-            f(seq, blob_ref(r, 1, BODY, seq, &self.path)?)?;
-            last_seq = seq;
-            last_hash_needed = true;
-        }
-        drop(rows);
-        if last_hash_needed {
-            let h: String = self
-                .conn
-                .query_row("SELECT hash FROM journal WHERE seq = ?1", [last_seq as i64], |r| {
-                    Ok(column(r, 0, HASH, last_seq, &self.path))
-                })
-                .map_err(db)??;
-            last = Some((last_seq, h));
-        }
-        Ok(last)
     }
 
     fn for_each_stored(&mut self, f: &mut StoredVisitor<'_>) -> Result<(), StoreError> {
