@@ -256,14 +256,20 @@ fn named(meta: &Meta, key: &str, stored: Vec<u8>) -> Result<Payload, StoreError>
 
 /// Every blob the meta names is there, checks its seal, and is the one the
 /// meta records (its checksum): the derived state is tied together
-/// without decoding a blob or keeping one (one blob in memory at a time).
+/// without decoding a blob, a few blobs in memory at a time (read
+/// [`CHECK_BATCH`] keys to a round trip: on PostgreSQL one query per key
+/// was a tenth of `verify` at a million lines).
 /// `Err(StoreError::Cache(key))`: the first blob that is not.
 pub fn check_blobs(backend: &mut dyn Backend, meta: &Meta) -> Result<(), StoreError> {
-    for key in meta.blobs.keys() {
-        get(backend, meta, key)?;
+    let keys: Vec<String> = meta.blobs.keys().cloned().collect();
+    for chunk in keys.chunks(CHECK_BATCH) {
+        need_many(backend, meta, chunk)?;
     }
     Ok(())
 }
+
+/// Blobs read to a round trip by [`check_blobs`].
+const CHECK_BATCH: usize = 32;
 
 /// Several blobs' payloads, read together ([`Backend::cache_get_many`]);
 /// any absent or failing its seal is an error.
