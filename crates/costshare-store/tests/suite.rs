@@ -1397,3 +1397,46 @@ both!(
     concurrent_inits,
     concurrent_writers,
 );
+
+/// The derived state's values are not compressed with PostgreSQL's default
+/// pglz (seconds of server time at a million lines): a new ledger's `cache`
+/// column is lz4 (or stored uncompressed where the server has no lz4), and a
+/// ledger made by an earlier version, whose column is pglz, is changed by its
+/// next write, which still reads the same.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgresql_cache_values_are_not_pglz() {
+    let Some(t) = PgTarget::new("postgresql_cache_values_are_not_pglz") else {
+        return;
+    };
+    let mut c = postgres::Client::connect(&t.target, postgres::NoTls).unwrap();
+    let method = |c: &mut postgres::Client| -> (i8, i8) {
+        let r = c
+            .query_one(
+                "SELECT attcompression, attstorage FROM pg_attribute WHERE attrelid = 'cache'::regclass AND attname = 'v'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let fast = |(comp, storage): (i8, i8)| comp == b'l' as i8 || storage == b'e' as i8;
+    let mut l = init(&t.target);
+    record(&mut l, "a.csv", &costs_csv("A", 40));
+    assert!(
+        fast(method(&mut c)),
+        "a new ledger's cache column: {:?}",
+        method(&mut c)
+    );
+    // as an earlier version left it
+    c.batch_execute(
+        "ALTER TABLE cache ALTER COLUMN v SET COMPRESSION pglz; ALTER TABLE cache ALTER COLUMN v SET STORAGE EXTENDED",
+    )
+    .unwrap();
+    assert_eq!(method(&mut c), (b'p' as i8, b'x' as i8));
+    let before = state(&mut l);
+    let mut l = Ledger::open(&t.target).unwrap();
+    record(&mut l, "b.csv", &costs_csv("B", 3));
+    assert!(fast(method(&mut c)), "the next write changes it: {:?}", method(&mut c));
+    assert_eq!(state(&mut l).lines.len(), before.lines.len() + 3);
+    verify_ok(&mut l);
+}
