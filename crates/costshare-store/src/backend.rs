@@ -106,6 +106,9 @@ pub trait Backend: Send {
     fn rollback(&mut self);
     /// The last entry's seq and hash; `None` for an empty journal.
     fn head(&mut self) -> Result<Option<(u64, String)>, StoreError>;
+    /// The last entry as stored (seq, bytes and both hashes); `None` for
+    /// an empty journal.
+    fn head_stored(&mut self) -> Result<Option<Stored>, StoreError>;
     /// One entry's canonical bytes.
     fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// A blob of the derived state (see `derived`): a cache beside the

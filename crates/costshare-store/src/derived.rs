@@ -1196,13 +1196,24 @@ pub fn differs(backend: &mut dyn Backend, meta: &Meta, blobs: &[Blob]) -> Result
     Ok((named != meta.blobs.len()).then(|| "meta".to_string()))
 }
 
-/// The derived state's meta, when it reflects the journal's head now.
+/// The derived state's meta, when it reflects the journal's head now: the
+/// last entry is the one the meta names, and its bytes still hash to its
+/// stored hash. That last check is what a command that does not replay can
+/// afford of the chain (one entry): an edit of the last entry's bytes behind
+/// the program's back makes the caller replay, and the replay, which checks
+/// every link, names it. An edit further back is found by `verify`.
 pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
     let Some(meta) = meta(backend)? else {
         return Ok(None);
     };
-    match backend.head()? {
-        Some((seq, hash)) if seq == meta.seq && hash == meta.head => Ok(Some(meta)),
+    match backend.head_stored()? {
+        Some(s)
+            if s.seq == meta.seq
+                && s.hash == meta.head
+                && journal::is_hex_of(&s.hash, &journal::chain_digest(&s.prev_hash, &s.body)) =>
+        {
+            Ok(Some(meta))
+        }
         _ => Ok(None),
     }
 }

@@ -280,6 +280,28 @@ impl Backend for Pg {
             .transpose()
     }
 
+    fn head_stored(&mut self) -> Result<Option<Stored>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .map_err(db)?;
+        let at = redact(&self.url);
+        rows.first()
+            .map(|r| {
+                let seq = r.get::<_, i64>(0) as u64;
+                Ok(Stored {
+                    seq,
+                    body: column(r, 1, BODY, seq, &at)?,
+                    prev_hash: column(r, 2, PREV_HASH, seq, &at)?,
+                    hash: column(r, 3, HASH, seq, &at)?,
+                })
+            })
+            .transpose()
+    }
+
     fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let rows = self
             .client

@@ -293,6 +293,26 @@ impl Backend for Sqlite {
         }
     }
 
+    fn head_stored(&mut self) -> Result<Option<Stored>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq DESC LIMIT 1")
+            .map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        match rows.next().map_err(db)? {
+            Some(r) => {
+                let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+                Ok(Some(Stored {
+                    seq,
+                    body: column(r, 1, BODY, seq, &self.path)?,
+                    prev_hash: column(r, 2, PREV_HASH, seq, &self.path)?,
+                    hash: column(r, 3, HASH, seq, &self.path)?,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
     fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let mut st = self
             .conn
