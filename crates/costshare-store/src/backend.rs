@@ -31,6 +31,10 @@ pub enum StoreError {
         expected: &'static str,
         found: String,
     },
+    /// The ledger was changed behind the program's back in a way that is
+    /// not one entry's column: `what` says how (the `seq` column's type, a
+    /// row numbered below 1, entries removed from the end).
+    Damaged { location: String, what: String },
 }
 
 impl fmt::Display for StoreError {
@@ -54,12 +58,29 @@ impl fmt::Display for StoreError {
                 f,
                 "the ledger {location} is damaged: journal entry {seq} has its `{column}` stored as {found}, not {expected} (it was changed outside costshare); run `costshare verify {location}` to check the whole journal"
             ),
+            StoreError::Damaged { location, what } => write!(
+                f,
+                "the ledger {location} is damaged: {what} (it was changed outside costshare); run `costshare verify {location}` to check the whole journal"
+            ),
             StoreError::Cache(key) => write!(
                 f,
                 "the derived state (`{key}`) is damaged; `costshare verify` rebuilds it from the journal"
             ),
         }
     }
+}
+
+/// A journal row's `seq` as an entry number: entries are numbered from 1,
+/// so a row numbered below that was put there outside costshare
+/// ([`StoreError::Damaged`], naming the number as stored).
+pub fn entry_number(seq: i64, location: &str) -> Result<u64, StoreError> {
+    u64::try_from(seq)
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| StoreError::Damaged {
+            location: location.to_string(),
+            what: format!("the journal holds a row numbered {seq} (entries are numbered from 1)"),
+        })
 }
 
 impl std::error::Error for StoreError {}

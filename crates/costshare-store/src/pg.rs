@@ -4,7 +4,7 @@
 //! transaction; readers are never blocked. A trigger refuses UPDATE, DELETE
 //! and TRUNCATE on the journal.
 
-use crate::backend::{Backend, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow};
+use crate::backend::{Backend, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow, entry_number};
 use crate::journal::Stored;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
@@ -52,6 +52,19 @@ fn column<'a, T: postgres::types::FromSql<'a>>(
             },
         }
     })
+}
+
+/// Column 0, `seq`, of a journal row (a column of another type than
+/// BIGINT, or a number below 1, is [`StoreError::Damaged`]).
+fn seq_of(r: &postgres::Row, location: &str) -> Result<u64, StoreError> {
+    let seq: i64 = r.try_get(0).map_err(|_| StoreError::Damaged {
+        location: location.to_string(),
+        what: format!(
+            "the journal's `seq` column is stored as {}, not BIGINT",
+            r.columns()[0].type_().name().to_uppercase()
+        ),
+    })?;
+    entry_number(seq, location)
 }
 
 const BODY: (&str, &str) = ("body", "BYTEA");
@@ -190,7 +203,7 @@ impl Backend for Pg {
         let at = redact(&self.url);
         rows.iter()
             .map(|r| {
-                let seq = r.get::<_, i64>(0) as u64;
+                let seq = seq_of(r, &at)?;
                 Ok(Stored {
                     seq,
                     body: column(r, 1, BODY, seq, &at)?,
@@ -274,7 +287,7 @@ impl Backend for Pg {
         let at = redact(&self.url);
         rows.first()
             .map(|r| {
-                let seq = r.get::<_, i64>(0) as u64;
+                let seq = seq_of(r, &at)?;
                 Ok((seq, column(r, 1, HASH, seq, &at)?))
             })
             .transpose()
@@ -291,7 +304,7 @@ impl Backend for Pg {
         let at = redact(&self.url);
         rows.first()
             .map(|r| {
-                let seq = r.get::<_, i64>(0) as u64;
+                let seq = seq_of(r, &at)?;
                 Ok(Stored {
                     seq,
                     body: column(r, 1, BODY, seq, &at)?,
@@ -493,7 +506,7 @@ impl Pg {
                 *e = row.len();
             }
             let seq_bytes: [u8; 8] = row[..end[0]].try_into().map_err(|_| bad("has a seq of another size"))?;
-            let seq = i64::from_be_bytes(seq_bytes) as u64;
+            let seq = entry_number(i64::from_be_bytes(seq_bytes), &at)?;
             if let Some(i) = null {
                 let (column, expected) = [("seq", "BIGINT"), BODY, PREV_HASH, HASH][i];
                 return Err(StoreError::ColumnType {
@@ -530,7 +543,7 @@ impl Pg {
         // one statement (one snapshot), its rows as they arrive
         let mut rows = self.client.query_raw(STORED, NO_PARAMS).map_err(db)?;
         while let Some(r) = rows.next().map_err(db)? {
-            let seq = r.get::<_, i64>(0) as u64;
+            let seq = seq_of(&r, &at)?;
             f(StoredRef {
                 seq,
                 body: column(&r, 1, BODY, seq, &at)?,

@@ -5,7 +5,7 @@
 //! Writers take the write lock with `BEGIN IMMEDIATE` and wait up to a minute
 //! for each other.
 
-use crate::backend::{Backend, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow};
+use crate::backend::{Backend, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow, entry_number};
 use crate::journal::Stored;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::Path;
@@ -104,6 +104,16 @@ fn sql_type(t: rusqlite::types::Type) -> String {
         Type::Blob => "BLOB",
     }
     .to_string()
+}
+
+/// Column 0, `seq`, of a journal row (a value that is not an integer, or
+/// a number below 1, is [`StoreError::Damaged`]).
+fn seq_of(r: &rusqlite::Row<'_>, location: &str) -> Result<u64, StoreError> {
+    let seq: i64 = r.get(0).map_err(|_| StoreError::Damaged {
+        location: location.to_string(),
+        what: "the journal holds a row whose `seq` is not an integer".to_string(),
+    })?;
+    entry_number(seq, location)
 }
 
 const BODY: (&str, &str) = ("body", "BLOB");
@@ -219,7 +229,7 @@ impl Backend for Sqlite {
         let mut rows = st.query([]).map_err(db)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(db)? {
-            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+            let seq = seq_of(r, &self.path)?;
             out.push(Stored {
                 seq,
                 body: column(r, 1, BODY, seq, &self.path)?,
@@ -238,7 +248,7 @@ impl Backend for Sqlite {
             .map_err(db)?;
         let mut rows = st.query([]).map_err(db)?;
         while let Some(r) = rows.next().map_err(db)? {
-            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+            let seq = seq_of(r, &self.path)?;
             f(StoredRef {
                 seq,
                 body: blob_ref(r, 1, BODY, seq, &self.path)?,
@@ -286,7 +296,7 @@ impl Backend for Sqlite {
         let mut rows = st.query([]).map_err(db)?;
         match rows.next().map_err(db)? {
             Some(r) => {
-                let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+                let seq = seq_of(r, &self.path)?;
                 Ok(Some((seq, column(r, 1, HASH, seq, &self.path)?)))
             }
             None => Ok(None),
@@ -301,7 +311,7 @@ impl Backend for Sqlite {
         let mut rows = st.query([]).map_err(db)?;
         match rows.next().map_err(db)? {
             Some(r) => {
-                let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+                let seq = seq_of(r, &self.path)?;
                 Ok(Some(Stored {
                     seq,
                     body: column(r, 1, BODY, seq, &self.path)?,
