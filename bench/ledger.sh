@@ -9,7 +9,8 @@
 # Steps: init; record N new lines; record the same file again (a no-op); the
 # first report after the bulk load; report again; late lines whose caps reset
 # monthly, yearly and once a term (--impact); allocate, explain, history --id,
-# close, adjustments on the ledger; verify (the integrity check) and verify
+# close, adjustments on the ledger; void one line and history (every entry), which
+# still replay the journal; verify (the integrity check) and verify
 # --deep (statements re-derived, the derived state rebuilt and compared); then
 # amend and report, explain and allocate after it. Prints wall seconds and
 # peak memory (GNU time's maximum resident set size) for each step.
@@ -76,6 +77,8 @@ step "explain one line" $B explain --ledger "$L" --id B00000042
 step "history --id" $B history "$L" --id B00000042
 step "adjustments" $B adjustments "$L" --as-of 2026-11-29
 step "close FY2022" $B close "$L" --period FY2022 --as-of 2026-11-29
+step "void one line" $B void "$L" B00000043 --reason "bench: a line voided"
+step "history (every entry)" $B history "$L"
 step "verify" $B verify "$L"
 step "verify --deep" $B verify "$L" --deep
 if [[ $PG == 0 ]]; then

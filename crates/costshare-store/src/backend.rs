@@ -31,6 +31,10 @@ pub enum StoreError {
         expected: &'static str,
         found: String,
     },
+    /// The ledger was changed behind the program's back in a way that is
+    /// not one entry's column: `what` says how (the `seq` column's type, a
+    /// row numbered below 1, entries removed from the end).
+    Damaged { location: String, what: String },
 }
 
 impl fmt::Display for StoreError {
@@ -54,12 +58,29 @@ impl fmt::Display for StoreError {
                 f,
                 "the ledger {location} is damaged: journal entry {seq} has its `{column}` stored as {found}, not {expected} (it was changed outside costshare); run `costshare verify {location}` to check the whole journal"
             ),
+            StoreError::Damaged { location, what } => write!(
+                f,
+                "the ledger {location} is damaged: {what} (it was changed outside costshare); run `costshare verify {location}` to check the whole journal"
+            ),
             StoreError::Cache(key) => write!(
                 f,
                 "the derived state (`{key}`) is damaged; `costshare verify` rebuilds it from the journal"
             ),
         }
     }
+}
+
+/// A journal row's `seq` as an entry number: entries are numbered from 1,
+/// so a row numbered below that was put there outside costshare
+/// ([`StoreError::Damaged`], naming the number as stored).
+pub fn entry_number(seq: i64, location: &str) -> Result<u64, StoreError> {
+    u64::try_from(seq)
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| StoreError::Damaged {
+            location: location.to_string(),
+            what: format!("the journal holds a row numbered {seq} (entries are numbered from 1)"),
+        })
 }
 
 impl std::error::Error for StoreError {}
@@ -71,9 +92,6 @@ pub struct Row<'a> {
     pub kind: &'a str,
     pub at: &'a str,
 }
-
-/// Receives each entry's seq and canonical bytes.
-pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a;
 
 /// A journal row as stored, borrowed from the database's row for the time
 /// of one call (see [`Backend::for_each_stored`]).
@@ -95,9 +113,6 @@ pub trait Backend: Send {
     fn location(&self) -> String;
     /// Every entry in `seq` order.
     fn read_all(&mut self) -> Result<Vec<Stored>, StoreError>;
-    /// Call `f` with each entry's seq and bytes in `seq` order, without
-    /// keeping them; returns the last entry's seq and hash.
-    fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError>;
     /// Call `f` with each row as stored (seq, bytes and both hashes) in
     /// `seq` order, in one statement, without keeping them: what `verify`
     /// checks the chain with. A column of another type than the schema's is
@@ -112,6 +127,9 @@ pub trait Backend: Send {
     fn rollback(&mut self);
     /// The last entry's seq and hash; `None` for an empty journal.
     fn head(&mut self) -> Result<Option<(u64, String)>, StoreError>;
+    /// The last entry as stored (seq, bytes and both hashes); `None` for
+    /// an empty journal.
+    fn head_stored(&mut self) -> Result<Option<Stored>, StoreError>;
     /// One entry's canonical bytes.
     fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// A blob of the derived state (see `derived`): a cache beside the

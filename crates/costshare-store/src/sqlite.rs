@@ -5,7 +5,7 @@
 //! Writers take the write lock with `BEGIN IMMEDIATE` and wait up to a minute
 //! for each other.
 
-use crate::backend::{Backend, EntryVisitor, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow};
+use crate::backend::{Backend, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow, entry_number};
 use crate::journal::Stored;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::Path;
@@ -104,6 +104,16 @@ fn sql_type(t: rusqlite::types::Type) -> String {
         Type::Blob => "BLOB",
     }
     .to_string()
+}
+
+/// Column 0, `seq`, of a journal row (a value that is not an integer, or
+/// a number below 1, is [`StoreError::Damaged`]).
+fn seq_of(r: &rusqlite::Row<'_>, location: &str) -> Result<u64, StoreError> {
+    let seq: i64 = r.get(0).map_err(|_| StoreError::Damaged {
+        location: location.to_string(),
+        what: "the journal holds a row whose `seq` is not an integer".to_string(),
+    })?;
+    entry_number(seq, location)
 }
 
 const BODY: (&str, &str) = ("body", "BLOB");
@@ -219,7 +229,7 @@ impl Backend for Sqlite {
         let mut rows = st.query([]).map_err(db)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(db)? {
-            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+            let seq = seq_of(r, &self.path)?;
             out.push(Stored {
                 seq,
                 body: column(r, 1, BODY, seq, &self.path)?,
@@ -230,34 +240,6 @@ impl Backend for Sqlite {
         Ok(out)
     }
 
-    fn for_each(&mut self, f: &mut EntryVisitor<'_>) -> Result<Option<(u64, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT seq, body, hash FROM journal ORDER BY seq")
-            .map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
-        let mut last: Option<(u64, String)> = None;
-        let mut last_seq = 0u64;
-        let mut last_hash_needed = false;
-        while let Some(r) = rows.next().map_err(db)? {
-            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
-            f(seq, blob_ref(r, 1, BODY, seq, &self.path)?)?;
-            last_seq = seq;
-            last_hash_needed = true;
-        }
-        drop(rows);
-        if last_hash_needed {
-            let h: String = self
-                .conn
-                .query_row("SELECT hash FROM journal WHERE seq = ?1", [last_seq as i64], |r| {
-                    Ok(column(r, 0, HASH, last_seq, &self.path))
-                })
-                .map_err(db)??;
-            last = Some((last_seq, h));
-        }
-        Ok(last)
-    }
-
     fn for_each_stored(&mut self, f: &mut StoredVisitor<'_>) -> Result<(), StoreError> {
         // one statement: it reads one snapshot of the WAL, whatever commits meanwhile
         let mut st = self
@@ -266,7 +248,7 @@ impl Backend for Sqlite {
             .map_err(db)?;
         let mut rows = st.query([]).map_err(db)?;
         while let Some(r) = rows.next().map_err(db)? {
-            let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+            let seq = seq_of(r, &self.path)?;
             f(StoredRef {
                 seq,
                 body: blob_ref(r, 1, BODY, seq, &self.path)?,
@@ -314,8 +296,28 @@ impl Backend for Sqlite {
         let mut rows = st.query([]).map_err(db)?;
         match rows.next().map_err(db)? {
             Some(r) => {
-                let seq = r.get::<_, i64>(0).map_err(db)? as u64;
+                let seq = seq_of(r, &self.path)?;
                 Ok(Some((seq, column(r, 1, HASH, seq, &self.path)?)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn head_stored(&mut self) -> Result<Option<Stored>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq DESC LIMIT 1")
+            .map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        match rows.next().map_err(db)? {
+            Some(r) => {
+                let seq = seq_of(r, &self.path)?;
+                Ok(Some(Stored {
+                    seq,
+                    body: column(r, 1, BODY, seq, &self.path)?,
+                    prev_hash: column(r, 2, PREV_HASH, seq, &self.path)?,
+                    hash: column(r, 3, HASH, seq, &self.path)?,
+                }))
             }
             None => Ok(None),
         }

@@ -1253,6 +1253,59 @@ fn a_changed_column_type_is_named_as_damage(target: &str) {
     }
 }
 
+/// Found by a fresh user: a journal row numbered below 1, or (PostgreSQL)
+/// the `seq` column changed to another integer type, behind the program's
+/// back. Reading the journal said entry 18446744073709551611, or panicked;
+/// now it is [`StoreError::Damaged`] naming the number or the type as stored.
+fn a_renumbered_or_retyped_seq_is_named_as_damage(target: &str) {
+    let mut l = init(target);
+    record(&mut l, "a.csv", &costs_csv("A", 5));
+    let mut raw = Raw::open(target);
+    raw.disable_guard();
+    raw.exec(
+        "INSERT INTO journal (seq, kind, at, body, prev_hash, hash) SELECT -5, kind, at, body, prev_hash, hash FROM journal WHERE seq = 3",
+    )
+    .unwrap();
+    let damaged = |r: Result<Verified, LedgerError>, what: &str| match r {
+        Err(LedgerError::Store(e @ StoreError::Damaged { .. })) => {
+            let m = e.to_string();
+            assert!(m.contains(what) && m.contains("run `costshare verify"), "{m}");
+        }
+        Err(e) => panic!("{e}"),
+        Ok(v) => panic!("not named as damage: {v:?}"),
+    };
+    let numbered = "the journal holds a row numbered -5 (entries are numbered from 1)";
+    damaged(l.verify(), numbered);
+    damaged(
+        Ledger::open(target).and_then(|mut l| {
+            l.state().map(|_| Verified::Bad {
+                seq: 0,
+                message: String::new(),
+            })
+        }),
+        numbered,
+    );
+    if !target.starts_with("postgres://") {
+        raw.exec("DROP TRIGGER journal_no_delete").unwrap();
+    }
+    raw.exec("DELETE FROM journal WHERE seq = -5").unwrap();
+    assert!(matches!(l.verify().unwrap(), Verified::Ok { .. }));
+    if target.starts_with("postgres://") {
+        raw.exec("ALTER TABLE journal ALTER COLUMN seq TYPE integer").unwrap();
+        let retyped = "the journal's `seq` column is stored as INT4, not BIGINT";
+        damaged(l.verify(), retyped);
+        damaged(
+            Ledger::open(target).and_then(|mut l| {
+                l.state().map(|_| Verified::Bad {
+                    seq: 0,
+                    message: String::new(),
+                })
+            }),
+            retyped,
+        );
+    }
+}
+
 /// `sqlite::NAME` and `postgresql::NAME` for each test body.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
@@ -1381,6 +1434,7 @@ fiscal_year_start = "04-01"
 both!(
     amend_continues_a_term_envelope,
     a_changed_column_type_is_named_as_damage,
+    a_renumbered_or_retyped_seq_is_named_as_damage,
     derived_state_follows_late_lines,
     init_refuses_an_existing_ledger,
     record_is_idempotent,
@@ -1397,3 +1451,46 @@ both!(
     concurrent_inits,
     concurrent_writers,
 );
+
+/// The derived state's values are not compressed with PostgreSQL's default
+/// pglz (seconds of server time at a million lines): a new ledger's `cache`
+/// column is lz4 (or stored uncompressed where the server has no lz4), and a
+/// ledger made by an earlier version, whose column is pglz, is changed by its
+/// next write, which still reads the same.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgresql_cache_values_are_not_pglz() {
+    let Some(t) = PgTarget::new("postgresql_cache_values_are_not_pglz") else {
+        return;
+    };
+    let mut c = postgres::Client::connect(&t.target, postgres::NoTls).unwrap();
+    let method = |c: &mut postgres::Client| -> (i8, i8) {
+        let r = c
+            .query_one(
+                "SELECT attcompression, attstorage FROM pg_attribute WHERE attrelid = 'cache'::regclass AND attname = 'v'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let fast = |(comp, storage): (i8, i8)| comp == b'l' as i8 || storage == b'e' as i8;
+    let mut l = init(&t.target);
+    record(&mut l, "a.csv", &costs_csv("A", 40));
+    assert!(
+        fast(method(&mut c)),
+        "a new ledger's cache column: {:?}",
+        method(&mut c)
+    );
+    // as an earlier version left it
+    c.batch_execute(
+        "ALTER TABLE cache ALTER COLUMN v SET COMPRESSION pglz; ALTER TABLE cache ALTER COLUMN v SET STORAGE EXTENDED",
+    )
+    .unwrap();
+    assert_eq!(method(&mut c), (b'p' as i8, b'x' as i8));
+    let before = state(&mut l);
+    let mut l = Ledger::open(&t.target).unwrap();
+    record(&mut l, "b.csv", &costs_csv("B", 3));
+    assert!(fast(method(&mut c)), "the next write changes it: {:?}", method(&mut c));
+    assert_eq!(state(&mut l).lines.len(), before.lines.len() + 3);
+    verify_ok(&mut l);
+}
