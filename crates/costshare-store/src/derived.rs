@@ -1202,11 +1202,23 @@ pub fn differs(backend: &mut dyn Backend, meta: &Meta, blobs: &[Blob]) -> Result
 /// afford of the chain (one entry): an edit of the last entry's bytes behind
 /// the program's back makes the caller replay, and the replay, which checks
 /// every link, names it. An edit further back is found by `verify`.
+///
+/// A journal that ends before the meta's entry, or whose entry there is
+/// not the one the meta names, lost entries or had its last one replaced
+/// ([`cut_off`]): that is [`StoreError::Damaged`], not a stale state to
+/// rebuild, since a rebuild would take the shorter journal as the truth.
 pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
     let Some(meta) = meta(backend)? else {
         return Ok(None);
     };
-    match backend.head_stored()? {
+    let head = backend.head_stored()?;
+    if let Some((_, what)) = cut_off(&meta, head.as_ref().map(|s| (s.seq, s.hash.as_str()))) {
+        return Err(StoreError::Damaged {
+            location: backend.location(),
+            what,
+        });
+    }
+    match head {
         Some(s)
             if s.seq == meta.seq
                 && s.hash == meta.head
@@ -1218,6 +1230,35 @@ pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError>
     }
 }
 
+/// Whether the journal, ending at `head` (seq and hash; `None`: empty),
+/// lost entries from its end or had its last one replaced since `meta` was
+/// written under it (a derived state is written in the same transaction as
+/// the entries it reflects, and entries are never removed): the first entry
+/// that is missing or not the one the meta names, and what happened. A
+/// journal that has grown past the meta is not cut off (the state is stale).
+pub fn cut_off(meta: &Meta, head: Option<(u64, &str)>) -> Option<(u64, String)> {
+    let (seq, hash) = head.unwrap_or((0, ""));
+    if seq < meta.seq {
+        Some((
+            seq + 1,
+            format!(
+                "its journal ends at entry {seq}, but its derived state was written when it ended at entry {} (hash {}): entries were removed from its end",
+                meta.seq, meta.head
+            ),
+        ))
+    } else if seq == meta.seq && hash != meta.head {
+        Some((
+            seq,
+            format!(
+                "its journal's last entry {seq} has hash {hash}, but its derived state was written when that entry's hash was {}: the entry was replaced",
+                meta.head
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
 /// One journal entry, decoded (a missing one is a damaged meta: the meta
 /// named it).
 fn entry(backend: &mut dyn Backend, seq: u64) -> Result<journal::Entry, StoreError> {
@@ -1225,12 +1266,37 @@ fn entry(backend: &mut dyn Backend, seq: u64) -> Result<journal::Entry, StoreErr
 }
 
 /// The journal entry `seq`, decoded, that the blob `key` names (a missing
-/// one, or one whose bytes say another seq, is that blob damaged).
+/// one is that blob damaged).
+///
+/// What a read that does not replay can check of the chain around an
+/// entry it shows is checked: the entry's link rule ([`ledger::check_link`]:
+/// its bytes hash to its stored hash, decode and say `seq`), and the next
+/// entry's link to it (its previous hash is this hash, its own bytes hash
+/// to its hash). An edit of the entry behind the program's back is
+/// therefore named ([`StoreError::Corrupt`]), not shown: an entry's bytes
+/// and hash both rewritten break the next entry's link, and so on up to the
+/// head, which [`fresh_meta`] ties to the meta.
+///
+/// [`ledger::check_link`]: crate::ledger::check_link
 pub fn named_entry(backend: &mut dyn Backend, seq: u64, key: &str) -> Result<journal::Entry, StoreError> {
-    let bytes = backend.entry(seq)?.ok_or_else(|| damaged(key))?;
-    let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
-    if e.seq != seq {
+    let rows = backend.entry_linked(seq)?;
+    let Some(s) = rows.first().filter(|s| s.seq == seq) else {
         return Err(damaged(key));
+    };
+    let outside = |seq: u64, m: String| StoreError::Corrupt {
+        seq,
+        message: format!("{m}: the journal was changed outside costshare (`costshare verify` checks it all)"),
+    };
+    let mut chain = crate::ledger::Chain {
+        entries: seq - 1,
+        head: s.prev_hash.clone(),
+        at: None,
+    };
+    let e = crate::ledger::check_link(&chain, s.as_ref()).map_err(|m| outside(seq, m))?;
+    if let Some(next) = rows.get(1) {
+        chain.entries = seq;
+        s.hash.clone_into(&mut chain.head);
+        crate::ledger::check_chain_link(&chain, next.as_ref()).map_err(|m| outside(next.seq, m))?;
     }
     Ok(e)
 }

@@ -1384,6 +1384,9 @@ impl Ledger {
             }
             let meta = match derived::meta(backend) {
                 Ok(Some(m)) if m.seq == chain.entries && m.head == chain.head => m,
+                Ok(Some(m)) if let Some(cut) = derived::cut_off(&m, Some((chain.entries, &chain.head))) => {
+                    return Ok(Err(cut_off_bad(cut)));
+                }
                 Ok(_) => return Ok(Ok((chain, None))),
                 Err(StoreError::Cache(key)) => return Ok(Ok((chain, Some(DerivedStatus::Damaged { key })))),
                 Err(e) => return Err(e.into()),
@@ -1453,6 +1456,16 @@ impl Ledger {
             };
             if let Some(meta) = &fresh {
                 bad = derived::differs(backend, meta, &blobs)?;
+            }
+            // a journal cut off at its end, or its last entry replaced, since
+            // the derived state was written: told unless repairing (a
+            // rebuild takes the journal as it is)
+            if fresh.is_none()
+                && !repair
+                && let Ok(Some(m)) = derived::meta(backend)
+                && let Some(cut) = derived::cut_off(&m, backend.head()?.as_ref().map(|(s, h)| (*s, h.as_str())))
+            {
+                return Ok(cut_off_bad(cut));
             }
             let moved = self
                 .backend
@@ -1628,7 +1641,7 @@ pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Ent
 
 /// The first half of [`check_link`]: the entry's seq follows the chain's,
 /// its `prev_hash` is the chain's head, and its bytes hash to its `hash`.
-fn check_chain_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<(), String> {
+pub(crate) fn check_chain_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<(), String> {
     let expect_seq = chain.entries + 1;
     let prev = &chain.head;
     if s.seq != expect_seq {
@@ -1747,6 +1760,17 @@ fn read_chain_split(backend: &mut dyn Backend, want: Option<&str>) -> Result<Res
         }
         Ok(column_bad(read)?.map_or(Ok(chain), Err))
     })
+}
+
+/// `verify`'s failure for a journal cut off at its end or whose last entry
+/// was replaced ([`derived::cut_off`]).
+fn cut_off_bad((seq, what): (u64, String)) -> Verified {
+    Verified::Bad {
+        seq,
+        message: format!(
+            "{what}; restore the journal from a copy, or accept it as it is with `verify --repair`, which rebuilds the derived state from it"
+        ),
+    }
 }
 
 /// A column of another type than the schema's is that entry's failure;

@@ -315,13 +315,27 @@ impl Backend for Pg {
             .transpose()
     }
 
-    fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn entry_linked(&mut self, seq: u64) -> Result<Vec<Stored>, StoreError> {
+        let from = i64::try_from(seq).unwrap_or(i64::MAX);
         let rows = self
             .client
-            .query("SELECT body FROM journal WHERE seq = $1", &[&(seq as i64)])
+            .query(
+                "SELECT seq, body, prev_hash, hash FROM journal WHERE seq >= $1 ORDER BY seq LIMIT 2",
+                &[&from],
+            )
             .map_err(db)?;
         let at = redact(&self.url);
-        rows.first().map(|r| column(r, 0, BODY, seq, &at)).transpose()
+        rows.iter()
+            .map(|r| {
+                let seq = seq_of(r, &at)?;
+                Ok(Stored {
+                    seq,
+                    body: column(r, 1, BODY, seq, &at)?,
+                    prev_hash: column(r, 2, PREV_HASH, seq, &at)?,
+                    hash: column(r, 3, HASH, seq, &at)?,
+                })
+            })
+            .collect()
     }
 
     fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
