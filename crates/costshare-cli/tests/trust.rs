@@ -596,3 +596,35 @@ fn an_edited_statement_is_not_shown() {
         "{err}"
     );
 }
+
+/// Found by a fresh user: a description or a void's reason holding an
+/// escape sequence or a newline coloured the terminal, or faked a line of
+/// `history`. Tables and text show control characters as code points; CSV
+/// and JSON keep the text as recorded.
+#[test]
+fn recorded_text_cannot_drive_the_terminal() {
+    let d = Dir::new("trust-control");
+    let l = small(&d);
+    let c = d.file(
+        "e.csv",
+        "id,date,category,amount,description\ne1,2022-06-03,u,5,\"line1\nFAKE: \x1b[31mred\u{202E}x\"\n",
+    );
+    ok(&["record", &l, &c]);
+    let raw = |s: &str| s.chars().any(|c| c == '\x1b' || c == '\u{202E}');
+    let out = ok(&["explain", "--ledger", &l, "--id", "e1"]);
+    assert!(
+        !raw(&out) && out.contains("line1\\u{000A}FAKE: \\u{001B}[31mred\\u{202E}x"),
+        "{out}"
+    );
+    let json = ok(&["explain", "--ledger", &l, "--id", "e1", "--format", "json"]);
+    assert!(json.contains("line1\\nFAKE: \\u001b[31mred\u{202E}x"), "{json}");
+    let out = ok(&["void", &l, "e1", "--reason", "why\nFAKE line \x1b[31m"]);
+    assert!(
+        !raw(&out) && out.contains("why\\u{000A}FAKE line \\u{001B}[31m"),
+        "{out}"
+    );
+    let out = ok(&["history", &l]);
+    assert!(!raw(&out) && !out.contains("\nFAKE"), "{out}");
+    let csv = ok(&["history", &l, "--format", "csv"]);
+    assert!(csv.contains("why\nFAKE line \x1b[31m"), "{csv}");
+}

@@ -561,7 +561,12 @@ fn changed_text(c: &Changes) -> String {
 
 /// What `void` says.
 pub fn void(r: &VoidResult) -> String {
-    format!("voided {}: {}\n{}", r.id, r.reason, journal_line(&r.journal))
+    format!(
+        "voided {}: {}\n{}",
+        r.id,
+        costshare_core::costs::shown_text(&r.reason),
+        journal_line(&r.journal)
+    )
 }
 
 /// What `amend` says.
