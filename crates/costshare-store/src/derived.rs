@@ -936,27 +936,38 @@ pub fn applicable(st: &State) -> bool {
 
 /// Every blob of the derived state of `st`, rebuilt from scratch.
 pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
-    build_adding(st, Vec::new())
+    let lines = state::lines_with(st, Vec::new(), &[])?;
+    Ok(build_lines(st, &lines, st.entries + 1))
 }
 
-/// [`build`] of `st` followed by new lines (entries after `st`'s last, with
-/// no void among them: see [`state::allocate_with`]) that are not applied to
-/// `st`: a bulk `record` builds the state after it without a second copy of
-/// its lines.
-pub fn build_adding(st: &State, more: Vec<(usize, CostLine)>) -> Result<Vec<Blob>, StoreError> {
-    let new_ids: Vec<(String, u64)> = more.iter().map(|(_, l)| (l.id.clone(), l.row as u64)).collect();
-    // amounts do not depend on the as-of date; `open_until` does not either
-    let parts = state::allocate_with(st, more, st.versions[0].agreement.start)?;
-    let views: Vec<PartView<'_>> = parts
+/// [`build`] of the state after `st` and new lines (entries after `st`'s
+/// last, with no void among them) that are not applied to `st`, from
+/// `per_version` ([`state::lines_with`]: `st`'s active lines and the new
+/// ones, whose `row`, their entry, is `first_new` or later), borrowed: a
+/// bulk `record` writes the same lines to the journal meanwhile, and holds
+/// them once.
+pub fn build_lines(st: &State, per_version: &[Vec<CostLine>], first_new: u64) -> Vec<Blob> {
+    let new_ids: Vec<(&str, u64)> = per_version
         .iter()
-        .map(|p| PartView {
-            version: p.version,
-            lines: &p.lines,
-            alloc: &p.alloc,
-            carry: &p.carry,
+        .flatten()
+        .filter(|l| l.row as u64 >= first_new)
+        .map(|l| (l.id.as_str(), l.row as u64))
+        .collect();
+    let slices: Vec<&[CostLine]> = per_version.iter().map(Vec::as_slice).collect();
+    // amounts do not depend on the as-of date; `open_until` does not either
+    let allocated = state::allocate_slices(&st.versions, &slices, st.versions[0].agreement.start);
+    let views: Vec<PartView<'_>> = slices
+        .iter()
+        .zip(&allocated)
+        .enumerate()
+        .map(|(version, (lines, (alloc, carry)))| PartView {
+            version,
+            lines,
+            alloc,
+            carry,
         })
         .collect();
-    Ok(build_views(st, &views, &new_ids))
+    build_views(st, &views, &new_ids)
 }
 
 /// One agreement version's lines and their allocation, borrowed.
@@ -976,7 +987,7 @@ pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
 
 /// [`build_with`], the ids of lines not applied to `st` (entries after its
 /// last, not voided) in the id shards too.
-fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) -> Vec<Blob> {
+fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(&str, u64)]) -> Vec<Blob> {
     let mut files: Vec<String> = st.batches.iter().map(|b| b.sha256.clone()).collect();
     files.sort_unstable();
     files.dedup();
@@ -1062,8 +1073,8 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) ->
         let void = l.voided.as_ref().map_or(0, |(s, _)| *s);
         shards[shard_of(&l.body.id) as usize].push((l.body.id.as_str(), l.seq, void));
     }
-    for (id, seq) in new_ids {
-        shards[shard_of(id) as usize].push((id.as_str(), *seq, 0));
+    for &(id, seq) in new_ids {
+        shards[shard_of(id) as usize].push((id, seq, 0));
     }
     for (s, ids) in shards.iter().enumerate() {
         out.push((shard_key(s as u64), encode_shard(ids)));

@@ -11,7 +11,7 @@ use crate::journal::{self, Body, Entry, LineBody, StatementRow};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
 use costshare_core::calendar::{Date, FiscalYear};
-use costshare_core::costs::{self, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
+use costshare_core::costs::{self, CostLine, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
 use costshare_core::fxhash::BuildFx;
 use costshare_core::money::format_minor;
 use costshare_core::num::fmt_ratio;
@@ -606,12 +606,6 @@ impl Ledger {
         let prev = st.head.clone();
         let new_lines = new_lines.filter(|n| n.fits(&bodies, base));
         for (i, body) in bodies.iter().enumerate() {
-            if new_lines.is_some() && matches!(body, Body::Line(_)) {
-                // given as cost lines instead (see `NewLines`): this state is
-                // only the derived state's source and is dropped below
-                st.entries = base + i as u64;
-                continue;
-            }
             st.apply(Entry {
                 seq: base + i as u64,
                 at: now.to_string(),
@@ -619,18 +613,43 @@ impl Ledger {
                 body: body.clone(),
             })?;
         }
+        // the new lines (see `NewLines`) are not applied to this state: it
+        // is only the derived state's source and is dropped below. They are
+        // held once, by version, and borrowed by both threads
+        let (per_version, order, written) = match new_lines {
+            Some(n) => {
+                st.entries += n.lines.len() as u64;
+                let order = n.versions.clone();
+                (Some(state::lines_with(&st, n.lines, &n.versions)?), order, n.written)
+            }
+            None => (None, Vec::new(), Vec::new()),
+        };
         let backend = self.backend.as_mut();
         let author = self.author.as_str();
+        // the first new line's entry follows the batch, the last of `bodies`
+        let first_new = base + bodies.len() as u64;
         let (last, built) = std::thread::scope(|s| {
-            let build = s.spawn(|| {
-                derived::applicable(&st).then(|| match new_lines {
-                    Some(n) => derived::build_adding(&st, n.lines),
-                    None => derived::build(&st),
+            let (st, per_version) = (&st, &per_version);
+            let build = s.spawn(move || {
+                derived::applicable(st).then(|| match per_version {
+                    Some(lines) => Ok(derived::build_lines(st, lines, first_new)),
+                    None => derived::build(st),
                 })
             });
-            let last = append(backend, bodies, base, prev, now, author, &mut |_| Ok(()));
+            let batch = first_new - 1;
+            let lines = new_line_bodies(st, per_version.as_deref(), &order, &written, batch);
+            let last = append(
+                backend,
+                bodies.into_iter().chain(lines),
+                base,
+                prev,
+                now,
+                author,
+                &mut |_| Ok(()),
+            );
             (last, build.join())
         });
+        drop(per_version);
         let last = last?;
         let built = built.map_err(|_| StoreError::Db("building the derived state failed".into()))?;
         if let (Some((seq, hash)), Some(blobs)) = (&last, built) {
@@ -760,7 +779,7 @@ impl Ledger {
             }
             match validate_ref(&ag, &rates, &raw) {
                 Ok(cl) => {
-                    let body = line_body_in(&ag, &raw, cl.clone());
+                    let body = line_body_in(&ag, &raw, &cl);
                     pending.push((body, cl));
                 }
                 Err(_) => bad = true,
@@ -815,7 +834,7 @@ impl Ledger {
         outcome.recorded = fresh.len() as u64;
         let last = append(
             backend,
-            bodies,
+            bodies.into_iter(),
             batch_seq,
             meta.head.clone(),
             now,
@@ -1216,7 +1235,15 @@ impl Ledger {
             forced: why.is_some(),
             rows: rows.clone(),
         };
-        let last = append(backend, vec![body], seq, meta.head.clone(), now, &who, &mut |_| Ok(()))?;
+        let last = append(
+            backend,
+            std::iter::once(body),
+            seq,
+            meta.head.clone(),
+            now,
+            &who,
+            &mut |_| Ok(()),
+        )?;
         let Some((entries, head)) = last else {
             return Ok(None);
         };
@@ -1904,7 +1931,7 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
 /// chunks are freed as they land.
 fn append(
     backend: &mut dyn Backend,
-    bodies: Vec<Body>,
+    bodies: impl Iterator<Item = Body> + Send,
     base: u64,
     head: String,
     now: &str,
@@ -1917,7 +1944,7 @@ fn append(
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, Vec<journal::Stored>)>(2);
         s.spawn(move || {
             let mut prev = head;
-            let mut it = bodies.into_iter().enumerate();
+            let mut it = bodies.enumerate();
             loop {
                 let chunk: Vec<Entry> = it
                     .by_ref()
@@ -1964,35 +1991,73 @@ fn append(
     Ok(last)
 }
 
+/// The journal bodies of a write's new lines (see [`NewLines`]), in entry
+/// order, made one at a time from the cost lines `per_version` holds (each
+/// version's new lines are the last of its list): `order` gives each new
+/// line's version, `written` the amounts as written `body_of` needs, and
+/// `batch` the batch entry they belong to.
+fn new_line_bodies<'a>(
+    st: &'a State,
+    per_version: Option<&'a [Vec<CostLine>]>,
+    order: &'a [usize],
+    written: &'a [(usize, String)],
+    batch: u64,
+) -> impl Iterator<Item = Body> + Send + 'a {
+    let per_version = per_version.unwrap_or_default();
+    let mut next: Vec<usize> = vec![0; per_version.len()];
+    for &v in order {
+        next[v] += 1;
+    }
+    for (n, lines) in next.iter_mut().zip(per_version) {
+        *n = lines.len() - *n;
+    }
+    order.iter().enumerate().map(move |(k, &v)| {
+        let l = &per_version[v][next[v]];
+        next[v] += 1;
+        let mut b = body_of(&st.versions[v].agreement, l, written_of(written, k));
+        b.batch = batch;
+        Body::Line(b)
+    })
+}
+
 /// Files of at most this many rows may take the fast path (see `record_fast`).
 const FAST_RECORD_MAX_ROWS: usize = 10_000;
 
-/// The normalized, recorded form of a valid row (its strings moved, not copied).
-fn line_body(st: &State, v: usize, raw: &RowRef<'_>, cl: costshare_core::CostLine) -> LineBody {
-    line_body_in(&st.versions[v].agreement, raw, cl)
+/// The normalized, recorded form of a valid row: [`body_of`] of the cost
+/// line the row was accepted as.
+fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: &CostLine) -> LineBody {
+    body_of(ag, cl, raw.amount)
 }
 
-/// [`line_body`] under an agreement.
-fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: costshare_core::CostLine) -> LineBody {
-    let ccy = ag.currency(&cl.currency);
+/// The journal body of a line accepted as `cl` under `ag` (batch 0): the
+/// one home of a recorded line's normalized values. The category and the
+/// payer are the agreement's ids the row matched exactly (`costs::accept`);
+/// the amount has its currency's decimals, or is `written` (the text of the
+/// row) for a currency the agreement cannot name; the quantity is exact.
+fn body_of(ag: &Agreement, cl: &CostLine, written: &str) -> LineBody {
     LineBody {
         batch: 0,
-        id: cl.id,
+        id: cl.id.clone(),
         date: cl.date.to_string(),
-        category: raw.category.to_string(),
-        amount: ccy
-            .map(|c| format_minor(cl.source_amount as i128, c.decimals()))
-            .unwrap_or_else(|| raw.amount.to_string()),
-        currency: cl.currency,
+        category: ag.categories.get(cl.category).map(|c| c.id.clone()).unwrap_or_default(),
+        amount: match ag.currency(&cl.currency) {
+            Some(c) => format_minor(cl.source_amount as i128, c.decimals()),
+            None => written.to_string(),
+        },
+        currency: cl.currency.clone(),
         quantity: cl
             .quantity
             .as_ref()
             .map(|q| fmt_ratio(&q.to_big(), 18))
             .unwrap_or_default(),
-        site: cl.site,
-        description: cl.description,
-        replaces: cl.replaces.unwrap_or_default(),
-        paid_by: raw.paid_by.to_string(),
+        site: cl.site.clone(),
+        description: cl.description.clone(),
+        replaces: cl.replaces.clone().unwrap_or_default(),
+        paid_by: cl
+            .paid_by
+            .and_then(|p| ag.parties.get(p))
+            .map(|p| p.id.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -2010,19 +2075,6 @@ fn same_line(a: &LineBody, b: &LineBody) -> bool {
         && a.paid_by == b.paid_by
 }
 
-/// A valid row of the file being recorded.
-struct Pending {
-    /// Physical line in the file.
-    line: usize,
-    body: LineBody,
-    /// In the agreement currency.
-    amount: i64,
-    /// The agreement version in force on its date, and the cost line the
-    /// row was accepted as (see [`NewLines`]).
-    version: usize,
-    cost: costshare_core::CostLine,
-}
-
 /// The new lines a write appends, as the cost lines a replay will allocate
 /// (`state::cost_line` of each recorded line: the same rule, `accept`, gave
 /// them; their `row` is the entry's seq and they replace nothing), each with
@@ -2030,30 +2082,40 @@ struct Pending {
 /// and its new lines, in order, and nothing that changes earlier lines (no
 /// rate, no void): the derived state after the write is then built from the
 /// state before it and these, without applying a copy of every line to the
-/// state and validating it again (a bulk `record`'s largest costs).
+/// state and validating it again (a bulk `record`'s largest costs). The
+/// lines are held once: their journal bodies are made from them (`body_of`)
+/// as the entries are sealed, while the derived state is built from the
+/// same lines on another thread.
 pub(crate) struct NewLines {
-    lines: Vec<(usize, costshare_core::CostLine)>,
+    lines: Vec<CostLine>,
+    /// The agreement version of each line.
+    versions: Vec<usize>,
+    /// The amount as written, for the few lines whose currency the
+    /// agreement cannot name (`body_of`), by index into `lines`, ascending.
+    written: Vec<(usize, String)>,
 }
 
 impl NewLines {
-    /// `bodies` (entries from `base`) are one batch and these lines, in order.
+    /// `bodies` (entries from `base`) are the batch these lines follow.
     fn fits(&self, bodies: &[Body], base: u64) -> bool {
-        let Some((Body::Batch { .. }, rest)) = bodies.split_first() else {
-            return false;
-        };
-        rest.len() == self.lines.len()
-            && rest.iter().zip(&self.lines).enumerate().all(|(i, (b, (_, l)))| {
-                matches!(b, Body::Line(body) if body.id == l.id && body.replaces.is_empty())
-                    && l.row as u64 == base + 1 + i as u64
-                    && l.replaces.is_none()
-            })
+        matches!(bodies, [Body::Batch { .. }])
+            && self.lines.len() == self.versions.len()
+            && self
+                .lines
+                .iter()
+                .enumerate()
+                .all(|(i, l)| l.row as u64 == base + 1 + i as u64 && l.replaces.is_none())
     }
 }
 
-/// One thread's share of a file's rows, checked (see `plan_record`).
+/// One thread's share of a file's rows, checked (see `plan_record`): the
+/// valid rows as cost lines (`row` their physical line), with their
+/// versions and any amount as written that `body_of` needs.
 struct Checked {
     errors: Vec<RowError>,
-    pending: Vec<Pending>,
+    lines: Vec<CostLine>,
+    versions: Vec<usize>,
+    written: Vec<(usize, String)>,
     rows: u64,
 }
 
@@ -2064,10 +2126,11 @@ struct RecordPlan {
     outcome: RecordOutcome,
 }
 
-impl Pending {
-    fn replaces(&self) -> Option<&String> {
-        (!self.body.replaces.is_empty()).then_some(&self.body.replaces)
-    }
+/// The amount as written of `lines[k]`, when `body_of` needs it.
+fn written_of(written: &[(usize, String)], k: usize) -> &str {
+    written
+        .binary_search_by_key(&k, |(i, _)| *i)
+        .map_or("", |at| written[at].1.as_str())
 }
 
 fn plan_record(
@@ -2103,13 +2166,16 @@ fn plan_record(
         bytes,
         || Checked {
             errors: Vec::new(),
-            pending: Vec::with_capacity(total_rows as usize / 2 + 1),
+            lines: Vec::with_capacity(total_rows as usize / 2 + 1),
+            versions: Vec::with_capacity(total_rows as usize / 2 + 1),
+            written: Vec::new(),
             rows: 0,
         },
         |c, raw| {
             c.rows += 1;
             let v = st.version_at(Date::parse(raw.date));
-            match validate_ref(&st.versions[v].agreement, &rates_now, &raw) {
+            let ag = &st.versions[v].agreement;
+            match validate_ref(ag, &rates_now, &raw) {
                 Err(message) => c.errors.push(RowError {
                     line: raw.line,
                     id: if raw.id.is_empty() {
@@ -2120,14 +2186,11 @@ fn plan_record(
                     message,
                 }),
                 Ok(cl) => {
-                    let cost = cl.clone();
-                    c.pending.push(Pending {
-                        line: raw.line,
-                        amount: cl.amount,
-                        body: line_body(st, v, &raw, cl),
-                        version: v,
-                        cost,
-                    })
+                    if ag.currency(&cl.currency).is_none() {
+                        c.written.push((c.lines.len(), raw.amount.to_string()));
+                    }
+                    c.lines.push(cl);
+                    c.versions.push(v);
                 }
             }
         },
@@ -2136,18 +2199,25 @@ fn plan_record(
     let mut errors: Vec<RowError> = Vec::new();
     let mut rows = 0u64;
     let mut halves = halves.into_iter();
-    let mut pending: Vec<Pending> = Vec::new();
+    let mut lines: Vec<CostLine> = Vec::new();
+    let mut versions: Vec<usize> = Vec::new();
+    let mut written: Vec<(usize, String)> = Vec::new();
     if let Some(first) = halves.next() {
         rows += first.rows;
         errors = first.errors;
-        pending = first.pending;
+        lines = first.lines;
+        versions = first.versions;
+        written = first.written;
     }
     for h in halves {
         rows += h.rows;
         errors.extend(h.errors);
+        let at = lines.len();
+        written.extend(h.written.into_iter().map(|(k, w)| (k + at, w)));
         // exactly: a large block grows in place (no copy of the first half)
-        pending.reserve_exact(h.pending.len());
-        pending.extend(h.pending);
+        lines.reserve_exact(h.lines.len());
+        lines.extend(h.lines);
+        versions.extend(h.versions);
     }
     if !csv_errors.is_empty() {
         // the CSV layer failed (header, quoting, encoding): those with the
@@ -2160,28 +2230,28 @@ fn plan_record(
             errors: all,
         });
     }
+    // the recorded form of valid row k (made only where values are compared)
+    let body = |k: usize| body_of(&st.versions[versions[k]].agreement, &lines[k], written_of(&written, k));
     // valid rows, first occurrence of each id in the file
     let mut in_file: HashMap<&str, usize, BuildFx> = HashMap::default();
-    in_file.reserve(pending.len());
-    let mut accepted: Vec<&Pending> = Vec::with_capacity(pending.len());
-    // where each accepted row sits in `pending`
-    let mut accepted_at: Vec<usize> = Vec::with_capacity(pending.len());
-    for (at, p) in pending.iter().enumerate() {
-        match in_file.get(p.body.id.as_str()) {
+    in_file.reserve(lines.len());
+    // where each accepted row sits in `lines`
+    let mut accepted: Vec<usize> = Vec::with_capacity(lines.len());
+    for (at, l) in lines.iter().enumerate() {
+        match in_file.get(l.id.as_str()) {
             Some(&k) => {
-                let first: &Pending = accepted[k];
-                if !same_line(&first.body, &p.body) {
+                let first = accepted[k];
+                if !same_line(&body(first), &body(at)) {
                     errors.push(RowError {
-                        line: p.line,
-                        id: Some(p.body.id.clone()),
-                        message: format!("id repeated with different values (first on line {})", first.line),
+                        line: l.row,
+                        id: Some(l.id.clone()),
+                        message: format!("id repeated with different values (first on line {})", lines[first].row),
                     });
                 }
             }
             None => {
-                in_file.insert(p.body.id.as_str(), accepted.len());
-                accepted.push(p);
-                accepted_at.push(at);
+                in_file.insert(l.id.as_str(), accepted.len());
+                accepted.push(at);
             }
         }
     }
@@ -2189,16 +2259,16 @@ fn plan_record(
     // what is new, and what is recorded already (the same values, `replaces`
     // included, are "already there"; other values are an error)
     let mut is_new: Vec<bool> = Vec::with_capacity(accepted.len());
-    for p in &accepted {
-        let body = &p.body;
-        match st.by_id.get(&body.id) {
+    for &at in &accepted {
+        let l = &lines[at];
+        match st.by_id.get(&l.id) {
             Some(&i) => {
-                if same_line(&st.lines[i].body, body) {
+                if same_line(&st.lines[i].body, &body(at)) {
                     outcome.already += 1;
                 } else {
                     errors.push(RowError {
-                        line: p.line,
-                        id: Some(body.id.clone()),
+                        line: l.row,
+                        id: Some(l.id.clone()),
                         message: format!(
                             "id already recorded with different values (journal entry {}); record the correction under a new id with `replaces`",
                             st.lines[i].seq
@@ -2215,16 +2285,16 @@ fn plan_record(
     // and voided, so a later file cannot bring it back
     let mut voids: Vec<Body> = Vec::new();
     let mut replaced_once: HashMap<&str, usize, BuildFx> = HashMap::default();
-    for (k, p) in accepted.iter().enumerate() {
-        let body = &p.body;
-        let Some(r) = p.replaces() else { continue };
+    for (k, &at) in accepted.iter().enumerate() {
+        let l = &lines[at];
+        let Some(r) = l.replaces.as_ref() else { continue };
         if !is_new[k] {
             continue; // recorded already, with this same `replaces`: done then
         }
-        let line = p.line;
+        let line = l.row;
         let fail = |m: String| RowError {
             line,
-            id: Some(body.id.clone()),
+            id: Some(l.id.clone()),
             message: m,
         };
         if let Some(prev) = replaced_once.insert(r.as_str(), line) {
@@ -2257,22 +2327,26 @@ fn plan_record(
         }
         voids.push(Body::Void {
             id: r.clone(),
-            reason: format!("replaced by {} in {file}", body.id),
-            by: body.id.clone(),
+            reason: format!("replaced by {} in {file}", l.id),
+            by: l.id.clone(),
         });
     }
     // a cycle of replacements (p replaces q, q replaces p) would void them all
     {
-        let with: Vec<&Pending> = accepted.iter().copied().filter(|p| p.replaces().is_some()).collect();
+        let with: Vec<&CostLine> = accepted
+            .iter()
+            .map(|&at| &lines[at])
+            .filter(|l| l.replaces.is_some())
+            .collect();
         let edges: Vec<(&str, &str)> = with
             .iter()
-            .map(|p| (p.body.id.as_str(), p.body.replaces.as_str()))
+            .map(|l| (l.id.as_str(), l.replaces.as_deref().unwrap_or_default()))
             .collect();
         for k in costs::replacement_cycles(&edges) {
             errors.push(RowError {
-                line: with[k].line,
-                id: Some(with[k].body.id.clone()),
-                message: costs::replacement_cycle_message(&with[k].body.id),
+                line: with[k].row,
+                id: Some(with[k].id.clone()),
+                message: costs::replacement_cycle_message(&with[k].id),
             });
         }
     }
@@ -2300,16 +2374,17 @@ fn plan_record(
         return Err(Refusal::TotalBeyondLimit.into());
     }
     let mut new_count = 0u64;
-    for (k, p) in accepted.iter().enumerate() {
+    for (k, &at) in accepted.iter().enumerate() {
         if !is_new[k] {
             continue;
         }
+        let l = &lines[at];
         new_count += 1;
-        total += p.amount as i128;
+        total += l.amount as i128;
         if total > i64::MAX as i128 {
             errors.push(RowError {
-                line: p.line,
-                id: Some(p.body.id.clone()),
+                line: l.row,
+                id: Some(l.id.clone()),
                 message: "the ledger's total would exceed the limit of a signed 64-bit count of minor units".into(),
             });
             total = i64::MIN as i128;
@@ -2332,9 +2407,9 @@ fn plan_record(
         )
         .count() as u64;
     outcome.recorded = new_count;
-    // the new lines' bodies, moved out of the file's rows
-    let mut keep = vec![false; pending.len()];
-    for (k, &at) in accepted_at.iter().enumerate() {
+    // which of the file's valid rows are new lines
+    let mut keep = vec![false; lines.len()];
+    for (k, &at) in accepted.iter().enumerate() {
         keep[at] = is_new[k];
     }
     drop(accepted);
@@ -2344,11 +2419,15 @@ fn plan_record(
     outcome.rates_added = rate_bodies.len() as u64;
     progress("writing", outcome.recorded, outcome.recorded);
     // the entries, in order: rates, then the batch, its new lines and the
-    // voids (one allocation: a million bodies are not copied to grow it)
+    // voids
     let writes = new_count > 0 || !voids.is_empty();
-    let mut bodies: Vec<Body> =
-        Vec::with_capacity(rate_bodies.len() + usize::from(writes) + new_count as usize + voids.len());
     let batch_seq = st.entries + 1 + rate_bodies.len() as u64;
+    // the new lines kept once, as cost lines, when nothing else changes (see
+    // `NewLines`): filtered in place, their `row` the entry's seq
+    let plain = rate_bodies.is_empty() && voids.is_empty() && new_count > 0;
+    let mut bodies: Vec<Body> = Vec::with_capacity(
+        rate_bodies.len() + usize::from(writes) + if plain { 0 } else { new_count as usize } + voids.len(),
+    );
     bodies.extend(rate_bodies);
     if writes {
         bodies.push(Body::Batch {
@@ -2357,30 +2436,50 @@ fn plan_record(
             rows,
         });
     }
-    // the new lines' cost lines too, when nothing else changes (see `NewLines`)
-    let plain = outcome.rates_added == 0 && voids.is_empty();
-    let mut costs_new: Vec<(usize, costshare_core::CostLine)> = Vec::new();
-    if plain {
-        costs_new.reserve_exact(new_count as usize);
-    }
-    for (p, keep) in pending.into_iter().zip(keep) {
-        if keep {
-            if plain {
-                let mut cl = p.cost;
-                cl.row = (batch_seq + 1 + costs_new.len() as u64) as usize;
-                cl.replaces = None;
-                costs_new.push((p.version, cl));
+    if !plain {
+        for (k, l) in lines.iter().enumerate() {
+            if keep[k] {
+                let mut b = body_of(&st.versions[versions[k]].agreement, l, written_of(&written, k));
+                b.batch = batch_seq;
+                bodies.push(Body::Line(b));
             }
-            let mut body = p.body;
-            body.batch = batch_seq;
-            bodies.push(Body::Line(body));
         }
+        bodies.extend(voids);
+        return Ok(RecordPlan {
+            bodies,
+            new_lines: None,
+            outcome,
+        });
     }
-    bodies.extend(voids);
-    let new_lines = (plain && !costs_new.is_empty()).then_some(NewLines { lines: costs_new });
+    let mut k = 0;
+    let mut n = 0usize;
+    let mut kept_written: Vec<(usize, String)> = Vec::new();
+    let mut written = written.into_iter().peekable();
+    let mut kept_versions: Vec<usize> = Vec::with_capacity(new_count as usize);
+    lines.retain_mut(|l| {
+        let at = k;
+        k += 1;
+        let w = written.next_if(|(i, _)| *i == at);
+        if !keep[at] {
+            return false;
+        }
+        if let Some((_, w)) = w {
+            kept_written.push((n, w));
+        }
+        kept_versions.push(versions[at]);
+        l.row = (batch_seq + 1 + n as u64) as usize;
+        l.replaces = None;
+        n += 1;
+        true
+    });
+    lines.shrink_to_fit();
     Ok(RecordPlan {
         bodies,
-        new_lines,
+        new_lines: Some(NewLines {
+            lines,
+            versions: kept_versions,
+            written: kept_written,
+        }),
         outcome,
     })
 }
