@@ -36,6 +36,7 @@
 
 use crate::backend::{Backend, StoreError};
 use crate::journal::{self, Body, LineBody};
+use crate::packed::{LineSource, LineView, view_of};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc;
@@ -43,6 +44,7 @@ use costshare_core::calendar::{Date, Period};
 use costshare_core::costs::{CostLine, Rates};
 use costshare_core::fxhash::Fx;
 use costshare_core::num::{BigRational, Q};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
@@ -497,12 +499,12 @@ fn encode_carry(w: &mut W, c: &alloc::Carry) {
         w.u32(e.layer as u32);
         encode_period(w, e.period);
         w.i64(e.money);
-        encode_q(w, &Some(e.units.clone()));
+        encode_q(w, Some(&e.units));
         w.u32(e.from.len() as u32);
         for f in &e.from {
             w.u32(f.version);
             w.i64(f.money);
-            encode_q(w, &Some(f.units.clone()));
+            encode_q(w, Some(&f.units));
         }
     }
 }
@@ -537,7 +539,7 @@ fn decode_carry(r: &mut R<'_>) -> Option<alloc::Carry> {
     Some(alloc::Carry::new(entries))
 }
 
-fn encode_q(w: &mut W, q: &Option<Q>) {
+fn encode_q(w: &mut W, q: Option<&Q>) {
     match q {
         None => w.u8(0),
         Some(Q::S(n, d)) => {
@@ -580,29 +582,29 @@ fn decode_q(r: &mut R<'_>) -> Option<Option<Q>> {
 /// then the length of the rest and the rest (site, entry, amount as
 /// written, currency, description, payer), which a reader skips in one
 /// step and reads only for the lines it shows or whose totals move.
-fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = &'l CostLine>) -> Vec<u8> {
+fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = LineView<'l>>) -> Vec<u8> {
     // a line of the examples' shape encodes to about 100 bytes
     let mut w = W(Vec::with_capacity(lines.len() * 112 + 8));
     w.u32(FORMAT);
     w.u32(lines.len() as u32);
     for l in lines {
-        encode_line(&mut w, l);
+        encode_line(&mut w, &l);
     }
     w.0
 }
 
-fn encode_line(w: &mut W, l: &CostLine) {
-    w.str(&l.id);
+fn encode_line(w: &mut W, l: &LineView<'_>) {
+    w.str(l.id);
     w.date(l.date);
     w.i64(l.amount);
-    encode_q(w, &l.quantity);
+    encode_q(w, l.quantity);
     let at = w.0.len();
     w.u32(0);
-    w.str(&l.site);
-    w.u64(l.row as u64);
+    w.str(l.site);
+    w.u64(l.row);
     w.i64(l.source_amount);
-    w.str(&l.currency);
-    w.str(&l.description);
+    w.str(l.currency);
+    w.str(l.description);
     w.u32(l.paid_by.map_or(0, |p| p as u32 + 1));
     let n = (w.0.len() - at - 4) as u32;
     w.0[at..at + 4].copy_from_slice(&n.to_le_bytes());
@@ -849,7 +851,7 @@ fn insert_into_bucket(b: &[u8], line: &CostLine) -> Option<Vec<u8>> {
             break;
         }
     }
-    let one = encode_bucket(std::iter::once(line));
+    let one = encode_bucket(std::iter::once(view_of(line)));
     let mut out = Vec::with_capacity(b.len() + one.len());
     out.extend_from_slice(&FORMAT.to_le_bytes());
     out.extend_from_slice(&(n as u32 + 1).to_le_bytes());
@@ -937,7 +939,9 @@ pub fn applicable(st: &State) -> bool {
 /// Every blob of the derived state of `st`, rebuilt from scratch.
 pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
     let lines = state::lines_with(st, Vec::new(), &[])?;
-    Ok(build_lines(st, &lines, st.entries + 1))
+    Ok(build_lines::<[CostLine], _>(st, &lines, st.entries + 1)
+        .into_blobs()
+        .collect())
 }
 
 /// [`build`] of the state after `st` and new lines (entries after `st`'s
@@ -946,29 +950,37 @@ pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
 /// ones, whose `row`, their entry, is `first_new` or later), borrowed: a
 /// bulk `record` writes the same lines to the journal meanwhile, and holds
 /// them once.
-pub fn build_lines(st: &State, per_version: &[Vec<CostLine>], first_new: u64) -> Vec<Blob> {
-    let new_ids: Vec<(&str, u64)> = per_version
-        .iter()
-        .flatten()
-        .filter(|l| l.row as u64 >= first_new)
-        .map(|l| (l.id.as_str(), l.row as u64))
-        .collect();
-    let slices: Vec<&[CostLine]> = per_version.iter().map(Vec::as_slice).collect();
+/// The buckets are encoded only as they are written ([`Built`]).
+pub fn build_lines<'a, L, V>(st: &State, per_version: &'a [V], first_new: u64) -> Built<'a, L>
+where
+    L: LineSource + ?Sized + 'a,
+    V: std::borrow::Borrow<L>,
+{
+    let slices: Vec<&L> = per_version.iter().map(Borrow::borrow).collect();
+    let new_ids = slices.iter().flat_map(|p| {
+        (0..p.count())
+            .map(move |i| p.view(i))
+            .filter(move |l| l.row >= first_new)
+            .map(|l| (l.id, l.row))
+    });
     // amounts do not depend on the as-of date; `open_until` does not either
     let allocated = state::allocate_slices(&st.versions, &slices, st.versions[0].agreement.start);
-    let views: Vec<PartView<'_>> = slices
+    let parts: Vec<Part<'_, L>> = slices
         .iter()
         .zip(&allocated)
         .enumerate()
-        .map(|(version, (lines, (alloc, carry)))| PartView {
-            version,
-            lines,
-            alloc,
-            carry,
-        })
+        .map(|(version, (lines, (alloc, carry)))| (version, *lines, alloc, carry))
         .collect();
-    build_views(st, &views, &new_ids)
+    let (buckets, blobs) = build_views(st, &parts, new_ids);
+    Built {
+        buckets,
+        lines: slices,
+        blobs,
+    }
 }
+
+/// A version's lines, allocation and carried use, borrowed.
+type Part<'a, L> = (usize, &'a L, &'a alloc::Allocation, &'a alloc::Carry);
 
 /// One agreement version's lines and their allocation, borrowed.
 pub struct PartView<'a> {
@@ -982,12 +994,60 @@ pub struct PartView<'a> {
 /// [`build`] from an allocation of `st`'s active lines already made: one
 /// part per agreement version, in order (`state::allocate`).
 pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
-    build_views(st, parts, &[])
+    let views: Vec<Part<'_, [CostLine]>> = parts.iter().map(|p| (p.version, p.lines, p.alloc, p.carry)).collect();
+    let (buckets, blobs) = build_views(st, &views, std::iter::empty());
+    Built {
+        buckets,
+        lines: parts.iter().map(|p| p.lines).collect(),
+        blobs,
+    }
+    .into_blobs()
+    .collect()
+}
+
+/// A derived state built, its buckets not yet encoded: each is the indices of
+/// its lines, in (date, id) order, into the lines it borrows, and is encoded
+/// when [`Built::into_blobs`] reaches it, so a bulk load does not hold every
+/// bucket's bytes at once (the writer puts and drops one at a time).
+pub struct Built<'a, L: ?Sized = [CostLine]> {
+    /// key, part (into `lines`), the indices of the bucket's lines
+    buckets: Vec<(String, usize, Vec<u32>)>,
+    /// each part's lines
+    lines: Vec<&'a L>,
+    /// the id shards, then the meta
+    blobs: Vec<Blob>,
+}
+
+impl<'a, L: LineSource + ?Sized> Built<'a, L> {
+    /// Blobs already encoded (nothing deferred).
+    pub fn of(blobs: Vec<Blob>) -> Built<'a, L> {
+        Built {
+            buckets: Vec::new(),
+            lines: Vec::new(),
+            blobs,
+        }
+    }
+
+    /// Every blob: the buckets (each encoded as it is reached), the id
+    /// shards, the meta.
+    pub fn into_blobs(self) -> impl Iterator<Item = Blob> + 'a {
+        let lines = self.lines;
+        self.buckets
+            .into_iter()
+            .map(move |(k, p, b)| (k, encode_bucket(b.iter().map(|&i| lines[p].view(i as usize)))))
+            .chain(self.blobs)
+    }
 }
 
 /// [`build_with`], the ids of lines not applied to `st` (entries after its
 /// last, not voided) in the id shards too.
-fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(&str, u64)]) -> Vec<Blob> {
+/// The buckets are left to encode: (key, part, indices of its lines).
+#[allow(clippy::type_complexity)]
+fn build_views<'i, L: LineSource + ?Sized>(
+    st: &State,
+    parts: &[Part<'_, L>],
+    new_ids: impl Iterator<Item = (&'i str, u64)>,
+) -> (Vec<(String, usize, Vec<u32>)>, Vec<Blob>) {
     let mut files: Vec<String> = st.batches.iter().map(|b| b.sha256.clone()).collect();
     files.sort_unstable();
     files.dedup();
@@ -1003,28 +1063,27 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(&str, u64)]) -> V
         ..Meta::default()
     };
     let mut out = Vec::new();
+    let mut deferred = Vec::new();
     // totals by (version, party, category, month, site number): no string per line
     let mut site_no: HashMap<&str, u32, state::BuildFx> = HashMap::default();
     let mut sites: Vec<&str> = Vec::new();
     let mut totals: HashMap<(u16, u16, u16, i32, u32), i128, state::BuildFx> = HashMap::default();
     let mut open_totals: HashMap<(u16, u16, u16, i32, u32, Date), i128, state::BuildFx> = HashMap::default();
-    for part in parts {
-        let v = part.version;
+    for (n, &(v, lines, alloc, carry)) in parts.iter().enumerate() {
         let ag = &st.versions[v].agreement;
         if let Some(c) = meta.carries.get_mut(v) {
-            *c = part.carry.clone();
+            *c = carry.clone();
         }
         // every month of the term has a bucket per category, empty or not, so a
         // rebuild overwrites every bucket an earlier state wrote
         let m0 = ag.start.month_index();
         let months = (ag.end.month_index() - m0 + 1) as usize;
         let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len() * months];
-        let (lines, alloc) = (part.lines, part.alloc);
         for &i in &alloc.order {
-            let l = &lines[i as usize];
+            let l = lines.view(i as usize);
             let next = sites.len() as u32;
-            let site = *site_no.entry(l.site.as_str()).or_insert_with(|| {
-                sites.push(l.site.as_str());
+            let site = *site_no.entry(l.site).or_insert_with(|| {
+                sites.push(l.site);
                 next
             });
             let mi = l.date.month_index();
@@ -1052,10 +1111,9 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(&str, u64)]) -> V
                 b.push(i);
             }
         }
-        for (k, b) in buckets.iter().enumerate() {
+        for (k, b) in buckets.into_iter().enumerate() {
             // amounts in the agreement currency: conversion happened when recorded
-            let blob = encode_bucket(b.iter().map(|&i| &lines[i as usize]));
-            out.push((bucket_key(v, k / months, m0 + (k % months) as i32), blob));
+            deferred.push((bucket_key(v, k / months, m0 + (k % months) as i32), n, b));
         }
     }
     meta.totals = totals
@@ -1073,14 +1131,14 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(&str, u64)]) -> V
         let void = l.voided.as_ref().map_or(0, |(s, _)| *s);
         shards[shard_of(&l.body.id) as usize].push((l.body.id.as_str(), l.seq, void));
     }
-    for &(id, seq) in new_ids {
+    for (id, seq) in new_ids {
         shards[shard_of(id) as usize].push((id, seq, 0));
     }
     for (s, ids) in shards.iter().enumerate() {
         out.push((shard_key(s as u64), encode_shard(ids)));
     }
     out.push(("meta".to_string(), encode_meta(&meta)));
-    out
+    (deferred, out)
 }
 
 /// Moves of one category's totals (of version 0: late lines are taken in
@@ -1134,21 +1192,33 @@ impl<'s> Moves<'s> {
 /// here beside those it already names. Every write of the derived state
 /// goes through here.
 pub fn put_all(backend: &mut dyn Backend, head: &str, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    put_each(backend, head, blobs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+}
+
+/// [`put_all`] of blobs given one at a time (a bulk load's buckets are
+/// encoded as they are written: [`Built::into_blobs`]); each is dropped once
+/// it is put.
+pub fn put_each<K: AsRef<str>, V: AsRef<[u8]>>(
+    backend: &mut dyn Backend,
+    head: &str,
+    blobs: impl IntoIterator<Item = (K, V)>,
+) -> Result<(), StoreError> {
     let mut meta = None;
-    let mut sums = Vec::with_capacity(blobs.len());
+    let mut sums = Vec::new();
     for (k, v) in blobs {
+        let (k, v) = (k.as_ref(), v.as_ref());
         if k == "meta" {
             meta = Some(decode_meta(v).ok_or_else(|| damaged("meta"))?);
             continue;
         }
         let (stored, sum) = sealed(head, k, v);
         backend.cache_put(k, &stored)?;
-        sums.push((k, sum));
+        sums.push((k.to_string(), sum));
     }
     let mut meta = meta.ok_or_else(|| damaged("meta"))?;
     meta.head = head.to_string();
     for (k, sum) in sums {
-        meta.blobs.insert(k.clone(), sum);
+        meta.blobs.insert(k, sum);
     }
     backend.cache_put("meta", &seal(head, "meta", &encode_meta(&meta)))
 }
@@ -1657,7 +1727,7 @@ pub fn add_lines(
             decode_bucket_into(&buckets[&(c, m)], lo, hi, &mut tied.0).ok_or_else(|| damaged(&bucket_key(0, c, m)))?;
         }
         // the new line as a bucket holds it, read back as the others are
-        let mine = encode_bucket(std::iter::once(&line));
+        let mine = encode_bucket(std::iter::once(view_of(&line)));
         // the allocator sees one category (index 0 of a one-category view)
         let one = single_category(ag, c);
         decode_bucket_into(&mine, line.date, line.date, &mut tied.0).ok_or_else(|| damaged("meta"))?;

@@ -8,6 +8,7 @@
 use crate::backend::{self, Backend, Row, StoreError};
 use crate::derived::{self, LateImpact};
 use crate::journal::{self, Body, Entry, LineBody, StatementRow};
+use crate::packed::{LineSource, LineView, Packed, view_of};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
 use costshare_core::calendar::{Date, FiscalYear};
@@ -620,7 +621,7 @@ impl Ledger {
             Some(n) => {
                 st.entries += n.lines.len() as u64;
                 let order = n.versions.clone();
-                (Some(state::lines_with(&st, n.lines, &n.versions)?), order, n.written)
+                (Some(state::packed_with(&st, n.lines, &n.versions)?), order, n.written)
             }
             None => (None, Vec::new(), Vec::new()),
         };
@@ -632,8 +633,8 @@ impl Ledger {
             let (st, per_version) = (&st, &per_version);
             let build = s.spawn(move || {
                 derived::applicable(st).then(|| match per_version {
-                    Some(lines) => Ok(derived::build_lines(st, lines, first_new)),
-                    None => derived::build(st),
+                    Some(lines) => Ok(derived::build_lines::<Packed, _>(st, lines, first_new)),
+                    None => derived::build(st).map(derived::Built::of),
                 })
             });
             let batch = first_new - 1;
@@ -649,15 +650,16 @@ impl Ledger {
             );
             (last, build.join())
         });
-        drop(per_version);
         let last = last?;
         let built = built.map_err(|_| StoreError::Db("building the derived state failed".into()))?;
-        if let (Some((seq, hash)), Some(blobs)) = (&last, built) {
+        if let (Some((seq, hash)), Some(built)) = (&last, built) {
             debug_assert_eq!(st.entries, *seq);
-            // the meta names the head it reflects, known now (`put_all` sets it)
-            derived::put_all(self.backend.as_mut(), hash, &blobs?)?;
+            // the meta names the head it reflects, known now (`put_each` sets
+            // it); the buckets are encoded one at a time as they are put
+            derived::put_each(self.backend.as_mut(), hash, built?.into_blobs())?;
             st.head = hash.clone();
         }
+        drop(per_version);
         if last.is_some() {
             self.last = last;
         }
@@ -1938,7 +1940,8 @@ fn append(
     who: &str,
     landed: &mut dyn FnMut(Entry) -> Result<(), StoreError>,
 ) -> Result<Option<(u64, String)>, LedgerError> {
-    const CHUNK: usize = 16_384;
+    // small enough that the chunks in flight (about four) stay a few MB
+    const CHUNK: usize = 4_096;
     let mut last: Option<(u64, String)> = None;
     std::thread::scope(|s| -> Result<(), LedgerError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, Vec<journal::Stored>)>(2);
@@ -1998,7 +2001,7 @@ fn append(
 /// `batch` the batch entry they belong to.
 fn new_line_bodies<'a>(
     st: &'a State,
-    per_version: Option<&'a [Vec<CostLine>]>,
+    per_version: Option<&'a [Packed]>,
     order: &'a [usize],
     written: &'a [(usize, String)],
     batch: u64,
@@ -2012,9 +2015,9 @@ fn new_line_bodies<'a>(
         *n = lines.len() - *n;
     }
     order.iter().enumerate().map(move |(k, &v)| {
-        let l = &per_version[v][next[v]];
+        let l = per_version[v].view(next[v]);
         next[v] += 1;
-        let mut b = body_of(&st.versions[v].agreement, l, written_of(written, k));
+        let mut b = body_of(&st.versions[v].agreement, &l, written_of(written, k));
         b.batch = batch;
         Body::Line(b)
     })
@@ -2026,7 +2029,7 @@ const FAST_RECORD_MAX_ROWS: usize = 10_000;
 /// The normalized, recorded form of a valid row: [`body_of`] of the cost
 /// line the row was accepted as.
 fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: &CostLine) -> LineBody {
-    body_of(ag, cl, raw.amount)
+    body_of(ag, &view_of(cl), raw.amount)
 }
 
 /// The journal body of a line accepted as `cl` under `ag` (batch 0): the
@@ -2034,25 +2037,21 @@ fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: &CostLine) -> LineBody {
 /// payer are the agreement's ids the row matched exactly (`costs::accept`);
 /// the amount has its currency's decimals, or is `written` (the text of the
 /// row) for a currency the agreement cannot name; the quantity is exact.
-fn body_of(ag: &Agreement, cl: &CostLine, written: &str) -> LineBody {
+fn body_of(ag: &Agreement, cl: &LineView<'_>, written: &str) -> LineBody {
     LineBody {
         batch: 0,
-        id: cl.id.clone(),
+        id: cl.id.to_string(),
         date: cl.date.to_string(),
         category: ag.categories.get(cl.category).map(|c| c.id.clone()).unwrap_or_default(),
-        amount: match ag.currency(&cl.currency) {
+        amount: match ag.currency(cl.currency) {
             Some(c) => format_minor(cl.source_amount as i128, c.decimals()),
             None => written.to_string(),
         },
-        currency: cl.currency.clone(),
-        quantity: cl
-            .quantity
-            .as_ref()
-            .map(|q| fmt_ratio(&q.to_big(), 18))
-            .unwrap_or_default(),
-        site: cl.site.clone(),
-        description: cl.description.clone(),
-        replaces: cl.replaces.clone().unwrap_or_default(),
+        currency: cl.currency.to_string(),
+        quantity: cl.quantity.map(|q| fmt_ratio(&q.to_big(), 18)).unwrap_or_default(),
+        site: cl.site.to_string(),
+        description: cl.description.to_string(),
+        replaces: cl.replaces.unwrap_or_default().to_string(),
         paid_by: cl
             .paid_by
             .and_then(|p| ag.parties.get(p))
@@ -2087,7 +2086,7 @@ fn same_line(a: &LineBody, b: &LineBody) -> bool {
 /// as the entries are sealed, while the derived state is built from the
 /// same lines on another thread.
 pub(crate) struct NewLines {
-    lines: Vec<CostLine>,
+    lines: Packed,
     /// The agreement version of each line.
     versions: Vec<usize>,
     /// The amount as written, for the few lines whose currency the
@@ -2100,11 +2099,10 @@ impl NewLines {
     fn fits(&self, bodies: &[Body], base: u64) -> bool {
         matches!(bodies, [Body::Batch { .. }])
             && self.lines.len() == self.versions.len()
-            && self
-                .lines
-                .iter()
-                .enumerate()
-                .all(|(i, l)| l.row as u64 == base + 1 + i as u64 && l.replaces.is_none())
+            && (0..self.lines.len()).all(|i| {
+                let l = self.lines.view(i);
+                l.row == base + 1 + i as u64 && l.replaces.is_none()
+            })
     }
 }
 
@@ -2113,7 +2111,7 @@ impl NewLines {
 /// versions and any amount as written that `body_of` needs.
 struct Checked {
     errors: Vec<RowError>,
-    lines: Vec<CostLine>,
+    lines: Packed,
     versions: Vec<usize>,
     written: Vec<(usize, String)>,
     rows: u64,
@@ -2166,7 +2164,7 @@ fn plan_record(
         bytes,
         || Checked {
             errors: Vec::new(),
-            lines: Vec::with_capacity(total_rows as usize / 2 + 1),
+            lines: Packed::with_capacity(total_rows as usize / 2 + 1),
             versions: Vec::with_capacity(total_rows as usize / 2 + 1),
             written: Vec::new(),
             rows: 0,
@@ -2175,21 +2173,23 @@ fn plan_record(
             c.rows += 1;
             let v = st.version_at(Date::parse(raw.date));
             let ag = &st.versions[v].agreement;
-            match validate_ref(ag, &rates_now, &raw) {
-                Err(message) => c.errors.push(RowError {
+            // the one rule (`validate_ref`'s verdict and words), the
+            // accepted row packed as the cost line it makes
+            match costs::accept(ag, &rates_now, &raw) {
+                Err(problems) => c.errors.push(RowError {
                     line: raw.line,
                     id: if raw.id.is_empty() {
                         None
                     } else {
                         Some(raw.id.to_string())
                     },
-                    message,
+                    message: problems.to_string(),
                 }),
-                Ok(cl) => {
-                    if ag.currency(&cl.currency).is_none() {
+                Ok(a) => {
+                    if ag.currency(a.currency.code()).is_none() {
                         c.written.push((c.lines.len(), raw.amount.to_string()));
                     }
-                    c.lines.push(cl);
+                    c.lines.push(a, &raw);
                     c.versions.push(v);
                 }
             }
@@ -2199,7 +2199,7 @@ fn plan_record(
     let mut errors: Vec<RowError> = Vec::new();
     let mut rows = 0u64;
     let mut halves = halves.into_iter();
-    let mut lines: Vec<CostLine> = Vec::new();
+    let mut lines = Packed::default();
     let mut versions: Vec<usize> = Vec::new();
     let mut written: Vec<(usize, String)> = Vec::new();
     if let Some(first) = halves.next() {
@@ -2214,8 +2214,6 @@ fn plan_record(
         errors.extend(h.errors);
         let at = lines.len();
         written.extend(h.written.into_iter().map(|(k, w)| (k + at, w)));
-        // exactly: a large block grows in place (no copy of the first half)
-        lines.reserve_exact(h.lines.len());
         lines.extend(h.lines);
         versions.extend(h.versions);
     }
@@ -2231,26 +2229,33 @@ fn plan_record(
         });
     }
     // the recorded form of valid row k (made only where values are compared)
-    let body = |k: usize| body_of(&st.versions[versions[k]].agreement, &lines[k], written_of(&written, k));
+    let body = |k: usize| {
+        body_of(
+            &st.versions[versions[k]].agreement,
+            &lines.view(k),
+            written_of(&written, k),
+        )
+    };
     // valid rows, first occurrence of each id in the file
     let mut in_file: HashMap<&str, usize, BuildFx> = HashMap::default();
     in_file.reserve(lines.len());
     // where each accepted row sits in `lines`
     let mut accepted: Vec<usize> = Vec::with_capacity(lines.len());
-    for (at, l) in lines.iter().enumerate() {
-        match in_file.get(l.id.as_str()) {
+    for at in 0..lines.len() {
+        let l = lines.view(at);
+        match in_file.get(l.id) {
             Some(&k) => {
                 let first = accepted[k];
                 if !same_line(&body(first), &body(at)) {
                     errors.push(RowError {
-                        line: l.row,
-                        id: Some(l.id.clone()),
-                        message: format!("id repeated with different values (first on line {})", lines[first].row),
+                        line: l.row as usize,
+                        id: Some(l.id.to_string()),
+                        message: format!("id repeated with different values (first on line {})", lines.row(first)),
                     });
                 }
             }
             None => {
-                in_file.insert(l.id.as_str(), accepted.len());
+                in_file.insert(l.id, accepted.len());
                 accepted.push(at);
             }
         }
@@ -2260,15 +2265,15 @@ fn plan_record(
     // included, are "already there"; other values are an error)
     let mut is_new: Vec<bool> = Vec::with_capacity(accepted.len());
     for &at in &accepted {
-        let l = &lines[at];
-        match st.by_id.get(&l.id) {
+        let l = lines.view(at);
+        match st.by_id.get(l.id) {
             Some(&i) => {
                 if same_line(&st.lines[i].body, &body(at)) {
                     outcome.already += 1;
                 } else {
                     errors.push(RowError {
-                        line: l.row,
-                        id: Some(l.id.clone()),
+                        line: l.row as usize,
+                        id: Some(l.id.to_string()),
                         message: format!(
                             "id already recorded with different values (journal entry {}); record the correction under a new id with `replaces`",
                             st.lines[i].seq
@@ -2286,22 +2291,22 @@ fn plan_record(
     let mut voids: Vec<Body> = Vec::new();
     let mut replaced_once: HashMap<&str, usize, BuildFx> = HashMap::default();
     for (k, &at) in accepted.iter().enumerate() {
-        let l = &lines[at];
-        let Some(r) = l.replaces.as_ref() else { continue };
+        let l = lines.view(at);
+        let Some(r) = l.replaces else { continue };
         if !is_new[k] {
             continue; // recorded already, with this same `replaces`: done then
         }
-        let line = l.row;
+        let line = l.row as usize;
         let fail = |m: String| RowError {
             line,
-            id: Some(l.id.clone()),
+            id: Some(l.id.to_string()),
             message: m,
         };
-        if let Some(prev) = replaced_once.insert(r.as_str(), line) {
+        if let Some(prev) = replaced_once.insert(r, line) {
             errors.push(fail(format!("replaces `{r}`, which line {prev} already replaces")));
             continue;
         }
-        match (st.by_id.get(r), in_file.get(r.as_str())) {
+        match (st.by_id.get(r), in_file.get(r)) {
             (Some(&i), _) => match (&st.lines[i].voided, &st.lines[i].replaced_by) {
                 (None, _) => {}
                 (Some((seq, _)), Some(by)) => {
@@ -2326,27 +2331,24 @@ fn plan_record(
             }
         }
         voids.push(Body::Void {
-            id: r.clone(),
+            id: r.to_string(),
             reason: format!("replaced by {} in {file}", l.id),
-            by: l.id.clone(),
+            by: l.id.to_string(),
         });
     }
     // a cycle of replacements (p replaces q, q replaces p) would void them all
     {
-        let with: Vec<&CostLine> = accepted
+        let with: Vec<LineView<'_>> = accepted
             .iter()
-            .map(|&at| &lines[at])
+            .map(|&at| lines.view(at))
             .filter(|l| l.replaces.is_some())
             .collect();
-        let edges: Vec<(&str, &str)> = with
-            .iter()
-            .map(|l| (l.id.as_str(), l.replaces.as_deref().unwrap_or_default()))
-            .collect();
+        let edges: Vec<(&str, &str)> = with.iter().map(|l| (l.id, l.replaces.unwrap_or_default())).collect();
         for k in costs::replacement_cycles(&edges) {
             errors.push(RowError {
-                line: with[k].row,
-                id: Some(with[k].id.clone()),
-                message: costs::replacement_cycle_message(&with[k].id),
+                line: with[k].row as usize,
+                id: Some(with[k].id.to_string()),
+                message: costs::replacement_cycle_message(with[k].id),
             });
         }
     }
@@ -2378,13 +2380,13 @@ fn plan_record(
         if !is_new[k] {
             continue;
         }
-        let l = &lines[at];
+        let l = lines.view(at);
         new_count += 1;
         total += l.amount as i128;
         if total > i64::MAX as i128 {
             errors.push(RowError {
-                line: l.row,
-                id: Some(l.id.clone()),
+                line: l.row as usize,
+                id: Some(l.id.to_string()),
                 message: "the ledger's total would exceed the limit of a signed 64-bit count of minor units".into(),
             });
             total = i64::MIN as i128;
@@ -2437,9 +2439,13 @@ fn plan_record(
         });
     }
     if !plain {
-        for (k, l) in lines.iter().enumerate() {
-            if keep[k] {
-                let mut b = body_of(&st.versions[versions[k]].agreement, l, written_of(&written, k));
+        for (k, &kept) in keep.iter().enumerate() {
+            if kept {
+                let mut b = body_of(
+                    &st.versions[versions[k]].agreement,
+                    &lines.view(k),
+                    written_of(&written, k),
+                );
                 b.batch = batch_seq;
                 bodies.push(Body::Line(b));
             }
@@ -2451,28 +2457,22 @@ fn plan_record(
             outcome,
         });
     }
-    let mut k = 0;
     let mut n = 0usize;
     let mut kept_written: Vec<(usize, String)> = Vec::new();
     let mut written = written.into_iter().peekable();
     let mut kept_versions: Vec<usize> = Vec::with_capacity(new_count as usize);
-    lines.retain_mut(|l| {
-        let at = k;
-        k += 1;
+    lines.retain_as(|at| {
         let w = written.next_if(|(i, _)| *i == at);
         if !keep[at] {
-            return false;
+            return None;
         }
         if let Some((_, w)) = w {
             kept_written.push((n, w));
         }
         kept_versions.push(versions[at]);
-        l.row = (batch_seq + 1 + n as u64) as usize;
-        l.replaces = None;
         n += 1;
-        true
+        Some(batch_seq + n as u64)
     });
-    lines.shrink_to_fit();
     Ok(RecordPlan {
         bodies,
         new_lines: Some(NewLines {

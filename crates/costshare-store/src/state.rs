@@ -5,6 +5,7 @@
 
 use crate::backend::StoreError;
 use crate::journal::{self, Body, Entry, LineBody, PaymentBody, StatementRow, Stored};
+use crate::packed::{LineSource, Packed, view_of};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc::{self, Allocation};
 use costshare_core::calendar::{Date, FiscalYear};
@@ -525,9 +526,9 @@ pub fn allocate_versions(versions: &[Version], per_version: Vec<Vec<CostLine>>, 
 /// [`allocate_versions`] over borrowed lines: each version's allocation and
 /// the use of its caps carried from the earlier versions, in version order
 /// (a bulk `record` allocates the lines it also writes to the journal).
-pub fn allocate_slices(
+pub fn allocate_slices<L: alloc::Lines + ?Sized>(
     versions: &[Version],
-    per_version: &[&[CostLine]],
+    per_version: &[&L],
     as_of: Date,
 ) -> Vec<(Allocation, alloc::Carry)> {
     let mut out: Vec<(Allocation, alloc::Carry)> = Vec::with_capacity(per_version.len());
@@ -623,6 +624,39 @@ pub fn lines_with(st: &State, more: Vec<CostLine>, versions: &[usize]) -> Result
                 }
             }
         }
+    }
+    Ok(per_version)
+}
+
+/// [`lines_with`] for a bulk `record`'s new lines, packed (`ledger::NewLines`):
+/// `st`'s active lines (packed as their cost lines), then `more`, one list
+/// per version; `more` itself when every new line falls under one version
+/// with no active line yet.
+pub fn packed_with(st: &State, more: Packed, versions: &[usize]) -> Result<Vec<Packed>, StoreError> {
+    let earlier = lines_with(st, Vec::new(), &[])?;
+    let one = versions.first().copied().filter(|v| {
+        versions.iter().all(|w| w == v) && earlier.get(*v).is_some_and(Vec::is_empty) && versions.len() == more.len()
+    });
+    let mut per_version: Vec<Packed> = earlier
+        .iter()
+        .map(|lines| {
+            let mut p = Packed::with_capacity(lines.len());
+            for l in lines {
+                p.push_view(&view_of(l));
+            }
+            p
+        })
+        .collect();
+    drop(earlier);
+    if let Some(v) = one {
+        per_version[v] = more;
+        return Ok(per_version);
+    }
+    for (k, &v) in versions.iter().enumerate() {
+        let Some(p) = per_version.get_mut(v) else {
+            return Err(corrupt(more.row(k), "a new line under no agreement version"));
+        };
+        p.push_view(&more.view(k));
     }
     Ok(per_version)
 }
