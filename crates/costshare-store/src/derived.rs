@@ -951,7 +951,7 @@ pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
 /// bulk `record` writes the same lines to the journal meanwhile, and holds
 /// them once.
 /// The buckets are encoded only as they are written ([`Built`]).
-pub fn build_lines<'a, L, V>(st: &State, per_version: &'a [V], first_new: u64) -> Built<'a, L>
+pub fn build_lines<'a, L, V>(st: &'a State, per_version: &'a [V], first_new: u64) -> Built<'a, L>
 where
     L: LineSource + ?Sized + 'a,
     V: std::borrow::Borrow<L>,
@@ -971,11 +971,12 @@ where
         .enumerate()
         .map(|(version, (lines, (alloc, carry)))| (version, *lines, alloc, carry))
         .collect();
-    let (buckets, blobs) = build_views(st, &parts, new_ids);
+    let (buckets, shards, meta) = build_views(st, &parts, new_ids);
     Built {
         buckets,
         lines: slices,
-        blobs,
+        shards,
+        blobs: vec![meta],
     }
 }
 
@@ -995,26 +996,30 @@ pub struct PartView<'a> {
 /// part per agreement version, in order (`state::allocate`).
 pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
     let views: Vec<Part<'_, [CostLine]>> = parts.iter().map(|p| (p.version, p.lines, p.alloc, p.carry)).collect();
-    let (buckets, blobs) = build_views(st, &views, std::iter::empty());
+    let (buckets, shards, meta) = build_views(st, &views, std::iter::empty());
     Built {
         buckets,
         lines: parts.iter().map(|p| p.lines).collect(),
-        blobs,
+        shards,
+        blobs: vec![meta],
     }
     .into_blobs()
     .collect()
 }
 
-/// A derived state built, its buckets not yet encoded: each is the indices of
-/// its lines, in (date, id) order, into the lines it borrows, and is encoded
-/// when [`Built::into_blobs`] reaches it, so a bulk load does not hold every
-/// bucket's bytes at once (the writer puts and drops one at a time).
+/// A derived state built, its buckets and id shards not yet encoded: a
+/// bucket is the indices of its lines, in (date, id) order, into the lines
+/// it borrows, a shard its ids, borrowed; each is encoded when
+/// [`Built::into_blobs`] reaches it, so a bulk load does not hold every
+/// blob's bytes at once (the writer puts and drops one at a time).
 pub struct Built<'a, L: ?Sized = [CostLine]> {
     /// key, part (into `lines`), the indices of the bucket's lines
     buckets: Vec<(String, usize, Vec<u32>)>,
     /// each part's lines
     lines: Vec<&'a L>,
-    /// the id shards, then the meta
+    /// each id shard's (id, entry, void entry or 0)
+    shards: Vec<Vec<(&'a str, u64, u64)>>,
+    /// the meta (or every blob, already encoded)
     blobs: Vec<Blob>,
 }
 
@@ -1024,6 +1029,7 @@ impl<'a, L: LineSource + ?Sized> Built<'a, L> {
         Built {
             buckets: Vec::new(),
             lines: Vec::new(),
+            shards: Vec::new(),
             blobs,
         }
     }
@@ -1035,6 +1041,12 @@ impl<'a, L: LineSource + ?Sized> Built<'a, L> {
         self.buckets
             .into_iter()
             .map(move |(k, p, b)| (k, encode_bucket(b.iter().map(|&i| lines[p].view(i as usize)))))
+            .chain(
+                self.shards
+                    .into_iter()
+                    .enumerate()
+                    .map(|(s, ids)| (shard_key(s as u64), encode_shard(&ids))),
+            )
             .chain(self.blobs)
     }
 }
@@ -1043,11 +1055,11 @@ impl<'a, L: LineSource + ?Sized> Built<'a, L> {
 /// last, not voided) in the id shards too.
 /// The buckets are left to encode: (key, part, indices of its lines).
 #[allow(clippy::type_complexity)]
-fn build_views<'i, L: LineSource + ?Sized>(
-    st: &State,
+fn build_views<'s, L: LineSource + ?Sized>(
+    st: &'s State,
     parts: &[Part<'_, L>],
-    new_ids: impl Iterator<Item = (&'i str, u64)>,
-) -> (Vec<(String, usize, Vec<u32>)>, Vec<Blob>) {
+    new_ids: impl Iterator<Item = (&'s str, u64)>,
+) -> (Vec<(String, usize, Vec<u32>)>, Vec<Vec<(&'s str, u64, u64)>>, Blob) {
     let mut files: Vec<String> = st.batches.iter().map(|b| b.sha256.clone()).collect();
     files.sort_unstable();
     files.dedup();
@@ -1062,7 +1074,6 @@ fn build_views<'i, L: LineSource + ?Sized>(
         payments: st.payments.iter().map(|(seq, p)| (p.id.clone(), *seq)).collect(),
         ..Meta::default()
     };
-    let mut out = Vec::new();
     let mut deferred = Vec::new();
     // totals by (version, party, category, month, site number): no string per line
     let mut site_no: HashMap<&str, u32, state::BuildFx> = HashMap::default();
@@ -1134,11 +1145,7 @@ fn build_views<'i, L: LineSource + ?Sized>(
     for (id, seq) in new_ids {
         shards[shard_of(id) as usize].push((id, seq, 0));
     }
-    for (s, ids) in shards.iter().enumerate() {
-        out.push((shard_key(s as u64), encode_shard(ids)));
-    }
-    out.push(("meta".to_string(), encode_meta(&meta)));
-    (deferred, out)
+    (deferred, shards, ("meta".to_string(), encode_meta(&meta)))
 }
 
 /// Moves of one category's totals (of version 0: late lines are taken in
