@@ -959,9 +959,8 @@ where
     let slices: Vec<&L> = per_version.iter().map(Borrow::borrow).collect();
     let new_ids = slices.iter().flat_map(|p| {
         (0..p.count())
-            .map(move |i| p.view(i))
-            .filter(move |l| l.row >= first_new)
-            .map(|l| (l.id, l.row))
+            .filter(move |&i| p.row_of(i) >= first_new)
+            .map(move |i| (p.id_of(i), p.row_of(i)))
     });
     // amounts do not depend on the as-of date; `open_until` does not either
     let allocated = state::allocate_slices(&st.versions, &slices, st.versions[0].agreement.start);
@@ -1091,17 +1090,17 @@ fn build_views<'s, L: LineSource + ?Sized>(
         let months = (ag.end.month_index() - m0 + 1) as usize;
         let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len() * months];
         for &i in &alloc.order {
-            let l = lines.view(i as usize);
+            let (l_site, l_category) = (lines.site_of(i as usize), lines.category(i as usize));
             let next = sites.len() as u32;
-            let site = *site_no.entry(l.site).or_insert_with(|| {
-                sites.push(l.site);
+            let site = *site_no.entry(l_site).or_insert_with(|| {
+                sites.push(l_site);
                 next
             });
-            let mi = l.date.month_index();
+            let mi = lines.date(i as usize).month_index();
             for (p, &a) in alloc.row(i as usize).iter().enumerate() {
                 if a != 0 {
                     *totals
-                        .entry((v as u16, p as u16, l.category as u16, mi, site))
+                        .entry((v as u16, p as u16, l_category as u16, mi, site))
                         .or_insert(0) += a as i128;
                 }
             }
@@ -1110,15 +1109,15 @@ fn build_views<'s, L: LineSource + ?Sized>(
                 for (p, &a) in alloc.row(i as usize).iter().enumerate() {
                     if a != 0 {
                         *open_totals
-                            .entry((v as u16, p as u16, l.category as u16, mi, site, d))
+                            .entry((v as u16, p as u16, l_category as u16, mi, site, d))
                             .or_insert(0) += a as i128;
                     }
                 }
             }
             meta.lines += 1;
-            meta.total += l.amount as i128;
+            meta.total += lines.amount(i as usize) as i128;
             let k = (mi - m0) as usize;
-            if let Some(b) = buckets.get_mut(l.category * months + k) {
+            if let Some(b) = buckets.get_mut(l_category * months + k) {
                 b.push(i);
             }
         }

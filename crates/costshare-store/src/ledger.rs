@@ -11,6 +11,7 @@ use crate::journal::{self, Body, Entry, LineBody, StatementRow};
 use crate::packed::{LineSource, LineView, Packed, view_of};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
+use costshare_core::alloc::Lines;
 use costshare_core::calendar::{Date, FiscalYear};
 use costshare_core::costs::{self, CostLine, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
 use costshare_core::fxhash::BuildFx;
@@ -2099,10 +2100,8 @@ impl NewLines {
     fn fits(&self, bodies: &[Body], base: u64) -> bool {
         matches!(bodies, [Body::Batch { .. }])
             && self.lines.len() == self.versions.len()
-            && (0..self.lines.len()).all(|i| {
-                let l = self.lines.view(i);
-                l.row == base + 1 + i as u64 && l.replaces.is_none()
-            })
+            && (0..self.lines.len())
+                .all(|i| self.lines.row_of(i) == base + 1 + i as u64 && self.lines.replaces_of(i).is_none())
     }
 }
 
@@ -2242,20 +2241,20 @@ fn plan_record(
     // where each accepted row sits in `lines`
     let mut accepted: Vec<usize> = Vec::with_capacity(lines.len());
     for at in 0..lines.len() {
-        let l = lines.view(at);
-        match in_file.get(l.id) {
+        let id = lines.id_of(at);
+        match in_file.get(id) {
             Some(&k) => {
                 let first = accepted[k];
                 if !same_line(&body(first), &body(at)) {
                     errors.push(RowError {
-                        line: l.row as usize,
-                        id: Some(l.id.to_string()),
+                        line: lines.row_of(at) as usize,
+                        id: Some(id.to_string()),
                         message: format!("id repeated with different values (first on line {})", lines.row(first)),
                     });
                 }
             }
             None => {
-                in_file.insert(l.id, accepted.len());
+                in_file.insert(id, accepted.len());
                 accepted.push(at);
             }
         }
@@ -2265,15 +2264,15 @@ fn plan_record(
     // included, are "already there"; other values are an error)
     let mut is_new: Vec<bool> = Vec::with_capacity(accepted.len());
     for &at in &accepted {
-        let l = lines.view(at);
-        match st.by_id.get(l.id) {
+        let id = lines.id_of(at);
+        match st.by_id.get(id) {
             Some(&i) => {
                 if same_line(&st.lines[i].body, &body(at)) {
                     outcome.already += 1;
                 } else {
                     errors.push(RowError {
-                        line: l.row as usize,
-                        id: Some(l.id.to_string()),
+                        line: lines.row_of(at) as usize,
+                        id: Some(id.to_string()),
                         message: format!(
                             "id already recorded with different values (journal entry {}); record the correction under a new id with `replaces`",
                             st.lines[i].seq
@@ -2291,8 +2290,8 @@ fn plan_record(
     let mut voids: Vec<Body> = Vec::new();
     let mut replaced_once: HashMap<&str, usize, BuildFx> = HashMap::default();
     for (k, &at) in accepted.iter().enumerate() {
+        let Some(r) = lines.replaces_of(at) else { continue };
         let l = lines.view(at);
-        let Some(r) = l.replaces else { continue };
         if !is_new[k] {
             continue; // recorded already, with this same `replaces`: done then
         }
@@ -2340,8 +2339,8 @@ fn plan_record(
     {
         let with: Vec<LineView<'_>> = accepted
             .iter()
+            .filter(|&&at| lines.replaces_of(at).is_some())
             .map(|&at| lines.view(at))
-            .filter(|l| l.replaces.is_some())
             .collect();
         let edges: Vec<(&str, &str)> = with.iter().map(|l| (l.id, l.replaces.unwrap_or_default())).collect();
         for k in costs::replacement_cycles(&edges) {
@@ -2380,13 +2379,12 @@ fn plan_record(
         if !is_new[k] {
             continue;
         }
-        let l = lines.view(at);
         new_count += 1;
-        total += l.amount as i128;
+        total += lines.amount(at) as i128;
         if total > i64::MAX as i128 {
             errors.push(RowError {
-                line: l.row as usize,
-                id: Some(l.id.to_string()),
+                line: lines.row_of(at) as usize,
+                id: Some(lines.id_of(at).to_string()),
                 message: "the ledger's total would exceed the limit of a signed 64-bit count of minor units".into(),
             });
             total = i64::MIN as i128;

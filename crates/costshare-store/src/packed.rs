@@ -33,6 +33,22 @@ pub struct LineView<'a> {
 /// Lines a reader sees as [`LineView`]s and the allocator as [`Lines`].
 pub trait LineSource: Lines + Sync {
     fn view(&self, i: usize) -> LineView<'_>;
+    /// `view(i).id`, for loops that read only that.
+    fn id_of(&self, i: usize) -> &str {
+        self.view(i).id
+    }
+    /// `view(i).site`.
+    fn site_of(&self, i: usize) -> &str {
+        self.view(i).site
+    }
+    /// `view(i).row`.
+    fn row_of(&self, i: usize) -> u64 {
+        self.view(i).row
+    }
+    /// `view(i).replaces`.
+    fn replaces_of(&self, i: usize) -> Option<&str> {
+        self.view(i).replaces
+    }
 }
 
 impl LineSource for [CostLine] {
@@ -291,6 +307,23 @@ impl Lines for Packed {
 }
 
 impl LineSource for Packed {
+    fn id_of(&self, i: usize) -> &str {
+        let c = &self.cols[i];
+        let a = c.at as usize;
+        self.text.get(a..a + c.lens[0] as usize).unwrap_or_default()
+    }
+    fn site_of(&self, i: usize) -> &str {
+        let c = &self.cols[i];
+        let a = c.at as usize + c.lens[0] as usize + c.lens[1] as usize;
+        self.text.get(a..a + c.lens[2] as usize).unwrap_or_default()
+    }
+    fn row_of(&self, i: usize) -> u64 {
+        self.cols[i].row
+    }
+    fn replaces_of(&self, i: usize) -> Option<&str> {
+        self.replaces.get(self.cols[i].replaces as usize).map(String::as_str)
+    }
+
     fn view(&self, i: usize) -> LineView<'_> {
         let c = &self.cols[i];
         let (a, end) = self.span(i);
