@@ -2075,10 +2075,11 @@ fn same_line(a: &LineBody, b: &LineBody) -> bool {
         && a.paid_by == b.paid_by
 }
 
-/// The new lines a write appends, as the cost lines a replay will allocate
-/// (`state::cost_line` of each recorded line: the same rule, `accept`, gave
-/// them; their `row` is the entry's seq and they replace nothing), each with
-/// its agreement version. Given only when the write's entries are one batch
+/// The new lines a write appends, packed as the cost lines a replay will
+/// allocate (`state::cost_line` of each recorded line: the same rule,
+/// `accept`, gave them; their `row` is the entry's seq and they replace
+/// nothing; their rate, which neither the bodies nor the derived state
+/// read, is not kept), each with its agreement version. Given only when the write's entries are one batch
 /// and its new lines, in order, and nothing that changes earlier lines (no
 /// rate, no void): the derived state after the write is then built from the
 /// state before it and these, without applying a copy of every line to the
@@ -2106,8 +2107,9 @@ impl NewLines {
 }
 
 /// One thread's share of a file's rows, checked (see `plan_record`): the
-/// valid rows as cost lines (`row` their physical line), with their
-/// versions and any amount as written that `body_of` needs.
+/// valid rows packed as the cost lines they were accepted as (`row` their
+/// physical line), with their versions and any amount as written that
+/// `body_of` needs.
 struct Checked {
     errors: Vec<RowError>,
     lines: Packed,
