@@ -231,8 +231,38 @@ fn a_truncated_journal_does_not_verify_against_its_head() {
     )
     .unwrap();
     drop(conn);
-    // a shorter, valid chain
+    // the derived state was written after the entries removed: the cut is
+    // told, by reads and by verify, instead of rebuilt over (found by a
+    // fresh user: reads and verify rebuilt it silently, the lines gone)
+    let removed = "entries were removed from its end";
+    for args in [
+        vec!["report", "--ledger", &l, "--by", "party"],
+        vec!["explain", "--ledger", &l, "--id", "a1"],
+        vec!["record", &l, &late],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(
+            err.contains(removed) && err.contains("changed outside costshare"),
+            "{args:?}: {err}"
+        );
+    }
+    for deep in [false, true] {
+        let args = if deep {
+            vec!["verify", &l, "--deep"]
+        } else {
+            vec!["verify", &l]
+        };
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains(removed) && err.contains("verify --repair"),
+            "{args:?}: {err}"
+        );
+    }
+    // a shorter, valid chain, accepted as it is by a repair
     assert!(ok(&["verify", &l, "--repair"]).starts_with("ok: "));
+    assert!(ok(&["verify", &l]).starts_with("ok: "));
     let (code, _, err) = run(&["verify", &l, "--expect-head", &head]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -506,9 +536,14 @@ fn a_replay_refuses_a_journal_edited_behind_its_back() {
             refused(&["explain", "--ledger", &l, "--id", "a1"]);
         } else {
             // an entry further back: the derived state still reflects the
-            // head (unchanged), and its figures are the recorded ones; only
-            // a command that reads every entry sees the edit
+            // head (unchanged), and its figures are the recorded ones; a
+            // command that shows the entry itself checks it and the next
+            // entry's link to it (found by a fresh user: `history --id`
+            // printed the edited amount), and one that reads every entry
+            // sees the edit
             assert_eq!(ok(&report), want);
+            refused(&["history", &l, "--id", "a2"]);
+            refused(&["explain", "--ledger", &l, "--id", "a2"]);
         }
         let (code, _, err) = run(&["verify", &l]);
         assert_eq!(code, 1, "{err}");
@@ -528,4 +563,68 @@ fn a_replay_refuses_a_journal_edited_behind_its_back() {
         let (code, _, err) = run(&["verify", &l]);
         assert_eq!(code, 1, "{err}");
     }
+}
+
+/// Found by a fresh user: a figure of a closed statement edited in the
+/// journal behind the program's back, entries after it. `adjustments`
+/// (which reads the statement's entry, not a replay) printed the edited
+/// figure; the entry is now checked against its hash and the next entry's
+/// link before it is shown.
+#[test]
+fn an_edited_statement_is_not_shown() {
+    let d = Dir::new("trust-statement");
+    let l = small(&d);
+    ok(&["close", &l, "--period", "FY2022", "--as-of", "2023-04-02"]);
+    let late = d.file("late.csv", "id,date,category,amount\nz1,2022-07-01,u,100\n");
+    ok(&["record", &l, &late]);
+    let args = ["adjustments", &l, "--as-of", "2023-05-01", "--format", "csv"];
+    assert!(ok(&args).contains("FY2022,US,u,200,300,100"));
+    let conn = Connection::open(&l).unwrap();
+    let seq: i64 = conn
+        .query_row("SELECT seq FROM journal WHERE kind = 'close'", [], |r| r.get(0))
+        .unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER journal_no_update; UPDATE journal SET body = CAST(replace(CAST(body AS TEXT), 'row=US\tu\t200', 'row=US\tu\t900') AS BLOB) WHERE seq = {seq}"
+    ))
+    .unwrap();
+    drop(conn);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("900"), "{out}");
+    assert!(
+        err.contains(&format!("journal entry {seq} is damaged")) && err.contains("changed outside costshare"),
+        "{err}"
+    );
+}
+
+/// Found by a fresh user: a description or a void's reason holding an
+/// escape sequence or a newline coloured the terminal, or faked a line of
+/// `history`. Tables and text show control characters as code points; CSV
+/// and JSON keep the text as recorded.
+#[test]
+fn recorded_text_cannot_drive_the_terminal() {
+    let d = Dir::new("trust-control");
+    let l = small(&d);
+    let c = d.file(
+        "e.csv",
+        "id,date,category,amount,description\ne1,2022-06-03,u,5,\"line1\nFAKE: \x1b[31mred\u{202E}x\"\n",
+    );
+    ok(&["record", &l, &c]);
+    let raw = |s: &str| s.chars().any(|c| c == '\x1b' || c == '\u{202E}');
+    let out = ok(&["explain", "--ledger", &l, "--id", "e1"]);
+    assert!(
+        !raw(&out) && out.contains("line1\\u{000A}FAKE: \\u{001B}[31mred\\u{202E}x"),
+        "{out}"
+    );
+    let json = ok(&["explain", "--ledger", &l, "--id", "e1", "--format", "json"]);
+    assert!(json.contains("line1\\nFAKE: \\u001b[31mred\u{202E}x"), "{json}");
+    let out = ok(&["void", &l, "e1", "--reason", "why\nFAKE line \x1b[31m"]);
+    assert!(
+        !raw(&out) && out.contains("why\\u{000A}FAKE line \\u{001B}[31m"),
+        "{out}"
+    );
+    let out = ok(&["history", &l]);
+    assert!(!raw(&out) && !out.contains("\nFAKE"), "{out}");
+    let csv = ok(&["history", &l, "--format", "csv"]);
+    assert!(csv.contains("why\nFAKE line \x1b[31m"), "{csv}");
 }

@@ -92,6 +92,27 @@ pub fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Free text (a description, a site, a void's reason) as a table or a text
+/// report shows it: a control character or a direction control is shown as
+/// its code point (`\u{001B}`), never written raw, so recorded text cannot
+/// move the terminal's cursor, colour it, or fake a line of the report. The
+/// text itself is kept as recorded (CSV and JSON outputs carry it whole).
+pub fn shown_text(s: &str) -> std::borrow::Cow<'_, str> {
+    let printable = |c: char| !(c.is_control() || is_direction_control(c));
+    if s.chars().all(printable) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if printable(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:04X}}}", c as u32));
+        }
+    }
+    out.into()
+}
+
 /// A character that changes the direction text is shown in.
 fn is_direction_control(c: char) -> bool {
     matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')

@@ -130,8 +130,10 @@ pub trait Backend: Send {
     /// The last entry as stored (seq, bytes and both hashes); `None` for
     /// an empty journal.
     fn head_stored(&mut self) -> Result<Option<Stored>, StoreError>;
-    /// One entry's canonical bytes.
-    fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Entry `seq` as stored and the entry after it, if any: the rows
+    /// numbered `seq` and up, at most two, in `seq` order (a missing `seq`
+    /// shows as a first row of another number, or none).
+    fn entry_linked(&mut self, seq: u64) -> Result<Vec<Stored>, StoreError>;
     /// A blob of the derived state (see `derived`): a cache beside the
     /// journal, rewritten at will, never part of its truth.
     fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;

@@ -36,6 +36,7 @@
 
 use crate::backend::{Backend, StoreError};
 use crate::journal::{self, Body, LineBody};
+use crate::packed::{LineSource, LineView, view_of};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc;
@@ -43,6 +44,7 @@ use costshare_core::calendar::{Date, Period};
 use costshare_core::costs::{CostLine, Rates};
 use costshare_core::fxhash::Fx;
 use costshare_core::num::{BigRational, Q};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
@@ -507,12 +509,12 @@ fn encode_carry(w: &mut W, c: &alloc::Carry) {
         w.u32(e.layer as u32);
         encode_period(w, e.period);
         w.i64(e.money);
-        encode_q(w, &Some(e.units.clone()));
+        encode_q(w, Some(&e.units));
         w.u32(e.from.len() as u32);
         for f in &e.from {
             w.u32(f.version);
             w.i64(f.money);
-            encode_q(w, &Some(f.units.clone()));
+            encode_q(w, Some(&f.units));
         }
     }
 }
@@ -547,7 +549,7 @@ fn decode_carry(r: &mut R<'_>) -> Option<alloc::Carry> {
     Some(alloc::Carry::new(entries))
 }
 
-fn encode_q(w: &mut W, q: &Option<Q>) {
+fn encode_q(w: &mut W, q: Option<&Q>) {
     match q {
         None => w.u8(0),
         Some(Q::S(n, d)) => {
@@ -590,29 +592,29 @@ fn decode_q(r: &mut R<'_>) -> Option<Option<Q>> {
 /// then the length of the rest and the rest (site, entry, amount as
 /// written, currency, description, payer), which a reader skips in one
 /// step and reads only for the lines it shows or whose totals move.
-fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = &'l CostLine>) -> Vec<u8> {
+fn encode_bucket<'l>(lines: impl ExactSizeIterator<Item = LineView<'l>>) -> Vec<u8> {
     // a line of the examples' shape encodes to about 100 bytes
     let mut w = W(Vec::with_capacity(lines.len() * 112 + 8));
     w.u32(FORMAT);
     w.u32(lines.len() as u32);
     for l in lines {
-        encode_line(&mut w, l);
+        encode_line(&mut w, &l);
     }
     w.0
 }
 
-fn encode_line(w: &mut W, l: &CostLine) {
-    w.str(&l.id);
+fn encode_line(w: &mut W, l: &LineView<'_>) {
+    w.str(l.id);
     w.date(l.date);
     w.i64(l.amount);
-    encode_q(w, &l.quantity);
+    encode_q(w, l.quantity);
     let at = w.0.len();
     w.u32(0);
-    w.str(&l.site);
-    w.u64(l.row as u64);
+    w.str(l.site);
+    w.u64(l.row);
     w.i64(l.source_amount);
-    w.str(&l.currency);
-    w.str(&l.description);
+    w.str(l.currency);
+    w.str(l.description);
     w.u32(l.paid_by.map_or(0, |p| p as u32 + 1));
     let n = (w.0.len() - at - 4) as u32;
     w.0[at..at + 4].copy_from_slice(&n.to_le_bytes());
@@ -859,7 +861,7 @@ fn insert_into_bucket(b: &[u8], line: &CostLine) -> Option<Vec<u8>> {
             break;
         }
     }
-    let one = encode_bucket(std::iter::once(line));
+    let one = encode_bucket(std::iter::once(view_of(line)));
     let mut out = Vec::with_capacity(b.len() + one.len());
     out.extend_from_slice(&FORMAT.to_le_bytes());
     out.extend_from_slice(&(n as u32 + 1).to_le_bytes());
@@ -946,28 +948,49 @@ pub fn applicable(st: &State) -> bool {
 
 /// Every blob of the derived state of `st`, rebuilt from scratch.
 pub fn build(st: &State) -> Result<Vec<Blob>, StoreError> {
-    build_adding(st, Vec::new())
+    let lines = state::lines_with(st, Vec::new(), &[])?;
+    Ok(build_lines::<[CostLine], _>(st, &lines, st.entries + 1)
+        .into_blobs()
+        .collect())
 }
 
-/// [`build`] of `st` followed by new lines (entries after `st`'s last, with
-/// no void among them: see [`state::allocate_with`]) that are not applied to
-/// `st`: a bulk `record` builds the state after it without a second copy of
-/// its lines.
-pub fn build_adding(st: &State, more: Vec<(usize, CostLine)>) -> Result<Vec<Blob>, StoreError> {
-    let new_ids: Vec<(String, u64)> = more.iter().map(|(_, l)| (l.id.clone(), l.row as u64)).collect();
+/// [`build`] of the state after `st` and new lines (entries after `st`'s
+/// last, with no void among them) that are not applied to `st`, from
+/// `per_version` ([`state::lines_with`]: `st`'s active lines and the new
+/// ones, whose `row`, their entry, is `first_new` or later), borrowed: a
+/// bulk `record` writes the same lines to the journal meanwhile, and holds
+/// them once.
+/// The buckets are encoded only as they are written ([`Built`]).
+pub fn build_lines<'a, L, V>(st: &'a State, per_version: &'a [V], first_new: u64) -> Built<'a, L>
+where
+    L: LineSource + ?Sized + 'a,
+    V: std::borrow::Borrow<L>,
+{
+    let slices: Vec<&L> = per_version.iter().map(Borrow::borrow).collect();
+    let new_ids = slices.iter().flat_map(|p| {
+        (0..p.count())
+            .filter(move |&i| p.row_of(i) >= first_new)
+            .map(move |i| (p.id_of(i), p.row_of(i)))
+    });
     // amounts do not depend on the as-of date; `open_until` does not either
-    let parts = state::allocate_with(st, more, st.versions[0].agreement.start)?;
-    let views: Vec<PartView<'_>> = parts
+    let allocated = state::allocate_slices(&st.versions, &slices, st.versions[0].agreement.start);
+    let parts: Vec<Part<'_, L>> = slices
         .iter()
-        .map(|p| PartView {
-            version: p.version,
-            lines: &p.lines,
-            alloc: &p.alloc,
-            carry: &p.carry,
-        })
+        .zip(&allocated)
+        .enumerate()
+        .map(|(version, (lines, (alloc, carry)))| (version, *lines, alloc, carry))
         .collect();
-    Ok(build_views(st, &views, &new_ids))
+    let (buckets, shards, meta) = build_views(st, &parts, new_ids);
+    Built {
+        buckets,
+        lines: slices,
+        shards,
+        blobs: vec![meta],
+    }
 }
+
+/// A version's lines, allocation and carried use, borrowed.
+type Part<'a, L> = (usize, &'a L, &'a alloc::Allocation, &'a alloc::Carry);
 
 /// One agreement version's lines and their allocation, borrowed.
 pub struct PartView<'a> {
@@ -981,12 +1004,71 @@ pub struct PartView<'a> {
 /// [`build`] from an allocation of `st`'s active lines already made: one
 /// part per agreement version, in order (`state::allocate`).
 pub fn build_with(st: &State, parts: &[PartView<'_>]) -> Vec<Blob> {
-    build_views(st, parts, &[])
+    let views: Vec<Part<'_, [CostLine]>> = parts.iter().map(|p| (p.version, p.lines, p.alloc, p.carry)).collect();
+    let (buckets, shards, meta) = build_views(st, &views, std::iter::empty());
+    Built {
+        buckets,
+        lines: parts.iter().map(|p| p.lines).collect(),
+        shards,
+        blobs: vec![meta],
+    }
+    .into_blobs()
+    .collect()
+}
+
+/// A derived state built, its buckets and id shards not yet encoded: a
+/// bucket is the indices of its lines, in (date, id) order, into the lines
+/// it borrows, a shard its ids, borrowed; each is encoded when
+/// [`Built::into_blobs`] reaches it, so a bulk load does not hold every
+/// blob's bytes at once (the writer puts and drops one at a time).
+pub struct Built<'a, L: ?Sized = [CostLine]> {
+    /// key, part (into `lines`), the indices of the bucket's lines
+    buckets: Vec<(String, usize, Vec<u32>)>,
+    /// each part's lines
+    lines: Vec<&'a L>,
+    /// each id shard's (id, entry, void entry or 0)
+    shards: Vec<Vec<(&'a str, u64, u64)>>,
+    /// the meta (or every blob, already encoded)
+    blobs: Vec<Blob>,
+}
+
+impl<'a, L: LineSource + ?Sized> Built<'a, L> {
+    /// Blobs already encoded (nothing deferred).
+    pub fn of(blobs: Vec<Blob>) -> Built<'a, L> {
+        Built {
+            buckets: Vec::new(),
+            lines: Vec::new(),
+            shards: Vec::new(),
+            blobs,
+        }
+    }
+
+    /// Every blob: the buckets (each encoded as it is reached), the id
+    /// shards, the meta.
+    pub fn into_blobs(self) -> impl Iterator<Item = Blob> + 'a {
+        let lines = self.lines;
+        self.buckets
+            .into_iter()
+            .map(move |(k, p, b)| (k, encode_bucket(b.iter().map(|&i| lines[p].view(i as usize)))))
+            .chain(
+                self.shards
+                    .into_iter()
+                    .enumerate()
+                    .map(|(s, ids)| (shard_key(s as u64), encode_shard(&ids))),
+            )
+            .chain(self.blobs)
+    }
 }
 
 /// [`build_with`], the ids of lines not applied to `st` (entries after its
 /// last, not voided) in the id shards too.
-fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) -> Vec<Blob> {
+/// The buckets are left to encode: (key, part, indices of its lines).
+#[allow(clippy::type_complexity)]
+fn build_views<'s, L: LineSource + ?Sized>(
+    st: &'s State,
+    parts: &[Part<'_, L>],
+    new_ids: impl Iterator<Item = (&'s str, u64)>,
+) -> (Vec<(String, usize, Vec<u32>)>, Vec<Vec<(&'s str, u64, u64)>>, Blob) {
     let mut files: Vec<String> = st.batches.iter().map(|b| b.sha256.clone()).collect();
     files.sort_unstable();
     files.dedup();
@@ -1001,36 +1083,34 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) ->
         payments: st.payments.iter().map(|(seq, p)| (p.id.clone(), *seq)).collect(),
         ..Meta::default()
     };
-    let mut out = Vec::new();
+    let mut deferred = Vec::new();
     // totals by (version, party, category, month, site number): no string per line
     let mut site_no: HashMap<&str, u32, state::BuildFx> = HashMap::default();
     let mut sites: Vec<&str> = Vec::new();
     let mut totals: HashMap<(u16, u16, u16, i32, u32), i128, state::BuildFx> = HashMap::default();
     let mut open_totals: HashMap<(u16, u16, u16, i32, u32, Date), i128, state::BuildFx> = HashMap::default();
-    for part in parts {
-        let v = part.version;
+    for (n, &(v, lines, alloc, carry)) in parts.iter().enumerate() {
         let ag = &st.versions[v].agreement;
         if let Some(c) = meta.carries.get_mut(v) {
-            *c = part.carry.clone();
+            *c = carry.clone();
         }
         // every month of the term has a bucket per category, empty or not, so a
         // rebuild overwrites every bucket an earlier state wrote
         let m0 = ag.start.month_index();
         let months = (ag.end.month_index() - m0 + 1) as usize;
         let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ag.categories.len() * months];
-        let (lines, alloc) = (part.lines, part.alloc);
         for &i in &alloc.order {
-            let l = &lines[i as usize];
+            let (l_site, l_category) = (lines.site_of(i as usize), lines.category(i as usize));
             let next = sites.len() as u32;
-            let site = *site_no.entry(l.site.as_str()).or_insert_with(|| {
-                sites.push(l.site.as_str());
+            let site = *site_no.entry(l_site).or_insert_with(|| {
+                sites.push(l_site);
                 next
             });
-            let mi = l.date.month_index();
+            let mi = lines.date(i as usize).month_index();
             for (p, &a) in alloc.row(i as usize).iter().enumerate() {
                 if a != 0 {
                     *totals
-                        .entry((v as u16, p as u16, l.category as u16, mi, site))
+                        .entry((v as u16, p as u16, l_category as u16, mi, site))
                         .or_insert(0) += a as i128;
                 }
             }
@@ -1039,22 +1119,21 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) ->
                 for (p, &a) in alloc.row(i as usize).iter().enumerate() {
                     if a != 0 {
                         *open_totals
-                            .entry((v as u16, p as u16, l.category as u16, mi, site, d))
+                            .entry((v as u16, p as u16, l_category as u16, mi, site, d))
                             .or_insert(0) += a as i128;
                     }
                 }
             }
             meta.lines += 1;
-            meta.total += l.amount as i128;
+            meta.total += lines.amount(i as usize) as i128;
             let k = (mi - m0) as usize;
-            if let Some(b) = buckets.get_mut(l.category * months + k) {
+            if let Some(b) = buckets.get_mut(l_category * months + k) {
                 b.push(i);
             }
         }
-        for (k, b) in buckets.iter().enumerate() {
+        for (k, b) in buckets.into_iter().enumerate() {
             // amounts in the agreement currency: conversion happened when recorded
-            let blob = encode_bucket(b.iter().map(|&i| &lines[i as usize]));
-            out.push((bucket_key(v, k / months, m0 + (k % months) as i32), blob));
+            deferred.push((bucket_key(v, k / months, m0 + (k % months) as i32), n, b));
         }
     }
     meta.totals = totals
@@ -1073,13 +1152,9 @@ fn build_views(st: &State, parts: &[PartView<'_>], new_ids: &[(String, u64)]) ->
         shards[shard_of(&l.body.id) as usize].push((l.body.id.as_str(), l.seq, void));
     }
     for (id, seq) in new_ids {
-        shards[shard_of(id) as usize].push((id.as_str(), *seq, 0));
+        shards[shard_of(id) as usize].push((id, seq, 0));
     }
-    for (s, ids) in shards.iter().enumerate() {
-        out.push((shard_key(s as u64), encode_shard(ids)));
-    }
-    out.push(("meta".to_string(), encode_meta(&meta)));
-    out
+    (deferred, shards, ("meta".to_string(), encode_meta(&meta)))
 }
 
 /// Moves of one category's totals (of version 0: late lines are taken in
@@ -1143,17 +1218,50 @@ impl<'s> Moves<'s> {
 /// here beside those it already names. Every write of the derived state
 /// goes through here.
 pub fn put_all(backend: &mut dyn Backend, head: &str, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    put_each(backend, head, blobs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+}
+
+/// [`put_all`] of blobs given one at a time (a bulk load's buckets are
+/// encoded as they are written: [`Built::into_blobs`]); each is dropped once
+/// it is put.
+pub fn put_each<K: AsRef<str>, V: AsRef<[u8]>>(
+    backend: &mut dyn Backend,
+    head: &str,
+    blobs: impl IntoIterator<Item = (K, V)>,
+) -> Result<(), StoreError> {
     let mut meta = None;
-    let mut others = Vec::with_capacity(blobs.len());
+    let mut sums = Vec::new();
     for (k, v) in blobs {
+        let (k, v) = (k.as_ref(), v.as_ref());
         if k == "meta" {
             meta = Some(decode_meta(v).ok_or_else(|| damaged("meta"))?);
-        } else {
-            others.push((k, v));
+            continue;
         }
+        sums.push(put_one(backend, head, k, v)?);
     }
     let meta = meta.ok_or_else(|| damaged("meta"))?;
-    put_blobs(backend, head, others, meta)
+    put_meta(backend, head, sums, meta)
+}
+
+/// One blob sealed under `head` and put: its key and seal digest.
+fn put_one(backend: &mut dyn Backend, head: &str, k: &str, v: &[u8]) -> Result<(String, [u8; 16]), StoreError> {
+    let (stored, sum) = sealed(head, k, v);
+    backend.cache_put(k, &stored)?;
+    Ok((k.to_string(), sum))
+}
+
+/// The meta, naming `head` and the blobs just put beside those it names.
+fn put_meta(
+    backend: &mut dyn Backend,
+    head: &str,
+    sums: Vec<(String, [u8; 16])>,
+    mut meta: Meta,
+) -> Result<(), StoreError> {
+    meta.head = head.to_string();
+    for (k, sum) in sums {
+        meta.blobs.insert(k, sum);
+    }
+    backend.cache_put("meta", &seal(head, "meta", &encode_meta(&meta)))
 }
 
 /// [`put_all`] of `blobs` (the meta not among them) and of `meta` as it is
@@ -1164,26 +1272,11 @@ pub fn put_with_meta(backend: &mut dyn Backend, head: &str, blobs: &[Blob], meta
     if blobs.iter().any(|(k, _)| k == "meta") {
         return Err(damaged("meta"));
     }
-    put_blobs(backend, head, blobs.iter().map(|(k, v)| (k, v)), meta)
-}
-
-fn put_blobs<'b>(
-    backend: &mut dyn Backend,
-    head: &str,
-    blobs: impl IntoIterator<Item = (&'b String, &'b Vec<u8>)>,
-    mut meta: Meta,
-) -> Result<(), StoreError> {
-    let mut sums = Vec::new();
+    let mut sums = Vec::with_capacity(blobs.len());
     for (k, v) in blobs {
-        let (stored, sum) = sealed(head, k, v);
-        backend.cache_put(k, &stored)?;
-        sums.push((k, sum));
+        sums.push(put_one(backend, head, k, v)?);
     }
-    meta.head = head.to_string();
-    for (k, sum) in sums {
-        meta.blobs.insert(k.clone(), sum);
-    }
-    backend.cache_put("meta", &seal(head, "meta", &encode_meta(&meta)))
+    put_meta(backend, head, sums, meta)
 }
 
 /// The derived state's meta as stored (`None`: absent, or written in an
@@ -1240,11 +1333,23 @@ pub fn differs(backend: &mut dyn Backend, meta: &Meta, blobs: &[Blob]) -> Result
 /// afford of the chain (one entry): an edit of the last entry's bytes behind
 /// the program's back makes the caller replay, and the replay, which checks
 /// every link, names it. An edit further back is found by `verify`.
+///
+/// A journal that ends before the meta's entry, or whose entry there is
+/// not the one the meta names, lost entries or had its last one replaced
+/// ([`cut_off`]): that is [`StoreError::Damaged`], not a stale state to
+/// rebuild, since a rebuild would take the shorter journal as the truth.
 pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
     let Some(meta) = meta(backend)? else {
         return Ok(None);
     };
-    match backend.head_stored()? {
+    let head = backend.head_stored()?;
+    if let Some((_, what)) = cut_off(&meta, head.as_ref().map(|s| (s.seq, s.hash.as_str()))) {
+        return Err(StoreError::Damaged {
+            location: backend.location(),
+            what,
+        });
+    }
+    match head {
         Some(s)
             if s.seq == meta.seq
                 && s.hash == meta.head
@@ -1256,6 +1361,35 @@ pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError>
     }
 }
 
+/// Whether the journal, ending at `head` (seq and hash; `None`: empty),
+/// lost entries from its end or had its last one replaced since `meta` was
+/// written under it (a derived state is written in the same transaction as
+/// the entries it reflects, and entries are never removed): the first entry
+/// that is missing or not the one the meta names, and what happened. A
+/// journal that has grown past the meta is not cut off (the state is stale).
+pub fn cut_off(meta: &Meta, head: Option<(u64, &str)>) -> Option<(u64, String)> {
+    let (seq, hash) = head.unwrap_or((0, ""));
+    if seq < meta.seq {
+        Some((
+            seq + 1,
+            format!(
+                "its journal ends at entry {seq}, but its derived state was written when it ended at entry {} (hash {}): entries were removed from its end",
+                meta.seq, meta.head
+            ),
+        ))
+    } else if seq == meta.seq && hash != meta.head {
+        Some((
+            seq,
+            format!(
+                "its journal's last entry {seq} has hash {hash}, but its derived state was written when that entry's hash was {}: the entry was replaced",
+                meta.head
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
 /// One journal entry, decoded (a missing one is a damaged meta: the meta
 /// named it).
 fn entry(backend: &mut dyn Backend, seq: u64) -> Result<journal::Entry, StoreError> {
@@ -1263,12 +1397,37 @@ fn entry(backend: &mut dyn Backend, seq: u64) -> Result<journal::Entry, StoreErr
 }
 
 /// The journal entry `seq`, decoded, that the blob `key` names (a missing
-/// one, or one whose bytes say another seq, is that blob damaged).
+/// one is that blob damaged).
+///
+/// What a read that does not replay can check of the chain around an
+/// entry it shows is checked: the entry's link rule ([`ledger::check_link`]:
+/// its bytes hash to its stored hash, decode and say `seq`), and the next
+/// entry's link to it (its previous hash is this hash, its own bytes hash
+/// to its hash). An edit of the entry behind the program's back is
+/// therefore named ([`StoreError::Corrupt`]), not shown: an entry's bytes
+/// and hash both rewritten break the next entry's link, and so on up to the
+/// head, which [`fresh_meta`] ties to the meta.
+///
+/// [`ledger::check_link`]: crate::ledger::check_link
 pub fn named_entry(backend: &mut dyn Backend, seq: u64, key: &str) -> Result<journal::Entry, StoreError> {
-    let bytes = backend.entry(seq)?.ok_or_else(|| damaged(key))?;
-    let e = journal::decode(&bytes).map_err(|e| StoreError::Corrupt { seq, message: e.0 })?;
-    if e.seq != seq {
+    let rows = backend.entry_linked(seq)?;
+    let Some(s) = rows.first().filter(|s| s.seq == seq) else {
         return Err(damaged(key));
+    };
+    let outside = |seq: u64, m: String| StoreError::Corrupt {
+        seq,
+        message: format!("{m}: the journal was changed outside costshare (`costshare verify` checks it all)"),
+    };
+    let mut chain = crate::ledger::Chain {
+        entries: seq - 1,
+        head: s.prev_hash.clone(),
+        at: None,
+    };
+    let e = crate::ledger::check_link(&chain, s.as_ref()).map_err(|m| outside(seq, m))?;
+    if let Some(next) = rows.get(1) {
+        chain.entries = seq;
+        s.hash.clone_into(&mut chain.head);
+        crate::ledger::check_chain_link(&chain, next.as_ref()).map_err(|m| outside(next.seq, m))?;
     }
     Ok(e)
 }
@@ -1701,7 +1860,7 @@ pub fn add_lines(
             decode_bucket_into(&buckets[&(c, m)], lo, hi, &mut tied.0).ok_or_else(|| damaged(&bucket_key(0, c, m)))?;
         }
         // the new line as a bucket holds it, read back as the others are
-        let mine = encode_bucket(std::iter::once(&line));
+        let mine = encode_bucket(std::iter::once(view_of(&line)));
         // the allocator sees one category (index 0 of a one-category view)
         let one = single_category(ag, c);
         decode_bucket_into(&mine, line.date, line.date, &mut tied.0).ok_or_else(|| damaged("meta"))?;

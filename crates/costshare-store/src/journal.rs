@@ -142,6 +142,18 @@ pub struct Stored {
     pub hash: String,
 }
 
+impl Stored {
+    /// This row borrowed, as the journal's readers hand rows on.
+    pub fn as_ref(&self) -> crate::backend::StoredRef<'_> {
+        crate::backend::StoredRef {
+            seq: self.seq,
+            body: &self.body,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+        }
+    }
+}
+
 fn esc(out: &mut String, v: &str) {
     for c in v.chars() {
         match c {

@@ -8,10 +8,12 @@
 use crate::backend::{self, Backend, Row, StoreError};
 use crate::derived::{self, LateImpact};
 use crate::journal::{self, Body, Entry, LineBody, StatementRow};
+use crate::packed::{LineSource, LineView, Packed, view_of};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
+use costshare_core::alloc::Lines;
 use costshare_core::calendar::{Date, FiscalYear};
-use costshare_core::costs::{self, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
+use costshare_core::costs::{self, CostLine, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
 use costshare_core::fxhash::BuildFx;
 use costshare_core::money::format_minor;
 use costshare_core::num::fmt_ratio;
@@ -606,12 +608,6 @@ impl Ledger {
         let prev = st.head.clone();
         let new_lines = new_lines.filter(|n| n.fits(&bodies, base));
         for (i, body) in bodies.iter().enumerate() {
-            if new_lines.is_some() && matches!(body, Body::Line(_)) {
-                // given as cost lines instead (see `NewLines`): this state is
-                // only the derived state's source and is dropped below
-                st.entries = base + i as u64;
-                continue;
-            }
             st.apply(Entry {
                 seq: base + i as u64,
                 at: now.to_string(),
@@ -619,26 +615,52 @@ impl Ledger {
                 body: body.clone(),
             })?;
         }
+        // the new lines (see `NewLines`) are not applied to this state: it
+        // is only the derived state's source and is dropped below. They are
+        // held once, by version, and borrowed by both threads
+        let (per_version, order, written) = match new_lines {
+            Some(n) => {
+                st.entries += n.lines.len() as u64;
+                let order = n.versions.clone();
+                (Some(state::packed_with(&st, n.lines, &n.versions)?), order, n.written)
+            }
+            None => (None, Vec::new(), Vec::new()),
+        };
         let backend = self.backend.as_mut();
         let author = self.author.as_str();
+        // the first new line's entry follows the batch, the last of `bodies`
+        let first_new = base + bodies.len() as u64;
         let (last, built) = std::thread::scope(|s| {
-            let build = s.spawn(|| {
-                derived::applicable(&st).then(|| match new_lines {
-                    Some(n) => derived::build_adding(&st, n.lines),
-                    None => derived::build(&st),
+            let (st, per_version) = (&st, &per_version);
+            let build = s.spawn(move || {
+                derived::applicable(st).then(|| match per_version {
+                    Some(lines) => Ok(derived::build_lines::<Packed, _>(st, lines, first_new)),
+                    None => derived::build(st).map(derived::Built::of),
                 })
             });
-            let last = append(backend, bodies, base, prev, now, author, &mut |_| Ok(()));
+            let batch = first_new - 1;
+            let lines = new_line_bodies(st, per_version.as_deref(), &order, &written, batch);
+            let last = append(
+                backend,
+                bodies.into_iter().chain(lines),
+                base,
+                prev,
+                now,
+                author,
+                &mut |_| Ok(()),
+            );
             (last, build.join())
         });
         let last = last?;
         let built = built.map_err(|_| StoreError::Db("building the derived state failed".into()))?;
-        if let (Some((seq, hash)), Some(blobs)) = (&last, built) {
+        if let (Some((seq, hash)), Some(built)) = (&last, built) {
             debug_assert_eq!(st.entries, *seq);
-            // the meta names the head it reflects, known now (`put_all` sets it)
-            derived::put_all(self.backend.as_mut(), hash, &blobs?)?;
+            // the meta names the head it reflects, known now (`put_each` sets
+            // it); the buckets are encoded one at a time as they are put
+            derived::put_each(self.backend.as_mut(), hash, built?.into_blobs())?;
             st.head = hash.clone();
         }
+        drop(per_version);
         if last.is_some() {
             self.last = last;
         }
@@ -795,7 +817,7 @@ impl Ledger {
             }
             match validate_ref(&ag, &rates, &raw) {
                 Ok(cl) => {
-                    let body = line_body_in(&ag, &raw, cl.clone());
+                    let body = line_body_in(&ag, &raw, &cl);
                     pending.push((body, cl));
                 }
                 Err(_) => bad = true,
@@ -850,7 +872,7 @@ impl Ledger {
         outcome.recorded = fresh.len() as u64;
         let last = append(
             backend,
-            bodies,
+            bodies.into_iter(),
             batch_seq,
             meta.head.clone(),
             now,
@@ -1250,7 +1272,15 @@ impl Ledger {
             forced: why.is_some(),
             rows: rows.clone(),
         };
-        let last = append(backend, vec![body], seq, meta.head.clone(), now, &who, &mut |_| Ok(()))?;
+        let last = append(
+            backend,
+            std::iter::once(body),
+            seq,
+            meta.head.clone(),
+            now,
+            &who,
+            &mut |_| Ok(()),
+        )?;
         let Some((entries, head)) = last else {
             return Ok(None);
         };
@@ -1408,6 +1438,9 @@ impl Ledger {
             }
             let meta = match derived::meta(backend) {
                 Ok(Some(m)) if m.seq == chain.entries && m.head == chain.head => m,
+                Ok(Some(m)) if let Some(cut) = derived::cut_off(&m, Some((chain.entries, &chain.head))) => {
+                    return Ok(Err(cut_off_bad(cut)));
+                }
                 Ok(_) => return Ok(Ok((chain, None))),
                 Err(StoreError::Cache(key)) => return Ok(Ok((chain, Some(DerivedStatus::Damaged { key })))),
                 Err(e) => return Err(e.into()),
@@ -1477,6 +1510,16 @@ impl Ledger {
             };
             if let Some(meta) = &fresh {
                 bad = derived::differs(backend, meta, &blobs)?;
+            }
+            // a journal cut off at its end, or its last entry replaced, since
+            // the derived state was written: told unless repairing (a
+            // rebuild takes the journal as it is)
+            if fresh.is_none()
+                && !repair
+                && let Ok(Some(m)) = derived::meta(backend)
+                && let Some(cut) = derived::cut_off(&m, backend.head()?.as_ref().map(|(s, h)| (*s, h.as_str())))
+            {
+                return Ok(cut_off_bad(cut));
             }
             let moved = self
                 .backend
@@ -1652,7 +1695,7 @@ pub(crate) fn check_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<Ent
 
 /// The first half of [`check_link`]: the entry's seq follows the chain's,
 /// its `prev_hash` is the chain's head, and its bytes hash to its `hash`.
-fn check_chain_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<(), String> {
+pub(crate) fn check_chain_link(chain: &Chain, s: backend::StoredRef<'_>) -> Result<(), String> {
     let expect_seq = chain.entries + 1;
     let prev = &chain.head;
     if s.seq != expect_seq {
@@ -1771,6 +1814,17 @@ fn read_chain_split(backend: &mut dyn Backend, want: Option<&str>) -> Result<Res
         }
         Ok(column_bad(read)?.map_or(Ok(chain), Err))
     })
+}
+
+/// `verify`'s failure for a journal cut off at its end or whose last entry
+/// was replaced ([`derived::cut_off`]).
+fn cut_off_bad((seq, what): (u64, String)) -> Verified {
+    Verified::Bad {
+        seq,
+        message: format!(
+            "{what}; restore the journal from a copy, or accept it as it is with `verify --repair`, which rebuilds the derived state from it"
+        ),
+    }
 }
 
 /// A column of another type than the schema's is that entry's failure;
@@ -1928,20 +1982,21 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
 /// chunks are freed as they land.
 fn append(
     backend: &mut dyn Backend,
-    bodies: Vec<Body>,
+    bodies: impl Iterator<Item = Body> + Send,
     base: u64,
     head: String,
     now: &str,
     who: &str,
     landed: &mut dyn FnMut(Entry) -> Result<(), StoreError>,
 ) -> Result<Option<(u64, String)>, LedgerError> {
-    const CHUNK: usize = 16_384;
+    // small enough that the chunks in flight (about four) stay a few MB
+    const CHUNK: usize = 4_096;
     let mut last: Option<(u64, String)> = None;
     std::thread::scope(|s| -> Result<(), LedgerError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, Vec<journal::Stored>)>(2);
         s.spawn(move || {
             let mut prev = head;
-            let mut it = bodies.into_iter().enumerate();
+            let mut it = bodies.enumerate();
             loop {
                 let chunk: Vec<Entry> = it
                     .by_ref()
@@ -1988,6 +2043,35 @@ fn append(
     Ok(last)
 }
 
+/// The journal bodies of a write's new lines (see [`NewLines`]), in entry
+/// order, made one at a time from the cost lines `per_version` holds (each
+/// version's new lines are the last of its list): `order` gives each new
+/// line's version, `written` the amounts as written `body_of` needs, and
+/// `batch` the batch entry they belong to.
+fn new_line_bodies<'a>(
+    st: &'a State,
+    per_version: Option<&'a [Packed]>,
+    order: &'a [usize],
+    written: &'a [(usize, String)],
+    batch: u64,
+) -> impl Iterator<Item = Body> + Send + 'a {
+    let per_version = per_version.unwrap_or_default();
+    let mut next: Vec<usize> = vec![0; per_version.len()];
+    for &v in order {
+        next[v] += 1;
+    }
+    for (n, lines) in next.iter_mut().zip(per_version) {
+        *n = lines.len() - *n;
+    }
+    order.iter().enumerate().map(move |(k, &v)| {
+        let l = per_version[v].view(next[v]);
+        next[v] += 1;
+        let mut b = body_of(&st.versions[v].agreement, &l, written_of(written, k));
+        b.batch = batch;
+        Body::Line(b)
+    })
+}
+
 /// Files of at most this many rows may take the fast path (see `record_fast`).
 const FAST_RECORD_MAX_ROWS: usize = 10_000;
 
@@ -2005,32 +2089,37 @@ pub enum SmallRecord {
     Fast(RecordOutcome, LateImpact),
 }
 
-/// The normalized, recorded form of a valid row (its strings moved, not copied).
-fn line_body(st: &State, v: usize, raw: &RowRef<'_>, cl: costshare_core::CostLine) -> LineBody {
-    line_body_in(&st.versions[v].agreement, raw, cl)
+/// The normalized, recorded form of a valid row: [`body_of`] of the cost
+/// line the row was accepted as.
+fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: &CostLine) -> LineBody {
+    body_of(ag, &view_of(cl), raw.amount)
 }
 
-/// [`line_body`] under an agreement.
-fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: costshare_core::CostLine) -> LineBody {
-    let ccy = ag.currency(&cl.currency);
+/// The journal body of a line accepted as `cl` under `ag` (batch 0): the
+/// one home of a recorded line's normalized values. The category and the
+/// payer are the agreement's ids the row matched exactly (`costs::accept`);
+/// the amount has its currency's decimals, or is `written` (the text of the
+/// row) for a currency the agreement cannot name; the quantity is exact.
+fn body_of(ag: &Agreement, cl: &LineView<'_>, written: &str) -> LineBody {
     LineBody {
         batch: 0,
-        id: cl.id,
+        id: cl.id.to_string(),
         date: cl.date.to_string(),
-        category: raw.category.to_string(),
-        amount: ccy
-            .map(|c| format_minor(cl.source_amount as i128, c.decimals()))
-            .unwrap_or_else(|| raw.amount.to_string()),
-        currency: cl.currency,
-        quantity: cl
-            .quantity
-            .as_ref()
-            .map(|q| fmt_ratio(&q.to_big(), 18))
+        category: ag.categories.get(cl.category).map(|c| c.id.clone()).unwrap_or_default(),
+        amount: match ag.currency(cl.currency) {
+            Some(c) => format_minor(cl.source_amount as i128, c.decimals()),
+            None => written.to_string(),
+        },
+        currency: cl.currency.to_string(),
+        quantity: cl.quantity.map(|q| fmt_ratio(&q.to_big(), 18)).unwrap_or_default(),
+        site: cl.site.to_string(),
+        description: cl.description.to_string(),
+        replaces: cl.replaces.unwrap_or_default().to_string(),
+        paid_by: cl
+            .paid_by
+            .and_then(|p| ag.parties.get(p))
+            .map(|p| p.id.clone())
             .unwrap_or_default(),
-        site: cl.site,
-        description: cl.description,
-        replaces: cl.replaces.unwrap_or_default(),
-        paid_by: raw.paid_by.to_string(),
     }
 }
 
@@ -2048,50 +2137,46 @@ fn same_line(a: &LineBody, b: &LineBody) -> bool {
         && a.paid_by == b.paid_by
 }
 
-/// A valid row of the file being recorded.
-struct Pending {
-    /// Physical line in the file.
-    line: usize,
-    body: LineBody,
-    /// In the agreement currency.
-    amount: i64,
-    /// The agreement version in force on its date, and the cost line the
-    /// row was accepted as (see [`NewLines`]).
-    version: usize,
-    cost: costshare_core::CostLine,
-}
-
-/// The new lines a write appends, as the cost lines a replay will allocate
-/// (`state::cost_line` of each recorded line: the same rule, `accept`, gave
-/// them; their `row` is the entry's seq and they replace nothing), each with
-/// its agreement version. Given only when the write's entries are one batch
+/// The new lines a write appends, packed as the cost lines a replay will
+/// allocate (`state::cost_line` of each recorded line: the same rule,
+/// `accept`, gave them; their `row` is the entry's seq and they replace
+/// nothing; their rate, which neither the bodies nor the derived state
+/// read, is not kept), each with its agreement version. Given only when the write's entries are one batch
 /// and its new lines, in order, and nothing that changes earlier lines (no
 /// rate, no void): the derived state after the write is then built from the
 /// state before it and these, without applying a copy of every line to the
-/// state and validating it again (a bulk `record`'s largest costs).
+/// state and validating it again (a bulk `record`'s largest costs). The
+/// lines are held once: their journal bodies are made from them (`body_of`)
+/// as the entries are sealed, while the derived state is built from the
+/// same lines on another thread.
 pub(crate) struct NewLines {
-    lines: Vec<(usize, costshare_core::CostLine)>,
+    lines: Packed,
+    /// The agreement version of each line.
+    versions: Vec<usize>,
+    /// The amount as written, for the few lines whose currency the
+    /// agreement cannot name (`body_of`), by index into `lines`, ascending.
+    written: Vec<(usize, String)>,
 }
 
 impl NewLines {
-    /// `bodies` (entries from `base`) are one batch and these lines, in order.
+    /// `bodies` (entries from `base`) are the batch these lines follow.
     fn fits(&self, bodies: &[Body], base: u64) -> bool {
-        let Some((Body::Batch { .. }, rest)) = bodies.split_first() else {
-            return false;
-        };
-        rest.len() == self.lines.len()
-            && rest.iter().zip(&self.lines).enumerate().all(|(i, (b, (_, l)))| {
-                matches!(b, Body::Line(body) if body.id == l.id && body.replaces.is_empty())
-                    && l.row as u64 == base + 1 + i as u64
-                    && l.replaces.is_none()
-            })
+        matches!(bodies, [Body::Batch { .. }])
+            && self.lines.len() == self.versions.len()
+            && (0..self.lines.len())
+                .all(|i| self.lines.row_of(i) == base + 1 + i as u64 && self.lines.replaces_of(i).is_none())
     }
 }
 
-/// One thread's share of a file's rows, checked (see `plan_record`).
+/// One thread's share of a file's rows, checked (see `plan_record`): the
+/// valid rows packed as the cost lines they were accepted as (`row` their
+/// physical line), with their versions and any amount as written that
+/// `body_of` needs.
 struct Checked {
     errors: Vec<RowError>,
-    pending: Vec<Pending>,
+    lines: Packed,
+    versions: Vec<usize>,
+    written: Vec<(usize, String)>,
     rows: u64,
 }
 
@@ -2102,10 +2187,11 @@ struct RecordPlan {
     outcome: RecordOutcome,
 }
 
-impl Pending {
-    fn replaces(&self) -> Option<&String> {
-        (!self.body.replaces.is_empty()).then_some(&self.body.replaces)
-    }
+/// The amount as written of `lines[k]`, when `body_of` needs it.
+fn written_of(written: &[(usize, String)], k: usize) -> &str {
+    written
+        .binary_search_by_key(&k, |(i, _)| *i)
+        .map_or("", |at| written[at].1.as_str())
 }
 
 fn plan_record(
@@ -2141,31 +2227,33 @@ fn plan_record(
         bytes,
         || Checked {
             errors: Vec::new(),
-            pending: Vec::with_capacity(total_rows as usize / 2 + 1),
+            lines: Packed::with_capacity(total_rows as usize / 2 + 1),
+            versions: Vec::with_capacity(total_rows as usize / 2 + 1),
+            written: Vec::new(),
             rows: 0,
         },
         |c, raw| {
             c.rows += 1;
             let v = st.version_at(Date::parse(raw.date));
-            match validate_ref(&st.versions[v].agreement, &rates_now, &raw) {
-                Err(message) => c.errors.push(RowError {
+            let ag = &st.versions[v].agreement;
+            // the one rule (`validate_ref`'s verdict and words), the
+            // accepted row packed as the cost line it makes
+            match costs::accept(ag, &rates_now, &raw) {
+                Err(problems) => c.errors.push(RowError {
                     line: raw.line,
                     id: if raw.id.is_empty() {
                         None
                     } else {
                         Some(raw.id.to_string())
                     },
-                    message,
+                    message: problems.to_string(),
                 }),
-                Ok(cl) => {
-                    let cost = cl.clone();
-                    c.pending.push(Pending {
-                        line: raw.line,
-                        amount: cl.amount,
-                        body: line_body(st, v, &raw, cl),
-                        version: v,
-                        cost,
-                    })
+                Ok(a) => {
+                    if ag.currency(a.currency.code()).is_none() {
+                        c.written.push((c.lines.len(), raw.amount.to_string()));
+                    }
+                    c.lines.push(a, &raw);
+                    c.versions.push(v);
                 }
             }
         },
@@ -2174,18 +2262,23 @@ fn plan_record(
     let mut errors: Vec<RowError> = Vec::new();
     let mut rows = 0u64;
     let mut halves = halves.into_iter();
-    let mut pending: Vec<Pending> = Vec::new();
+    let mut lines = Packed::default();
+    let mut versions: Vec<usize> = Vec::new();
+    let mut written: Vec<(usize, String)> = Vec::new();
     if let Some(first) = halves.next() {
         rows += first.rows;
         errors = first.errors;
-        pending = first.pending;
+        lines = first.lines;
+        versions = first.versions;
+        written = first.written;
     }
     for h in halves {
         rows += h.rows;
         errors.extend(h.errors);
-        // exactly: a large block grows in place (no copy of the first half)
-        pending.reserve_exact(h.pending.len());
-        pending.extend(h.pending);
+        let at = lines.len();
+        written.extend(h.written.into_iter().map(|(k, w)| (k + at, w)));
+        lines.extend(h.lines);
+        versions.extend(h.versions);
     }
     if !csv_errors.is_empty() {
         // the CSV layer failed (header, quoting, encoding): those with the
@@ -2198,28 +2291,35 @@ fn plan_record(
             errors: all,
         });
     }
+    // the recorded form of valid row k (made only where values are compared)
+    let body = |k: usize| {
+        body_of(
+            &st.versions[versions[k]].agreement,
+            &lines.view(k),
+            written_of(&written, k),
+        )
+    };
     // valid rows, first occurrence of each id in the file
     let mut in_file: HashMap<&str, usize, BuildFx> = HashMap::default();
-    in_file.reserve(pending.len());
-    let mut accepted: Vec<&Pending> = Vec::with_capacity(pending.len());
-    // where each accepted row sits in `pending`
-    let mut accepted_at: Vec<usize> = Vec::with_capacity(pending.len());
-    for (at, p) in pending.iter().enumerate() {
-        match in_file.get(p.body.id.as_str()) {
+    in_file.reserve(lines.len());
+    // where each accepted row sits in `lines`
+    let mut accepted: Vec<usize> = Vec::with_capacity(lines.len());
+    for at in 0..lines.len() {
+        let id = lines.id_of(at);
+        match in_file.get(id) {
             Some(&k) => {
-                let first: &Pending = accepted[k];
-                if !same_line(&first.body, &p.body) {
+                let first = accepted[k];
+                if !same_line(&body(first), &body(at)) {
                     errors.push(RowError {
-                        line: p.line,
-                        id: Some(p.body.id.clone()),
-                        message: format!("id repeated with different values (first on line {})", first.line),
+                        line: lines.row_of(at) as usize,
+                        id: Some(id.to_string()),
+                        message: format!("id repeated with different values (first on line {})", lines.row(first)),
                     });
                 }
             }
             None => {
-                in_file.insert(p.body.id.as_str(), accepted.len());
-                accepted.push(p);
-                accepted_at.push(at);
+                in_file.insert(id, accepted.len());
+                accepted.push(at);
             }
         }
     }
@@ -2227,16 +2327,16 @@ fn plan_record(
     // what is new, and what is recorded already (the same values, `replaces`
     // included, are "already there"; other values are an error)
     let mut is_new: Vec<bool> = Vec::with_capacity(accepted.len());
-    for p in &accepted {
-        let body = &p.body;
-        match st.by_id.get(&body.id) {
+    for &at in &accepted {
+        let id = lines.id_of(at);
+        match st.by_id.get(id) {
             Some(&i) => {
-                if same_line(&st.lines[i].body, body) {
+                if same_line(&st.lines[i].body, &body(at)) {
                     outcome.already += 1;
                 } else {
                     errors.push(RowError {
-                        line: p.line,
-                        id: Some(body.id.clone()),
+                        line: lines.row_of(at) as usize,
+                        id: Some(id.to_string()),
                         message: format!(
                             "id already recorded with different values (journal entry {}); record the correction under a new id with `replaces`",
                             st.lines[i].seq
@@ -2253,23 +2353,23 @@ fn plan_record(
     // and voided, so a later file cannot bring it back
     let mut voids: Vec<Body> = Vec::new();
     let mut replaced_once: HashMap<&str, usize, BuildFx> = HashMap::default();
-    for (k, p) in accepted.iter().enumerate() {
-        let body = &p.body;
-        let Some(r) = p.replaces() else { continue };
+    for (k, &at) in accepted.iter().enumerate() {
+        let Some(r) = lines.replaces_of(at) else { continue };
+        let l = lines.view(at);
         if !is_new[k] {
             continue; // recorded already, with this same `replaces`: done then
         }
-        let line = p.line;
+        let line = l.row as usize;
         let fail = |m: String| RowError {
             line,
-            id: Some(body.id.clone()),
+            id: Some(l.id.to_string()),
             message: m,
         };
-        if let Some(prev) = replaced_once.insert(r.as_str(), line) {
+        if let Some(prev) = replaced_once.insert(r, line) {
             errors.push(fail(format!("replaces `{r}`, which line {prev} already replaces")));
             continue;
         }
-        match (st.by_id.get(r), in_file.get(r.as_str())) {
+        match (st.by_id.get(r), in_file.get(r)) {
             (Some(&i), _) => match (&st.lines[i].voided, &st.lines[i].replaced_by) {
                 (None, _) => {}
                 (Some((seq, _)), Some(by)) => {
@@ -2294,23 +2394,24 @@ fn plan_record(
             }
         }
         voids.push(Body::Void {
-            id: r.clone(),
-            reason: format!("replaced by {} in {file}", body.id),
-            by: body.id.clone(),
+            id: r.to_string(),
+            reason: format!("replaced by {} in {file}", l.id),
+            by: l.id.to_string(),
         });
     }
     // a cycle of replacements (p replaces q, q replaces p) would void them all
     {
-        let with: Vec<&Pending> = accepted.iter().copied().filter(|p| p.replaces().is_some()).collect();
-        let edges: Vec<(&str, &str)> = with
+        let with: Vec<LineView<'_>> = accepted
             .iter()
-            .map(|p| (p.body.id.as_str(), p.body.replaces.as_str()))
+            .filter(|&&at| lines.replaces_of(at).is_some())
+            .map(|&at| lines.view(at))
             .collect();
+        let edges: Vec<(&str, &str)> = with.iter().map(|l| (l.id, l.replaces.unwrap_or_default())).collect();
         for k in costs::replacement_cycles(&edges) {
             errors.push(RowError {
-                line: with[k].line,
-                id: Some(with[k].body.id.clone()),
-                message: costs::replacement_cycle_message(&with[k].body.id),
+                line: with[k].row as usize,
+                id: Some(with[k].id.to_string()),
+                message: costs::replacement_cycle_message(with[k].id),
             });
         }
     }
@@ -2338,16 +2439,16 @@ fn plan_record(
         return Err(Refusal::TotalBeyondLimit.into());
     }
     let mut new_count = 0u64;
-    for (k, p) in accepted.iter().enumerate() {
+    for (k, &at) in accepted.iter().enumerate() {
         if !is_new[k] {
             continue;
         }
         new_count += 1;
-        total += p.amount as i128;
+        total += lines.amount(at) as i128;
         if total > i64::MAX as i128 {
             errors.push(RowError {
-                line: p.line,
-                id: Some(p.body.id.clone()),
+                line: lines.row_of(at) as usize,
+                id: Some(lines.id_of(at).to_string()),
                 message: "the ledger's total would exceed the limit of a signed 64-bit count of minor units".into(),
             });
             total = i64::MIN as i128;
@@ -2370,9 +2471,9 @@ fn plan_record(
         )
         .count() as u64;
     outcome.recorded = new_count;
-    // the new lines' bodies, moved out of the file's rows
-    let mut keep = vec![false; pending.len()];
-    for (k, &at) in accepted_at.iter().enumerate() {
+    // which of the file's valid rows are new lines
+    let mut keep = vec![false; lines.len()];
+    for (k, &at) in accepted.iter().enumerate() {
         keep[at] = is_new[k];
     }
     drop(accepted);
@@ -2382,11 +2483,15 @@ fn plan_record(
     outcome.rates_added = rate_bodies.len() as u64;
     progress("writing", outcome.recorded, outcome.recorded);
     // the entries, in order: rates, then the batch, its new lines and the
-    // voids (one allocation: a million bodies are not copied to grow it)
+    // voids
     let writes = new_count > 0 || !voids.is_empty();
-    let mut bodies: Vec<Body> =
-        Vec::with_capacity(rate_bodies.len() + usize::from(writes) + new_count as usize + voids.len());
     let batch_seq = st.entries + 1 + rate_bodies.len() as u64;
+    // the new lines kept once, as cost lines, when nothing else changes (see
+    // `NewLines`): filtered in place, their `row` the entry's seq
+    let plain = rate_bodies.is_empty() && voids.is_empty() && new_count > 0;
+    let mut bodies: Vec<Body> = Vec::with_capacity(
+        rate_bodies.len() + usize::from(writes) + if plain { 0 } else { new_count as usize } + voids.len(),
+    );
     bodies.extend(rate_bodies);
     if writes {
         bodies.push(Body::Batch {
@@ -2395,30 +2500,48 @@ fn plan_record(
             rows,
         });
     }
-    // the new lines' cost lines too, when nothing else changes (see `NewLines`)
-    let plain = outcome.rates_added == 0 && voids.is_empty();
-    let mut costs_new: Vec<(usize, costshare_core::CostLine)> = Vec::new();
-    if plain {
-        costs_new.reserve_exact(new_count as usize);
-    }
-    for (p, keep) in pending.into_iter().zip(keep) {
-        if keep {
-            if plain {
-                let mut cl = p.cost;
-                cl.row = (batch_seq + 1 + costs_new.len() as u64) as usize;
-                cl.replaces = None;
-                costs_new.push((p.version, cl));
+    if !plain {
+        for (k, &kept) in keep.iter().enumerate() {
+            if kept {
+                let mut b = body_of(
+                    &st.versions[versions[k]].agreement,
+                    &lines.view(k),
+                    written_of(&written, k),
+                );
+                b.batch = batch_seq;
+                bodies.push(Body::Line(b));
             }
-            let mut body = p.body;
-            body.batch = batch_seq;
-            bodies.push(Body::Line(body));
         }
+        bodies.extend(voids);
+        return Ok(RecordPlan {
+            bodies,
+            new_lines: None,
+            outcome,
+        });
     }
-    bodies.extend(voids);
-    let new_lines = (plain && !costs_new.is_empty()).then_some(NewLines { lines: costs_new });
+    let mut n = 0usize;
+    let mut kept_written: Vec<(usize, String)> = Vec::new();
+    let mut written = written.into_iter().peekable();
+    let mut kept_versions: Vec<usize> = Vec::with_capacity(new_count as usize);
+    lines.retain_as(|at| {
+        let w = written.next_if(|(i, _)| *i == at);
+        if !keep[at] {
+            return None;
+        }
+        if let Some((_, w)) = w {
+            kept_written.push((n, w));
+        }
+        kept_versions.push(versions[at]);
+        n += 1;
+        Some(batch_seq + n as u64)
+    });
     Ok(RecordPlan {
         bodies,
-        new_lines,
+        new_lines: Some(NewLines {
+            lines,
+            versions: kept_versions,
+            written: kept_written,
+        }),
         outcome,
     })
 }

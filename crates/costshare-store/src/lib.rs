@@ -17,6 +17,7 @@ pub mod backend;
 pub mod derived;
 pub mod journal;
 pub mod ledger;
+pub mod packed;
 pub mod pay;
 #[cfg(feature = "postgres")]
 pub mod pg;

@@ -17,6 +17,8 @@ pub struct Pg {
     cache_table: bool,
     /// [`CACHE_SCHEMA`] has run in this connection.
     cache_written: bool,
+    /// The journal's column types were checked ([`Pg::check_columns`]).
+    columns_checked: bool,
 }
 
 /// `postgres::Error` displays only its kind ("db error"); the reason is its source.
@@ -68,6 +70,7 @@ fn seq_of(r: &postgres::Row, location: &str) -> Result<u64, StoreError> {
 }
 
 const BODY: (&str, &str) = ("body", "BYTEA");
+const BODY_TYPE: (&str, Type, &str) = ("body", Type::BYTEA, "BYTEA");
 const PREV_HASH: (&str, &str) = ("prev_hash", "TEXT");
 const HASH: (&str, &str) = ("hash", "TEXT");
 
@@ -173,6 +176,7 @@ impl Pg {
             url: url.to_string(),
             cache_table: false,
             cache_written: false,
+            columns_checked: false,
         })
     }
 
@@ -186,6 +190,7 @@ impl Pg {
             url: url.to_string(),
             cache_table: false,
             cache_written: false,
+            columns_checked: false,
         })
     }
 }
@@ -237,6 +242,7 @@ impl Backend for Pg {
         // bytes as they are (the text format's hex doubled every body and
         // made the server parse it back)
         use std::io::Write;
+        self.check_columns()?;
         let mut w = self
             .client
             .copy_in("COPY journal (seq, kind, at, body, prev_hash, hash) FROM STDIN (FORMAT binary)")
@@ -315,13 +321,27 @@ impl Backend for Pg {
             .transpose()
     }
 
-    fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn entry_linked(&mut self, seq: u64) -> Result<Vec<Stored>, StoreError> {
+        let from = i64::try_from(seq).unwrap_or(i64::MAX);
         let rows = self
             .client
-            .query("SELECT body FROM journal WHERE seq = $1", &[&(seq as i64)])
+            .query(
+                "SELECT seq, body, prev_hash, hash FROM journal WHERE seq >= $1 ORDER BY seq LIMIT 2",
+                &[&from],
+            )
             .map_err(db)?;
         let at = redact(&self.url);
-        rows.first().map(|r| column(r, 0, BODY, seq, &at)).transpose()
+        rows.iter()
+            .map(|r| {
+                let seq = seq_of(r, &at)?;
+                Ok(Stored {
+                    seq,
+                    body: column(r, 1, BODY, seq, &at)?,
+                    prev_hash: column(r, 2, PREV_HASH, seq, &at)?,
+                    hash: column(r, 3, HASH, seq, &at)?,
+                })
+            })
+            .collect()
     }
 
     fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -456,6 +476,42 @@ impl Backend for Pg {
 const STORED: &str = "SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq";
 
 impl Pg {
+    /// The journal's columns are the schema's types, checked once per
+    /// connection before the first write: binary COPY writes each value in
+    /// its type's binary form, and a column changed behind the program's
+    /// back would otherwise fail as "incorrect binary data format" (or be
+    /// truncated, for `name`), naming no column.
+    fn check_columns(&mut self) -> Result<(), StoreError> {
+        if self.columns_checked {
+            return Ok(());
+        }
+        let st = self
+            .client
+            .prepare("SELECT seq, kind, at, body, prev_hash, hash FROM journal")
+            .map_err(db)?;
+        let want = [
+            ("seq", Type::INT8, "BIGINT"),
+            ("kind", Type::TEXT, "TEXT"),
+            ("at", Type::TEXT, "TEXT"),
+            BODY_TYPE,
+            ("prev_hash", Type::TEXT, "TEXT"),
+            ("hash", Type::TEXT, "TEXT"),
+        ];
+        for (c, (name, t, expected)) in st.columns().iter().zip(want) {
+            if *c.type_() != t {
+                return Err(StoreError::Damaged {
+                    location: redact(&self.url),
+                    what: format!(
+                        "the journal's `{name}` column is stored as {}, not {expected}",
+                        c.type_().name().to_uppercase()
+                    ),
+                });
+            }
+        }
+        self.columns_checked = true;
+        Ok(())
+    }
+
     /// [`Backend::for_each_stored`] by `COPY (STORED) TO STDOUT` in binary
     /// format: one statement (one snapshot) streamed as bytes, which is
     /// about half the client's work of the extended protocol's typed rows

@@ -323,16 +323,23 @@ impl Backend for Sqlite {
         }
     }
 
-    fn entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn entry_linked(&mut self, seq: u64) -> Result<Vec<Stored>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT body FROM journal WHERE seq = ?1")
+            .prepare_cached("SELECT seq, body, prev_hash, hash FROM journal WHERE seq >= ?1 ORDER BY seq LIMIT 2")
             .map_err(db)?;
         let mut rows = st.query([seq as i64]).map_err(db)?;
-        match rows.next().map_err(db)? {
-            Some(r) => Ok(Some(column(r, 0, BODY, seq, &self.path)?)),
-            None => Ok(None),
+        let mut out = Vec::with_capacity(2);
+        while let Some(r) = rows.next().map_err(db)? {
+            let seq = seq_of(r, &self.path)?;
+            out.push(Stored {
+                seq,
+                body: column(r, 1, BODY, seq, &self.path)?,
+                prev_hash: column(r, 2, PREV_HASH, seq, &self.path)?,
+                hash: column(r, 3, HASH, seq, &self.path)?,
+            });
         }
+        Ok(out)
     }
 
     fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -5,6 +5,7 @@
 
 use crate::backend::StoreError;
 use crate::journal::{self, Body, Entry, LineBody, PaymentBody, StatementRow, Stored};
+use crate::packed::{LineSource, Packed, view_of};
 use costshare_core::agreement::Agreement;
 use costshare_core::alloc::{self, Allocation};
 use costshare_core::calendar::{Date, FiscalYear};
@@ -506,31 +507,51 @@ pub struct Part {
 /// and layer id), so a period that began before it took effect starts with
 /// the use earlier versions made of it.
 pub fn allocate_versions(versions: &[Version], per_version: Vec<Vec<CostLine>>, as_of: Date) -> Vec<Part> {
-    let mut parts: Vec<Part> = Vec::with_capacity(per_version.len());
-    for (v, lines) in per_version.into_iter().enumerate() {
+    let slices: Vec<&[CostLine]> = per_version.iter().map(Vec::as_slice).collect();
+    let allocated = allocate_slices(versions, &slices, as_of);
+    drop(slices);
+    per_version
+        .into_iter()
+        .zip(allocated)
+        .enumerate()
+        .map(|(version, (lines, (alloc, carry)))| Part {
+            version,
+            lines,
+            alloc,
+            carry,
+        })
+        .collect()
+}
+
+/// [`allocate_versions`] over borrowed lines: each version's allocation and
+/// the use of its caps carried from the earlier versions, in version order
+/// (a bulk `record` allocates the lines it also writes to the journal).
+pub fn allocate_slices<L: alloc::Lines + ?Sized>(
+    versions: &[Version],
+    per_version: &[&L],
+    as_of: Date,
+) -> Vec<(Allocation, alloc::Carry)> {
+    let mut out: Vec<(Allocation, alloc::Carry)> = Vec::with_capacity(per_version.len());
+    for (v, lines) in per_version.iter().enumerate() {
         let ver = &versions[v];
         let carry = if v == 0 {
             alloc::Carry::NONE
         } else {
-            let earlier: Vec<alloc::Earlier<'_>> = parts
+            let earlier: Vec<alloc::Earlier<'_>> = out
                 .iter()
-                .map(|p| alloc::Earlier {
-                    version: versions[p.version].version,
-                    agreement: &versions[p.version].agreement,
-                    usage: &p.alloc.usage,
+                .enumerate()
+                .map(|(p, (a, _))| alloc::Earlier {
+                    version: versions[p].version,
+                    agreement: &versions[p].agreement,
+                    usage: &a.usage,
                 })
                 .collect();
             alloc::carry_into(&ver.agreement, ver.effective, &earlier)
         };
-        let alloc = alloc::allocate_carried(&ver.agreement, lines.as_slice(), as_of, &carry);
-        parts.push(Part {
-            version: v,
-            lines,
-            alloc,
-            carry,
-        });
+        let alloc = alloc::allocate_carried(&ver.agreement, *lines, as_of, &carry);
+        out.push((alloc, carry));
     }
-    parts
+    out
 }
 
 /// Allocate every active line under the version in force at its date.
@@ -544,6 +565,20 @@ pub fn allocate(st: &State, as_of: Date) -> Result<Vec<Part>, StoreError> {
 /// `row` the entry's seq, no `replaces`). A bulk `record` gives the cost lines
 /// its rows were just accepted as, so they are not validated a second time.
 pub fn allocate_with(st: &State, more: Vec<(usize, CostLine)>, as_of: Date) -> Result<Vec<Part>, StoreError> {
+    let (versions, lines): (Vec<usize>, Vec<CostLine>) = more.into_iter().unzip();
+    Ok(allocate_versions(
+        &st.versions,
+        lines_with(st, lines, &versions)?,
+        as_of,
+    ))
+}
+
+/// The cost lines [`allocate_with`] allocates, one list per agreement
+/// version: `st`'s active lines, then `more` (new lines, `versions[i]` the
+/// version of `more[i]`), each list in entry order. When every new line
+/// falls under one version that has no active line yet (a bulk load), that
+/// list is `more` itself, not a copy.
+pub fn lines_with(st: &State, more: Vec<CostLine>, versions: &[usize]) -> Result<Vec<Vec<CostLine>>, StoreError> {
     st.check_complete()?;
     let rates = st.rates();
     let mut per_version: Vec<Vec<CostLine>> = vec![Vec::new(); st.versions.len()];
@@ -555,9 +590,15 @@ pub fn allocate_with(st: &State, more: Vec<(usize, CostLine)>, as_of: Date) -> R
             *c += 1;
         }
     }
-    for (v, _) in &more {
-        if let Some(c) = count.get_mut(*v) {
-            *c += 1;
+    let one = versions
+        .first()
+        .copied()
+        .filter(|v| versions.iter().all(|w| w == v) && count.get(*v) == Some(&0) && versions.len() == more.len());
+    if one.is_none() {
+        for v in versions {
+            if let Some(c) = count.get_mut(*v) {
+                *c += 1;
+            }
         }
     }
     for (p, n) in per_version.iter_mut().zip(count) {
@@ -570,13 +611,54 @@ pub fn allocate_with(st: &State, more: Vec<(usize, CostLine)>, as_of: Date) -> R
             .map_err(|m| corrupt(l.seq, format!("line {} no longer validates: {m}", l.body.id)))?;
         per_version[v].push(cl);
     }
-    for (v, cl) in more {
-        match per_version.get_mut(v) {
-            Some(p) => p.push(cl),
-            None => return Err(corrupt(cl.row as u64, "a new line under no agreement version")),
+    match one {
+        Some(v) => match per_version.get_mut(v) {
+            Some(p) => *p = more,
+            None => return Err(corrupt(st.entries + 1, "a new line under no agreement version")),
+        },
+        None => {
+            for (cl, &v) in more.into_iter().zip(versions) {
+                match per_version.get_mut(v) {
+                    Some(p) => p.push(cl),
+                    None => return Err(corrupt(cl.row as u64, "a new line under no agreement version")),
+                }
+            }
         }
     }
-    Ok(allocate_versions(&st.versions, per_version, as_of))
+    Ok(per_version)
+}
+
+/// [`lines_with`] for a bulk `record`'s new lines, packed (`ledger::NewLines`):
+/// `st`'s active lines (packed as their cost lines), then `more`, one list
+/// per version; `more` itself when every new line falls under one version
+/// with no active line yet.
+pub fn packed_with(st: &State, more: Packed, versions: &[usize]) -> Result<Vec<Packed>, StoreError> {
+    let earlier = lines_with(st, Vec::new(), &[])?;
+    let one = versions.first().copied().filter(|v| {
+        versions.iter().all(|w| w == v) && earlier.get(*v).is_some_and(Vec::is_empty) && versions.len() == more.len()
+    });
+    let mut per_version: Vec<Packed> = earlier
+        .iter()
+        .map(|lines| {
+            let mut p = Packed::with_capacity(lines.len());
+            for l in lines {
+                p.push_view(&view_of(l));
+            }
+            p
+        })
+        .collect();
+    drop(earlier);
+    if let Some(v) = one {
+        per_version[v] = more;
+        return Ok(per_version);
+    }
+    for (k, &v) in versions.iter().enumerate() {
+        let Some(p) = per_version.get_mut(v) else {
+            return Err(corrupt(more.row(k), "a new line under no agreement version"));
+        };
+        p.push_view(&more.view(k));
+    }
+    Ok(per_version)
 }
 
 /// Totals of one fiscal year per (party, category), parties in agreement

@@ -353,3 +353,83 @@ fn the_default_verify_reports_damage_to_any_blob() {
     assert_eq!(derived_status(&mut l, &DEEP), (DerivedStatus::Consistent, true));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A large file (checked on two threads, its new lines held packed until
+/// written) with bad rows in both halves, of each kind `record` finds: rows
+/// the one rule refuses, an id repeated with other values across the halves,
+/// an id recorded before with other values. Each is named in line order, in
+/// the words of its one home, and nothing is written: the journal's head and
+/// every blob of the derived state are as they were. The good rows alone are
+/// then recorded.
+#[test]
+fn bad_rows_in_both_halves_of_a_large_file_are_named_and_nothing_is_written() {
+    let (dir, path, mut l) = sma_ledger("bad-halves", 11, 50, "old");
+    let now = "2026-11-27T00:00:00Z";
+    let (_, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
+    let ag = costshare_core::load(&text).agreement.unwrap();
+    let st = l.state().unwrap();
+    let recorded = st.lines[7].clone();
+    let head = l.head().unwrap();
+    let blobs = stored_blobs(&path);
+    let good = lines_csv(&ag, &mut Rng::new(12), 30_000, "big");
+    assert!(good.len() > 1 << 20, "{} bytes", good.len());
+    let mut rows: Vec<String> = good.lines().map(String::from).collect();
+    // rows[k] is on line k + 1 (the header is line 1)
+    rows[500] = format!("bad-date,1999-01-01,{},1,,", ag.categories[0].id);
+    let first: Vec<&str> = rows[101].split(',').collect();
+    let first_id = first[0].to_string();
+    let mut again = first.clone();
+    let other = format!("{}1", first[3]);
+    again[3] = &other;
+    rows[20_000] = again.join(",");
+    let b = &recorded.body;
+    rows[25_000] = format!(
+        "{},{},{},{}1,{},{}",
+        b.id, b.date, b.category, b.amount, b.quantity, b.site
+    );
+    rows[29_000] = "bad-category,2023-01-01,no-such-category,1,,".to_string();
+    let bad = rows.join("\n") + "\n";
+    // the one rule's words for a refused row (the general parser's)
+    let refused = |row: &str| {
+        let one = format!("{}\n{row}\n", rows[0]);
+        match costshare_core::costs::parse_costs(&ag, one.as_bytes(), &Default::default()) {
+            Err(e) => e[0].message.clone(),
+            Ok(_) => panic!("{row} is accepted"),
+        }
+    };
+    let want: Vec<(usize, String, String)> = vec![
+        (501, "bad-date".into(), refused(&rows[500])),
+        (
+            20_001,
+            first_id.clone(),
+            "id repeated with different values (first on line 102)".into(),
+        ),
+        (
+            25_001,
+            b.id.clone(),
+            format!(
+                "id already recorded with different values (journal entry {}); record the correction under a new id with `replaces`",
+                recorded.seq
+            ),
+        ),
+        (29_001, "bad-category".into(), refused(&rows[29_000])),
+    ];
+    match l.record(input("bad.csv", &bad), None, now) {
+        Err(LedgerError::Rows { file, errors }) => {
+            assert_eq!(file, "bad.csv");
+            let got: Vec<(usize, String, String)> = errors
+                .into_iter()
+                .map(|e| (e.line, e.id.unwrap_or_default(), e.message))
+                .collect();
+            assert_eq!(got, want);
+        }
+        other => panic!("{:?}", other.map(|o| o.recorded)),
+    }
+    assert_eq!(l.head().unwrap(), head, "nothing appended");
+    assert_eq!(stored_blobs(&path), blobs, "the derived state untouched");
+    check(&mut l, "after the refused file");
+    let out = l.record(input("good.csv", &good), None, now).unwrap();
+    assert_eq!(out.recorded, 30_000);
+    check(&mut l, "after the good file");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1291,6 +1291,23 @@ fn a_renumbered_or_retyped_seq_is_named_as_damage(target: &str) {
     raw.exec("DELETE FROM journal WHERE seq = -5").unwrap();
     assert!(matches!(l.verify().unwrap(), Verified::Ok { .. }));
     if target.starts_with("postgres://") {
+        // a write's binary COPY names the column rather than "incorrect
+        // binary data format"
+        raw.exec("ALTER TABLE journal ALTER COLUMN at TYPE timestamptz USING at::timestamptz")
+            .unwrap();
+        let mut w = Ledger::open(target).unwrap();
+        match w.record(input("b.csv", &costs_csv("B", 2)), None, NOW) {
+            Err(LedgerError::Store(e @ StoreError::Damaged { .. })) => {
+                let m = e.to_string();
+                assert!(
+                    m.contains("the journal's `at` column is stored as TIMESTAMPTZ, not TEXT"),
+                    "{m}"
+                );
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a changed column type went unnoticed"),
+        }
+        raw.exec("ALTER TABLE journal ALTER COLUMN at TYPE text").unwrap();
         raw.exec("ALTER TABLE journal ALTER COLUMN seq TYPE integer").unwrap();
         let retyped = "the journal's `seq` column is stored as INT4, not BIGINT";
         damaged(l.verify(), retyped);

@@ -2,6 +2,7 @@
 
 use costshare_core::agreement::{Agreement, Cap, CapPolicy, SplitSource};
 use costshare_core::alloc::Carried;
+use costshare_core::costs::shown_text;
 use costshare_core::explain::Explanation;
 use costshare_core::money::format_grouped;
 use costshare_core::money::format_minor;
@@ -138,8 +139,16 @@ pub fn render_text(ag: &Agreement, ex: &Explanation, origin: RowOrigin) -> Strin
     if !l.site.is_empty() || !l.description.is_empty() {
         o.push_str(&format!(
             "  site: {}   description: {}\n",
-            if l.site.is_empty() { "-" } else { &l.site },
-            if l.description.is_empty() { "-" } else { &l.description }
+            if l.site.is_empty() {
+                "-".into()
+            } else {
+                shown_text(&l.site)
+            },
+            if l.description.is_empty() {
+                "-".into()
+            } else {
+                shown_text(&l.description)
+            }
         ));
     }
     let row_label = match origin {

@@ -561,7 +561,12 @@ fn changed_text(c: &Changes) -> String {
 
 /// What `void` says.
 pub fn void(r: &VoidResult) -> String {
-    format!("voided {}: {}\n{}", r.id, r.reason, journal_line(&r.journal))
+    format!(
+        "voided {}: {}\n{}",
+        r.id,
+        costshare_core::costs::shown_text(&r.reason),
+        journal_line(&r.journal)
+    )
 }
 
 /// What `amend` says.
@@ -793,7 +798,7 @@ pub fn verify(r: &VerifyResult) -> String {
         match &r.derived {
             DerivedStatus::Consistent => "matches the journal".to_string(),
             DerivedStatus::Sealed => "sealed under the head, every blob the one its meta names (not compared with a rebuild: verify --deep compares it)".to_string(),
-            DerivedStatus::Refreshed => "rebuilt from the journal (it was missing, or did not reflect the journal's head)".to_string(),
+            DerivedStatus::Refreshed => "rebuilt from the journal (it was missing, or older than the journal's head)".to_string(),
             DerivedStatus::Repaired { key } =>
                 format!("REPAIRED: blob `{key}` was damaged; the derived state was rebuilt from the journal"),
             DerivedStatus::Damaged { key } => format!("DAMAGED: blob `{key}` (run verify --repair)"),

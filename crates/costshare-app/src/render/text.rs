@@ -49,7 +49,14 @@ impl Table {
         }
     }
 
-    pub fn push(&mut self, row: Vec<String>) {
+    /// A row; a cell holding a control character is shown with it escaped
+    /// ([`costshare_core::costs::shown_text`]).
+    pub fn push(&mut self, mut row: Vec<String>) {
+        for c in &mut row {
+            if let std::borrow::Cow::Owned(shown) = costshare_core::costs::shown_text(c) {
+                *c = shown;
+            }
+        }
         self.rows.push(row);
     }
 
