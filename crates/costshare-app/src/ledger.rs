@@ -8,12 +8,12 @@ use crate::input::{LoadedAgreement, Observer, load_agreement, read};
 use crate::run::{AgreementRef, JournalInfo, open_state};
 use costshare_core::agreement::Agreement;
 use costshare_core::calendar::Date;
-use costshare_store::RecordOutcome;
 use costshare_store::journal::StatementRow;
 use costshare_store::ledger::{
     self, Adjustment, Closed, DerivedStatus, EarlyClose, Input, Ledger, Verified, VerifyOptions, now_utc,
 };
 use costshare_store::state::{self, State};
+use costshare_store::{RecordOutcome, SmallRecord};
 use std::path::Path;
 use std::time::Duration;
 
@@ -177,38 +177,38 @@ pub fn record_input(
     let (name, bytes) = (costs.name.to_string(), costs.bytes);
     let mut l = Ledger::open(target)?;
     l.set_author(who);
-    // a file recorded before, answered from the derived state (nothing new)
-    if rin.is_none()
-        && !crate::run::replay_forced()
-        && let Some(outcome) = l.record_noop(Input { name: &name, bytes })?
-    {
-        return Ok(RecordResult {
-            file: name,
-            outcome,
-            impact: None,
-            journal: journal_of(&mut l)?,
-        });
-    }
-    if rin.is_none()
-        && !crate::run::replay_forced()
-        && let Some((outcome, imp)) = l.record_fast(Input { name: &name, bytes }, &now_utc())?
-    {
-        let impact = (impact && outcome.recorded > 0).then(|| Impact::Derived {
-            new_lines: outcome.recorded,
-            reallocated: imp.reallocated,
-            elapsed: started.elapsed(),
-            changes: Changes {
-                changed: imp.changed,
-                parties: imp.parties,
-                decimals: imp.decimals,
-            },
-        });
-        return Ok(RecordResult {
-            file: name,
-            outcome,
-            impact,
-            journal: journal_of(&mut l)?,
-        });
+    // a file recorded before (nothing new), or a few new lines, answered
+    // from the derived state under one lock and one read of its meta
+    if rin.is_none() && !crate::run::replay_forced() {
+        match l.record_small(Input { name: &name, bytes }, &now_utc())? {
+            Some(SmallRecord::Noop(outcome)) => {
+                return Ok(RecordResult {
+                    file: name,
+                    outcome,
+                    impact: None,
+                    journal: journal_of(&mut l)?,
+                });
+            }
+            Some(SmallRecord::Fast(outcome, imp)) => {
+                let impact = (impact && outcome.recorded > 0).then(|| Impact::Derived {
+                    new_lines: outcome.recorded,
+                    reallocated: imp.reallocated,
+                    elapsed: started.elapsed(),
+                    changes: Changes {
+                        changed: imp.changed,
+                        parties: imp.parties,
+                        decimals: imp.decimals,
+                    },
+                });
+                return Ok(RecordResult {
+                    file: name,
+                    outcome,
+                    impact,
+                    journal: journal_of(&mut l)?,
+                });
+            }
+            None => {}
+        }
     }
     let mut bar = |stage: &str, done: u64, total: u64| observer.progress(&name, stage, done, total);
     let out = l.record_with_progress(Input { name: &name, bytes }, rin, &now_utc(), &mut bar);

@@ -631,6 +631,7 @@ fn run(command: Command) -> Result<String, AppError> {
             if format == Format::Csv {
                 return Err(UsageError::ExplainCsv.into());
             }
+            keep_freed_memory();
             // a filter does not choose the line; it is still checked
             let (as_of, source, _) = (inputs.as_of()?, inputs.source()?, inputs.filter()?);
             render::explanation(&query::explain(&source, &id, as_of, &mut s)?, format.into())
@@ -645,7 +646,14 @@ fn run(command: Command) -> Result<String, AppError> {
             costs,
             rates,
             impact,
-        } => render::record(&ledger::record(&target, &costs, rates.as_deref(), impact, s.observer)?),
+        } => {
+            // a few late lines: milliseconds, most of them page faults on
+            // fresh memory; a bulk load keeps the default (its peak memory)
+            if std::fs::metadata(&costs).is_ok_and(|m| m.len() < SMALL_COSTS_FILE) {
+                keep_freed_memory();
+            }
+            render::record(&ledger::record(&target, &costs, rates.as_deref(), impact, s.observer)?)
+        }
         Command::Void {
             ledger: target,
             id,
@@ -914,6 +922,36 @@ fn demo_serve(seed: u64, listen: &str) -> Result<String, AppError> {
     // the temporary folder goes with the server (Ctrl-C stops both)
     let _ = std::fs::remove_dir_all(&dir);
     out
+}
+
+/// A costs file this small is late lines (the derived state's fast path
+/// takes up to 10,000 rows, about 600 KB).
+const SMALL_COSTS_FILE: u64 = 1 << 20;
+
+/// For a command of milliseconds over megabytes of blobs (`explain`, a late
+/// line): glibc's malloc serves blocks up to 32 MB from its heap and keeps
+/// up to 64 MB freed there, instead of mapping each large block afresh and
+/// unmapping it when freed: the same bytes are reused instead of faulted
+/// in again (a page fault per 4 KB was a quarter of a term-capped late
+/// line's CPU). Not for bulk loads: their peak memory would grow (BENCHMARKS.md,
+/// "Late lines and `explain` of a capped line: layout 6"). No effect on
+/// what is computed.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        unsafe extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        // SAFETY: mallopt only sets malloc's parameters; called before the
+        // command allocates its large blocks, on the main thread (no other
+        // thread is running yet)
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, 64 << 20);
+        }
+    }
 }
 
 fn main() -> ExitCode {

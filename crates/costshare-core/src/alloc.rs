@@ -968,9 +968,17 @@ impl Engine {
         if left <= 0 {
             return;
         }
-        self.order_buf
-            .sort_by(|(ra, ka), (rb, kb)| cmp_rem(rb, ra).then(ka.cmp(kb)));
-        for (_, k) in self.order_buf.iter().take(left as usize) {
+        // only which lines get a unit matters, not their order: the `left`
+        // first under (remainder descending, line ascending), a total order
+        // (lines are distinct), are selected without sorting the rest
+        // (linear, where a sort of a month's thousands of lines was most of
+        // a pro-rata allocation)
+        let n = (left as usize).min(self.order_buf.len());
+        if n < self.order_buf.len() {
+            self.order_buf
+                .select_nth_unstable_by(n, |(ra, ka), (rb, kb)| cmp_rem(rb, ra).then(ka.cmp(kb)));
+        }
+        for (_, k) in &self.order_buf[..n] {
             self.take[*k] += 1;
         }
     }

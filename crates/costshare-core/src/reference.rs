@@ -191,6 +191,13 @@ fn allocate_focused<L: Lines + ?Sized>(
             .map(|&i| i as usize)
             .filter(|&i| lines.category(i) == c)
             .collect();
+        // a category without lines takes nothing and traces nothing: its
+        // per-line maps (sized by every line) are not made (explain's tied
+        // lines are all of one category; the others' maps were megabytes of
+        // fresh memory for a fiscal year's lines)
+        if idx.is_empty() {
+            continue;
+        }
         let n = lines.count();
         let mut a: LineMap<i64> = LineMap::of(n, idx.iter().map(|&i| (i, lines.amount(i))));
         // quantities left, read only by unit caps

@@ -225,17 +225,6 @@ impl std::ops::Deref for Payload {
     }
 }
 
-/// A blob's payload, with the head it was sealed under; `None` when absent;
-/// [`StoreError::Cache`] when its seal does not check.
-fn get_sealed(backend: &mut dyn Backend, key: &str) -> Result<Option<(String, Payload)>, StoreError> {
-    let Some(stored) = backend.cache_get(key)? else {
-        return Ok(None);
-    };
-    let u = unseal(key, &stored).ok_or_else(|| damaged(key))?;
-    let (head, at) = (u.head.to_string(), u.at);
-    Ok(Some((head, Payload { stored, at })))
-}
-
 /// A bucket's or shard's payload, when it is the blob `meta` names: absent,
 /// failing its seal, or sealed with another checksum than the meta records
 /// for `key` (another state's blob) is [`StoreError::Cache`].
@@ -440,39 +429,54 @@ fn decode_meta(b: &[u8]) -> Option<Meta> {
     }
     m.lines = r.u64()?;
     m.total = r.i128()?;
-    for _ in 0..r.u32()? {
+    // the maps were written in key order: built from their entries in one
+    // pass (`BTreeMap::from_iter` sorts a sorted list for free) rather than
+    // by a search per key
+    let n = r.u32()? as usize;
+    let mut totals = Vec::with_capacity(n.min(r.b.len() / 36));
+    for _ in 0..n {
         let v = u16::try_from(r.u32()?).ok()?;
         let p = u16::try_from(r.u32()?).ok()?;
         let c = u16::try_from(r.u32()?).ok()?;
         let mi = r.u32()? as i32;
         let site = r.str()?.to_string();
-        m.totals.insert((v, p, c, mi, site), r.i128()?);
+        totals.push(((v, p, c, mi, site), r.i128()?));
     }
-    for _ in 0..r.u32()? {
+    m.totals = BTreeMap::from_iter(totals);
+    let n = r.u32()? as usize;
+    let mut open = Vec::with_capacity(n.min(r.b.len() / 16));
+    for _ in 0..n {
         let mi = r.u32()? as i32;
         let d = r.date()?;
-        m.open.insert((mi, d), r.u64()?);
+        open.push(((mi, d), r.u64()?));
     }
+    m.open = BTreeMap::from_iter(open);
     for _ in 0..r.u32()? {
         m.carries.push(decode_carry(&mut r)?);
     }
-    for _ in 0..r.u32()? {
+    let n = r.u32()? as usize;
+    let mut open_totals = Vec::with_capacity(n.min(r.b.len() / 40));
+    for _ in 0..n {
         let v = u16::try_from(r.u32()?).ok()?;
         let p = u16::try_from(r.u32()?).ok()?;
         let c = u16::try_from(r.u32()?).ok()?;
         let mi = r.u32()? as i32;
         let site = r.str()?.to_string();
         let d = r.date()?;
-        m.open_totals.insert((v, p, c, mi, site, d), r.i128()?);
+        open_totals.push(((v, p, c, mi, site, d), r.i128()?));
     }
+    m.open_totals = BTreeMap::from_iter(open_totals);
     for _ in 0..r.u32()? {
         m.payments.push((r.str()?.to_string(), r.u64()?));
     }
-    for _ in 0..r.u32()? {
+    let n = r.u32()? as usize;
+    let mut blobs = Vec::with_capacity(n.min(r.b.len() / 20));
+    for _ in 0..n {
         let key = r.str()?.to_string();
         let sum: [u8; 16] = r.take(16)?.try_into().ok()?;
-        m.blobs.insert(key, sum);
+        blobs.push((key, sum));
     }
+    m.blobs = BTreeMap::from_iter(blobs);
     (r.done() && !m.versions.is_empty() && m.carries.len() == m.versions.len()).then_some(m)
 }
 
@@ -1158,24 +1162,34 @@ fn build_views<'s, L: LineSource + ?Sized>(
 /// provisional until) before the meta's maps are touched: a pro-rata month
 /// moves thousands of lines, into a few dozen totals.
 #[derive(Default)]
-struct Moves<'s>(HashMap<(u16, i32, &'s str, Option<Date>), i128, state::BuildFx>);
+struct Moves<'s>(HashMap<(i32, &'s str, Option<Date>), Vec<i128>, state::BuildFx>);
 
 impl<'s> Moves<'s> {
     /// Add (`sign` = 1) or remove (−1) one line's parts, provisional until
     /// `open`.
     fn add(&mut self, date: Date, site: &'s str, row: &[i64], open: Option<Date>, sign: i128) {
+        self.change(date, site, open, row.iter().map(|&v| sign * v as i128));
+    }
+
+    /// Move one line's parts from `r0` to `r1`, provisional until `open`
+    /// both times (one look-up instead of two).
+    fn change(&mut self, date: Date, site: &'s str, open: Option<Date>, by: impl ExactSizeIterator<Item = i128>) {
         let mi = date.month_index();
-        for (p, &v) in row.iter().enumerate() {
-            if v != 0 {
-                *self.0.entry((p as u16, mi, site, open)).or_insert(0) += sign * v as i128;
-            }
+        let t = self.0.entry((mi, site, open)).or_insert_with(|| vec![0; by.len()]);
+        for (x, v) in t.iter_mut().zip(by) {
+            *x += v;
         }
     }
 
     /// Into the totals, and the open totals for lines provisional until a
     /// date; a total that comes to zero is dropped.
     fn apply(self, meta: &mut Meta, category: usize) {
-        for ((p, mi, site, open), t) in self.0 {
+        let moves = self.0.into_iter().flat_map(|((mi, site, open), row)| {
+            row.into_iter()
+                .enumerate()
+                .map(move |(p, t)| ((p as u16, mi, site, open), t))
+        });
+        for ((p, mi, site, open), t) in moves {
             if t == 0 {
                 continue;
             }
@@ -1223,11 +1237,26 @@ pub fn put_each<K: AsRef<str>, V: AsRef<[u8]>>(
             meta = Some(decode_meta(v).ok_or_else(|| damaged("meta"))?);
             continue;
         }
-        let (stored, sum) = sealed(head, k, v);
-        backend.cache_put(k, &stored)?;
-        sums.push((k.to_string(), sum));
+        sums.push(put_one(backend, head, k, v)?);
     }
-    let mut meta = meta.ok_or_else(|| damaged("meta"))?;
+    let meta = meta.ok_or_else(|| damaged("meta"))?;
+    put_meta(backend, head, sums, meta)
+}
+
+/// One blob sealed under `head` and put: its key and seal digest.
+fn put_one(backend: &mut dyn Backend, head: &str, k: &str, v: &[u8]) -> Result<(String, [u8; 16]), StoreError> {
+    let (stored, sum) = sealed(head, k, v);
+    backend.cache_put(k, &stored)?;
+    Ok((k.to_string(), sum))
+}
+
+/// The meta, naming `head` and the blobs just put beside those it names.
+fn put_meta(
+    backend: &mut dyn Backend,
+    head: &str,
+    sums: Vec<(String, [u8; 16])>,
+    mut meta: Meta,
+) -> Result<(), StoreError> {
     meta.head = head.to_string();
     for (k, sum) in sums {
         meta.blobs.insert(k, sum);
@@ -1235,21 +1264,36 @@ pub fn put_each<K: AsRef<str>, V: AsRef<[u8]>>(
     backend.cache_put("meta", &seal(head, "meta", &encode_meta(&meta)))
 }
 
+/// [`put_all`] of `blobs` (the meta not among them) and of `meta` as it is
+/// in memory: what a write that already holds the decoded meta calls (a
+/// late line, `close`), so the meta is not encoded, decoded and encoded
+/// again on the way.
+pub fn put_with_meta(backend: &mut dyn Backend, head: &str, blobs: &[Blob], meta: Meta) -> Result<(), StoreError> {
+    if blobs.iter().any(|(k, _)| k == "meta") {
+        return Err(damaged("meta"));
+    }
+    let mut sums = Vec::with_capacity(blobs.len());
+    for (k, v) in blobs {
+        sums.push(put_one(backend, head, k, v)?);
+    }
+    put_meta(backend, head, sums, meta)
+}
+
 /// The derived state's meta as stored (`None`: absent, or written in an
 /// earlier layout, which is rebuilt like a stale one). A meta that fails
 /// its seal, does not decode, or names another head than it was sealed
 /// under is [`StoreError::Cache`].
 pub fn meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
-    if let Some(stored) = backend.cache_get("meta")?
-        && OLD_SEALS.iter().any(|old| stored.starts_with(*old))
-    {
-        return Ok(None);
-    }
-    let Some((head, b)) = get_sealed(backend, "meta")? else {
+    // read once: the meta is the largest blob a late line reads whole
+    let Some(stored) = backend.cache_get("meta")? else {
         return Ok(None);
     };
-    match decode_meta(&b) {
-        Some(m) if m.head == head => Ok(Some(m)),
+    if OLD_SEALS.iter().any(|old| stored.starts_with(*old)) {
+        return Ok(None);
+    }
+    let u = unseal("meta", &stored).ok_or_else(|| damaged("meta"))?;
+    match decode_meta(&stored[u.at..]) {
+        Some(m) if m.head == u.head => Ok(Some(m)),
         _ => Err(damaged("meta")),
     }
 }
@@ -1847,8 +1891,17 @@ pub fn add_lines(
             }
             let bad = || damaged(&bucket_key(0, c, l.date.month_index()));
             let site = l.rest().ok_or_else(bad)?.site;
-            moves.add(l.date, site, r0, o0, -1);
-            moves.add(l.date, site, r1, o1, 1);
+            if o0 == o1 {
+                moves.change(
+                    l.date,
+                    site,
+                    o0,
+                    r1.iter().zip(r0).map(|(a, b)| *a as i128 - *b as i128),
+                );
+            } else {
+                moves.add(l.date, site, r0, o0, -1);
+                moves.add(l.date, site, r1, o1, 1);
+            }
             if r0 != r1 {
                 let id = l.id().ok_or_else(bad)?;
                 let d = changed.entry(id.to_string()).or_insert_with(|| vec![0; r0.len()]);

@@ -718,21 +718,58 @@ impl Ledger {
         costs: Input<'_>,
         now: &str,
     ) -> Result<Option<(RecordOutcome, LateImpact)>, LedgerError> {
-        if memchr::memchr_iter(b'\n', costs.bytes).count() > FAST_RECORD_MAX_ROWS + 1 {
+        if too_many_for_fast(costs.bytes) {
             return Ok(None);
         }
+        self.with_fresh_meta(|l, meta| {
+            Ok(l.record_fast_locked(costs, now, meta)?
+                .map(|(out, imp, wrote)| ((out, imp), wrote)))
+        })
+    }
+
+    /// [`Ledger::record_noop`], else [`Ledger::record_fast`], under one
+    /// write lock and one read of the derived state's meta (each alone reads
+    /// and decodes it: the meta is the largest blob a late line reads whole).
+    /// `None` when neither takes the file: the full path records it.
+    pub fn record_small(&mut self, costs: Input<'_>, now: &str) -> Result<Option<SmallRecord>, LedgerError> {
+        let sha = journal::sha256_hex(costs.bytes);
+        self.with_fresh_meta(|l, meta| {
+            if let Some(outcome) = l.record_noop_locked(&sha, costs.bytes, &meta)? {
+                return Ok(Some((SmallRecord::Noop(outcome), false)));
+            }
+            if too_many_for_fast(costs.bytes) {
+                return Ok(None);
+            }
+            Ok(l.record_fast_locked(costs, now, meta)?
+                .map(|(out, imp, wrote)| (SmallRecord::Fast(out, imp), wrote)))
+        })
+    }
+
+    /// Run `f` under the write lock with the derived state's meta when it
+    /// is fresh (`None` otherwise, or when `f` declines); commit when `f`
+    /// says it wrote, else roll back. A damaged blob is not used: `None`,
+    /// and [`Ledger::take_damaged`] names it.
+    fn with_fresh_meta<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, derived::Meta) -> Result<Option<(T, bool)>, LedgerError>,
+    ) -> Result<Option<T>, LedgerError> {
         if let Err(e) = self.backend.begin_write() {
             self.backend.rollback();
             return Err(e.into());
         }
-        match self.record_fast_locked(costs, now) {
-            Ok(Some((out, imp, wrote))) => {
+        let out = match derived::fresh_meta(self.backend.as_mut()) {
+            Ok(Some(meta)) => f(self, meta),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+        match out {
+            Ok(Some((out, wrote))) => {
                 if wrote {
                     self.backend.commit()?;
                 } else {
                     self.backend.rollback();
                 }
-                Ok(Some((out, imp)))
+                Ok(Some(out))
             }
             Ok(None) => {
                 self.backend.rollback();
@@ -757,12 +794,10 @@ impl Ledger {
         &mut self,
         costs: Input<'_>,
         now: &str,
+        mut meta: derived::Meta,
     ) -> Result<Option<(RecordOutcome, LateImpact, bool)>, LedgerError> {
         let who = self.author.clone();
         let backend = self.backend.as_mut();
-        let Some(mut meta) = derived::fresh_meta(backend)? else {
-            return Ok(None);
-        };
         // late lines are taken in while there is one agreement version (with
         // several, a line's use of a cap carries into later versions)
         if meta.versions.len() != 1 {
@@ -849,10 +884,9 @@ impl Ledger {
             meta.seq = seq;
             meta.head = hash;
         }
-        let mut blobs = blobs;
-        blobs.push(derived::meta_blob(&meta));
-        derived::put_all(backend, &meta.head, &blobs)?;
         self.last = Some((meta.seq, meta.head.clone()));
+        let head = meta.head.clone();
+        derived::put_with_meta(backend, &head, &blobs, meta)?;
         Ok(Some((outcome, impact, true)))
     }
 
@@ -1253,7 +1287,7 @@ impl Ledger {
         meta.seq = entries;
         meta.head = head.clone();
         meta.close_seqs.push(seq);
-        derived::put_all(backend, &meta.head, &[derived::meta_blob(&meta)])?;
+        derived::put_with_meta(backend, &head, &[], meta)?;
         self.last = Some((entries, head.clone()));
         let Some(latest) = versions.pop() else {
             return Ok(None);
@@ -1308,27 +1342,17 @@ impl Ledger {
     /// writer that lands first is seen.
     pub fn record_noop(&mut self, costs: Input<'_>) -> Result<Option<RecordOutcome>, LedgerError> {
         let sha = journal::sha256_hex(costs.bytes);
-        if let Err(e) = self.backend.begin_write() {
-            self.backend.rollback();
-            return Err(e.into());
-        }
-        let out = self.record_noop_locked(&sha, costs.bytes);
         // nothing is written either way
-        self.backend.rollback();
-        match out {
-            Err(LedgerError::Store(StoreError::Cache(key))) => {
-                self.damaged = Some(key);
-                Ok(None)
-            }
-            out => out,
-        }
+        self.with_fresh_meta(|l, meta| Ok(l.record_noop_locked(&sha, costs.bytes, &meta)?.map(|o| (o, false))))
     }
 
-    fn record_noop_locked(&mut self, sha: &str, bytes: &[u8]) -> Result<Option<RecordOutcome>, LedgerError> {
+    fn record_noop_locked(
+        &mut self,
+        sha: &str,
+        bytes: &[u8],
+        meta: &derived::Meta,
+    ) -> Result<Option<RecordOutcome>, LedgerError> {
         let backend = self.backend.as_mut();
-        let Some(meta) = derived::fresh_meta(backend)? else {
-            return Ok(None);
-        };
         // the full path refuses a ledger whose total is past the limit
         if !meta.has_file(sha) || meta.total > i64::MAX as i128 {
             return Ok(None);
@@ -1337,8 +1361,8 @@ impl Ledger {
         // falls under the first version now as when the file was recorded
         // (versions only take effect later), so it passes what it passed
         // then: it is only counted. Every other row is checked again.
-        let versions = derived::versions(backend, &meta)?;
-        let rates = derived::rates(backend, &meta)?;
+        let versions = derived::versions(backend, meta)?;
+        let rates = derived::rates(backend, meta)?;
         let second = versions.get(1).map(|v| v.effective);
         let unchanged = |d: Option<Date>| {
             meta.rate_seqs.is_empty()
@@ -1365,7 +1389,7 @@ impl Ledger {
         if bad || !csv_errors.is_empty() {
             return Ok(None);
         }
-        self.last = Some((meta.seq, meta.head));
+        self.last = Some((meta.seq, meta.head.clone()));
         // every row already there: the repeats within the file too
         Ok(Some(RecordOutcome {
             already: rows,
@@ -2050,6 +2074,20 @@ fn new_line_bodies<'a>(
 
 /// Files of at most this many rows may take the fast path (see `record_fast`).
 const FAST_RECORD_MAX_ROWS: usize = 10_000;
+
+/// More rows than [`Ledger::record_fast`] takes in (the full path's).
+fn too_many_for_fast(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', bytes).count() > FAST_RECORD_MAX_ROWS + 1
+}
+
+/// What [`Ledger::record_small`] did.
+#[derive(Debug)]
+pub enum SmallRecord {
+    /// The file was recorded before: nothing written ([`Ledger::record_noop`]).
+    Noop(RecordOutcome),
+    /// New lines taken in from the derived state ([`Ledger::record_fast`]).
+    Fast(RecordOutcome, LateImpact),
+}
 
 /// The normalized, recorded form of a valid row: [`body_of`] of the cost
 /// line the row was accepted as.

@@ -26,8 +26,8 @@ pub mod state;
 
 pub use backend::{StoreError, TokenRow};
 pub use ledger::{
-    Closed, DerivedLines, DerivedStatus, EarlyClose, Input, Ledger, LedgerError, RecordOutcome, Refusal, Verified,
-    VerifyOptions,
+    Closed, DerivedLines, DerivedStatus, EarlyClose, Input, Ledger, LedgerError, RecordOutcome, Refusal, SmallRecord,
+    Verified, VerifyOptions,
 };
 pub use pay::PayOutcome;
 pub use state::State;

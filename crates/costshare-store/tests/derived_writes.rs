@@ -164,3 +164,53 @@ fn no_op_only_for_a_recorded_file() {
     assert_eq!(l.record_noop(input("first.csv", &changed)).unwrap(), None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `record_small` (what `costshare record` calls first): a recorded file is
+/// the no-op, new lines are taken in from the derived state, a file for the
+/// full path is `None` with nothing written; each under one write lock and
+/// one read of the meta, and the derived state left as a rebuild has it.
+#[test]
+fn small_record_is_the_no_op_or_the_fast_path() {
+    use costshare_store::SmallRecord;
+    use costshare_store::ledger::{DerivedStatus, Verified, VerifyOptions};
+    let dir = std::env::temp_dir().join(format!("costshare-dw3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (name, text) = examples().into_iter().next().unwrap();
+    let ag = costshare_core::load(&text).agreement.unwrap();
+    let path = dir.join("l.db").display().to_string();
+    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, NOW).unwrap();
+    let first = lines_csv(&ag, &mut Rng::new(5), 80, "a");
+    l.record(input("first.csv", &first), None, NOW).unwrap();
+    let head = l.head().unwrap();
+    match l.record_small(input("again.csv", &first), NOW).unwrap() {
+        Some(SmallRecord::Noop(out)) => assert_eq!((out.recorded, out.already), (0, 80)),
+        other => panic!("a recorded file is the no-op: {other:?}"),
+    }
+    assert_eq!(l.head().unwrap(), head, "the no-op writes nothing");
+    let late = lines_csv(&ag, &mut Rng::new(6), 3, "late-");
+    match l.record_small(input("late.csv", &late), NOW).unwrap() {
+        Some(SmallRecord::Fast(out, _)) => assert_eq!((out.recorded, out.already), (3, 0)),
+        other => panic!("new lines take the fast path: {other:?}"),
+    }
+    assert_ne!(l.head().unwrap(), head);
+    let deep = VerifyOptions {
+        deep: true,
+        ..VerifyOptions::default()
+    };
+    match l.verify_with(&deep).unwrap() {
+        Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Consistent),
+        other => panic!("{other:?}"),
+    }
+    // a replacement takes the full path: nothing written here
+    let head = l.head().unwrap();
+    let st = l.state().unwrap();
+    let old = &st.lines[0].body;
+    let repl = format!(
+        "id,date,category,amount,quantity,site,replaces\nr1,{},{},{},{},{},{}\n",
+        old.date, old.category, old.amount, old.quantity, old.site, old.id
+    );
+    assert!(l.record_small(input("r.csv", &repl), NOW).unwrap().is_none());
+    assert_eq!(l.head().unwrap(), head);
+    let _ = std::fs::remove_dir_all(&dir);
+}
