@@ -94,7 +94,7 @@ fn ledger(e: &LedgerError) -> String {
                 s.push('\n');
             }
             s.push_str(&format!(
-                "{} bad row{} in `{file}`; nothing was recorded",
+                "costshare: error: {} bad row{} in `{file}`; nothing was recorded",
                 errors.len(),
                 plural(errors.len())
             ));
