@@ -963,6 +963,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // the one value is `replay`: another (a typo) would silently measure or
+    // test the fast path instead (found by a fresh user)
+    if let Some(v) = std::env::var_os("COSTSHARE_LEDGER_PATH")
+        && v != "replay"
+    {
+        eprintln!(
+            "costshare: warning: COSTSHARE_LEDGER_PATH={} is not known and is ignored (its one value is `replay`)",
+            v.to_string_lossy()
+        );
+    }
     match run(cli.command) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();

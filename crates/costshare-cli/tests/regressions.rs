@@ -1,7 +1,7 @@
 //! Regression tests, each named after what a review found.
 
 mod common;
-use common::{Dir, run};
+use common::{Dir, run, run_env};
 
 const AGREEMENT: &str = r#"[agreement]
 id = "r"
@@ -512,4 +512,25 @@ fn check_recognises_a_csv_and_checks_costs_against_an_agreement() {
         err.contains(&format!("{bad}:3, id x: unknown category `nope`")),
         "{err}"
     );
+}
+
+/// Found by a fresh user: `COSTSHARE_LEDGER_PATH=bogus` was silently taken
+/// as the fast path; an unknown value is now named, and ignored.
+#[test]
+fn an_unknown_ledger_path_setting_is_named() {
+    let d = Dir::new("ledger-path-env");
+    let a = d.file("a.toml", costshare_demo::agreements::DEMO_UNCAPPED);
+    let l = d.path("l.db");
+    let (code, _, err) = run_env(&["init", &l, "--agreement", &a], &[("COSTSHARE_LEDGER_PATH", "bogus")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("COSTSHARE_LEDGER_PATH=bogus is not known and is ignored (its one value is `replay`)"),
+        "{err}"
+    );
+    let (code, _, err) = run_env(
+        &["report", "--ledger", &l, "--by", "party"],
+        &[("COSTSHARE_LEDGER_PATH", "replay")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
 }
