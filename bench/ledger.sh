@@ -9,8 +9,8 @@
 # Steps: init; record N new lines; record the same file again (a no-op); the
 # first report after the bulk load; report again; late lines whose caps reset
 # monthly, yearly and once a term (--impact); allocate, explain, history --id,
-# close, adjustments on the ledger; void one line and history (every entry), which
-# still replay the journal; verify (the integrity check) and verify
+# close, adjustments on the ledger; void one line (from the derived state) and history
+# (every entry: it still replays the journal); verify (the integrity check) and verify
 # --deep (statements re-derived, the derived state rebuilt and compared); then
 # amend and report, explain and allocate after it. Prints wall seconds and
 # peak memory (GNU time's maximum resident set size) for each step.

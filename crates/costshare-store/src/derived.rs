@@ -871,6 +871,29 @@ fn insert_into_bucket(b: &[u8], line: &CostLine) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The bucket without its line `id` dated `date` (`None`: no such line, or
+/// the bucket does not decode): the stored bytes spliced.
+fn remove_from_bucket(b: &[u8], id: &str, date: Date) -> Option<Vec<u8>> {
+    let mut r = R::new(b);
+    if r.u32()? != FORMAT {
+        return None;
+    }
+    let n = r.u32()? as usize;
+    for _ in 0..n {
+        let start = r.pos;
+        if skip_line(&mut r)? == (date, id.as_bytes()) {
+            let end = r.pos;
+            let mut out = Vec::with_capacity(b.len() - (end - start));
+            out.extend_from_slice(&FORMAT.to_le_bytes());
+            out.extend_from_slice(&(n as u32 - 1).to_le_bytes());
+            out.extend_from_slice(&b[8..start]);
+            out.extend_from_slice(&b[end..]);
+            return Some(out);
+        }
+    }
+    None
+}
+
 /// A shard: every recorded id of its hash, with the entry that recorded it
 /// and the entry that voided it (0: active).
 fn encode_shard<S: AsRef<str>>(ids: &[(S, u64, u64)]) -> Vec<u8> {
@@ -920,6 +943,28 @@ fn shard_push(b: &mut Vec<u8>, id: &str, seq: u64) -> Option<()> {
     w.u64(0);
     *b = w.0;
     Some(())
+}
+
+/// Mark the active id `id` of a shard's bytes voided by entry `void`
+/// (`None`: not there, already voided, or the shard does not decode).
+fn shard_void(b: &mut [u8], id: &str, void: u64) -> Option<()> {
+    let mut r = R::new(b);
+    if r.u32()? != FORMAT {
+        return None;
+    }
+    let n = r.u32()? as usize;
+    for _ in 0..n {
+        let k = r.u32()? as usize;
+        let this = r.take(k)?;
+        let at = r.pos + 8;
+        let (_, was) = (r.u64()?, r.u64()?);
+        if this == id.as_bytes() {
+            (was == 0).then_some(())?;
+            b[at..at + 8].copy_from_slice(&void.to_le_bytes());
+            return Some(());
+        }
+    }
+    None
 }
 
 fn shard_of(id: &str) -> u64 {
@@ -1877,52 +1922,17 @@ pub fn add_lines(
         );
         impact.reallocated += tied.0.lines.len();
         let mut moves = Moves::default();
-        for (i, l) in tied.0.lines.iter().enumerate() {
-            // line i here was line i0 before the new line came in
-            let i0 = match i.cmp(&k) {
-                std::cmp::Ordering::Less => i,
-                std::cmp::Ordering::Equal => continue,
-                std::cmp::Ordering::Greater => i - 1,
-            };
-            let (r0, r1) = (a0.row(i0), a1.row(i));
-            let (o0, o1) = (a0.open_until[i0], a1.open_until[i]);
-            if r0 == r1 && o0 == o1 {
-                continue;
-            }
-            let bad = || damaged(&bucket_key(0, c, l.date.month_index()));
-            let site = l.rest().ok_or_else(bad)?.site;
-            if o0 == o1 {
-                moves.change(
-                    l.date,
-                    site,
-                    o0,
-                    r1.iter().zip(r0).map(|(a, b)| *a as i128 - *b as i128),
-                );
-            } else {
-                moves.add(l.date, site, r0, o0, -1);
-                moves.add(l.date, site, r1, o1, 1);
-            }
-            if r0 != r1 {
-                let id = l.id().ok_or_else(bad)?;
-                let d = changed.entry(id.to_string()).or_insert_with(|| vec![0; r0.len()]);
-                for ((x, a), b) in d.iter_mut().zip(r1).zip(r0) {
-                    *x += a - b;
-                }
-            }
-            if o0 != o1 {
-                let mi = l.date.month_index();
-                if let Some(d) = o0 {
-                    let n = meta.open.entry((mi, d)).or_insert(0);
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        meta.open.remove(&(mi, d));
-                    }
-                }
-                if let Some(d) = o1 {
-                    *meta.open.entry((mi, d)).or_insert(0) += 1;
-                }
-            }
-        }
+        // line i here was line i0 before the new line came in
+        move_tied(
+            meta,
+            c,
+            &tied,
+            k,
+            (&a0, &|i| if i < k { i } else { i - 1 }),
+            (&a1, &|i| i),
+            &mut moves,
+            Some(&mut changed),
+        )?;
         moves.add(line.date, &line.site, a1.row(k), a1.open_until[k], 1);
         moves.apply(meta, c);
         drop(tied);
@@ -1961,6 +1971,153 @@ pub fn add_lines(
         blobs.push((shard_key(s), b));
     }
     Ok((impact, blobs))
+}
+
+/// The lines of `tied` but line `skip` whose allocation differs between
+/// `a0` (line i of `tied` is its line `a0.1(i)`) and `a1` (its line
+/// `a1.1(i)`): their parts move in the totals (through `moves`), their
+/// counts of lines provisional until a date in the meta, and their change by
+/// id into `changed` when asked. The one home of how a late line or a void
+/// moves the lines its periods tie to it.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn move_tied<'s>(
+    meta: &mut Meta,
+    c: usize,
+    tied: &Tied<'s>,
+    skip: usize,
+    a0: (&alloc::Allocation, &dyn Fn(usize) -> usize),
+    a1: (&alloc::Allocation, &dyn Fn(usize) -> usize),
+    moves: &mut Moves<'s>,
+    mut changed: Option<&mut BTreeMap<String, Vec<i64>>>,
+) -> Result<(), StoreError> {
+    for (i, l) in tied.0.lines.iter().enumerate() {
+        if i == skip {
+            continue;
+        }
+        let (i0, i1) = (a0.1(i), a1.1(i));
+        let (r0, r1) = (a0.0.row(i0), a1.0.row(i1));
+        let (o0, o1) = (a0.0.open_until[i0], a1.0.open_until[i1]);
+        if r0 == r1 && o0 == o1 {
+            continue;
+        }
+        let bad = || damaged(&bucket_key(0, c, l.date.month_index()));
+        let site = l.rest().ok_or_else(bad)?.site;
+        if o0 == o1 {
+            moves.change(
+                l.date,
+                site,
+                o0,
+                r1.iter().zip(r0).map(|(a, b)| *a as i128 - *b as i128),
+            );
+        } else {
+            moves.add(l.date, site, r0, o0, -1);
+            moves.add(l.date, site, r1, o1, 1);
+        }
+        if r0 != r1
+            && let Some(changed) = changed.as_deref_mut()
+        {
+            let id = l.id().ok_or_else(bad)?;
+            let d = changed.entry(id.to_string()).or_insert_with(|| vec![0; r0.len()]);
+            for ((x, a), b) in d.iter_mut().zip(r1).zip(r0) {
+                *x += a - b;
+            }
+        }
+        if o0 != o1 {
+            let mi = l.date.month_index();
+            if let Some(d) = o0 {
+                open_count(meta, mi, d, -1);
+            }
+            if let Some(d) = o1 {
+                open_count(meta, mi, d, 1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One more (`by` = 1) or one fewer (−1) line dated in month `mi` that is
+/// provisional until `d`; a count that comes to zero is dropped.
+fn open_count(meta: &mut Meta, mi: i32, d: Date, by: i64) {
+    let n = meta.open.entry((mi, d)).or_insert(0);
+    *n = n.saturating_add_signed(by);
+    if *n == 0 {
+        meta.open.remove(&(mi, d));
+    }
+}
+
+/// Void the active line `id`, recorded by entry `seq`, by entry `void`:
+/// the lines its capped periods tie it to are re-allocated without it
+/// (two allocations, as a late line's), the totals and provisional counts
+/// move, the line leaves its bucket, and its id's record in its shard
+/// names the void. Returns the blobs to write besides the meta (the
+/// caller's, with its new head). What a rebuild after the void would hold.
+pub fn remove_line(
+    backend: &mut dyn Backend,
+    ag: &Agreement,
+    meta: &mut Meta,
+    id: &str,
+    seq: u64,
+    void: u64,
+) -> Result<Vec<Blob>, StoreError> {
+    let (_, body) = line_entry(backend, id, seq)?;
+    let skey = shard_key_of(id);
+    let date = Date::parse(&body.date).ok_or_else(|| damaged(&skey))?;
+    let c = ag
+        .categories
+        .iter()
+        .position(|k| k.id == body.category)
+        .ok_or_else(|| damaged(&skey))?;
+    let (lo, hi) = alloc::tied_range(ag, c, date);
+    let (m0, m1) = (lo.month_index(), hi.month_index());
+    let keys: Vec<String> = (m0..=m1).map(|m| bucket_key(0, c, m)).collect();
+    let buckets = need_many(backend, meta, &keys)?;
+    let room: usize = buckets.iter().filter_map(|b| bucket_len(b)).sum();
+    let mut tied = Tied(BLines::with_capacity(room));
+    for (b, key) in buckets.iter().zip(&keys) {
+        decode_bucket_into(b, lo, hi, &mut tied.0).ok_or_else(|| damaged(key))?;
+    }
+    let mi = date.month_index();
+    let mkey = bucket_key(0, c, mi);
+    let k = tied
+        .0
+        .lines
+        .iter()
+        .position(|l| l.date == date && l.id == id.as_bytes())
+        .ok_or_else(|| damaged(&mkey))?;
+    let one = single_category(ag, c);
+    let (a0, a1) = both(
+        || alloc::allocate_lines(&one, &tied, ag.start),
+        || alloc::allocate_lines(&one, &Without(&tied, k), ag.start),
+    );
+    let mut moves = Moves::default();
+    // line i here is line i1 once the voided line is gone
+    move_tied(
+        meta,
+        c,
+        &tied,
+        k,
+        (&a0, &|i| i),
+        (&a1, &|i| if i < k { i } else { i - 1 }),
+        &mut moves,
+        None,
+    )?;
+    let gone = tied.0.lines[k];
+    let site = gone.rest().ok_or_else(|| damaged(&mkey))?.site;
+    moves.add(date, site, a0.row(k), a0.open_until[k], -1);
+    moves.apply(meta, c);
+    if let Some(d) = a0.open_until[k] {
+        open_count(meta, mi, d, -1);
+    }
+    meta.lines = meta.lines.checked_sub(1).ok_or_else(|| damaged("meta"))?;
+    meta.total -= gone.amount as i128;
+    drop(tied);
+    let b = buckets
+        .get(usize::try_from(mi - m0).map_err(|_| damaged(&mkey))?)
+        .ok_or_else(|| damaged(&mkey))?;
+    let bucket = remove_from_bucket(b, id, date).ok_or_else(|| damaged(&mkey))?;
+    let mut shard = get(backend, meta, &skey)?.into_vec();
+    shard_void(&mut shard, id, void).ok_or_else(|| damaged(&skey))?;
+    Ok(vec![(mkey, bucket), (skey, shard)])
 }
 
 /// The agreement with only category `c` (as category 0): the allocator

@@ -1040,6 +1040,54 @@ impl Ledger {
         })
     }
 
+    /// [`Ledger::void`] from the derived state, without replaying the
+    /// journal: the void entry appended, and the derived state moved as a
+    /// rebuild would have it ([`derived::remove_line`]: only the dates the
+    /// line's capped periods tie it to are re-allocated). `None` when it
+    /// needs the full path (no fresh derived state, several agreement
+    /// versions, an id never recorded or already voided: the full path then
+    /// voids it or refuses in its own words).
+    pub fn void_fast(&mut self, id: &str, reason: &str, now: &str) -> Result<Option<()>, LedgerError> {
+        let who = self.author.clone();
+        self.with_fresh_meta(|l, mut meta| {
+            let backend = l.backend.as_mut();
+            if meta.versions.len() != 1 {
+                return Ok(None);
+            }
+            let Some(rec) = derived::lookup(backend, &meta, id)? else {
+                return Ok(None);
+            };
+            if rec.void != 0 {
+                return Ok(None);
+            }
+            let (ag, _) = derived::agreement(backend, &meta)?;
+            let void_seq = meta.seq + 1;
+            let body = Body::Void {
+                id: id.to_string(),
+                reason: reason.to_string(),
+                by: String::new(),
+            };
+            let blobs = derived::remove_line(backend, &ag, &mut meta, id, rec.seq, void_seq)?;
+            let last = append(
+                backend,
+                std::iter::once(body),
+                void_seq,
+                meta.head.clone(),
+                now,
+                &who,
+                &mut |_| Ok(()),
+            )?;
+            if let Some((seq, hash)) = last {
+                meta.seq = seq;
+                meta.head = hash;
+            }
+            l.last = Some((meta.seq, meta.head.clone()));
+            let head = meta.head.clone();
+            derived::put_with_meta(l.backend.as_mut(), &head, &blobs, meta)?;
+            Ok(Some(((), true)))
+        })
+    }
+
     /// A new version of the agreement for lines dated on or after `effective`.
     pub fn amend(&mut self, agreement: Input<'_>, effective: Date, now: &str) -> Result<u32, LedgerError> {
         let (b, text) = load_agreement(&agreement)?;

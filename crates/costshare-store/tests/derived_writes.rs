@@ -214,3 +214,77 @@ fn small_record_is_the_no_op_or_the_fast_path() {
     assert_eq!(l.head().unwrap(), head);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A void from the derived state (`void_fast`) on every example agreement:
+/// each leaves the derived state equal to a rebuild from the journal, blob
+/// for blob (`verify --deep`), and what the replay allocates (`common::check`);
+/// it declines (`None`) what the full path must word — an id never
+/// recorded, one already voided — and a ledger of several versions.
+#[test]
+fn fast_void_equals_the_full_path() {
+    use costshare_store::{DerivedStatus, Verified, VerifyOptions};
+    let dir = std::env::temp_dir().join(format!("costshare-dv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let deep = VerifyOptions {
+        deep: true,
+        ..VerifyOptions::default()
+    };
+    let mut voided = 0;
+    for (n, (name, text)) in examples().into_iter().enumerate() {
+        let ag = costshare_core::load(&text).agreement.expect("example loads");
+        let base = dir.join(format!("v{n}.db")).display().to_string();
+        let (mut l, _) = Ledger::init(&base, input(&name, &text), None, NOW).unwrap();
+        let mut rng = Rng::new(n as u64 + 29);
+        let first = lines_csv(&ag, &mut rng, 120, "a");
+        l.record(input("first.csv", &first), None, NOW).unwrap();
+        let ids: Vec<String> = first
+            .lines()
+            .skip(1)
+            .filter_map(|r| r.split(',').next().map(str::to_string))
+            .collect();
+        for k in 0..6 {
+            let id = &ids[(rng.next_u64() % ids.len() as u64) as usize];
+            let before = l.head().unwrap();
+            match l.void_fast(id, &format!("test {k}"), NOW).unwrap() {
+                Some(()) => voided += 1,
+                // voided already by an earlier draw: the full path words it
+                None => {
+                    assert_eq!(l.head().unwrap(), before, "{name}: a declined void wrote");
+                    assert!(
+                        matches!(l.void(id, "again", NOW), Err(LedgerError::Refused(_))),
+                        "{name} {id}"
+                    );
+                    continue;
+                }
+            }
+            common::check(&mut l, &format!("{name}: after voiding {id}"));
+            match l.verify_with(&deep).unwrap() {
+                Verified::Ok { derived, .. } => assert_eq!(derived, DerivedStatus::Consistent, "{name} {id}"),
+                other => panic!("{name} {id}: {other:?}"),
+            }
+            // a late line after it still takes the fast path, onto the moved state
+            let late = lines_csv(&ag, &mut rng, 1, &format!("late{k}-"));
+            l.record_fast(input("late.csv", &late), NOW)
+                .unwrap()
+                .expect("fast path");
+            common::check(&mut l, &format!("{name}: a late line after voiding {id}"));
+        }
+        assert_eq!(l.void_fast("never-recorded", "x", NOW).unwrap(), None, "{name}");
+        if ag.fy_count >= 2 {
+            let (second, _) = ag.calendar.fy_bounds(ag.first_fy + 1);
+            l.amend(input("v2.toml", &text), second, NOW).unwrap();
+            let before = l.head().unwrap();
+            for id in ids.iter().take(10) {
+                assert_eq!(
+                    l.void_fast(id, "x", NOW).unwrap(),
+                    None,
+                    "{name}: two versions take the full path"
+                );
+            }
+            assert_eq!(l.head().unwrap(), before, "{name}");
+        }
+    }
+    assert!(voided >= 20, "{voided} voids by the fast path");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1371,6 +1371,15 @@ fn derived_state_follows_late_lines(target: &str) {
     }
     l.void("a0003", "test", now).unwrap();
     check(&mut l, "after a void");
+    l.void_fast("a0005", "from the derived state", now)
+        .unwrap()
+        .expect("fast path");
+    check(&mut l, "after a void from the derived state");
+    assert_eq!(
+        l.void_fast("a0005", "again", now).unwrap(),
+        None,
+        "already voided: the full path words it"
+    );
     // the integrity check ties every blob to the meta; the deep one compares them with a rebuild
     match l.verify().unwrap() {
         Verified::Ok { derived, .. } => assert_eq!(derived, costshare_store::DerivedStatus::Sealed),
