@@ -69,6 +69,17 @@ fn seq_of(r: &postgres::Row, location: &str) -> Result<u64, StoreError> {
     entry_number(seq, location)
 }
 
+/// A journal row selected as `seq, body, prev_hash, hash`, as stored.
+fn stored_of(r: &postgres::Row, location: &str) -> Result<Stored, StoreError> {
+    let seq = seq_of(r, location)?;
+    Ok(Stored {
+        seq,
+        body: column(r, 1, BODY, seq, location)?,
+        prev_hash: column(r, 2, PREV_HASH, seq, location)?,
+        hash: column(r, 3, HASH, seq, location)?,
+    })
+}
+
 const BODY: (&str, &str) = ("body", "BYTEA");
 const BODY_TYPE: (&str, Type, &str) = ("body", Type::BYTEA, "BYTEA");
 const PREV_HASH: (&str, &str) = ("prev_hash", "TEXT");
@@ -206,17 +217,7 @@ impl Backend for Pg {
             .query("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq", &[])
             .map_err(db)?;
         let at = redact(&self.url);
-        rows.iter()
-            .map(|r| {
-                let seq = seq_of(r, &at)?;
-                Ok(Stored {
-                    seq,
-                    body: column(r, 1, BODY, seq, &at)?,
-                    prev_hash: column(r, 2, PREV_HASH, seq, &at)?,
-                    hash: column(r, 3, HASH, seq, &at)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| stored_of(r, &at)).collect()
     }
 
     fn for_each_stored(&mut self, f: &mut StoredVisitor<'_>) -> Result<(), StoreError> {
@@ -308,17 +309,7 @@ impl Backend for Pg {
             )
             .map_err(db)?;
         let at = redact(&self.url);
-        rows.first()
-            .map(|r| {
-                let seq = seq_of(r, &at)?;
-                Ok(Stored {
-                    seq,
-                    body: column(r, 1, BODY, seq, &at)?,
-                    prev_hash: column(r, 2, PREV_HASH, seq, &at)?,
-                    hash: column(r, 3, HASH, seq, &at)?,
-                })
-            })
-            .transpose()
+        rows.first().map(|r| stored_of(r, &at)).transpose()
     }
 
     fn entry_linked(&mut self, seq: u64) -> Result<Vec<Stored>, StoreError> {
@@ -331,17 +322,7 @@ impl Backend for Pg {
             )
             .map_err(db)?;
         let at = redact(&self.url);
-        rows.iter()
-            .map(|r| {
-                let seq = seq_of(r, &at)?;
-                Ok(Stored {
-                    seq,
-                    body: column(r, 1, BODY, seq, &at)?,
-                    prev_hash: column(r, 2, PREV_HASH, seq, &at)?,
-                    hash: column(r, 3, HASH, seq, &at)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| stored_of(r, &at)).collect()
     }
 
     fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

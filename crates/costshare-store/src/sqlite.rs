@@ -116,6 +116,17 @@ fn seq_of(r: &rusqlite::Row<'_>, location: &str) -> Result<u64, StoreError> {
     entry_number(seq, location)
 }
 
+/// A journal row selected as `seq, body, prev_hash, hash`, as stored.
+fn stored_of(r: &rusqlite::Row<'_>, location: &str) -> Result<Stored, StoreError> {
+    let seq = seq_of(r, location)?;
+    Ok(Stored {
+        seq,
+        body: column(r, 1, BODY, seq, location)?,
+        prev_hash: column(r, 2, PREV_HASH, seq, location)?,
+        hash: column(r, 3, HASH, seq, location)?,
+    })
+}
+
 const BODY: (&str, &str) = ("body", "BLOB");
 const PREV_HASH: (&str, &str) = ("prev_hash", "TEXT");
 const HASH: (&str, &str) = ("hash", "TEXT");
@@ -229,13 +240,7 @@ impl Backend for Sqlite {
         let mut rows = st.query([]).map_err(db)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(db)? {
-            let seq = seq_of(r, &self.path)?;
-            out.push(Stored {
-                seq,
-                body: column(r, 1, BODY, seq, &self.path)?,
-                prev_hash: column(r, 2, PREV_HASH, seq, &self.path)?,
-                hash: column(r, 3, HASH, seq, &self.path)?,
-            });
+            out.push(stored_of(r, &self.path)?);
         }
         Ok(out)
     }
@@ -310,15 +315,7 @@ impl Backend for Sqlite {
             .map_err(db)?;
         let mut rows = st.query([]).map_err(db)?;
         match rows.next().map_err(db)? {
-            Some(r) => {
-                let seq = seq_of(r, &self.path)?;
-                Ok(Some(Stored {
-                    seq,
-                    body: column(r, 1, BODY, seq, &self.path)?,
-                    prev_hash: column(r, 2, PREV_HASH, seq, &self.path)?,
-                    hash: column(r, 3, HASH, seq, &self.path)?,
-                }))
-            }
+            Some(r) => Ok(Some(stored_of(r, &self.path)?)),
             None => Ok(None),
         }
     }
@@ -331,13 +328,7 @@ impl Backend for Sqlite {
         let mut rows = st.query([seq as i64]).map_err(db)?;
         let mut out = Vec::with_capacity(2);
         while let Some(r) = rows.next().map_err(db)? {
-            let seq = seq_of(r, &self.path)?;
-            out.push(Stored {
-                seq,
-                body: column(r, 1, BODY, seq, &self.path)?,
-                prev_hash: column(r, 2, PREV_HASH, seq, &self.path)?,
-                hash: column(r, 3, HASH, seq, &self.path)?,
-            });
+            out.push(stored_of(r, &self.path)?);
         }
         Ok(out)
     }
