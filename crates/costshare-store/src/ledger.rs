@@ -1547,32 +1547,31 @@ impl Ledger {
             // the head now (a write may have landed meanwhile: see below)
             let mut bad: Option<String> = None;
             let backend = self.backend.as_mut();
-            let fresh = match derived::meta(backend) {
-                Ok(Some(m)) if m.seq == st.entries && m.head == st.head => Some(m),
-                Ok(_) => None,
+            // the meta read before the head below: a write landing between
+            // the two only makes the head newer than the meta
+            let (fresh, stale) = match derived::meta(backend) {
+                Ok(Some(m)) if m.seq == st.entries && m.head == st.head => (Some(m), None),
+                Ok(m) => (None, m),
                 Err(StoreError::Cache(key)) => {
                     bad = Some(key);
-                    None
+                    (None, None)
                 }
                 Err(e) => return Err(e.into()),
             };
             if let Some(meta) = &fresh {
                 bad = derived::differs(backend, meta, &blobs)?;
             }
+            let head = backend.head()?;
             // a journal cut off at its end, or its last entry replaced, since
             // the derived state was written: told unless repairing (a
             // rebuild takes the journal as it is)
-            if fresh.is_none()
-                && !repair
-                && let Ok(Some(m)) = derived::meta(backend)
-                && let Some(cut) = derived::cut_off(&m, backend.head()?.as_ref().map(|(s, h)| (*s, h.as_str())))
+            if !repair
+                && let Some(m) = &stale
+                && let Some(cut) = derived::cut_off(m, head.as_ref().map(|(s, h)| (*s, h.as_str())))
             {
                 return Ok(cut_off_bad(cut));
             }
-            let moved = self
-                .backend
-                .head()?
-                .is_none_or(|(seq, h)| seq != st.entries || h != st.head);
+            let moved = head.is_none_or(|(seq, h)| seq != st.entries || h != st.head);
             match bad {
                 None if fresh.is_some() => DerivedStatus::Consistent,
                 _ if moved => DerivedStatus::NotChecked,
