@@ -2067,15 +2067,8 @@ pub fn remove_line(
         .iter()
         .position(|k| k.id == body.category)
         .ok_or_else(|| damaged(&skey))?;
-    let (lo, hi) = alloc::tied_range(ag, c, date);
-    let (m0, m1) = (lo.month_index(), hi.month_index());
-    let keys: Vec<String> = (m0..=m1).map(|m| bucket_key(0, c, m)).collect();
-    let buckets = need_many(backend, meta, &keys)?;
-    let room: usize = buckets.iter().filter_map(|b| bucket_len(b)).sum();
-    let mut tied = Tied(BLines::with_capacity(room));
-    for (b, key) in buckets.iter().zip(&keys) {
-        decode_bucket_into(b, lo, hi, &mut tied.0).ok_or_else(|| damaged(key))?;
-    }
+    let buckets = tied_blobs(backend, meta, ag, 0, c, alloc::tied_range(ag, c, date))?;
+    let tied = Tied(buckets.view()?.lines);
     let mi = date.month_index();
     let mkey = bucket_key(0, c, mi);
     let k = tied
@@ -2111,8 +2104,10 @@ pub fn remove_line(
     meta.lines = meta.lines.checked_sub(1).ok_or_else(|| damaged("meta"))?;
     meta.total -= gone.amount as i128;
     drop(tied);
-    let b = buckets
-        .get(usize::try_from(mi - m0).map_err(|_| damaged(&mkey))?)
+    let (_, b) = buckets
+        .blobs
+        .iter()
+        .find(|(key, _)| *key == mkey)
         .ok_or_else(|| damaged(&mkey))?;
     let bucket = remove_from_bucket(b, id, date).ok_or_else(|| damaged(&mkey))?;
     let mut shard = get(backend, meta, &skey)?.into_vec();
