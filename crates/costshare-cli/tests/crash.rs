@@ -1,7 +1,9 @@
 //! A SQLite ledger under `kill -9` and under concurrent writers.
 //!
 //! `record` runs in one transaction (BEGIN IMMEDIATE, read the journal,
-//! append, COMMIT) on a WAL database with `synchronous = FULL`. So a `record`
+//! append, COMMIT) on a WAL database with `synchronous = FULL`, or, for a
+//! bulk file when no other connection is open, in rollback-journal mode
+//! with `synchronous = EXTRA` (the big file here is one). So a `record`
 //! killed at any moment leaves the ledger holding none or all of its file,
 //! never a part, and the ledger still verifies; recording the file again
 //! completes it. Concurrent `record`s wait for each other and every line ends
@@ -292,6 +294,10 @@ fn kill_9_during_record_leaves_none_or_all_of_the_file() {
         let killed_at = t.elapsed();
         let out = child.wait_with_output().unwrap();
         let wal = std::fs::metadata(format!("{ledger}-wal")).map(|m| m.len()).unwrap_or(0);
+        // a bulk write killed in rollback-journal mode leaves a hot journal
+        let journal = std::fs::metadata(format!("{ledger}-journal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         let held = check_none_or_all(&ledger, &what);
         let kind = match (exited_before, held) {
             (Some(status), _) => {
@@ -307,10 +313,11 @@ fn kill_9_during_record_leaves_none_or_all_of_the_file() {
             (None, Held::All) => "killed after its commit; ALL recorded",
         };
         println!(
-            "{what}: SIGKILL sent at {} ms; {kind} (exit: {}; WAL left {} bytes)",
+            "{what}: SIGKILL sent at {} ms; {kind} (exit: {}; WAL left {} bytes, rollback journal {} bytes)",
             killed_at.as_millis(),
             out.status,
-            wal
+            wal,
+            journal
         );
         *tally.entry(kind).or_insert(0) += 1;
         match held {
@@ -392,4 +399,94 @@ fn concurrent_records_put_every_line_in_once() {
     assert_eq!(per.get("C").copied(), Some(BIG), "{per:?}");
     assert_eq!(per.len(), 3, "{per:?}");
     println!("three concurrent records: {} s in all", started.elapsed().as_secs_f64());
+}
+
+/// The journal mode the ledger's file is in, read by a connection of its own.
+fn journal_mode(ledger: &str) -> String {
+    let c = rusqlite::Connection::open(ledger).unwrap();
+    c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap()
+}
+
+/// A bulk `record` (more rows than the fast path takes) writes in
+/// rollback-journal mode when no other connection is open: readers started
+/// meanwhile wait for it and answer (with none or all of the file), never
+/// fail, and the ledger is back in WAL mode afterwards. (The kill test above
+/// kills such a write at every point.)
+#[test]
+fn readers_during_a_bulk_record_wait_and_answer() {
+    let _serial = serial();
+    let d = Dir::new("bulkread");
+    let a = d.file("agreement.toml", AGREEMENT);
+    let small = d.file("small.csv", costs("S", SMALL));
+    let big = d.file("big.csv", costs("B", BIG));
+    let l = fresh_ledger(&d, "l.db", &a, &small);
+    assert_eq!(journal_mode(&l), "wal");
+    let mut child = bin()
+        .args(["record", &l, &big])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut answers = HashMap::new();
+    loop {
+        let running = child.try_wait().unwrap().is_none();
+        let out = run(&["history", &l, "--format", "csv"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "a reader during the bulk record failed:\n{}",
+            text(&out.stderr)
+        );
+        let lines = text(&out.stdout).lines().filter(|r| r.contains(",line,")).count();
+        assert!(lines == SMALL || lines == SMALL + BIG, "a reader saw {lines} lines");
+        *answers.entry(lines).or_insert(0) += 1;
+        if !running {
+            break;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    println!("readers' answers (lines seen: times): {answers:?}");
+    assert_eq!(journal_mode(&l), "wal");
+    assert_eq!(verify(&l), FULL_ENTRIES);
+}
+
+/// With another connection open (a server's pool), a bulk `record` cannot
+/// leave WAL mode: it writes in WAL mode as any write, and that connection
+/// reads meanwhile without waiting (a busy timeout of zero would fail).
+#[test]
+fn a_bulk_record_beside_an_open_connection_keeps_wal_mode() {
+    let _serial = serial();
+    let d = Dir::new("bulkopen");
+    let a = d.file("agreement.toml", AGREEMENT);
+    let small = d.file("small.csv", costs("S", SMALL));
+    let big = d.file("big.csv", costs("B", BIG));
+    let l = fresh_ledger(&d, "l.db", &a, &small);
+    let open = rusqlite::Connection::open(&l).unwrap();
+    open.busy_timeout(Duration::ZERO).unwrap();
+    let count = || -> i64 {
+        open.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("the open connection could not read during the bulk record: {e}"))
+    };
+    assert_eq!(count(), BASE_ENTRIES as i64);
+    let mut child = bin()
+        .args(["record", &l, &big])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reads = 0;
+    while child.try_wait().unwrap().is_none() {
+        let n = count();
+        assert!(n == BASE_ENTRIES as i64 || n == FULL_ENTRIES as i64, "{n} entries");
+        reads += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(count(), FULL_ENTRIES as i64);
+    let mode: String = open.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal", "after {reads} reads");
+    drop(open);
+    assert_eq!(verify(&l), FULL_ENTRIES);
 }
