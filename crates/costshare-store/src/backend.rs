@@ -85,12 +85,15 @@ pub fn entry_number(seq: i64, location: &str) -> Result<u64, StoreError> {
 
 impl std::error::Error for StoreError {}
 
-/// A journal row as inserted: the stored entry plus the columns kept for
-/// people querying the table by hand.
+/// A journal row as inserted: the stored entry (seq, bytes, both hashes)
+/// plus the columns kept for people querying the table by hand.
 pub struct Row<'a> {
-    pub stored: &'a Stored,
+    pub seq: u64,
     pub kind: &'a str,
     pub at: &'a str,
+    pub body: &'a [u8],
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
 }
 
 /// A journal row as stored, borrowed from the database's row for the time

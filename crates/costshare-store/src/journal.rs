@@ -83,6 +83,59 @@ pub struct LineBody {
     pub paid_by: String,
 }
 
+/// A line's recorded values borrowed: [`LineBody`] without owning its
+/// text, as a bulk write seals new lines straight from the checked rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LineFields<'a> {
+    pub batch: u64,
+    pub id: &'a str,
+    pub date: &'a str,
+    pub category: &'a str,
+    pub amount: &'a str,
+    pub currency: &'a str,
+    pub quantity: &'a str,
+    pub site: &'a str,
+    pub description: &'a str,
+    pub replaces: &'a str,
+    pub paid_by: &'a str,
+}
+
+impl LineBody {
+    pub fn fields(&self) -> LineFields<'_> {
+        LineFields {
+            batch: self.batch,
+            id: &self.id,
+            date: &self.date,
+            category: &self.category,
+            amount: &self.amount,
+            currency: &self.currency,
+            quantity: &self.quantity,
+            site: &self.site,
+            description: &self.description,
+            replaces: &self.replaces,
+            paid_by: &self.paid_by,
+        }
+    }
+}
+
+impl LineFields<'_> {
+    pub fn to_body(&self) -> LineBody {
+        LineBody {
+            batch: self.batch,
+            id: self.id.to_string(),
+            date: self.date.to_string(),
+            category: self.category.to_string(),
+            amount: self.amount.to_string(),
+            currency: self.currency.to_string(),
+            quantity: self.quantity.to_string(),
+            site: self.site.to_string(),
+            description: self.description.to_string(),
+            replaces: self.replaces.to_string(),
+            paid_by: self.paid_by.to_string(),
+        }
+    }
+}
+
 /// A transfer between parties, as recorded by `pay` (values normalized:
 /// amount with its currency's decimals).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -155,6 +208,12 @@ impl Stored {
 }
 
 fn esc(out: &mut String, v: &str) {
+    // most values have nothing to escape: copied whole (a bulk write seals
+    // ten values a line, and this was 3% of it char by char)
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t')) {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -196,16 +255,46 @@ fn field(out: &mut String, k: &str, v: &str) {
     out.push('\n');
 }
 
+/// The fields every entry's canonical bytes start with.
+fn write_head(o: &mut String, seq: u64, at: &str, kind: &str, who: &str) {
+    let _ = writeln!(o, "seq={seq}");
+    field(o, "at", at);
+    field(o, "kind", kind);
+    if !who.is_empty() {
+        field(o, "who", who);
+    }
+}
+
+/// A line's fields, after the head: the one home of a line entry's bytes.
+fn write_line(o: &mut String, l: &LineFields<'_>) {
+    let _ = writeln!(o, "batch={}", l.batch);
+    field(o, "id", l.id);
+    field(o, "date", l.date);
+    field(o, "category", l.category);
+    field(o, "amount", l.amount);
+    field(o, "currency", l.currency);
+    field(o, "quantity", l.quantity);
+    field(o, "site", l.site);
+    field(o, "description", l.description);
+    field(o, "replaces", l.replaces);
+    // optional, so that lines without it keep their bytes
+    if !l.paid_by.is_empty() {
+        field(o, "paid_by", l.paid_by);
+    }
+}
+
+/// The canonical bytes of line entry `seq` (what [`canonical`] gives for
+/// it), appended to `o` without building the entry.
+pub fn canonical_line_into(o: &mut String, seq: u64, at: &str, who: &str, l: &LineFields<'_>) {
+    write_head(o, seq, at, "line", who);
+    write_line(o, l);
+}
+
 /// The canonical bytes of an entry.
 pub fn canonical(e: &Entry) -> Vec<u8> {
     // a line's entry is about 180 bytes: room for it at once
     let mut o = String::with_capacity(320);
-    field(&mut o, "seq", &e.seq.to_string());
-    field(&mut o, "at", &e.at);
-    field(&mut o, "kind", e.body.kind());
-    if !e.who.is_empty() {
-        field(&mut o, "who", &e.who);
-    }
+    write_head(&mut o, e.seq, &e.at, e.body.kind(), &e.who);
     match &e.body {
         Body::Init { format } => field(&mut o, "format", format),
         Body::Agreement {
@@ -231,22 +320,7 @@ pub fn canonical(e: &Entry) -> Vec<u8> {
             field(&mut o, "sha256", sha256);
             field(&mut o, "rows", &rows.to_string());
         }
-        Body::Line(l) => {
-            field(&mut o, "batch", &l.batch.to_string());
-            field(&mut o, "id", &l.id);
-            field(&mut o, "date", &l.date);
-            field(&mut o, "category", &l.category);
-            field(&mut o, "amount", &l.amount);
-            field(&mut o, "currency", &l.currency);
-            field(&mut o, "quantity", &l.quantity);
-            field(&mut o, "site", &l.site);
-            field(&mut o, "description", &l.description);
-            field(&mut o, "replaces", &l.replaces);
-            // optional, so that lines without it keep their bytes
-            if !l.paid_by.is_empty() {
-                field(&mut o, "paid_by", &l.paid_by);
-            }
-        }
+        Body::Line(l) => write_line(&mut o, &l.fields()),
         Body::Payment(p) => {
             field(&mut o, "id", &p.id);
             field(&mut o, "date", &p.date);
@@ -447,13 +521,18 @@ pub fn is_hex_of(text: &str, bytes: &[u8]) -> bool {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
+    hex_to(&mut s, bytes);
+    s
+}
+
+/// [`hex`], appended to `s`.
+pub fn hex_to(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         s.push(DIGITS[(b >> 4) as usize] as char);
         s.push(DIGITS[(b & 15) as usize] as char);
     }
-    s
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -480,6 +559,42 @@ pub fn seal(entries: &[Entry], mut prev: String) -> Vec<Stored> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line sealed from its borrowed fields (a bulk write) has the bytes
+    /// of the same line sealed as an entry, escapes and the optional
+    /// `paid_by` included, and reads back to the same body.
+    #[test]
+    fn a_line_written_from_its_fields_is_its_canonical_entry() {
+        for paid_by in ["", "JP"] {
+            let body = LineBody {
+                batch: 7,
+                id: "r\"1,\n\\x".into(),
+                date: "2022-05-01".into(),
+                category: "utilities".into(),
+                amount: "10.50".into(),
+                currency: "USD".into(),
+                quantity: "2.5".into(),
+                site: "Camp\tFoster\r".into(),
+                description: "a=b".into(),
+                replaces: "r0".into(),
+                paid_by: paid_by.into(),
+            };
+            let e = Entry {
+                seq: 42,
+                at: "2026-11-30T08:00:00Z".into(),
+                who: "analyst".into(),
+                body: Body::Line(body.clone()),
+            };
+            let mut o = String::from("left as it was\n");
+            canonical_line_into(&mut o, 42, &e.at, &e.who, &body.fields());
+            let whole = canonical(&e);
+            assert_eq!(
+                o.strip_prefix("left as it was\n").map(str::as_bytes),
+                Some(whole.as_slice())
+            );
+            assert_eq!(decode(&whole).map(|d| d.body), Ok(Body::Line(body.fields().to_body())));
+        }
+    }
 
     #[test]
     fn round_trip_every_kind() {

@@ -7,7 +7,7 @@
 
 use crate::backend::{self, Backend, Row, StoreError};
 use crate::derived::{self, LateImpact};
-use crate::journal::{self, Body, Entry, LineBody, StatementRow};
+use crate::journal::{self, Body, Entry, LineBody, LineFields, StatementRow};
 use crate::packed::{LineSource, LineView, Packed, view_of};
 use crate::state::{self, State};
 use costshare_core::agreement::Agreement;
@@ -15,7 +15,7 @@ use costshare_core::alloc::Lines;
 use costshare_core::calendar::{Date, FiscalYear};
 use costshare_core::costs::{self, CostLine, RowError, RowRef, for_each_row, parse_rates_partial, validate_ref};
 use costshare_core::fxhash::BuildFx;
-use costshare_core::money::format_minor;
+use costshare_core::money::write_minor;
 use costshare_core::num::fmt_ratio;
 use std::collections::HashMap;
 use std::fmt;
@@ -645,16 +645,10 @@ impl Ledger {
                 })
             });
             let batch = first_new - 1;
-            let lines = new_line_bodies(st, per_version.as_deref(), &order, &written, batch);
-            let last = append(
-                backend,
-                bodies.into_iter().chain(lines),
-                base,
-                prev,
-                now,
-                author,
-                &mut |_| Ok(()),
-            );
+            let lines = per_version
+                .as_deref()
+                .map(|per_version| LineWriter::new(st, per_version, &order, &written, batch));
+            let last = append(backend, bodies, lines, base, prev, now, author);
             (last, build.join())
         });
         let last = last?;
@@ -878,15 +872,7 @@ impl Ledger {
             new_lines.push((cl, batch_seq + 1 + n as u64));
         }
         outcome.recorded = fresh.len() as u64;
-        let last = append(
-            backend,
-            bodies.into_iter(),
-            batch_seq,
-            meta.head.clone(),
-            now,
-            &who,
-            &mut |_| Ok(()),
-        )?;
+        let last = append(backend, bodies, None, batch_seq, meta.head.clone(), now, &who)?;
         let (impact, blobs) = derived::add_lines(backend, &ag, &mut meta, new_lines)?;
         if let Some((seq, hash)) = last {
             meta.seq = seq;
@@ -1076,15 +1062,7 @@ impl Ledger {
                 by: String::new(),
             };
             let blobs = derived::remove_line(backend, &ag, &mut meta, id, rec.seq, void_seq)?;
-            let last = append(
-                backend,
-                std::iter::once(body),
-                void_seq,
-                meta.head.clone(),
-                now,
-                &who,
-                &mut |_| Ok(()),
-            )?;
+            let last = append(backend, vec![body], None, void_seq, meta.head.clone(), now, &who)?;
             if let Some((seq, hash)) = last {
                 meta.seq = seq;
                 meta.head = hash;
@@ -1328,15 +1306,7 @@ impl Ledger {
             forced: why.is_some(),
             rows: rows.clone(),
         };
-        let last = append(
-            backend,
-            std::iter::once(body),
-            seq,
-            meta.head.clone(),
-            now,
-            &who,
-            &mut |_| Ok(()),
-        )?;
+        let last = append(backend, vec![body], None, seq, meta.head.clone(), now, &who)?;
         let Some((entries, head)) = last else {
             return Ok(None);
         };
@@ -2029,102 +1999,190 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
     Ok(out)
 }
 
-/// Seal `bodies` as entries `base`, `base + 1`, … chained after `head` and
-/// insert them (inside the caller's write transaction). Returns the last
-/// entry's seq and hash. Sealing runs on a second thread while this one
-/// inserts: the hash chain is sequential, but the canonical bytes and hashes
-/// of one chunk are ready while the database takes the previous chunk, and
-/// chunks are freed as they land.
+/// Seal `bodies`, then the new lines `lines` writes, as entries `base`,
+/// `base + 1`, … chained after `head` and insert them (inside the caller's
+/// write transaction). Returns the last entry's seq and hash. Sealing runs
+/// on a second thread while this one inserts: the hash chain is sequential,
+/// but the canonical bytes and hashes of one chunk are ready while the
+/// database takes the previous chunk, and chunks are freed as they land. A
+/// chunk holds its entries' bytes and hashes in two buffers: a bulk write's
+/// million lines are sealed without an allocation of their own.
 fn append(
     backend: &mut dyn Backend,
-    bodies: impl Iterator<Item = Body> + Send,
+    bodies: Vec<Body>,
+    mut lines: Option<LineWriter<'_>>,
     base: u64,
     head: String,
     now: &str,
     who: &str,
-    landed: &mut dyn FnMut(Entry) -> Result<(), StoreError>,
 ) -> Result<Option<(u64, String)>, LedgerError> {
     // small enough that the chunks in flight (about four) stay a few MB
     const CHUNK: usize = 4_096;
     let mut last: Option<(u64, String)> = None;
     std::thread::scope(|s| -> Result<(), LedgerError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Entry>, Vec<journal::Stored>)>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Sealed>(2);
         s.spawn(move || {
             let mut prev = head;
-            let mut it = bodies.enumerate();
+            let mut bodies = bodies.into_iter();
+            let mut seq = base;
+            let mut o = String::with_capacity(512);
             loop {
-                let chunk: Vec<Entry> = it
-                    .by_ref()
-                    .take(CHUNK)
-                    .map(|(i, body)| Entry {
-                        seq: base + i as u64,
-                        at: now.to_string(),
-                        who: who.to_string(),
-                        body,
-                    })
-                    .collect();
-                let Some(_) = chunk.last() else { break };
-                let sealed = journal::seal(&chunk, prev.clone());
-                if let Some(l) = sealed.last() {
-                    prev = l.hash.clone();
+                let mut chunk = Sealed {
+                    first: seq,
+                    prev: std::mem::take(&mut prev),
+                    kinds: Vec::with_capacity(CHUNK),
+                    bytes: Vec::with_capacity(CHUNK * 200),
+                    ends: Vec::with_capacity(CHUNK),
+                    hashes: String::with_capacity(CHUNK * 64),
+                };
+                while chunk.kinds.len() < CHUNK {
+                    o.clear();
+                    let kind = match bodies.next() {
+                        Some(body) => {
+                            let kind = body.kind();
+                            let e = Entry {
+                                seq,
+                                at: now.to_string(),
+                                who: who.to_string(),
+                                body,
+                            };
+                            chunk.bytes.extend_from_slice(&journal::canonical(&e));
+                            kind
+                        }
+                        None => {
+                            if !lines.as_mut().is_some_and(|l| l.write_next(&mut o, seq, now, who)) {
+                                break;
+                            }
+                            chunk.bytes.extend_from_slice(o.as_bytes());
+                            "line"
+                        }
+                    };
+                    let start = chunk.ends.last().copied().unwrap_or(0);
+                    let digest = journal::chain_digest(chunk.hash_before(chunk.kinds.len()), &chunk.bytes[start..]);
+                    journal::hex_to(&mut chunk.hashes, &digest);
+                    chunk.ends.push(chunk.bytes.len());
+                    chunk.kinds.push(kind);
+                    seq += 1;
                 }
-                if tx.send((chunk, sealed)).is_err() {
+                if chunk.kinds.is_empty() {
+                    break;
+                }
+                prev = chunk.hash_before(chunk.kinds.len()).to_string();
+                if tx.send(chunk).is_err() {
                     break; // the insert failed: nothing more to do
                 }
             }
         });
-        for (chunk, sealed) in rx {
-            let rows: Vec<Row<'_>> = sealed
-                .iter()
-                .zip(&chunk)
-                .map(|(s, e)| Row {
-                    stored: s,
-                    kind: e.body.kind(),
-                    at: &e.at,
+        for chunk in rx {
+            let rows: Vec<Row<'_>> = (0..chunk.kinds.len())
+                .map(|i| Row {
+                    seq: chunk.first + i as u64,
+                    kind: chunk.kinds[i],
+                    at: now,
+                    body: chunk.body(i),
+                    prev_hash: chunk.hash_before(i),
+                    hash: chunk.hash_before(i + 1),
                 })
                 .collect();
             backend.insert(&rows)?;
             drop(rows);
-            if let Some(s) = sealed.last() {
-                last = Some((s.seq, s.hash.clone()));
-            }
-            drop(sealed);
-            for e in chunk {
-                landed(e)?;
-            }
+            let n = chunk.kinds.len();
+            last = Some((chunk.first + n as u64 - 1, chunk.hash_before(n).to_string()));
         }
         Ok(())
     })?;
     Ok(last)
 }
 
+/// A chunk of entries sealed by [`append`]: entry `first + i` is
+/// `bytes[ends[i - 1]..ends[i]]`, of kind `kinds[i]`, its hash the `i`th
+/// 64 characters of `hashes`; the first one chains after `prev`.
+struct Sealed {
+    first: u64,
+    prev: String,
+    kinds: Vec<&'static str>,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    hashes: String,
+}
+
+impl Sealed {
+    /// The canonical bytes of the chunk's `i`th entry.
+    fn body(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.bytes.get(start..self.ends[i]).unwrap_or_default()
+    }
+
+    /// The hash the chunk's `i`th entry chains after: `prev` for the first,
+    /// else entry `i - 1`'s (so `hash_before(i + 1)` is entry `i`'s own).
+    fn hash_before(&self, i: usize) -> &str {
+        match i {
+            0 => &self.prev,
+            i => self.hashes.get((i - 1) * 64..i * 64).unwrap_or_default(),
+        }
+    }
+}
+
 /// The journal bodies of a write's new lines (see [`NewLines`]), in entry
-/// order, made one at a time from the cost lines `per_version` holds (each
-/// version's new lines are the last of its list): `order` gives each new
-/// line's version, `written` the amounts as written `body_of` needs, and
-/// `batch` the batch entry they belong to.
-fn new_line_bodies<'a>(
+/// order, written one at a time from the cost lines `per_version` holds
+/// (each version's new lines are the last of its list): `order` gives each
+/// new line's version, `written` the amounts as written `fields_of` needs,
+/// and `batch` the batch entry they belong to.
+struct LineWriter<'a> {
     st: &'a State,
-    per_version: Option<&'a [Packed]>,
+    per_version: &'a [Packed],
     order: &'a [usize],
     written: &'a [(usize, String)],
     batch: u64,
-) -> impl Iterator<Item = Body> + Send + 'a {
-    let per_version = per_version.unwrap_or_default();
-    let mut next: Vec<usize> = vec![0; per_version.len()];
-    for &v in order {
-        next[v] += 1;
+    /// Each version's next new line.
+    next: Vec<usize>,
+    /// New lines written so far.
+    k: usize,
+    formatted: Formatted,
+}
+
+impl<'a> LineWriter<'a> {
+    fn new(
+        st: &'a State,
+        per_version: &'a [Packed],
+        order: &'a [usize],
+        written: &'a [(usize, String)],
+        batch: u64,
+    ) -> Self {
+        let mut next: Vec<usize> = vec![0; per_version.len()];
+        for &v in order {
+            next[v] += 1;
+        }
+        for (n, lines) in next.iter_mut().zip(per_version) {
+            *n = lines.len() - *n;
+        }
+        LineWriter {
+            st,
+            per_version,
+            order,
+            written,
+            batch,
+            next,
+            k: 0,
+            formatted: Formatted::default(),
+        }
     }
-    for (n, lines) in next.iter_mut().zip(per_version) {
-        *n = lines.len() - *n;
+
+    /// The next new line's canonical bytes as entry `seq`, appended to `o`;
+    /// false when every new line is written.
+    fn write_next(&mut self, o: &mut String, seq: u64, at: &str, who: &str) -> bool {
+        let Some(&v) = self.order.get(self.k) else {
+            return false;
+        };
+        let l = self.per_version[v].view(self.next[v]);
+        self.next[v] += 1;
+        let written = written_of(self.written, self.k);
+        self.k += 1;
+        let mut fields = fields_of(&self.st.versions[v].agreement, &l, written, &mut self.formatted);
+        fields.batch = self.batch;
+        journal::canonical_line_into(o, seq, at, who, &fields);
+        true
     }
-    order.iter().enumerate().map(move |(k, &v)| {
-        let l = per_version[v].view(next[v]);
-        next[v] += 1;
-        let mut b = body_of(&st.versions[v].agreement, &l, written_of(written, k));
-        b.batch = batch;
-        Body::Line(b)
-    })
 }
 
 /// Files of at most this many rows may take the fast path (see `record_fast`).
@@ -2156,24 +2214,55 @@ fn line_body_in(ag: &Agreement, raw: &RowRef<'_>, cl: &CostLine) -> LineBody {
 /// the amount has its currency's decimals, or is `written` (the text of the
 /// row) for a currency the agreement cannot name; the quantity is exact.
 fn body_of(ag: &Agreement, cl: &LineView<'_>, written: &str) -> LineBody {
-    LineBody {
+    fields_of(ag, cl, written, &mut Formatted::default()).to_body()
+}
+
+/// The values [`fields_of`] formats, kept to be written again by the next
+/// line (a bulk write formats a million).
+#[derive(Default)]
+struct Formatted {
+    date: String,
+    amount: String,
+    quantity: String,
+}
+
+/// [`body_of`], borrowed: the line's text, the agreement's ids and the
+/// formatted values in `f`.
+fn fields_of<'a>(ag: &'a Agreement, cl: &LineView<'a>, written: &'a str, f: &'a mut Formatted) -> LineFields<'a> {
+    use std::fmt::Write;
+    f.date.clear();
+    let _ = write!(f.date, "{}", cl.date);
+    f.amount.clear();
+    let amount = match ag.currency(cl.currency) {
+        Some(c) => {
+            write_minor(&mut f.amount, cl.source_amount as i128, c.decimals());
+            f.amount.as_str()
+        }
+        None => written,
+    };
+    f.quantity.clear();
+    if let Some(q) = cl.quantity {
+        f.quantity.push_str(&fmt_ratio(&q.to_big(), 18));
+    }
+    LineFields {
         batch: 0,
-        id: cl.id.to_string(),
-        date: cl.date.to_string(),
-        category: ag.categories.get(cl.category).map(|c| c.id.clone()).unwrap_or_default(),
-        amount: match ag.currency(cl.currency) {
-            Some(c) => format_minor(cl.source_amount as i128, c.decimals()),
-            None => written.to_string(),
-        },
-        currency: cl.currency.to_string(),
-        quantity: cl.quantity.map(|q| fmt_ratio(&q.to_big(), 18)).unwrap_or_default(),
-        site: cl.site.to_string(),
-        description: cl.description.to_string(),
-        replaces: cl.replaces.unwrap_or_default().to_string(),
+        id: cl.id,
+        date: &f.date,
+        category: ag
+            .categories
+            .get(cl.category)
+            .map(|c| c.id.as_str())
+            .unwrap_or_default(),
+        amount,
+        currency: cl.currency,
+        quantity: &f.quantity,
+        site: cl.site,
+        description: cl.description,
+        replaces: cl.replaces.unwrap_or_default(),
         paid_by: cl
             .paid_by
             .and_then(|p| ag.parties.get(p))
-            .map(|p| p.id.clone())
+            .map(|p| p.id.as_str())
             .unwrap_or_default(),
     }
 }

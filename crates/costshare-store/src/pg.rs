@@ -255,14 +255,13 @@ impl Backend for Pg {
         buf.extend_from_slice(&[0u8; 8]);
         for r in rows {
             buf.extend_from_slice(&6i16.to_be_bytes());
-            let seq = i64::try_from(r.stored.seq)
-                .map_err(|_| StoreError::Db(format!("entry {} is past BIGINT", r.stored.seq)))?;
+            let seq = i64::try_from(r.seq).map_err(|_| StoreError::Db(format!("entry {} is past BIGINT", r.seq)))?;
             copy_field(&mut buf, &seq.to_be_bytes())?;
             copy_field(&mut buf, r.kind.as_bytes())?;
             copy_field(&mut buf, r.at.as_bytes())?;
-            copy_field(&mut buf, &r.stored.body)?;
-            copy_field(&mut buf, r.stored.prev_hash.as_bytes())?;
-            copy_field(&mut buf, r.stored.hash.as_bytes())?;
+            copy_field(&mut buf, r.body)?;
+            copy_field(&mut buf, r.prev_hash.as_bytes())?;
+            copy_field(&mut buf, r.hash.as_bytes())?;
             if buf.len() >= COPY_CHUNK {
                 w.write_all(&buf).map_err(io)?;
                 buf.clear();

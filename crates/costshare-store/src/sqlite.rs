@@ -344,15 +344,8 @@ impl Backend for Sqlite {
             )
             .map_err(db)?;
         for r in rows {
-            st.execute(params![
-                r.stored.seq as i64,
-                r.kind,
-                r.at,
-                r.stored.body,
-                r.stored.prev_hash,
-                r.stored.hash
-            ])
-            .map_err(db)?;
+            st.execute(params![r.seq as i64, r.kind, r.at, r.body, r.prev_hash, r.hash])
+                .map_err(db)?;
         }
         Ok(())
     }
