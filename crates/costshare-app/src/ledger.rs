@@ -179,8 +179,10 @@ pub fn record_input(
     l.set_author(who);
     // a file recorded before (nothing new), or a few new lines, answered
     // from the derived state under one lock and one read of its meta
+    // hashed once for both paths (a million-line file's SHA-256 is a tenth of a second)
+    let sha = costshare_store::ledger::file_sha256(bytes);
     if rin.is_none() && !crate::run::replay_forced() {
-        match l.record_small(Input { name: &name, bytes }, &now_utc())? {
+        match l.record_small_hashed(Input { name: &name, bytes }, &sha, &now_utc())? {
             Some(SmallRecord::Noop(outcome)) => {
                 return Ok(RecordResult {
                     file: name,
@@ -211,7 +213,8 @@ pub fn record_input(
         }
     }
     let mut bar = |stage: &str, done: u64, total: u64| observer.progress(&name, stage, done, total);
-    let out = l.record_with_progress(Input { name: &name, bytes }, rin, &now_utc(), &mut bar);
+    bar("reading the file", 0, 0);
+    let out = l.record_hashed(Input { name: &name, bytes }, rin, &sha, &now_utc(), &mut bar);
     observer.progress_done();
     let outcome = out?;
     // a damaged derived state was not used: rebuild it from the journal

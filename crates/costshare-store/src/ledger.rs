@@ -697,13 +697,27 @@ impl Ledger {
         progress: &mut dyn FnMut(&str, u64, u64),
     ) -> Result<RecordOutcome, LedgerError> {
         progress("reading the file", 0, 0);
+        let sha = file_sha256(costs.bytes);
+        self.record_hashed(costs, rates, &sha, now, progress)
+    }
+
+    /// [`Ledger::record_with_progress`] of a file whose [`file_sha256`] the
+    /// caller has (from [`Ledger::record_small_hashed`], which declined it):
+    /// a million-line file is hashed once, not twice.
+    pub fn record_hashed(
+        &mut self,
+        costs: Input<'_>,
+        rates: Option<Input<'_>>,
+        sha: &str,
+        now: &str,
+        progress: &mut dyn FnMut(&str, u64, u64),
+    ) -> Result<RecordOutcome, LedgerError> {
         let file = costs.name.to_string();
-        let sha = journal::sha256_hex(costs.bytes);
         progress("reading the journal (waiting for other writers)", 0, 0);
         // a file the fast path would not take is a bulk write
         let bulk = too_many_for_fast(costs.bytes);
         let out = self.transact_lines(now, bulk, |st| {
-            plan_record(st, &file, &sha, costs.bytes, rates.as_ref(), progress)
+            plan_record(st, &file, sha, costs.bytes, rates.as_ref(), progress)
                 .map(|p| (p.bodies, p.new_lines, p.outcome))
         });
         progress("done", 0, 0);
@@ -734,9 +748,19 @@ impl Ledger {
     /// and decodes it: the meta is the largest blob a late line reads whole).
     /// `None` when neither takes the file: the full path records it.
     pub fn record_small(&mut self, costs: Input<'_>, now: &str) -> Result<Option<SmallRecord>, LedgerError> {
-        let sha = journal::sha256_hex(costs.bytes);
+        let sha = file_sha256(costs.bytes);
+        self.record_small_hashed(costs, &sha, now)
+    }
+
+    /// [`Ledger::record_small`] of a file whose [`file_sha256`] is `sha`.
+    pub fn record_small_hashed(
+        &mut self,
+        costs: Input<'_>,
+        sha: &str,
+        now: &str,
+    ) -> Result<Option<SmallRecord>, LedgerError> {
         self.with_fresh_meta(|l, meta| {
-            if let Some(outcome) = l.record_noop_locked(&sha, costs.bytes, &meta)? {
+            if let Some(outcome) = l.record_noop_locked(sha, costs.bytes, &meta)? {
                 return Ok(Some((SmallRecord::Noop(outcome), false)));
             }
             if too_many_for_fast(costs.bytes) {
@@ -2187,6 +2211,12 @@ impl<'a> LineWriter<'a> {
 
 /// Files of at most this many rows may take the fast path (see `record_fast`).
 const FAST_RECORD_MAX_ROWS: usize = 10_000;
+
+/// The SHA-256 of a costs file as its batch entry records it (what tells a
+/// file recorded before).
+pub fn file_sha256(bytes: &[u8]) -> String {
+    journal::sha256_hex(bytes)
+}
 
 /// More rows than [`Ledger::record_fast`] takes in (the full path's).
 fn too_many_for_fast(bytes: &[u8]) -> bool {
