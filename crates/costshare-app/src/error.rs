@@ -47,6 +47,8 @@ pub enum UsageError {
     /// `token create --party` with a role that writes: a write would touch or
     /// reveal lines the party does not share in.
     ScopedWriter,
+    /// `void --reason` empty (or only spaces): the journal keeps why.
+    EmptyReason,
     /// `--from` is after `--to`.
     FromAfterTo {
         from: costshare_core::calendar::Date,

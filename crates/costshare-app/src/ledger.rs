@@ -278,6 +278,12 @@ pub fn void(target: &str, id: &str, reason: &str) -> Result<VoidResult, AppError
 
 /// `void`, written as by `who`.
 pub fn void_by(target: &str, who: &str, id: &str, reason: &str) -> Result<VoidResult, AppError> {
+    // spaces around the id are not part of it (`record` trims a row's id
+    // the same way), nor around the reason, which must say something
+    let (id, reason) = (id.trim_matches(' '), reason.trim());
+    if reason.is_empty() {
+        return Err(UsageError::EmptyReason.into());
+    }
     let mut l = Ledger::open(target)?;
     l.set_author(who);
     let now = now_utc();

@@ -15,6 +15,9 @@ pub fn usage(e: &UsageError) -> String {
         UsageError::TokenName(n) => {
             format!("--name `{n}`: a token's name is 1-64 letters, digits, `-`, `_`, `.` or `@`")
         }
+        UsageError::EmptyReason => {
+            "--reason is empty: say why the line is voided (the journal keeps it beside the void)".to_string()
+        }
         UsageError::AsOf(t) => format!("--as-of `{t}` is not a date (YYYY-MM-DD)"),
         UsageError::Effective(t) => format!("--effective `{t}` is not a date (YYYY-MM-DD)"),
         UsageError::Dims(m) => format!("--by: {m}"),

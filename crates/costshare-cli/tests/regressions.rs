@@ -534,3 +534,33 @@ fn an_unknown_ledger_path_setting_is_named() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
 }
+
+/// Found by a fresh user: `void` took `" X1 "` as an id no line has (a
+/// row's id is recorded without the spaces around it), and an empty
+/// `--reason` left a void no one could explain.
+#[test]
+fn void_trims_the_id_and_needs_a_reason() {
+    let d = Dir::new("void-words");
+    let a = d.file("a.toml", costshare_demo::agreements::DEMO_UNCAPPED);
+    let c = d.file(
+        "c.csv",
+        "id,date,category,amount,currency\nX1,2023-05-01,welfare,1000,JPY\nX2,2023-05-02,welfare,2000,JPY\n",
+    );
+    let l = d.path("l.db");
+    assert_eq!(run(&["init", &l, "--agreement", &a]).0, 0);
+    assert_eq!(run(&["record", &l, &c]).0, 0);
+    for reason in ["", "   "] {
+        let (code, out, err) = run(&["void", &l, "X1", "--reason", reason]);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("--reason is empty"), "{err}");
+    }
+    let (code, out, err) = run(&["void", &l, " X1 ", "--reason", "  duplicate bill "]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&["history", &l, "--id", "X1", "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("duplicate bill"), "{out}");
+    assert!(!out.contains("  duplicate bill "), "{out}");
+    let (_, out, _) = run(&["report", "--ledger", &l, "--by", "party", "--format", "csv"]);
+    assert!(out.contains("2000"), "X2 stays: {out}");
+    assert!(!out.contains("3000"), "X1 is voided: {out}");
+}
