@@ -746,7 +746,7 @@ fn document() -> Value {
                      q("file", json!({"type": "string", "minLength": 1, "maxLength": 256}), "the name the upload is recorded under")],
                 ok_json(r("Recorded"), write_errs)), upload("CostRow"))},
             "/api/v1/void": {"post": with_body(op("void a recorded line (`costshare void`)", "recorder", vec![], ok_json(r("Voided"), write_errs)),
-                json_body(closed(&["id", "reason"], json!({"id": string(), "reason": string()}))))},
+                json_body(closed(&["id", "reason"], json!({"id": string(), "reason": {"type": "string", "pattern": "\\S", "description": "why; not empty"}}))))},
             "/api/v1/payments": {"post": with_body(op("record transfers between parties (`costshare pay`)", "recorder",
                 vec![q("file", json!({"type": "string", "minLength": 1, "maxLength": 256}), "the name the upload is recorded under")],
                 ok_json(r("Paid"), write_errs)), upload("PaymentRow"))},
