@@ -358,15 +358,7 @@ fn concurrent_records_put_every_line_in_once() {
     let two = d.file("two.csv", costs("C", BIG));
     let l = fresh_ledger(&d, "l.db", &a, &small);
 
-    let spawn = |file: &str| {
-        bin()
-            .args(["record", &l, file])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let children = [spawn(&one), spawn(&two), spawn(&one)];
+    let children = [spawn_record(&l, &one), spawn_record(&l, &two), spawn_record(&l, &one)];
     let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     let mut results = Vec::new();
     for (name, out) in ["one.csv", "two.csv", "one.csv (again)"].iter().zip(&outs) {
@@ -401,6 +393,26 @@ fn concurrent_records_put_every_line_in_once() {
     println!("three concurrent records: {} s in all", started.elapsed().as_secs_f64());
 }
 
+/// A new ledger holding the small file, and the big file beside it.
+fn bulk_setup(name: &str) -> (Dir, String, String) {
+    let d = Dir::new(name);
+    let a = d.file("agreement.toml", AGREEMENT);
+    let small = d.file("small.csv", costs("S", SMALL));
+    let big = d.file("big.csv", costs("B", BIG));
+    let l = fresh_ledger(&d, "l.db", &a, &small);
+    (d, l, big)
+}
+
+/// `record ledger file` started, its output piped.
+fn spawn_record(ledger: &str, file: &str) -> std::process::Child {
+    bin()
+        .args(["record", ledger, file])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The journal mode the ledger's file is in, read by a connection of its own.
 fn journal_mode(ledger: &str) -> String {
     let c = rusqlite::Connection::open(ledger).unwrap();
@@ -415,18 +427,9 @@ fn journal_mode(ledger: &str) -> String {
 #[test]
 fn readers_during_a_bulk_record_wait_and_answer() {
     let _serial = serial();
-    let d = Dir::new("bulkread");
-    let a = d.file("agreement.toml", AGREEMENT);
-    let small = d.file("small.csv", costs("S", SMALL));
-    let big = d.file("big.csv", costs("B", BIG));
-    let l = fresh_ledger(&d, "l.db", &a, &small);
+    let (_d, l, big) = bulk_setup("bulkread");
     assert_eq!(journal_mode(&l), "wal");
-    let mut child = bin()
-        .args(["record", &l, &big])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_record(&l, &big);
     let mut answers = HashMap::new();
     loop {
         let running = child.try_wait().unwrap().is_none();
@@ -457,11 +460,7 @@ fn readers_during_a_bulk_record_wait_and_answer() {
 #[test]
 fn a_bulk_record_beside_an_open_connection_keeps_wal_mode() {
     let _serial = serial();
-    let d = Dir::new("bulkopen");
-    let a = d.file("agreement.toml", AGREEMENT);
-    let small = d.file("small.csv", costs("S", SMALL));
-    let big = d.file("big.csv", costs("B", BIG));
-    let l = fresh_ledger(&d, "l.db", &a, &small);
+    let (_d, l, big) = bulk_setup("bulkopen");
     let open = rusqlite::Connection::open(&l).unwrap();
     open.busy_timeout(Duration::ZERO).unwrap();
     let count = || -> i64 {
@@ -469,12 +468,7 @@ fn a_bulk_record_beside_an_open_connection_keeps_wal_mode() {
             .unwrap_or_else(|e| panic!("the open connection could not read during the bulk record: {e}"))
     };
     assert_eq!(count(), BASE_ENTRIES as i64);
-    let mut child = bin()
-        .args(["record", &l, &big])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_record(&l, &big);
     let mut reads = 0;
     while child.try_wait().unwrap().is_none() {
         let n = count();
