@@ -6,7 +6,9 @@
 
 use crate::backend::{Backend, Row, StoreError, StoredRef, StoredVisitor, TOKENS_SCHEMA, TokenRow, entry_number};
 use crate::journal::Stored;
+use futures_util::future::join;
 use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
@@ -82,10 +84,49 @@ pub struct Pg {
     url: String,
     /// The derived state's table is known to exist.
     cache_table: bool,
-    /// [`CACHE_SCHEMA`] has run in this connection.
+    /// The derived state's table is as [`CACHE_SCHEMA`] makes it: that ran
+    /// in this connection, or [`TABLES`] found it so when the ledger was
+    /// opened (then it need not run again: it was 1.3 ms of the server's
+    /// time and a round trip of every late line).
     cache_written: bool,
     /// The journal's column types were checked ([`Pg::check_columns`]).
     columns_checked: bool,
+    /// A transaction is open (read or write): what it reads stays as read
+    /// until it ends, but for its own writes.
+    in_tx: bool,
+    /// Blobs read by [`Backend::cache_get`] in the open transaction, kept
+    /// for a second read of the same key (a late line reads the new line's
+    /// id shard to look the id up, then again to add it).
+    memo: HashMap<String, Vec<u8>>,
+}
+
+/// Blobs up to this size are kept in [`Pg::memo`] (an id shard is about
+/// 30 KB; the meta and the buckets are read once).
+const MEMO_MAX: usize = 1 << 16;
+
+/// The ledger's tables in the current schema, as
+/// `information_schema.tables` lists them (the kinds of relation it shows,
+/// owned by the user or with a privilege on them), each with whether it is
+/// the `cache` table as [`CACHE_SCHEMA`] leaves it (values compressed with
+/// lz4 or stored uncompressed). Read from the catalog directly: the view,
+/// planned cold on a new connection, was 2-5 ms of the server's time, and
+/// there were two of them (journal, cache) per command.
+const TABLES: &str = "SELECT c.relname::text, c.relname = 'cache' AND EXISTS (
+        SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'v'
+        AND (a.attcompression = 'l' OR a.attstorage = 'e'))
+    FROM pg_class c
+    WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())
+    AND c.relname IN ('journal', 'cache') AND c.relkind IN ('r', 'v', 'f', 'p')
+    AND (pg_has_role(c.relowner, 'USAGE')
+        OR has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+        OR has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))";
+
+/// What [`TABLES`] found.
+#[derive(Default)]
+struct Tables {
+    journal: bool,
+    cache: bool,
+    cache_settled: bool,
 }
 
 /// `tokio_postgres::Error` displays only its kind ("db error"); the reason is its source.
@@ -227,9 +268,20 @@ impl Pg {
         Ok(Conn { rt, connection, client })
     }
 
-    fn has_journal(conn: &mut Conn) -> Result<bool, StoreError> {
-        let row = conn.run(|c| c.query_one("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'journal'", &[]))?;
-        Ok(row.get::<_, i64>(0) > 0)
+    fn tables(conn: &mut Conn) -> Result<Tables, StoreError> {
+        let rows = conn.run(|c| c.query_typed(TABLES, &[]))?;
+        let mut t = Tables::default();
+        for r in &rows {
+            let name: &str = r.try_get(0)?;
+            match name {
+                "journal" => t.journal = true,
+                _ => {
+                    t.cache = true;
+                    t.cache_settled = r.try_get(1)?;
+                }
+            }
+        }
+        Ok(t)
     }
 
     /// Create the schema inside a transaction left open: the caller appends
@@ -241,7 +293,7 @@ impl Pg {
         // any user may take (a LOCK on a catalog table needs rights most users lack)
         let setup = (|| {
             conn.run(|c| c.batch_execute("SELECT pg_advisory_xact_lock(7165072476159369586)"))?;
-            if Pg::has_journal(&mut conn)? {
+            if Pg::tables(&mut conn)?.journal {
                 return Err(StoreError::Exists(redact(url)));
             }
             Ok(conn.run(|c| c.batch_execute(SCHEMA))?)
@@ -256,26 +308,94 @@ impl Pg {
             cache_table: false,
             cache_written: false,
             columns_checked: false,
+            in_tx: true,
+            memo: HashMap::new(),
         })
     }
 
     pub fn open(url: &str) -> Result<Pg, StoreError> {
         let mut conn = Pg::connect(url)?;
-        if !Pg::has_journal(&mut conn)? {
+        let t = Pg::tables(&mut conn)?;
+        if !t.journal {
             return Err(StoreError::NotFound(redact(url)));
         }
         Ok(Pg {
             conn,
             url: url.to_string(),
-            cache_table: false,
-            cache_written: false,
+            cache_table: t.cache,
+            cache_written: t.cache && t.cache_settled,
             columns_checked: false,
+            in_tx: false,
+            memo: HashMap::new(),
         })
     }
 
     /// A statement that returns nothing, its error as it is.
     fn batch(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
         self.conn.run(|c| c.batch_execute(sql))
+    }
+
+    /// A transaction starts or ends: nothing read is kept past it.
+    fn tx(&mut self, open: bool) {
+        self.in_tx = open;
+        self.memo.clear();
+    }
+
+    /// [`CACHE_SCHEMA`], once per connection (see [`Pg::cache_written`]).
+    fn cache_schema(&mut self) -> Result<(), StoreError> {
+        if !self.cache_written {
+            self.batch(CACHE_SCHEMA)?;
+            self.cache_table = true;
+            self.cache_written = true;
+        }
+        Ok(())
+    }
+
+    /// The journal rows of a small batch by one `INSERT` of arrays, the
+    /// column check of the connection's first write ([`Pg::check_columns`])
+    /// sent with it: one round trip, where `COPY` took three and the check
+    /// one more. A check that fails is the error (the caller rolls the
+    /// transaction back, the rows with it), as it was before the `COPY`.
+    fn insert_small(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError> {
+        let seqs = rows
+            .iter()
+            .map(|r| {
+                i64::try_from(r.stored.seq)
+                    .map_err(|_| StoreError::Db(format!("entry {} is past BIGINT", r.stored.seq)))
+            })
+            .collect::<Result<Vec<i64>, _>>()?;
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+        let ats: Vec<&str> = rows.iter().map(|r| r.at).collect();
+        let bodies: Vec<&[u8]> = rows.iter().map(|r| r.stored.body.as_slice()).collect();
+        let prevs: Vec<&str> = rows.iter().map(|r| r.stored.prev_hash.as_str()).collect();
+        let hashes: Vec<&str> = rows.iter().map(|r| r.stored.hash.as_str()).collect();
+        let check = !self.columns_checked;
+        let (columns, inserted) = self.conn.run(|c| async move {
+            let columns = async {
+                match check {
+                    true => c.prepare(COLUMNS).await.map(Some),
+                    false => Ok(None),
+                }
+            };
+            let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 6] = [
+                (&seqs, Type::INT8_ARRAY),
+                (&kinds, Type::TEXT_ARRAY),
+                (&ats, Type::TEXT_ARRAY),
+                (&bodies, Type::BYTEA_ARRAY),
+                (&prevs, Type::TEXT_ARRAY),
+                (&hashes, Type::TEXT_ARRAY),
+            ];
+            let insert = c.query_typed(
+                "INSERT INTO journal (seq, kind, at, body, prev_hash, hash) SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[])",
+                &params,
+            );
+            Ok::<_, tokio_postgres::Error>(join(columns, insert).await)
+        })?;
+        if let Some(st) = columns? {
+            self.check_statement(&st)?;
+        }
+        inserted?;
+        Ok(())
     }
 }
 
@@ -287,7 +407,7 @@ impl Backend for Pg {
     fn read_all(&mut self) -> Result<Vec<Stored>, StoreError> {
         let rows = self
             .conn
-            .run(|c| c.query("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq", &[]))?;
+            .run(|c| c.query_typed("SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq", &[]))?;
         let at = redact(&self.url);
         rows.iter().map(|r| stored_of(r, &at)).collect()
     }
@@ -305,13 +425,18 @@ impl Backend for Pg {
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {
+        self.tx(true);
         Ok(self.batch("BEGIN; LOCK TABLE journal IN EXCLUSIVE MODE")?)
     }
 
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError> {
         // COPY in binary format: one round trip for the whole batch, the
         // bytes as they are (the text format's hex doubled every body and
-        // made the server parse it back)
+        // made the server parse it back); a few rows (a late line) by one
+        // INSERT, which is one round trip where COPY is three
+        if rows.len() <= SMALL_INSERT && rows.iter().all(|r| r.stored.body.len() <= SMALL_BODY) {
+            return self.insert_small(rows);
+        }
         self.check_columns()?;
         let io = |e: tokio_postgres::Error| StoreError::Db(format!("writing the journal: {e}"));
         self.conn.run(|c| async move {
@@ -349,6 +474,7 @@ impl Backend for Pg {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        self.tx(false);
         self.batch("COMMIT").map_err(|e| {
             // a connection lost during COMMIT leaves the outcome unknown: the
             // server may have committed before the connection went
@@ -363,7 +489,7 @@ impl Backend for Pg {
     fn head(&mut self) -> Result<Option<(u64, String)>, StoreError> {
         let rows = self
             .conn
-            .run(|c| c.query("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1", &[]))?;
+            .run(|c| c.query_typed("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1", &[]))?;
         let at = redact(&self.url);
         rows.first()
             .map(|r| {
@@ -374,12 +500,7 @@ impl Backend for Pg {
     }
 
     fn head_stored(&mut self) -> Result<Option<Stored>, StoreError> {
-        let rows = self.conn.run(|c| {
-            c.query(
-                "SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq DESC LIMIT 1",
-                &[],
-            )
-        })?;
+        let rows = self.conn.run(|c| c.query_typed(HEAD_STORED, &[]))?;
         let at = redact(&self.url);
         rows.first().map(|r| stored_of(r, &at)).transpose()
     }
@@ -387,9 +508,9 @@ impl Backend for Pg {
     fn entry_linked(&mut self, seq: u64) -> Result<Vec<Stored>, StoreError> {
         let from = i64::try_from(seq).unwrap_or(i64::MAX);
         let rows = self.conn.run(|c| async move {
-            c.query(
+            c.query_typed(
                 "SELECT seq, body, prev_hash, hash FROM journal WHERE seq >= $1 ORDER BY seq LIMIT 2",
-                &[&from],
+                &[(&from, Type::INT8)],
             )
             .await
         })?;
@@ -399,24 +520,60 @@ impl Backend for Pg {
 
     fn cache_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         if !self.cache_table {
-            let row = self.conn.run(|c| {
-                c.query_one(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'cache'",
-                    &[],
-                )
-            })?;
-            if row.get::<_, i64>(0) == 0 {
+            let t = Pg::tables(&mut self.conn)?;
+            if !t.cache {
                 return Ok(None);
             }
             self.cache_table = true;
         }
+        if let Some(v) = self.memo.get(key) {
+            return Ok(Some(v.clone()));
+        }
         let rows = self
             .conn
-            .run(|c| async move { c.query("SELECT v FROM cache WHERE k = $1", &[&key]).await })?;
+            .run(|c| async move { c.query_typed(CACHE_GET, &[(&key, Type::TEXT)]).await })?;
         // a value of another type is a damaged blob
-        rows.first()
+        let v: Option<Vec<u8>> = rows
+            .first()
             .map(|r| r.try_get(0).map_err(|_| StoreError::Cache(key.to_string())))
-            .transpose()
+            .transpose()?;
+        if self.in_tx
+            && let Some(v) = v.as_ref().filter(|v| v.len() <= MEMO_MAX)
+        {
+            self.memo.insert(key.to_string(), v.clone());
+        }
+        Ok(v)
+    }
+
+    fn cache_get_and_head(
+        &mut self,
+        key: &str,
+    ) -> Result<(Option<Vec<u8>>, Result<Option<Stored>, StoreError>), StoreError> {
+        if !self.cache_table || self.memo.contains_key(key) {
+            let v = self.cache_get(key)?;
+            let head = if v.is_some() { self.head_stored() } else { Ok(None) };
+            return Ok((v, head));
+        }
+        // both statements sent before either answer is read: one round trip
+        let (v, head) = self.conn.run(|c| async move {
+            Ok::<_, tokio_postgres::Error>(
+                join(
+                    c.query_typed(CACHE_GET, &[(&key, Type::TEXT)]),
+                    c.query_typed(HEAD_STORED, &[]),
+                )
+                .await,
+            )
+        })?;
+        // a value of another type is a damaged blob
+        let v: Option<Vec<u8>> = v?
+            .first()
+            .map(|r| r.try_get(0).map_err(|_| StoreError::Cache(key.to_string())))
+            .transpose()?;
+        let at = redact(&self.url);
+        let head = head
+            .map_err(db)
+            .and_then(|rows| rows.first().map(|r| stored_of(r, &at)).transpose());
+        Ok((v, head))
     }
 
     fn cache_get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -424,9 +581,10 @@ impl Backend for Pg {
             return keys.iter().map(|k| self.cache_get(k)).collect();
         }
         // one round trip for all of them
-        let rows = self
-            .conn
-            .run(|c| async move { c.query("SELECT k, v FROM cache WHERE k = ANY($1)", &[&keys]).await })?;
+        let rows = self.conn.run(|c| async move {
+            c.query_typed("SELECT k, v FROM cache WHERE k = ANY($1)", &[(&keys, Type::TEXT_ARRAY)])
+                .await
+        })?;
         let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
         let at: std::collections::HashMap<&str, usize> =
             keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
@@ -441,15 +599,32 @@ impl Backend for Pg {
     }
 
     fn cache_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        if !self.cache_written {
-            self.batch(CACHE_SCHEMA)?;
-            self.cache_table = true;
-            self.cache_written = true;
+        self.cache_put_many(&[(key, value)])
+    }
+
+    fn cache_put_many(&mut self, blobs: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        if blobs.is_empty() {
+            return Ok(());
         }
+        self.cache_schema()?;
+        // one statement for all of them; a key given twice keeps its last
+        // value, as puts one after another would (one statement's ON
+        // CONFLICT may not update a row twice)
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(blobs.len());
+        for (i, (k, _)) in blobs.iter().enumerate() {
+            last.insert(k, i);
+            self.memo.remove(*k);
+        }
+        let (keys, values): (Vec<&str>, Vec<&[u8]>) = blobs
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| last.get(k) == Some(i))
+            .map(|(_, &(k, v))| (k, v))
+            .unzip();
         self.conn.run(|c| async move {
-            c.execute(
-                "INSERT INTO cache (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-                &[&key, &value],
+            c.query_typed(
+                "INSERT INTO cache (k, v) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                &[(&keys, Type::TEXT_ARRAY), (&values, Type::BYTEA_ARRAY)],
             )
             .await
         })?;
@@ -457,14 +632,17 @@ impl Backend for Pg {
     }
 
     fn begin_read(&mut self) -> Result<(), StoreError> {
+        self.tx(true);
         Ok(self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ")?)
     }
 
     fn end_read(&mut self) {
+        self.tx(false);
         let _ = self.batch("COMMIT");
     }
 
     fn rollback(&mut self) {
+        self.tx(false);
         let _ = self.batch("ROLLBACK");
         // the cache table may have been made in the transaction undone
         self.cache_table = false;
@@ -473,7 +651,7 @@ impl Backend for Pg {
 
     fn tokens_read(&mut self) -> Result<Vec<TokenRow>, StoreError> {
         let rows = match self.conn.run(|c| {
-            c.query(
+            c.query_typed(
                 "SELECT name, role, party, hash, created_at, revoked_at FROM tokens ORDER BY created_at, name",
                 &[],
             )
@@ -526,6 +704,20 @@ impl Backend for Pg {
 /// statement.
 const STORED: &str = "SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq";
 
+/// The last entry as stored.
+const HEAD_STORED: &str = "SELECT seq, body, prev_hash, hash FROM journal ORDER BY seq DESC LIMIT 1";
+
+/// One blob of the derived state.
+const CACHE_GET: &str = "SELECT v FROM cache WHERE k = $1";
+
+/// The journal's columns, whose types [`Pg::check_columns`] checks.
+const COLUMNS: &str = "SELECT seq, kind, at, body, prev_hash, hash FROM journal";
+
+/// Batches of up to this many rows, none of them over [`SMALL_BODY`]
+/// bytes, are written by [`Pg::insert_small`]; larger ones by `COPY`.
+const SMALL_INSERT: usize = 64;
+const SMALL_BODY: usize = 1 << 20;
+
 impl Pg {
     /// The journal's columns are the schema's types, checked once per
     /// connection before the first write: binary COPY writes each value in
@@ -536,9 +728,12 @@ impl Pg {
         if self.columns_checked {
             return Ok(());
         }
-        let st = self
-            .conn
-            .run(|c| c.prepare("SELECT seq, kind, at, body, prev_hash, hash FROM journal"))?;
+        let st = self.conn.run(|c| c.prepare(COLUMNS))?;
+        self.check_statement(&st)
+    }
+
+    /// [`Pg::check_columns`] of the statement [`COLUMNS`] prepared.
+    fn check_statement(&mut self, st: &tokio_postgres::Statement) -> Result<(), StoreError> {
         let want = [
             ("seq", Type::INT8, "BIGINT"),
             ("kind", Type::TEXT, "TEXT"),
