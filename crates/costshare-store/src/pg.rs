@@ -26,6 +26,10 @@ struct Conn {
     rt: tokio::runtime::Runtime,
     connection: tokio_postgres::Connection<Socket, NoTlsStream>,
     client: Client,
+    /// A `BEGIN …` not yet sent: it goes out with the next statement, in
+    /// the same round trip (the server runs them in order, so the next
+    /// statement is in the transaction and after its lock).
+    begin: Option<&'static str>,
 }
 
 impl Conn {
@@ -39,8 +43,27 @@ impl Conn {
         F: Future<Output = Result<T, E>>,
         E: From<tokio_postgres::Error>,
     {
-        let Conn { rt, connection, client } = self;
-        let mut fut = pin!(f(client));
+        let Conn {
+            rt,
+            connection,
+            client,
+            begin,
+        } = self;
+        let client: &'a Client = client;
+        let begin = begin.take();
+        let mut fut = pin!(async move {
+            match begin {
+                // both sent before either answer is read; a `BEGIN` that
+                // failed is the error (the statement after it failed too, or
+                // ran outside the transaction)
+                Some(sql) => {
+                    let (begun, out) = join(client.batch_execute(sql), f(client)).await;
+                    begun.map_err(E::from)?;
+                    out
+                }
+                None => f(client).await,
+            }
+        });
         rt.block_on(std::future::poll_fn(|cx| {
             loop {
                 match connection.poll_message(cx) {
@@ -265,7 +288,12 @@ impl Pg {
             .build()
             .map_err(|e| StoreError::Db(format!("cannot connect to {}: {e}", redact(url))))?;
         let (client, connection) = rt.block_on(cfg.connect(NoTls)).map_err(fail)?;
-        Ok(Conn { rt, connection, client })
+        Ok(Conn {
+            rt,
+            connection,
+            client,
+            begin: None,
+        })
     }
 
     fn tables(conn: &mut Conn) -> Result<Tables, StoreError> {
@@ -425,8 +453,10 @@ impl Backend for Pg {
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {
+        // sent with the next statement (see `Conn::begin`): writers queue there
         self.tx(true);
-        Ok(self.batch("BEGIN; LOCK TABLE journal IN EXCLUSIVE MODE")?)
+        self.conn.begin = Some("BEGIN; LOCK TABLE journal IN EXCLUSIVE MODE");
+        Ok(())
     }
 
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError> {
@@ -475,6 +505,10 @@ impl Backend for Pg {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.tx(false);
+        if self.conn.begin.take().is_some() {
+            // nothing was sent in the transaction: there is nothing to commit
+            return Ok(());
+        }
         self.batch("COMMIT").map_err(|e| {
             // a connection lost during COMMIT leaves the outcome unknown: the
             // server may have committed before the connection went
@@ -632,18 +666,24 @@ impl Backend for Pg {
     }
 
     fn begin_read(&mut self) -> Result<(), StoreError> {
+        // sent with the next statement (see `Conn::begin`)
         self.tx(true);
-        Ok(self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ")?)
+        self.conn.begin = Some("BEGIN ISOLATION LEVEL REPEATABLE READ");
+        Ok(())
     }
 
     fn end_read(&mut self) {
         self.tx(false);
-        let _ = self.batch("COMMIT");
+        if self.conn.begin.take().is_none() {
+            let _ = self.batch("COMMIT");
+        }
     }
 
     fn rollback(&mut self) {
         self.tx(false);
-        let _ = self.batch("ROLLBACK");
+        if self.conn.begin.take().is_none() {
+            let _ = self.batch("ROLLBACK");
+        }
         // the cache table may have been made in the transaction undone
         self.cache_table = false;
         self.cache_written = false;

@@ -1391,6 +1391,38 @@ fn cache_blobs_read_back_as_last_written(target: &str) {
     assert_eq!(b.cache_get("t/new").unwrap(), None);
 }
 
+/// A transaction whose start fails (the journal renamed behind the
+/// program's back, so PostgreSQL's `LOCK TABLE journal` fails) is that
+/// failure at the first statement of the transaction, however the backend
+/// sends its `BEGIN`: the error names the journal, not an aborted
+/// transaction, and the backend is usable again once it is rolled back.
+fn a_failed_transaction_start_is_named(target: &str) {
+    let mut l = init(target);
+    record(&mut l, "a.csv", &costs_csv("A", 3));
+    drop(l);
+    let mut b = costshare_store::backend::open(target).unwrap();
+    let mut raw = Raw::open(target);
+    raw.exec("ALTER TABLE journal RENAME TO journal_moved").unwrap();
+    let err = b
+        .begin_write()
+        .and_then(|_| b.head())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    b.rollback();
+    assert!(err.contains("journal") && !err.contains("aborted"), "{err}");
+    raw.exec("ALTER TABLE journal_moved RENAME TO journal").unwrap();
+    b.begin_write().unwrap();
+    assert_eq!(b.head().unwrap().map(|(seq, _)| seq), Some(3 + 1 + 3));
+    b.rollback();
+    // a transaction in which nothing was read or written ends cleanly
+    b.begin_read().unwrap();
+    b.end_read();
+    b.begin_write().unwrap();
+    b.commit().unwrap();
+    assert_eq!(b.head().unwrap().map(|(seq, _)| seq), Some(7));
+}
+
 /// `sqlite::NAME` and `postgresql::NAME` for each test body.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
@@ -1526,6 +1558,7 @@ fiscal_year_start = "04-01"
 }
 
 both!(
+    a_failed_transaction_start_is_named,
     small_and_large_batches_write_the_same_journal,
     cache_blobs_read_back_as_last_written,
     amend_continues_a_term_envelope,
