@@ -23,13 +23,20 @@ use tokio_postgres::{Client, NoTls, Socket};
 /// once per row (a `CopyData` message), which at a million rows was about a
 /// third of `verify`'s reading thread.
 struct Conn {
-    rt: tokio::runtime::Runtime,
-    connection: tokio_postgres::Connection<Socket, NoTlsStream>,
+    /// Declared first, so dropped first: with its last client gone the
+    /// connection sends the server a Terminate message (see [`Driver`]).
     client: Client,
     /// A `BEGIN …` not yet sent: it goes out with the next statement, in
     /// the same round trip (the server runs them in order, so the next
     /// statement is in the transaction and after its lock).
     begin: Option<&'static str>,
+    driver: Driver,
+}
+
+/// The runtime and the connection a [`Conn`] polls.
+struct Driver {
+    rt: tokio::runtime::Runtime,
+    connection: tokio_postgres::Connection<Socket, NoTlsStream>,
 }
 
 impl Conn {
@@ -44,10 +51,9 @@ impl Conn {
         E: From<tokio_postgres::Error>,
     {
         let Conn {
-            rt,
-            connection,
             client,
             begin,
+            driver: Driver { rt, connection },
         } = self;
         let client: &'a Client = client;
         let begin = begin.take();
@@ -77,11 +83,11 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
-    /// Close as `postgres::Client` does: a Terminate message, then the
-    /// connection polled until the server has closed it.
+impl Drop for Driver {
+    /// Close as `postgres::Client` does: the [`Conn`]'s client is dropped
+    /// before this (field order), so the connection sends a Terminate
+    /// message; it is polled until the server has closed it.
     fn drop(&mut self) {
-        self.client.__private_api_close();
         let connection = &mut self.connection;
         let _: Result<(), tokio_postgres::Error> = self.rt.block_on(std::future::poll_fn(|cx| {
             loop {
@@ -289,10 +295,9 @@ impl Pg {
             .map_err(|e| StoreError::Db(format!("cannot connect to {}: {e}", redact(url))))?;
         let (client, connection) = rt.block_on(cfg.connect(NoTls)).map_err(fail)?;
         Ok(Conn {
-            rt,
-            connection,
             client,
             begin: None,
+            driver: Driver { rt, connection },
         })
     }
 
