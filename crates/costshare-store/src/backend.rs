@@ -153,8 +153,30 @@ pub trait Backend: Send {
     fn cache_get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         keys.iter().map(|k| self.cache_get(k)).collect()
     }
+    /// The blob `key` and, when there is one, the last entry as stored
+    /// ([`Backend::head_stored`]), read together: a backend over a network
+    /// reads them in one round trip (the derived state's meta and the head
+    /// it must name, what every command from the derived state reads
+    /// first). The head's own failure is handed back beside the blob, so
+    /// the caller judges the blob first, as when it read one after the
+    /// other.
+    #[allow(clippy::type_complexity)]
+    fn cache_get_and_head(
+        &mut self,
+        key: &str,
+    ) -> Result<(Option<Vec<u8>>, Result<Option<Stored>, StoreError>), StoreError> {
+        let v = self.cache_get(key)?;
+        let head = if v.is_some() { self.head_stored() } else { Ok(None) };
+        Ok((v, head))
+    }
     /// Write a blob of the derived state, inside a write transaction.
     fn cache_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Write several blobs, as [`Backend::cache_put`] of each in turn (a key
+    /// given twice keeps its last value): a backend over a network writes
+    /// them in one round trip.
+    fn cache_put_many(&mut self, blobs: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        blobs.iter().try_for_each(|(k, v)| self.cache_put(k, v))
+    }
     /// Start and end a read transaction: the reads between see one snapshot.
     fn begin_read(&mut self) -> Result<(), StoreError>;
     fn end_read(&mut self);

@@ -1275,38 +1275,65 @@ pub fn put_each<K: AsRef<str>, V: AsRef<[u8]>>(
     blobs: impl IntoIterator<Item = (K, V)>,
 ) -> Result<(), StoreError> {
     let mut meta = None;
-    let mut sums = Vec::new();
+    let mut puts = Puts::default();
     for (k, v) in blobs {
         let (k, v) = (k.as_ref(), v.as_ref());
         if k == "meta" {
             meta = Some(decode_meta(v).ok_or_else(|| damaged("meta"))?);
             continue;
         }
-        sums.push(put_one(backend, head, k, v)?);
+        puts.add(backend, head, k, v)?;
     }
     let meta = meta.ok_or_else(|| damaged("meta"))?;
-    put_meta(backend, head, sums, meta)
+    puts.finish(backend, head, meta)
 }
 
-/// One blob sealed under `head` and put: its key and seal digest.
-fn put_one(backend: &mut dyn Backend, head: &str, k: &str, v: &[u8]) -> Result<(String, [u8; 16]), StoreError> {
-    let (stored, sum) = sealed(head, k, v);
-    backend.cache_put(k, &stored)?;
-    Ok((k.to_string(), sum))
-}
-
-/// The meta, naming `head` and the blobs just put beside those it names.
-fn put_meta(
-    backend: &mut dyn Backend,
-    head: &str,
+/// Blobs sealed and on their way to the backend, a batch of up to
+/// [`PUT_BATCH`] bytes to a [`Backend::cache_put_many`] (on PostgreSQL one
+/// statement, where one per blob was a round trip each), with the seal
+/// digest of every blob put for the meta.
+#[derive(Default)]
+struct Puts {
+    batch: Vec<(String, Vec<u8>)>,
+    bytes: usize,
     sums: Vec<(String, [u8; 16])>,
-    mut meta: Meta,
-) -> Result<(), StoreError> {
-    meta.head = head.to_string();
-    for (k, sum) in sums {
-        meta.blobs.insert(k, sum);
+}
+
+/// The bytes of blobs [`Puts`] holds before writing them.
+const PUT_BATCH: usize = 8 << 20;
+
+impl Puts {
+    /// Seal `v` under `head` and put it (with the batch, when full).
+    fn add(&mut self, backend: &mut dyn Backend, head: &str, k: &str, v: &[u8]) -> Result<(), StoreError> {
+        let (stored, sum) = sealed(head, k, v);
+        self.bytes += stored.len();
+        self.batch.push((k.to_string(), stored));
+        self.sums.push((k.to_string(), sum));
+        if self.bytes >= PUT_BATCH {
+            self.flush(backend)?;
+        }
+        Ok(())
     }
-    backend.cache_put("meta", &seal(head, "meta", &encode_meta(&meta)))
+
+    fn flush(&mut self, backend: &mut dyn Backend) -> Result<(), StoreError> {
+        let blobs: Vec<(&str, &[u8])> = self.batch.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        backend.cache_put_many(&blobs)?;
+        self.batch.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+
+    /// The meta, naming `head` and the blobs put beside those it names,
+    /// written last (with the last batch).
+    fn finish(mut self, backend: &mut dyn Backend, head: &str, mut meta: Meta) -> Result<(), StoreError> {
+        meta.head = head.to_string();
+        for (k, sum) in std::mem::take(&mut self.sums) {
+            meta.blobs.insert(k, sum);
+        }
+        self.batch
+            .push(("meta".to_string(), seal(head, "meta", &encode_meta(&meta))));
+        self.flush(backend)
+    }
 }
 
 /// [`put_all`] of `blobs` (the meta not among them) and of `meta` as it is
@@ -1317,11 +1344,11 @@ pub fn put_with_meta(backend: &mut dyn Backend, head: &str, blobs: &[Blob], meta
     if blobs.iter().any(|(k, _)| k == "meta") {
         return Err(damaged("meta"));
     }
-    let mut sums = Vec::with_capacity(blobs.len());
+    let mut puts = Puts::default();
     for (k, v) in blobs {
-        sums.push(put_one(backend, head, k, v)?);
+        puts.add(backend, head, k, v)?;
     }
-    put_meta(backend, head, sums, meta)
+    puts.finish(backend, head, meta)
 }
 
 /// The derived state's meta as stored (`None`: absent, or written in an
@@ -1330,7 +1357,12 @@ pub fn put_with_meta(backend: &mut dyn Backend, head: &str, blobs: &[Blob], meta
 /// under is [`StoreError::Cache`].
 pub fn meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
     // read once: the meta is the largest blob a late line reads whole
-    let Some(stored) = backend.cache_get("meta")? else {
+    meta_of(backend.cache_get("meta")?)
+}
+
+/// [`meta`] of the blob read for it.
+fn meta_of(stored: Option<Vec<u8>>) -> Result<Option<Meta>, StoreError> {
+    let Some(stored) = stored else {
         return Ok(None);
     };
     if OLD_SEALS.iter().any(|old| stored.starts_with(*old)) {
@@ -1384,10 +1416,13 @@ pub fn differs(backend: &mut dyn Backend, meta: &Meta, blobs: &[Blob]) -> Result
 /// ([`cut_off`]): that is [`StoreError::Damaged`], not a stale state to
 /// rebuild, since a rebuild would take the shorter journal as the truth.
 pub fn fresh_meta(backend: &mut dyn Backend) -> Result<Option<Meta>, StoreError> {
-    let Some(meta) = meta(backend)? else {
+    // the meta and the head read together (one round trip on PostgreSQL),
+    // judged in that order
+    let (stored, head) = backend.cache_get_and_head("meta")?;
+    let Some(meta) = meta_of(stored)? else {
         return Ok(None);
     };
-    let head = backend.head_stored()?;
+    let head = head?;
     if let Some((_, what)) = cut_off(&meta, head.as_ref().map(|s| (s.seq, s.hash.as_str()))) {
         return Err(StoreError::Damaged {
             location: backend.location(),

@@ -1323,6 +1323,106 @@ fn a_renumbered_or_retyped_seq_is_named_as_damage(target: &str) {
     }
 }
 
+/// Batches on both sides of the size a backend may write another way (on
+/// PostgreSQL up to 64 rows by one `INSERT` of arrays, more by `COPY`):
+/// the journal reads back as written either way, its chain intact, each
+/// entry where its seq says.
+fn small_and_large_batches_write_the_same_journal(target: &str) {
+    let mut l = init(target);
+    // batch + 63 lines = 64 rows; batch + 64 lines = 65 rows; then 1, then 200
+    let mut entries = 3;
+    for (name, n) in [("a.csv", 63), ("b.csv", 64), ("c.csv", 1), ("d.csv", 200)] {
+        let prefix = name.trim_end_matches(".csv").to_uppercase();
+        let out = record(&mut l, name, &costs_csv(&prefix, n));
+        assert_eq!(out.recorded, n as u64);
+        entries += 1 + n as u64;
+        let (seen, head) = verify_ok(&mut l);
+        assert_eq!(seen, entries, "after {name}");
+        let st = state(&mut l);
+        assert_eq!((st.entries, &st.head), (entries, &head));
+    }
+    let st = state(&mut l);
+    assert_eq!(st.lines.len(), 63 + 64 + 1 + 200);
+    assert_eq!(st.lines[st.by_id["B-00063"]].body.description, "line 63 of B");
+    assert_eq!(Raw::open(target).seqs(), (1..=entries as i64).collect::<Vec<_>>());
+}
+
+/// The derived state's blobs through the backend: a blob written in a
+/// transaction reads back as written last in it (a backend that keeps what
+/// it read must not hand back the older bytes), several written at once keep
+/// the last value of a key given twice, the meta and the head read together
+/// are what each reads alone, and a rolled-back write is gone.
+fn cache_blobs_read_back_as_last_written(target: &str) {
+    let mut l = init(target);
+    record(&mut l, "a.csv", &costs_csv("A", 5));
+    drop(l);
+    let mut b = costshare_store::backend::open(target).unwrap();
+    let head = b.head_stored().unwrap().expect("a head");
+    let meta = b.cache_get("meta").unwrap().expect("a meta");
+    let (both, with) = b.cache_get_and_head("meta").unwrap();
+    assert_eq!(both.as_deref(), Some(&meta[..]));
+    let with = with.unwrap().expect("a head");
+    assert_eq!((with.seq, &with.body, &with.hash), (head.seq, &head.body, &head.hash));
+    let (none, _) = b.cache_get_and_head("no such blob").unwrap();
+    assert_eq!(none, None);
+
+    b.begin_write().unwrap();
+    b.cache_put("t/x", b"one").unwrap();
+    assert_eq!(b.cache_get("t/x").unwrap().as_deref(), Some(&b"one"[..]));
+    b.cache_put("t/x", b"two").unwrap();
+    assert_eq!(b.cache_get("t/x").unwrap().as_deref(), Some(&b"two"[..]));
+    b.cache_put_many(&[("t/x", b"three"), ("t/y", b"y1"), ("t/x", b"four")])
+        .unwrap();
+    assert_eq!(b.cache_get("t/x").unwrap().as_deref(), Some(&b"four"[..]));
+    assert_eq!(b.cache_get("t/y").unwrap().as_deref(), Some(&b"y1"[..]));
+    let many = b
+        .cache_get_many(&["t/y".to_string(), "t/x".to_string(), "t/z".to_string()])
+        .unwrap();
+    assert_eq!(many, [Some(b"y1".to_vec()), Some(b"four".to_vec()), None]);
+    b.commit().unwrap();
+    assert_eq!(b.cache_get("t/x").unwrap().as_deref(), Some(&b"four"[..]));
+
+    b.begin_write().unwrap();
+    assert_eq!(b.cache_get("t/y").unwrap().as_deref(), Some(&b"y1"[..]));
+    b.cache_put_many(&[("t/y", b"y2"), ("t/new", b"n")]).unwrap();
+    assert_eq!(b.cache_get("t/y").unwrap().as_deref(), Some(&b"y2"[..]));
+    b.rollback();
+    assert_eq!(b.cache_get("t/y").unwrap().as_deref(), Some(&b"y1"[..]));
+    assert_eq!(b.cache_get("t/new").unwrap(), None);
+}
+
+/// A transaction whose start fails (the journal renamed behind the
+/// program's back, so PostgreSQL's `LOCK TABLE journal` fails) is that
+/// failure at the first statement of the transaction, however the backend
+/// sends its `BEGIN`: the error names the journal, not an aborted
+/// transaction, and the backend is usable again once it is rolled back.
+fn a_failed_transaction_start_is_named(target: &str) {
+    let mut l = init(target);
+    record(&mut l, "a.csv", &costs_csv("A", 3));
+    drop(l);
+    let mut b = costshare_store::backend::open(target).unwrap();
+    let mut raw = Raw::open(target);
+    raw.exec("ALTER TABLE journal RENAME TO journal_moved").unwrap();
+    let err = b
+        .begin_write()
+        .and_then(|_| b.head())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    b.rollback();
+    assert!(err.contains("journal") && !err.contains("aborted"), "{err}");
+    raw.exec("ALTER TABLE journal_moved RENAME TO journal").unwrap();
+    b.begin_write().unwrap();
+    assert_eq!(b.head().unwrap().map(|(seq, _)| seq), Some(3 + 1 + 3));
+    b.rollback();
+    // a transaction in which nothing was read or written ends cleanly
+    b.begin_read().unwrap();
+    b.end_read();
+    b.begin_write().unwrap();
+    b.commit().unwrap();
+    assert_eq!(b.head().unwrap().map(|(seq, _)| seq), Some(7));
+}
+
 /// `sqlite::NAME` and `postgresql::NAME` for each test body.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
@@ -1458,6 +1558,9 @@ fiscal_year_start = "04-01"
 }
 
 both!(
+    a_failed_transaction_start_is_named,
+    small_and_large_batches_write_the_same_journal,
+    cache_blobs_read_back_as_last_written,
     amend_continues_a_term_envelope,
     a_changed_column_type_is_named_as_damage,
     a_renumbered_or_retyped_seq_is_named_as_damage,
