@@ -776,6 +776,20 @@ fn check_runs(seed: u64) -> usize {
             }
             // the use all the runs leave is the whole allocation's
             assert!(carry.same_use(&alloc::Carry::NONE.after(&whole.usage)), "seed {seed}");
+            // and a line's explanation among the lines up to its date is
+            // the one among all of them (what `explain --ledger` reads)
+            if k < n {
+                let upto = mine.partition_point(|l| l.date <= mine[k].date);
+                let all =
+                    explain::explain_lines(&one, mine.as_slice(), k, mine[k].clone(), as_of(), &alloc::Carry::NONE);
+                let some =
+                    explain::explain_lines(&one, &mine[..upto], k, mine[k].clone(), as_of(), &alloc::Carry::NONE);
+                assert_eq!(
+                    (&some.layers, &some.parts, some.provisional),
+                    (&all.layers, &all.parts, all.provisional),
+                    "seed {seed}: the explanation of line {k}"
+                );
+            }
         }
     }
     bound
