@@ -421,7 +421,12 @@ pub fn explain_derived(
         let c = ag.category_index(&body.category).ok_or_else(damaged)?;
         let rates = derived::rates(backend, &meta)?;
         let carry = meta.carries.get(v).ok_or_else(|| StoreError::Cache("meta".into()))?;
-        let blobs = derived::tied_blobs(backend, &meta, ag, v, c, alloc::tied_range(ag, c, date))?;
+        let (lo, hi) = alloc::tied_range(ag, c, date);
+        // when every capped layer of its category runs, no line after it
+        // changes its parts or its trace (`alloc::runs_in_order`): the lines
+        // up to its date are read, not the whole range
+        let hi = if alloc::runs_in_order(ag, c) { date } else { hi };
+        let blobs = derived::tied_blobs(backend, &meta, ag, v, c, (lo, hi))?;
         let tied = blobs.view()?;
         let idx = tied.position(rec.seq, id).ok_or_else(damaged)?;
         let line = tied.cost_line(ag, &rates, idx).ok_or_else(damaged)?;

@@ -164,6 +164,76 @@ impl Carry {
             .ok()
             .map(|k| &self.entries[k])
     }
+
+    /// What the lines allocated after some others start with: this carry
+    /// (what those others started with) plus `usage`, the use their
+    /// allocation made of each capped layer's period. Only for a category
+    /// that [`runs_in_order`]: there the parts of lines `k..` allocated with
+    /// `carry.after(usage of lines ..k)` are their parts in the allocation
+    /// of all the lines (started with `carry`). Entries made here name no
+    /// earlier version (`from` is empty).
+    pub fn after(&self, usage: &[CapUse]) -> Carry {
+        let mut entries = self.entries.clone();
+        for u in usage {
+            let key = (u.category, u.layer, u.period);
+            let at = match entries.binary_search_by_key(&key, |c| (c.category, c.layer, c.period)) {
+                Ok(at) => at,
+                Err(at) => {
+                    entries.insert(
+                        at,
+                        Carried {
+                            category: u.category,
+                            layer: u.layer,
+                            period: u.period,
+                            money: 0,
+                            units: Q::ZERO,
+                            from: Vec::new(),
+                        },
+                    );
+                    at
+                }
+            };
+            let e = &mut entries[at];
+            e.money = e.money.saturating_add(u.used_money);
+            if let Some(q) = &u.used_units {
+                e.units = e.units.add(q);
+            }
+        }
+        Carry { entries }
+    }
+
+    /// Whether lines allocated after `self` and after `other` start every
+    /// capped layer's period with the same use (money and units; an entry
+    /// that used nothing is as none: `money_left` and `units_left` give the
+    /// whole cap). For a category that [`runs_in_order`], the same lines
+    /// then get the same parts whichever of the two they start with.
+    pub fn same_use(&self, other: &Carry) -> bool {
+        let used = |c: &&Carried| c.money != 0 || !c.units.is_zero();
+        let key = |c: &Carried| (c.category, c.layer, c.period, c.money, c.units.clone());
+        self.entries
+            .iter()
+            .filter(used)
+            .map(key)
+            .eq(other.entries.iter().filter(used).map(key))
+    }
+}
+
+/// Whether each line of category `c` takes from every capped layer what the
+/// lines before it in (date, id) order left of the period's cap: every
+/// capped layer is `running` (a pro-rata period shares its cap among all its
+/// lines at once, and marks them open). Then what ties a line to the lines
+/// before it is only their use of each capped layer's period (offers,
+/// portions, quantities carried down the layers and splits are the line's
+/// own), and no line after it changes its parts: so the lines before a new
+/// line keep theirs, and lines `k..` allocated starting with the use of
+/// lines `..k` ([`Carry::after`]) get the parts a whole allocation gives
+/// them (`running_money`, `running_units`: each take is the line's offer
+/// against what is left, and what is left is the cap less that use).
+pub fn runs_in_order(ag: &Agreement, c: usize) -> bool {
+    ag.categories[c]
+        .layers
+        .iter()
+        .all(|l| l.cap.is_none() || l.policy == CapPolicy::Running)
 }
 
 /// An earlier agreement version and the use its lines made of its caps.

@@ -722,6 +722,85 @@ fn check_incremental(seed: u64) {
     assert_eq!(got.order, want.order, "seed {seed}");
 }
 
+/// A category that runs in order (`alloc::runs_in_order`) allocated from a
+/// line on, in runs, each run starting with the use the lines before it
+/// left (`Carry::after`), gives every line its parts in the allocation of
+/// all the lines: what the ledger's late lines and voids rely on to skip
+/// the lines before a new line and to stop where two allocations agree
+/// (`Carry::same_use`). Returns the categories checked whose caps bound.
+fn check_runs(seed: u64) -> usize {
+    let case = gen_case(seed);
+    let (ag, lines) = load_case(&case);
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let mut bound = 0;
+    for c in 0..ag.categories.len() {
+        if !alloc::runs_in_order(&ag, c) {
+            continue;
+        }
+        let one = ag.with_only_category(c);
+        let mut mine: Vec<CostLine> = lines.iter().filter(|l| l.category == c).cloned().collect();
+        if mine.is_empty() {
+            continue;
+        }
+        for l in &mut mine {
+            l.category = 0;
+        }
+        mine.sort_by(|a, b| (a.date, a.id.as_bytes()).cmp(&(b.date, b.id.as_bytes())));
+        let whole = alloc::allocate(&one, &mine, as_of());
+        if whole.usage.iter().any(|u| u.reached_on.is_some()) {
+            bound += 1;
+        }
+        let n = mine.len();
+        for k in [0, n / 2, n - 1, rng.range(0, n as i64 - 1) as usize] {
+            let before = alloc::allocate(&one, &mine[..k], as_of());
+            assert_eq!(
+                before.amounts[..],
+                whole.amounts[..k * whole.width()],
+                "seed {seed}: lines ..{k}"
+            );
+            let mut carry = alloc::Carry::NONE.after(&before.usage);
+            let mut p = k;
+            while p < n {
+                let q = n.min(p + rng.range(1, 8) as usize);
+                let run = alloc::allocate_carried(&one, &mine[p..q], as_of(), &carry);
+                let w = whole.width();
+                assert_eq!(
+                    run.amounts[..],
+                    whole.amounts[p * w..q * w],
+                    "seed {seed}: category {c}, lines {p}..{q} after {k}\n{}\n{}",
+                    case.toml,
+                    case.csv
+                );
+                carry = carry.after(&run.usage);
+                p = q;
+            }
+            // the use all the runs leave is the whole allocation's
+            assert!(carry.same_use(&alloc::Carry::NONE.after(&whole.usage)), "seed {seed}");
+            // and a line's explanation among the lines up to its date is
+            // the one among all of them (what `explain --ledger` reads)
+            if k < n {
+                let upto = mine.partition_point(|l| l.date <= mine[k].date);
+                let all =
+                    explain::explain_lines(&one, mine.as_slice(), k, mine[k].clone(), as_of(), &alloc::Carry::NONE);
+                let some =
+                    explain::explain_lines(&one, &mine[..upto], k, mine[k].clone(), as_of(), &alloc::Carry::NONE);
+                assert_eq!(
+                    (&some.layers, &some.parts, some.provisional),
+                    (&all.layers, &all.parts, all.provisional),
+                    "seed {seed}: the explanation of line {k}"
+                );
+            }
+        }
+    }
+    bound
+}
+
+#[test]
+fn runs_from_a_carry_equal_the_whole_allocation() {
+    let bound: usize = (0..400).map(check_runs).sum();
+    assert!(bound > 50, "the generator stopped binding running caps ({bound})");
+}
+
 #[test]
 fn incremental_equals_full_allocation() {
     for seed in 0..400 {

@@ -1885,7 +1885,9 @@ pub fn year_totals(
 /// What taking new lines in changed.
 #[derive(Clone, Debug, Default)]
 pub struct LateImpact {
-    /// Lines re-allocated (the new ones and those sharing their periods).
+    /// Lines re-allocated: the new ones and those their capped periods tie
+    /// them to, up to where the allocations with and without a new line
+    /// agree on every later line (a category that runs in order, `Runs`).
     pub reallocated: usize,
     /// Earlier lines whose allocation changed: id and change per party
     /// (then UNALLOCATED).
@@ -1928,50 +1930,73 @@ pub fn add_lines(
         let c = line.category;
         let (lo, hi) = alloc::tied_range(ag, c, line.date);
         let (m0, m1) = (lo.month_index(), hi.month_index());
-        let months: Vec<i32> = (m0..=m1).filter(|m| !buckets.contains_key(&(c, *m))).collect();
+        // the allocator sees one category (index 0 of a one-category view)
+        let one = single_category(ag, c);
+        // a category that runs in order is allocated by runs from the new
+        // line on (`Runs`): the months after the new line's are read only
+        // when the runs reach them
+        let in_order = alloc::runs_in_order(&one, 0);
+        let mk = if in_order {
+            line.date.month_index().clamp(m0, m1)
+        } else {
+            m1
+        };
+        let months: Vec<i32> = (m0..=mk).filter(|m| !buckets.contains_key(&(c, *m))).collect();
         let keys: Vec<String> = months.iter().map(|&m| bucket_key(0, c, m)).collect();
         for (m, b) in months.into_iter().zip(need_many(backend, meta, &keys)?) {
             buckets.insert((c, m), b);
         }
+        // later months' buckets, read only if the runs reach them
+        let mut later: Vec<(i32, Payload)> = Vec::new();
         // the tied lines, in (date, id) order, without and with the new one
-        let room: usize = (m0..=m1).filter_map(|m| bucket_len(&buckets[&(c, m)])).sum();
+        let room: usize = (m0..=mk).filter_map(|m| bucket_len(&buckets[&(c, m)])).sum();
         let mut tied = Tied(BLines::with_capacity(room + 1));
-        for m in m0..=m1 {
+        for m in m0..=mk {
             decode_bucket_into(&buckets[&(c, m)], lo, hi, &mut tied.0).ok_or_else(|| damaged(&bucket_key(0, c, m)))?;
         }
         // the new line as a bucket holds it, read back as the others are
         let mine = encode_bucket(std::iter::once(view_of(&line)));
-        // the allocator sees one category (index 0 of a one-category view)
-        let one = single_category(ag, c);
         decode_bucket_into(&mine, line.date, line.date, &mut tied.0).ok_or_else(|| damaged("meta"))?;
         // the new line where it sorts: the tied lines stay in (date, id) order,
         // which the allocator then takes as it is (`alloc::line_order`)
         let new = tied.0.lines.pop().ok_or_else(|| damaged("meta"))?;
         let k = tied.0.lines.partition_point(|l| (l.date, l.id) < (new.date, new.id));
         tied.0.lines.insert(k, new);
-        // the tied lines without and with the new one: two allocations that do
-        // not depend on each other, the first on a second core
-        let (a0, a1) = both(
-            || alloc::allocate_lines(&one, &Without(&tied, k), ag.start),
-            || alloc::allocate_lines(&one, &tied, ag.start),
-        );
-        impact.reallocated += tied.0.lines.len();
         let mut moves = Moves::default();
-        // line i here was line i0 before the new line came in
-        move_tied(
-            meta,
-            c,
-            &tied,
-            k,
-            (&a0, &|i| if i < k { i } else { i - 1 }),
-            (&a1, &|i| i),
-            &mut moves,
-            Some(&mut changed),
-        )?;
-        moves.add(line.date, &line.site, a1.row(k), a1.open_until[k], 1);
+        // the tied lines without and with the new one
+        let (row, open, allocated) = if in_order {
+            let mut runs = Runs::new(ag, &one, &tied, k);
+            runs.advance(ag, &one, meta, c, &tied, k, true, &mut moves, Some(&mut changed))?;
+            if !runs.settled && mk < m1 {
+                // the runs reached the end of the new line's month: the rest
+                let months: Vec<i32> = (mk + 1..=m1).filter(|m| !buckets.contains_key(&(c, *m))).collect();
+                let keys: Vec<String> = months.iter().map(|&m| bucket_key(0, c, m)).collect();
+                later = months.into_iter().zip(need_many(backend, meta, &keys)?).collect();
+                for m in mk + 1..=m1 {
+                    let b = match buckets.get(&(c, m)) {
+                        Some(b) => b,
+                        None => later
+                            .iter()
+                            .find(|(x, _)| *x == m)
+                            .map(|(_, b)| b)
+                            .ok_or_else(|| damaged("meta"))?,
+                    };
+                    decode_bucket_into(b, lo, hi, &mut tied.0).ok_or_else(|| damaged(&bucket_key(0, c, m)))?;
+                }
+                runs.advance(ag, &one, meta, c, &tied, k, true, &mut moves, Some(&mut changed))?;
+            }
+            runs.finish(c, &tied, k)?
+        } else {
+            with_and_without(ag, &one, meta, c, &tied, k, true, &mut moves, Some(&mut changed))?
+        };
+        impact.reallocated += allocated;
+        moves.add(line.date, &line.site, &row, open, 1);
         moves.apply(meta, c);
         drop(tied);
-        if let Some(d) = a1.open_until[k] {
+        for (m, b) in later {
+            buckets.insert((c, m), b);
+        }
+        if let Some(d) = open {
             *meta.open.entry((line.date.month_index(), d)).or_insert(0) += 1;
         }
         meta.lines += 1;
@@ -2008,7 +2033,159 @@ pub fn add_lines(
     Ok((impact, blobs))
 }
 
-/// The lines of `tied` but line `skip` whose allocation differs between
+/// Line `k` of `tied` (all of category `c`, allocated under `one`, its
+/// one-category agreement) comes in (`added`: a late line) or goes (a void):
+/// every other tied line whose parts differ with and without it is moved
+/// (`move_tied`). Returns line `k`'s row and open date with it, and how many
+/// tied lines were allocated (from the first).
+///
+/// Two allocations of all the tied lines, on two cores; but a category that
+/// runs in order (`alloc::runs_in_order`) goes by [`Runs`], which stops where
+/// the two allocations agree on every later line.
+#[allow(clippy::too_many_arguments)]
+fn with_and_without<'s>(
+    ag: &Agreement,
+    one: &Agreement,
+    meta: &mut Meta,
+    c: usize,
+    tied: &Tied<'s>,
+    k: usize,
+    added: bool,
+    moves: &mut Moves<'s>,
+    changed: Option<&mut BTreeMap<String, Vec<i64>>>,
+) -> Result<(Vec<i64>, Option<Date>, usize), StoreError> {
+    if alloc::runs_in_order(one, 0) {
+        let mut runs = Runs::new(ag, one, tied, k);
+        runs.advance(ag, one, meta, c, tied, k, added, moves, changed)?;
+        return runs.finish(c, tied, k);
+    }
+    let n = tied.0.lines.len();
+    // two allocations that do not depend on each other, one on a second core
+    let (aw, ao) = both(
+        || alloc::allocate_lines(one, tied, ag.start),
+        || alloc::allocate_lines(one, &Without(tied, k), ag.start),
+    );
+    // line i here is line i - 1 without line k when it comes after it
+    let with: (&alloc::Allocation, &dyn Fn(usize) -> usize) = (&aw, &|i| i);
+    let without: (&alloc::Allocation, &dyn Fn(usize) -> usize) = (&ao, &|i| if i < k { i } else { i - 1 });
+    let (a0, a1) = if added { (without, with) } else { (with, without) };
+    move_tied(meta, c, tied, 0..n, k, a0, a1, moves, changed)?;
+    Ok((aw.row(k).to_vec(), aw.open_until[k], n))
+}
+
+/// The tied lines of a category that runs in order (`alloc::runs_in_order`:
+/// every capped layer running, no pro rata) allocated with and without line
+/// `k` by runs. The lines before `k` keep their parts either way, so lines
+/// `..k` are allocated once, only for the use they leave of each capped
+/// period (`Carry::after`); then lines `k..` twice, in runs of doubling
+/// length, each run starting with what the lines before it left with line
+/// `k` and without it. Once the two leave every capped period the same use
+/// (`Carry::same_use`), every later line gets the same parts from both, and
+/// nothing after it moves. The parts are the engine's (`allocate_carried`)
+/// either way; only which lines it is given differs. The tied lines may
+/// grow between two calls of [`Runs::advance`] (later months read only when
+/// the runs reach them), never change.
+struct Runs {
+    with: alloc::Carry,
+    without: alloc::Carry,
+    /// The first tied line not yet allocated with and without line `k`.
+    next: usize,
+    /// The length of the next run.
+    run: usize,
+    /// Line `k`'s row and open date with it, once its run is allocated.
+    mine: Option<(Vec<i64>, Option<Date>)>,
+    /// The two allocations agree on every line from `next` on.
+    settled: bool,
+}
+
+impl Runs {
+    /// Lines `..k` allocated for the use they leave.
+    fn new(ag: &Agreement, one: &Agreement, tied: &Tied<'_>, k: usize) -> Runs {
+        let before = alloc::allocate_lines(one, &Span(tied, 0..k), ag.start);
+        let carry = alloc::Carry::NONE.after(&before.usage);
+        Runs {
+            with: carry.clone(),
+            without: carry,
+            next: k,
+            run: 64,
+            mine: None,
+            settled: false,
+        }
+    }
+
+    /// Allocate runs until the two allocations agree or the tied lines end,
+    /// moving the lines whose parts differ (as [`with_and_without`]).
+    #[allow(clippy::too_many_arguments)]
+    fn advance<'s>(
+        &mut self,
+        ag: &Agreement,
+        one: &Agreement,
+        meta: &mut Meta,
+        c: usize,
+        tied: &Tied<'s>,
+        k: usize,
+        added: bool,
+        moves: &mut Moves<'s>,
+        mut changed: Option<&mut BTreeMap<String, Vec<i64>>>,
+    ) -> Result<(), StoreError> {
+        let n = tied.0.lines.len();
+        while !self.settled && self.next < n {
+            let p = self.next;
+            let q = n.min(p.saturating_add(1).saturating_add(self.run));
+            // without line k its run starts after it
+            let po = p.max(k + 1);
+            let aw = alloc::allocate_carried(one, &Span(tied, p..q), ag.start, &self.with);
+            let ao = alloc::allocate_carried(one, &Span(tied, po..q), ag.start, &self.without);
+            if p == k {
+                self.mine = Some((aw.row(0).to_vec(), aw.open_until[0]));
+            }
+            let with: (&alloc::Allocation, &dyn Fn(usize) -> usize) = (&aw, &|i| i - p);
+            let without: (&alloc::Allocation, &dyn Fn(usize) -> usize) = (&ao, &|i| i - po);
+            let (a0, a1) = if added { (without, with) } else { (with, without) };
+            move_tied(meta, c, tied, p..q, k, a0, a1, moves, changed.as_deref_mut())?;
+            self.with = self.with.after(&aw.usage);
+            self.without = self.without.after(&ao.usage);
+            self.settled = self.with.same_use(&self.without);
+            (self.next, self.run) = (q, self.run.saturating_mul(2));
+        }
+        Ok(())
+    }
+
+    /// Line `k`'s row and open date with it, and how many tied lines were
+    /// allocated.
+    fn finish(self, c: usize, tied: &Tied<'_>, k: usize) -> Result<(Vec<i64>, Option<Date>, usize), StoreError> {
+        let month = tied.0.lines.get(k).map_or(0, |l| l.date.month_index());
+        let (row, open) = self.mine.ok_or_else(|| damaged(&bucket_key(0, c, month)))?;
+        Ok((row, open, self.next))
+    }
+}
+
+/// Tied lines `.1` (a run of them, allocated from what the lines before
+/// left: see [`with_and_without`]).
+struct Span<'t, 'a>(&'t Tied<'a>, std::ops::Range<usize>);
+
+impl alloc::Lines for Span<'_, '_> {
+    fn count(&self) -> usize {
+        self.1.len()
+    }
+    fn date(&self, i: usize) -> Date {
+        self.0.date(self.1.start + i)
+    }
+    fn category(&self, _: usize) -> usize {
+        0
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self.0.amount(self.1.start + i)
+    }
+    fn quantity(&self, i: usize) -> Option<&Q> {
+        self.0.quantity(self.1.start + i)
+    }
+    fn id(&self, i: usize) -> &[u8] {
+        self.0.id(self.1.start + i)
+    }
+}
+
+/// The lines of `tied` in `range` but line `skip` whose allocation differs between
 /// `a0` (line i of `tied` is its line `a0.1(i)`) and `a1` (its line
 /// `a1.1(i)`): their parts move in the totals (through `moves`), their
 /// counts of lines provisional until a date in the meta, and their change by
@@ -2019,13 +2196,16 @@ fn move_tied<'s>(
     meta: &mut Meta,
     c: usize,
     tied: &Tied<'s>,
+    range: std::ops::Range<usize>,
     skip: usize,
     a0: (&alloc::Allocation, &dyn Fn(usize) -> usize),
     a1: (&alloc::Allocation, &dyn Fn(usize) -> usize),
     moves: &mut Moves<'s>,
     mut changed: Option<&mut BTreeMap<String, Vec<i64>>>,
 ) -> Result<(), StoreError> {
-    for (i, l) in tied.0.lines.iter().enumerate() {
+    let start = range.start;
+    for (i, l) in tied.0.lines[range].iter().enumerate() {
+        let i = start + i;
         if i == skip {
             continue;
         }
@@ -2113,27 +2293,14 @@ pub fn remove_line(
         .position(|l| l.date == date && l.id == id.as_bytes())
         .ok_or_else(|| damaged(&mkey))?;
     let one = single_category(ag, c);
-    let (a0, a1) = both(
-        || alloc::allocate_lines(&one, &tied, ag.start),
-        || alloc::allocate_lines(&one, &Without(&tied, k), ag.start),
-    );
     let mut moves = Moves::default();
-    // line i here is line i1 once the voided line is gone
-    move_tied(
-        meta,
-        c,
-        &tied,
-        k,
-        (&a0, &|i| i),
-        (&a1, &|i| if i < k { i } else { i - 1 }),
-        &mut moves,
-        None,
-    )?;
+    // the tied lines with and without the voided one
+    let (row, open, _) = with_and_without(ag, &one, meta, c, &tied, k, false, &mut moves, None)?;
     let gone = tied.0.lines[k];
     let site = gone.rest().ok_or_else(|| damaged(&mkey))?.site;
-    moves.add(date, site, a0.row(k), a0.open_until[k], -1);
+    moves.add(date, site, &row, open, -1);
     moves.apply(meta, c);
-    if let Some(d) = a0.open_until[k] {
+    if let Some(d) = open {
         open_count(meta, mi, d, -1);
     }
     meta.lines = meta.lines.checked_sub(1).ok_or_else(|| damaged("meta"))?;
