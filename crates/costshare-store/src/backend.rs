@@ -124,13 +124,6 @@ pub trait Backend: Send {
     fn for_each_stored(&mut self, f: &mut StoredVisitor<'_>) -> Result<(), StoreError>;
     /// Start a transaction holding the ledger's write lock: writers queue here.
     fn begin_write(&mut self) -> Result<(), StoreError>;
-    /// [`Backend::begin_write`] for a write of many rows (a bulk `record`):
-    /// a backend may take a mode that writes them once, where a small
-    /// write's mode would write them twice, with the same guarantees (see
-    /// `Sqlite`). [`Backend::commit`] and [`Backend::rollback`] end it.
-    fn begin_bulk_write(&mut self) -> Result<(), StoreError> {
-        self.begin_write()
-    }
     /// Append rows inside the transaction.
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError>;
     fn commit(&mut self) -> Result<(), StoreError>;

@@ -556,23 +556,17 @@ impl Ledger {
         now: &str,
         decide: impl FnOnce(&State) -> Result<(Vec<Body>, T), LedgerError>,
     ) -> Result<T, LedgerError> {
-        self.transact_lines(now, false, |st| decide(st).map(|(b, out)| (b, None, out)))
+        self.transact_lines(now, |st| decide(st).map(|(b, out)| (b, None, out)))
     }
 
     /// [`Ledger::transact`], `decide` also giving the new lines' cost lines
-    /// when it has them ([`NewLines`]); `bulk` for a write of many rows
-    /// ([`Backend::begin_bulk_write`]).
+    /// when it has them ([`NewLines`]).
     fn transact_lines<T>(
         &mut self,
         now: &str,
-        bulk: bool,
         decide: impl FnOnce(&State) -> Result<(Vec<Body>, Option<NewLines>, T), LedgerError>,
     ) -> Result<T, LedgerError> {
-        let began = match bulk {
-            true => self.backend.begin_bulk_write(),
-            false => self.backend.begin_write(),
-        };
-        if let Err(e) = began {
+        if let Err(e) = self.backend.begin_write() {
             self.backend.rollback();
             return Err(e.into());
         }
@@ -714,9 +708,7 @@ impl Ledger {
     ) -> Result<RecordOutcome, LedgerError> {
         let file = costs.name.to_string();
         progress("reading the journal (waiting for other writers)", 0, 0);
-        // a file the fast path would not take is a bulk write
-        let bulk = too_many_for_fast(costs.bytes);
-        let out = self.transact_lines(now, bulk, |st| {
+        let out = self.transact_lines(now, |st| {
             plan_record(st, &file, sha, costs.bytes, rates.as_ref(), progress)
                 .map(|p| (p.bodies, p.new_lines, p.outcome))
         });

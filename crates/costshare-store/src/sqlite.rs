@@ -1,9 +1,7 @@
 //! The SQLite backend: one file, nothing to install.
 //!
 //! WAL mode with `synchronous = FULL`: a committed `record` survives a crash
-//! of the process or the machine, and an uncommitted one leaves no trace. A
-//! bulk write run with no other connection open takes rollback-journal mode
-//! for its transaction, with the same guarantees (`begin_bulk_write`).
+//! of the process or the machine, and an uncommitted one leaves no trace.
 //! Writers take the write lock with `BEGIN IMMEDIATE` and wait up to a minute
 //! for each other.
 
@@ -17,8 +15,6 @@ pub struct Sqlite {
     path: String,
     /// The derived state's table is known to exist.
     cache_table: bool,
-    /// A bulk write is open in rollback-journal mode (see `begin_bulk_write`).
-    bulk: bool,
 }
 
 /// The derived state's blobs (see `derived`): a cache, rewritten at will.
@@ -150,38 +146,10 @@ CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
 BEGIN SELECT RAISE(ABORT, 'the costshare journal is append-only'); END;
 ";
 
-/// How long a connection waits for another's lock before it says so.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 impl Sqlite {
-    /// Back to WAL mode and `synchronous = FULL` after a bulk write in
-    /// rollback-journal mode (outside any transaction). Best effort: the
-    /// write has landed or not already, and a connection that finds the
-    /// database in rollback-journal mode (this one failing here, or a
-    /// process killed during its bulk write) puts it back in WAL mode when
-    /// it opens it (`configure`).
-    fn end_bulk(&mut self) {
-        if std::mem::take(&mut self.bulk) {
-            let _ = self.conn.pragma_update(None, "synchronous", "FULL");
-            let _ = self
-                .conn
-                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0));
-        }
-    }
-
     fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
-        // WAL mode, unless another connection's bulk write holds the
-        // database in rollback-journal mode (`begin_bulk_write`): asking
-        // then fails at once, and this connection reads and writes in that
-        // mode, waiting for the bulk write's lock as for any writer's; the
-        // bulk write puts WAL mode back when it ends
-        conn.busy_timeout(std::time::Duration::ZERO)?;
-        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
-            Ok(_) => {}
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
-            Err(e) => return Err(e),
-        }
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(std::time::Duration::from_secs(60))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(())
     }
@@ -228,7 +196,6 @@ impl Sqlite {
             conn,
             path: path.to_string(),
             cache_table: false,
-            bulk: false,
         })
     }
 
@@ -256,7 +223,6 @@ impl Sqlite {
             conn,
             path: path.to_string(),
             cache_table: false,
-            bulk: false,
         })
     }
 }
@@ -302,40 +268,6 @@ impl Backend for Sqlite {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db)
     }
 
-    /// A bulk write (a `record` of many rows) in rollback-journal mode,
-    /// where this connection is the only one open: WAL writes every page
-    /// twice (to the WAL, then by the checkpoint to the database, which at a
-    /// million lines is 490 MB more and a second sync of it, about a
-    /// second), while a rollback journal keeps only the pages the write
-    /// changes in place; the pages it appends are written once. The
-    /// guarantees hold: `synchronous = EXTRA` syncs the journal before the
-    /// database is written and the directory after the journal is deleted
-    /// (the commit), so a crash at any point leaves none or all of the
-    /// write (the next open rolls a hot journal back). `commit` and
-    /// `rollback` put the database back in WAL mode. With another
-    /// connection open (a server, a reader) SQLite cannot leave WAL mode:
-    /// the write then runs in WAL mode as any other, without waiting.
-    fn begin_bulk_write(&mut self) -> Result<(), StoreError> {
-        // asking must not wait for the other connections (a minute)
-        self.conn.busy_timeout(std::time::Duration::ZERO).map_err(db)?;
-        let mode = self
-            .conn
-            .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get::<_, String>(0));
-        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-        if matches!(mode.as_deref(), Ok("delete")) {
-            self.bulk = true;
-            if let Err(e) = self.conn.pragma_update(None, "synchronous", "EXTRA") {
-                self.end_bulk();
-                return Err(db(e));
-            }
-        }
-        if let Err(e) = self.begin_write() {
-            self.end_bulk();
-            return Err(e);
-        }
-        Ok(())
-    }
-
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<(), StoreError> {
         let mut st = self
             .conn
@@ -351,9 +283,7 @@ impl Backend for Sqlite {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        let done = self.conn.execute_batch("COMMIT").map_err(db);
-        self.end_bulk();
-        done
+        self.conn.execute_batch("COMMIT").map_err(db)
     }
 
     fn head(&mut self) -> Result<Option<(u64, String)>, StoreError> {
@@ -433,7 +363,6 @@ impl Backend for Sqlite {
 
     fn rollback(&mut self) {
         let _ = self.conn.execute_batch("ROLLBACK");
-        self.end_bulk();
     }
 
     fn tokens_read(&mut self) -> Result<Vec<TokenRow>, StoreError> {
