@@ -29,6 +29,13 @@ fn db(e: rusqlite::Error) -> StoreError {
 fn not_a_database(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotFound(format!("{path} (not a SQLite database)")),
+        // the file exists (`open` checked): what SQLite could not open is the
+        // file for writing or, in WAL mode, the -wal and -shm files beside it
+        // (a fresh user's read-only directory gave only "unable to open
+        // database file")
+        Some(rusqlite::ErrorCode::CannotOpen) => StoreError::Db(format!(
+            "{path}: {e}: a ledger is opened for writing, with the -wal and -shm files SQLite keeps beside it; check that the file and its directory are writable"
+        )),
         _ => db(e),
     }
 }
@@ -207,7 +214,7 @@ impl Sqlite {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(db)?;
+        .map_err(not_a_database(path))?;
         Sqlite::configure(&conn).map_err(not_a_database(path))?;
         let has: i64 = conn
             .query_row(
