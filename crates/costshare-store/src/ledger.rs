@@ -630,28 +630,47 @@ impl Ledger {
         let author = self.author.as_str();
         // the first new line's entry follows the batch, the last of `bodies`
         let first_new = base + bodies.len() as u64;
+        // the building thread also encodes and seals the blobs, which this
+        // one puts between chunks of entries (`derived::Feed`): only the
+        // meta waits for the head
+        let (to_feed, mut feed) = derived::Feed::channel();
         let (last, built) = std::thread::scope(|s| {
             let (st, per_version) = (&st, &per_version);
             let build = s.spawn(move || {
-                derived::applicable(st).then(|| match per_version {
-                    Some(lines) => Ok(derived::build_lines::<Packed, _>(st, lines, first_new)),
-                    None => derived::build(st).map(derived::Built::of),
+                derived::applicable(st).then(|| {
+                    let built = match per_version {
+                        Some(lines) => derived::build_lines::<Packed, _>(st, lines, first_new),
+                        None => derived::Built::of(derived::build(st)?),
+                    };
+                    derived::send_sealed(built.into_blobs(), &to_feed)
                 })
             });
             let batch = first_new - 1;
             let lines = per_version
                 .as_deref()
                 .map(|per_version| LineWriter::new(st, per_version, &order, &written, batch));
-            let last = append(backend, bodies, lines, base, prev, now, author);
-            (last, build.join())
+            let last = append(backend, bodies, lines, base, prev, now, author, Some(&mut feed));
+            // the meta names the head it reflects, known now
+            let wrote = match &last {
+                Ok(Some((_, head))) => feed.finish(backend, head).map_err(LedgerError::from),
+                // the builder stops when it finds no one to send to
+                _ => {
+                    drop(feed);
+                    Ok(false)
+                }
+            };
+            (last.and_then(|l| wrote.map(|w| (l, w))), build.join())
         });
-        let last = last?;
+        let (last, wrote) = last?;
         let built = built.map_err(|_| StoreError::Db("building the derived state failed".into()))?;
-        if let (Some((seq, hash)), Some(built)) = (&last, built) {
+        if let Some(built) = built {
+            built?;
+            if !wrote {
+                return Err(StoreError::Cache("meta".into()).into());
+            }
+        }
+        if let Some((seq, hash)) = &last {
             debug_assert_eq!(st.entries, *seq);
-            // the meta names the head it reflects, known now (`put_each` sets
-            // it); the buckets are encoded one at a time as they are put
-            derived::put_each(self.backend.as_mut(), hash, built?.into_blobs())?;
             st.head = hash.clone();
         }
         drop(per_version);
@@ -888,7 +907,7 @@ impl Ledger {
             new_lines.push((cl, batch_seq + 1 + n as u64));
         }
         outcome.recorded = fresh.len() as u64;
-        let last = append(backend, bodies, None, batch_seq, meta.head.clone(), now, &who)?;
+        let last = append(backend, bodies, None, batch_seq, meta.head.clone(), now, &who, None)?;
         let (impact, blobs) = derived::add_lines(backend, &ag, &mut meta, new_lines)?;
         if let Some((seq, hash)) = last {
             meta.seq = seq;
@@ -1078,7 +1097,7 @@ impl Ledger {
                 by: String::new(),
             };
             let blobs = derived::remove_line(backend, &ag, &mut meta, id, rec.seq, void_seq)?;
-            let last = append(backend, vec![body], None, void_seq, meta.head.clone(), now, &who)?;
+            let last = append(backend, vec![body], None, void_seq, meta.head.clone(), now, &who, None)?;
             if let Some((seq, hash)) = last {
                 meta.seq = seq;
                 meta.head = hash;
@@ -1322,7 +1341,7 @@ impl Ledger {
             forced: why.is_some(),
             rows: rows.clone(),
         };
-        let last = append(backend, vec![body], None, seq, meta.head.clone(), now, &who)?;
+        let last = append(backend, vec![body], None, seq, meta.head.clone(), now, &who, None)?;
         let Some((entries, head)) = last else {
             return Ok(None);
         };
@@ -2022,7 +2041,9 @@ fn new_rates(st: &State, rates: &Input<'_>, agreement_currency: &str) -> Result<
 /// but the canonical bytes and hashes of one chunk are ready while the
 /// database takes the previous chunk, and chunks are freed as they land. A
 /// chunk holds its entries' bytes and hashes in two buffers: a bulk write's
-/// million lines are sealed without an allocation of their own.
+/// million lines are sealed without an allocation of their own. Between
+/// chunks, the blobs of the derived state that `feed` has ready are put.
+#[allow(clippy::too_many_arguments)]
 fn append(
     backend: &mut dyn Backend,
     bodies: Vec<Body>,
@@ -2031,6 +2052,7 @@ fn append(
     head: String,
     now: &str,
     who: &str,
+    mut feed: Option<&mut derived::Feed>,
 ) -> Result<Option<(u64, String)>, LedgerError> {
     // small enough that the chunks in flight (about four) stay a few MB
     const CHUNK: usize = 4_096;
@@ -2102,6 +2124,9 @@ fn append(
                 .collect();
             backend.insert(&rows)?;
             drop(rows);
+            if let Some(f) = feed.as_deref_mut() {
+                f.take_ready(backend)?;
+            }
             let n = chunk.kinds.len();
             last = Some((chunk.first + n as u64 - 1, chunk.hash_before(n).to_string()));
         }

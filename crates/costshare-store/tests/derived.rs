@@ -202,6 +202,26 @@ fn a_large_file_recorded_in_one_write_gives_the_replays_derived_state() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A new ledger's pages are 16 KB (a bulk load writes a quarter as many
+/// frames), and its buckets and id shards are stored compressed (`CSz6`),
+/// its meta not (`CSd6`); a ledger recorded so checks against a replay
+/// (`sma_ledger`'s lines are checked by `derived_state_equals_a_replay`).
+#[test]
+fn a_new_ledger_has_16k_pages_and_compressed_buckets() {
+    let (dir, path, mut l) = sma_ledger("pages", 6, 400, "p");
+    check(&mut l, "a new ledger");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(page, 16384);
+    let blobs = stored_blobs(&path);
+    assert!(blobs.keys().any(|k| k.starts_with("b/")) && blobs.keys().any(|k| k.starts_with("i/")));
+    for (k, v) in &blobs {
+        let want: &[u8] = if k == "meta" { b"CSd6" } else { b"CSz6" };
+        assert_eq!(&v[..4], want, "{k}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The derived state's blobs as stored, by key.
 fn stored_blobs(path: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -222,11 +242,17 @@ fn put_blob(path: &str, key: &str, v: Option<&[u8]>) {
     };
 }
 
-/// A sealed blob's payload: after `CSd6`, the head's length and bytes and the
-/// 16-byte checksum.
-fn payload(stored: &[u8]) -> &[u8] {
+/// A sealed blob's payload: after `CSd6` or `CSz6`, the head's length and
+/// bytes and the 16-byte checksum; `CSz6`'s is compressed (LZ4, its length
+/// first).
+fn payload(stored: &[u8]) -> Vec<u8> {
     let n = u32::from_le_bytes(stored[4..8].try_into().unwrap()) as usize;
-    &stored[8 + n + 16..]
+    let p = &stored[8 + n + 16..];
+    if !stored.starts_with(b"CSz6") {
+        return p.to_vec();
+    }
+    let len = u32::from_le_bytes(p[..4].try_into().unwrap()) as usize;
+    lz4_flex::block::decompress(&p[4..], len).unwrap()
 }
 
 fn derived_status(l: &mut Ledger, opts: &VerifyOptions) -> (DerivedStatus, bool) {
