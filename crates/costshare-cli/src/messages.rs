@@ -54,7 +54,7 @@ impl Observer for Stderr {
 
     fn derived_damaged(&mut self, ledger: &str, key: &str) {
         eprintln!(
-            "costshare: warning: the derived state of {ledger} is damaged (blob `{key}` fails its checksum); it was not used: the journal was replayed and the derived state rewritten"
+            "costshare: warning: the derived state of {ledger} is damaged (blob `{key}` is missing, fails its checksum, or is not the one its meta names); it was not used: the journal was replayed and the derived state rewritten"
         );
     }
 

@@ -689,7 +689,7 @@ fn sql(l: &str, q: &str, k: &str, v: &[u8]) {
 /// The warning of a damaged blob, named.
 fn warning(l: &str, key: &str) -> String {
     format!(
-        "costshare: warning: the derived state of {l} is damaged (blob `{key}` fails its checksum); it was not used: the journal was replayed and the derived state rewritten\n"
+        "costshare: warning: the derived state of {l} is damaged (blob `{key}` is missing, fails its checksum, or is not the one its meta names); it was not used: the journal was replayed and the derived state rewritten\n"
     )
 }
 

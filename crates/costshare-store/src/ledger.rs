@@ -663,8 +663,9 @@ impl Ledger {
         });
         let (last, wrote) = last?;
         let built = built.map_err(|_| StoreError::Db("building the derived state failed".into()))?;
-        if let Some(built) = built {
+        if let (Some(_), Some(built)) = (&last, built) {
             built?;
+            // it built and sent a meta, which the feed wrote
             if !wrote {
                 return Err(StoreError::Cache("meta".into()).into());
             }
