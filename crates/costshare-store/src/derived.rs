@@ -21,7 +21,10 @@
 //!   and rewrites one: about a thousand ids at a million lines).
 //!
 //! Every blob is sealed ([`seal`]): stored after a checksum (XXH3-128) over
-//! the journal head it was written under, its key and its payload. A blob
+//! a head, its key and its payload. The meta's head is the journal head it
+//! reflects; buckets and id shards are sealed under no head and stored
+//! compressed ([`seal_blob`]: the meta's checksums of them are what tie them
+//! to its state; those written before were sealed under the head). A blob
 //! whose seal does not check, or whose checksum is not the one the meta
 //! records for its key, is never decoded: reading it is
 //! [`StoreError::Cache`], and the callers replay the journal instead (and
@@ -168,8 +171,27 @@ fn digest(head: &str, key: &str, payload: &[u8]) -> [u8; 16] {
     h.digest128().to_le_bytes()
 }
 
+/// [`digest`] for a seal beginning `magic`: a compressed seal's checksum
+/// also covers that it is compressed (`LZ4` before the head), so a blob whose
+/// first bytes are changed from one seal to the other fails its seal; a
+/// `CSd6` seal's is [`digest`] itself, as it was.
+fn digest_as(magic: &[u8; 4], head: &str, key: &str, payload: &[u8]) -> [u8; 16] {
+    if magic != SEAL_LZ4 {
+        return digest(head, key, payload);
+    }
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(b"LZ4\n");
+    h.update(head.as_bytes());
+    h.update(b"\n");
+    h.update(key.as_bytes());
+    h.update(b"\n");
+    h.update(payload);
+    h.digest128().to_le_bytes()
+}
+
 /// A blob as stored: `CSd6`, the head's length (u32 LE) and bytes, the
-/// [`digest`] of (head, LF, key, LF, payload), then the payload.
+/// [`digest`] of (head, LF, key, LF, payload), then the payload. (A bucket or
+/// shard sealed compressed: [`seal_blob`].)
 pub fn seal(head: &str, key: &str, payload: &[u8]) -> Vec<u8> {
     sealed(head, key, payload).0
 }
@@ -186,7 +208,7 @@ pub fn seal(head: &str, key: &str, payload: &[u8]) -> Vec<u8> {
 ///
 /// The payload is compressed (LZ4, its length first: [`SEAL_LZ4`]): a
 /// bucket of a million-line ledger is a third of its size so, and the
-/// derived state 40 MB where it was 118, which a bulk `record` writes twice
+/// derived state 42 MB where it was 118, which a bulk `record` writes twice
 /// (the WAL, then the file) and syncs; reading it back costs a fraction of
 /// a millisecond a bucket. A payload too large for the length field is
 /// sealed as it is.
@@ -229,7 +251,7 @@ fn sealed(head: &str, key: &str, payload: &[u8]) -> (Vec<u8>, [u8; 16]) {
 
 /// [`sealed`] with the first bytes `magic` ([`SEAL`] or [`SEAL_LZ4`]).
 fn sealed_as(magic: &[u8; 4], head: &str, key: &str, payload: &[u8]) -> (Vec<u8>, [u8; 16]) {
-    let sum = digest(head, key, payload);
+    let sum = digest_as(magic, head, key, payload);
     let mut out = Vec::with_capacity(payload.len() + head.len() + 24);
     out.extend_from_slice(magic);
     out.extend_from_slice(&(head.len() as u32).to_le_bytes());
@@ -258,7 +280,8 @@ fn unseal<'a>(key: &str, stored: &'a [u8]) -> Option<Unsealed<'a>> {
     let head = std::str::from_utf8(r.take(n)?).ok()?;
     let sum: [u8; 16] = r.take(16)?.try_into().ok()?;
     let at = r.pos;
-    (sum == digest(head, key, &stored[at..])).then_some(Unsealed { head, sum, at, packed })
+    let sum_as = if packed { SEAL_LZ4 } else { SEAL };
+    (sum == digest_as(sum_as, head, key, &stored[at..])).then_some(Unsealed { head, sum, at, packed })
 }
 
 /// A blob's payload, in the bytes read from the backend (not copied out of
@@ -1363,7 +1386,7 @@ struct Puts {
 }
 
 /// The bytes of blobs [`Puts`] holds before writing them: a late line's
-/// (under a megabyte) in one statement; a bulk load's 116 MB in about 60,
+/// (under a megabyte) in one statement; a bulk load's 42 MB in about 20,
 /// each held twice at most (here and as the statement's parameters): with
 /// 8 MB a million-line `record` on PostgreSQL peaked at 302 MB, with 2 MB at
 /// 282 MB.
@@ -2592,6 +2615,19 @@ mod tests {
             named(&meta_naming("b/0/1/24300", sum), "b/0/1/24300", bad),
             Err(StoreError::Cache(_))
         ));
+    }
+
+    /// A compressed blob whose first bytes are changed to the raw seal's,
+    /// or a raw one changed to the compressed seal's, fails its seal.
+    #[test]
+    fn a_blob_whose_seal_kind_is_changed_fails_its_seal() {
+        let p = payload();
+        let (mut z, sum) = seal_blob("b/0/0/2", &p);
+        z[..4].copy_from_slice(SEAL);
+        assert!(named(&meta_naming("b/0/0/2", sum), "b/0/0/2", z).is_err());
+        let (mut d, sum) = sealed("", "b/0/0/2", &p);
+        d[..4].copy_from_slice(SEAL_LZ4);
+        assert!(named(&meta_naming("b/0/0/2", sum), "b/0/0/2", d).is_err());
     }
 
     #[test]

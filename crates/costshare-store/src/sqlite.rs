@@ -26,16 +26,23 @@ pub struct Sqlite {
 /// do not.
 const WRITEBACK_ROWS: usize = 8_192;
 
-/// Pages a large write has put in the operating system's cache, started on
-/// their way to the disk while the write goes on, by a thread that asks for
-/// it every 50 ms (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on the ledger and
-/// its WAL; Linux only, elsewhere nothing). The commit's syncs are SQLite's,
-/// unchanged: this only gives the disk the bytes sooner, as PostgreSQL's
-/// `checkpoint_flush_after` and RocksDB's `bytes_per_sync` do. Without it the
-/// kernel kept a million-line `record`'s 400 MB in memory until the commit
-/// synced the WAL (about 0.27 s of waiting) and the checkpoint the file
-/// (0.2 s); with it each sync waited under 10 ms. Ends (and is joined)
-/// when dropped, after the commit and its checkpoint.
+/// The WAL pages a large write has put in the operating system's cache,
+/// started on their way to the disk while the write goes on, by a thread
+/// that asks for it every 50 ms (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on
+/// the ledger's `-wal` file; Linux only, elsewhere nothing). The commit's
+/// sync is SQLite's, unchanged: this only gives the disk the bytes sooner, as
+/// PostgreSQL's `checkpoint_flush_after` and RocksDB's `bytes_per_sync` do.
+/// Without it the kernel kept a million-line `record`'s 400 MB of WAL in
+/// memory until the commit synced it (about 0.27 s of waiting); with it the
+/// sync waited under 10 ms. Ends (and is joined) when dropped.
+///
+/// Never the ledger file itself: closing any descriptor of a file drops
+/// every POSIX lock the process holds on it, SQLite's connections' included
+/// (SQLite's "How To Corrupt An SQLite Database File", 2.2), after which
+/// another process may checkpoint and delete the WAL under them. SQLite
+/// takes no lock on the `-wal` file (its locks are on the ledger and the
+/// `-shm` file: `/proc/locks` during a bulk `record`), so a descriptor of
+/// the WAL opened and closed here releases nothing of SQLite's.
 struct Writeback {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -47,11 +54,12 @@ impl Writeback {
             return None;
         }
         let (stop, rx) = std::sync::mpsc::channel::<()>();
-        let files = [path.to_string(), format!("{path}-wal")];
+        // the WAL only: see above
+        let files = [format!("{path}-wal")];
         let thread = std::thread::Builder::new()
             .name("writeback".into())
             .spawn(move || {
-                let mut open: [Option<std::fs::File>; 2] = [None, None];
+                let mut open: [Option<std::fs::File>; 1] = [None];
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     rx.recv_timeout(std::time::Duration::from_millis(50))
                 {
@@ -385,8 +393,6 @@ impl Backend for Sqlite {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        // the checkpoint after the commit writes the file: the writeback
-        // runs until it is done
         let done = self.conn.execute_batch("COMMIT").map_err(db);
         self.writeback = None;
         done
