@@ -151,7 +151,10 @@ fn damaged(key: &str) -> StoreError {
 
 // --- sealing --------------------------------------------------------------
 
-/// The checksum of a blob: XXH3-128 of (head, LF, key, LF, payload).
+/// The checksum of a blob sealed with `magic`: XXH3-128 of (head, LF, key,
+/// LF, payload), after `LZ4` and LF for a compressed seal ([`SEAL_LZ4`]), so
+/// a blob whose first bytes are changed from one seal to the other fails its
+/// seal (a `CSd6` seal's checksum is as it always was).
 ///
 /// Not SHA-256: the seal guards the derived state against damage (a torn
 /// or edited blob, one written under another head or key), not against an
@@ -161,26 +164,11 @@ fn damaged(key: &str) -> StoreError {
 /// term of one category for a term cap): SHA-256 cost milliseconds of the
 /// 20 ms they may take, XXH3 a tenth of one. 128 bits keep accidental
 /// collisions out of reach.
-fn digest(head: &str, key: &str, payload: &[u8]) -> [u8; 16] {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(head.as_bytes());
-    h.update(b"\n");
-    h.update(key.as_bytes());
-    h.update(b"\n");
-    h.update(payload);
-    h.digest128().to_le_bytes()
-}
-
-/// [`digest`] for a seal beginning `magic`: a compressed seal's checksum
-/// also covers that it is compressed (`LZ4` before the head), so a blob whose
-/// first bytes are changed from one seal to the other fails its seal; a
-/// `CSd6` seal's is [`digest`] itself, as it was.
 fn digest_as(magic: &[u8; 4], head: &str, key: &str, payload: &[u8]) -> [u8; 16] {
-    if magic != SEAL_LZ4 {
-        return digest(head, key, payload);
-    }
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(b"LZ4\n");
+    if magic == SEAL_LZ4 {
+        h.update(b"LZ4\n");
+    }
     h.update(head.as_bytes());
     h.update(b"\n");
     h.update(key.as_bytes());
@@ -190,7 +178,7 @@ fn digest_as(magic: &[u8; 4], head: &str, key: &str, payload: &[u8]) -> [u8; 16]
 }
 
 /// A blob as stored: `CSd6`, the head's length (u32 LE) and bytes, the
-/// [`digest`] of (head, LF, key, LF, payload), then the payload. (A bucket or
+/// [`digest_as`] of (head, LF, key, LF, payload), then the payload. (A bucket or
 /// shard sealed compressed: [`seal_blob`].)
 pub fn seal(head: &str, key: &str, payload: &[u8]) -> Vec<u8> {
     sealed(head, key, payload).0
