@@ -55,21 +55,19 @@ impl Writeback {
         }
         let (stop, rx) = std::sync::mpsc::channel::<()>();
         // the WAL only: see above
-        let files = [format!("{path}-wal")];
+        let wal = format!("{path}-wal");
         let thread = std::thread::Builder::new()
             .name("writeback".into())
             .spawn(move || {
-                let mut open: [Option<std::fs::File>; 1] = [None];
+                let mut open: Option<std::fs::File> = None;
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     rx.recv_timeout(std::time::Duration::from_millis(50))
                 {
-                    for (f, name) in open.iter_mut().zip(&files) {
-                        if f.is_none() {
-                            *f = std::fs::File::open(name).ok();
-                        }
-                        if let Some(f) = f {
-                            start_writing(f);
-                        }
+                    if open.is_none() {
+                        open = std::fs::File::open(&wal).ok();
+                    }
+                    if let Some(f) = &open {
+                        start_writing(f);
                     }
                 }
             })
