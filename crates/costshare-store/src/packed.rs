@@ -49,6 +49,26 @@ pub trait LineSource: Lines + Sync {
     fn replaces_of(&self, i: usize) -> Option<&str> {
         self.view(i).replaces
     }
+    /// A hint that line `i` is read soon: its fixed columns are fetched
+    /// into the cache (nothing for sources that keep no columns).
+    fn prefetch_columns(&self, _i: usize) {}
+    /// A hint that line `i` is read soon: its text is fetched into the
+    /// cache; its columns are read for where (fetch them first).
+    fn prefetch_text(&self, _i: usize) {}
+}
+
+/// Ask the processor to bring the cache line at `p` in (a hint: it reads
+/// nothing and cannot fault; nothing off x86-64).
+#[inline]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads no memory the program sees and does not fault
+    // on any address
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl LineSource for [CostLine] {
@@ -322,6 +342,16 @@ impl LineSource for Packed {
     }
     fn replaces_of(&self, i: usize) -> Option<&str> {
         self.replaces.get(self.cols[i].replaces as usize).map(String::as_str)
+    }
+    fn prefetch_columns(&self, i: usize) {
+        if let Some(c) = self.cols.get(i) {
+            prefetch(c);
+        }
+    }
+    fn prefetch_text(&self, i: usize) {
+        if let Some(b) = self.cols.get(i).and_then(|c| self.text.as_bytes().get(c.at as usize)) {
+            prefetch(b);
+        }
     }
 
     fn view(&self, i: usize) -> LineView<'_> {
