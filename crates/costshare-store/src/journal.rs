@@ -370,6 +370,22 @@ pub fn canonical(e: &Entry) -> Vec<u8> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError(pub String);
 
+/// A field [`decode`] could not take: its words are made only when the
+/// error is returned.
+enum Missing {
+    Expected(&'static str),
+    BadEscape(&'static str),
+}
+
+impl From<Missing> for DecodeError {
+    fn from(m: Missing) -> DecodeError {
+        match m {
+            Missing::Expected(name) => DecodeError(format!("expected field `{name}`")),
+            Missing::BadEscape(name) => DecodeError(format!("bad escape in `{name}`")),
+        }
+    }
+}
+
 /// Read canonical bytes back into an entry.
 pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|_| DecodeError("not UTF-8".into()))?;
@@ -388,13 +404,16 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         start = end + 1;
     }
     let mut i = 0;
-    let mut take = |name: &str| -> Result<String, DecodeError> {
+    // the error says which field without making its words: optional fields
+    // (`who`, `paid_by`, a statement's `head`) are absent from most entries,
+    // and `verify` decodes every entry
+    let mut take = |name: &'static str| -> Result<String, Missing> {
         match fields.get(i) {
             Some((k, v)) if *k == name => {
                 i += 1;
-                unesc(v).ok_or_else(|| DecodeError(format!("bad escape in `{name}`")))
+                unesc(v).ok_or(Missing::BadEscape(name))
             }
-            _ => Err(DecodeError(format!("expected field `{name}`"))),
+            _ => Err(Missing::Expected(name)),
         }
     };
     let num = |s: String| {
