@@ -1389,18 +1389,58 @@ pub fn put_each<K: AsRef<str>, V: AsRef<[u8]>>(
     head: &str,
     blobs: impl IntoIterator<Item = (K, V)>,
 ) -> Result<(), StoreError> {
-    let mut meta = None;
-    let mut puts = Puts::default();
+    let mut sink = Sink::default();
     for (k, v) in blobs {
-        let (k, v) = (k.as_ref(), v.as_ref());
-        if k == "meta" {
-            meta = Some(decode_meta(v).ok_or_else(|| damaged("meta"))?);
-            continue;
-        }
-        puts.add(backend, k, v)?;
+        sink.take(backend, ready(k.as_ref(), v.as_ref())?)?;
     }
-    let meta = meta.ok_or_else(|| damaged("meta"))?;
-    puts.finish(backend, head, meta)
+    match sink.finish(backend, head)? {
+        true => Ok(()),
+        false => Err(damaged("meta")),
+    }
+}
+
+/// A built blob as a write takes it: the meta decoded (it is sealed last,
+/// under the head, with the checksum of every other blob), any other blob
+/// sealed ([`seal_blob`]). The one split of [`put_each`] and of a bulk
+/// load's [`send_sealed`].
+fn ready(k: &str, v: &[u8]) -> Result<Ready, StoreError> {
+    if k == "meta" {
+        return Ok(Ready::Meta(Box::new(decode_meta(v).ok_or_else(|| damaged("meta"))?)));
+    }
+    let (stored, sum) = seal_blob(k, v);
+    Ok(Ready::Blob(k.to_string(), stored, sum))
+}
+
+/// Where [`Ready`] blobs go: sealed blobs put in batches ([`Puts`]), the
+/// meta kept to be written last ([`Sink::finish`]).
+#[derive(Default)]
+struct Sink {
+    puts: Puts,
+    meta: Option<Box<Meta>>,
+}
+
+impl Sink {
+    fn take(&mut self, backend: &mut dyn Backend, r: Ready) -> Result<(), StoreError> {
+        match r {
+            Ready::Blob(k, stored, sum) => self.puts.add_sealed(backend, k, stored, sum),
+            Ready::Meta(m) => {
+                self.meta = Some(m);
+                Ok(())
+            }
+        }
+    }
+
+    /// The rest of the blobs, and the meta naming `head` and every blob
+    /// put. `Ok(false)`: no meta came, and nothing more was written.
+    fn finish(self, backend: &mut dyn Backend, head: &str) -> Result<bool, StoreError> {
+        match self.meta {
+            Some(meta) => {
+                self.puts.finish(backend, head, *meta)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 /// Blobs sealed and on their way to the backend, a batch of up to
@@ -1422,12 +1462,6 @@ struct Puts {
 const PUT_BATCH: usize = 2 << 20;
 
 impl Puts {
-    /// Seal `v` ([`seal_blob`]) and put it (with the batch, when full).
-    fn add(&mut self, backend: &mut dyn Backend, k: &str, v: &[u8]) -> Result<(), StoreError> {
-        let (stored, sum) = seal_blob(k, v);
-        self.add_sealed(backend, k.to_string(), stored, sum)
-    }
-
     /// Put a blob sealed by [`seal_blob`] (with the batch, when full).
     fn add_sealed(
         &mut self,
@@ -1474,15 +1508,19 @@ pub fn put_with_meta(backend: &mut dyn Backend, head: &str, blobs: &[Blob], meta
     if blobs.iter().any(|(k, _)| k == "meta") {
         return Err(damaged("meta"));
     }
-    let mut puts = Puts::default();
+    let mut sink = Sink {
+        puts: Puts::default(),
+        meta: Some(Box::new(meta)),
+    };
     for (k, v) in blobs {
-        puts.add(backend, k, v)?;
+        sink.take(backend, ready(k, v)?)?;
     }
-    puts.finish(backend, head, meta)
+    sink.finish(backend, head).map(|_| ())
 }
 
-/// A blob sealed off the writing thread ([`send_sealed`]), on its way to
-/// the writer's [`Feed`].
+/// A built blob ready to be written ([`ready`]): sealed off the writing
+/// thread on its way to the writer's [`Feed`] ([`send_sealed`]), or on the
+/// writer's own ([`put_each`]).
 pub enum Ready {
     /// A bucket or shard: key, stored bytes, checksum ([`seal_blob`]).
     Blob(String, Vec<u8>, [u8; 16]),
@@ -1501,8 +1539,7 @@ const FEED_AHEAD: usize = 16;
 /// ([`Feed::finish`]).
 pub struct Feed {
     rx: std::sync::mpsc::Receiver<Ready>,
-    puts: Puts,
-    meta: Option<Box<Meta>>,
+    sink: Sink,
 }
 
 impl Feed {
@@ -1511,8 +1548,7 @@ impl Feed {
         let (tx, rx) = std::sync::mpsc::sync_channel(FEED_AHEAD);
         let feed = Feed {
             rx,
-            puts: Puts::default(),
-            meta: None,
+            sink: Sink::default(),
         };
         (tx, feed)
     }
@@ -1520,19 +1556,9 @@ impl Feed {
     /// Put every blob that is ready, without waiting.
     pub fn take_ready(&mut self, backend: &mut dyn Backend) -> Result<(), StoreError> {
         while let Ok(r) = self.rx.try_recv() {
-            self.take(backend, r)?;
+            self.sink.take(backend, r)?;
         }
         Ok(())
-    }
-
-    fn take(&mut self, backend: &mut dyn Backend, r: Ready) -> Result<(), StoreError> {
-        match r {
-            Ready::Blob(k, stored, sum) => self.puts.add_sealed(backend, k, stored, sum),
-            Ready::Meta(m) => {
-                self.meta = Some(m);
-                Ok(())
-            }
-        }
     }
 
     /// Wait for the rest (until the sender is dropped) and write the meta,
@@ -1541,33 +1567,22 @@ impl Feed {
     /// result says which), and nothing more was written.
     pub fn finish(mut self, backend: &mut dyn Backend, head: &str) -> Result<bool, StoreError> {
         while let Ok(r) = self.rx.recv() {
-            self.take(backend, r)?;
+            self.sink.take(backend, r)?;
         }
-        match self.meta.take() {
-            Some(meta) => {
-                self.puts.finish(backend, head, *meta)?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        self.sink.finish(backend, head)
     }
 }
 
-/// Seal each of `blobs` ([`seal_blob`]; the meta decoded, for the writer to
-/// seal under the head) and send it to the writer's [`Feed`]. Stops, without
-/// an error, when the writer has gone: its own error is the one to tell.
+/// Seal each of `blobs` ([`ready`]) and send it to the writer's [`Feed`].
+/// Stops, without an error, when the writer has gone: its own error is the
+/// one to tell.
 pub fn send_sealed(
     blobs: impl Iterator<Item = Blob>,
     tx: &std::sync::mpsc::SyncSender<Ready>,
 ) -> Result<(), StoreError> {
     for (k, v) in blobs {
-        let r = if k == "meta" {
-            Ready::Meta(Box::new(decode_meta(&v).ok_or_else(|| damaged("meta"))?))
-        } else {
-            let (stored, sum) = seal_blob(&k, &v);
-            drop(v);
-            Ready::Blob(k, stored, sum)
-        };
+        let r = ready(&k, &v)?;
+        drop(v);
         if tx.send(r).is_err() {
             break;
         }
