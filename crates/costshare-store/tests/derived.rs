@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{check, examples, input, lines_csv};
+use common::{check, examples, input, lines_csv, sma_fresh};
 use costshare_demo::Rng;
 use costshare_store::{DerivedStatus, Ledger, LedgerError, Verified, VerifyOptions};
 
@@ -102,14 +102,8 @@ fn derived_state_equals_a_replay() {
 /// `n` random lines (ids `prefix0000`…, seeded by `seed`) recorded in one
 /// file: the directory, the ledger's path and the open ledger.
 fn sma_ledger(test: &str, seed: u64, n: usize, prefix: &str) -> (std::path::PathBuf, String, Ledger) {
-    let dir = std::env::temp_dir().join(format!("costshare-derived-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
-    let ag = costshare_core::load(&text).agreement.unwrap();
-    let path = dir.join("l.db").display().to_string();
     let now = "2026-11-27T00:00:00Z";
-    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
+    let (dir, path, ag, mut l) = sma_fresh(&format!("derived-{test}"), now);
     let csv = lines_csv(&ag, &mut Rng::new(seed), n, prefix);
     l.record(input(&format!("{prefix}.csv"), &csv), None, now).unwrap();
     (dir, path, l)

@@ -9,9 +9,8 @@
 
 mod common;
 
-use common::{examples, input, lines_csv};
+use common::{input, lines_csv, sma_fresh};
 use costshare_demo::Rng;
-use costshare_store::Ledger;
 use std::os::unix::fs::MetadataExt;
 
 /// This process's POSIX locks on the file `path` (`/proc/locks` lines).
@@ -34,14 +33,8 @@ fn my_locks(path: &str) -> Vec<String> {
 
 #[test]
 fn a_large_record_leaves_the_connections_lock_on_the_ledger() {
-    let dir = std::env::temp_dir().join(format!("costshare-locks-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
-    let ag = costshare_core::load(&text).agreement.unwrap();
-    let path = dir.join("l.db").display().to_string();
     let now = "2026-11-30T00:00:00Z";
-    let (mut l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
+    let (dir, path, ag, mut l) = sma_fresh("locks", now);
     // a read takes the connection's shared lock, held while it stays open
     l.state().unwrap();
     let before = my_locks(&path);

@@ -135,3 +135,17 @@ pub fn input<'a>(name: &'a str, text: &'a str) -> Input<'a> {
         bytes: text.as_bytes(),
     }
 }
+
+/// A fresh ledger of the 2022 agreement in a directory of its own (named by
+/// `test` and the process), nothing recorded: the directory, the ledger's
+/// path, the agreement and the open ledger. `now` is every entry's time.
+pub fn sma_fresh(test: &str, now: &str) -> (PathBuf, String, Agreement, Ledger) {
+    let dir = std::env::temp_dir().join(format!("costshare-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (name, text) = examples().into_iter().find(|(n, _)| n.contains("sma-2022")).unwrap();
+    let ag = costshare_core::load(&text).agreement.unwrap();
+    let path = dir.join("l.db").display().to_string();
+    let (l, _) = Ledger::init(&path, input(&name, &text), None, now).unwrap();
+    (dir, path, ag, l)
+}
