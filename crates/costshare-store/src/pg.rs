@@ -263,20 +263,6 @@ DO $$ BEGIN
 END $$;
 ";
 
-/// The server options costshare's connections start with, then those the
-/// URL gives (`options=`), which win where they set the same thing.
-///
-/// No JIT compilation: the journal's scans (verify, a replay) cost more
-/// than `jit_above_cost` and were compiled on every run, 60 ms of the 345 ms
-/// the server took to send a million entries, for plain scans that gain
-/// nothing from it. Sent in the startup packet: no round trip.
-fn startup_options(url_options: Option<&str>) -> String {
-    match url_options {
-        Some(o) if !o.trim().is_empty() => format!("-c jit=off {o}"),
-        _ => "-c jit=off".to_string(),
-    }
-}
-
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -303,8 +289,6 @@ impl Pg {
         {
             cfg.password(pw);
         }
-        let options = startup_options(cfg.get_options());
-        cfg.options(&options);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -461,8 +445,25 @@ impl Backend for Pg {
     fn for_each_stored(&mut self, f: &mut StoredVisitor<'_>) -> Result<(), StoreError> {
         // COPY's binary rows carry no types: the statement's columns are
         // checked first (a prepare, no rows), and a journal whose columns
-        // are not the schema's is read row by row, which names the entry
-        let st = self.conn.run(|c| c.prepare(STORED))?;
+        // are not the schema's is read row by row, which names the entry.
+        // In a transaction, JIT compilation is turned off for the rest of it,
+        // sent with the prepare (no round trip of its own): the scan costs
+        // more than `jit_above_cost` and was compiled on every run, 60 of
+        // the 345 ms the server took to send a million entries, for a plain
+        // scan. `SET LOCAL` ends with the transaction, so a pooler's other
+        // clients never see it (a startup option would be refused by
+        // PgBouncer as an untracked parameter).
+        let in_tx = self.in_tx;
+        let st = self.conn.run(|c| async move {
+            match in_tx {
+                true => {
+                    let (set, st) = join(c.batch_execute("SET LOCAL jit = off"), c.prepare(STORED)).await;
+                    set?;
+                    st
+                }
+                false => c.prepare(STORED).await,
+            }
+        })?;
         let schema = [Type::INT8, Type::BYTEA, Type::TEXT, Type::TEXT];
         if st.columns().iter().map(|c| c.type_()).eq(schema.iter()) {
             return self.copy_stored(f);
@@ -1011,19 +1012,6 @@ fn copy_field(buf: &mut Vec<u8>, v: &[u8]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// JIT is off unless the URL's own options say otherwise: theirs come
-    /// after, and PostgreSQL takes the last `-c` of a setting.
-    #[test]
-    fn connections_start_without_jit_and_keep_the_urls_options() {
-        assert_eq!(startup_options(None), "-c jit=off");
-        assert_eq!(startup_options(Some("  ")), "-c jit=off");
-        assert_eq!(
-            startup_options(Some("-c statement_timeout=5000")),
-            "-c jit=off -c statement_timeout=5000"
-        );
-        assert_eq!(startup_options(Some("-c jit=on")), "-c jit=off -c jit=on");
-    }
 
     /// COPY's binary stream of `rows` (seq, body, prev_hash, hash; `None`: NULL).
     fn stream(rows: &[(i64, Option<&[u8]>, &str, &str)]) -> Vec<u8> {
